@@ -1,0 +1,53 @@
+# Every command a newcomer needs. Targets are thin wrappers; the work lives in the Python packages.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
+STUBS := menuflow/v1/flow_pb2.py menuflow/v1/flow_pb2.pyi menuflow/v1/flow_pb2_grpc.py
+
+DATABASE_URL ?= sqlite:///menuflow.db
+export DATABASE_URL
+
+.PHONY: install proto migrate seed run run-flowsvc test lint fmt revision clean
+
+install: $(STAMP) $(STUBS)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+# Stubs are generated from the .proto by grpcio-tools, never edited by hand (and never committed).
+$(STUBS) &: proto/menuflow/v1/flow.proto $(STAMP)
+	$(PY) -m grpc_tools.protoc -I proto --python_out=. --pyi_out=. --grpc_python_out=. proto/menuflow/v1/flow.proto
+
+proto: $(STAMP)
+	rm -f $(STUBS)
+	$(MAKE) $(STUBS)
+
+migrate: install
+	$(PY) -m alembic upgrade head
+
+seed: migrate
+	$(PY) -m flowsvc.seed
+
+run: seed
+	$(PY) -m flowsvc
+
+test: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(PY) -m ruff format --check .
+	$(PY) -m ruff check .
+
+fmt: install
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
+
+revision: install
+	$(PY) -m alembic revision --autogenerate -m "$(m)"
+
+clean:
+	rm -rf $(VENV) $(STUBS) menuflow.db .pytest_cache .ruff_cache
