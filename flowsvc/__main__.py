@@ -1,0 +1,28 @@
+"""`python -m flowsvc`: run FlowService with settings from the environment."""
+
+import asyncio
+import sys
+
+from flowsvc.server import serve
+from flowsvc.settings import Settings, SettingsError
+from flowsvc.store.db import SchemaBehindError
+from menuflow.logs import configure_logging
+
+
+def main() -> int:
+    try:
+        settings = Settings.from_env()
+    except SettingsError as error:
+        print(f"flowsvc: bad setting: {error}", file=sys.stderr)
+        return 2
+    configure_logging("flowsvc", settings.log_level)
+    try:
+        asyncio.run(serve(settings))
+    except SchemaBehindError as error:
+        print(f"flowsvc: {error}", file=sys.stderr)
+        return 3
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

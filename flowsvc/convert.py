@@ -1,0 +1,197 @@
+"""Translation between protobuf messages and the service layer's types (no logic beyond that)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from google.protobuf import json_format, struct_pb2, timestamp_pb2
+
+from flowsvc.errors import InvalidArgument
+from flowsvc.service.conversations import Conversation, Handled, Message
+from flowsvc.service.deliveries import Ack, AckKind
+from flowsvc.service.templates import TemplateDefinition, TemplateVersion
+from flowsvc.store.models import FlowResult, OutboxMessage
+from menuflow.v1 import flow_pb2
+
+TEMPLATE_TYPES = {
+    "button": flow_pb2.TEMPLATE_TYPE_BUTTON,
+    "list": flow_pb2.TEMPLATE_TYPE_LIST,
+    "text": flow_pb2.TEMPLATE_TYPE_TEXT,
+}
+
+
+def _integral(value: Any) -> Any:
+    """protobuf's Struct holds every number as a double; give integral ones back as ints."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    if isinstance(value, dict):
+        return {key: _integral(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_integral(item) for item in value]
+    return value
+
+
+def from_struct(struct: struct_pb2.Struct) -> dict[str, Any]:
+    return _integral(json_format.MessageToDict(struct))  # type: ignore[no-any-return]
+
+
+def to_struct(value: dict[str, Any]) -> struct_pb2.Struct:
+    struct = struct_pb2.Struct()
+    struct.update(value)
+    return struct
+
+
+def to_timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
+    if value is None:
+        return None
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromDatetime(value)
+    return stamp
+
+
+def template_definition(message: flow_pb2.TemplateDefinition) -> TemplateDefinition:
+    return TemplateDefinition(
+        name=message.name,
+        trigger_keywords=tuple(message.trigger_keywords),
+        menu_structure=from_struct(message.menu_structure),
+        is_active=message.is_active if message.HasField("is_active") else None,
+    )
+
+
+def template(version: TemplateVersion) -> flow_pb2.Template:
+    return flow_pb2.Template(
+        name=version.name,
+        version=version.version,
+        type=TEMPLATE_TYPES.get(version.type, flow_pb2.TEMPLATE_TYPE_UNSPECIFIED),
+        trigger_keywords=version.trigger_keywords,
+        menu_structure=to_struct(version.menu_structure),
+        is_active=version.is_active,
+        create_time=to_timestamp(version.created_at),
+        version_create_time=to_timestamp(version.version_created_at),
+    )
+
+
+OUTCOMES = {
+    name.removeprefix("OUTCOME_").lower(): number
+    for name, number in flow_pb2.Outcome.items()
+    if number
+}
+DELIVERY_STATES = {
+    "pending": flow_pb2.DELIVERY_STATE_PENDING,
+    "sent": flow_pb2.DELIVERY_STATE_SENT,
+    "failed": flow_pb2.DELIVERY_STATE_FAILED,
+}
+DELIVERY_STATUSES = {
+    name.removeprefix("DELIVERY_STATUS_").lower(): number
+    for name, number in flow_pb2.DeliveryStatus.items()
+    if number
+}
+STATUS_NAMES = {number: name for name, number in DELIVERY_STATUSES.items()}
+
+
+def inbound(message: flow_pb2.InboundMessage) -> Message:
+    content = message.WhichOneof("content")
+    return Message(
+        message_id=message.message_id,
+        phone_number_id=message.customer.phone_number_id,
+        phone_number=message.customer.phone_number,
+        contact_name=message.contact_name,
+        text=message.text if content == "text" else None,
+        selection_id=message.selection.id if content == "selection" else None,
+        selection_title=message.selection.title if content == "selection" else "",
+        unsupported_type=message.unsupported_type if content == "unsupported_type" else None,
+    )
+
+
+def conversation(found: Conversation | None) -> flow_pb2.Conversation | None:
+    if found is None:
+        return None
+    return flow_pb2.Conversation(
+        customer=flow_pb2.Customer(
+            phone_number_id=found.phone_number_id, phone_number=found.phone_number
+        ),
+        flow=found.flow,
+        template_version=found.template_version,
+        current_step=found.current_step,
+        context=to_struct(dict(found.context)),
+        last_interaction_time=to_timestamp(found.last_interaction),
+        expire_time=to_timestamp(found.expires_at),
+        create_time=to_timestamp(found.created_at),
+    )
+
+
+def outbox_message(row: OutboxMessage) -> flow_pb2.OutboxMessage:
+    error = None
+    if row.error_code is not None or row.error_title:
+        error = flow_pb2.MetaError(
+            code=row.error_code or 0, title=row.error_title or "", details=row.error_details or ""
+        )
+    return flow_pb2.OutboxMessage(
+        id=row.id,
+        customer=flow_pb2.Customer(
+            phone_number_id=row.phone_number_id, phone_number=row.phone_number
+        ),
+        body_json=row.body_json,
+        source_id=row.source_id,
+        state=DELIVERY_STATES[row.state],
+        attempts=row.attempts,
+        wa_message_id=row.wa_message_id or "",
+        delivery_status=DELIVERY_STATUSES.get(row.delivery_status or "", 0),
+        error=error,
+        lease_owner=row.lease_owner or "",
+        lease_expire_time=to_timestamp(row.lease_expires_at),
+        create_time=to_timestamp(row.created_at),
+    )
+
+
+def handled(
+    result: Handled,
+) -> tuple[int, flow_pb2.Conversation | None, list[flow_pb2.OutboxMessage]]:
+    return (
+        OUTCOMES.get(result.outcome, flow_pb2.OUTCOME_UNSPECIFIED),
+        conversation(result.conversation),
+        [outbox_message(row) for row in result.messages],
+    )
+
+
+def result(row: FlowResult) -> flow_pb2.Result:
+    return flow_pb2.Result(
+        reference=row.reference,
+        template_name=row.template_name,
+        template_version=row.template_version,
+        customer=flow_pb2.Customer(
+            phone_number_id=row.phone_number_id, phone_number=row.phone_number
+        ),
+        context=to_struct(row.context),
+        create_time=to_timestamp(row.created_at),
+    )
+
+
+def ack(message: flow_pb2.OutboxAck) -> Ack:
+    kind = message.WhichOneof("result")
+    if kind == "sent_wa_message_id":
+        return Ack(message.id, AckKind.SENT, wa_message_id=message.sent_wa_message_id)
+    if kind == "failed":
+        return Ack(
+            message.id,
+            AckKind.FAILED,
+            error_code=message.failed.code,
+            error_title=message.failed.title,
+            error_details=message.failed.details,
+        )
+    if kind == "retry":
+        error = message.retry.error if message.retry.HasField("error") else None
+        return Ack(
+            message.id,
+            AckKind.RETRY,
+            delay_seconds=message.retry.delay_seconds,
+            error_code=error.code if error else None,
+            error_title=error.title if error else "",
+            error_details=error.details if error else "",
+        )
+    if kind == "released":
+        return Ack(message.id, AckKind.RELEASED)
+    raise InvalidArgument(
+        "bad ack", [(f"acks[id={message.id}].result", "one of sent, failed, retry, released")]
+    )

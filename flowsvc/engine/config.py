@@ -1,0 +1,31 @@
+"""The engine's settings: command words, the default template, expiry and its fixed texts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Everything advance() can be configured with; the service builds it from its Settings."""
+
+    default_template: str | None = "main_menu"
+    expiry: timedelta = timedelta(hours=24)
+    cancel_words: frozenset[str] = frozenset({"cancel", "exit", "quit"})
+    menu_words: frozenset[str] = frozenset({"menu", "restart"})
+    back_words: frozenset[str] = frozenset({"back"})
+    max_input_chars: int = 1000
+    max_history: int = 20
+    order_templates: tuple[str, ...] = ("new_order",)
+    recent_orders_limit: int = 5
+    help_text: str = 'Hi! Send "hi" to see what I can do for you.'
+    cancelled_text: str = 'Okay, cancelled. Send "menu" whenever you want to start again.'
+    nothing_to_cancel_text: str = 'There is nothing to cancel. Send "menu" to see the options.'
+    expired_text: str = "Your previous session expired, so let's start again."
+    unsupported_text: str = "Sorry, I can only read text messages and taps on the menu buttons."
+    start_hint: str = 'Send "hi" or "menu" to get started.'
+    invalid_text: str = "Sorry, I didn't understand that. Please try again."
+    not_available_text: str = "That option is not available right now."
+    completed_text: str = "Thank you! All done."
+    no_orders_text: str = "You have no orders yet."

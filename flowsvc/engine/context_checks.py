@@ -1,0 +1,220 @@
+"""Checks on what a template reads from and writes to the conversation context.
+
+Context keys, placeholders in texts and `compute` expressions, checked with the engine's own
+placeholder pattern and expression parser so that the validator and the engine cannot disagree.
+"""
+
+import re
+from collections.abc import Collection, Mapping
+
+from flowsvc.engine import render
+from flowsvc.engine.expressions import MAX_DEPTH, MAX_LENGTH
+from flowsvc.engine.render import PLACEHOLDER
+from flowsvc.engine.violation import Violation, clip, kind, suggest
+
+KEY_PATTERN = re.compile(r"^[a-z_][a-z0-9_]{0,63}\Z")
+
+# Names the engine fills in itself (a flow switch adds previous_selection); templates read them.
+BUILTIN_NAMES = (*sorted(render.BUILTIN_NAMES), "previous_selection")
+# What a step with `"lookup": "order"` puts into the context (orders.order_context).
+ORDER_LOOKUP_NAMES = ("order_reference", "order_summary", "order_date", "order_total")
+RESERVED_NAMES = (*BUILTIN_NAMES, *ORDER_LOOKUP_NAMES)
+FORMATS = tuple(sorted(render.FORMATS))
+
+_TOKEN = re.compile(r"\s*(?:(\d+(?:\.\d+)?)|([A-Za-z_][A-Za-z0-9_]*)|([-+*/()]))")
+_NEAR_MISS = re.compile(r"\{\s*[A-Za-z_][A-Za-z0-9_ ]*(?::[^{}\n]*)?\}")
+
+
+def check_key(key: object, path: str, out: list[Violation], *, what: str) -> bool:
+    """A key the template writes: identifier-like and not a built-in. True when it is fine."""
+    if not isinstance(key, str):
+        out.append(Violation(path, f"{what} must be a string, not {kind(key)}"))
+        return False
+    if not KEY_PATTERN.match(key):
+        out.append(
+            Violation(
+                path,
+                f"{what} '{clip(key)}' is not a valid name: use lowercase letters, digits and "
+                "underscores, starting with a letter or underscore (at most 64)",
+            )
+        )
+        return False
+    if key in RESERVED_NAMES:
+        out.append(
+            Violation(path, f"{what} '{key}' is a built-in name the engine fills in: pick another")
+        )
+        return False
+    return True
+
+
+def check_set(value: object, path: str, out: list[Violation]) -> None:
+    """`set` on a step, row or button: identifier keys to JSON scalars."""
+    if not isinstance(value, Mapping):
+        out.append(
+            Violation(path, f'must be an object like {{"size": "large"}}, not {kind(value)}')
+        )
+        return
+    for key, item in value.items():
+        item_path = f"{path}.{key}"
+        check_key(key, item_path, out, what="set key")
+        if not (item is None or isinstance(item, str | int | float | bool)):
+            out.append(
+                Violation(
+                    item_path,
+                    f"must be a string, number, boolean or null, not {kind(item)}: "
+                    "set stores literal values only",
+                )
+            )
+
+
+def placeholders(text: str) -> tuple[list[str], list[str]]:
+    """The names a text's placeholders read, and what is wrong with its placeholders.
+
+    A placeholder is exactly what the engine's renderer fills (render.PLACEHOLDER); other braces
+    are sent as they are, so a near miss such as "{ total }" is reported rather than sent.
+    """
+    names: list[str] = []
+    problems: list[str] = []
+    for name, form in dict.fromkeys(PLACEHOLDER.findall(text)):
+        if form and form not in FORMATS:
+            problems.append(
+                f"'{{{clip(name)}:{clip(form)}}}' uses unknown format '{clip(form)}': "
+                f"the formats are {', '.join(FORMATS)}{suggest(form, FORMATS)}"
+            )
+        names.append(name)
+    for near in dict.fromkeys(_NEAR_MISS.findall(text)):
+        if not PLACEHOLDER.fullmatch(near):
+            problems.append(
+                f"'{clip(near)}' looks like a placeholder but is not one, so it would be sent "
+                "as it is: write {name} or {name:format}, without spaces"
+            )
+    return names, problems
+
+
+def check_text(
+    value: object,
+    path: str,
+    out: list[Violation],
+    *,
+    limit: int,
+    names: Collection[str],
+    why: str = "",
+) -> None:
+    """A text sent to the customer: a non-empty string within `limit`, with known placeholders.
+
+    The literal template text is measured: placeholder values are not known before they are sent.
+    """
+    if not isinstance(value, str):
+        out.append(Violation(path, f"must be a string, not {kind(value)}"))
+        return
+    if not value.strip():
+        out.append(Violation(path, "is empty: WhatsApp rejects empty texts"))
+        return
+    if len(value) > limit:
+        out.append(
+            Violation(
+                path, f"is {len(value)} characters long; WhatsApp allows at most {limit}{why}"
+            )
+        )
+    used, problems = placeholders(value)
+    out.extend(Violation(path, problem) for problem in problems)
+    for name in dict.fromkeys(used):
+        if name in names:
+            continue
+        if name in ORDER_LOOKUP_NAMES:
+            reason = f'{{{name}}} is only known after a step with "lookup": "order"'
+        else:
+            reason = (
+                f"placeholder {{{name}}} names nothing this template sets (no context_key, set "
+                f"or compute key '{name}') and no built-in ({', '.join(BUILTIN_NAMES)})"
+            )
+        out.append(Violation(path, reason + suggest(name, names)))
+
+
+def expression_names(expression: str) -> tuple[list[str], str | None]:
+    """The names an expression reads, and why the engine could not evaluate it (None if it could).
+
+    Accepts exactly what engine/expressions.py parses (numbers, names, + - * /, parentheses,
+    unary signs, its length and nesting limits), but as a loop over tokens with a stack of open
+    parentheses and signs, so no input can exhaust the recursion limit here.
+    """
+    if len(expression) > MAX_LENGTH:
+        return [], f"is {len(expression)} characters long; at most {MAX_LENGTH} are allowed"
+    names: list[str] = []
+    stack: list[str] = []  # "(" and unary signs not yet closed; the engine's nesting depth
+    want_operand = True
+    after_divide = False
+    text = expression.rstrip()
+    position = 0
+    while position < len(text):
+        match = _TOKEN.match(text, position)
+        if match is None:
+            at = len(text) - len(text[position:].lstrip()) + 1
+            return names, (
+                f"has '{text[at - 1]}' at character {at}: only numbers, names, "
+                "+ - * / and parentheses are allowed"
+            )
+        position = match.end()
+        number, name, operator = match.groups()
+        if want_operand and operator in ("-", "+", "("):
+            stack.append(operator)
+            after_divide = False
+            if len(stack) > MAX_DEPTH:
+                return names, f"nests more than {MAX_DEPTH} parentheses and signs deep"
+            continue
+        if want_operand and operator is not None:
+            return names, f"has '{operator}' where a number or name is expected"
+        if not want_operand and operator in (None, "("):
+            return names, f"lacks an operator before '{clip(number or name or operator)}'"
+        if number or name:
+            if after_divide and number and float(number) == 0:
+                return names, "divides by zero"
+            if name:
+                names.append(name)
+        elif operator == ")":
+            if not stack:
+                return names, "has a ')' without a matching '('"
+            stack.pop()
+        while stack and stack[-1] != "(":
+            stack.pop()  # a sign applies to the operand just completed
+        want_operand = operator in ("+", "-", "*", "/")
+        after_divide = operator == "/"
+    if want_operand:
+        return names, "is empty" if not text else "ends where a number or name is expected"
+    if stack:
+        return names, "has a '(' that is never closed"
+    return names, None
+
+
+def check_compute(
+    value: object, path: str, out: list[Violation], *, names: Collection[str]
+) -> None:
+    """`compute`: identifier keys to expressions that parse and read only names known names."""
+    if not isinstance(value, Mapping):
+        out.append(
+            Violation(
+                path, f'must be an object like {{"total": "price * quantity"}}, not {kind(value)}'
+            )
+        )
+        return
+    for key, expression in value.items():
+        item_path = f"{path}.{key}"
+        check_key(key, item_path, out, what="compute key")
+        if not isinstance(expression, str):
+            out.append(
+                Violation(item_path, f"must be an expression string, not {kind(expression)}")
+            )
+            continue
+        used, problem = expression_names(expression)
+        if problem:
+            out.append(Violation(item_path, f"expression '{clip(expression)}' {problem}"))
+            continue
+        for name in dict.fromkeys(used):
+            if name not in names:
+                out.append(
+                    Violation(
+                        item_path,
+                        f"expression reads '{name}', which nothing in this template sets "
+                        f"(no context_key, set or compute key){suggest(name, names)}",
+                    )
+                )

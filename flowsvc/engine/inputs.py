@@ -1,0 +1,158 @@
+"""Typed-input checks: turns what a customer typed into a context value, or says it is invalid."""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from flowsvc.engine.keywords import phrase
+
+REGEX_MAX_INPUT = 200  # keeps a badly written pattern's backtracking bounded
+_INTEGER = re.compile(r"[+-]?\d{1,15}")
+_DECIMAL = re.compile(r"[+-]?\d{1,15}(?:[.,]\d{1,10})?")
+_EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s.]+(?:\.[^@\s.]+)+")
+YES_WORDS = frozenset(
+    {"yes", "y", "yeah", "yep", "yup", "sure", "ok", "okay", "si", "oui", "ja", "sim"}
+)
+NO_WORDS = frozenset({"no", "n", "nope", "nah", "non", "nein", "nao"})
+
+
+@dataclass(frozen=True)
+class Validation:
+    """A step's `validation`, parsed; `kind` is number/integer/decimal/yes_no/email/regex/text."""
+
+    kind: str
+    min: Decimal | None = None
+    max: Decimal | None = None
+    places: int | None = None
+    pattern: str | None = None
+    ignore_case: bool = False
+    min_length: int = 1
+    max_length: int = 1000
+
+
+class Invalid(ValueError):
+    """The typed text does not satisfy the step's validation."""
+
+
+def check(validation: Validation | None, text: str) -> Any:
+    """The JSON value to store for `text`, or raise Invalid.
+
+    integer/number -> int, decimal -> decimal string ("3.50"), yes_no -> bool, others -> the
+    text stripped of surrounding spaces.
+    """
+    value = text.strip()
+    if validation is None:
+        if not value:
+            raise Invalid("empty")
+        return value
+    kind = validation.kind
+    if kind == "number":
+        return _integer(value, Validation("integer", min=Decimal(1)))
+    if kind == "integer":
+        return _integer(value, validation)
+    if kind == "decimal":
+        return _decimal(value, validation)
+    if kind == "yes_no":
+        answer = phrase(value)
+        if answer in YES_WORDS:
+            return True
+        if answer in NO_WORDS:
+            return False
+        raise Invalid("not yes or no")
+    if kind == "email":
+        if len(value) > 254 or not _EMAIL.fullmatch(value):
+            raise Invalid("not an e-mail address")
+        return value
+    if kind == "regex":
+        return _regex(value, validation)
+    if not validation.min_length <= len(value) <= validation.max_length:
+        raise Invalid("wrong length")
+    return value
+
+
+def _bounded(number: Decimal, validation: Validation) -> None:
+    if validation.min is not None and number < validation.min:
+        raise Invalid("too small")
+    if validation.max is not None and number > validation.max:
+        raise Invalid("too large")
+
+
+def _integer(value: str, validation: Validation) -> int:
+    if not _INTEGER.fullmatch(value):
+        raise Invalid("not a whole number")
+    _bounded(Decimal(value), validation)
+    return int(value)
+
+
+def _decimal(value: str, validation: Validation) -> str:
+    if not _DECIMAL.fullmatch(value):
+        raise Invalid("not a number")
+    number = Decimal(value.replace(",", "."))
+    if validation.places is not None and -number.as_tuple().exponent > validation.places:  # type: ignore[operator]
+        raise Invalid("too many decimal places")
+    _bounded(number, validation)
+    return format(number, "f")
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled(pattern: str, ignore_case: bool) -> re.Pattern[str] | None:
+    try:
+        return re.compile(pattern, re.IGNORECASE if ignore_case else 0)
+    except (re.error, RecursionError, OverflowError):
+        return None
+
+
+def _regex(value: str, validation: Validation) -> str:
+    if len(value) > REGEX_MAX_INPUT or validation.pattern is None:
+        raise Invalid("too long for a pattern")
+    compiled = _compiled(validation.pattern, validation.ignore_case)
+    if compiled is None or not compiled.fullmatch(value):
+        raise Invalid("does not match")
+    return value
+
+
+def parse_validation(raw: Any) -> Validation | None:
+    """A `validation` field as written in a template (string shorthand or object)."""
+    if isinstance(raw, str):
+        return Validation(raw)
+    if not isinstance(raw, dict) or not isinstance(raw.get("type"), str):
+        return None
+    return Validation(
+        kind=raw["type"],
+        min=_number(raw.get("min")),
+        max=_number(raw.get("max")),
+        places=_int(raw.get("places")),
+        pattern=raw.get("pattern") if isinstance(raw.get("pattern"), str) else None,
+        ignore_case="i" in str(raw.get("flags") or ""),
+        min_length=_int_or(raw.get("min_length"), 1),
+        max_length=_int_or(raw.get("max_length"), 1000),
+    )
+
+
+def _number(raw: Any) -> Decimal | None:
+    if isinstance(raw, bool) or not isinstance(raw, int | float | str):
+        return None
+    try:
+        number = Decimal(str(raw))
+    except InvalidOperation:
+        return None
+    return number if number.is_finite() else None
+
+
+def _int_or(raw: Any, default: int) -> int:
+    number = _int(raw)
+    return default if number is None else number
+
+
+def _int(raw: Any) -> int | None:
+    if isinstance(raw, bool):
+        return None
+    if isinstance(raw, int):
+        return raw
+    if isinstance(raw, float) and raw.is_integer():
+        return int(raw)
+    return None

@@ -1,0 +1,103 @@
+"""What advance() reads and returns: a conversation's state, one inbound message, the decision.
+
+Everything in State is JSON-serialisable once `history` is turned into lists: store `context`
+as a JSON object as it is, and `history` with `history_to_json` / `history_from_json`.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+HistoryEntry = tuple[str, int, str]
+"""(template name, version, step) of a step the customer left, for "back"."""
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """One inbound message, as the gateway parsed it: a text, a tap, or something else."""
+
+    text: str | None = None
+    selection_id: str | None = None
+    selection_title: str = ""
+    unsupported_type: str | None = None
+    contact_name: str = ""
+
+
+@dataclass(frozen=True)
+class State:
+    """A running conversation: where it waits, what it collected, and where it came from.
+
+    `context` holds JSON values only (str, int, bool, None, lists, objects; computed and decimal
+    amounts are strings such as "7.00").
+    """
+
+    flow: str
+    version: int
+    step: str
+    context: Mapping[str, Any]
+    history: tuple[HistoryEntry, ...]
+    expires_at: datetime
+    last_interaction: datetime
+
+
+class Outcome(enum.StrEnum):
+    """What handling a message did; member NAME maps to proto `OUTCOME_<NAME>`."""
+
+    STARTED = enum.auto()
+    ADVANCED = enum.auto()
+    INVALID_INPUT = enum.auto()
+    STALE_SELECTION = enum.auto()
+    COMPLETED = enum.auto()
+    CANCELLED = enum.auto()
+    RESTARTED = enum.auto()
+    WENT_BACK = enum.auto()
+    HELP = enum.auto()
+    UNSUPPORTED = enum.auto()
+    EXPIRED = enum.auto()
+
+
+@dataclass(frozen=True)
+class ResultDraft:
+    """A completed flow's result for the service to store under `reference`."""
+
+    template: str
+    version: int
+    reference: str
+    context: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The engine's answer: the outcome, the new state (None: no conversation), what to send."""
+
+    outcome: Outcome
+    state: State | None
+    messages: tuple[dict[str, Any], ...]
+    result: ResultDraft | None = None
+
+
+def history_to_json(history: tuple[HistoryEntry, ...]) -> list[list[Any]]:
+    """History as JSON lists: [[flow, version, step], ...]."""
+    return [[flow, version, step] for flow, version, step in history]
+
+
+def history_from_json(raw: Any) -> tuple[HistoryEntry, ...]:
+    """The inverse of history_to_json; malformed entries are dropped, never raised on."""
+    if not isinstance(raw, list):
+        return ()
+    entries = []
+    for item in raw:
+        if (
+            isinstance(item, list | tuple)
+            and len(item) == 3
+            and isinstance(item[0], str)
+            and isinstance(item[1], int | float)
+            and not isinstance(item[1], bool)
+            and isinstance(item[2], str)
+        ):
+            entries.append((item[0], int(item[1]), item[2]))
+    return tuple(entries)

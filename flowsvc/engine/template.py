@@ -1,0 +1,219 @@
+"""The typed template model: a validated menu_structure dict parsed into frozen dataclasses.
+
+Parsing never fails: validation (flowsvc/engine/validation.py) rejects bad templates when they are
+written, and anything missing here falls back to an empty value rather than raising.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from flowsvc.engine.inputs import Validation, parse_validation
+
+INITIAL = "initial"
+FLOW_PREFIX = "flow:"
+GUIDE_FLOW_SUFFIX = "_flow"
+
+
+@dataclass(frozen=True)
+class Option:
+    """A reply button or a list row; `set` is applied to the context when it is tapped."""
+
+    id: str
+    title: str
+    description: str | None = None
+    set: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Section:
+    """A list section."""
+
+    title: str | None
+    rows: tuple[Option, ...]
+
+
+@dataclass(frozen=True)
+class Message:
+    """A message as the template writes it, before placeholders are filled.
+
+    `type` is "button", "list" or "text"; `body` is None when the template leaves it to the
+    step's prompt. Only text headers are supported.
+    """
+
+    type: str
+    body: str | None = None
+    header: str | None = None
+    footer: str | None = None
+    buttons: tuple[Option, ...] = ()
+    list_button: str = ""
+    sections: tuple[Section, ...] = ()
+
+    @property
+    def options(self) -> tuple[Option, ...]:
+        """Every button or row the customer can tap."""
+        if self.type == "button":
+            return self.buttons
+        if self.type == "list":
+            return tuple(row for section in self.sections for row in section.rows)
+        return ()
+
+    def option(self, option_id: str) -> Option | None:
+        """The button or row with this id, if the message offers it."""
+        return next((opt for opt in self.options if opt.id == option_id), None)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of a template; every field is optional in the template (docs/templates.md)."""
+
+    name: str
+    prompt: str | None = None
+    message: Message | None = None
+    next_steps: Mapping[str, str] = field(default_factory=dict)
+    next_step: str | None = None
+    validation: Validation | None = None
+    context_key: str | None = None
+    error_message: str | None = None
+    set: Mapping[str, Any] = field(default_factory=dict)
+    compute: Mapping[str, str] = field(default_factory=dict)
+    lookup: str | None = None
+    end_conversation: bool = False
+    save_result: bool = True
+
+
+@dataclass(frozen=True)
+class Template:
+    """One immutable version of a workflow template."""
+
+    name: str
+    version: int
+    first: Message
+    steps: Mapping[str, Step]
+    trigger_keywords: tuple[str, ...] = ()
+    is_active: bool = True
+    currency: str = "$"
+    expiry_hours: float | None = None
+
+    def has_step(self, name: str) -> bool:
+        """True for every defined step, and for `initial`, which always exists."""
+        return name == INITIAL or name in self.steps
+
+    def step(self, name: str) -> Step:
+        """The named step, or an empty one (a guide template may define no steps at all)."""
+        return self.steps.get(name) or Step(name)
+
+    def answering(self, step_name: str) -> Message | None:
+        """The message a customer in `step_name` is answering: whose buttons or rows they tap."""
+        if step_name == INITIAL:
+            return self.first
+        return self.step(step_name).message
+
+
+def load_template(
+    name: str,
+    version: int,
+    menu_structure: Mapping[str, Any],
+    *,
+    trigger_keywords: Sequence[str] = (),
+    is_active: bool = True,
+) -> Template:
+    """Parse an already-validated menu_structure (a JSON object) into a Template."""
+    raw_steps = _mapping(menu_structure.get("steps"))
+    steps = {
+        str(step_name): _step(str(step_name), _mapping(raw)) for step_name, raw in raw_steps.items()
+    }
+    expiry = menu_structure.get("expiry_hours")
+    return Template(
+        name=name,
+        version=version,
+        first=_message(menu_structure, default_type="text") or Message("text", body=""),
+        steps=steps,
+        trigger_keywords=tuple(str(k) for k in trigger_keywords),
+        is_active=is_active,
+        currency=_text(menu_structure.get("currency")) or "$",
+        expiry_hours=float(expiry)
+        if isinstance(expiry, int | float) and not isinstance(expiry, bool) and expiry > 0
+        else None,
+    )
+
+
+def _step(name: str, raw: Mapping[str, Any]) -> Step:
+    save_result = raw.get("save_result")
+    lookup = raw.get("lookup")
+    return Step(
+        name=name,
+        prompt=_text(raw.get("prompt")),
+        message=_message(raw, default_type=None),
+        next_steps={str(k): str(v) for k, v in _mapping(raw.get("next_steps")).items()},
+        next_step=_text(raw.get("next_step")),
+        validation=parse_validation(raw.get("validation")),
+        context_key=_text(raw.get("context_key")),
+        error_message=_text(raw.get("error_message")),
+        set=dict(_mapping(raw.get("set"))),
+        compute={str(k): str(v) for k, v in _mapping(raw.get("compute")).items()},
+        lookup=lookup if isinstance(lookup, str) else None,
+        end_conversation=raw.get("end_conversation") is True,
+        save_result=save_result is not False,
+    )
+
+
+def _message(raw: Mapping[str, Any], *, default_type: str | None) -> Message | None:
+    kind = raw.get("type")
+    if kind not in ("button", "list", "text"):
+        if default_type is None:
+            return None
+        kind = default_type
+    action = _mapping(raw.get("action"))
+    header = _mapping(raw.get("header"))
+    return Message(
+        type=kind,
+        body=_body(raw.get("body")),
+        header=_text(header.get("text")) if header.get("type", "text") == "text" else None,
+        footer=_body(raw.get("footer")),
+        buttons=tuple(_button(_mapping(b)) for b in _sequence(action.get("buttons"))),
+        list_button=_text(action.get("button")) or "",
+        sections=tuple(
+            Section(
+                title=_text(_mapping(s).get("title")),
+                rows=tuple(_row(_mapping(r)) for r in _sequence(_mapping(s).get("rows"))),
+            )
+            for s in _sequence(action.get("sections"))
+        ),
+    )
+
+
+def _button(raw: Mapping[str, Any]) -> Option:
+    reply = _mapping(raw.get("reply"))
+    values = {**_mapping(reply.get("set")), **_mapping(raw.get("set"))}
+    return Option(
+        id=_text(reply.get("id")) or "", title=_text(reply.get("title")) or "", set=values
+    )
+
+
+def _row(raw: Mapping[str, Any]) -> Option:
+    return Option(
+        id=_text(raw.get("id")) or "",
+        title=_text(raw.get("title")) or "",
+        description=_text(raw.get("description")),
+        set=dict(_mapping(raw.get("set"))),
+    )
+
+
+def _body(raw: Any) -> str | None:
+    """`{"text": ...}` as Meta writes it; a bare string is accepted too."""
+    return _text(raw) if isinstance(raw, str) else _text(_mapping(raw).get("text"))
+
+
+def _text(raw: Any) -> str | None:
+    return raw if isinstance(raw, str) else None
+
+
+def _mapping(raw: Any) -> Mapping[str, Any]:
+    return raw if isinstance(raw, Mapping) else {}
+
+
+def _sequence(raw: Any) -> Sequence[Any]:
+    return raw if isinstance(raw, list | tuple) else ()

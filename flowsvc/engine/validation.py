@@ -1,0 +1,332 @@
+"""Template validation: every problem in a template, named before Meta or a customer meets it.
+
+Pure and total: any JSON value gets a verdict (a list of violations, empty when the template is
+valid) and nothing raises. The format is docs/templates.md; WhatsApp's limits are engine/limits.py.
+"""
+
+import re
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
+
+from flowsvc.engine.context_checks import BUILTIN_NAMES, ORDER_LOOKUP_NAMES
+from flowsvc.engine.keywords import phrase
+from flowsvc.engine.message_checks import (
+    MESSAGE_KEYS,
+    MESSAGE_TYPES,
+    Offer,
+    check_keys,
+    check_message,
+)
+from flowsvc.engine.step_checks import Scope, check_step
+from flowsvc.engine.template import FLOW_PREFIX, GUIDE_FLOW_SUFFIX, INITIAL
+from flowsvc.engine.violation import Violation, clip, is_number, kind, quote, suggest
+
+__all__ = ["NAME_PATTERN", "Violation", "template_targets", "template_type", "validate_template"]
+
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,63}\Z")
+STEP_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
+MAX_KEYWORDS = 50
+MAX_KEYWORD = 100
+MAX_CURRENCY = 5
+EXPIRY_HOURS = (1, 720)
+
+TOP_LEVEL_KEYS = ("type", *MESSAGE_KEYS, "steps", "currency", "expiry_hours")
+
+
+def validate_template(
+    name: str,
+    trigger_keywords: Sequence[str],
+    menu_structure: Any,
+    *,
+    known_templates: Collection[str],
+) -> list[Violation]:
+    """Every problem with a template, in document order; an empty list means it is valid.
+
+    `known_templates` names the templates a target may switch to (those stored, or imported in the
+    same batch); the template's own name always counts.
+    """
+    out: list[Violation] = []
+    _check_name(name, out)
+    _check_keywords(trigger_keywords, out)
+    if not isinstance(menu_structure, Mapping):
+        out.append(
+            Violation(
+                "menu_structure",
+                f"must be an object with type, body, action and steps, not {kind(menu_structure)}",
+            )
+        )
+        return out
+    known = {template for template in known_templates if isinstance(template, str)}
+    if isinstance(name, str):
+        known.add(name)
+    _check_top_level(menu_structure, out)
+    names = frozenset(BUILTIN_NAMES) | _settable_names(menu_structure)
+    first_type = menu_structure.get("type")
+    first_offers: list[Offer] | None = None
+    if isinstance(first_type, str) and first_type in MESSAGE_TYPES:
+        first_offers = check_message(first_type, menu_structure, "menu_structure", out, names=names)
+    _check_steps(menu_structure, first_offers, known, names, out)
+    return out
+
+
+def template_type(menu_structure: Mapping[str, Any]) -> str:
+    """The kind of the first message: "button", "list" or "text"; ValueError if not valid."""
+    value = menu_structure.get("type") if isinstance(menu_structure, Mapping) else None
+    if not (isinstance(value, str) and value in MESSAGE_TYPES):
+        raise ValueError(f"menu_structure.type must be one of {', '.join(MESSAGE_TYPES)}")
+    return value
+
+
+def template_targets(menu_structure: Mapping[str, Any]) -> set[str]:
+    """Names of the templates this one switches to (flow:<name> and the guide's <name>_flow).
+
+    Read from the structure alone, so a self-reference appears too; callers asking "who targets
+    template X?" look at the other templates.
+    """
+    steps = menu_structure.get("steps") if isinstance(menu_structure, Mapping) else None
+    if not isinstance(steps, Mapping):
+        return set()
+    targets: set[str] = set()
+    for step in steps.values():
+        for target in _step_targets(step):
+            if target in steps:
+                continue
+            if target.startswith(FLOW_PREFIX) and len(target) > len(FLOW_PREFIX):
+                targets.add(target[len(FLOW_PREFIX) :])
+            elif target.endswith(GUIDE_FLOW_SUFFIX) and len(target) > len(GUIDE_FLOW_SUFFIX):
+                targets.add(target[: -len(GUIDE_FLOW_SUFFIX)])
+    return targets
+
+
+def _step_targets(step: object) -> list[str]:
+    """The string targets of a step's next_step and next_steps, whatever else it holds."""
+    if not isinstance(step, Mapping):
+        return []
+    found = [step.get("next_step")]
+    next_steps = step.get("next_steps")
+    if isinstance(next_steps, Mapping):
+        found.extend(next_steps.values())
+    return [target for target in found if isinstance(target, str)]
+
+
+def _check_name(name: object, out: list[Violation]) -> None:
+    if not isinstance(name, str):
+        out.append(Violation("name", f"must be a string, not {kind(name)}"))
+    elif not NAME_PATTERN.match(name):
+        out.append(
+            Violation(
+                "name",
+                f"'{clip(name)}' is not a valid template name: start with a lowercase letter, "
+                "then lowercase letters, digits or underscores, at most 64 characters",
+            )
+        )
+
+
+def _check_keywords(keywords: object, out: list[Violation]) -> None:
+    """Keywords are compared the way they are matched: words only, case and accents folded."""
+    if not isinstance(keywords, Sequence) or isinstance(keywords, str | bytes):
+        out.append(
+            Violation("trigger_keywords", f"must be a list of strings, not {kind(keywords)}")
+        )
+        return
+    if len(keywords) > MAX_KEYWORDS:
+        out.append(
+            Violation(
+                "trigger_keywords",
+                f"has {len(keywords)} keywords; at most {MAX_KEYWORDS} are allowed",
+            )
+        )
+    seen: dict[str, int] = {}
+    for index, keyword in enumerate(keywords):
+        path = f"trigger_keywords[{index}]"
+        if not isinstance(keyword, str):
+            out.append(Violation(path, f"must be a string, not {kind(keyword)}"))
+            continue
+        if not keyword.strip():
+            out.append(Violation(path, "is empty"))
+            continue
+        if len(keyword.strip()) > MAX_KEYWORD:
+            out.append(
+                Violation(
+                    path,
+                    f"is {len(keyword.strip())} characters long; at most {MAX_KEYWORD} allowed",
+                )
+            )
+            continue
+        folded = phrase(keyword)
+        if not folded:
+            out.append(
+                Violation(
+                    path,
+                    f"'{clip(keyword)}' has no letters or digits, so no message can match it",
+                )
+            )
+        elif folded in seen:
+            first = seen[folded]
+            out.append(
+                Violation(
+                    path,
+                    f"'{clip(keyword)}' repeats trigger_keywords[{first}] "
+                    f"('{clip(keywords[first])}'): keywords match regardless of case and accents",
+                )
+            )
+        else:
+            seen[folded] = index
+
+
+def _check_top_level(menu: Mapping[Any, Any], out: list[Violation]) -> None:
+    check_keys(menu, TOP_LEVEL_KEYS, "menu_structure", out)
+    if "type" not in menu:
+        out.append(Violation("menu_structure.type", "is missing: say 'button', 'list' or 'text'"))
+    elif not (isinstance(menu["type"], str) and menu["type"] in MESSAGE_TYPES):
+        out.append(
+            Violation(
+                "menu_structure.type",
+                f"is {quote(menu['type'])}: must be 'button', 'list' or 'text'"
+                f"{suggest(menu['type'], MESSAGE_TYPES)}",
+            )
+        )
+    if "currency" in menu:
+        currency = menu["currency"]
+        if not isinstance(currency, str) or not currency.strip():
+            out.append(
+                Violation("menu_structure.currency", "must be a non-empty string such as '$'")
+            )
+        elif len(currency) > MAX_CURRENCY:
+            out.append(
+                Violation(
+                    "menu_structure.currency",
+                    f"'{clip(currency)}' is longer than {MAX_CURRENCY} characters: "
+                    "use a symbol or code such as '$' or 'EUR '",
+                )
+            )
+    if "expiry_hours" in menu:
+        hours = menu["expiry_hours"]
+        low, high = EXPIRY_HOURS
+        if not is_number(hours) or not low <= hours <= high:
+            out.append(
+                Violation(
+                    "menu_structure.expiry_hours",
+                    f"must be a number of hours from {low} to {high}, not {quote(hours)}",
+                )
+            )
+
+
+def _settable_names(menu: Mapping[Any, Any]) -> frozenset[str]:
+    """Every context key some step, row or button of the template can set."""
+    names: set[str] = set()
+    steps = menu.get("steps")
+    if not isinstance(steps, Mapping):
+        steps = {}
+    for step_name, step in steps.items():
+        if not isinstance(step, Mapping):
+            continue
+        key = step.get("context_key")
+        if isinstance(key, str):
+            names.add(key)
+            answering = menu if step_name == INITIAL else step
+            if _offers_choices(answering):
+                names.add(key + "_title")
+        for field in ("set", "compute"):
+            values = step.get(field)
+            if isinstance(values, Mapping):
+                names.update(k for k in values if isinstance(k, str))
+        if step.get("lookup") == "order":
+            names.update(ORDER_LOOKUP_NAMES)
+    for holder in (menu, *steps.values()):
+        for option in _raw_options(holder):
+            for values in (option.get("set"), _mapping(option.get("reply")).get("set")):
+                if isinstance(values, Mapping):
+                    names.update(k for k in values if isinstance(k, str))
+    return frozenset(names)
+
+
+def _offers_choices(holder: Mapping[Any, Any]) -> bool:
+    return holder.get("type") != "text" and bool(_raw_options(holder))
+
+
+def _raw_options(holder: object) -> list[Mapping[Any, Any]]:
+    """Buttons and rows as written, tolerating any shape (for the settable-names pre-pass)."""
+    action = _mapping(_mapping(holder).get("action"))
+    found = list(_sequence(action.get("buttons")))
+    for section in _sequence(action.get("sections")):
+        found.extend(_sequence(_mapping(section).get("rows")))
+    return [option for option in found if isinstance(option, Mapping)]
+
+
+def _mapping(value: object) -> Mapping[Any, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _sequence(value: object) -> Sequence[Any]:
+    return value if isinstance(value, list | tuple) else ()
+
+
+def _check_steps(
+    menu: Mapping[Any, Any],
+    first_offers: list[Offer] | None,
+    known: set[str],
+    names: frozenset[str],
+    out: list[Violation],
+) -> None:
+    if "steps" not in menu:
+        ids = ", ".join(f"'{clip(offer.id)}'" for offer in first_offers or ())
+        offered = f" (the first message offers {ids})" if ids else ""
+        out.append(
+            Violation(
+                "menu_structure.steps",
+                "is missing: add steps with an 'initial' step that says where the reply to the "
+                f"first message leads{offered}; without it the customer is stuck",
+            )
+        )
+        return
+    steps = menu["steps"]
+    if not isinstance(steps, Mapping):
+        out.append(
+            Violation("menu_structure.steps", f"must be an object of steps, not {kind(steps)}")
+        )
+        return
+    if INITIAL not in steps:
+        out.append(
+            Violation(
+                "menu_structure.steps.initial",
+                "is missing: a conversation starts in step 'initial', which handles the reply "
+                f"to the first message{suggest(INITIAL, [s for s in steps if isinstance(s, str)])}",
+            )
+        )
+    scope = Scope(steps, first_offers, known, names, out)
+    for step_name, step in steps.items():
+        path = f"menu_structure.steps.{step_name}"
+        if not (isinstance(step_name, str) and STEP_NAME_PATTERN.match(step_name)):
+            out.append(
+                Violation(
+                    path,
+                    f"'{clip(step_name)}' is not a valid step name: use letters, digits and "
+                    "underscores, starting with a letter or underscore (at most 64)",
+                )
+            )
+        if not isinstance(step, Mapping):
+            out.append(Violation(path, f"must be an object, not {kind(step)}"))
+            continue
+        check_step(str(step_name), step, path, scope)
+    if INITIAL in steps:
+        _check_reachability(steps, out)
+
+
+def _check_reachability(steps: Mapping[Any, Any], out: list[Violation]) -> None:
+    reached = {INITIAL}
+    pending = [INITIAL]
+    while pending:
+        for target in _step_targets(steps.get(pending.pop())):
+            if target in steps and target not in reached:
+                reached.add(target)
+                pending.append(target)
+    for step_name in steps:
+        if step_name not in reached:
+            out.append(
+                Violation(
+                    f"menu_structure.steps.{step_name}",
+                    f"step '{clip(step_name)}' is unreachable: no next_step or next_steps leads "
+                    "to it from 'initial'",
+                )
+            )

@@ -1,0 +1,135 @@
+"""flowsvc's gRPC server: FlowService, health, reflection, the sweeper, graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+from google.rpc import error_details_pb2  # noqa: F401  (lets reflection describe error details)
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from sqlalchemy import Engine
+
+from flowsvc.engine import EngineConfig
+from flowsvc.service.catalog import TemplateCatalog
+from flowsvc.service.conversations import Conversations
+from flowsvc.service.deliveries import Deliveries
+from flowsvc.service.results import Results
+from flowsvc.service.templates import Templates
+from flowsvc.servicer import FlowServicer
+from flowsvc.settings import Settings
+from flowsvc.store.db import check_schema, create_db_engine, create_sessionmaker
+from menuflow.v1 import flow_pb2, flow_pb2_grpc
+
+log = logging.getLogger("flowsvc")
+
+SERVICE_NAME = flow_pb2.DESCRIPTOR.services_by_name["FlowService"].full_name
+
+
+class Server:
+    """A started-or-startable flowsvc: the gRPC server plus what it owns."""
+
+    def __init__(self, settings: Settings, engine: Engine) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.executor = ThreadPoolExecutor(settings.worker_threads, thread_name_prefix="flowsvc")
+        sessions = create_sessionmaker(engine)
+        catalog = TemplateCatalog()
+        self.conversations = Conversations(
+            sessions,
+            catalog,
+            engine_config(settings),
+            max_context_bytes=settings.max_context_bytes,
+            dedupe_retention=settings.dedupe_retention,
+        )
+        self.health = health.aio.HealthServicer()
+        self.grpc = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", 8 * 1024 * 1024),
+                ("grpc.so_reuseport", 0),
+            ]
+        )
+        servicer = FlowServicer(
+            Templates(sessions, on_change=catalog.invalidate),
+            self.conversations,
+            Results(sessions),
+            Deliveries(sessions),
+            self.executor,
+        )
+        flow_pb2_grpc.add_FlowServiceServicer_to_server(servicer, self.grpc)
+        self._sweeper: asyncio.Task[None] | None = None
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.grpc)
+        reflection.enable_server_reflection(
+            (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self.grpc
+        )
+        self.port = self.grpc.add_insecure_port(settings.listen)
+        if not self.port:
+            raise OSError(f"cannot listen on {settings.listen}")
+
+    async def start(self) -> None:
+        await self.grpc.start()
+        for name in ("", SERVICE_NAME):
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        if self.settings.sweep_interval_seconds > 0:
+            self._sweeper = asyncio.create_task(self._sweep_periodically())
+        log.info("flowsvc serving", extra={"listen": self.settings.listen, "port": self.port})
+
+    async def stop(self) -> None:
+        """Stop taking calls, let running ones finish within the grace period, release the DB."""
+        await self.health.enter_graceful_shutdown()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        await self.grpc.stop(self.settings.grace_seconds)
+        self.executor.shutdown(wait=True)
+        self.engine.dispose()
+        log.info("flowsvc stopped")
+
+    async def _sweep_periodically(self) -> None:
+        """Delete expired conversations and old dedupe records every sweep interval."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.settings.sweep_interval_seconds)
+            try:
+                expired, old = await loop.run_in_executor(self.executor, self.conversations.sweep)
+            except Exception:  # the database may be down for a while: try again next time
+                log.exception("sweep failed")
+                continue
+            if expired or old:
+                log.info("swept", extra={"expired_conversations": expired, "processed": old})
+
+
+def engine_config(settings: Settings) -> EngineConfig:
+    return EngineConfig(
+        default_template=settings.default_template,
+        expiry=settings.conversation_ttl,
+        cancel_words=settings.cancel_words,
+        menu_words=settings.menu_words,
+        back_words=settings.back_words,
+    )
+
+
+def create_server(settings: Settings) -> Server:
+    """A flowsvc for `settings`; refuses a database whose schema is behind the migrations."""
+    engine = create_db_engine(settings.database_url, pool_size=settings.db_pool_size)
+    try:
+        check_schema(engine)
+    except Exception:
+        engine.dispose()
+        raise
+    return Server(settings, engine)
+
+
+async def serve(settings: Settings) -> None:
+    """Run until SIGTERM or SIGINT, then shut down gracefully."""
+    server = create_server(settings)
+    await server.start()
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    await stopping.wait()
+    log.info("flowsvc stopping")
+    await server.stop()

@@ -1,0 +1,457 @@
+"""Conversations: each inbound message handled exactly once, in one transaction, around the engine.
+
+HandleMessage's transaction, in order:
+  1. lock the customer's row (serializes one customer's messages across every replica);
+  2. look the message id up: a redelivery returns the stored outcome and outbox messages;
+  3. run the engine on the conversation (one more round if a step needs the customer's orders);
+  4. save or delete the conversation, store a completed flow's result;
+  5. queue the replies in the outbox, leased to the caller when nothing of the customer's is
+     still waiting ahead of them, and record the message id with the outcome.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import exc, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from flowsvc.engine import (
+    Catalog,
+    Decision,
+    EngineConfig,
+    Facts,
+    Inbound,
+    Needs,
+    OrderFact,
+    State,
+    advance,
+    new_reference,
+    start,
+)
+from flowsvc.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
+from flowsvc.service.catalog import TemplateCatalog
+from flowsvc.service.paging import decode_token, encode_token, page_size
+from flowsvc.store import conversations, customers, outbox, processed, results
+from flowsvc.store.models import ConversationState, OutboxMessage
+
+MAX_TEXT_CHARS = 4096
+_DIGITS = re.compile(r"[0-9]{1,32}")
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Message:
+    """One inbound message (the gateway's parse of a webhook)."""
+
+    message_id: str
+    phone_number_id: str
+    phone_number: str
+    contact_name: str = ""
+    text: str | None = None
+    selection_id: str | None = None
+    selection_title: str = ""
+    unsupported_type: str | None = None
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """A conversation as clients see it."""
+
+    phone_number_id: str
+    phone_number: str
+    flow: str
+    template_version: int
+    current_step: str
+    context: Mapping[str, Any]
+    last_interaction: datetime
+    expires_at: datetime
+    created_at: datetime | None
+
+
+@dataclass
+class Handled:
+    """What handling (or starting) produced."""
+
+    outcome: str
+    duplicate: bool
+    conversation: Conversation | None
+    messages: list[OutboxMessage] = field(default_factory=list)
+
+
+def _conversation(row: ConversationState | None) -> Conversation | None:
+    if row is None:
+        return None
+    return Conversation(
+        phone_number_id=row.phone_number_id,
+        phone_number=row.phone_number,
+        flow=row.conversation_flow,
+        template_version=row.template_version,
+        current_step=row.current_step,
+        context=row.context,
+        last_interaction=row.last_interaction,
+        expires_at=row.expires_at,
+        created_at=row.created_at,
+    )
+
+
+def _state_view(lane: tuple[str, str], state: State, created_at: datetime) -> Conversation:
+    return Conversation(
+        phone_number_id=lane[0],
+        phone_number=lane[1],
+        flow=state.flow,
+        template_version=state.version,
+        current_step=state.step,
+        context=state.context,
+        last_interaction=state.last_interaction,
+        expires_at=state.expires_at,
+        created_at=created_at,
+    )
+
+
+def _check_customer(phone_number_id: str, phone_number: str) -> list[tuple[str, str]]:
+    problems = []
+    if not _DIGITS.fullmatch(phone_number_id):
+        problems.append(("customer.phone_number_id", "required: Meta's id of the business number"))
+    if not _DIGITS.fullmatch(phone_number):
+        problems.append(("customer.phone_number", "required: the customer's wa_id (digits only)"))
+    return problems
+
+
+def _check_message(message: Message) -> None:
+    problems = []
+    if not message.message_id or len(message.message_id) > 255:
+        problems.append(("message.message_id", "required, at most 255 characters"))
+    problems += [
+        (f"message.{f}", r)
+        for f, r in _check_customer(message.phone_number_id, message.phone_number)
+    ]
+    if message.text is None and message.selection_id is None and message.unsupported_type is None:
+        problems.append(
+            ("message.content", "one of text, selection or unsupported_type is required")
+        )
+    if message.text is not None and len(message.text) > MAX_TEXT_CHARS:
+        problems.append(("message.text", f"longer than WhatsApp's {MAX_TEXT_CHARS} characters"))
+    if problems:
+        raise InvalidArgument("bad inbound message", problems)
+
+
+class Conversations:
+    """HandleMessage, StartConversation and the conversation admin calls."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        catalog: TemplateCatalog,
+        config: EngineConfig,
+        *,
+        max_context_bytes: int = 16_384,
+        dedupe_retention: timedelta = timedelta(days=8),
+        clock: Clock = utcnow,
+    ) -> None:
+        self._sessions = sessions
+        self._catalog = catalog
+        self._config = config
+        self._max_context_bytes = max_context_bytes
+        self._dedupe_retention = dedupe_retention
+        self._clock = clock
+
+    def handle(self, message: Message, lease_owner: str = "", lease_seconds: int = 60) -> Handled:
+        _check_message(message)
+        inbound = Inbound(
+            text=message.text,
+            selection_id=message.selection_id,
+            selection_title=message.selection_title,
+            unsupported_type=message.unsupported_type,
+            contact_name=message.contact_name,
+        )
+        return self._retrying_reference(
+            lambda: self._handle(message, inbound, lease_owner, lease_seconds)
+        )
+
+    def _handle(
+        self, message: Message, inbound: Inbound, lease_owner: str, lease_seconds: int
+    ) -> Handled:
+        now = self._clock()
+        lane = (message.phone_number_id, message.phone_number)
+        with self._sessions.begin() as session:
+            customers.lock(session, *lane)
+            prior = processed.get(session, message.message_id)
+            if prior is not None:
+                return Handled(
+                    outcome=prior.outcome,
+                    duplicate=True,
+                    conversation=_conversation(conversations.get(session, *lane)),
+                    messages=outbox.by_ids(session, prior.outbox_ids),
+                )
+            row = conversations.get(session, *lane)
+            state = conversations.to_state(row) if row is not None else None
+            catalog = self._catalog.get(session, (state.flow, state.version) if state else None)
+            if state is not None and catalog.get(state.flow, state.version) is None:
+                state = None  # its template was deleted: start over as if it had expired
+            decision = self._decide(
+                session,
+                catalog,
+                state,
+                inbound,
+                lane,
+                now,
+                lambda c, s, **kw: advance(c, s, inbound, **kw),
+            )
+            handled = self._apply(
+                session,
+                decision,
+                lane,
+                message.message_id,
+                now,
+                lease_owner,
+                lease_seconds,
+                created_at=row.created_at if row is not None and state is not None else now,
+            )
+            processed.record(
+                session,
+                message.message_id,
+                *lane,
+                handled.outcome,
+                [m.id for m in handled.messages],
+                now,
+            )
+            return handled
+
+    def start(
+        self,
+        phone_number_id: str,
+        phone_number: str,
+        template_name: str,
+        context: Mapping[str, Any],
+        request_id: str = "",
+        lease_owner: str = "",
+        lease_seconds: int = 60,
+    ) -> Handled:
+        """Start `template_name` for a customer, replacing any conversation they have."""
+        problems = _check_customer(phone_number_id, phone_number)
+        if not template_name:
+            problems.append(("template_name", "required"))
+        if len(request_id) > 200:
+            problems.append(("request_id", "at most 200 characters"))
+        if problems:
+            raise InvalidArgument("bad start request", problems)
+        return self._retrying_reference(
+            lambda: self._start(
+                (phone_number_id, phone_number),
+                template_name,
+                context,
+                request_id,
+                lease_owner,
+                lease_seconds,
+            )
+        )
+
+    def _start(
+        self,
+        lane: tuple[str, str],
+        template_name: str,
+        context: Mapping[str, Any],
+        request_id: str,
+        lease_owner: str,
+        lease_seconds: int,
+    ) -> Handled:
+        now = self._clock()
+        source_id = f"start:{request_id}" if request_id else f"start:{secrets.token_hex(8)}"
+        with self._sessions.begin() as session:
+            customers.lock(session, *lane)
+            prior = processed.get(session, source_id) if request_id else None
+            if prior is not None:
+                return Handled(
+                    outcome=prior.outcome,
+                    duplicate=True,
+                    conversation=_conversation(conversations.get(session, *lane)),
+                    messages=outbox.by_ids(session, prior.outbox_ids),
+                )
+            catalog = self._catalog.get(session)
+            template = catalog.current(template_name)
+            if template is None:
+                raise NotFound(f"template {template_name!r} does not exist")
+            if not template.is_active:
+                raise FailedPrecondition(f"template {template_name!r} is not active")
+            decision = self._decide(
+                session,
+                catalog,
+                None,
+                Inbound(),
+                lane,
+                now,
+                lambda c, s, **kw: start(c, template_name, context=dict(context), **kw),
+            )
+            handled = self._apply(
+                session, decision, lane, source_id, now, lease_owner, lease_seconds, created_at=now
+            )
+            if request_id:
+                processed.record(
+                    session,
+                    source_id,
+                    *lane,
+                    handled.outcome,
+                    [m.id for m in handled.messages],
+                    now,
+                )
+            return handled
+
+    def _decide(
+        self,
+        session: Session,
+        catalog: Catalog,
+        state: State | None,
+        inbound: Inbound,
+        lane: tuple[str, str],
+        now: datetime,
+        run: Callable[..., Decision | Needs],
+    ) -> Decision:
+        """Run the engine; if it needs the customer's orders, read them (one query) and rerun."""
+        # A reference is unique in practice (32^6 values); if two results ever draw the same one,
+        # the unique constraint fails the transaction and _retrying_reference runs it again.
+        reference = new_reference(secrets.randbelow)
+        arguments = {"to": lane[1], "now": now, "config": self._config, "reference": reference}
+        decision = run(catalog, state, **arguments)
+        if isinstance(decision, Needs):
+            rows = results.for_customer(
+                session,
+                *lane,
+                reference=decision.reference,
+                templates=decision.templates,
+                limit=decision.recent_limit,
+            )
+            facts = Facts(
+                orders=tuple(
+                    OrderFact(
+                        r.reference, r.template_name, r.template_version, r.context, r.created_at
+                    )
+                    for r in rows
+                )
+            )
+            decision = run(catalog, state, facts=facts, **arguments)
+        assert isinstance(decision, Decision), "the engine needs facts only once"
+        return decision
+
+    def _apply(
+        self,
+        session: Session,
+        decision: Decision,
+        lane: tuple[str, str],
+        source_id: str,
+        now: datetime,
+        lease_owner: str,
+        lease_seconds: int,
+        *,
+        created_at: datetime,
+    ) -> Handled:
+        """Save the decision: conversation, result, outbox messages."""
+        state = decision.state
+        if state is not None:
+            size = len(json.dumps(dict(state.context), separators=(",", ":")))
+            if size > self._max_context_bytes:
+                raise ResourceExhausted(
+                    f"the conversation's context would grow to {size} bytes, "
+                    f"past the limit of {self._max_context_bytes}"
+                )
+            conversations.save(session, *lane, state)
+        else:
+            conversations.remove(session, *lane)
+        if decision.result is not None:
+            results.add(
+                session,
+                reference=decision.result.reference,
+                template_name=decision.result.template,
+                template_version=decision.result.version,
+                phone_number_id=lane[0],
+                phone_number=lane[1],
+                context=decision.result.context,
+                now=now,
+            )
+        lease = None
+        if lease_owner and decision.messages and not outbox.has_pending(session, lane):
+            lease = outbox.Lease(lease_owner, now + timedelta(seconds=lease_seconds or 60))
+        bodies = [
+            json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+            for body in decision.messages
+        ]
+        return Handled(
+            outcome=str(decision.outcome),
+            duplicate=False,
+            conversation=_state_view(lane, state, created_at) if state else None,
+            messages=outbox.enqueue(session, lane, source_id, bodies, now, lease),
+        )
+
+    @staticmethod
+    def _retrying_reference(unit: Callable[[], Handled]) -> Handled:
+        for attempt in range(3):
+            try:
+                return unit()
+            except exc.IntegrityError:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def get(self, phone_number_id: str, phone_number: str) -> Conversation:
+        problems = _check_customer(phone_number_id, phone_number)
+        if problems:
+            raise InvalidArgument("bad customer", problems)
+        with self._sessions() as session:
+            found = _conversation(conversations.get(session, phone_number_id, phone_number))
+        if found is None or found.expires_at <= self._clock():
+            raise NotFound("the customer has no active conversation")
+        return found
+
+    def list(
+        self, flow: str, step: str, phone_number_id: str, requested_size: int, token: str
+    ) -> tuple[list[Conversation], str]:
+        size = page_size(requested_size)
+        after = decode_token(token)
+        query = (
+            select(ConversationState)
+            .where(ConversationState.expires_at > self._clock())
+            .order_by(ConversationState.id)
+            .limit(size + 1)
+        )
+        if flow:
+            query = query.where(ConversationState.conversation_flow == flow)
+        if step:
+            query = query.where(ConversationState.current_step == step)
+        if phone_number_id:
+            query = query.where(ConversationState.phone_number_id == phone_number_id)
+        if after is not None:
+            query = query.where(ConversationState.id > int(after))
+        with self._sessions() as session:
+            rows = list(session.scalars(query))
+        items = [c for c in map(_conversation, rows[:size]) if c is not None]
+        return items, encode_token(rows[size - 1].id) if len(rows) > size else ""
+
+    def end(self, phone_number_id: str, phone_number: str) -> Conversation:
+        problems = _check_customer(phone_number_id, phone_number)
+        if problems:
+            raise InvalidArgument("bad customer", problems)
+        with self._sessions.begin() as session:
+            customers.lock(session, phone_number_id, phone_number)
+            found = _conversation(conversations.get(session, phone_number_id, phone_number))
+            if found is None:
+                raise NotFound("the customer has no active conversation")
+            conversations.remove(session, phone_number_id, phone_number)
+        return found
+
+    def sweep(self) -> tuple[int, int]:
+        """Delete expired conversations and dedupe records past retention: (conversations, ids)."""
+        now = self._clock()
+        with self._sessions.begin() as session:
+            expired = conversations.remove_expired(session, now)
+            old = processed.remove_older_than(session, now - self._dedupe_retention)
+        return expired, old

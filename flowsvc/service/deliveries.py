@@ -1,0 +1,149 @@
+"""The outbox's other half: leasing messages to senders, their send results, delivery statuses.
+
+A customer's messages form a lane, sent strictly in id order by one sender at a time: a claim
+takes all of a lane's pending messages (or none), and skips a lane while any of its messages is
+leased to someone or its oldest message waits for a retry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from itertools import groupby
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from flowsvc.errors import InvalidArgument
+from flowsvc.service.conversations import Clock, utcnow
+from flowsvc.store import customers, outbox
+from flowsvc.store.models import OutboxMessage
+
+
+class AckKind(StrEnum):
+    SENT = "sent"
+    FAILED = "failed"
+    RETRY = "retry"
+    RELEASED = "released"
+
+
+@dataclass(frozen=True)
+class Ack:
+    """What a sender reports for one leased message."""
+
+    id: int
+    kind: AckKind
+    wa_message_id: str = ""
+    delay_seconds: int = 0
+    error_code: int | None = None
+    error_title: str = ""
+    error_details: str = ""
+
+
+# A status only ever moves forward; "failed" can follow "sent" but not a delivery or a read.
+STATUS_RANK = {"sent": 1, "failed": 2, "delivered": 3, "read": 4, "played": 5}
+
+
+class Deliveries:
+    """ClaimOutbox, AckOutbox and RecordStatus."""
+
+    def __init__(self, sessions: sessionmaker[Session], *, clock: Clock = utcnow) -> None:
+        self._sessions = sessions
+        self._clock = clock
+
+    def claim(
+        self, owner: str, max_messages: int, lease_seconds: int
+    ) -> tuple[list[OutboxMessage], int]:
+        """Lease whole lanes of due messages to `owner`: (messages, still pending)."""
+        if not owner or len(owner) > 200:
+            raise InvalidArgument("bad claim", [("owner", "required, at most 200 characters")])
+        limit = min(max_messages or 100, 1000)
+        now = self._clock()
+        lease = outbox.Lease(owner, now + timedelta(seconds=lease_seconds or 60))
+        with self._sessions.begin() as session:
+            lanes = customers.lock_free(session, outbox.due_lanes(session, now, limit))
+            claimed: list[OutboxMessage] = []
+            for _, rows in groupby(
+                outbox.pending_in(session, lanes), key=lambda m: (m.phone_number_id, m.phone_number)
+            ):
+                lane = list(rows)
+                if len(claimed) + len(lane) > limit and claimed:
+                    break
+                if lane[0].next_attempt_at > now or any(_leased(m, now) for m in lane):
+                    continue
+                claimed += lane
+            outbox.set_lease(session, [m.id for m in claimed], lease, now)
+            for message in claimed:
+                message.lease_owner, message.lease_expires_at = lease.owner, lease.expires_at
+            pending = outbox.count_pending(session)
+        return claimed, pending - len(claimed)
+
+    def ack(self, owner: str, acks: Sequence[Ack]) -> list[int]:
+        """Record send results; returns the ids whose lease `owner` no longer held."""
+        if not owner:
+            raise InvalidArgument("bad ack", [("owner", "required")])
+        now = self._clock()
+        lost = []
+        by_id = {ack.id: ack for ack in acks}
+        with self._sessions.begin() as session:
+            for message in outbox.for_update(session, list(by_id)):
+                ack = by_id[message.id]
+                if message.state != outbox.PENDING:
+                    continue  # already settled, e.g. a repeated ack
+                ours = message.lease_owner == owner or not _leased(message, now)
+                if not ours:
+                    lost.append(message.id)
+                    if ack.kind is not AckKind.SENT:
+                        continue  # Meta took it, whoever holds the lease now: record that
+                _settle(message, ack, now)
+        return sorted(lost)
+
+    def record_status(
+        self,
+        wa_message_id: str,
+        status: str,
+        errors: Sequence[tuple[int, str, str]] = (),
+    ) -> tuple[bool, str]:
+        """Apply a delivery status unless it would move backwards: (matched, status now)."""
+        if not wa_message_id:
+            raise InvalidArgument("bad status", [("wa_message_id", "required")])
+        if status not in STATUS_RANK:
+            raise InvalidArgument("bad status", [("status", f"unknown status {status!r}")])
+        with self._sessions.begin() as session:
+            message = outbox.by_wa_message_id(session, wa_message_id)
+            if message is None:
+                return False, ""
+            current = message.delivery_status
+            if STATUS_RANK[status] > STATUS_RANK.get(current or "", 0):
+                message.delivery_status = status
+                message.updated_at = self._clock()
+                if status == "failed" and errors:
+                    code, title, details = errors[0]
+                    message.error_code, message.error_title = code, title
+                    message.error_details = details
+            return True, message.delivery_status or ""
+
+
+def _leased(message: OutboxMessage, now: datetime) -> bool:
+    return message.lease_expires_at is not None and message.lease_expires_at > now
+
+
+def _settle(message: OutboxMessage, ack: Ack, now: datetime) -> None:
+    message.lease_owner = None
+    message.lease_expires_at = None
+    message.updated_at = now
+    if ack.kind is AckKind.RELEASED:
+        return
+    message.attempts += 1
+    if ack.error_code is not None or ack.error_title:
+        message.error_code = ack.error_code
+        message.error_title = ack.error_title
+        message.error_details = ack.error_details
+    if ack.kind is AckKind.SENT:
+        message.state = outbox.SENT
+        message.wa_message_id = ack.wa_message_id or None
+    elif ack.kind is AckKind.FAILED:
+        message.state = outbox.FAILED
+    else:
+        message.next_attempt_at = now + timedelta(seconds=max(ack.delay_seconds, 0))

@@ -1,0 +1,337 @@
+"""Template lifecycle: every write is validated and creates a new immutable version."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from flowsvc.engine.validation import template_targets, template_type, validate_template
+from flowsvc.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from flowsvc.service.paging import decode_token, encode_token, page_size
+from flowsvc.store.models import ConversationState, WorkflowTemplate, WorkflowTemplateVersion
+
+UPDATABLE_FIELDS = frozenset({"trigger_keywords", "menu_structure", "is_active"})
+
+
+@dataclass(frozen=True)
+class TemplateDefinition:
+    """What a client writes. `is_active=None` means "true" on create and "unchanged" on update."""
+
+    name: str
+    menu_structure: Any
+    trigger_keywords: tuple[str, ...] = ()
+    is_active: bool | None = None
+
+
+@dataclass(frozen=True)
+class TemplateVersion:
+    """One stored version of a template, as clients see it."""
+
+    name: str
+    version: int
+    type: str
+    trigger_keywords: tuple[str, ...]
+    menu_structure: dict[str, Any]
+    is_active: bool
+    created_at: datetime
+    version_created_at: datetime
+
+
+class ImportAction(StrEnum):
+    CREATED = "created"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+
+
+@dataclass(frozen=True)
+class Imported:
+    name: str
+    version: int
+    action: ImportAction
+
+
+@dataclass
+class Page:
+    items: list[TemplateVersion] = field(default_factory=list)
+    next_page_token: str = ""
+
+
+def _version(head: WorkflowTemplate, row: WorkflowTemplateVersion) -> TemplateVersion:
+    return TemplateVersion(
+        name=row.template_name,
+        version=row.version,
+        type=row.template_type,
+        trigger_keywords=tuple(row.trigger_keywords),
+        menu_structure=row.menu_structure,
+        is_active=row.is_active,
+        created_at=head.created_at,
+        version_created_at=row.created_at,
+    )
+
+
+def _check(definition: TemplateDefinition, known: Iterable[str]) -> None:
+    violations = validate_template(
+        definition.name,
+        definition.trigger_keywords,
+        definition.menu_structure,
+        known_templates=set(known) | {definition.name},
+    )
+    if violations:
+        raise InvalidArgument(
+            f"template {definition.name!r} is invalid",
+            [(v.field, v.description) for v in violations],
+        )
+
+
+class Templates:
+    """Create, read, update, delete, validate and import templates; one transaction per call."""
+
+    def __init__(
+        self, sessions: sessionmaker[Session], on_change: Callable[[], None] = lambda: None
+    ) -> None:
+        self._sessions = sessions
+        self._on_change = on_change  # e.g. drop cached catalogs, so the change shows at once
+
+    def validate(self, definition: TemplateDefinition) -> str:
+        with self._sessions() as session:
+            _check(definition, _names(session))
+        return template_type(definition.menu_structure)
+
+    def create(self, definition: TemplateDefinition) -> TemplateVersion:
+        with self._sessions.begin() as session:
+            names = _names(session)
+            if definition.name in names:
+                raise AlreadyExists(f"template {definition.name!r} already exists")
+            _check(definition, names)
+            created = _write(session, None, definition, is_active=definition.is_active is not False)
+        self._on_change()
+        return created
+
+    def get(self, name: str, version: int = 0) -> TemplateVersion:
+        with self._sessions() as session:
+            head = _head(session, name)
+            row = _version_row(session, head, version or head.version)
+            return _version(head, row)
+
+    def list(self, active: bool | None, requested_size: int, token: str) -> Page:
+        size = page_size(requested_size)
+        after = decode_token(token)
+        query = select(WorkflowTemplate).order_by(WorkflowTemplate.template_name).limit(size + 1)
+        if active is not None:
+            query = query.where(WorkflowTemplate.is_active == active)
+        if after is not None:
+            query = query.where(WorkflowTemplate.template_name > str(after))
+        with self._sessions() as session:
+            heads = list(session.scalars(query))
+            page = Page(
+                [_version(head, _version_row(session, head, head.version)) for head in heads[:size]]
+            )
+        if len(heads) > size:
+            page.next_page_token = encode_token(heads[size - 1].template_name)
+        return page
+
+    def versions(self, name: str, requested_size: int, token: str) -> Page:
+        size = page_size(requested_size)
+        after = decode_token(token)
+        with self._sessions() as session:
+            head = _head(session, name)
+            query = (
+                select(WorkflowTemplateVersion)
+                .where(WorkflowTemplateVersion.template_id == head.id)
+                .order_by(WorkflowTemplateVersion.version.desc())
+                .limit(size + 1)
+            )
+            if after is not None:
+                query = query.where(WorkflowTemplateVersion.version < int(after))
+            rows = list(session.scalars(query))
+        page = Page([_version(head, row) for row in rows[:size]])
+        if len(rows) > size:
+            page.next_page_token = encode_token(rows[size - 1].version)
+        return page
+
+    def update(
+        self,
+        definition: TemplateDefinition,
+        fields: Sequence[str] = (),
+        expected_version: int = 0,
+    ) -> tuple[TemplateVersion, bool]:
+        """Write a new version with `fields` (all when empty) taken from `definition`."""
+        unknown = sorted(set(fields) - UPDATABLE_FIELDS)
+        if unknown:
+            raise InvalidArgument(
+                "bad update mask",
+                [("update_mask", f"unknown field {name!r}") for name in unknown],
+            )
+        with self._sessions.begin() as session:
+            head = _head(session, definition.name, for_update=True)
+            if expected_version and expected_version != head.version:
+                raise FailedPrecondition(
+                    f"template {definition.name!r} is at version {head.version}, "
+                    f"not {expected_version}: read it again and retry"
+                )
+            changing = set(fields) or UPDATABLE_FIELDS
+            merged = TemplateDefinition(
+                name=head.template_name,
+                trigger_keywords=tuple(definition.trigger_keywords)
+                if "trigger_keywords" in changing
+                else tuple(head.trigger_keywords),
+                menu_structure=definition.menu_structure
+                if "menu_structure" in changing
+                else head.menu_structure,
+            )
+            is_active = head.is_active
+            if "is_active" in changing and definition.is_active is not None:
+                is_active = definition.is_active
+            _check(merged, _names(session))
+            if _same(head, merged, is_active):
+                return _version(head, _version_row(session, head, head.version)), False
+            updated = _write(session, head, merged, is_active=is_active)
+        self._on_change()
+        return updated, True
+
+    def delete(self, name: str) -> tuple[int, int]:
+        """Delete a template, its versions and its conversations: (versions, conversations)."""
+        with self._sessions.begin() as session:
+            head = _head(session, name, for_update=True)
+            referrers = sorted(
+                other.template_name
+                for other in session.scalars(
+                    select(WorkflowTemplate).where(WorkflowTemplate.id != head.id)
+                )
+                if name in template_targets(other.menu_structure)
+            )
+            if referrers:
+                raise FailedPrecondition(
+                    f"template {name!r} is the target of {', '.join(referrers)}: "
+                    "change or delete those first"
+                )
+            versions = session.scalar(
+                select(func.count()).where(WorkflowTemplateVersion.template_id == head.id)
+            )
+            ended = session.execute(
+                delete(ConversationState).where(ConversationState.conversation_flow == name)
+            ).rowcount
+            session.execute(
+                delete(WorkflowTemplateVersion).where(
+                    WorkflowTemplateVersion.template_id == head.id
+                )
+            )
+            session.delete(head)
+        self._on_change()
+        return int(versions or 0), int(ended or 0)
+
+    def import_(self, definitions: Sequence[TemplateDefinition]) -> list[Imported]:
+        """Create or update several templates at once, validated as a set."""
+        names = [d.name for d in definitions]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise InvalidArgument(
+                "duplicate names in import",
+                [("templates", f"{name!r} appears more than once") for name in duplicates],
+            )
+        with self._sessions.begin() as session:
+            known = _names(session) | set(names)
+            violations: list[tuple[str, str]] = []
+            for index, definition in enumerate(definitions):
+                try:
+                    _check(definition, known)
+                except InvalidArgument as invalid:
+                    violations += [(f"templates[{index}].{f}", r) for f, r in invalid.violations]
+            if violations:
+                raise InvalidArgument("templates are invalid", violations)
+            imported = []
+            for definition in definitions:
+                head = session.scalar(
+                    select(WorkflowTemplate).where(
+                        WorkflowTemplate.template_name == definition.name
+                    )
+                )
+                is_active = definition.is_active is not False
+                if head is None:
+                    stored = _write(session, None, definition, is_active=is_active)
+                    imported.append(Imported(stored.name, stored.version, ImportAction.CREATED))
+                elif _same(head, definition, is_active):
+                    imported.append(
+                        Imported(head.template_name, head.version, ImportAction.UNCHANGED)
+                    )
+                else:
+                    stored = _write(session, head, definition, is_active=is_active)
+                    imported.append(Imported(stored.name, stored.version, ImportAction.UPDATED))
+        self._on_change()
+        return imported
+
+
+def _names(session: Session) -> set[str]:
+    return set(session.scalars(select(WorkflowTemplate.template_name)))
+
+
+def _head(session: Session, name: str, *, for_update: bool = False) -> WorkflowTemplate:
+    query = select(WorkflowTemplate).where(WorkflowTemplate.template_name == name)
+    if for_update:
+        query = query.with_for_update()
+    head = session.scalar(query)
+    if head is None:
+        raise NotFound(f"template {name!r} does not exist")
+    return head
+
+
+def _version_row(session: Session, head: WorkflowTemplate, version: int) -> WorkflowTemplateVersion:
+    row = session.scalar(
+        select(WorkflowTemplateVersion).where(
+            WorkflowTemplateVersion.template_id == head.id,
+            WorkflowTemplateVersion.version == version,
+        )
+    )
+    if row is None:
+        raise NotFound(f"template {head.template_name!r} has no version {version}")
+    return row
+
+
+def _same(head: WorkflowTemplate, definition: TemplateDefinition, is_active: bool) -> bool:
+    return (
+        list(head.trigger_keywords) == list(definition.trigger_keywords)
+        and head.menu_structure == definition.menu_structure
+        and head.is_active == is_active
+    )
+
+
+def _write(
+    session: Session,
+    head: WorkflowTemplate | None,
+    definition: TemplateDefinition,
+    *,
+    is_active: bool,
+) -> TemplateVersion:
+    """Store `definition` as the next version (version 1 for a new template)."""
+    kind = template_type(definition.menu_structure)
+    keywords = list(definition.trigger_keywords)
+    if head is None:
+        head = WorkflowTemplate(template_name=definition.name, version=0)
+        session.add(head)
+    head.template_type = kind
+    head.trigger_keywords = keywords
+    head.menu_structure = definition.menu_structure
+    head.is_active = is_active
+    head.version += 1
+    head.updated_at = func.now()
+    session.flush()
+    row = WorkflowTemplateVersion(
+        template_id=head.id,
+        template_name=head.template_name,
+        version=head.version,
+        template_type=kind,
+        trigger_keywords=keywords,
+        menu_structure=definition.menu_structure,
+        is_active=is_active,
+    )
+    session.add(row)
+    session.flush()
+    session.refresh(head)
+    session.refresh(row)
+    return _version(head, row)

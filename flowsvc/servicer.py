@@ -1,0 +1,312 @@
+"""The FlowService servicer: translates protobuf to service calls and back, nothing else."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import Executor
+from typing import TypeVar
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from flowsvc import convert
+from flowsvc.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    FlowError,
+    InvalidArgument,
+    NotFound,
+    ResourceExhausted,
+)
+from flowsvc.service.conversations import Conversations
+from flowsvc.service.deliveries import Deliveries
+from flowsvc.service.results import Results
+from flowsvc.service.templates import ImportAction, Templates
+from menuflow.v1 import flow_pb2, flow_pb2_grpc
+
+T = TypeVar("T")
+
+STATUS_CODES: dict[type[FlowError], int] = {
+    InvalidArgument: code_pb2.INVALID_ARGUMENT,
+    NotFound: code_pb2.NOT_FOUND,
+    AlreadyExists: code_pb2.ALREADY_EXISTS,
+    FailedPrecondition: code_pb2.FAILED_PRECONDITION,
+    ResourceExhausted: code_pb2.RESOURCE_EXHAUSTED,
+}
+IMPORT_ACTIONS = {
+    ImportAction.CREATED: flow_pb2.IMPORT_ACTION_CREATED,
+    ImportAction.UPDATED: flow_pb2.IMPORT_ACTION_UPDATED,
+    ImportAction.UNCHANGED: flow_pb2.IMPORT_ACTION_UNCHANGED,
+}
+ACTIVE_FILTERS = {
+    flow_pb2.ACTIVE_FILTER_UNSPECIFIED: None,
+    flow_pb2.ACTIVE_FILTER_ACTIVE: True,
+    flow_pb2.ACTIVE_FILTER_INACTIVE: False,
+}
+
+
+def error_status(error: FlowError) -> grpc.Status:
+    """A FlowError as a gRPC status; INVALID_ARGUMENT carries a google.rpc.BadRequest."""
+    status = status_pb2.Status(code=STATUS_CODES[type(error)], message=str(error))
+    if isinstance(error, InvalidArgument) and error.violations:
+        detail = any_pb2.Any()
+        detail.Pack(
+            error_details_pb2.BadRequest(
+                field_violations=[
+                    error_details_pb2.BadRequest.FieldViolation(field=field, description=reason)
+                    for field, reason in error.violations
+                ]
+            )
+        )
+        status.details.append(detail)
+    return rpc_status.to_status(status)
+
+
+class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
+    """FlowService over gRPC. Service calls are blocking (one DB transaction each): they run in
+    `executor` so the event loop keeps serving other calls."""
+
+    def __init__(
+        self,
+        templates: Templates,
+        conversations: Conversations,
+        results: Results,
+        deliveries: Deliveries,
+        executor: Executor,
+    ) -> None:
+        self._templates = templates
+        self._conversations = conversations
+        self._results = results
+        self._deliveries = deliveries
+        self._executor = executor
+
+    async def _call(
+        self, context: grpc.aio.ServicerContext, function: Callable[..., T], *args: object
+    ) -> T:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, function, *args)
+        except FlowError as error:
+            await context.abort_with_status(error_status(error))
+            raise  # abort_with_status raises; this keeps type checkers informed
+
+    async def CreateTemplate(
+        self, request: flow_pb2.CreateTemplateRequest, context: grpc.aio.ServicerContext
+    ) -> flow_pb2.CreateTemplateResponse:
+        definition = convert.template_definition(request.template)
+        created = await self._call(context, self._templates.create, definition)
+        return flow_pb2.CreateTemplateResponse(template=convert.template(created))
+
+    async def GetTemplate(
+        self, request: flow_pb2.GetTemplateRequest, context: grpc.aio.ServicerContext
+    ) -> flow_pb2.GetTemplateResponse:
+        found = await self._call(context, self._templates.get, request.name, request.version)
+        return flow_pb2.GetTemplateResponse(template=convert.template(found))
+
+    async def ListTemplates(
+        self, request: flow_pb2.ListTemplatesRequest, context: grpc.aio.ServicerContext
+    ) -> flow_pb2.ListTemplatesResponse:
+        page = await self._call(
+            context,
+            self._templates.list,
+            ACTIVE_FILTERS.get(request.active_filter),
+            request.page_size,
+            request.page_token,
+        )
+        return flow_pb2.ListTemplatesResponse(
+            templates=[convert.template(item) for item in page.items],
+            next_page_token=page.next_page_token,
+        )
+
+    async def UpdateTemplate(
+        self, request: flow_pb2.UpdateTemplateRequest, context: grpc.aio.ServicerContext
+    ) -> flow_pb2.UpdateTemplateResponse:
+        updated, changed = await self._call(
+            context,
+            self._templates.update,
+            convert.template_definition(request.template),
+            tuple(request.update_mask.paths),
+            request.expected_version,
+        )
+        return flow_pb2.UpdateTemplateResponse(template=convert.template(updated), changed=changed)
+
+    async def DeleteTemplate(
+        self, request: flow_pb2.DeleteTemplateRequest, context: grpc.aio.ServicerContext
+    ) -> flow_pb2.DeleteTemplateResponse:
+        versions, ended = await self._call(context, self._templates.delete, request.name)
+        return flow_pb2.DeleteTemplateResponse(deleted_versions=versions, ended_conversations=ended)
+
+    async def ValidateTemplate(
+        self, request: flow_pb2.ValidateTemplateRequest, context: grpc.aio.ServicerContext
+    ) -> flow_pb2.ValidateTemplateResponse:
+        definition = convert.template_definition(request.template)
+        kind = await self._call(context, self._templates.validate, definition)
+        return flow_pb2.ValidateTemplateResponse(type=convert.TEMPLATE_TYPES[kind])
+
+    async def ListTemplateVersions(
+        self, request: flow_pb2.ListTemplateVersionsRequest, context: grpc.aio.ServicerContext
+    ) -> flow_pb2.ListTemplateVersionsResponse:
+        page = await self._call(
+            context, self._templates.versions, request.name, request.page_size, request.page_token
+        )
+        return flow_pb2.ListTemplateVersionsResponse(
+            versions=[convert.template(item) for item in page.items],
+            next_page_token=page.next_page_token,
+        )
+
+    async def ImportTemplates(
+        self, request: flow_pb2.ImportTemplatesRequest, context: grpc.aio.ServicerContext
+    ) -> flow_pb2.ImportTemplatesResponse:
+        definitions = [convert.template_definition(item) for item in request.templates]
+        imported = await self._call(context, self._templates.import_, definitions)
+        return flow_pb2.ImportTemplatesResponse(
+            templates=[
+                flow_pb2.ImportedTemplate(
+                    name=item.name, version=item.version, action=IMPORT_ACTIONS[item.action]
+                )
+                for item in imported
+            ]
+        )
+
+    async def HandleMessage(
+        self, request: flow_pb2.HandleMessageRequest, context: grpc.aio.ServicerContext
+    ) -> flow_pb2.HandleMessageResponse:
+        handled = await self._call(
+            context,
+            self._conversations.handle,
+            convert.inbound(request.message),
+            request.lease_owner,
+            request.lease_seconds,
+        )
+        outcome, conversation, messages = convert.handled(handled)
+        return flow_pb2.HandleMessageResponse(
+            outcome=outcome,  # type: ignore[arg-type]
+            duplicate=handled.duplicate,
+            conversation=conversation,
+            messages=messages,
+        )
+
+    async def StartConversation(
+        self, request: flow_pb2.StartConversationRequest, context: grpc.aio.ServicerContext
+    ) -> flow_pb2.StartConversationResponse:
+        handled = await self._call(
+            context,
+            self._conversations.start,
+            request.customer.phone_number_id,
+            request.customer.phone_number,
+            request.template_name,
+            convert.from_struct(request.context),
+            request.request_id,
+            request.lease_owner,
+            request.lease_seconds,
+        )
+        _, conversation, messages = convert.handled(handled)
+        return flow_pb2.StartConversationResponse(conversation=conversation, messages=messages)
+
+    async def GetConversation(
+        self, request: flow_pb2.GetConversationRequest, context: grpc.aio.ServicerContext
+    ) -> flow_pb2.GetConversationResponse:
+        found = await self._call(
+            context,
+            self._conversations.get,
+            request.customer.phone_number_id,
+            request.customer.phone_number,
+        )
+        return flow_pb2.GetConversationResponse(conversation=convert.conversation(found))
+
+    async def ListConversations(
+        self, request: flow_pb2.ListConversationsRequest, context: grpc.aio.ServicerContext
+    ) -> flow_pb2.ListConversationsResponse:
+        items, token = await self._call(
+            context,
+            self._conversations.list,
+            request.flow,
+            request.step,
+            request.phone_number_id,
+            request.page_size,
+            request.page_token,
+        )
+        return flow_pb2.ListConversationsResponse(
+            conversations=[convert.conversation(item) for item in items], next_page_token=token
+        )
+
+    async def EndConversation(
+        self, request: flow_pb2.EndConversationRequest, context: grpc.aio.ServicerContext
+    ) -> flow_pb2.EndConversationResponse:
+        ended = await self._call(
+            context,
+            self._conversations.end,
+            request.customer.phone_number_id,
+            request.customer.phone_number,
+        )
+        return flow_pb2.EndConversationResponse(conversation=convert.conversation(ended))
+
+    async def SweepExpired(
+        self, request: flow_pb2.SweepExpiredRequest, context: grpc.aio.ServicerContext
+    ) -> flow_pb2.SweepExpiredResponse:
+        expired, old = await self._call(context, self._conversations.sweep)
+        return flow_pb2.SweepExpiredResponse(expired_conversations=expired, processed_messages=old)
+
+    async def GetResult(
+        self, request: flow_pb2.GetResultRequest, context: grpc.aio.ServicerContext
+    ) -> flow_pb2.GetResultResponse:
+        found = await self._call(context, self._results.get, request.reference)
+        return flow_pb2.GetResultResponse(result=convert.result(found))
+
+    async def ListResults(
+        self, request: flow_pb2.ListResultsRequest, context: grpc.aio.ServicerContext
+    ) -> flow_pb2.ListResultsResponse:
+        rows, token = await self._call(
+            context,
+            self._results.list,
+            request.template_name,
+            request.customer.phone_number_id,
+            request.customer.phone_number,
+            request.page_size,
+            request.page_token,
+        )
+        return flow_pb2.ListResultsResponse(
+            results=[convert.result(row) for row in rows], next_page_token=token
+        )
+
+    async def ClaimOutbox(
+        self, request: flow_pb2.ClaimOutboxRequest, context: grpc.aio.ServicerContext
+    ) -> flow_pb2.ClaimOutboxResponse:
+        messages, pending = await self._call(
+            context,
+            self._deliveries.claim,
+            request.owner,
+            request.max_messages,
+            request.lease_seconds,
+        )
+        return flow_pb2.ClaimOutboxResponse(
+            messages=[convert.outbox_message(row) for row in messages], pending=pending
+        )
+
+    async def AckOutbox(
+        self, request: flow_pb2.AckOutboxRequest, context: grpc.aio.ServicerContext
+    ) -> flow_pb2.AckOutboxResponse:
+        try:
+            acks = [convert.ack(item) for item in request.acks]
+        except FlowError as error:
+            await context.abort_with_status(error_status(error))
+            raise
+        lost = await self._call(context, self._deliveries.ack, request.owner, acks)
+        return flow_pb2.AckOutboxResponse(lease_lost_ids=lost)
+
+    async def RecordStatus(
+        self, request: flow_pb2.RecordStatusRequest, context: grpc.aio.ServicerContext
+    ) -> flow_pb2.RecordStatusResponse:
+        matched, status = await self._call(
+            context,
+            self._deliveries.record_status,
+            request.wa_message_id,
+            convert.STATUS_NAMES.get(request.status, ""),
+            [(e.code, e.title, e.details) for e in request.errors],
+        )
+        return flow_pb2.RecordStatusResponse(
+            matched=matched, delivery_status=convert.DELIVERY_STATUSES.get(status, 0)
+        )

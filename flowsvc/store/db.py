@@ -1,0 +1,86 @@
+"""Database engines and sessions, and the check that the schema is migrated to head."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class SchemaBehindError(RuntimeError):
+    """The database's schema is not at the migrations' head: flowsvc must not run on it."""
+
+
+def normalize_url(url: str) -> str:
+    """Accept postgres:// and postgresql:// (as Heroku-style URLs and compose files write them)."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url.removeprefix("postgres://")
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg2://" + url.removeprefix("postgresql://")
+    return url
+
+
+def create_db_engine(url: str, *, pool_size: int = 8) -> Engine:
+    """An engine with the settings each database needs for one-transaction-per-message work."""
+    url = normalize_url(url)
+    if make_url(url).get_backend_name() == "sqlite":
+        engine = create_engine(url, connect_args={"timeout": 30})
+        _serialize_sqlite_writers(engine)
+        return engine
+    return create_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+    )
+
+
+def _serialize_sqlite_writers(engine: Engine) -> None:
+    """SQLite has one writer: take the write lock at BEGIN, so two transactions never deadlock
+    upgrading a read lock, and wait for it (busy_timeout) instead of failing."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # pysqlite must not issue BEGIN itself
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def create_sessionmaker(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+def alembic_config(url: str) -> Config:
+    """Alembic's configuration for this repository, pointed at `url`."""
+    config = Config(str(ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(ROOT / "migrations"))
+    config.attributes["database_url"] = normalize_url(url)
+    return config
+
+
+def check_schema(engine: Engine) -> None:
+    """Refuse to run on a database whose schema is not at the migrations' head."""
+    head = ScriptDirectory.from_config(alembic_config(str(engine.url))).get_current_head()
+    with engine.connect() as connection:
+        current = MigrationContext.configure(connection).get_current_revision()
+    if current != head:
+        raise SchemaBehindError(
+            f"the database schema is at revision {current or 'none (empty database)'}, "
+            f"flowsvc needs {head}: run `make migrate` (alembic upgrade head) first"
+        )

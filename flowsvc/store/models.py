@@ -1,0 +1,188 @@
+"""The tables. Seed names and columns are kept; JSONB on PostgreSQL, JSON on SQLite."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+Json = JSON().with_variant(JSONB(), "postgresql")
+# SQLite only auto-increments an INTEGER PRIMARY KEY.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on both databases (SQLite stores them naive)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: menuflow stores UTC-aware datetimes only")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: Json, list[Any]: Json}
+
+
+class WorkflowTemplate(Base):
+    """A template's head: its name, latest version and whether it is active."""
+
+    __tablename__ = "workflow_templates"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    template_name: Mapped[str] = mapped_column(String(64), unique=True)
+    template_type: Mapped[str] = mapped_column(String(16))
+    trigger_keywords: Mapped[list[Any]]
+    menu_structure: Mapped[dict[str, Any]]
+    is_active: Mapped[bool] = mapped_column(Boolean)
+    version: Mapped[int]
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class WorkflowTemplateVersion(Base):
+    """One immutable version of a template; conversations run on a version, never on the head."""
+
+    __tablename__ = "workflow_template_versions"
+    __table_args__ = (UniqueConstraint("template_name", "version"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    template_id: Mapped[int] = mapped_column(
+        Id, ForeignKey("workflow_templates.id", ondelete="CASCADE"), index=True
+    )
+    template_name: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int]
+    template_type: Mapped[str] = mapped_column(String(16))
+    trigger_keywords: Mapped[list[Any]]
+    menu_structure: Mapped[dict[str, Any]]
+    is_active: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class Customer(Base):
+    """A customer of one business number: the row every HandleMessage and outbox claim locks, so
+    that one customer's messages are handled, and their replies sent, one at a time across all
+    replicas."""
+
+    __tablename__ = "customers"
+
+    phone_number_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    phone_number: Mapped[str] = mapped_column(String(32), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class ConversationState(Base):
+    """A customer's active conversation: one per customer and business number."""
+
+    __tablename__ = "conversation_state"
+    __table_args__ = (
+        UniqueConstraint("phone_number_id", "phone_number"),
+        Index("ix_conversation_state_flow_step", "conversation_flow", "current_step"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    phone_number_id: Mapped[str] = mapped_column(String(64))
+    phone_number: Mapped[str] = mapped_column(String(32))
+    conversation_flow: Mapped[str] = mapped_column(String(64))
+    template_version: Mapped[int]
+    current_step: Mapped[str] = mapped_column(String(64))
+    context: Mapped[dict[str, Any]]
+    history: Mapped[list[Any]]
+    last_interaction: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class ProcessedMessage(Base):
+    """An inbound message id already handled, with what handling it produced (dedupe)."""
+
+    __tablename__ = "processed_messages"
+
+    message_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    phone_number_id: Mapped[str] = mapped_column(String(64))
+    phone_number: Mapped[str] = mapped_column(String(32))
+    outcome: Mapped[str] = mapped_column(String(32))
+    outbox_ids: Mapped[list[Any]]
+    processed_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class OutboxMessage(Base):
+    """A Graph API request to send, with its delivery state; committed with the state change."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        Index("ix_outbox_lane", "phone_number_id", "phone_number", "state", "id"),
+        Index("ix_outbox_state_next_attempt_at", "state", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    phone_number_id: Mapped[str] = mapped_column(String(64))
+    phone_number: Mapped[str] = mapped_column(String(32))
+    source_id: Mapped[str] = mapped_column(String(255))
+    body_json: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime]
+    lease_owner: Mapped[str | None] = mapped_column(String(200))
+    lease_expires_at: Mapped[datetime | None]
+    wa_message_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    delivery_status: Mapped[str | None] = mapped_column(String(16))
+    error_code: Mapped[int | None]
+    error_title: Mapped[str | None] = mapped_column(Text)
+    error_details: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class FlowResult(Base):
+    """What a completed flow produced (an order), with a reference the customer can quote."""
+
+    __tablename__ = "flow_results"
+    __table_args__ = (Index("ix_flow_results_customer", "phone_number_id", "phone_number", "id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    reference: Mapped[str] = mapped_column(String(16), unique=True)
+    template_name: Mapped[str] = mapped_column(String(64), index=True)
+    template_version: Mapped[int]
+    phone_number_id: Mapped[str] = mapped_column(String(64))
+    phone_number: Mapped[str] = mapped_column(String(32))
+    context: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]

@@ -1,0 +1,50 @@
+"""Structured logs for both services: one JSON object per line, phone numbers masked.
+
+Log calls pass their fields as `extra`, e.g. `log.info("message handled", extra={"customer":
+mask_phone(number)})`. Every value is JSON-escaped, so a customer's text with newlines or control
+characters can never split or forge a log line.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+
+
+def mask_phone(number: str) -> str:
+    """Keep the last 4 digits, enough to tell customers apart in a log, too few to reach one."""
+    digits = "".join(ch for ch in number if ch.isdigit())
+    return "***" + digits[-4:] if len(digits) > 4 else "***"
+
+
+class JsonFormatter(logging.Formatter):
+    def __init__(self, service: str) -> None:
+        super().__init__()
+        self._service = service
+
+    def format(self, record: logging.LogRecord) -> str:
+        event: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "service": self._service,
+            "logger": record.name,
+            "event": record.getMessage(),
+        }
+        event.update((key, value) for key, value in vars(record).items() if key not in _STANDARD)
+        if record.exc_info:
+            event["exception"] = self.formatException(record.exc_info)
+        return json.dumps(event, default=str, ensure_ascii=False)
+
+
+def configure_logging(service: str, level: str = "INFO") -> None:
+    """Send every log record to stderr as JSON lines; called once, by a service's __main__."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter(service))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)

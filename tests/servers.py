@@ -1,0 +1,90 @@
+"""Real servers on loopback for tests: flowsvc on its own event loop in a background thread."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from concurrent.futures import Future
+from contextlib import contextmanager
+from pathlib import Path
+
+import grpc
+
+from flowsvc.server import Server, create_server
+from flowsvc.settings import Settings
+
+
+@contextmanager
+def running_flowsvc(settings: Settings) -> Iterator[Server]:
+    """Start flowsvc on a free port (settings.listen should end in :0) and stop it afterwards.
+
+    The server is built inside its own loop's thread: grpc.aio binds to the loop it is created on.
+    """
+    loop = asyncio.new_event_loop()
+    started: Future[Server] = Future()
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        try:
+            server = create_server(settings)
+            loop.run_until_complete(server.start())
+        except BaseException as error:
+            started.set_exception(error)
+            return
+        started.set_result(server)
+        loop.run_forever()
+
+    thread = threading.Thread(target=run, name="flowsvc-test", daemon=True)
+    thread.start()
+    try:
+        server = started.result(30)
+    except BaseException:
+        thread.join(30)
+        loop.close()
+        raise
+    try:
+        yield server
+    finally:
+        asyncio.run_coroutine_threadsafe(server.stop(), loop).result(60)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(30)
+        loop.close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def flowsvc_process(database_url: str, log_path: Path, **environ: str) -> Iterator[str]:
+    """`python -m flowsvc` as its own process on a free port; yields its address, and stops it
+    with SIGTERM (asserting a clean exit)."""
+    address = f"127.0.0.1:{free_port()}"
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "FLOWSVC_LISTEN": address,
+        "FLOWSVC_GRACE_SECONDS": "2",
+        **environ,
+    }
+    with log_path.open("w") as log:
+        process = subprocess.Popen([sys.executable, "-m", "flowsvc"], env=env, stderr=log)
+        try:
+            with grpc.insecure_channel(address) as channel:
+                try:
+                    grpc.channel_ready_future(channel).result(timeout=30)
+                except grpc.FutureTimeoutError:
+                    raise RuntimeError(f"flowsvc did not start: {log_path.read_text()}") from None
+            yield address
+        finally:
+            process.send_signal(signal.SIGTERM)
+            code = process.wait(30)
+    assert code == 0, log_path.read_text()

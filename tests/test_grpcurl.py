@@ -1,0 +1,100 @@
+"""The admin path: the real grpcurl binary against `python -m flowsvc`, by reflection only."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.servers import flowsvc_process
+
+GRPCURL = shutil.which("grpcurl", path=str(Path(sys.executable).parent)) or "grpcurl"
+SERVICE = "menuflow.v1.FlowService"
+TEMPLATE = Path(__file__).parents[1] / "flowsvc" / "default_templates" / "support.json"
+
+
+def grpcurl(address: str, *args: str, data: str | None = None) -> subprocess.CompletedProcess[str]:
+    command = [GRPCURL, "-plaintext", "-max-time", "20"]
+    if data is not None:
+        command += ["-d", "@"]
+    return subprocess.run(
+        [*command, address, *args], input=data, capture_output=True, text=True, timeout=30
+    )
+
+
+@pytest.fixture
+def address(database_url: str, tmp_path: Path) -> Iterator[str]:
+    """`python -m flowsvc.seed`, then `python -m flowsvc` as its own process (as `make run`
+    does); it must stop cleanly on SIGTERM."""
+    env = {**os.environ, "DATABASE_URL": database_url}
+    seeded = subprocess.run(
+        [sys.executable, "-m", "flowsvc.seed"], env=env, capture_output=True, text=True
+    )
+    assert seeded.returncode == 0, seeded.stderr
+    log = tmp_path / "flowsvc.log"
+    with flowsvc_process(database_url, log) as address:
+        yield address
+    assert "flowsvc stopped" in log.read_text()
+
+
+def test_health_check(address: str) -> None:
+    result = grpcurl(address, "grpc.health.v1.Health/Check")
+    assert json.loads(result.stdout) == {"status": "SERVING"}
+
+
+def test_list_services_and_every_rpc(address: str) -> None:
+    services = grpcurl(address, "list").stdout.split()
+    methods = grpcurl(address, "list", SERVICE).stdout.split()
+
+    assert {SERVICE, "grpc.health.v1.Health"} <= set(services)
+    assert f"{SERVICE}.CreateTemplate" in methods
+    assert f"{SERVICE}.HandleMessage" in methods
+    assert len(methods) == 19
+
+
+def test_describe_a_message(address: str) -> None:
+    result = grpcurl(address, "describe", "menuflow.v1.TemplateDefinition")
+    assert result.returncode == 0, result.stderr
+    assert "google.protobuf.Struct menu_structure" in result.stdout
+
+
+def test_create_a_template_from_a_json_file_then_validate_list_versions_delete(
+    address: str,
+) -> None:
+    template = json.loads(TEMPLATE.read_text())
+    template["name"] = "support_copy"
+    template["trigger_keywords"] = ["help me please"]
+    request = json.dumps({"template": template})
+
+    created = grpcurl(address, f"{SERVICE}/CreateTemplate", data=request)
+    validated = grpcurl(address, f"{SERVICE}/ValidateTemplate", data=request)
+    versions = grpcurl(address, f"{SERVICE}/ListTemplateVersions", data='{"name": "support_copy"}')
+    deleted = grpcurl(address, f"{SERVICE}/DeleteTemplate", data='{"name": "support_copy"}')
+
+    assert created.returncode == 0, created.stderr
+    assert json.loads(created.stdout)["template"]["version"] == 1
+    assert validated.returncode == 0, validated.stderr
+    assert json.loads(validated.stdout)["type"].startswith("TEMPLATE_TYPE_")
+    assert [v["version"] for v in json.loads(versions.stdout)["versions"]] == [1]
+    assert json.loads(deleted.stdout)["deleted_versions"] == 1
+
+
+def test_an_invalid_template_shows_every_problem(address: str) -> None:
+    request = {
+        "template": {
+            "name": "broken",
+            "menu_structure": {"type": "button", "body": {"text": "Hi"}, "steps": {}},
+        }
+    }
+    result = grpcurl(address, f"{SERVICE}/CreateTemplate", data=json.dumps(request))
+
+    assert result.returncode != 0
+    assert "InvalidArgument" in result.stderr
+    assert "menu_structure.action" in result.stderr
+    assert "menu_structure.steps" in result.stderr

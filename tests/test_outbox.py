@@ -1,0 +1,189 @@
+"""The outbox over gRPC: leases that never overlap, acks, retries in order, delivery statuses."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+import pytest
+
+from menuflow.v1 import flow_pb2, flow_pb2_grpc
+from tests.chat import Chat
+from tests.database import execute
+
+pytestmark = pytest.mark.usefixtures("seeded")
+
+
+def claim(
+    stub: flow_pb2_grpc.FlowServiceStub, owner: str, lease_seconds: int = 60
+) -> list[flow_pb2.OutboxMessage]:
+    return list(
+        stub.ClaimOutbox(
+            flow_pb2.ClaimOutboxRequest(owner=owner, lease_seconds=lease_seconds)
+        ).messages
+    )
+
+
+def ack(stub: flow_pb2_grpc.FlowServiceStub, owner: str, *acks: flow_pb2.OutboxAck) -> list[int]:
+    return list(stub.AckOutbox(flow_pb2.AckOutboxRequest(owner=owner, acks=acks)).lease_lost_ids)
+
+
+def test_handle_message_leases_its_replies_to_the_caller(
+    stub: flow_pb2_grpc.FlowServiceStub,
+) -> None:
+    response = Chat(stub).say("hi", lease_owner="gateway-a")
+
+    assert response.messages and {m.lease_owner for m in response.messages} == {"gateway-a"}
+    assert claim(stub, "gateway-b") == []
+
+
+def test_replies_queue_behind_a_customers_unsent_messages(
+    stub: flow_pb2_grpc.FlowServiceStub,
+) -> None:
+    chat = Chat(stub)
+    chat.say("hi", lease_owner="gateway-a")
+
+    second = chat.tap("new_order")
+    chat.send(chat.message(selection=flow_pb2.Selection(id="coffee")), lease_owner="gateway-b")
+
+    assert {m.lease_owner for m in second.messages} == {""}
+    assert {m.lease_owner for m in chat.last.messages} == {""}  # gateway-a still sends earlier ones
+
+
+def test_concurrent_claims_never_get_the_same_message(stub: flow_pb2_grpc.FlowServiceStub) -> None:
+    for number in range(15550000100, 15550000140):
+        Chat(stub, str(number)).say("hi")
+
+    with ThreadPoolExecutor(4) as pool:
+        claims = list(pool.map(lambda owner: claim(stub, owner), ["a", "b", "c", "d"]))
+
+    ids = [m.id for messages in claims for m in messages]
+    assert len(ids) == len(set(ids)) == 40
+    for messages in claims:  # a customer's messages all go to one sender
+        owners_by_customer = {}
+        for message in messages:
+            owners_by_customer.setdefault(message.customer.phone_number, set()).add(
+                message.lease_owner
+            )
+        assert all(len(owners) == 1 for owners in owners_by_customer.values())
+
+
+def test_an_expired_lease_is_claimed_again(
+    stub: flow_pb2_grpc.FlowServiceStub, database_url: str
+) -> None:
+    response = Chat(stub).say("hi", lease_owner="gateway-a")
+    assert claim(stub, "gateway-b") == []
+
+    execute(database_url, "UPDATE outbox SET lease_expires_at = '2020-01-01 00:00:00'")
+    reclaimed = claim(stub, "gateway-b")
+
+    assert [m.id for m in reclaimed] == [m.id for m in response.messages]
+    assert ack(
+        stub, "gateway-a", flow_pb2.OutboxAck(id=reclaimed[0].id, sent_wa_message_id="wamid.A")
+    ) == [reclaimed[0].id]
+
+
+def test_sent_messages_are_never_claimed_again(stub: flow_pb2_grpc.FlowServiceStub) -> None:
+    Chat(stub).say("hi")
+    messages = claim(stub, "gateway-a")
+
+    lost = ack(
+        stub,
+        "gateway-a",
+        *[flow_pb2.OutboxAck(id=m.id, sent_wa_message_id=f"wamid.{m.id}") for m in messages],
+    )
+
+    assert lost == []
+    assert claim(stub, "gateway-a") == []
+
+
+def test_a_retry_holds_the_customers_later_messages_back(
+    stub: flow_pb2_grpc.FlowServiceStub, database_url: str
+) -> None:
+    chat = Chat(stub)
+    chat.say("hi")
+    chat.tap("new_order")
+    first, *rest = claim(stub, "gateway-a")
+    assert rest
+
+    ack(
+        stub,
+        "gateway-a",
+        flow_pb2.OutboxAck(
+            id=first.id,
+            retry=flow_pb2.RetryLater(
+                delay_seconds=3600, error=flow_pb2.MetaError(code=131056, title="pair rate limit")
+            ),
+        ),
+        *[flow_pb2.OutboxAck(id=m.id, released=True) for m in rest],
+    )
+    other = Chat(stub, "15550000777")
+    other.say("hi")
+
+    claimed = claim(stub, "gateway-b")
+    assert {m.customer.phone_number for m in claimed} == {
+        "15550000777"
+    }  # only the first customer waits
+
+    execute(database_url, "UPDATE outbox SET next_attempt_at = '2020-01-01 00:00:00'")
+    again = claim(stub, "gateway-b")
+    assert [m.id for m in again] == [first.id] + [m.id for m in rest]
+    assert again[0].attempts == 1 and again[0].error.code == 131056
+
+
+def test_a_permanent_failure_is_recorded_and_not_retried(
+    stub: flow_pb2_grpc.FlowServiceStub,
+) -> None:
+    Chat(stub).say("hi")
+    message = claim(stub, "gateway-a")[0]
+
+    ack(
+        stub,
+        "gateway-a",
+        flow_pb2.OutboxAck(
+            id=message.id,
+            failed=flow_pb2.MetaError(code=131047, title="Re-engagement message"),
+        ),
+    )
+
+    assert claim(stub, "gateway-a") == []
+
+
+def test_an_ack_without_a_result_is_invalid(stub: flow_pb2_grpc.FlowServiceStub) -> None:
+    with pytest.raises(grpc.RpcError) as caught:
+        ack(stub, "gateway-a", flow_pb2.OutboxAck(id=1))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_delivery_statuses_never_move_backwards(stub: flow_pb2_grpc.FlowServiceStub) -> None:
+    Chat(stub).say("hi")
+    message = claim(stub, "gateway-a")[0]
+    ack(stub, "gateway-a", flow_pb2.OutboxAck(id=message.id, sent_wa_message_id="wamid.S1"))
+
+    def record(status: int) -> flow_pb2.RecordStatusResponse:
+        return stub.RecordStatus(
+            flow_pb2.RecordStatusRequest(wa_message_id="wamid.S1", status=status)
+        )
+
+    assert record(flow_pb2.DELIVERY_STATUS_READ).delivery_status == flow_pb2.DELIVERY_STATUS_READ
+    assert record(flow_pb2.DELIVERY_STATUS_DELIVERED).delivery_status == (
+        flow_pb2.DELIVERY_STATUS_READ
+    )
+    assert record(flow_pb2.DELIVERY_STATUS_SENT).delivery_status == flow_pb2.DELIVERY_STATUS_READ
+    unknown = stub.RecordStatus(flow_pb2.RecordStatusRequest(wa_message_id="wamid.other", status=2))
+    assert not unknown.matched
+
+
+def test_a_failed_status_keeps_metas_error(stub: flow_pb2_grpc.FlowServiceStub) -> None:
+    response = Chat(stub).say("hi", lease_owner="g")
+    ack(stub, "g", flow_pb2.OutboxAck(id=response.messages[0].id, sent_wa_message_id="wamid.F"))
+
+    recorded = stub.RecordStatus(
+        flow_pb2.RecordStatusRequest(
+            wa_message_id="wamid.F",
+            status=flow_pb2.DELIVERY_STATUS_FAILED,
+            errors=[flow_pb2.MetaError(code=131047, title="Re-engagement message")],
+        )
+    )
+
+    assert recorded.delivery_status == flow_pb2.DELIVERY_STATUS_FAILED

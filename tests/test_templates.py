@@ -1,0 +1,349 @@
+"""Template lifecycle over a real gRPC channel against a real flowsvc and database."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import grpc
+import pytest
+from google.protobuf import field_mask_pb2, struct_pb2
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from menuflow.v1 import flow_pb2, flow_pb2_grpc
+
+MENU: dict[str, Any] = {
+    "type": "button",
+    "body": {"text": "Hello! What would you like?"},
+    "action": {
+        "buttons": [
+            {"type": "reply", "reply": {"id": "a", "title": "Option A"}},
+            {"type": "reply", "reply": {"id": "b", "title": "Option B"}},
+        ]
+    },
+    "steps": {
+        "initial": {"next_steps": {"a": "done_a", "b": "done_b"}},
+        "done_a": {"prompt": "You chose A.", "end_conversation": True},
+        "done_b": {"prompt": "You chose B.", "end_conversation": True},
+    },
+}
+
+
+def struct(value: dict[str, Any]) -> struct_pb2.Struct:
+    result = struct_pb2.Struct()
+    result.update(value)
+    return result
+
+
+def definition(
+    name: str = "greeting",
+    menu: dict[str, Any] | None = None,
+    keywords: tuple[str, ...] = ("hello",),
+    **fields: Any,
+) -> flow_pb2.TemplateDefinition:
+    return flow_pb2.TemplateDefinition(
+        name=name,
+        trigger_keywords=keywords,
+        menu_structure=struct(MENU if menu is None else menu),
+        **fields,
+    )
+
+
+def targeting(name: str) -> dict[str, Any]:
+    """MENU with option B switching to template `name`."""
+    menu = copy.deepcopy(MENU)
+    menu["steps"]["initial"]["next_steps"]["b"] = f"flow:{name}"
+    del menu["steps"]["done_b"]
+    return menu
+
+
+def bad_request(error: grpc.RpcError) -> list[tuple[str, str]]:
+    """The (field, description) pairs of an INVALID_ARGUMENT's google.rpc.BadRequest detail."""
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    assert status is not None
+    violations = []
+    for detail in status.details:
+        request = error_details_pb2.BadRequest()
+        assert detail.Unpack(request)
+        violations += [(v.field, v.description) for v in request.field_violations]
+    return violations
+
+
+def test_create_then_get_latest_and_by_version(stub: flow_pb2_grpc.FlowServiceStub) -> None:
+    created = stub.CreateTemplate(flow_pb2.CreateTemplateRequest(template=definition())).template
+
+    assert (created.name, created.version, created.is_active) == ("greeting", 1, True)
+    assert created.type == flow_pb2.TEMPLATE_TYPE_BUTTON
+    assert list(created.trigger_keywords) == ["hello"]
+    got = stub.GetTemplate(flow_pb2.GetTemplateRequest(name="greeting")).template
+    assert got == created
+    assert stub.GetTemplate(flow_pb2.GetTemplateRequest(name="greeting", version=1)).template == got
+
+
+def test_create_twice_is_already_exists(stub: flow_pb2_grpc.FlowServiceStub) -> None:
+    stub.CreateTemplate(flow_pb2.CreateTemplateRequest(template=definition()))
+
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.CreateTemplate(flow_pb2.CreateTemplateRequest(template=definition()))
+
+    assert caught.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert "greeting" in caught.value.details()
+
+
+def test_create_inactive(stub: flow_pb2_grpc.FlowServiceStub) -> None:
+    created = stub.CreateTemplate(
+        flow_pb2.CreateTemplateRequest(template=definition(is_active=False))
+    ).template
+    assert created.is_active is False
+
+
+def test_update_writes_a_new_version_and_keeps_the_old(
+    stub: flow_pb2_grpc.FlowServiceStub,
+) -> None:
+    stub.CreateTemplate(flow_pb2.CreateTemplateRequest(template=definition()))
+    menu = copy.deepcopy(MENU)
+    menu["body"]["text"] = "Welcome back!"
+
+    response = stub.UpdateTemplate(
+        flow_pb2.UpdateTemplateRequest(template=definition(menu=menu, keywords=("hello", "hey")))
+    )
+
+    assert response.changed
+    assert response.template.version == 2
+    assert response.template.menu_structure["body"]["text"] == "Welcome back!"
+    old = stub.GetTemplate(flow_pb2.GetTemplateRequest(name="greeting", version=1)).template
+    assert old.menu_structure["body"]["text"] == "Hello! What would you like?"
+    assert list(old.trigger_keywords) == ["hello"]
+    versions = stub.ListTemplateVersions(flow_pb2.ListTemplateVersionsRequest(name="greeting"))
+    assert [v.version for v in versions.versions] == [2, 1]
+
+
+def test_update_with_nothing_changed_writes_no_version(
+    stub: flow_pb2_grpc.FlowServiceStub,
+) -> None:
+    stub.CreateTemplate(flow_pb2.CreateTemplateRequest(template=definition()))
+
+    response = stub.UpdateTemplate(flow_pb2.UpdateTemplateRequest(template=definition()))
+
+    assert not response.changed
+    assert response.template.version == 1
+
+
+def test_update_mask_changes_only_the_named_field(stub: flow_pb2_grpc.FlowServiceStub) -> None:
+    stub.CreateTemplate(flow_pb2.CreateTemplateRequest(template=definition()))
+
+    response = stub.UpdateTemplate(
+        flow_pb2.UpdateTemplateRequest(
+            template=flow_pb2.TemplateDefinition(name="greeting", is_active=False),
+            update_mask=field_mask_pb2.FieldMask(paths=["is_active"]),
+        )
+    )
+
+    assert (response.template.version, response.template.is_active) == (2, False)
+    assert response.template.menu_structure == struct(MENU)
+    assert list(response.template.trigger_keywords) == ["hello"]
+
+
+def test_update_with_a_stale_expected_version_fails(stub: flow_pb2_grpc.FlowServiceStub) -> None:
+    stub.CreateTemplate(flow_pb2.CreateTemplateRequest(template=definition()))
+    stub.UpdateTemplate(flow_pb2.UpdateTemplateRequest(template=definition(keywords=("hey",))))
+
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.UpdateTemplate(
+            flow_pb2.UpdateTemplateRequest(
+                template=definition(keywords=("hi",)), expected_version=1
+            )
+        )
+
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert stub.GetTemplate(flow_pb2.GetTemplateRequest(name="greeting")).template.version == 2
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        pytest.param(lambda s: s.GetTemplate(flow_pb2.GetTemplateRequest(name="nope")), id="get"),
+        pytest.param(
+            lambda s: s.UpdateTemplate(flow_pb2.UpdateTemplateRequest(template=definition("nope"))),
+            id="update",
+        ),
+        pytest.param(
+            lambda s: s.DeleteTemplate(flow_pb2.DeleteTemplateRequest(name="nope")), id="delete"
+        ),
+        pytest.param(
+            lambda s: s.ListTemplateVersions(flow_pb2.ListTemplateVersionsRequest(name="nope")),
+            id="versions",
+        ),
+    ],
+)
+def test_unknown_template_is_not_found(stub: flow_pb2_grpc.FlowServiceStub, call: Any) -> None:
+    with pytest.raises(grpc.RpcError) as caught:
+        call(stub)
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    assert "nope" in caught.value.details()
+
+
+def test_unknown_version_is_not_found(stub: flow_pb2_grpc.FlowServiceStub) -> None:
+    stub.CreateTemplate(flow_pb2.CreateTemplateRequest(template=definition()))
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.GetTemplate(flow_pb2.GetTemplateRequest(name="greeting", version=7))
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_list_pages_through_every_template_and_filters_by_active(
+    stub: flow_pb2_grpc.FlowServiceStub,
+) -> None:
+    for index in range(7):
+        stub.CreateTemplate(
+            flow_pb2.CreateTemplateRequest(
+                template=definition(
+                    f"t{index}", keywords=(f"word{index}",), is_active=index % 2 == 0
+                )
+            )
+        )
+
+    names, token, pages = [], "", 0
+    while True:
+        page = stub.ListTemplates(flow_pb2.ListTemplatesRequest(page_size=3, page_token=token))
+        names += [t.name for t in page.templates]
+        pages += 1
+        token = page.next_page_token
+        if not token:
+            break
+    active = stub.ListTemplates(
+        flow_pb2.ListTemplatesRequest(active_filter=flow_pb2.ACTIVE_FILTER_ACTIVE)
+    )
+    inactive = stub.ListTemplates(
+        flow_pb2.ListTemplatesRequest(active_filter=flow_pb2.ACTIVE_FILTER_INACTIVE)
+    )
+
+    assert names == [f"t{i}" for i in range(7)]
+    assert pages == 3
+    assert [t.name for t in active.templates] == ["t0", "t2", "t4", "t6"]
+    assert [t.name for t in inactive.templates] == ["t1", "t3", "t5"]
+
+
+def test_bad_page_token_is_invalid_argument(stub: flow_pb2_grpc.FlowServiceStub) -> None:
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.ListTemplates(flow_pb2.ListTemplatesRequest(page_token="not-a-token!"))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert bad_request(caught.value)[0][0] == "page_token"
+
+
+def test_delete_removes_every_version(stub: flow_pb2_grpc.FlowServiceStub) -> None:
+    stub.CreateTemplate(flow_pb2.CreateTemplateRequest(template=definition()))
+    stub.UpdateTemplate(flow_pb2.UpdateTemplateRequest(template=definition(keywords=("hey",))))
+
+    response = stub.DeleteTemplate(flow_pb2.DeleteTemplateRequest(name="greeting"))
+
+    assert (response.deleted_versions, response.ended_conversations) == (2, 0)
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.GetTemplate(flow_pb2.GetTemplateRequest(name="greeting", version=1))
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_delete_a_template_another_targets_fails_and_keeps_it(
+    stub: flow_pb2_grpc.FlowServiceStub,
+) -> None:
+    stub.CreateTemplate(flow_pb2.CreateTemplateRequest(template=definition("greeting")))
+    stub.CreateTemplate(
+        flow_pb2.CreateTemplateRequest(
+            template=definition("hub", menu=targeting("greeting"), keywords=("hub",))
+        )
+    )
+
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.DeleteTemplate(flow_pb2.DeleteTemplateRequest(name="greeting"))
+
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "hub" in caught.value.details()
+    assert stub.GetTemplate(flow_pb2.GetTemplateRequest(name="greeting")).template.version == 1
+
+
+def test_validate_accepts_a_valid_template_without_saving(
+    stub: flow_pb2_grpc.FlowServiceStub,
+) -> None:
+    response = stub.ValidateTemplate(flow_pb2.ValidateTemplateRequest(template=definition()))
+
+    assert response.type == flow_pb2.TEMPLATE_TYPE_BUTTON
+    assert not stub.ListTemplates(flow_pb2.ListTemplatesRequest()).templates
+
+
+def test_invalid_template_lists_every_problem_and_saves_nothing(
+    stub: flow_pb2_grpc.FlowServiceStub,
+) -> None:
+    menu = copy.deepcopy(MENU)
+    menu["action"]["buttons"][0]["reply"]["title"] = "A title far longer than twenty"
+    menu["steps"]["initial"]["next_steps"]["b"] = "order_flow"
+    menu["steps"]["orphan"] = {"prompt": "Nobody gets here", "end_conversation": True}
+
+    for call in (stub.ValidateTemplate, stub.CreateTemplate):
+        request_type = (
+            flow_pb2.ValidateTemplateRequest
+            if call is stub.ValidateTemplate
+            else flow_pb2.CreateTemplateRequest
+        )
+        with pytest.raises(grpc.RpcError) as caught:
+            call(request_type(template=definition(menu=menu)))
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        fields = {field for field, _ in bad_request(caught.value)}
+        assert {
+            "menu_structure.action.buttons[0].reply.title",
+            "menu_structure.steps.initial.next_steps.b",
+            "menu_structure.steps.orphan",
+        } <= fields, fields
+        assert "order_flow" in caught.value.details()
+    assert not stub.ListTemplates(flow_pb2.ListTemplatesRequest()).templates
+
+
+def test_an_invalid_update_keeps_the_current_version(stub: flow_pb2_grpc.FlowServiceStub) -> None:
+    stub.CreateTemplate(flow_pb2.CreateTemplateRequest(template=definition()))
+    menu = copy.deepcopy(MENU)
+    del menu["steps"]
+
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.UpdateTemplate(flow_pb2.UpdateTemplateRequest(template=definition(menu=menu)))
+
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert stub.GetTemplate(flow_pb2.GetTemplateRequest(name="greeting")).template.version == 1
+
+
+def test_import_validates_templates_together_and_is_idempotent(
+    stub: flow_pb2_grpc.FlowServiceStub,
+) -> None:
+    request = flow_pb2.ImportTemplatesRequest(
+        templates=[
+            definition("ping", menu=targeting("pong"), keywords=("ping",)),
+            definition("pong", menu=targeting("ping"), keywords=("pong",)),
+        ]
+    )
+
+    first = stub.ImportTemplates(request)
+    second = stub.ImportTemplates(request)
+
+    assert [(t.name, t.version, t.action) for t in first.templates] == [
+        ("ping", 1, flow_pb2.IMPORT_ACTION_CREATED),
+        ("pong", 1, flow_pb2.IMPORT_ACTION_CREATED),
+    ]
+    assert [(t.name, t.version, t.action) for t in second.templates] == [
+        ("ping", 1, flow_pb2.IMPORT_ACTION_UNCHANGED),
+        ("pong", 1, flow_pb2.IMPORT_ACTION_UNCHANGED),
+    ]
+
+
+def test_an_invalid_import_writes_nothing(stub: flow_pb2_grpc.FlowServiceStub) -> None:
+    broken = targeting("missing")
+
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.ImportTemplates(
+            flow_pb2.ImportTemplatesRequest(
+                templates=[definition("good"), definition("bad", menu=broken, keywords=("x",))]
+            )
+        )
+
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert [f for f, _ in bad_request(caught.value)] == [
+        "templates[1].menu_structure.steps.initial.next_steps.b"
+    ]
+    assert not stub.ListTemplates(flow_pb2.ListTemplatesRequest()).templates
