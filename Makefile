@@ -7,7 +7,7 @@ STUBS := menuflow/v1/flow_pb2.py menuflow/v1/flow_pb2.pyi menuflow/v1/flow_pb2_g
 DATABASE_URL ?= sqlite:///menuflow.db
 export DATABASE_URL
 
-.PHONY: install proto migrate seed run run-flowsvc test lint fmt revision clean
+.PHONY: install proto migrate seed run test lint fmt revision clean chat bench-flowsvc
 
 install: $(STAMP) $(STUBS)
 
@@ -51,3 +51,11 @@ revision: install
 
 clean:
 	rm -rf $(VENV) $(STUBS) menuflow.db .pytest_cache .ruff_cache
+
+# Talk to a running flowsvc as a customer (PHONE=15550001234 to pick the number).
+chat: install
+	$(PY) -m menuflow.chat $(if $(PHONE),--phone $(PHONE))
+
+# HandleMessage throughput, latency and SQL per message on PostgreSQL, next to pgbench -N.
+bench-flowsvc: install
+	$(PY) -m bench.flowsvc

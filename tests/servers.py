@@ -12,6 +12,7 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
@@ -63,10 +64,16 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@dataclass(frozen=True)
+class Process:
+    address: str
+    popen: subprocess.Popen[bytes]
+
+
 @contextmanager
-def flowsvc_process(database_url: str, log_path: Path, **environ: str) -> Iterator[str]:
-    """`python -m flowsvc` as its own process on a free port; yields its address, and stops it
-    with SIGTERM (asserting a clean exit)."""
+def flowsvc_process(database_url: str, log_path: Path, **environ: str) -> Iterator[Process]:
+    """`python -m flowsvc` as its own process on a free port, stopped with SIGTERM (asserting a
+    clean exit)."""
     address = f"127.0.0.1:{free_port()}"
     env = {
         **os.environ,
@@ -83,7 +90,7 @@ def flowsvc_process(database_url: str, log_path: Path, **environ: str) -> Iterat
                     grpc.channel_ready_future(channel).result(timeout=30)
                 except grpc.FutureTimeoutError:
                     raise RuntimeError(f"flowsvc did not start: {log_path.read_text()}") from None
-            yield address
+            yield Process(address, process)
         finally:
             process.send_signal(signal.SIGTERM)
             code = process.wait(30)

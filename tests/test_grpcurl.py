@@ -38,8 +38,8 @@ def address(database_url: str, tmp_path: Path) -> Iterator[str]:
     )
     assert seeded.returncode == 0, seeded.stderr
     log = tmp_path / "flowsvc.log"
-    with flowsvc_process(database_url, log) as address:
-        yield address
+    with flowsvc_process(database_url, log) as process:
+        yield process.address
     assert "flowsvc stopped" in log.read_text()
 
 

@@ -39,8 +39,8 @@ def test_fifty_concurrent_messages_to_two_replicas_are_handled_one_at_a_time(
     with (
         flowsvc_process(database_url, tmp_path / "a.log") as first,
         flowsvc_process(database_url, tmp_path / "b.log") as second,
-        grpc.insecure_channel(first) as channel_a,
-        grpc.insecure_channel(second) as channel_b,
+        grpc.insecure_channel(first.address) as channel_a,
+        grpc.insecure_channel(second.address) as channel_b,
     ):
         stubs = [flow_pb2_grpc.FlowServiceStub(channel_a), flow_pb2_grpc.FlowServiceStub(channel_b)]
         menu, context = struct_pb2.Struct(), struct_pb2.Struct()

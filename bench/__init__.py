@@ -1,0 +1,1 @@
+"""Benchmarks: throughput and cost figures, each next to a baseline measured in the same run."""
