@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from flowsvc.engine.keywords import KeywordIndex
-from flowsvc.engine.template import Template
+from flowsvc.engine.template import FLOW_PREFIX, GUIDE_FLOW_SUFFIX, Template
 
 
 @dataclass(frozen=True)
@@ -53,3 +53,13 @@ class Catalog:
         """The active template whose trigger keyword best matches `text` (keywords.py rules)."""
         name = self._keywords.match(text)
         return None if name is None else self.current(name)
+
+    def switch_target(self, template: Template, target: str) -> str | None:
+        """The template a target of `template` switches to (`flow:<name>`, or the guide's
+        `<name>_flow` naming a known template), or None for a step or an unknown name."""
+        if target.startswith(FLOW_PREFIX):
+            return target[len(FLOW_PREFIX) :]
+        if template.has_step(target) or not target.endswith(GUIDE_FLOW_SUFFIX):
+            return None
+        name = target[: -len(GUIDE_FLOW_SUFFIX)]
+        return name if name in self.latest else None

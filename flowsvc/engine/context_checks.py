@@ -8,7 +8,7 @@ import re
 from collections.abc import Collection, Mapping
 
 from flowsvc.engine import render
-from flowsvc.engine.expressions import MAX_DEPTH, MAX_LENGTH
+from flowsvc.engine.expressions import ExpressionError, names
 from flowsvc.engine.render import PLACEHOLDER
 from flowsvc.engine.violation import Violation, clip, kind, suggest
 
@@ -21,7 +21,6 @@ ORDER_LOOKUP_NAMES = ("order_reference", "order_summary", "order_date", "order_t
 RESERVED_NAMES = (*BUILTIN_NAMES, *ORDER_LOOKUP_NAMES)
 FORMATS = tuple(sorted(render.FORMATS))
 
-_TOKEN = re.compile(r"\s*(?:(\d+(?:\.\d+)?)|([A-Za-z_][A-Za-z0-9_]*)|([-+*/()]))")
 _NEAR_MISS = re.compile(r"\{\s*[A-Za-z_][A-Za-z0-9_ ]*(?::[^{}\n]*)?\}")
 
 
@@ -132,58 +131,12 @@ def check_text(
 
 
 def expression_names(expression: str) -> tuple[list[str], str | None]:
-    """The names an expression reads, and why the engine could not evaluate it (None if it could).
-
-    Accepts exactly what engine/expressions.py parses (numbers, names, + - * /, parentheses,
-    unary signs, its length and nesting limits), but as a loop over tokens with a stack of open
-    parentheses and signs, so no input can exhaust the recursion limit here.
-    """
-    if len(expression) > MAX_LENGTH:
-        return [], f"is {len(expression)} characters long; at most {MAX_LENGTH} are allowed"
-    names: list[str] = []
-    stack: list[str] = []  # "(" and unary signs not yet closed; the engine's nesting depth
-    want_operand = True
-    after_divide = False
-    text = expression.rstrip()
-    position = 0
-    while position < len(text):
-        match = _TOKEN.match(text, position)
-        if match is None:
-            at = len(text) - len(text[position:].lstrip()) + 1
-            return names, (
-                f"has '{text[at - 1]}' at character {at}: only numbers, names, "
-                "+ - * / and parentheses are allowed"
-            )
-        position = match.end()
-        number, name, operator = match.groups()
-        if want_operand and operator in ("-", "+", "("):
-            stack.append(operator)
-            after_divide = False
-            if len(stack) > MAX_DEPTH:
-                return names, f"nests more than {MAX_DEPTH} parentheses and signs deep"
-            continue
-        if want_operand and operator is not None:
-            return names, f"has '{operator}' where a number or name is expected"
-        if not want_operand and operator in (None, "("):
-            return names, f"lacks an operator before '{clip(number or name or operator)}'"
-        if number or name:
-            if after_divide and number and float(number) == 0:
-                return names, "divides by zero"
-            if name:
-                names.append(name)
-        elif operator == ")":
-            if not stack:
-                return names, "has a ')' without a matching '('"
-            stack.pop()
-        while stack and stack[-1] != "(":
-            stack.pop()  # a sign applies to the operand just completed
-        want_operand = operator in ("+", "-", "*", "/")
-        after_divide = operator == "/"
-    if want_operand:
-        return names, "is empty" if not text else "ends where a number or name is expected"
-    if stack:
-        return names, "has a '(' that is never closed"
-    return names, None
+    """The names an expression reads, and why the engine could not evaluate it (None if it could):
+    the engine's own parser decides, so the two can never disagree."""
+    try:
+        return sorted(names(expression)), None
+    except ExpressionError as error:
+        return [], str(error)
 
 
 def check_compute(

@@ -32,14 +32,20 @@ class _Token:
 
 def _tokenize(expression: str) -> list[_Token]:
     if len(expression) > MAX_LENGTH:
-        raise ExpressionError("expression too long")
+        raise ExpressionError(
+            f"is {len(expression)} characters long; at most {MAX_LENGTH} are allowed"
+        )
     tokens: list[_Token] = []
     pos = 0
     stripped = expression.rstrip()
     while pos < len(stripped):
         match = _TOKEN.match(stripped, pos)
         if match is None:
-            raise ExpressionError(f"unexpected character at {pos}: {stripped[pos]!r}")
+            at = len(stripped) - len(stripped[pos:].lstrip())
+            raise ExpressionError(
+                f"has '{stripped[at]}' at character {at + 1}: only numbers, names, "
+                "+ - * / and parentheses are allowed"
+            )
         number, name, op = match.groups()
         if number is not None:
             tokens.append(_Token("number", number))
@@ -68,7 +74,7 @@ class _Parser:
     def parse(self) -> Decimal:
         value = self._expr()
         if self._peek().kind != "end":
-            raise ExpressionError(f"unexpected {self._peek().text!r}")
+            raise ExpressionError(f"lacks an operator before '{self._peek().text}'")
         return value
 
     def _peek(self) -> _Token:
@@ -93,12 +99,12 @@ class _Parser:
         while self._peek().text in ("*", "/") and self._peek().kind == "op":
             times = self._take().text == "*"
             right = self._unary()
+            if not times and right == 0:
+                raise ExpressionError("divides by zero")
             if not self._compute:
                 continue
             if times:
                 value = value * right
-            elif right == 0:
-                raise ExpressionError("division by zero")
             else:
                 value = value / right
         return value
@@ -128,14 +134,16 @@ class _Parser:
             finally:
                 self._depth -= 1
             if self._take().text != ")":
-                raise ExpressionError("missing ')'")
+                raise ExpressionError("has a '(' that is never closed")
             return value
-        raise ExpressionError(f"unexpected {token.text or 'end of expression'!r}")
+        if token.kind == "end":
+            raise ExpressionError("ends where a number or name is expected")
+        raise ExpressionError(f"has '{token.text}' where a number or name is expected")
 
     def _enter(self) -> None:
         self._depth += 1
         if self._depth > MAX_DEPTH:
-            raise ExpressionError("expression nested too deeply")
+            raise ExpressionError(f"nests more than {MAX_DEPTH} parentheses and signs deep")
 
 
 def names(expression: str) -> set[str]:

@@ -25,24 +25,24 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from flowsvc.engine import inputs, limits
+from flowsvc.engine import limits
+from flowsvc.engine.answers import interpret, updated_context
 from flowsvc.engine.catalog import Catalog
 from flowsvc.engine.config import EngineConfig
-from flowsvc.engine.expressions import ExpressionError, evaluate, to_context
+from flowsvc.engine.expressions import ExpressionError
 from flowsvc.engine.keywords import phrase
-from flowsvc.engine.messages import build, text_message
+from flowsvc.engine.messages import step_messages, text_message
 from flowsvc.engine.orders import (
     Facts,
     Needs,
     OrderFact,
     find_order,
-    normalize_reference,
     order_context,
     recent_orders,
 )
 from flowsvc.engine.render import fill_capped, truncate
 from flowsvc.engine.state import Decision, HistoryEntry, Inbound, Outcome, ResultDraft, State
-from flowsvc.engine.template import FLOW_PREFIX, GUIDE_FLOW_SUFFIX, INITIAL, Option, Step, Template
+from flowsvc.engine.template import INITIAL, Step, Template
 
 Messages = tuple[dict[str, Any], ...]
 
@@ -184,85 +184,24 @@ class _Turn:
             return self.enter(default, INITIAL, {}, (), Outcome.RESTARTED)
         if command == "back":
             return self.back(template, state)
-        step = template.step(state.step)
-        if self.inbound.selection_id is not None:
-            return self.tap(template, state, step, self.inbound.selection_id)
-        return self.typed(template, state, step, self.inbound.text or "")
-
-    def tap(self, template: Template, state: State, step: Step, option_id: str) -> Decision:
-        answering = template.answering(state.step)
-        option = answering.option(option_id) if answering is not None else None
-        if option_id in step.next_steps:
-            target = step.next_steps[option_id]
-        elif option is not None and step.next_step is not None:
-            target = step.next_step
-        else:
+        answer = interpret(template, state.step, self.inbound)
+        if answer.stale:
             again = self.current(template, state.step, state.context)
             return self.stay(template, state, Outcome.STALE_SELECTION, again)
-        title = option.title if option is not None else self.inbound.selection_title
-        return self.accept(template, state, step, option_id, title, option, target, {}, option_id)
-
-    def typed(self, template: Template, state: State, step: Step, text: str) -> Decision:
-        answering = template.answering(state.step)
-        options = answering.options if answering is not None else ()
-        chosen = _matching_option(text, options, step.next_steps)
-        if chosen is not None:
-            return self.tap(template, state, step, chosen)
-        takes_text = step.next_step is not None and (
-            not options or step.validation is not None or step.lookup is not None
-        )
-        if not takes_text or step.next_step is None:
-            return self.rejected(template, state, step, text, resend=True)
-        if step.lookup == "order":
-            return self.order_lookup(template, state, step, step.next_step, text)
+        if answer.target is None:
+            return self.rejected(template, state, resend=answer.resend)
+        if answer.reference is not None:
+            order = find_order(self.lookup(answer.reference), answer.reference)
+            if order is None or not self.is_order(order):
+                return self.rejected(template, state, resend=False)
+            answer = replace(answer, value=answer.reference, extra=order_context(order))
+        step = template.step(state.step)
         try:
-            value = inputs.check(step.validation, text)
-        except inputs.Invalid:
-            return self.rejected(template, state, step, text, resend=False)
-        return self.accept(template, state, step, value, None, None, step.next_step, {}, None)
-
-    def order_lookup(
-        self, template: Template, state: State, step: Step, target: str, text: str
-    ) -> Decision:
-        reference = normalize_reference(text)
-        order = None
-        if reference is not None:
-            found = find_order(self.lookup(reference), reference)
-            order = found if found is not None and self.is_order(found) else None
-        if reference is None or order is None:
-            return self.rejected(template, state, step, text, resend=False)
-        extra = order_context(order)
-        return self.accept(template, state, step, reference, None, None, target, extra, None)
-
-    def accept(
-        self,
-        template: Template,
-        state: State,
-        step: Step,
-        value: Any,
-        title: str | None,
-        option: Option | None,
-        target: str,
-        extra: Mapping[str, Any],
-        selection: str | None,
-    ) -> Decision:
-        """Store an accepted input (then `set`, then `compute`) and move to `target`."""
-        context = dict(state.context)
-        if step.context_key:
-            context[step.context_key] = value
-            if title is not None:
-                context[f"{step.context_key}_title"] = title
-        context.update(extra)
-        context.update(step.set)
-        if option is not None:
-            context.update(option.set)
-        for name, expression in step.compute.items():
-            try:
-                context[name] = to_context(evaluate(expression, context))
-            except ExpressionError:
-                error = self.error(template, step, state.context)
-                return self.stay(template, state, Outcome.INVALID_INPUT, (error,))
-        return self.go(template, state, target, context, selection)
+            context = updated_context(step, state.context, answer)
+        except ExpressionError:
+            error = self.error(template, step, state.context)
+            return self.stay(template, state, Outcome.INVALID_INPUT, (error,))
+        return self.go(template, state, answer.target, context, answer.selection)
 
     def go(
         self,
@@ -272,7 +211,7 @@ class _Turn:
         context: dict[str, Any],
         selection: str | None,
     ) -> Decision:
-        flow = _flow_name(target, template, self.catalog)
+        flow = self.catalog.switch_target(template, target)
         if flow is None and template.has_step(target):
             same = target == state.step
             history = state.history if same else self.push(state.history, state)
@@ -347,14 +286,12 @@ class _Turn:
         again = self.current(template, state.step, state.context)
         return self.stay(template, replace(state, history=()), Outcome.WENT_BACK, again)
 
-    def rejected(
-        self, template: Template, state: State, step: Step, text: str, *, resend: bool
-    ) -> Decision:
+    def rejected(self, template: Template, state: State, *, resend: bool) -> Decision:
         """Invalid input: a trigger keyword starts its template, anything else gets the error."""
-        matched = self.catalog.match_keyword(text)
+        matched = self.catalog.match_keyword(self.inbound.text or "")
         if matched is not None:
             return self.enter(matched, INITIAL, {}, (), Outcome.STARTED)
-        sent: Messages = (self.error(template, step, state.context),)
+        sent: Messages = (self.error(template, template.step(state.step), state.context),)
         if resend:
             sent += self.current(template, state.step, state.context)
         return self.stay(template, state, Outcome.INVALID_INPUT, sent)
@@ -363,23 +300,7 @@ class _Turn:
 
     def current(self, template: Template, step_name: str, context: Mapping[str, Any]) -> Messages:
         """The messages of a step as its context renders them (sent on entry and when re-asked)."""
-        values = self.values(context)
-
-        def fill(text: str, limit: int) -> str:
-            return fill_capped(text, values, limit, currency=template.currency)
-
-        if step_name == INITIAL:
-            return (build(self.to, template.first, fill),)
-        step = template.step(step_name)
-        message = step.message
-        prompt = (
-            (text_message(self.to, fill(step.prompt, limits.MAX_TEXT_BODY)),) if step.prompt else ()
-        )
-        if message is None or (message.type == "text" and message.body is None):
-            return prompt
-        if message.body is None:
-            return (build(self.to, message, fill, body=step.prompt or ""),)
-        return (*prompt, build(self.to, message, fill))
+        return step_messages(self.to, template, step_name, self.values(context))
 
     def error(self, template: Template, step: Step, context: Mapping[str, Any]) -> dict[str, Any]:
         text = step.error_message or self.config.invalid_text
@@ -443,29 +364,3 @@ class _Turn:
     @property
     def unsupported(self) -> bool:
         return self.inbound.text is None and self.inbound.selection_id is None
-
-
-def _matching_option(
-    text: str, options: tuple[Option, ...], next_steps: Mapping[str, str]
-) -> str | None:
-    """The id of the option a typed text names (by id or title, case/accent-insensitive)."""
-    said = phrase(text)
-    if not said:
-        return None
-    for option in options:
-        if said in (phrase(option.id), phrase(option.title)):
-            return option.id
-    return next((key for key in next_steps if phrase(key) == said), None)
-
-
-def _flow_name(target: str, template: Template, catalog: Catalog) -> str | None:
-    """The template a target switches to: `flow:<name>`, or the guide's `<name>_flow`."""
-    if target.startswith(FLOW_PREFIX):
-        return target[len(FLOW_PREFIX) :]
-    if template.has_step(target):
-        return None
-    if target.endswith(GUIDE_FLOW_SUFFIX):
-        name = target[: -len(GUIDE_FLOW_SUFFIX)]
-        if name in catalog.latest:
-            return name
-    return None

@@ -7,12 +7,12 @@ template that validates always yields bodies Meta accepts.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from flowsvc.engine import limits
-from flowsvc.engine.render import truncate
-from flowsvc.engine.template import Message
+from flowsvc.engine.render import fill_capped, truncate
+from flowsvc.engine.template import INITIAL, Message, Template
 
 Fill = Callable[[str, int], str]
 """Fills a text's placeholders and keeps it within a code-point limit."""
@@ -53,6 +53,27 @@ def build(to: str, message: Message, fill: Fill, *, body: str | None = None) -> 
         "type": "interactive",
         "interactive": interactive,
     }
+
+
+def step_messages(
+    to: str, template: Template, step_name: str, values: Mapping[str, Any]
+) -> tuple[dict[str, Any], ...]:
+    """A step's messages, filled from `values`: `initial` sends the first message; other steps
+    their prompt and/or their own message (a message without a body takes the prompt as body)."""
+
+    def fill(text: str, limit: int) -> str:
+        return fill_capped(text, values, limit, currency=template.currency)
+
+    if step_name == INITIAL:
+        return (build(to, template.first, fill),)
+    step = template.step(step_name)
+    message = step.message
+    prompt = (text_message(to, fill(step.prompt, limits.MAX_TEXT_BODY)),) if step.prompt else ()
+    if message is None or (message.type == "text" and message.body is None):
+        return prompt
+    if message.body is None:
+        return (build(to, message, fill, body=step.prompt or ""),)
+    return (*prompt, build(to, message, fill))
 
 
 def _button_action(message: Message) -> dict[str, Any]:
