@@ -495,3 +495,17 @@ def test_the_profile_greets_the_customer_by_name() -> None:
     account = run(text("account"))
     decision = step(account.state, Inbound(selection_id="profile", contact_name="Sheena"))
     assert "Name: Sheena" in bodies(decision)[0]
+
+
+def test_back_without_a_conversation_gets_the_main_menu() -> None:
+    decision = step(None, text("back"))
+    assert decision.outcome is Outcome.STARTED
+    assert at(decision) == ("main_menu", "initial")
+
+
+def test_a_conversation_continues_when_its_template_is_deactivated() -> None:
+    quantity = run(text("order"), tap("coffee"))
+    catalog = Catalog.build(shipped(new_order=False))
+    decision = step(quantity.state, text("2"), catalog=catalog)
+    assert decision.outcome is Outcome.ADVANCED
+    assert at(decision) == ("new_order", "confirmation")
