@@ -1,0 +1,184 @@
+"""The gateway app factory: routes, error mapping, and a lifespan owning connections and tasks."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TypedDict
+
+import grpc
+import httpx
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from gateway import webhook
+from gateway.channel import call_metadata, open_channel
+from gateway.inbox import Inbox
+from gateway.lanes import Calls, Lanes
+from gateway.logs import log
+from gateway.metrics import Metrics
+from gateway.pump import OutboxPump
+from gateway.ratelimit import RateLimiter
+from gateway.sender import GraphSender, http_client
+from gateway.settings import Settings
+from menuflow.v1 import flow_pb2_grpc
+
+logger = logging.getLogger("gateway.app")
+
+
+class State(TypedDict):
+    """What every request sees as request.state."""
+
+    settings: Settings
+    metrics: Metrics
+    health: health_pb2_grpc.HealthStub
+    calls: Calls
+    inbox: Inbox
+    lanes: Lanes
+
+
+async def healthz(request: Request) -> Response:
+    return PlainTextResponse("OK")
+
+
+async def readyz(request: Request) -> Response:
+    """Ready when FlowService answers its health check with SERVING."""
+    calls: Calls = request.state.calls
+    reply = await request.state.health.Check(
+        health_pb2.HealthCheckRequest(service=""), timeout=2.0, metadata=calls.metadata
+    )
+    if reply.status != health_pb2.HealthCheckResponse.SERVING:
+        return PlainTextResponse("FlowService not serving", status_code=503)
+    return PlainTextResponse("OK")
+
+
+async def metrics(request: Request) -> Response:
+    registry = request.state.metrics.registry
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+async def _rejected(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, webhook.Rejected)
+    request.state.metrics.webhooks.labels(result=exc.result).inc()
+    log(logger, logging.WARNING, "webhook.rejected", status=exc.status_code, result=exc.result)
+    return PlainTextResponse(exc.detail, status_code=exc.status_code)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return PlainTextResponse(exc.detail, status_code=exc.status_code, headers=exc.headers)
+
+
+async def _flowsvc_error(request: Request, exc: Exception) -> Response:
+    # FlowService unreachable or failing: 503, so Meta (or a load balancer) tries again later.
+    assert isinstance(exc, grpc.aio.AioRpcError)
+    log(logger, logging.WARNING, "flowsvc.error", path=request.url.path, code=exc.code().name)
+    return PlainTextResponse("FlowService unavailable", status_code=503)
+
+
+async def _disconnected(request: Request, exc: Exception) -> Response:
+    # The sender hung up mid-body: nobody reads this answer, and nothing was processed.
+    log(logger, logging.INFO, "webhook.client_gone", path=request.url.path)
+    return PlainTextResponse("Client disconnected", status_code=400)
+
+
+def create_app(
+    settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None
+) -> Starlette:
+    """A gateway; `transport` replaces the outside world (the Graph API) in tests."""
+    app_metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[State]:
+        if settings.dev_mode:
+            log(
+                logger,
+                logging.WARNING,
+                "DEV_MODE",
+                warning="accepting UNSIGNED webhooks and PRINTING outbound messages instead of "
+                "sending them; never expose this gateway to the internet",
+                signed=bool(settings.app_secret),
+                real_graph_api=transport is not None,
+            )
+        channel = open_channel(settings)
+        client = http_client(settings, transport)
+        calls = Calls(
+            flow=flow_pb2_grpc.FlowServiceStub(channel),
+            owner=settings.gateway_id,
+            metadata=call_metadata(settings),
+            timeout=settings.flowsvc_timeout_seconds,
+        )
+        lanes = Lanes(
+            calls=calls,
+            sender=GraphSender(client, total_seconds=settings.send_budget_seconds),
+            limiter=RateLimiter(settings.send_rate_per_second),
+            metrics=app_metrics,
+            send_concurrency=settings.send_concurrency,
+        )
+        pump = OutboxPump(
+            calls=calls,
+            lanes=lanes,
+            metrics=app_metrics,
+            poll_seconds=settings.outbox_poll_seconds,
+            lease_seconds=settings.outbox_lease_seconds,
+            claim_max=settings.outbox_claim_max,
+            send_budget=settings.send_budget_seconds,
+        )
+        inbox = Inbox(
+            calls=calls,
+            lanes=lanes,
+            metrics=app_metrics,
+            concurrency=settings.concurrency,
+            lease_seconds=settings.outbox_lease_seconds,
+            send_budget=settings.send_budget_seconds,
+            mark_as_read=settings.mark_as_read,
+        )
+        pump_task = asyncio.create_task(pump.run(), name="outbox-pump")
+        log(
+            logger,
+            logging.INFO,
+            "gateway.started",
+            id=settings.gateway_id,
+            flowsvc=settings.flowsvc_target,
+        )
+        try:
+            yield State(
+                settings=settings,
+                metrics=app_metrics,
+                health=health_pb2_grpc.HealthStub(channel),
+                calls=calls,
+                inbox=inbox,
+                lanes=lanes,
+            )
+        finally:
+            # uvicorn has stopped accepting and finished in-flight requests before this runs.
+            pump.stop()
+            await pump_task
+            await lanes.close(settings.shutdown_grace_seconds)
+            await client.aclose()
+            await channel.close()
+            log(logger, logging.INFO, "gateway.stopped", id=settings.gateway_id)
+
+    return Starlette(
+        routes=[
+            Route("/webhook", webhook.verify, methods=["GET"]),
+            Route("/webhook", webhook.receive, methods=["POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+        exception_handlers={
+            webhook.Rejected: _rejected,
+            HTTPException: _http_error,
+            grpc.aio.AioRpcError: _flowsvc_error,
+            ClientDisconnect: _disconnected,
+        },
+    )

@@ -1,0 +1,163 @@
+"""Hands webhook messages and statuses to FlowService: each customer's in order, customers at once.
+
+`record` answers True only when FlowService durably recorded everything that can be recorded, so
+that a 200 to Meta never loses a message. A message FlowService refuses as invalid
+(INVALID_ARGUMENT) is skipped: Meta would redeliver it forever. Any other error stops that
+customer's batch (a later message must not overtake it) and makes the webhook answer 503, so Meta
+redelivers and dedupe absorbs what was done. The replies HandleMessage leased to this gateway go to
+the send lanes at once: they are committed, so sending them does not depend on the rest of the
+payload.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import grpc
+
+from gateway.lanes import Calls, Key, Lanes, Leased, lease_deadline
+from gateway.logs import log, mask_phone
+from gateway.metrics import Metrics
+from gateway.payload import Parsed
+from menuflow.v1 import flow_pb2
+
+logger = logging.getLogger("gateway.inbox")
+
+_SKIPPABLE = (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.OUT_OF_RANGE)
+
+
+def _outcome_label(response: flow_pb2.HandleMessageResponse) -> str:
+    if response.duplicate:
+        return "duplicate"
+    return flow_pb2.Outcome.Name(response.outcome).removeprefix("OUTCOME_").lower()
+
+
+class Inbox:
+    """Records webhooks in FlowService with a bound on calls in flight."""
+
+    def __init__(
+        self,
+        *,
+        calls: Calls,
+        lanes: Lanes,
+        metrics: Metrics,
+        concurrency: int,
+        lease_seconds: int,
+        send_budget: float,
+        mark_as_read: bool,
+    ) -> None:
+        self._calls = calls
+        self._lanes = lanes
+        self._metrics = metrics
+        self._slots = asyncio.Semaphore(concurrency)
+        self._lease = lease_seconds
+        self._budget = send_budget
+        self._mark_as_read = mark_as_read
+
+    async def record(self, parsed: Parsed) -> bool:
+        """Record every message and status; False if any could not be recorded (answer non-200)."""
+        customers: dict[Key, list[flow_pb2.InboundMessage]] = {}
+        for message in parsed.messages:
+            key = (message.customer.phone_number_id, message.customer.phone_number)
+            customers.setdefault(key, []).append(message)
+        jobs = [
+            self._customer(sorted(messages, key=lambda m: m.sent_time.seconds))
+            for messages in customers.values()
+        ]
+        jobs += [self._status(status) for status in parsed.statuses]
+        return all(await asyncio.gather(*jobs))
+
+    async def _customer(self, messages: list[flow_pb2.InboundMessage]) -> bool:
+        for message in messages:
+            request = flow_pb2.HandleMessageRequest(
+                message=message, lease_owner=self._calls.owner, lease_seconds=self._lease
+            )
+            async with self._slots:
+                started = time.monotonic()
+                try:
+                    response = await self._calls.flow.HandleMessage(
+                        request, timeout=self._calls.timeout, metadata=self._calls.metadata
+                    )
+                except grpc.aio.AioRpcError as exc:
+                    skip = exc.code() in _SKIPPABLE
+                    self._metrics.messages.labels(outcome="invalid" if skip else "error").inc()
+                    log(
+                        logger,
+                        logging.WARNING if skip else logging.ERROR,
+                        "message.skipped" if skip else "message.error",
+                        msg_id=message.message_id,
+                        code=exc.code().name,
+                        details=exc.details() or "",
+                    )
+                    if skip:
+                        continue
+                    return False
+            self._metrics.handle_seconds.observe(time.monotonic() - started)
+            self._accepted(message, response, started)
+        return True
+
+    def _accepted(
+        self,
+        message: flow_pb2.InboundMessage,
+        response: flow_pb2.HandleMessageResponse,
+        requested_at: float,
+    ) -> None:
+        owner = self._calls.owner
+        # A duplicate's messages are the first delivery's: whoever handled it holds (or held) them.
+        leased = [
+            Leased(m, lease_deadline(m, requested_at, self._lease, self._budget))
+            for m in response.messages
+            if m.lease_owner == owner
+            and m.state == flow_pb2.DELIVERY_STATE_PENDING
+            and not response.duplicate
+        ]
+        self._lanes.submit(leased)
+        if self._mark_as_read and not response.duplicate:
+            self._lanes.mark_read(message.customer.phone_number_id, message.message_id)
+        outcome = _outcome_label(response)
+        self._metrics.messages.labels(outcome=outcome).inc()
+        log(
+            logger,
+            logging.INFO,
+            "message.handled",
+            msg_id=message.message_id,
+            customer=mask_phone(message.customer.phone_number),
+            kind=message.WhichOneof("content") or "none",
+            outcome=outcome,
+            replies=len(response.messages),
+            leased=len(leased),
+        )
+
+    async def _status(self, status: flow_pb2.RecordStatusRequest) -> bool:
+        name = flow_pb2.DeliveryStatus.Name(status.status).removeprefix("DELIVERY_STATUS_").lower()
+        async with self._slots:
+            try:
+                response = await self._calls.flow.RecordStatus(
+                    status, timeout=self._calls.timeout, metadata=self._calls.metadata
+                )
+            except grpc.aio.AioRpcError as exc:
+                skip = exc.code() in _SKIPPABLE
+                self._metrics.statuses.labels(
+                    status=name, matched="invalid" if skip else "error"
+                ).inc()
+                log(
+                    logger,
+                    logging.WARNING if skip else logging.ERROR,
+                    "status.skipped" if skip else "status.error",
+                    wa_id=status.wa_message_id,
+                    code=exc.code().name,
+                )
+                return skip
+        self._metrics.statuses.labels(status=name, matched=str(response.matched).lower()).inc()
+        log(
+            logger,
+            logging.INFO,
+            "status.recorded",
+            wa_id=status.wa_message_id,
+            status=name,
+            matched=response.matched,
+            errors=",".join(str(e.code) for e in status.errors),
+        )
+        return True

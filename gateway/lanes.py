@@ -1,0 +1,249 @@
+"""Per-customer send lanes: each customer's leased messages go out strictly in order.
+
+A lane sends its next message only after Meta accepted the previous one. When a message must be
+retried later, the lane acks the retry and releases the customer's remaining messages: FlowService
+keeps the customer's later messages waiting behind the retried one, so order holds across gateways.
+A message is never started when its lease could run out before Meta answers; it is released instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import grpc
+
+from gateway.logs import log, mask_phone
+from gateway.metrics import Metrics
+from gateway.ratelimit import RateLimiter
+from gateway.sender import GraphSender
+from menuflow.v1 import flow_pb2, flow_pb2_grpc
+
+logger = logging.getLogger("gateway.lanes")
+
+Key = tuple[str, str]  # (phone_number_id, customer phone number)
+SETTLED_MEMORY = 10_000
+
+
+@dataclass
+class Leased:
+    """An outbox message this gateway holds a lease on."""
+
+    message: flow_pb2.OutboxMessage
+    deadline: float  # monotonic time after which a send must not start
+    leased_at: float = field(default_factory=time.monotonic)
+    started: bool = False  # a send began: never release it, its outcome is unknown until acked
+
+
+@dataclass(frozen=True)
+class Calls:
+    """How this gateway calls FlowService: its identity, credentials and deadline."""
+
+    flow: flow_pb2_grpc.FlowServiceStub
+    owner: str
+    metadata: tuple[tuple[str, str], ...] = ()
+    timeout: float = 10.0
+
+
+class Lanes:
+    """The send lanes of one gateway process."""
+
+    def __init__(
+        self,
+        *,
+        calls: Calls,
+        sender: GraphSender,
+        limiter: RateLimiter,
+        metrics: Metrics,
+        send_concurrency: int,
+    ) -> None:
+        self._calls = calls
+        self._sender = sender
+        self._limiter = limiter
+        self._metrics = metrics
+        self._slots = asyncio.Semaphore(send_concurrency)
+        self._queues: dict[Key, deque[Leased]] = {}
+        self._workers: dict[Key, asyncio.Task[None]] = {}
+        self._ids: set[int] = set()
+        # Ids recently settled (sent or failed), so that a stale copy (a duplicate HandleMessage
+        # answer read before our ack committed) is never sent again. Bounded: old ids fall out.
+        self._settled: dict[int, None] = {}
+        self._busy: set[Key] = set()  # lanes inside a send, its ack, or a release
+        self._reads: set[asyncio.Task[None]] = set()
+        self._closing = False
+
+    @property
+    def holding(self) -> int:
+        """Leased messages not yet acked."""
+        return len(self._ids)
+
+    def submit(self, leased: list[Leased]) -> int:
+        """Queue leased messages (each customer's in sending order); returns how many were new."""
+        added = 0
+        for item in leased:
+            message = item.message
+            if message.id in self._ids or message.id in self._settled:
+                continue
+            key = (message.customer.phone_number_id, message.customer.phone_number)
+            self._ids.add(message.id)
+            self._queues.setdefault(key, deque()).append(item)
+            added += 1
+            if key not in self._workers and not self._closing:
+                self._workers[key] = asyncio.create_task(self._run(key), name=f"lane-{message.id}")
+        self._metrics.lane_messages.set(len(self._ids))
+        return added
+
+    def mark_read(self, phone_number_id: str, message_id: str) -> None:
+        """Mark an inbound message read, in the background and outside the lanes."""
+        if self._closing:
+            return
+        task = asyncio.create_task(self._read(phone_number_id, message_id))
+        self._reads.add(task)
+        task.add_done_callback(self._reads.discard)
+
+    async def close(self, grace: float) -> None:
+        """Finish sends in flight (up to `grace` seconds), then release every message not begun."""
+        self._closing = True
+        waiting = [task for key, task in self._workers.items() if key not in self._busy]
+        for task in waiting:
+            task.cancel()  # waiting for a slot or the rate limit: nothing was sent
+        busy = list(self._workers.values())
+        if busy:
+            _, late = await asyncio.wait(busy, timeout=grace)
+            for task in late:
+                task.cancel()
+        await asyncio.gather(*waiting, *busy, return_exceptions=True)
+        rest = [item for queue in self._queues.values() for item in queue if not item.started]
+        self._queues.clear()
+        await self._release(rest)
+        for task in list(self._reads):
+            task.cancel()
+        await asyncio.gather(*self._reads, return_exceptions=True)
+
+    async def _run(self, key: Key) -> None:
+        queue = self._queues[key]
+        try:
+            while queue and not self._closing:
+                item = queue[0]
+                async with self._slots:
+                    await self._limiter.acquire(key[0])
+                    if self._closing:
+                        break
+                    self._busy.add(key)  # from here on, close() lets it finish
+                    try:
+                        if await self._send(item):
+                            self._forget(queue.popleft())
+                            continue
+                        held = list(queue)[1:]
+                        self._forget(queue.popleft())
+                        queue.clear()
+                        await self._release(held)
+                    finally:
+                        self._busy.discard(key)
+        finally:
+            del self._workers[key]
+            if not queue:
+                self._queues.pop(key, None)
+            self._metrics.lane_messages.set(len(self._ids))
+
+    def _forget(self, item: Leased) -> None:
+        self._ids.discard(item.message.id)
+
+    async def _send(self, item: Leased) -> bool:
+        """Send one message and ack it; False when the customer's lane must stop here."""
+        message = item.message
+        number = message.customer.phone_number_id
+        if time.monotonic() >= item.deadline:
+            await self._release([item])
+            log(logger, logging.WARNING, "send.lease_short", outbox_id=message.id)
+            return False
+        started = time.monotonic()
+        item.started = True
+        self._metrics.queue_seconds.observe(started - item.leased_at)
+        verdict = await self._sender.send(number, message.body_json, message.attempts + 1)
+        self._metrics.send_seconds.observe(time.monotonic() - started)
+        self._metrics.sends.labels(
+            result="ambiguous" if verdict.ambiguous else verdict.kind, code=verdict.label
+        ).inc()
+        if verdict.throttled:
+            self._limiter.pause(number, 1.0)
+        if verdict.kind != "retry":
+            self._settled[message.id] = None
+            if len(self._settled) > SETTLED_MEMORY:
+                del self._settled[next(iter(self._settled))]
+        lost = await self._ack([verdict.ack(message.id)])
+        log(
+            logger,
+            logging.INFO if verdict.kind == "sent" else logging.WARNING,
+            f"send.{verdict.kind}",
+            outbox_id=message.id,
+            source=message.source_id,
+            to=mask_phone(message.customer.phone_number),
+            wa_id=verdict.wa_message_id,
+            code=verdict.label,
+            delay=verdict.delay_seconds,
+            ambiguous=verdict.ambiguous,
+            lease_lost=message.id in lost,
+        )
+        return verdict.kind != "retry" and message.id not in lost
+
+    async def _read(self, phone_number_id: str, message_id: str) -> None:
+        async with self._slots:
+            await self._limiter.acquire(phone_number_id)
+            ok = await self._sender.mark_read(phone_number_id, message_id)
+        self._metrics.reads.labels(result="ok" if ok else "error").inc()
+
+    async def _release(self, items: list[Leased]) -> None:
+        if not items:
+            return
+        for item in items:
+            self._forget(item)
+        await self._ack([flow_pb2.OutboxAck(id=i.message.id, released=True) for i in items])
+        self._metrics.sends.labels(result="released", code="").inc(len(items))
+
+    async def _ack(self, acks: list[flow_pb2.OutboxAck]) -> set[int]:
+        """AckOutbox, retried for a while: a lost "sent" ack would let another sender resend it."""
+        request = flow_pb2.AckOutboxRequest(owner=self._calls.owner, acks=acks)
+        for attempt in range(8):
+            try:
+                response = await self._calls.flow.AckOutbox(
+                    request, timeout=self._calls.timeout, metadata=self._calls.metadata
+                )
+                return set(response.lease_lost_ids)
+            except grpc.aio.AioRpcError as exc:
+                retry = exc.code() not in (
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    grpc.StatusCode.UNIMPLEMENTED,
+                    grpc.StatusCode.UNAUTHENTICATED,
+                )
+                log(
+                    logger,
+                    logging.WARNING if retry else logging.ERROR,
+                    "ack.error",
+                    ids=",".join(str(a.id) for a in acks),
+                    code=exc.code().name,
+                    attempt=attempt + 1,
+                )
+                if not retry:
+                    break
+                await asyncio.sleep(min(5.0, 0.2 * 2**attempt))
+        log(logger, logging.ERROR, "ack.lost", ids=",".join(str(a.id) for a in acks))
+        return set()
+
+
+def lease_deadline(
+    message: flow_pb2.OutboxMessage, requested_at: float, lease_seconds: int, budget: float
+) -> float:
+    """The monotonic time after which sending `message` could outlive its lease.
+
+    Counted from before the call that took the lease (so clock skew with FlowService cannot stretch
+    it), and never past the lease end FlowService reports.
+    """
+    deadline = requested_at + lease_seconds - budget
+    if message.HasField("lease_expire_time"):
+        end = message.lease_expire_time.seconds + message.lease_expire_time.nanos / 1e9
+        deadline = min(deadline, time.monotonic() + (end - time.time()) - budget)
+    return deadline

@@ -1,0 +1,93 @@
+"""The outbox pump: claims unsent messages from FlowService with a lease, hands them to the lanes.
+
+This is how a committed reply still goes out when the gateway that recorded it died after its 200,
+when the Graph API was down, or when a send was retried later. Claims are exclusive per customer
+(FlowService guarantees it), so several gateways pumping at once never send the same message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+import grpc
+
+from gateway.lanes import Calls, Lanes, Leased, lease_deadline
+from gateway.logs import log
+from gateway.metrics import Metrics
+from menuflow.v1 import flow_pb2
+
+logger = logging.getLogger("gateway.pump")
+
+
+class OutboxPump:
+    """A loop: claim, hand to lanes, wait `poll_seconds` (not at all after a full claim)."""
+
+    def __init__(
+        self,
+        *,
+        calls: Calls,
+        lanes: Lanes,
+        metrics: Metrics,
+        poll_seconds: float,
+        lease_seconds: int,
+        claim_max: int,
+        send_budget: float,
+    ) -> None:
+        self._calls = calls
+        self._lanes = lanes
+        self._metrics = metrics
+        self._poll = poll_seconds
+        self._lease = lease_seconds
+        self._claim_max = claim_max
+        self._budget = send_budget
+        self._stop = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        failures = 0
+        while not self._stop.is_set():
+            wait = self._poll
+            room = 2 * self._claim_max - self._lanes.holding
+            if room > 0:
+                try:
+                    claimed = await self._claim(min(self._claim_max, room))
+                    failures = 0
+                    if claimed >= min(self._claim_max, room):
+                        wait = 0.0  # more is waiting: claim again at once
+                except grpc.aio.AioRpcError as exc:
+                    failures += 1
+                    wait = min(30.0, self._poll * 2 ** min(failures, 5))
+                    log(
+                        logger,
+                        logging.WARNING if failures < 3 else logging.ERROR,
+                        "pump.claim_error",
+                        code=exc.code().name,
+                        failures=failures,
+                        retry_in=round(wait, 2),
+                    )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), timeout=wait or 0.001)
+
+    async def _claim(self, max_messages: int) -> int:
+        requested_at = time.monotonic()
+        response = await self._calls.flow.ClaimOutbox(
+            flow_pb2.ClaimOutboxRequest(
+                owner=self._calls.owner, max_messages=max_messages, lease_seconds=self._lease
+            ),
+            timeout=self._calls.timeout,
+            metadata=self._calls.metadata,
+        )
+        self._metrics.outbox_pending.set(response.pending)
+        leased = [
+            Leased(m, lease_deadline(m, requested_at, self._lease, self._budget))
+            for m in response.messages
+        ]
+        added = self._lanes.submit(leased)
+        if response.messages:
+            log(logger, logging.INFO, "pump.claimed", messages=len(leased), new=added)
+        return len(leased)

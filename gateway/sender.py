@@ -1,0 +1,112 @@
+"""The Graph API client: one POST per outbox message, each answer turned into a Verdict.
+
+Ambiguous outcomes. Meta's /messages endpoint has no idempotency key, so when a request may have
+reached Meta but no answer came back (a read timeout, or the connection dropped after the request
+was written) nobody can know whether the message was accepted. We choose **at-least-once**: such a
+send is retried like a network error, flagged `ambiguous` in logs and metrics
+(sends_total{code="ambiguous"}). A lost reply is worse for a menu than a rare duplicate one (the
+customer would be stuck waiting). To keep duplicates rare: the read timeout is generous
+(GRAPH_TIMEOUT_SECONDS, default 20 s, while Meta answers in well under a second); errors that happen
+before the request is written (connect errors and timeouts, pool timeouts) are not ambiguous and are
+retried freely; an ambiguous send is retried only after a backoff of at least a few seconds; and
+once Meta has answered 200 the message is never sent again (the ack is retried until FlowService
+records it, and AckOutbox records "sent" even after the lease passed to another sender).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+
+import httpx
+
+from gateway.logs import log, mask_phone
+from gateway.settings import Settings
+from gateway.verdict import Verdict, classify, network_error
+
+logger = logging.getLogger("gateway.sender")
+
+# Raised before any byte of the request left: a retry cannot duplicate anything.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+# Raised while writing: Meta cannot act on a request whose body never arrived whole.
+_PARTLY_SENT = (httpx.WriteError, httpx.WriteTimeout)
+
+
+def http_client(
+    settings: Settings, transport: httpx.AsyncBaseTransport | None
+) -> httpx.AsyncClient:
+    """The one pooled client every send goes through."""
+    if transport is None and settings.dev_mode:
+        transport = DevTransport()
+    return httpx.AsyncClient(
+        base_url=settings.graph_base_url,
+        transport=transport,
+        headers={"Authorization": f"Bearer {settings.access_token}"},
+        timeout=httpx.Timeout(
+            settings.graph_timeout_seconds,
+            connect=settings.graph_connect_seconds,
+            pool=settings.graph_timeout_seconds,
+        ),
+        limits=httpx.Limits(
+            max_connections=settings.send_concurrency,
+            max_keepalive_connections=settings.send_concurrency,
+        ),
+    )
+
+
+class GraphSender:
+    """Sends Graph API request bodies from a business number and classifies the answers."""
+
+    def __init__(self, client: httpx.AsyncClient, *, total_seconds: float) -> None:
+        self._client = client
+        self._total = total_seconds  # connect + write + read may not add up past the lease
+
+    async def send(self, phone_number_id: str, body_json: str, attempts: int) -> Verdict:
+        """POST one message; `attempts` counts this attempt (1 for the first)."""
+        try:
+            async with asyncio.timeout(self._total):
+                response = await self._client.post(
+                    f"/{phone_number_id}/messages",
+                    content=body_json.encode(),
+                    headers={"Content-Type": "application/json"},
+                )
+        except (*_NOT_SENT, *_PARTLY_SENT):
+            return network_error(attempts, ambiguous=False)
+        except (httpx.HTTPError, TimeoutError):
+            return network_error(attempts, ambiguous=True)
+        return classify(response.status_code, response.content, attempts)
+
+    async def mark_read(self, phone_number_id: str, message_id: str) -> bool:
+        """Best effort: blue ticks for the customer's message; never retried."""
+        body = {"messaging_product": "whatsapp", "status": "read", "message_id": message_id}
+        try:
+            response = await self._client.post(f"/{phone_number_id}/messages", json=body)
+        except httpx.HTTPError as exc:
+            log(logger, logging.INFO, "read.error", msg_id=message_id, error=type(exc).__name__)
+            return False
+        if response.status_code != 200:
+            verdict = classify(response.status_code, response.content, 1)
+            log(logger, logging.INFO, "read.rejected", msg_id=message_id, code=verdict.label)
+            return False
+        return True
+
+
+class DevTransport(httpx.AsyncBaseTransport):
+    """Dev mode's outside world: logs each outbound body as one line and answers like Meta."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        body = json.loads(await request.aread() or b"{}")
+        if isinstance(body, dict) and isinstance(body.get("to"), str):
+            body["to"] = mask_phone(body["to"])
+        log(logger, logging.WARNING, "dev.outbound", path=request.url.path, body=json.dumps(body))
+        if isinstance(body, dict) and body.get("status") == "read":
+            return httpx.Response(200, json={"success": True})
+        wa_id = f"wamid.DEV{uuid.uuid4().hex.upper()}"
+        answer = {
+            "messaging_product": "whatsapp",
+            "contacts": [{"input": body.get("to", ""), "wa_id": body.get("to", "")}],
+            "messages": [{"id": wa_id}],
+        }
+        return httpx.Response(200, json=answer)

@@ -1,0 +1,137 @@
+"""The gateway's settings: read once from the environment, frozen, failing fast without secrets."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+
+class SettingsError(ValueError):
+    """An environment variable is missing or malformed."""
+
+
+def _default_gateway_id() -> str:
+    # Unique per process: leases taken by a dead gateway must never look like ours after a restart.
+    return f"gateway-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the gateway can be configured with; see the README's gateway settings table."""
+
+    app_secret: str = field(default="", repr=False)
+    verify_token: str = field(default="", repr=False)
+    access_token: str = field(default="", repr=False)
+    dev_mode: bool = False
+    listen_host: str = "127.0.0.1"
+    port: int = 8080
+    flowsvc_target: str = "127.0.0.1:50051"
+    flowsvc_token: str | None = field(default=None, repr=False)
+    flowsvc_timeout_seconds: float = 10.0
+    graph_api_url: str = "https://graph.facebook.com"
+    graph_api_version: str = "v25.0"
+    graph_timeout_seconds: float = 20.0
+    max_body_bytes: int = 4 * 1024 * 1024
+    send_rate_per_second: float = 80.0
+    send_concurrency: int = 64
+    mark_as_read: bool = True
+    concurrency: int = 64
+    outbox_poll_seconds: float = 1.0
+    outbox_lease_seconds: int = 60
+    outbox_claim_max: int = 100
+    shutdown_grace_seconds: float = 10.0
+    gateway_id: str = field(default_factory=_default_gateway_id)
+    log_level: str = "INFO"
+
+    def __post_init__(self) -> None:
+        if self.outbox_lease_seconds < 2 * self.send_budget_seconds:
+            raise SettingsError(
+                f"OUTBOX_LEASE_SECONDS={self.outbox_lease_seconds} is too short: one send may take "
+                f"{self.send_budget_seconds:g} s (from GRAPH_TIMEOUT_SECONDS), and a lease must "
+                "last at least two of them"
+            )
+        if self.dev_mode:
+            return
+        for name, value in (
+            ("META_APP_SECRET", self.app_secret),
+            ("META_VERIFY_TOKEN", self.verify_token),
+            ("META_ACCESS_TOKEN", self.access_token),
+        ):
+            if not value:
+                raise SettingsError(
+                    f"{name} is missing: the gateway refuses to start without it "
+                    "(set GATEWAY_DEV_MODE=1 to run locally without Meta credentials)"
+                )
+
+    @property
+    def send_budget_seconds(self) -> float:
+        """The longest a Graph API send may take: none starts closer than this to its lease end."""
+        return self.graph_timeout_seconds + self.graph_connect_seconds + 1.0
+
+    @property
+    def graph_connect_seconds(self) -> float:
+        return min(5.0, self.graph_timeout_seconds)
+
+    @property
+    def graph_base_url(self) -> str:
+        return f"{self.graph_api_url.rstrip('/')}/{self.graph_api_version}"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+
+        def text(key: str, default: str) -> str:
+            return env.get(key) or default
+
+        def number(key: str, default: float, kind: type = float) -> float:
+            raw = env.get(key)
+            if raw is None or raw == "":
+                return default
+            try:
+                value = kind(raw)
+            except ValueError:
+                raise SettingsError(f"{key}={raw!r} is not a {kind.__name__}") from None
+            if value <= 0:
+                raise SettingsError(f"{key}={raw!r} must be positive")
+            return value
+
+        def flag(key: str, default: bool) -> bool:
+            raw = (env.get(key) or "").strip().lower()
+            if not raw:
+                return default
+            if raw in {"1", "true", "yes", "on"}:
+                return True
+            if raw in {"0", "false", "no", "off"}:
+                return False
+            raise SettingsError(f"{key}={raw!r} is not a boolean (use 1/0, true/false)")
+
+        d = cls(dev_mode=True)
+        extra = {"gateway_id": env["GATEWAY_ID"]} if env.get("GATEWAY_ID") else {}
+        return cls(
+            app_secret=env.get("META_APP_SECRET", ""),
+            verify_token=env.get("META_VERIFY_TOKEN", ""),
+            access_token=env.get("META_ACCESS_TOKEN", ""),
+            dev_mode=flag("GATEWAY_DEV_MODE", False),
+            listen_host=text("GATEWAY_LISTEN_HOST", d.listen_host),
+            port=int(number("GATEWAY_PORT", d.port, int)),
+            flowsvc_target=text("FLOWSVC_TARGET", d.flowsvc_target),
+            flowsvc_token=env.get("FLOWSVC_TOKEN") or None,
+            flowsvc_timeout_seconds=number("FLOWSVC_TIMEOUT_SECONDS", d.flowsvc_timeout_seconds),
+            graph_api_url=text("GRAPH_API_URL", d.graph_api_url),
+            graph_api_version=text("GRAPH_API_VERSION", d.graph_api_version),
+            graph_timeout_seconds=number("GRAPH_TIMEOUT_SECONDS", d.graph_timeout_seconds),
+            max_body_bytes=int(number("GATEWAY_MAX_BODY_BYTES", d.max_body_bytes, int)),
+            send_rate_per_second=number("SEND_RATE_PER_SECOND", d.send_rate_per_second),
+            send_concurrency=int(number("SEND_CONCURRENCY", d.send_concurrency, int)),
+            mark_as_read=flag("MARK_AS_READ", d.mark_as_read),
+            concurrency=int(number("GATEWAY_CONCURRENCY", d.concurrency, int)),
+            outbox_poll_seconds=number("OUTBOX_POLL_SECONDS", d.outbox_poll_seconds),
+            outbox_lease_seconds=int(number("OUTBOX_LEASE_SECONDS", d.outbox_lease_seconds, int)),
+            outbox_claim_max=int(number("OUTBOX_CLAIM_MAX", d.outbox_claim_max, int)),
+            shutdown_grace_seconds=number("GATEWAY_SHUTDOWN_GRACE_SECONDS", 10.0),
+            log_level=text("LOG_LEVEL", d.log_level).upper(),
+            **extra,
+        )

@@ -1,0 +1,123 @@
+"""What a Graph API answer means for an outbox message: sent, retry later, or failed for good.
+
+The code lists follow meta-contract.md §7. Retry delays are seconds (AckOutbox carries whole
+seconds) with jitter, so that many gateways hitting the same limit do not come back in lockstep.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from gateway.payload import meta_error
+from menuflow.v1 import flow_pb2
+
+# Meta says "wait and retry" (or the service was briefly down).
+RETRYABLE = frozenset({1, 2, 4, 80007, 130429, 131000, 131016, 133004, 131056, 131048})
+# Meta says fix something first: the payload, the token, the account, or the customer's window.
+PERMANENT = frozenset(
+    {0, 3, 10, 100, 190, 368, 131005, 131008, 131009, 131021, 131026, 131031, 131047, 131051}
+    | set(range(200, 300))
+)
+# Throughput limits of the business number or the app: slow the number down, not only this message.
+THROUGHPUT = frozenset({4, 80007, 130429})
+PAIR_RATE = 131056  # too many messages to this one customer: back off 4^X s for that customer only
+SPAM_RATE = 131048  # quality limit: a long pause, never hammering
+UNKNOWN = 131000  # "something went wrong": retried a bounded number of times
+
+MAX_DELAY_SECONDS = 900
+UNKNOWN_MAX_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome of one send attempt."""
+
+    kind: Literal["sent", "retry", "failed"]
+    wa_message_id: str = ""
+    error: flow_pb2.MetaError | None = None
+    delay_seconds: int = 0
+    ambiguous: bool = False  # the request may have reached Meta; a retry may duplicate it
+    throttled: bool = False  # the business number's rate should back off
+
+    @property
+    def label(self) -> str:
+        """The error code as a metric label ("" when there is none)."""
+        if self.error is None:
+            return "ambiguous" if self.ambiguous else ("network" if self.kind == "retry" else "")
+        if self.error.code == 0 and self.error.title.startswith("HTTP "):
+            return "http_" + self.error.title.removeprefix("HTTP ")
+        return str(self.error.code)
+
+    def ack(self, outbox_id: int) -> flow_pb2.OutboxAck:
+        if self.kind == "sent":
+            return flow_pb2.OutboxAck(id=outbox_id, sent_wa_message_id=self.wa_message_id)
+        if self.kind == "failed":
+            return flow_pb2.OutboxAck(id=outbox_id, failed=self.error)
+        retry = flow_pb2.RetryLater(delay_seconds=self.delay_seconds)
+        if self.error is not None:
+            retry.error.CopyFrom(self.error)
+        return flow_pb2.OutboxAck(id=outbox_id, retry=retry)
+
+
+def backoff(attempts: int, *, base: float = 1.0, cap: float = 300.0) -> int:
+    """Exponential backoff, "equal jitter": between half and all of base * 2^attempts seconds."""
+    ceiling = min(cap, base * 2 ** min(max(attempts, 0), 20))
+    return max(1, round(random.uniform(ceiling / 2, ceiling)))
+
+
+def _pair_rate_delay(attempts: int) -> int:
+    # 4^X seconds, X = earlier attempts of this message (meta-contract §7), a little jitter.
+    seconds = 4 ** min(max(attempts - 1, 0), 5)
+    return min(MAX_DELAY_SECONDS, max(1, round(seconds * random.uniform(1.0, 1.1))))
+
+
+def network_error(attempts: int, *, ambiguous: bool) -> Verdict:
+    """No answer from Meta: retried, flagged ambiguous when the request may have been received."""
+    delay = backoff(attempts)
+    # Give a status webhook for a message Meta did accept time to arrive before resending it.
+    return Verdict(
+        "retry", delay_seconds=max(5, delay) if ambiguous else delay, ambiguous=ambiguous
+    )
+
+
+def _error_of(body: Any, status: int, content: bytes) -> tuple[flow_pb2.MetaError, int | None]:
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict) and isinstance(error.get("code"), int):
+        return meta_error(error), error["code"]
+    text = content[:300].decode("utf-8", "replace")
+    return flow_pb2.MetaError(code=0, title=f"HTTP {status}", details=text), None
+
+
+def classify(status: int, content: bytes, attempts: int) -> Verdict:
+    """Turn one Graph API HTTP answer into a verdict; `attempts` counts this one."""
+    try:
+        body: Any = json.loads(content) if content else None
+    except ValueError:
+        body = None
+    if 200 <= status < 300:
+        messages = body.get("messages") if isinstance(body, dict) else None
+        first = messages[0] if isinstance(messages, list) and messages else None
+        wa_id = first.get("id") if isinstance(first, dict) else None
+        # Meta accepted it even if the answer is odd: resending would duplicate the message.
+        return Verdict("sent", wa_message_id=wa_id if isinstance(wa_id, str) else "")
+    error, code = _error_of(body, status, content)
+    if code == PAIR_RATE:
+        return Verdict("retry", error=error, delay_seconds=_pair_rate_delay(attempts))
+    if code == SPAM_RATE:
+        return Verdict("retry", error=error, delay_seconds=backoff(attempts, base=60, cap=900))
+    if code == UNKNOWN and attempts >= UNKNOWN_MAX_ATTEMPTS:
+        return Verdict("failed", error=error)
+    if code in THROUGHPUT:
+        return Verdict("retry", error=error, delay_seconds=backoff(attempts), throttled=True)
+    if code in RETRYABLE:
+        return Verdict("retry", error=error, delay_seconds=backoff(attempts))
+    if code in PERMANENT:
+        return Verdict("failed", error=error)
+    if status >= 500 or status == 429:
+        return Verdict(
+            "retry", error=error, delay_seconds=backoff(attempts), throttled=status == 429
+        )
+    return Verdict("failed", error=error)

@@ -1,0 +1,478 @@
+"""A local stand-in for Meta's Graph API: checks requests as Meta documents them, fails on command.
+
+It answers like Meta (`messages[0].id`), records every request in order, validates bodies against
+WhatsApp's limits (meta-contract.md §5-6; a broken body gets a Meta-like 400 with code 100 or
+131009), and can be told to fail: Meta errors with any code and HTTP status, slow answers, dropped
+connections. Use it in-process (`StandinServer`, `Standin.fail(...)`) or as a process for benchmarks
+and the fault suite: `python -m tests.graph_standin --port N`, controlled over HTTP under
+`/_standin/` (POST/DELETE faults, GET/DELETE requests).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import re
+import socket
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+# Meta's HTTP status and title for each code (meta-contract.md §7).
+META_ERRORS: dict[int, tuple[int, str]] = {
+    0: (401, "AuthException"),
+    1: (400, "API Unknown"),
+    2: (503, "API Service"),
+    3: (403, "API Method"),
+    4: (429, "Application request limit reached"),
+    10: (403, "Permission Denied"),
+    100: (400, "Invalid parameter"),
+    190: (401, "Access token has expired"),
+    200: (403, "Permission error"),
+    368: (403, "Temporarily blocked for policies violations"),
+    80007: (429, "Rate limit issues"),
+    130429: (429, "Rate limit hit"),
+    131000: (500, "Something went wrong"),
+    131005: (403, "Access denied"),
+    131008: (400, "Required parameter is missing"),
+    131009: (400, "Parameter value is not valid"),
+    131016: (503, "Service unavailable"),
+    131021: (400, "Recipient cannot be sender"),
+    131026: (400, "Message undeliverable"),
+    131031: (403, "Account has been locked"),
+    131047: (400, "Re-engagement message"),
+    131048: (429, "Spam rate limit hit"),
+    131051: (400, "Unsupported message type"),
+    131056: (429, "(Business Account, Consumer Account) pair rate limit hit"),
+    133004: (503, "Server temporarily unavailable"),
+}
+THROTTLING_CODES = (4, 80007, 130429, 131056)
+
+_PATH = re.compile(r"^/(?P<version>v\d+\.\d+)/(?P<number>[^/]+)/messages$")
+
+
+def meta_error_body(code: int, details: str = "") -> tuple[int, dict[str, Any]]:
+    """The HTTP status and JSON body Meta answers with for an error code."""
+    status, title = META_ERRORS.get(code, (400, "Error"))
+    error = {
+        "message": f"(#{code}) {title}",
+        "type": "OAuthException",
+        "code": code,
+        "error_data": {"messaging_product": "whatsapp", "details": details or title},
+        "fbtrace_id": "AStandinTrace",
+    }
+    return status, {"error": error}
+
+
+class Invalid(Exception):
+    """A request Meta would refuse; `code` is Meta's error code."""
+
+    def __init__(self, code: int, details: str) -> None:
+        super().__init__(details)
+        self.code = code
+        self.details = details
+
+
+def _text(obj: Any, path: str, limit: int, *, required: bool = True) -> str | None:
+    if obj is None and not required:
+        return None
+    if not isinstance(obj, str) or (required and not obj):
+        raise Invalid(100, f"Param {path} is required and must be a non-empty string")
+    if len(obj) > limit:
+        raise Invalid(131009, f"Param {path} must be at most {limit} characters long")
+    return obj
+
+
+def _keys(obj: Any, path: str, allowed: set[str]) -> dict[str, Any]:
+    if not isinstance(obj, dict):
+        raise Invalid(100, f"Param {path} must be a JSON object")
+    unexpected = sorted(set(obj) - allowed)
+    if unexpected:
+        raise Invalid(100, f"Unexpected key(s) {unexpected} in {path}")
+    return obj
+
+
+def _header(header: Any, kinds: set[str]) -> None:
+    header = _keys(header, "interactive['header']", {"type", "text", "image", "video", "document"})
+    if header.get("type") not in kinds:
+        raise Invalid(131009, f"Header type must be one of {sorted(kinds)}")
+    if header["type"] == "text":
+        _text(header.get("text"), "interactive['header']['text']", 60)
+
+
+def _buttons(action: dict[str, Any]) -> None:
+    _keys(action, "interactive['action']", {"buttons"})
+    buttons = action.get("buttons")
+    if not isinstance(buttons, list) or not 1 <= len(buttons) <= 3:
+        raise Invalid(131009, "interactive['action']['buttons'] must hold 1 to 3 buttons")
+    ids, titles = set(), set()
+    for i, button in enumerate(buttons):
+        path = f"interactive['action']['buttons'][{i}]"
+        button = _keys(button, path, {"type", "reply"})
+        if button.get("type") != "reply":
+            raise Invalid(100, f"{path}['type'] must be 'reply'")
+        reply = _keys(button.get("reply"), f"{path}['reply']", {"id", "title"})
+        button_id = _text(reply.get("id"), f"{path}['reply']['id']", 256)
+        title = _text(reply.get("title"), f"{path}['reply']['title']", 20)
+        if button_id != button_id.strip():
+            raise Invalid(131009, f"{path}['reply']['id'] has leading or trailing spaces")
+        if button_id in ids or title in titles:
+            raise Invalid(131009, "Button ids and titles must be unique")
+        ids.add(button_id)
+        titles.add(title)
+
+
+def _list(action: dict[str, Any]) -> None:
+    _keys(action, "interactive['action']", {"button", "sections"})
+    _text(action.get("button"), "interactive['action']['button']", 20)
+    sections = action.get("sections")
+    if not isinstance(sections, list) or not 1 <= len(sections) <= 10:
+        raise Invalid(131009, "interactive['action']['sections'] must hold 1 to 10 sections")
+    ids: set[str] = set()
+    rows_in_all = 0
+    for i, section in enumerate(sections):
+        path = f"interactive['action']['sections'][{i}]"
+        section = _keys(section, path, {"title", "rows"})
+        _text(section.get("title"), f"{path}['title']", 24, required=len(sections) > 1)
+        rows = section.get("rows")
+        if not isinstance(rows, list) or not rows:
+            raise Invalid(131009, f"{path}['rows'] must hold at least one row")
+        rows_in_all += len(rows)
+        for j, row in enumerate(rows):
+            row = _keys(row, f"{path}['rows'][{j}]", {"id", "title", "description"})
+            row_id = _text(row.get("id"), f"{path}['rows'][{j}]['id']", 200)
+            _text(row.get("title"), f"{path}['rows'][{j}]['title']", 24)
+            _text(row.get("description"), f"{path}['rows'][{j}]['description']", 72, required=False)
+            if row_id in ids:
+                raise Invalid(131009, "Row ids must be unique")
+            ids.add(row_id)
+    if rows_in_all > 10:
+        raise Invalid(131009, "A list may hold at most 10 rows in all sections")
+
+
+def validate(body: Any) -> Literal["message", "read"]:
+    """Check a /messages body as Meta documents it; raises Invalid like Meta's 400 would."""
+    if not isinstance(body, dict):
+        raise Invalid(100, "The request body must be a JSON object")
+    if body.get("messaging_product") != "whatsapp":
+        raise Invalid(100, "Param messaging_product must be 'whatsapp'")
+    if body.get("status") == "read":
+        _keys(body, "body", {"messaging_product", "status", "message_id", "typing_indicator"})
+        _text(body.get("message_id"), "message_id", 512)
+        if "typing_indicator" in body and body["typing_indicator"] != {"type": "text"}:
+            raise Invalid(100, "Param typing_indicator must be {'type': 'text'}")
+        return "read"
+    allowed = {"messaging_product", "recipient_type", "to", "type", "text", "interactive"}
+    _keys(body, "body", allowed | {"context", "biz_opaque_callback_data"})
+    if body.get("recipient_type", "individual") != "individual":
+        raise Invalid(100, "Param recipient_type must be 'individual'")
+    _text(body.get("to"), "to", 32)
+    if "context" in body:
+        _text(_keys(body["context"], "context", {"message_id"}).get("message_id"), "context", 512)
+    kind = body.get("type", "text")
+    if kind == "text":
+        text = _keys(body.get("text"), "text", {"body", "preview_url"})
+        _text(text.get("body"), "text['body']", 4096)
+        return "message"
+    if kind != "interactive":
+        raise Invalid(100, f"The stand-in only knows text and interactive messages, not {kind!r}")
+    interactive = _keys(
+        body.get("interactive"), "interactive", {"type", "header", "body", "footer", "action"}
+    )
+    sub = interactive.get("type")
+    if sub not in ("button", "list"):
+        raise Invalid(100, "Param interactive['type'] must be 'button' or 'list'")
+    limit = 1024 if sub == "button" else 4096
+    _text(
+        _keys(interactive.get("body"), "interactive['body']", {"text"}).get("text"), "body", limit
+    )
+    if "footer" in interactive:
+        footer = _keys(interactive["footer"], "interactive['footer']", {"text"})
+        _text(footer.get("text"), "interactive['footer']['text']", 60)
+    if "header" in interactive:
+        _header(
+            interactive["header"],
+            {"text", "image", "video", "document"} if sub == "button" else {"text"},
+        )
+    action = _keys(
+        interactive.get("action"), "interactive['action']", {"buttons", "button", "sections"}
+    )
+    _buttons(action) if sub == "button" else _list(action)
+    return "message"
+
+
+@dataclass
+class Fault:
+    """Instead of (or before) answering: an error, a slow answer, or a dropped connection."""
+
+    kind: Literal["error", "slow", "drop"] = "error"
+    code: int | None = None  # Meta error code (kind "error"); its HTTP status from META_ERRORS
+    status: int | None = None  # HTTP status; with no code, the body is not Meta's JSON
+    delay: float = 0.0  # seconds to wait first (kind "slow", or before an error or a drop)
+    count: int | None = None  # how many requests it hits (None: no limit)
+    seconds: float | None = None  # for how long from now (None: no limit)
+    to: str | None = None  # only messages to this recipient
+    reads: bool = False  # also mark-as-read requests (otherwise messages only)
+    until: float = field(default=0.0, repr=False)
+
+    def hits(self, body: Any, kind: str) -> bool:
+        if self.until and time.monotonic() > self.until:
+            return False
+        if self.count is not None and self.count <= 0:
+            return False
+        if kind == "read" and not self.reads:
+            return False
+        if self.to is not None and (not isinstance(body, dict) or body.get("to") != self.to):
+            return False
+        return True
+
+
+@dataclass
+class Received:
+    """One request the stand-in got, and what it answered (status 0: dropped)."""
+
+    at: float
+    phone_number_id: str
+    body: Any
+    kind: str
+    status: int = 0
+    wa_message_id: str = ""
+    error_code: int | None = None
+
+
+class Standin:
+    """The stand-in's state and its ASGI app; safe to control from another thread."""
+
+    def __init__(self, *, access_token: str = "test-access-token", version: str = "v25.0") -> None:
+        self.access_token = access_token
+        self.version = version
+        self._lock = threading.Lock()
+        self._faults: list[Fault] = []
+        self._received: list[Received] = []
+        self._ids = itertools.count(1)
+        self.app = self._build()
+
+    def fail(self, kind: Literal["error", "slow", "drop"] = "error", **options: Any) -> Fault:
+        """Inject a fault; the oldest matching fault applies first."""
+        fault = Fault(kind=kind, **options)
+        if fault.seconds is not None:
+            fault.until = time.monotonic() + fault.seconds
+        with self._lock:
+            self._faults.append(fault)
+        return fault
+
+    def heal(self) -> None:
+        """Remove every fault."""
+        with self._lock:
+            self._faults.clear()
+
+    def reset(self) -> None:
+        with self._lock:
+            self._faults.clear()
+            self._received.clear()
+
+    def received(self) -> list[Received]:
+        with self._lock:
+            return list(self._received)
+
+    def accepted(self) -> list[Received]:
+        """Messages answered 200 (not read receipts), in the order they arrived."""
+        return [r for r in self.received() if r.kind == "message" and r.status == 200]
+
+    def _take_fault(self, body: Any, kind: str) -> Fault | None:
+        with self._lock:
+            for fault in self._faults:
+                if fault.hits(body, kind):
+                    if fault.count is not None:
+                        fault.count -= 1
+                    return fault
+        return None
+
+    def _record(self, record: Received) -> None:
+        with self._lock:
+            self._received.append(record)
+
+    async def _messages(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        raw = await request.body()
+        match = _PATH.match(request.url.path)
+        record = Received(time.time(), match["number"] if match else "", None, "invalid")
+        try:
+            record.body = json.loads(raw)
+        except ValueError:
+            record.body = raw.decode("utf-8", "replace")
+        try:
+            if match is None or match["version"] != self.version:
+                raise Invalid(100, f"Unknown path components: {request.url.path}")
+            if request.headers.get("authorization") != f"Bearer {self.access_token}":
+                raise Invalid(190, "Invalid OAuth access token")
+            if not request.headers.get("content-type", "").startswith("application/json"):
+                raise Invalid(100, "Content-Type must be application/json")
+            record.kind = validate(record.body)
+        except Invalid as exc:
+            status, payload = meta_error_body(exc.code, exc.details)
+            record.status, record.error_code = status, exc.code
+            self._record(record)
+            await JSONResponse(payload, status_code=status)(scope, receive, send)
+            return
+        fault = self._take_fault(record.body, record.kind)
+        if fault is not None and fault.delay:
+            await asyncio.sleep(fault.delay)
+        if fault is not None and fault.kind == "drop":
+            self._record(record)
+            _drop_connection(send)
+            return
+        if fault is not None and fault.kind == "error":
+            if fault.code is not None:
+                status, payload = meta_error_body(fault.code)
+                response: Response = JSONResponse(payload, status_code=fault.status or status)
+            else:
+                status = fault.status or 500
+                response = Response("Internal Server Error", status_code=status)
+            record.status, record.error_code = response.status_code, fault.code
+            self._record(record)
+            await response(scope, receive, send)
+            return
+        if record.kind == "read":
+            record.status = 200
+            self._record(record)
+            await JSONResponse({"success": True})(scope, receive, send)
+            return
+        to = record.body["to"]
+        record.status = 200
+        record.wa_message_id = f"wamid.STANDIN{next(self._ids):010d}"
+        self._record(record)
+        answer = {
+            "messaging_product": "whatsapp",
+            "contacts": [{"input": to, "wa_id": to.lstrip("+")}],
+            "messages": [{"id": record.wa_message_id}],
+        }
+        await JSONResponse(answer)(scope, receive, send)
+
+    def _build(self) -> Any:
+        async def add_fault(request: Request) -> Response:
+            options = await request.json()
+            fault = self.fail(**options)
+            return JSONResponse(asdict(fault))
+
+        async def clear_faults(request: Request) -> Response:
+            self.heal()
+            return Response(status_code=204)
+
+        async def list_received(request: Request) -> Response:
+            since = int(request.query_params.get("since", "0"))
+            return JSONResponse([asdict(r) for r in self.received()[since:]])
+
+        async def clear_received(request: Request) -> Response:
+            self.reset()
+            return Response(status_code=204)
+
+        control = Starlette(
+            routes=[
+                Route("/_standin/faults", add_fault, methods=["POST"]),
+                Route("/_standin/faults", clear_faults, methods=["DELETE"]),
+                Route("/_standin/requests", list_received, methods=["GET"]),
+                Route("/_standin/requests", clear_received, methods=["DELETE"]),
+            ]
+        )
+
+        async def app(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] == "http" and scope["path"].startswith("/_standin/"):
+                await control(scope, receive, send)
+            elif scope["type"] == "http" and scope["method"] == "POST":
+                await self._messages(scope, receive, send)
+            elif scope["type"] == "http":
+                status, payload = meta_error_body(100, "Unsupported request")
+                await JSONResponse(payload, status_code=status)(scope, receive, send)
+            else:
+                await control(scope, receive, send)  # lifespan
+
+        return app
+
+
+def _drop_connection(send: Send) -> None:
+    # ASGI has no way to close a connection without answering; uvicorn's `send` is a bound method of
+    # its request cycle, which holds the socket's transport. Closing it is what a crashed Meta
+    # front end looks like: the request was read, no byte of an answer comes back.
+    transport = getattr(getattr(send, "__self__", None), "transport", None)
+    if transport is None:
+        raise RuntimeError("dropping a connection needs uvicorn's send(); run under uvicorn")
+    transport.close()
+
+
+class ServerThread:
+    """Serves an ASGI app with a real uvicorn on a loopback port, in a background thread."""
+
+    def __init__(self, app: Any, *, port: int = 0, **config: Any) -> None:
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._socket.bind(("127.0.0.1", port))
+        self.port = self._socket.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        options = {"log_config": None, "access_log": False, "lifespan": "auto", "ws": "none"}
+        self.server = uvicorn.Server(uvicorn.Config(app, **(options | config)))
+        self._thread = threading.Thread(target=self._run, daemon=True, name=f"uvicorn-{self.port}")
+
+    def _run(self) -> None:
+        self.server.run(sockets=[self._socket])
+
+    def start(self, timeout: float = 10.0) -> ServerThread:
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"uvicorn on port {self.port} did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self, timeout: float = 15.0) -> None:
+        self.server.should_exit = True
+        self._thread.join(timeout)
+        self._socket.close()
+
+    def __enter__(self) -> ServerThread:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class StandinServer(ServerThread):
+    """A Standin on a loopback port: `with StandinServer() as graph: graph.standin.fail(...)`."""
+
+    def __init__(self, standin: Standin | None = None, *, port: int = 0) -> None:
+        self.standin = standin or Standin()
+        super().__init__(self.standin.app, port=port)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8090)
+    parser.add_argument("--token", default="test-access-token", help="the bearer token to accept")
+    parser.add_argument("--version", default="v25.0", help="the Graph API version in paths")
+    args = parser.parse_args()
+    standin = Standin(access_token=args.token, version=args.version)
+    uvicorn.run(
+        standin.app,
+        host=args.host,
+        port=args.port,
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+        ws="none",
+    )
+
+
+if __name__ == "__main__":
+    main()

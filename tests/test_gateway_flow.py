@@ -1,0 +1,306 @@
+"""End to end: real gateway, real flowsvc, the Graph API stand-in; replies in order, each once."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from gateway.payload import parse
+from menuflow.v1 import flow_pb2, flow_pb2_grpc
+from tests.gateway_harness import (
+    gateway_settings,
+    main_menu,
+    message,
+    post_webhook,
+    running_gateway,
+    seed_default_templates,
+    wait_until,
+    webhook,
+)
+from tests.graph_standin import ServerThread, StandinServer
+
+WEBHOOKS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "webhooks"
+CUSTOMER = "16505551234"
+FOOTER = {"text": 'Reply "cancel" at any time'}
+
+
+def text(to: str, body: str) -> dict[str, Any]:
+    return {
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "to": to,
+        "type": "text",
+        "text": {"preview_url": False, "body": body},
+    }
+
+
+def interactive(to: str, content: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "to": to,
+        "type": "interactive",
+        "interactive": content,
+    }
+
+
+def reply(button_id: str, title: str) -> dict[str, Any]:
+    return {"type": "reply", "reply": {"id": button_id, "title": title}}
+
+
+def products(to: str) -> dict[str, Any]:
+    def row(row_id: str, title: str, price: str) -> dict[str, str]:
+        return {"id": row_id, "title": title, "description": price}
+
+    sections = [
+        {
+            "title": "☕ Beverages",
+            "rows": [
+                row("coffee", "Coffee", "$3.50"),
+                row("tea", "Tea", "$2.50"),
+                row("juice", "Fresh Juice", "$4.00"),
+            ],
+        },
+        {
+            "title": "🍰 Food",
+            "rows": [
+                row("sandwich", "Sandwich", "$6.00"),
+                row("salad", "Salad", "$7.00"),
+                row("pasta", "Pasta", "$9.00"),
+            ],
+        },
+    ]
+    return interactive(
+        to,
+        {
+            "type": "list",
+            "body": {"text": "🛒 What would you like to order?"},
+            "footer": FOOTER,
+            "action": {"button": "View Products", "sections": sections},
+        },
+    )
+
+
+def how_many(to: str) -> dict[str, Any]:
+    return text(to, "How many Coffee would you like? Send a number from 1 to 99.")
+
+
+def confirm(to: str) -> dict[str, Any]:
+    body = "🧾 Your order:\n2 x Coffee = $7.00\n\nShall I place it?"
+    buttons = [reply("yes", "✅ Yes"), reply("no", "❌ No")]
+    return interactive(
+        to, {"type": "button", "body": {"text": body}, "action": {"buttons": buttons}}
+    )
+
+
+def cancelled(to: str) -> dict[str, Any]:
+    body = "Your order was cancelled, nothing was placed."
+    return text(to, body + ' Send "menu" whenever you want to start again.')
+
+
+HI: dict[str, Any] = {"text": "hi"}
+NEW_ORDER: dict[str, Any] = {"button": ("new_order", "🛒 New Order")}
+COFFEE: dict[str, Any] = {"row": ("coffee", "Coffee")}
+TWO: dict[str, Any] = {"text": "2"}
+YES: dict[str, Any] = {"button": ("yes", "✅ Yes")}
+NO: dict[str, Any] = {"button": ("no", "❌ No")}
+WALK = [(HI, main_menu), (NEW_ORDER, products), (COFFEE, how_many), (TWO, confirm), (NO, cancelled)]
+
+
+@pytest.fixture(scope="module")
+def graph() -> Iterator[StandinServer]:
+    with StandinServer() as server:
+        yield server
+
+
+@pytest.fixture
+def seeded(stub: flow_pb2_grpc.FlowServiceStub) -> flow_pb2_grpc.FlowServiceStub:
+    seed_default_templates(stub)
+    return stub
+
+
+@pytest.fixture
+def gateway(
+    flowsvc_target: str, graph: StandinServer, seeded: flow_pb2_grpc.FlowServiceStub
+) -> Iterator[ServerThread]:
+    graph.standin.reset()
+    with running_gateway(gateway_settings(flowsvc_target, graph.url)) as server:
+        yield server
+
+
+@pytest.fixture
+def client(gateway: ServerThread) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=gateway.url, timeout=30) as client:
+        yield client
+
+
+def deliver(client: httpx.Client, document: Any, attempts: int = 20) -> httpx.Response:
+    """Post like Meta: redeliver until the answer is 200."""
+    for _ in range(attempts):
+        response = post_webhook(client, document)
+        if response.status_code == 200:
+            return response
+        time.sleep(0.2)
+    raise AssertionError(f"no 200 after {attempts} deliveries: {response.status_code}")
+
+
+def bodies_by_customer(graph: StandinServer) -> dict[str, list[Any]]:
+    sent: dict[str, list[Any]] = {}
+    for record in graph.standin.accepted():
+        sent.setdefault(record.body["to"], []).append(record.body)
+    return sent
+
+
+def settled(graph: StandinServer, count: int, timeout: float = 15.0) -> None:
+    """Wait for `count` accepted sends, then make sure no extra one follows."""
+    wait_until(lambda: len(graph.standin.accepted()) >= count, timeout)
+    time.sleep(0.5)
+    assert len(graph.standin.accepted()) == count
+
+
+def test_the_guides_order_flow_sends_exactly_these_bodies_in_order(
+    client: httpx.Client, graph: StandinServer, seeded: flow_pb2_grpc.FlowServiceStub
+) -> None:
+    for number, step in enumerate([HI, NEW_ORDER, COFFEE, TWO, YES], 1):
+        assert post_webhook(client, webhook(message(CUSTOMER, **step))).status_code == 200
+        wait_until(lambda n=number: len(graph.standin.accepted()) >= n)
+    settled(graph, 5)
+    [result] = seeded.ListResults(flow_pb2.ListResultsRequest()).results
+    placed = (
+        f"Order placed! Your order number is {result.reference}.\n\n"
+        '2 x Coffee = $7.00\nThank you! Send "hi" any time to order again.'
+    )
+    expected = [
+        main_menu(CUSTOMER),
+        products(CUSTOMER),
+        how_many(CUSTOMER),
+        confirm(CUSTOMER),
+        text(CUSTOMER, placed),
+    ]
+    assert [r.body for r in graph.standin.accepted()] == expected
+    assert all(r.phone_number_id == "106540352242922" for r in graph.standin.accepted())
+
+
+def test_100_messages_from_20_customers_in_one_payload(
+    client: httpx.Client, graph: StandinServer
+) -> None:
+    customers = [f"49170000{n:04d}" for n in range(20)]
+    messages = [
+        message(customer, timestamp=1_700_000_000 + step, **inbound)
+        for customer in customers
+        for step, (inbound, _) in enumerate(WALK)
+    ]
+    random.Random(7).shuffle(messages)  # Meta does not promise order; timestamps do
+    assert post_webhook(client, webhook(*messages)).status_code == 200
+    settled(graph, 100, timeout=30)
+    expected = {c: [reply_for(c) for _, reply_for in WALK] for c in customers}
+    assert bodies_by_customer(graph) == expected
+
+
+def test_the_same_payload_five_times_at_once_gets_one_reply_set(
+    client: httpx.Client, graph: StandinServer
+) -> None:
+    customers = [f"49171000{n:04d}" for n in range(20)]
+    document = webhook(*(message(c, **HI) for c in customers))
+    with ThreadPoolExecutor(5) as pool:
+        answers = list(pool.map(lambda _: deliver(client, document), range(5)))
+    assert {a.status_code for a in answers} == {200}
+    settled(graph, 20)
+    assert bodies_by_customer(graph) == {c: [main_menu(c)] for c in customers}
+
+
+def test_graph_down_then_up_delivers_everything_once_in_order(
+    client: httpx.Client, graph: StandinServer
+) -> None:
+    graph.standin.fail(status=503, seconds=1.5)
+    customers = ["491720000001", "491720000002"]
+    for inbound, _ in WALK[:3]:
+        assert deliver(client, webhook(*(message(c, **inbound) for c in customers))).is_success
+    settled(graph, 6, timeout=20)
+    expected = {c: [reply_for(c) for _, reply_for in WALK[:3]] for c in customers}
+    assert bodies_by_customer(graph) == expected
+    assert any(r.status == 503 for r in graph.standin.received())
+
+
+def test_a_permanent_error_is_recorded_with_metas_code_and_not_retried(
+    client: httpx.Client, graph: StandinServer, seeded: flow_pb2_grpc.FlowServiceStub
+) -> None:
+    graph.standin.fail(code=131047, count=1)
+    inbound = message(CUSTOMER, **HI)
+    assert post_webhook(client, webhook(inbound)).status_code == 200
+    wait_until(lambda: graph.standin.received())
+    time.sleep(1.0)
+    assert [(r.status, r.error_code) for r in graph.standin.received()] == [(400, 131047)]
+    [inbound_proto] = parse(webhook(inbound)).messages
+    again = seeded.HandleMessage(flow_pb2.HandleMessageRequest(message=inbound_proto))
+    assert again.duplicate
+    [outbox] = again.messages
+    assert outbox.state == flow_pb2.DELIVERY_STATE_FAILED
+    assert (outbox.error.code, outbox.attempts) == (131047, 1)
+
+
+def test_a_pair_rate_limit_delays_only_that_customer(
+    client: httpx.Client, graph: StandinServer
+) -> None:
+    slow, fast = "491730000001", "491730000002"
+    graph.standin.fail(code=131056, to=slow, count=1)
+    assert post_webhook(client, webhook(message(slow, **HI), message(fast, **HI))).is_success
+    wait_until(lambda: len(graph.standin.accepted()) >= 2, timeout=10)
+    first, second = graph.standin.accepted()
+    assert (first.body["to"], second.body["to"]) == (fast, slow)
+    throttled = next(r for r in graph.standin.received() if r.error_code == 131056)
+    assert second.at - throttled.at >= 0.9  # 4^0 s for the first retry
+    assert first.at - throttled.at < 0.9
+
+
+def test_statuses_are_recorded_and_never_move_backwards(
+    client: httpx.Client, graph: StandinServer, seeded: flow_pb2_grpc.FlowServiceStub
+) -> None:
+    inbound = message(CUSTOMER, **HI)
+    assert post_webhook(client, webhook(inbound)).status_code == 200
+    [sent] = wait_until(lambda: graph.standin.accepted())
+    status = json.loads((WEBHOOKS / "pywa__message_status__delivered.json").read_text())
+    change = status["entry"][0]["changes"][0]["value"]
+    for kind in ("read", "delivered", "sent"):
+        change["statuses"][0] |= {"id": sent.wa_message_id, "status": kind}
+        assert post_webhook(client, status).status_code == 200
+    [inbound_proto] = parse(webhook(inbound)).messages
+    again = seeded.HandleMessage(flow_pb2.HandleMessageRequest(message=inbound_proto))
+    assert again.messages[0].delivery_status == flow_pb2.DELIVERY_STATUS_READ
+    assert again.messages[0].wa_message_id == sent.wa_message_id
+
+
+def test_every_corpus_webhook_gets_200(client: httpx.Client, graph: StandinServer) -> None:
+    answers = {
+        path.stem: post_webhook(client, json.loads(path.read_text())).status_code
+        for path in sorted(WEBHOOKS.glob("*.json"))
+    }
+    assert answers == dict.fromkeys(answers, 200)
+    # Text and taps from customers without a conversation get the main menu or a help text.
+    wait_until(lambda: len(graph.standin.accepted()) >= 3)
+    metrics = client.get("/metrics").text
+    assert 'gateway_statuses_total{matched="false",status="read"}' in metrics
+    assert 'gateway_webhook_items_total{fate="ignored",kind="change"}' in metrics
+
+
+def test_inbound_messages_are_marked_read(
+    flowsvc_target: str, graph: StandinServer, seeded: flow_pb2_grpc.FlowServiceStub
+) -> None:
+    graph.standin.reset()
+    settings = gateway_settings(flowsvc_target, graph.url, mark_as_read=True)
+    inbound = message(CUSTOMER, **HI)
+    with running_gateway(settings) as server, httpx.Client(base_url=server.url) as client:
+        assert post_webhook(client, webhook(inbound)).status_code == 200
+        wait_until(lambda: len(graph.standin.received()) >= 2)
+    reads = [r.body for r in graph.standin.received() if r.kind == "read"]
+    assert reads == [
+        {"messaging_product": "whatsapp", "status": "read", "message_id": inbound["id"]}
+    ]

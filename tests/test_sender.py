@@ -1,0 +1,194 @@
+"""The Graph API sender against the stand-in: each class of Meta answer gets the right verdict."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from gateway.sender import DevTransport, GraphSender, http_client
+from gateway.settings import Settings
+from gateway.verdict import Verdict, classify
+from tests.graph_standin import StandinServer
+
+NUMBER = "106540352242922"
+TEXT = (
+    '{"messaging_product":"whatsapp","recipient_type":"individual","to":"16505551234",'
+    '"type":"text","text":{"preview_url":false,"body":"Hello"}}'
+)
+RETRYABLE = [1, 2, 4, 80007, 130429, 131000, 131016, 131048, 131056, 133004]
+PERMANENT = [0, 3, 10, 100, 190, 200, 299, 368, 131005, 131008, 131009, 131021, 131026]
+PERMANENT += [131031, 131047, 131051]
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="module")
+def graph() -> Iterator[StandinServer]:
+    with StandinServer() as server:
+        yield server
+
+
+def settings_for(url: str, **overrides: object) -> Settings:
+    return Settings(
+        app_secret="s",
+        verify_token="v",
+        access_token="test-access-token",
+        graph_api_url=url,
+        **overrides,  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture
+async def sender(graph: StandinServer) -> AsyncIterator[GraphSender]:
+    graph.standin.reset()
+    async with http_client(settings_for(graph.url), None) as client:
+        yield GraphSender(client, total_seconds=5)
+
+
+@pytest.mark.anyio
+async def test_an_accepted_message_is_sent_with_metas_id(
+    graph: StandinServer, sender: GraphSender
+) -> None:
+    verdict = await sender.send(NUMBER, TEXT, 1)
+    [record] = graph.standin.accepted()
+    assert verdict == Verdict("sent", wa_message_id=record.wa_message_id)
+    assert record.body["text"]["body"] == "Hello"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("code", RETRYABLE, ids=str)
+async def test_retryable_codes_are_retried_later(
+    graph: StandinServer, sender: GraphSender, code: int
+) -> None:
+    graph.standin.fail(code=code, count=1)
+    verdict = await sender.send(NUMBER, TEXT, 1)
+    assert (verdict.kind, verdict.label, verdict.ambiguous) == ("retry", str(code), False)
+    assert verdict.error is not None and verdict.error.details
+    assert verdict.delay_seconds >= 1
+    assert verdict.throttled is (code in (4, 80007, 130429))
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("code", PERMANENT, ids=str)
+async def test_permanent_codes_fail_with_metas_code_and_text(
+    graph: StandinServer, sender: GraphSender, code: int
+) -> None:
+    graph.standin.fail(code=code, count=1)
+    verdict = await sender.send(NUMBER, TEXT, 1)
+    assert verdict.kind == "failed"
+    assert verdict.error is not None
+    assert (verdict.error.code, verdict.error.title) == (code, verdict.error.title)
+    assert verdict.error.title.startswith(f"(#{code})")
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("status", "code", "kind", "label"),
+    [
+        (503, None, "retry", "http_503"),
+        (502, None, "retry", "http_502"),
+        (429, None, "retry", "http_429"),
+        (404, None, "failed", "http_404"),
+        (400, 99999, "failed", "99999"),
+        (500, 99999, "retry", "99999"),
+    ],
+    ids=["503_plain", "502_plain", "429_plain", "404_plain", "unknown_4xx", "unknown_5xx"],
+)
+async def test_unknown_answers_go_by_http_status(
+    graph: StandinServer, sender: GraphSender, status: int, code: int | None, kind: str, label: str
+) -> None:
+    graph.standin.fail(status=status, code=code, count=1)
+    verdict = await sender.send(NUMBER, TEXT, 1)
+    assert (verdict.kind, verdict.label) == (kind, label)
+
+
+@pytest.mark.anyio
+async def test_a_meta_payload_refusal_is_permanent(sender: GraphSender) -> None:
+    verdict = await sender.send(NUMBER, TEXT.replace('"Hello"', '"' + "x" * 4097 + '"'), 1)
+    assert (verdict.kind, verdict.label) == ("failed", "131009")
+
+
+@pytest.mark.anyio
+async def test_a_dropped_connection_is_an_ambiguous_retry(
+    graph: StandinServer, sender: GraphSender
+) -> None:
+    graph.standin.fail("drop", count=1)
+    verdict = await sender.send(NUMBER, TEXT, 1)
+    assert (verdict.kind, verdict.ambiguous, verdict.label) == ("retry", True, "ambiguous")
+    assert verdict.delay_seconds >= 5
+
+
+@pytest.mark.anyio
+async def test_a_timeout_after_sending_is_an_ambiguous_retry(graph: StandinServer) -> None:
+    graph.standin.fail("slow", delay=0.5, count=1)
+    async with http_client(settings_for(graph.url, graph_timeout_seconds=0.2), None) as client:
+        verdict = await GraphSender(client, total_seconds=5).send(NUMBER, TEXT, 1)
+    assert (verdict.kind, verdict.ambiguous) == ("retry", True)
+
+
+@pytest.mark.anyio
+async def test_a_refused_connection_is_a_plain_retry() -> None:
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{unused.getsockname()[1]}"
+        async with http_client(settings_for(url), None) as client:
+            verdict = await GraphSender(client, total_seconds=5).send(NUMBER, TEXT, 1)
+    assert (verdict.kind, verdict.ambiguous, verdict.label) == ("retry", False, "network")
+
+
+@pytest.mark.anyio
+async def test_mark_as_read_posts_metas_body(graph: StandinServer, sender: GraphSender) -> None:
+    assert await sender.mark_read(NUMBER, "wamid.IN1")
+    [record] = graph.standin.received()
+    assert record.body == {
+        "messaging_product": "whatsapp",
+        "status": "read",
+        "message_id": "wamid.IN1",
+    }
+    graph.standin.fail(status=500, reads=True, count=1)
+    assert not await sender.mark_read(NUMBER, "wamid.IN2")
+
+
+@pytest.mark.anyio
+async def test_dev_mode_prints_instead_of_sending(caplog: pytest.LogCaptureFixture) -> None:
+    settings = Settings(dev_mode=True, graph_api_url="http://127.0.0.1:1")
+    async with http_client(settings, None) as client:
+        assert isinstance(client._transport, DevTransport)
+        verdict = await GraphSender(client, total_seconds=5).send(NUMBER, TEXT, 1)
+    assert verdict.kind == "sent" and verdict.wa_message_id.startswith("wamid.DEV")
+    [line] = [r.getMessage() for r in caplog.records if "dev.outbound" in r.getMessage()]
+    assert "Hello" in line and "16505551234" not in line and "1234" in line
+
+
+def meta_error(code: int, status: int = 400) -> tuple[int, bytes]:
+    return status, f'{{"error":{{"code":{code},"message":"(#{code}) x"}}}}'.encode()
+
+
+@pytest.mark.parametrize(
+    ("attempts", "low", "high"),
+    [(1, 1, 2), (2, 4, 5), (3, 16, 18), (4, 64, 71), (9, 900, 900)],
+    ids=["first", "second", "third", "fourth", "capped"],
+)
+def test_pair_rate_limit_backs_off_4_to_the_x(attempts: int, low: int, high: int) -> None:
+    verdict = classify(*meta_error(131056, 429), attempts)
+    assert verdict.kind == "retry"
+    assert low <= verdict.delay_seconds <= high
+
+
+def test_something_went_wrong_is_retried_a_bounded_number_of_times() -> None:
+    assert classify(*meta_error(131000, 500), 4).kind == "retry"
+    assert classify(*meta_error(131000, 500), 5).kind == "failed"
+
+
+def test_backoff_grows_with_attempts_and_is_capped() -> None:
+    delays = [classify(503, b"", n).delay_seconds for n in range(1, 12)]
+    assert delays[0] <= 2 and delays[4] >= 16 and max(delays) <= 300
+
+
+def test_an_odd_200_is_still_sent_never_resent() -> None:
+    assert classify(200, b"not json", 1) == Verdict("sent", wa_message_id="")

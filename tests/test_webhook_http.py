@@ -1,0 +1,193 @@
+"""The webhook over real HTTP: the handshake, and each refusal (401, 400, 413) before flowsvc."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from gateway.signature import sign
+from tests.gateway_harness import (
+    APP_SECRET,
+    VERIFY_TOKEN,
+    gateway_settings,
+    message,
+    post_webhook,
+    running_gateway,
+    signed,
+    webhook,
+)
+from tests.graph_standin import ServerThread
+
+WEBHOOKS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "webhooks"
+NOT_MESSAGES = sorted(
+    p.name
+    for p in WEBHOOKS.glob("*.json")
+    if all(
+        c["field"] != "messages" for e in json.loads(p.read_text())["entry"] for c in e["changes"]
+    )
+)
+
+
+def no_graph_calls(request: httpx.Request) -> httpx.Response:
+    raise AssertionError(f"the Graph API must not be called: {request.url}")
+
+
+@pytest.fixture(scope="module")
+def gateway() -> Iterator[ServerThread]:
+    # FlowService is unreachable (port 9 on loopback): whatever reaches it fails with 503.
+    settings = gateway_settings("127.0.0.1:9", "http://127.0.0.1:9", max_body_bytes=64 * 1024)
+    with running_gateway(settings, httpx.MockTransport(no_graph_calls)) as server:
+        yield server
+
+
+@pytest.fixture
+def client(gateway: ServerThread) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=gateway.url, timeout=10) as client:
+        yield client
+
+
+def metric(client: httpx.Client, line_start: str) -> float:
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith(line_start):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_the_verification_handshake_echoes_the_challenge(client: httpx.Client) -> None:
+    params = {
+        "hub.mode": "subscribe",
+        "hub.verify_token": VERIFY_TOKEN,
+        "hub.challenge": "1158201444",
+    }
+    response = client.get("/webhook", params=params)
+    assert (response.status_code, response.text) == (200, "1158201444")
+    assert response.headers["content-type"].startswith("text/plain")
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"hub.mode": "subscribe", "hub.verify_token": "wrong", "hub.challenge": "1"},
+        {"hub.mode": "subscribe", "hub.challenge": "1"},
+        {"hub.mode": "unsubscribe", "hub.verify_token": VERIFY_TOKEN, "hub.challenge": "1"},
+        {"hub.verify_token": VERIFY_TOKEN, "hub.challenge": "1"},
+    ],
+    ids=["wrong_token", "no_token", "wrong_mode", "no_mode"],
+)
+def test_a_bad_handshake_is_forbidden(client: httpx.Client, params: dict[str, str]) -> None:
+    response = client.get("/webhook", params=params)
+    assert response.status_code == 403
+    assert "1" != response.text
+
+
+DOCUMENT = webhook(message("16505551234", text="hi"))
+BODY = json.dumps(DOCUMENT).encode()
+GOOD = sign(APP_SECRET, BODY)
+
+
+@pytest.mark.parametrize(
+    ("body", "headers"),
+    [
+        (BODY, []),
+        (BODY, [("X-Hub-Signature-256", "")]),
+        (BODY, [("X-Hub-Signature", "sha1=" + "0" * 40)]),
+        (BODY, [("X-Hub-Signature-256", "sha1=" + GOOD[7:47])]),
+        (BODY, [("X-Hub-Signature-256", GOOD.upper())]),
+        (BODY, [("X-Hub-Signature-256", GOOD), ("X-Hub-Signature-256", GOOD)]),
+        (BODY, [("X-Hub-Signature-256", sign("", BODY))]),
+        (BODY, [("X-Hub-Signature-256", sign("another-secret", BODY))]),
+        (json.dumps(DOCUMENT, indent=1).encode(), [("X-Hub-Signature-256", GOOD)]),
+        (BODY[:-10], [("X-Hub-Signature-256", GOOD)]),
+        (BODY.replace(b"hi", b"ho"), [("X-Hub-Signature-256", GOOD)]),
+    ],
+    ids=[
+        "missing",
+        "empty",
+        "sha1_header",
+        "sha1_prefix",
+        "wrong_case",
+        "two_headers",
+        "empty_secret",
+        "wrong_secret",
+        "reencoded_after_signing",
+        "truncated_after_signing",
+        "altered_after_signing",
+    ],
+)
+def test_unsigned_or_wrongly_signed_posts_get_401_and_change_nothing(
+    client: httpx.Client, body: bytes, headers: list[tuple[str, str]]
+) -> None:
+    before = metric(client, "gateway_messages_total")
+    headers.append(("Content-Type", "application/json"))
+    response = client.post("/webhook", content=body, headers=headers)
+    assert response.status_code == 401
+    assert metric(client, "gateway_messages_total") == before
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"", b"{", b"not json", BODY[:-10], b"\xff\xfe\x00garbage", b"[1, 2]", b"[" * 50_000],
+    ids=["empty", "open_brace", "text", "truncated", "not_utf8", "array", "deeply_nested"],
+)
+def test_signed_malformed_json_gets_400(client: httpx.Client, body: bytes) -> None:
+    payload, headers = signed(body)
+    assert client.post("/webhook", content=payload, headers=headers).status_code == 400
+
+
+def test_an_oversized_body_with_a_length_gets_413_unread(client: httpx.Client) -> None:
+    payload, headers = signed(b" " * (64 * 1024 + 1))
+    assert client.post("/webhook", content=payload, headers=headers).status_code == 413
+
+
+def test_an_oversized_chunked_body_gets_413(client: httpx.Client) -> None:
+    chunk = b" " * 8192
+    _, headers = signed(b"")
+
+    def chunks() -> Iterator[bytes]:
+        for _ in range(100):
+            yield chunk
+
+    response = client.post("/webhook", content=chunks(), headers=headers)
+    assert response.status_code == 413
+
+
+@pytest.mark.parametrize("name", NOT_MESSAGES, ids=lambda n: n.removesuffix(".json"))
+def test_other_fields_are_acknowledged_and_ignored(client: httpx.Client, name: str) -> None:
+    response = post_webhook(client, json.loads((WEBHOOKS / name).read_text()))
+    assert response.status_code == 200
+
+
+def test_a_message_flowsvc_cannot_record_gets_503_so_meta_redelivers(client: httpx.Client) -> None:
+    assert post_webhook(client, DOCUMENT).status_code == 503
+    assert metric(client, 'gateway_webhooks_total{result="flowsvc_unavailable"}') >= 1
+
+
+def test_health_ready_and_metrics(client: httpx.Client) -> None:
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/readyz").status_code == 503
+    assert metric(client, 'gateway_webhooks_total{result="bad_signature"}') >= 0
+    assert "gateway_send_seconds_bucket" in client.get("/metrics").text
+
+
+CORPUS = sorted(p.name for p in WEBHOOKS.glob("*.json"))
+
+
+@pytest.mark.parametrize("name", CORPUS, ids=lambda n: n.removesuffix(".json"))
+def test_every_corpus_file_unsigned_altered_or_truncated_is_refused(
+    client: httpx.Client, name: str
+) -> None:
+    body = (WEBHOOKS / name).read_bytes()
+    before = metric(client, "gateway_messages_total")
+    unsigned = client.post("/webhook", content=body, headers={"Content-Type": "application/json"})
+    _, headers = signed(body)
+    altered = client.post(
+        "/webhook", content=body.replace(b"whatsapp", b"WhatsApp"), headers=headers
+    )
+    truncated_body, truncated_headers = signed(body[: len(body) // 2])
+    truncated = client.post("/webhook", content=truncated_body, headers=truncated_headers)
+    assert (unsigned.status_code, altered.status_code, truncated.status_code) == (401, 401, 400)
+    assert metric(client, "gateway_messages_total") == before
