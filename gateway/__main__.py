@@ -7,8 +7,8 @@ import sys
 import uvicorn
 
 from gateway.app import create_app
-from gateway.logs import configure
 from gateway.settings import Settings, SettingsError
+from menuflow.logs import configure_logging
 
 
 def main() -> None:
@@ -16,7 +16,7 @@ def main() -> None:
         settings = Settings.from_env()
     except SettingsError as exc:
         sys.exit(f"gateway: {exc}")
-    configure(settings.log_level)
+    configure_logging("gateway", settings.log_level)
     # uvicorn handles SIGTERM/SIGINT: it stops accepting, lets in-flight requests finish, then runs
     # the lifespan's shutdown (pump stopped, sends finished, unsent leases released).
     uvicorn.run(

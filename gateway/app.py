@@ -22,12 +22,12 @@ from gateway import webhook
 from gateway.channel import call_metadata, open_channel
 from gateway.inbox import Inbox
 from gateway.lanes import Calls, Lanes
-from gateway.logs import log
 from gateway.metrics import Metrics
 from gateway.pump import OutboxPump
 from gateway.ratelimit import RateLimiter
 from gateway.sender import GraphSender, http_client
 from gateway.settings import Settings
+from menuflow.logs import log
 from menuflow.v1 import flow_pb2_grpc
 
 logger = logging.getLogger("gateway.app")

@@ -18,9 +18,9 @@ import time
 import grpc
 
 from gateway.lanes import Calls, Key, Lanes, Leased, lease_deadline
-from gateway.logs import log, mask_phone
 from gateway.metrics import Metrics
 from gateway.payload import Parsed
+from menuflow.logs import log, mask_phone
 from menuflow.v1 import flow_pb2
 
 logger = logging.getLogger("gateway.inbox")

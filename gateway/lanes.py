@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 
 import grpc
 
-from gateway.logs import log, mask_phone
 from gateway.metrics import Metrics
 from gateway.ratelimit import RateLimiter
 from gateway.sender import GraphSender
+from menuflow.logs import log, mask_phone
 from menuflow.v1 import flow_pb2, flow_pb2_grpc
 
 logger = logging.getLogger("gateway.lanes")

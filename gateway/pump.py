@@ -15,8 +15,8 @@ import time
 import grpc
 
 from gateway.lanes import Calls, Lanes, Leased, lease_deadline
-from gateway.logs import log
 from gateway.metrics import Metrics
+from menuflow.logs import log
 from menuflow.v1 import flow_pb2
 
 logger = logging.getLogger("gateway.pump")

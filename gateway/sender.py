@@ -22,9 +22,9 @@ import uuid
 
 import httpx
 
-from gateway.logs import log, mask_phone
 from gateway.settings import Settings
 from gateway.verdict import Verdict, classify, network_error
+from menuflow.logs import log, mask_phone
 
 logger = logging.getLogger("gateway.sender")
 

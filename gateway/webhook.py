@@ -11,8 +11,8 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
 from gateway import signature
-from gateway.logs import log
 from gateway.payload import parse
+from menuflow.logs import log
 
 logger = logging.getLogger("gateway.webhook")
 

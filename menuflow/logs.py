@@ -1,25 +1,42 @@
 """Structured logs for both services: one JSON object per line, phone numbers masked.
 
-Log calls pass their fields as `extra`, e.g. `log.info("message handled", extra={"customer":
-mask_phone(number)})`. Every value is JSON-escaped, so a customer's text with newlines or control
-characters can never split or forge a log line.
+Log calls pass their fields as `extra` (`logger.info("swept", extra={"expired": 3})`) or through
+`log(logger, level, "event", key=value)`. Every value is JSON-escaped, so a customer's text with
+newlines or control characters can never split or forge a log line.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from datetime import UTC, datetime
 from typing import Any
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+# Phone numbers in free text (a database error's detail, a library's message): 7+ digits.
+_NUMBERS = re.compile(r"\d{7,}")
 
 
 def mask_phone(number: str) -> str:
     """Keep the last 4 digits, enough to tell customers apart in a log, too few to reach one."""
     digits = "".join(ch for ch in number if ch.isdigit())
     return "***" + digits[-4:] if len(digits) > 4 else "***"
+
+
+def mask_numbers(text: str) -> str:
+    """`text` with every run of 7 or more digits masked as mask_phone masks a number."""
+    return _NUMBERS.sub(lambda match: mask_phone(match.group()), text)
+
+
+def log(logger: logging.Logger, level: int, event: str, **fields: Any) -> None:
+    """Log `event` with `fields`; nothing is built when the level is off."""
+    if logger.isEnabledFor(level):
+        clashing = _STANDARD.intersection(fields)
+        for key in clashing:  # LogRecord refuses extra keys that shadow its own attributes
+            fields[f"{key}_"] = fields.pop(key)
+        logger.log(level, event, extra=fields)
 
 
 class JsonFormatter(logging.Formatter):
@@ -33,11 +50,11 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "service": self._service,
             "logger": record.name,
-            "event": record.getMessage(),
+            "event": mask_numbers(record.getMessage()),
         }
         event.update((key, value) for key, value in vars(record).items() if key not in _STANDARD)
         if record.exc_info:
-            event["exception"] = self.formatException(record.exc_info)
+            event["exception"] = mask_numbers(self.formatException(record.exc_info))
         return json.dumps(event, default=str, ensure_ascii=False)
 
 

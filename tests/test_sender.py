@@ -10,6 +10,7 @@ import pytest
 from gateway.sender import DevTransport, GraphSender, http_client
 from gateway.settings import Settings
 from gateway.verdict import Verdict, classify
+from menuflow.logs import JsonFormatter
 from tests.graph_standin import StandinServer
 
 NUMBER = "106540352242922"
@@ -161,7 +162,11 @@ async def test_dev_mode_prints_instead_of_sending(caplog: pytest.LogCaptureFixtu
         assert isinstance(client._transport, DevTransport)
         verdict = await GraphSender(client, total_seconds=5).send(NUMBER, TEXT, 1)
     assert verdict.kind == "sent" and verdict.wa_message_id.startswith("wamid.DEV")
-    [line] = [r.getMessage() for r in caplog.records if "dev.outbound" in r.getMessage()]
+    [line] = [
+        JsonFormatter("gateway").format(r)
+        for r in caplog.records
+        if r.getMessage() == "dev.outbound"
+    ]
     assert "Hello" in line and "16505551234" not in line and "1234" in line
 
 
