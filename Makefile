@@ -32,8 +32,14 @@ migrate: install
 seed: migrate
 	$(PY) -m flowsvc.seed
 
+# Both services on the embedded default. Without META_ACCESS_TOKEN the gateway runs in dev mode:
+# it accepts unsigned webhooks and prints outbound messages instead of sending them.
 run: seed
-	$(PY) -m flowsvc
+	@bash -c 'trap "kill 0" EXIT; \
+	  $(PY) -m flowsvc & \
+	  GATEWAY_DEV_MODE=$${GATEWAY_DEV_MODE:-$$([ -n "$$META_ACCESS_TOKEN" ] && echo 0 || echo 1)} \
+	    $(PY) -m gateway & \
+	  wait -n'
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from flowsvc.settings import Settings as FlowsvcSettings
+from gateway.settings import Settings as GatewaySettings
 
 COMPOSE = Path(__file__).parents[1] / "docker-compose.yml"
 
@@ -61,3 +62,8 @@ def test_compose_has_every_service() -> None:
 def test_flowsvc_reads_every_variable_compose_sets(service: str) -> None:
     environment = compose_environment(service)
     assert set(environment) <= names_read(FlowsvcSettings.from_env, environment)
+
+
+def test_the_gateway_reads_every_variable_compose_sets() -> None:
+    environment = compose_environment("gateway")
+    assert set(environment) <= names_read(GatewaySettings.from_env, environment)
