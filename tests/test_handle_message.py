@@ -226,3 +226,22 @@ def test_sweep_deletes_expired_conversations_and_says_how_many(
     assert swept.expired_conversations == 2
     assert row_counts(database_url)["conversation_state"] == 1
     assert stub.SweepExpired(flow_pb2.SweepExpiredRequest()).expired_conversations == 0
+
+
+def test_sweep_deletes_dedupe_records_past_their_retention(
+    stub: flow_pb2_grpc.FlowServiceStub, database_url: str
+) -> None:
+    chat = Chat(stub)
+    chat.say("hi")
+    chat.tap("new_order")
+    execute(
+        database_url,
+        "UPDATE processed_messages SET processed_at = '2020-01-01 00:00:00' "
+        "WHERE message_id = :id",
+        id=chat.last.messages[0].source_id,
+    )
+
+    swept = stub.SweepExpired(flow_pb2.SweepExpiredRequest())
+
+    assert swept.processed_messages == 1
+    assert row_counts(database_url)["processed_messages"] == 1
