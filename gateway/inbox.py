@@ -1,8 +1,9 @@
 """Hands webhook messages and statuses to FlowService: each customer's in order, customers at once.
 
 `record` answers True only when FlowService durably recorded everything that can be recorded, so
-that a 200 to Meta never loses a message. A message FlowService refuses as invalid
-(INVALID_ARGUMENT) is skipped: Meta would redeliver it forever. Any other error stops that
+that a 200 to Meta never loses a message. A message FlowService refuses for good (INVALID_ARGUMENT,
+or RESOURCE_EXHAUSTED when it would grow a conversation past its cap) is skipped: Meta would
+redeliver it for days, and it would fail the same way every time. Any other error stops that
 customer's batch (a later message must not overtake it) and makes the webhook answer 503, so Meta
 redelivers and dedupe absorbs what was done. The replies HandleMessage leased to this gateway go to
 the send lanes at once: they are committed, so sending them does not depend on the rest of the
@@ -25,7 +26,11 @@ from menuflow.v1 import flow_pb2
 
 logger = logging.getLogger("gateway.inbox")
 
-_SKIPPABLE = (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.OUT_OF_RANGE)
+_SKIPPABLE = (
+    grpc.StatusCode.INVALID_ARGUMENT,
+    grpc.StatusCode.OUT_OF_RANGE,
+    grpc.StatusCode.RESOURCE_EXHAUSTED,
+)
 
 
 def _outcome_label(response: flow_pb2.HandleMessageResponse) -> str:
