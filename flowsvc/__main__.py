@@ -1,7 +1,8 @@
 """`python -m flowsvc`: run FlowService with settings from the environment."""
 
-import asyncio
 import sys
+
+import uvloop
 
 from flowsvc.server import serve
 from flowsvc.settings import Settings, SettingsError
@@ -17,7 +18,10 @@ def main() -> int:
         return 2
     configure_logging("flowsvc", settings.log_level)
     try:
-        asyncio.run(serve(settings))
+        uvloop.run(serve(settings))  # grpc.aio spends less CPU per call on uvloop
+    except SettingsError as error:  # e.g. a TLS file that cannot be read
+        print(f"flowsvc: bad setting: {error}", file=sys.stderr)
+        return 2
     except SchemaBehindError as error:
         print(f"flowsvc: {error}", file=sys.stderr)
         return 3

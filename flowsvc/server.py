@@ -13,11 +13,15 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from sqlalchemy import Engine
 
+from flowsvc.auth import TokenAuth
 from flowsvc.engine import EngineConfig
+from flowsvc.listen import add_port
+from flowsvc.parsing import ParseRequests
 from flowsvc.service.catalog import TemplateCatalog
 from flowsvc.service.conversations import Conversations
 from flowsvc.service.deliveries import Deliveries
 from flowsvc.service.results import Results
+from flowsvc.service.retention import Retention
 from flowsvc.service.templates import Templates
 from flowsvc.servicer import FlowServicer
 from flowsvc.settings import Settings
@@ -45,18 +49,25 @@ class Server:
             max_context_bytes=settings.max_context_bytes,
             dedupe_retention=settings.dedupe_retention,
         )
+        self.retention = Retention(sessions, settings.retention)
         self.health = health.aio.HealthServicer()
         self.grpc = grpc.aio.server(
+            # The token comes first: a caller without it learns nothing, not even a parse error.
+            interceptors=[
+                *([TokenAuth(settings.auth_token)] if settings.auth_token else []),
+                ParseRequests(),
+            ],
             options=[
                 ("grpc.max_receive_message_length", 8 * 1024 * 1024),
                 ("grpc.so_reuseport", 0),
-            ]
+            ],
         )
         servicer = FlowServicer(
             Templates(sessions, on_change=catalog.invalidate),
             self.conversations,
             Results(sessions),
             Deliveries(sessions),
+            self.retention,
             self.executor,
         )
         flow_pb2_grpc.add_FlowServiceServicer_to_server(servicer, self.grpc)
@@ -65,9 +76,7 @@ class Server:
         reflection.enable_server_reflection(
             (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self.grpc
         )
-        self.port = self.grpc.add_insecure_port(settings.listen)
-        if not self.port:
-            raise OSError(f"cannot listen on {settings.listen}")
+        self.port = add_port(self.grpc, settings)
 
     async def start(self) -> None:
         await self.grpc.start()
@@ -75,7 +84,24 @@ class Server:
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         if self.settings.sweep_interval_seconds > 0:
             self._sweeper = asyncio.create_task(self._sweep_periodically())
-        log.info("flowsvc serving", extra={"listen": self.settings.listen, "port": self.port})
+        settings = self.settings
+        if not (settings.listens_privately or settings.authenticates_callers):
+            log.warning(
+                "FLOWSVC_ALLOW_UNAUTHENTICATED is set: anyone who can reach "
+                f"{settings.listen} can read and change every template and conversation; "
+                "set FLOWSVC_TOKEN unless a network policy keeps everyone else out",
+                extra={"listen": settings.listen},
+            )
+        log.info(
+            "flowsvc serving",
+            extra={
+                "listen": settings.listen,
+                "port": self.port,
+                "tls": bool(settings.tls_cert),
+                "client_certificates": bool(settings.tls_client_ca),
+                "token": bool(settings.auth_token),
+            },
+        )
 
     async def stop(self) -> None:
         """Stop taking calls, let running ones finish within the grace period, release the DB."""
@@ -88,17 +114,27 @@ class Server:
         log.info("flowsvc stopped")
 
     async def _sweep_periodically(self) -> None:
-        """Delete expired conversations and old dedupe records every sweep interval."""
+        """Delete expired conversations, old dedupe records, and results and finished outbox
+        messages past retention, every sweep interval."""
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(self.settings.sweep_interval_seconds)
             try:
                 expired, old = await loop.run_in_executor(self.executor, self.conversations.sweep)
+                purged = await loop.run_in_executor(self.executor, self.retention.sweep)
             except Exception:  # the database may be down for a while: try again next time
                 log.exception("sweep failed")
                 continue
-            if expired or old:
-                log.info("swept", extra={"expired_conversations": expired, "processed": old})
+            if expired or old or purged.results or purged.outbox_messages:
+                log.info(
+                    "swept",
+                    extra={
+                        "expired_conversations": expired,
+                        "processed": old,
+                        "results": purged.results,
+                        "outbox_messages": purged.outbox_messages,
+                    },
+                )
 
 
 def engine_config(settings: Settings) -> EngineConfig:
@@ -112,14 +148,15 @@ def engine_config(settings: Settings) -> EngineConfig:
 
 
 def create_server(settings: Settings) -> Server:
-    """A flowsvc for `settings`; refuses a database whose schema is behind the migrations."""
+    """A flowsvc for `settings`; refuses a database whose schema is behind the migrations, and
+    TLS files it cannot read."""
     engine = create_db_engine(settings.database_url, pool_size=settings.db_pool_size)
     try:
         check_schema(engine)
+        return Server(settings, engine)
     except Exception:
         engine.dispose()
         raise
-    return Server(settings, engine)
 
 
 async def serve(settings: Settings) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from concurrent.futures import Executor
 from typing import TypeVar
@@ -21,13 +22,19 @@ from flowsvc.errors import (
     NotFound,
     ResourceExhausted,
 )
+from flowsvc.service import messagelog
 from flowsvc.service.conversations import Conversations
 from flowsvc.service.deliveries import Deliveries
 from flowsvc.service.results import Results
+from flowsvc.service.retention import Retention
 from flowsvc.service.templates import ImportAction, Templates
 from menuflow.v1 import flow_pb2, flow_pb2_grpc
 
 T = TypeVar("T")
+log = logging.getLogger("flowsvc.calls")
+INTERNAL = "internal error: flowsvc logged the details"
+# These log their own failures, with the message's fields.
+SELF_LOGGING: frozenset[Callable[..., object]] = frozenset({messagelog.handle, messagelog.start})
 
 STATUS_CODES: dict[type[FlowError], int] = {
     InvalidArgument: code_pb2.INVALID_ARGUMENT,
@@ -75,12 +82,14 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
         conversations: Conversations,
         results: Results,
         deliveries: Deliveries,
+        retention: Retention,
         executor: Executor,
     ) -> None:
         self._templates = templates
         self._conversations = conversations
         self._results = results
         self._deliveries = deliveries
+        self._retention = retention
         self._executor = executor
 
     async def _call(
@@ -92,6 +101,13 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
         except FlowError as error:
             await context.abort_with_status(error_status(error))
             raise  # abort_with_status raises; this keeps type checkers informed
+        except Exception:
+            # The exception's text may quote a statement with a customer's words in it: it goes
+            # to our log, never to the caller (grpc would send it as UNKNOWN's details).
+            if function not in SELF_LOGGING:
+                log.exception("call failed", extra={"call": function.__qualname__})
+            await context.abort(grpc.StatusCode.INTERNAL, INTERNAL)
+            raise
 
     async def CreateTemplate(
         self, request: flow_pb2.CreateTemplateRequest, context: grpc.aio.ServicerContext
@@ -176,6 +192,7 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
     ) -> flow_pb2.HandleMessageResponse:
         handled = await self._call(
             context,
+            messagelog.handle,
             self._conversations.handle,
             convert.inbound(request.message),
             request.lease_owner,
@@ -194,6 +211,7 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
     ) -> flow_pb2.StartConversationResponse:
         handled = await self._call(
             context,
+            messagelog.start,
             self._conversations.start,
             request.customer.phone_number_id,
             request.customer.phone_number,
@@ -248,7 +266,13 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
         self, request: flow_pb2.SweepExpiredRequest, context: grpc.aio.ServicerContext
     ) -> flow_pb2.SweepExpiredResponse:
         expired, old = await self._call(context, self._conversations.sweep)
-        return flow_pb2.SweepExpiredResponse(expired_conversations=expired, processed_messages=old)
+        purged = await self._call(context, self._retention.sweep)
+        return flow_pb2.SweepExpiredResponse(
+            expired_conversations=expired,
+            processed_messages=old,
+            results=purged.results,
+            outbox_messages=purged.outbox_messages,
+        )
 
     async def GetResult(
         self, request: flow_pb2.GetResultRequest, context: grpc.aio.ServicerContext

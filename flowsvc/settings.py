@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -14,6 +15,21 @@ class SettingsError(ValueError):
 
 def _words(value: str) -> frozenset[str]:
     return frozenset(word.strip().casefold() for word in value.split(",") if word.strip())
+
+
+def is_loopback(listen: str) -> bool:
+    """Whether a gRPC listen address is reachable from this machine only (loopback or a unix
+    socket). A host name other than localhost counts as reachable: we cannot know what it names."""
+    if listen.startswith(("unix:", "unix-abstract:")):
+        return True
+    host = listen.rsplit(":", 1)[0] if ":" in listen else listen
+    host = host.removeprefix("[").removesuffix("]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -35,6 +51,45 @@ class Settings:
     back_words: frozenset[str] = frozenset({"back"})
     log_level: str = "INFO"
     auth_token: str | None = field(default=None, repr=False)
+    allow_unauthenticated: bool = False
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_client_ca: str | None = None
+    retention: timedelta | None = timedelta(days=90)
+
+    def __post_init__(self) -> None:
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise SettingsError("FLOWSVC_TLS_CERT and FLOWSVC_TLS_KEY must be set together")
+        if self.tls_client_ca and not self.tls_cert:
+            raise SettingsError(
+                "FLOWSVC_TLS_CLIENT_CA needs FLOWSVC_TLS_CERT and FLOWSVC_TLS_KEY: client "
+                "certificates are only asked for over TLS"
+            )
+        if not (self.listens_privately or self.authenticates_callers or self.allow_unauthenticated):
+            raise SettingsError(
+                f"FLOWSVC_LISTEN={self.listen} is reachable from other machines, and "
+                "FLOWSVC_TOKEN is not set, so anyone who can reach the port could call "
+                "FlowService: set FLOWSVC_TOKEN (and give the gateway the same value), or "
+                "require client certificates with FLOWSVC_TLS_CLIENT_CA, or listen on "
+                "127.0.0.1, or set FLOWSVC_ALLOW_UNAUTHENTICATED=1 if the network already "
+                "keeps everyone else out"
+            )
+        if self.retention is not None and self.retention < self.dedupe_retention:
+            days = self.retention / timedelta(days=1)
+            hours = self.dedupe_retention / timedelta(hours=1)
+            raise SettingsError(
+                f"FLOWSVC_RETENTION_DAYS={days:g} is shorter than FLOWSVC_DEDUPE_RETENTION_HOURS="
+                f"{hours:g}: a redelivered message must still find the replies it produced"
+            )
+
+    @property
+    def listens_privately(self) -> bool:
+        return is_loopback(self.listen)
+
+    @property
+    def authenticates_callers(self) -> bool:
+        """Whether a caller must prove who it is: a bearer token, or a client certificate."""
+        return bool(self.auth_token or self.tls_client_ca)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -53,6 +108,15 @@ class Settings:
                 raise SettingsError(f"{key}={raw!r} must not be negative")
             return value
 
+        def flag(key: str) -> bool:
+            raw = (env.get(key) or "").strip().lower()
+            if raw in {"", "0", "false", "no", "off"}:
+                return False
+            if raw in {"1", "true", "yes", "on"}:
+                return True
+            raise SettingsError(f"{key}={raw!r} is not a boolean (use 1/0, true/false)")
+
+        retention_days = number("FLOWSVC_RETENTION_DAYS", 90.0)
         default_template = env.get("FLOWSVC_DEFAULT_TEMPLATE", defaults.default_template or "")
         return cls(
             database_url=env.get("DATABASE_URL") or defaults.database_url,
@@ -82,4 +146,9 @@ class Settings:
             else defaults.back_words,
             log_level=(env.get("LOG_LEVEL") or defaults.log_level).upper(),
             auth_token=env.get("FLOWSVC_TOKEN") or None,
+            allow_unauthenticated=flag("FLOWSVC_ALLOW_UNAUTHENTICATED"),
+            tls_cert=env.get("FLOWSVC_TLS_CERT") or None,
+            tls_key=env.get("FLOWSVC_TLS_KEY") or None,
+            tls_client_ca=env.get("FLOWSVC_TLS_CLIENT_CA") or None,
+            retention=timedelta(days=retention_days) if retention_days else None,
         )

@@ -17,6 +17,7 @@ from typing import Any
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 # Phone numbers in free text (a database error's detail, a library's message): 7+ digits.
 _NUMBERS = re.compile(r"\d{7,}")
+_LINE_BREAKS = {ord(ch): f"\\u{ord(ch):04x}" for ch in "\x85\u2028\u2029"}
 
 
 def mask_phone(number: str) -> str:
@@ -55,7 +56,9 @@ class JsonFormatter(logging.Formatter):
         event.update((key, value) for key, value in vars(record).items() if key not in _STANDARD)
         if record.exc_info:
             event["exception"] = mask_numbers(self.formatException(record.exc_info))
-        return json.dumps(event, default=str, ensure_ascii=False)
+        line = json.dumps(event, default=str, ensure_ascii=False)
+        # JSON leaves these raw, but many log readers break lines at them.
+        return line.translate(_LINE_BREAKS)
 
 
 def configure_logging(service: str, level: str = "INFO") -> None:

@@ -61,7 +61,9 @@ def test_make_run_starts_both_services_and_answers_hi(tmp_path: Path) -> None:
         process.wait(30)
         log.close()
 
-    lines = [json.loads(line) for line in Path(log.name).read_text().splitlines() if "{" in line[:1]]
+    lines = [
+        json.loads(line) for line in Path(log.name).read_text().splitlines() if "{" in line[:1]
+    ]
     printed = [line for line in lines if line.get("event") == "dev.outbound"]
     body = json.loads(printed[0]["body"])
     assert body["interactive"]["type"] == "button"

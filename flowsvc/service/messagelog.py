@@ -1,0 +1,133 @@
+"""One log line per handled message: what happened, to whom (masked), how long; never its text.
+
+On the hot path: one logging call per message, and no field is built when the level is off.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from flowsvc.errors import FlowError
+from flowsvc.service.conversations import Handled, Message
+from menuflow.logs import mask_phone
+
+log = logging.getLogger("flowsvc.messages")
+
+
+def handle(
+    run: Callable[[Message, str, int], Handled],
+    message: Message,
+    lease_owner: str,
+    lease_seconds: int,
+) -> Handled:
+    """`run(message, ...)` (Conversations.handle), logged as "message handled"."""
+    return _logged(
+        "message",
+        lambda: run(message, lease_owner, lease_seconds),
+        lambda: {
+            "message_id": message.message_id,
+            "customer": mask_phone(message.phone_number),
+            "kind": "text"
+            if message.text is not None
+            else "selection"
+            if message.selection_id is not None
+            else "unsupported"
+            if message.unsupported_type is not None
+            else "none",
+        },
+    )
+
+
+def start(
+    run: Callable[..., Handled],
+    phone_number_id: str,
+    phone_number: str,
+    template_name: str,
+    context: Mapping[str, Any],
+    request_id: str,
+    lease_owner: str,
+    lease_seconds: int,
+) -> Handled:
+    """`run(...)` (Conversations.start), logged as "conversation started"."""
+    return _logged(
+        "conversation",
+        lambda: run(
+            phone_number_id,
+            phone_number,
+            template_name,
+            context,
+            request_id,
+            lease_owner,
+            lease_seconds,
+        ),
+        lambda: {
+            "message_id": f"start:{request_id}" if request_id else "",
+            "customer": mask_phone(phone_number),
+            "template": template_name,
+        },
+    )
+
+
+_EVENTS = {
+    "message": ("message handled", "message refused", "message failed"),
+    "conversation": ("conversation started", "start refused", "start failed"),
+}
+
+
+def _logged(
+    subject: str, run: Callable[[], Handled], fields: Callable[[], dict[str, Any]]
+) -> Handled:
+    done, refused, failed = _EVENTS[subject]
+    started = time.perf_counter()
+    try:
+        handled = run()
+    except FlowError as error:
+        if log.isEnabledFor(logging.WARNING):
+            log.warning(
+                refused,
+                extra={
+                    **fields(),
+                    "outcome": "refused",
+                    "duplicate": False,
+                    "error": type(error).__name__,
+                    "reason": str(error),
+                    "elapsed_ms": _elapsed_ms(started),
+                },
+            )
+        raise
+    except Exception as error:
+        if log.isEnabledFor(logging.ERROR):
+            log.error(
+                failed,
+                exc_info=True,
+                extra={
+                    **fields(),
+                    "outcome": "error",
+                    "duplicate": False,
+                    "error": type(error).__name__,
+                    "elapsed_ms": _elapsed_ms(started),
+                },
+            )
+        raise
+    if log.isEnabledFor(logging.INFO):
+        conversation = handled.conversation
+        log.info(
+            done,
+            extra={
+                **fields(),
+                "outcome": handled.outcome,
+                "duplicate": handled.duplicate,
+                "flow": conversation.flow if conversation else None,
+                "step": conversation.current_step if conversation else None,
+                "replies": len(handled.messages),
+                "elapsed_ms": _elapsed_ms(started),
+            },
+        )
+    return handled
+
+
+def _elapsed_ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 2)

@@ -1,0 +1,59 @@
+"""Retention: finished results and sent or failed outbox messages are deleted past their age."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from flowsvc.service.conversations import Clock, utcnow
+from flowsvc.store import retention
+
+
+@dataclass(frozen=True)
+class Purged:
+    """How many rows one sweep deleted."""
+
+    results: int = 0
+    outbox_messages: int = 0
+
+
+class Retention:
+    """The privacy half of the sweep (conversations and dedupe records are Conversations.sweep's).
+
+    `keep` None keeps everything forever. Deletes run in batches of `batch` rows, one short
+    transaction each, so a first sweep over years of rows never locks them all at once.
+    """
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        keep: timedelta | None,
+        *,
+        batch: int = 1000,
+        clock: Clock = utcnow,
+    ) -> None:
+        self._sessions = sessions
+        self._keep = keep
+        self._batch = batch
+        self._clock = clock
+
+    def sweep(self) -> Purged:
+        if self._keep is None:
+            return Purged()
+        cutoff = self._clock() - self._keep
+        return Purged(
+            results=self._in_batches(retention.remove_results, cutoff),
+            outbox_messages=self._in_batches(retention.remove_finished_outbox, cutoff),
+        )
+
+    def _in_batches(self, remove: Callable[[Session, datetime, int], int], cutoff: datetime) -> int:
+        total = 0
+        while True:
+            with self._sessions.begin() as session:
+                removed = remove(session, cutoff, self._batch)
+            total += removed
+            if removed < self._batch:
+                return total

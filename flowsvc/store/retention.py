@@ -1,0 +1,46 @@
+"""Deleting rows kept only for a while: finished flow results and outbox messages done with.
+
+Each call deletes at most `limit` rows, oldest first, so a large backlog is cleared in short
+transactions that never hold many locks at once.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Delete, delete, select
+from sqlalchemy.orm import Session
+
+from flowsvc.store.models import FlowResult, OutboxMessage
+from flowsvc.store.outbox import FAILED, SENT
+
+
+def remove_results(session: Session, cutoff: datetime, limit: int) -> int:
+    """Results of flows completed before `cutoff`."""
+    oldest = (
+        select(FlowResult.id)
+        .where(FlowResult.created_at < cutoff)
+        .order_by(FlowResult.id)
+        .limit(limit)
+    )
+    statement = delete(FlowResult).where(FlowResult.id.in_(oldest.scalar_subquery()))
+    return _count(session, statement)
+
+
+def remove_finished_outbox(session: Session, cutoff: datetime, limit: int) -> int:
+    """Outbox messages sent or failed for good, last changed before `cutoff`. Pending messages
+    are never deleted, however old: each is a reply a customer is still owed."""
+    oldest = (
+        select(OutboxMessage.id)
+        .where(OutboxMessage.state.in_((SENT, FAILED)), OutboxMessage.updated_at < cutoff)
+        .order_by(OutboxMessage.id)
+        .limit(limit)
+    )
+    statement = delete(OutboxMessage).where(OutboxMessage.id.in_(oldest.scalar_subquery()))
+    return _count(session, statement)
+
+
+def _count(session: Session, statement: Delete) -> int:
+    # Nothing deleted here is loaded in the session: no need to find and expire it.
+    result = session.execute(statement.execution_options(synchronize_session=False))
+    return int(result.rowcount)  # type: ignore[attr-defined]

@@ -1,0 +1,48 @@
+"""Every log line the process writes during a test, formatted as flowsvc writes them to stderr."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from menuflow.logs import JsonFormatter
+
+
+@dataclass
+class Captured:
+    stream: io.StringIO
+
+    @property
+    def text(self) -> str:
+        return self.stream.getvalue()
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        """Each line parsed: fails if any record did not make exactly one line of JSON."""
+        return [json.loads(line) for line in self.text.splitlines()]
+
+    def named(self, event: str) -> list[dict[str, Any]]:
+        return [e for e in self.events if e["event"] == event]
+
+
+@contextmanager
+def captured_logs(level: int = logging.INFO) -> Iterator[Captured]:
+    """A JSON-lines handler on the root logger (as `configure_logging` installs) for the block."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter("flowsvc"))
+    handler.setLevel(level)
+    root = logging.getLogger()
+    previous = root.level
+    root.addHandler(handler)
+    root.setLevel(min(level, previous) if previous else level)
+    try:
+        yield Captured(stream)
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(previous)
