@@ -12,6 +12,7 @@ import grpc
 from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
+from sqlalchemy import exc as sa_exc
 
 from flowsvc import convert
 from flowsvc.errors import (
@@ -33,6 +34,9 @@ from menuflow.v1 import flow_pb2, flow_pb2_grpc
 T = TypeVar("T")
 log = logging.getLogger("flowsvc.calls")
 INTERNAL = "internal error: flowsvc logged the details"
+UNAVAILABLE = "the database cannot be reached right now; try again"
+# Connection failures, a server that went away, pool exhaustion: the same call may work later.
+DATABASE_DOWN = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)
 # These log their own failures, with the message's fields.
 SELF_LOGGING: frozenset[Callable[..., object]] = frozenset({messagelog.handle, messagelog.start})
 
@@ -101,6 +105,17 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
         except FlowError as error:
             await context.abort_with_status(error_status(error))
             raise  # abort_with_status raises; this keeps type checkers informed
+        except DATABASE_DOWN as error:
+            # Retryable for the caller: the gateway answers Meta non-200, and Meta redelivers.
+            log.warning(
+                "database unavailable",
+                extra={
+                    "call": function.__qualname__,
+                    "error": type(getattr(error, "orig", None) or error).__name__,
+                },
+            )
+            await context.abort(grpc.StatusCode.UNAVAILABLE, UNAVAILABLE)
+            raise
         except Exception:
             # The exception's text may quote a statement with a customer's words in it: it goes
             # to our log, never to the caller (grpc would send it as UNKNOWN's details).

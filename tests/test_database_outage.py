@@ -1,0 +1,64 @@
+"""When PostgreSQL cannot be reached, calls fail as UNAVAILABLE (retryable: the gateway answers
+Meta non-200 and Meta redelivers), and flowsvc recovers on its own once the database is back."""
+
+from __future__ import annotations
+
+import os
+
+import grpc
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from flowsvc.store.db import normalize_url
+from menuflow.v1 import flow_pb2, flow_pb2_grpc
+from tests.chat import Chat
+
+pytestmark = [
+    pytest.mark.skipif(
+        not os.environ.get("TEST_DATABASE_URL"), reason="needs PostgreSQL (TEST_DATABASE_URL)"
+    ),
+    pytest.mark.usefixtures("seeded"),
+]
+
+
+def set_connections(database_url: str, allowed: bool) -> None:
+    """Refuse (and cut) or allow connections to the test database, from the server's side."""
+    url = make_url(normalize_url(database_url))
+    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(
+                text(f'ALTER DATABASE "{url.database}" ALLOW_CONNECTIONS {str(allowed).lower()}')
+            )
+            if not allowed:
+                connection.execute(
+                    text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = :name AND pid <> pg_backend_pid()"
+                    ),
+                    {"name": url.database},
+                )
+    finally:
+        admin.dispose()
+
+
+def test_an_unreachable_database_is_unavailable_then_recovers(
+    stub: flow_pb2_grpc.FlowServiceStub, database_url: str
+) -> None:
+    chat = Chat(stub)
+    chat.say("hi")
+    tap = chat.message(selection=flow_pb2.Selection(id="new_order"))
+
+    set_connections(database_url, allowed=False)
+    try:
+        with pytest.raises(grpc.RpcError) as caught:
+            chat.send(tap)
+    finally:
+        set_connections(database_url, allowed=True)
+    redelivered = chat.send(tap)  # as Meta redelivers what did not get a 200
+
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert "try again" in caught.value.details()
+    assert not redelivered.duplicate
+    assert redelivered.conversation.flow == "new_order"
