@@ -2,10 +2,10 @@
 
 Three measurements in one run, on a fresh database of the PostgreSQL server at
 BENCH_DATABASE_URL (default: the machine's, 127.0.0.1:5432):
-  1. SQL statements and transactions per message, counted in-process with SQLAlchemy events while
-     customers walk the order flow one message at a time;
-  2. throughput and latency of HandleMessage over gRPC against `python -m flowsvc` in its own
-     process, with N customers walking the order flow in parallel;
+  1. SQL statements, round trips and transactions per message, counted in-process with SQLAlchemy
+     events while customers walk the order flow one message at a time;
+  2. throughput, latency and CPU seconds per 1,000 messages of HandleMessage over gRPC against
+     `python -m flowsvc` in its own process, with N customers walking the order flow in parallel;
   3. `pgbench -N` on the same server, as the baseline the throughput is a ratio of.
 """
 
@@ -51,11 +51,12 @@ ids = itertools.count()
 def statements_per_message(database_url: str, customers: int) -> dict[str, Any]:
     """Count statements and commits per HandleMessage, by outcome, in-process."""
     engine = create_db_engine(database_url, pool_size=2)
-    statements = commits = 0
+    statements = round_trips = commits = 0
 
-    def on_statement(*_: Any) -> None:
-        nonlocal statements
-        statements += 1
+    def on_statement(_conn: Any, _cursor: Any, sql: str, *_: Any) -> None:
+        nonlocal statements, round_trips
+        round_trips += 1
+        statements += 1 + sql.strip().rstrip(";").count(";")  # several in one round trip
 
     def on_commit(*_: Any) -> None:
         nonlocal commits
@@ -65,11 +66,11 @@ def statements_per_message(database_url: str, customers: int) -> dict[str, Any]:
     event.listen(engine, "commit", on_commit)
     sessions = create_sessionmaker(engine)
     service = Conversations(sessions, TemplateCatalog(), EngineConfig())
-    per_outcome: dict[str, list[tuple[int, int]]] = {}
+    per_outcome: dict[str, list[tuple[int, int, int]]] = {}
     try:
         for customer in range(customers):
             for kind, value in ORDER_WALK:
-                before = (statements, commits)
+                before = (statements, round_trips, commits)
                 handled = service.handle(
                     Message(
                         message_id=f"wamid.count{next(ids)}",
@@ -81,7 +82,7 @@ def statements_per_message(database_url: str, customers: int) -> dict[str, Any]:
                     lease_owner="bench",
                 )
                 per_outcome.setdefault(handled.outcome, []).append(
-                    (statements - before[0], commits - before[1])
+                    (statements - before[0], round_trips - before[1], commits - before[2])
                 )
     finally:
         engine.dispose()
@@ -90,7 +91,8 @@ def statements_per_message(database_url: str, customers: int) -> dict[str, Any]:
             "messages": len(counts),
             "statements": statistics.mean(c[0] for c in counts),
             "max_statements": max(c[0] for c in counts),
-            "transactions": statistics.mean(c[1] for c in counts),
+            "round_trips": statistics.mean(c[1] for c in counts),
+            "transactions": statistics.mean(c[2] for c in counts),
         }
         for outcome, counts in sorted(per_outcome.items())
     }
@@ -136,6 +138,26 @@ async def drive(address: str, customers: int, seconds: float) -> dict[str, Any]:
     }
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (/proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def backend_pids(database_url: str) -> list[int]:
+    """The PostgreSQL server processes serving this database's connections (flowsvc's pool)."""
+    engine = create_db_engine(database_url, pool_size=1)
+    try:
+        with engine.connect() as connection:
+            rows = connection.exec_driver_sql(
+                "SELECT pid FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            return [row[0] for row in rows]
+    finally:
+        engine.dispose()
+
+
 def peak_memory_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -156,16 +178,34 @@ def main() -> None:
         engine.dispose()
         counts = statements_per_message(url, customers=20)
         with flowsvc_process(url, Path(folder) / "flowsvc.log", LOG_LEVEL="WARNING") as process:
+            asyncio.run(drive(process.address, args.customers, 2))  # warm up
+            backends = backend_pids(url)
+            cpu_before = (
+                cpu_seconds(process.popen.pid),
+                sum(map(cpu_seconds, backends)),
+                time.process_time(),
+            )
             figures = asyncio.run(drive(process.address, args.customers, args.seconds))
+            cpu_after = (
+                cpu_seconds(process.popen.pid),
+                sum(map(cpu_seconds, backends)),
+                time.process_time(),
+            )
             memory = peak_memory_mib(process.popen.pid)
+    per_thousand = [
+        1000 * (b - a) / figures["messages"] for a, b in zip(cpu_before, cpu_after, strict=True)
+    ]
     tps = pgbench_tps(server)
 
     print("\nSQL per HandleMessage (order flow, in-process, by outcome)")
-    print(f"  {'outcome':<16}{'messages':>10}{'statements':>12}{'max':>6}{'transactions':>14}")
+    print(
+        f"  {'outcome':<16}{'messages':>10}{'statements':>12}{'max':>6}{'round trips':>13}"
+        f"{'transactions':>14}"
+    )
     for outcome, row in counts.items():
         print(
             f"  {outcome:<16}{row['messages']:>10}{row['statements']:>12.1f}"
-            f"{row['max_statements']:>6}{row['transactions']:>14.1f}"
+            f"{row['max_statements']:>6}{row['round_trips']:>13.1f}{row['transactions']:>14.1f}"
         )
     print(f"\nHandleMessage over gRPC, {args.customers} customers, {args.seconds:.0f} s")
     print(f"  messages handled       {figures['messages']:>10}")
@@ -173,6 +213,10 @@ def main() -> None:
     print(f"  latency p50 / p99      {figures['p50_ms']:>7.1f} ms / {figures['p99_ms']:.1f} ms")
     print(f"  orders completed       {figures['completed_orders']:>10}")
     print(f"  flowsvc peak memory    {memory:>10.0f} MiB")
+    print(
+        f"  CPU s per 1,000 msgs   flowsvc {per_thousand[0]:.2f}, postgres {per_thousand[1]:.2f}"
+        f" (its backends), load driver {per_thousand[2]:.2f}"
+    )
     print(f"  pgbench -N (8 clients) {tps:>10.0f} tx/s")
     print(f"  ratio messages/s : pgbench tx/s = {figures['per_second'] / tps:.3f}")
 

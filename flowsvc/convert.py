@@ -12,6 +12,7 @@ from flowsvc.service.conversations import Conversation, Handled, Message
 from flowsvc.service.deliveries import Ack, AckKind
 from flowsvc.service.templates import TemplateDefinition, TemplateVersion
 from flowsvc.store.models import FlowResult, OutboxMessage
+from flowsvc.store.outbox import Queued
 from menuflow.v1 import flow_pb2
 
 TEMPLATE_TYPES = {
@@ -121,7 +122,7 @@ def conversation(found: Conversation | None) -> flow_pb2.Conversation | None:
     )
 
 
-def outbox_message(row: OutboxMessage) -> flow_pb2.OutboxMessage:
+def outbox_message(row: OutboxMessage | Queued) -> flow_pb2.OutboxMessage:
     error = None
     if row.error_code is not None or row.error_title:
         error = flow_pb2.MetaError(

@@ -3,6 +3,7 @@ a time, bad input refused with nothing changed, expiry, and the other conversati
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
@@ -236,8 +237,7 @@ def test_sweep_deletes_dedupe_records_past_their_retention(
     chat.tap("new_order")
     execute(
         database_url,
-        "UPDATE processed_messages SET processed_at = '2020-01-01 00:00:00' "
-        "WHERE message_id = :id",
+        "UPDATE processed_messages SET processed_at = '2020-01-01 00:00:00' WHERE message_id = :id",
         id=chat.last.messages[0].source_id,
     )
 
@@ -245,3 +245,21 @@ def test_sweep_deletes_dedupe_records_past_their_retention(
 
     assert swept.processed_messages == 1
     assert row_counts(database_url)["processed_messages"] == 1
+
+
+@pytest.mark.skipif(not os.environ.get("TEST_DATABASE_URL"), reason="needs PostgreSQL")
+def test_a_message_on_connections_the_database_dropped_is_still_handled_once(
+    stub: flow_pb2_grpc.FlowServiceStub, database_url: str
+) -> None:
+    chat = Chat(stub)
+    chat.say("hi")  # leaves flowsvc's pooled connections recently used: not pinged before reuse
+    execute(
+        database_url,
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+
+    response = chat.tap("new_order")
+
+    assert response.outcome == flow_pb2.OUTCOME_ADVANCED and not response.duplicate
+    assert row_counts(database_url)["processed_messages"] == 2

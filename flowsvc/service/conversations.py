@@ -1,12 +1,13 @@
 """Conversations: each inbound message handled exactly once, in one transaction, around the engine.
 
-HandleMessage's transaction, in order:
-  1. lock the customer's row (serializes one customer's messages across every replica);
-  2. look the message id up: a redelivery returns the stored outcome and outbox messages;
-  3. run the engine on the conversation (one more round if a step needs the customer's orders);
-  4. save or delete the conversation, store a completed flow's result;
-  5. queue the replies in the outbox, leased to the caller when nothing of the customer's is
-     still waiting ahead of them, and record the message id with the outcome.
+HandleMessage's transaction (store.turns; two round trips on PostgreSQL in the common case):
+  1. lock the customer's row (serializes one customer's messages across every replica), then read
+     the message id's dedupe record, the conversation and whether earlier replies are unsent;
+  2. a redelivery returns the stored outcome and outbox messages; otherwise run the engine (one
+     more query if a step needs the customer's orders);
+  3. save or delete the conversation, store a completed flow's result, queue the replies in the
+     outbox (leased to the caller when nothing of the customer's waits ahead of them) and record
+     the message id with the outcome.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from flowsvc.engine import (
 from flowsvc.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
 from flowsvc.service.catalog import TemplateCatalog
 from flowsvc.service.paging import decode_token, encode_token, page_size
-from flowsvc.store import conversations, customers, outbox, processed, results
+from flowsvc.store import conversations, customers, outbox, processed, results, turns
 from flowsvc.store.models import ConversationState, OutboxMessage
 
 MAX_TEXT_CHARS = 4096
@@ -86,7 +87,7 @@ class Handled:
     outcome: str
     duplicate: bool
     conversation: Conversation | None
-    messages: list[OutboxMessage] = field(default_factory=list)
+    messages: list[OutboxMessage | outbox.Queued] = field(default_factory=list)
 
 
 def _conversation(row: ConversationState | None) -> Conversation | None:
@@ -116,6 +117,19 @@ def _state_view(lane: tuple[str, str], state: State, created_at: datetime) -> Co
         last_interaction=state.last_interaction,
         expires_at=state.expires_at,
         created_at=created_at,
+    )
+
+
+def _duplicate(session: Session, lane: tuple[str, str], opened: turns.Opened) -> Handled:
+    """A message handled before: its stored outcome and outbox messages, the conversation now."""
+    state = opened.state
+    return Handled(
+        outcome=opened.prior_outcome or "",
+        duplicate=True,
+        conversation=_state_view(lane, state, opened.created_at or state.last_interaction)
+        if state is not None
+        else None,
+        messages=list(outbox.by_ids(session, opened.prior_outbox_ids)),
     )
 
 
@@ -176,7 +190,7 @@ class Conversations:
             contact_name=message.contact_name,
         )
         return self._retrying_reference(
-            lambda: self._handle(message, inbound, lease_owner, lease_seconds)
+            lambda: self._handle(message, inbound, lease_owner, lease_seconds), idempotent=True
         )
 
     def _handle(
@@ -185,17 +199,10 @@ class Conversations:
         now = self._clock()
         lane = (message.phone_number_id, message.phone_number)
         with self._sessions.begin() as session:
-            customers.lock(session, *lane)
-            prior = processed.get(session, message.message_id)
-            if prior is not None:
-                return Handled(
-                    outcome=prior.outcome,
-                    duplicate=True,
-                    conversation=_conversation(conversations.get(session, *lane)),
-                    messages=outbox.by_ids(session, prior.outbox_ids),
-                )
-            row = conversations.get(session, *lane)
-            state = conversations.to_state(row) if row is not None else None
+            opened = turns.open_turn(session.connection(), lane, message.message_id)
+            if opened.prior_outcome is not None:
+                return _duplicate(session, lane, opened)
+            state = opened.state
             catalog = self._catalog.get(session, (state.flow, state.version) if state else None)
             if state is not None and catalog.get(state.flow, state.version) is None:
                 state = None  # its template was deleted: start over as if it had expired
@@ -208,7 +215,7 @@ class Conversations:
                 now,
                 lambda c, s, **kw: advance(c, s, inbound, **kw),
             )
-            handled = self._apply(
+            return self._apply(
                 session,
                 decision,
                 lane,
@@ -216,17 +223,10 @@ class Conversations:
                 now,
                 lease_owner,
                 lease_seconds,
-                created_at=row.created_at if row is not None and state is not None else now,
+                opened,
+                created_at=opened.created_at if state is not None and opened.created_at else now,
+                record=True,
             )
-            processed.record(
-                session,
-                message.message_id,
-                *lane,
-                handled.outcome,
-                [m.id for m in handled.messages],
-                now,
-            )
-            return handled
 
     def start(
         self,
@@ -269,15 +269,9 @@ class Conversations:
         now = self._clock()
         source_id = f"start:{request_id}" if request_id else f"start:{secrets.token_hex(8)}"
         with self._sessions.begin() as session:
-            customers.lock(session, *lane)
-            prior = processed.get(session, source_id) if request_id else None
-            if prior is not None:
-                return Handled(
-                    outcome=prior.outcome,
-                    duplicate=True,
-                    conversation=_conversation(conversations.get(session, *lane)),
-                    messages=outbox.by_ids(session, prior.outbox_ids),
-                )
+            opened = turns.open_turn(session.connection(), lane, source_id if request_id else None)
+            if opened.prior_outcome is not None:
+                return _duplicate(session, lane, opened)
             catalog = self._catalog.get(session)
             template = catalog.current(template_name)
             if template is None:
@@ -293,19 +287,18 @@ class Conversations:
                 now,
                 lambda c, s, **kw: start(c, template_name, context=dict(context), **kw),
             )
-            handled = self._apply(
-                session, decision, lane, source_id, now, lease_owner, lease_seconds, created_at=now
+            return self._apply(
+                session,
+                decision,
+                lane,
+                source_id,
+                now,
+                lease_owner,
+                lease_seconds,
+                opened,
+                created_at=now,
+                record=bool(request_id),
             )
-            if request_id:
-                processed.record(
-                    session,
-                    source_id,
-                    *lane,
-                    handled.outcome,
-                    [m.id for m in handled.messages],
-                    now,
-                )
-            return handled
 
     def _decide(
         self,
@@ -352,53 +345,76 @@ class Conversations:
         now: datetime,
         lease_owner: str,
         lease_seconds: int,
+        opened: turns.Opened,
         *,
         created_at: datetime,
+        record: bool,
     ) -> Handled:
-        """Save the decision: conversation, result, outbox messages."""
+        """Save the decision: conversation, result, outbox messages, and the dedupe record."""
         state = decision.state
+        context_json = ""
         if state is not None:
-            size = len(json.dumps(dict(state.context), separators=(",", ":")))
-            if size > self._max_context_bytes:
+            context_json = json.dumps(state.context, separators=(",", ":"))
+            if len(context_json) > self._max_context_bytes:
                 raise ResourceExhausted(
-                    f"the conversation's context would grow to {size} bytes, "
+                    f"the conversation's context would grow to {len(context_json)} bytes, "
                     f"past the limit of {self._max_context_bytes}"
                 )
-            conversations.save(session, *lane, state)
-        else:
-            conversations.remove(session, *lane)
-        if decision.result is not None:
-            results.add(
-                session,
-                reference=decision.result.reference,
-                template_name=decision.result.template,
-                template_version=decision.result.version,
-                phone_number_id=lane[0],
-                phone_number=lane[1],
-                context=decision.result.context,
-                now=now,
-            )
         lease = None
-        if lease_owner and decision.messages and not outbox.has_pending(session, lane):
+        if lease_owner and decision.messages and not opened.pending:
             lease = outbox.Lease(lease_owner, now + timedelta(seconds=lease_seconds or 60))
         bodies = [
             json.dumps(body, ensure_ascii=False, separators=(",", ":"))
             for body in decision.messages
         ]
+        outcome = str(decision.outcome)
+        ids = turns.close_turn(
+            session.connection(),
+            lane,
+            now,
+            turns.Closing(
+                source_id=source_id,
+                record=record,
+                outcome=outcome,
+                state=state,
+                context_json=context_json,
+                result=decision.result,
+                bodies=bodies,
+                lease=lease,
+            ),
+        )
         return Handled(
-            outcome=str(decision.outcome),
+            outcome=outcome,
             duplicate=False,
             conversation=_state_view(lane, state, created_at) if state else None,
-            messages=outbox.enqueue(session, lane, source_id, bodies, now, lease),
+            messages=[
+                outbox.Queued(
+                    id=id_,
+                    phone_number_id=lane[0],
+                    phone_number=lane[1],
+                    source_id=source_id,
+                    body_json=body,
+                    lease_owner=lease.owner if lease else None,
+                    lease_expires_at=lease.expires_at if lease else None,
+                    created_at=now,
+                )
+                for id_, body in zip(ids, bodies, strict=True)
+            ],
         )
 
     @staticmethod
-    def _retrying_reference(unit: Callable[[], Handled]) -> Handled:
+    def _retrying_reference(unit: Callable[[], Handled], *, idempotent: bool = False) -> Handled:
+        """Run `unit` again if its result reference clashed, or, when it is idempotent (deduped
+        by message id), if its database connection turned out dead (connections used moments
+        ago are not pinged first; see store.db)."""
         for attempt in range(3):
             try:
                 return unit()
             except exc.IntegrityError:
                 if attempt == 2:
+                    raise
+            except exc.DBAPIError as error:
+                if not (idempotent and error.connection_invalidated) or attempt == 2:
                     raise
         raise AssertionError("unreachable")
 

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, insert, select, tuple_, update
+from sqlalchemy import func, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from flowsvc.store.models import OutboxMessage
@@ -26,54 +26,25 @@ class Lease:
     expires_at: datetime
 
 
-def enqueue(
-    session: Session,
-    lane: Lane,
-    source_id: str,
-    bodies: Sequence[str],
-    now: datetime,
-    lease: Lease | None,
-) -> list[OutboxMessage]:
-    """Queue `bodies` for the customer, in order (one statement)."""
-    if not bodies:
-        return []
-    rows = [
-        {
-            "phone_number_id": lane[0],
-            "phone_number": lane[1],
-            "source_id": source_id,
-            "body_json": body,
-            "state": PENDING,
-            "attempts": 0,
-            "next_attempt_at": now,
-            "lease_owner": lease.owner if lease else None,
-            "lease_expires_at": lease.expires_at if lease else None,
-            "created_at": now,
-            "updated_at": now,
-        }
-        for body in bodies
-    ]
-    return list(
-        session.scalars(
-            insert(OutboxMessage).returning(OutboxMessage, sort_by_parameter_order=True), rows
-        )
-    )
+@dataclass(frozen=True, slots=True)
+class Queued:
+    """A message a turn has just queued, as the caller gets it (not read back from the table)."""
 
-
-def has_pending(session: Session, lane: Lane) -> bool:
-    """Whether the customer has messages not yet sent (which new ones must queue behind)."""
-    return (
-        session.scalar(
-            select(OutboxMessage.id)
-            .where(
-                OutboxMessage.phone_number_id == lane[0],
-                OutboxMessage.phone_number == lane[1],
-                OutboxMessage.state == PENDING,
-            )
-            .limit(1)
-        )
-        is not None
-    )
+    id: int
+    phone_number_id: str
+    phone_number: str
+    source_id: str
+    body_json: str
+    lease_owner: str | None
+    lease_expires_at: datetime | None
+    created_at: datetime
+    state: str = PENDING
+    attempts: int = 0
+    wa_message_id: str | None = None
+    delivery_status: str | None = None
+    error_code: int | None = None
+    error_title: str | None = None
+    error_details: str | None = None
 
 
 def by_ids(session: Session, ids: Iterable[int]) -> list[OutboxMessage]:
