@@ -59,19 +59,30 @@ ACTIVE_FILTERS = {
 }
 
 
+# A status travels in HTTP/2 trailers, and clients refuse trailers over 8 KiB: the message and the
+# details each get a share of that, and what does not fit is counted instead of sent.
+MAX_MESSAGE_CHARS = 1500
+MAX_DETAILS_BYTES = 4000
+
+
 def error_status(error: FlowError) -> grpc.Status:
     """A FlowError as a gRPC status; INVALID_ARGUMENT carries a google.rpc.BadRequest."""
-    status = status_pb2.Status(code=STATUS_CODES[type(error)], message=str(error))
+    message = str(error)
+    if len(message) > MAX_MESSAGE_CHARS:
+        message = message[: MAX_MESSAGE_CHARS - 1] + "…"
+    status = status_pb2.Status(code=STATUS_CODES[type(error)], message=message)
     if isinstance(error, InvalidArgument) and error.violations:
+        request = error_details_pb2.BadRequest()
+        for index, (field, reason) in enumerate(error.violations):
+            request.field_violations.add(field=field[:300], description=reason[:500])
+            if request.ByteSize() > MAX_DETAILS_BYTES:
+                del request.field_violations[-1]
+                request.field_violations.add(
+                    field="", description=f"and {len(error.violations) - index} more problems"
+                )
+                break
         detail = any_pb2.Any()
-        detail.Pack(
-            error_details_pb2.BadRequest(
-                field_violations=[
-                    error_details_pb2.BadRequest.FieldViolation(field=field, description=reason)
-                    for field, reason in error.violations
-                ]
-            )
-        )
+        detail.Pack(request)
         status.details.append(detail)
     return rpc_status.to_status(status)
 

@@ -347,3 +347,19 @@ def test_an_invalid_import_writes_nothing(stub: flow_pb2_grpc.FlowServiceStub) -
         "templates[1].menu_structure.steps.initial.next_steps.b"
     ]
     assert not stub.ListTemplates(flow_pb2.ListTemplatesRequest()).templates
+
+
+def test_a_template_with_hundreds_of_problems_still_gets_a_readable_answer(
+    stub: flow_pb2_grpc.FlowServiceStub,
+) -> None:
+    menu = copy.deepcopy(MENU)
+    for index in range(400):  # unreachable steps with over-long prompts: 800 problems
+        menu["steps"][f"orphan_{index}"] = {"prompt": "x" * 5000, "end_conversation": True}
+
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.ValidateTemplate(flow_pb2.ValidateTemplateRequest(template=definition(menu=menu)))
+
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    violations = bad_request(caught.value)
+    assert 10 < len(violations) < 800
+    assert violations[-1][1].startswith("and ") and violations[-1][1].endswith("more problems")
