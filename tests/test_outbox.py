@@ -50,6 +50,21 @@ def test_replies_queue_behind_a_customers_unsent_messages(
     assert {m.lease_owner for m in chat.last.messages} == {""}  # gateway-a still sends earlier ones
 
 
+def test_a_quick_follow_up_is_leased_to_the_sender_already_holding_the_earlier_replies(
+    stub: flow_pb2_grpc.FlowServiceStub,
+) -> None:
+    chat = Chat(stub)
+    first = chat.say("hi", lease_owner="gateway-a")
+
+    follow_up = chat.send(
+        chat.message(selection=flow_pb2.Selection(id="new_order")), lease_owner="gateway-a"
+    )
+
+    assert {m.lease_owner for m in first.messages} == {"gateway-a"}
+    assert {m.lease_owner for m in follow_up.messages} == {"gateway-a"}
+    assert claim(stub, "gateway-b") == []
+
+
 def test_concurrent_claims_never_get_the_same_message(stub: flow_pb2_grpc.FlowServiceStub) -> None:
     for number in range(15550000100, 15550000140):
         Chat(stub, str(number)).say("hi")

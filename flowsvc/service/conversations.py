@@ -199,7 +199,9 @@ class Conversations:
         now = self._clock()
         lane = (message.phone_number_id, message.phone_number)
         with self._sessions.begin() as session:
-            opened = turns.open_turn(session.connection(), lane, message.message_id)
+            opened = turns.open_turn(
+                session.connection(), lane, message.message_id, lease_owner, now
+            )
             if opened.prior_outcome is not None:
                 return _duplicate(session, lane, opened)
             state = opened.state
@@ -269,7 +271,9 @@ class Conversations:
         now = self._clock()
         source_id = f"start:{request_id}" if request_id else f"start:{secrets.token_hex(8)}"
         with self._sessions.begin() as session:
-            opened = turns.open_turn(session.connection(), lane, source_id if request_id else None)
+            opened = turns.open_turn(
+                session.connection(), lane, source_id if request_id else None, lease_owner, now
+            )
             if opened.prior_outcome is not None:
                 return _duplicate(session, lane, opened)
             catalog = self._catalog.get(session)

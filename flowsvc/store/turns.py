@@ -36,7 +36,8 @@ SELECT p.outcome, p.outbox_ids,
        c.conversation_flow, c.template_version, c.current_step, c.context, c.history,
        c.last_interaction, c.expires_at, c.created_at,
        EXISTS (SELECT 1 FROM outbox o WHERE o.phone_number_id = :phone_number_id
-               AND o.phone_number = :phone_number AND o.state = 'pending') AS pending
+               AND o.phone_number = :phone_number AND o.state = 'pending'
+               AND NOT (o.lease_owner = :lease_owner AND o.lease_expires_at > :now)) AS pending
 FROM (SELECT 1 AS here) AS here
 LEFT JOIN processed_messages p ON p.message_id = :message_id
 LEFT JOIN conversation_state c
@@ -113,10 +114,23 @@ class Closing:
     lease: Lease | None
 
 
-def open_turn(connection: Connection, lane: Lane, source_id: str | None) -> Opened:
-    """Lock the customer (waiting for any turn of theirs in flight) and read what the turn needs."""
+def open_turn(
+    connection: Connection, lane: Lane, source_id: str | None, lease_owner: str, now: datetime
+) -> Opened:
+    """Lock the customer (waiting for any turn of theirs in flight) and read what the turn needs.
+
+    `pending` says whether replies of the customer's wait to be sent that `lease_owner` does not
+    hold: new replies must queue behind those. Replies the caller already holds do not count,
+    since it sends the new ones after them, in order.
+    """
     postgres = _is_postgres(connection)
-    parameters = {"phone_number_id": lane[0], "phone_number": lane[1], "message_id": source_id}
+    parameters = {
+        "phone_number_id": lane[0],
+        "phone_number": lane[1],
+        "message_id": source_id,
+        "lease_owner": lease_owner,
+        "now": _pg_time(now) if postgres else _sqlite_time(now),
+    }
     if postgres:
         row = connection.exec_driver_sql(_sql(True, LOCK + ";" + READ), parameters).one()
     else:
