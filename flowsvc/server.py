@@ -25,7 +25,7 @@ from flowsvc.service.retention import Retention
 from flowsvc.service.templates import Templates
 from flowsvc.servicer import FlowServicer
 from flowsvc.settings import Settings
-from flowsvc.store.db import check_schema, create_db_engine, create_sessionmaker
+from flowsvc.store.db import UNREACHABLE, check_schema, create_db_engine, create_sessionmaker
 from menuflow.v1 import flow_pb2, flow_pb2_grpc
 
 log = logging.getLogger("flowsvc")
@@ -137,6 +137,30 @@ class Server:
                 )
 
 
+async def _create_when_the_database_answers(
+    settings: Settings, stopping: asyncio.Event
+) -> Server | None:
+    """A database that is down at start (a restart during an outage) is waited for, with backoff,
+    rather than a reason to exit: nothing else would start flowsvc again."""
+    delay = 0.5
+    while not stopping.is_set():
+        try:
+            return create_server(settings)
+        except UNREACHABLE as error:
+            log.warning(
+                "database unreachable at start, retrying",
+                extra={
+                    "retry_in": delay,
+                    "error": type(getattr(error, "orig", None) or error).__name__,
+                },
+            )
+        try:
+            await asyncio.wait_for(stopping.wait(), delay)
+        except TimeoutError:
+            delay = min(delay * 2, 10.0)
+    return None
+
+
 def engine_config(settings: Settings) -> EngineConfig:
     return EngineConfig(
         default_template=settings.default_template,
@@ -161,12 +185,14 @@ def create_server(settings: Settings) -> Server:
 
 async def serve(settings: Settings) -> None:
     """Run until SIGTERM or SIGINT, then shut down gracefully."""
-    server = create_server(settings)
-    await server.start()
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
+    server = await _create_when_the_database_answers(settings, stopping)
+    if server is None:
+        return
+    await server.start()
     await stopping.wait()
     log.info("flowsvc stopping")
     await server.stop()

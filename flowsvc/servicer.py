@@ -12,7 +12,6 @@ import grpc
 from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
-from sqlalchemy import exc as sa_exc
 
 from flowsvc import convert
 from flowsvc.errors import (
@@ -29,14 +28,13 @@ from flowsvc.service.deliveries import Deliveries
 from flowsvc.service.results import Results
 from flowsvc.service.retention import Retention
 from flowsvc.service.templates import ImportAction, Templates
+from flowsvc.store.db import UNREACHABLE
 from menuflow.v1 import flow_pb2, flow_pb2_grpc
 
 T = TypeVar("T")
 log = logging.getLogger("flowsvc.calls")
 INTERNAL = "internal error: flowsvc logged the details"
 UNAVAILABLE = "the database cannot be reached right now; try again"
-# Connection failures, a server that went away, pool exhaustion: the same call may work later.
-DATABASE_DOWN = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)
 # These log their own failures, with the message's fields.
 SELF_LOGGING: frozenset[Callable[..., object]] = frozenset({messagelog.handle, messagelog.start})
 
@@ -116,7 +114,7 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
         except FlowError as error:
             await context.abort_with_status(error_status(error))
             raise  # abort_with_status raises; this keeps type checkers informed
-        except DATABASE_DOWN as error:
+        except UNREACHABLE as error:
             # Retryable for the caller: the gateway answers Meta non-200, and Meta redelivers.
             log.warning(
                 "database unavailable",

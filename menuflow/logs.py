@@ -68,3 +68,6 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # Libraries that log every request or every schema check at INFO: our own events say more.
+    for chatty in ("httpx", "httpcore", "alembic.runtime.migration"):
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, root.level))

@@ -4,6 +4,9 @@ Meta non-200 and Meta redelivers), and flowsvc recovers on its own once the data
 from __future__ import annotations
 
 import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import grpc
 import pytest
@@ -13,6 +16,7 @@ from sqlalchemy.engine import make_url
 from flowsvc.store.db import normalize_url
 from menuflow.v1 import flow_pb2, flow_pb2_grpc
 from tests.chat import Chat
+from tests.servers import flowsvc_process
 
 pytestmark = [
     pytest.mark.skipif(
@@ -62,3 +66,28 @@ def test_an_unreachable_database_is_unavailable_then_recovers(
     assert "try again" in caught.value.details()
     assert not redelivered.duplicate
     assert redelivered.conversation.flow == "new_order"
+
+
+def test_flowsvc_started_during_an_outage_waits_for_the_database(
+    database_url: str, tmp_path: Path
+) -> None:
+    set_connections(database_url, allowed=False)
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            starting = pool.submit(lambda: flowsvc_process(database_url, tmp_path / "f.log"))
+            running = starting.result()
+            entered = pool.submit(running.__enter__)
+            time.sleep(2)
+            assert not entered.done()  # still waiting for the database, not exited
+            set_connections(database_url, allowed=True)
+            process = entered.result(timeout=60)
+            with grpc.insecure_channel(process.address) as channel:
+                templates = flow_pb2_grpc.FlowServiceStub(channel).ListTemplates(
+                    flow_pb2.ListTemplatesRequest(), timeout=10
+                )
+            running.__exit__(None, None, None)
+    finally:
+        set_connections(database_url, allowed=True)
+
+    assert {t.name for t in templates.templates} >= {"main_menu"}
+    assert "database unreachable at start, retrying" in (tmp_path / "f.log").read_text()

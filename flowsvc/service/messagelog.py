@@ -12,6 +12,7 @@ from typing import Any
 
 from flowsvc.errors import FlowError
 from flowsvc.service.conversations import Handled, Message
+from flowsvc.store.db import UNREACHABLE
 from menuflow.logs import mask_phone
 
 log = logging.getLogger("flowsvc.messages")
@@ -94,6 +95,19 @@ def _logged(
                     "duplicate": False,
                     "error": type(error).__name__,
                     "reason": str(error),
+                    "elapsed_ms": _elapsed_ms(started),
+                },
+            )
+        raise
+    except UNREACHABLE as error:  # the servicer answers UNAVAILABLE; no traceback per message
+        if log.isEnabledFor(logging.WARNING):
+            log.warning(
+                failed,
+                extra={
+                    **fields(),
+                    "outcome": "unavailable",
+                    "duplicate": False,
+                    "error": type(error).__name__,
                     "elapsed_ms": _elapsed_ms(started),
                 },
             )

@@ -16,6 +16,10 @@ from sqlalchemy.orm import Session, sessionmaker
 ROOT = Path(__file__).resolve().parents[2]
 
 
+# Connection failures, a server that went away, pool exhaustion: the same work may succeed later.
+UNREACHABLE = (exc.OperationalError, exc.InterfaceError, exc.TimeoutError)
+
+
 class SchemaBehindError(RuntimeError):
     """The database's schema is not at the migrations' head: flowsvc must not run on it."""
 
@@ -43,6 +47,7 @@ def create_db_engine(url: str, *, pool_size: int = 8) -> Engine:
         max_overflow=pool_size,
         pool_recycle=1800,
         hide_parameters=True,  # a failed statement's error must not log a customer's text
+        connect_args={"connect_timeout": 10},
     )
     _ping_when_idle(engine, IDLE_PING_SECONDS)
     return engine
