@@ -65,3 +65,13 @@ chat: install
 # HandleMessage throughput, latency and SQL per message on PostgreSQL, next to pgbench -N.
 bench-flowsvc: install
 	$(PY) -m bench.flowsvc
+
+# The fault suite: the whole system on loopback under duplicate webhooks, bursts, Graph API
+# failures, SIGKILLs and a PostgreSQL outage; prints one table, fails on any lost, duplicated or
+# reordered message (see chaos/). chaos-short is the few-minute form CI runs.
+.PHONY: chaos chaos-short
+chaos: install
+	$(PY) -m chaos
+
+chaos-short: install
+	$(PY) -m chaos --short

@@ -1,0 +1,127 @@
+"""Customers walking the shipped flows, and the webhook payloads Meta would send for them."""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+WABA = "102290129340398"
+BUSINESSES = {"106540352242922": "15550783881", "106540352242923": "15550783882"}
+
+# (kind, id or text, title, description)
+Step = tuple[str, str, str, str]
+HI: Step = ("text", "hi", "", "")
+NEW_ORDER: Step = ("button", "new_order", "🛒 New Order", "")
+
+SCRIPTS: dict[str, list[Step]] = {
+    # hi -> New Order -> Coffee -> "2" -> Yes: one order stored, the conversation ended.
+    "order": [
+        HI,
+        NEW_ORDER,
+        ("row", "coffee", "Coffee", "$3.50"),
+        ("text", "2", "", ""),
+        ("button", "yes", "✅ Yes", ""),
+    ],
+    "support": [
+        HI,
+        ("button", "support", "💬 Support", ""),
+        ("button", "faq", "❓ FAQ", ""),
+        ("row", "hours", "Opening hours", ""),
+        ("button", "done", "That's all", ""),
+    ],
+    "account": [
+        ("text", "my account", "", ""),
+        ("button", "orders", "📦 My Orders", ""),
+        ("button", "done", "That's all", ""),
+    ],
+    # Leaves a conversation waiting for a quantity: it must still offer a way on.
+    "abandon": [HI, NEW_ORDER, ("row", "tea", "Tea", "$2.50")],
+    "cancel": [HI, NEW_ORDER, ("text", "cancel", "", "")],
+}
+MIX = [("order", 60), ("support", 15), ("account", 10), ("abandon", 8), ("cancel", 7)]
+RESULTS = {"order": 1}  # flow_results rows a completed walk leaves
+BURST_TEXTS = ["hi", "menu", "order", "help", "1", "2", "back", "cancel", "hello", "what?", "ok"]
+
+
+@dataclass
+class Customer:
+    number: str
+    business: str
+    kind: str
+    script: list[Step]
+    burst: bool = False
+    last_timestamp: int = 0
+    ids: list[str] = field(default_factory=list)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.business, self.number)
+
+    @property
+    def expected_results(self) -> int | None:
+        """How many results the walk must leave; None when its order is not deterministic."""
+        if self.burst:
+            return 0  # a burst has no taps: nothing can complete an order
+        return RESULTS.get(self.kind, 0)
+
+
+def make_customers(prefix: str, count: int, bursts: int, rng: random.Random) -> list[Customer]:
+    """`count` customers (numbers `prefix` + 6 digits), the first `bursts` of them bursting."""
+    kinds = [k for k, _ in MIX]
+    weights = [w for _, w in MIX]
+    customers = []
+    for i in range(count):
+        business = list(BUSINESSES)[i % len(BUSINESSES)]
+        number = f"{prefix}{i:06d}"
+        if i < bursts:
+            size = rng.randint(20, 26)
+            script = [("text", rng.choice(BURST_TEXTS), "", "") for _ in range(size)]
+            customers.append(Customer(number, business, "burst", script, burst=True))
+        else:
+            kind = rng.choices(kinds, weights)[0]
+            customers.append(Customer(number, business, kind, list(SCRIPTS[kind])))
+    return customers
+
+
+def message_id(rng: random.Random) -> str:
+    raw = b"\x15\x02\x00\x12\x18\x14" + rng.randbytes(20) + b"\x00"
+    return "wamid.HBgL" + base64.b64encode(raw).decode()
+
+
+def inbound(customer: Customer, step: Step, mid: str, timestamp: int) -> dict[str, Any]:
+    """One entry of `messages[]`, shaped like Meta's samples (corpus/webhooks/metadocs__*)."""
+    kind, value, title, description = step
+    raw: dict[str, Any] = {"from": customer.number, "id": mid, "timestamp": str(timestamp)}
+    if kind == "text":
+        return raw | {"type": "text", "text": {"body": value}}
+    context = {"from": BUSINESSES[customer.business], "id": "wamid.HBgLMTY0NjcwNDM1OTUVAgARGBI"}
+    if kind == "button":
+        reply = {"type": "button_reply", "button_reply": {"id": value, "title": title}}
+    else:
+        row = {"id": value, "title": title} | ({"description": description} if description else {})
+        reply = {"type": "list_reply", "list_reply": row}
+    return {"context": context} | raw | {"type": "interactive", "interactive": reply}
+
+
+def payload(items: list[tuple[Customer, dict[str, Any]]]) -> bytes:
+    """A webhook POST body holding these messages: one change per business number."""
+    changes = []
+    for business, display in BUSINESSES.items():
+        mine = [(c, m) for c, m in items if c.business == business]
+        if not mine:
+            continue
+        senders = {c.number: c for c, _ in mine}
+        value = {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": display, "phone_number_id": business},
+            "contacts": [
+                {"profile": {"name": f"Chaos {n[-4:]}"}, "wa_id": n} for n in sorted(senders)
+            ],
+            "messages": [m for _, m in mine],
+        }
+        changes.append({"value": value, "field": "messages"})
+    document = {"object": "whatsapp_business_account", "entry": [{"id": WABA, "changes": changes}]}
+    return json.dumps(document, ensure_ascii=False).encode()

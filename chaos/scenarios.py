@@ -1,0 +1,210 @@
+"""The scenarios: each a load of customers with one kind of fault, then all of them together."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine
+
+from chaos.customers import make_customers
+from chaos.driver import Delivery, Driver, Tally
+from chaos.invariants import Ambiguity, Findings, check, pending_replies
+from chaos.logs import LogScan, scan
+from chaos.system import System
+
+DUPLICATES = Delivery(copies=(2, 3), concurrent=0.4, batch=3, reversed_pairs=0.15)
+# Graph API failures, in this order, as shares of the fault's length. Pair-rate (131056) comes
+# first: the gateway backs off 4^attempts s for it, so after many 503s it would wait minutes.
+GRAPH_PHASES = (
+    ("131056", 0.1),
+    ("503", 0.25),
+    ("drop", 0.25),
+    ("4", 0.13),
+    ("80007", 0.13),
+    ("130429", 0.14),
+)
+
+
+@dataclass(frozen=True)
+class Fault:
+    kind: str  # graph | kill_gateway | kill_flowsvc | postgres
+    at: float  # seconds after the scenario started
+    seconds: float  # how long it lasts (a killed process stays down this long)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    customers: int
+    ramp: float  # customers start spread over this many seconds
+    delivery: Delivery = Delivery()
+    bursts: int = 0  # customers who send 20+ messages within a second
+    faults: tuple[Fault, ...] = ()
+
+
+@dataclass
+class Window:
+    kind: str
+    start: float  # wall clock
+    end: float = 0.0
+    detail: str = ""
+    recovery: float | None = None  # seconds from `end` until the system worked again
+
+
+@dataclass
+class Outcome:
+    scenario: Scenario
+    tally: Tally
+    findings: Findings
+    windows: list[Window]
+    recovery: float | None  # the longest, over the scenario's faults
+    drain: float  # seconds from the driver's end (or the last fault's end) until nothing pending
+    failed_requests: int  # Graph API requests answered with an error or dropped
+    crashed: list[str] = field(default_factory=list)
+    logs: LogScan | None = None
+
+
+def scenarios(short: bool) -> list[Scenario]:
+    """Each fault on its own, then all together; customers keep coming until after the faults."""
+    n, bursts = (50, 4) if short else (300, 12)
+    graph, kill, pg = (10.0, 3.0, 5.0) if short else (36.0, 5.0, 8.0)
+    at = 2.0 if short else 8.0
+    tail = 4.0 if short else 10.0  # customers still arriving after the last fault ended
+    quiet = 10.0 if short else 40.0  # ramp of the scenarios without faults
+    every = (
+        Fault("graph", at, graph),
+        Fault("kill_gateway", at + 1, kill),
+        Fault("kill_flowsvc", at + 2 + kill, kill),
+        Fault("postgres", at + 3 + 2 * kill, pg),
+    )
+    postgres = (Fault("postgres", at, pg),)
+    sigkill = (Fault("kill_gateway", at, kill), Fault("kill_flowsvc", at + kill + 2, kill))
+
+    def ramp(faults: tuple[Fault, ...]) -> float:
+        return max(f.at + f.seconds for f in faults) + tail
+
+    return [
+        Scenario("duplicates", n, quiet, DUPLICATES),
+        Scenario("bursts", n, quiet, bursts=bursts),
+        Scenario("graph_api_failing", n, ramp(every[:1]), faults=every[:1]),
+        Scenario("sigkill", n, ramp(sigkill), faults=sigkill),
+        Scenario("postgres_down", n, ramp(postgres), faults=postgres),
+        Scenario("all_together", n, ramp(every), DUPLICATES, bursts=bursts, faults=every),
+    ]
+
+
+async def run(
+    system: System,
+    scenario: Scenario,
+    index: int,
+    rng: random.Random,
+    engine: Engine,
+    *,
+    limit: float,
+    drain_limit: float,
+) -> Outcome:
+    """Drive the scenario's customers with its faults, let the system drain, check invariants."""
+    customers = make_customers(f"4915{index:02d}", scenario.customers, scenario.bursts, rng)
+    started = time.monotonic()
+    driver = Driver(system.webhook_urls, scenario.delivery, rng, deadline=started + limit)
+    dropped_before = system.proxy.dropped
+    injector = asyncio.create_task(_inject(system, scenario.faults, started))
+    await driver.run(customers, scenario.ramp)
+    windows = await injector
+    quiet = time.monotonic()
+    keys = {c.key for c in customers}
+    loop = asyncio.get_running_loop()
+    while time.monotonic() - quiet < drain_limit:
+        if await loop.run_in_executor(None, pending_replies, engine, keys) == 0:
+            break
+        await asyncio.sleep(0.5)
+    drain = time.monotonic() - quiet
+    await asyncio.sleep(1.5)  # a send whose ack is in flight
+    record = await loop.run_in_executor(None, system.graph_requests)
+    numbers = {c.number for c in customers}
+    mine = [r for r in record if isinstance(r["body"], dict) and r["body"].get("to") in numbers]
+    failed = sum(1 for r in mine if r["kind"] == "message" and r["status"] != 200)
+    logs = scan({s.name: s.log for s in system.gateways})
+    findings = await loop.run_in_executor(
+        None,
+        check,
+        engine,
+        {c.key: c.expected_results for c in customers},
+        driver.driven,
+        mine,
+        Ambiguity(
+            logs.ambiguous_ids,
+            logs.wa_ids,
+            [w.start for w in windows if w.kind == "kill_gateway"],
+        ),
+    )
+    accepted = sorted(r["at"] for r in mine if r["kind"] == "message" and r["status"] == 200)
+    return Outcome(
+        scenario,
+        driver.tally,
+        findings,
+        windows,
+        _recovery(windows, driver.tally.ok_times, accepted),
+        drain,
+        failed + system.proxy.dropped - dropped_before,
+        crashed=[s.name for s in system.services if not s.alive()],
+    )
+
+
+async def _inject(system: System, faults: tuple[Fault, ...], started: float) -> list[Window]:
+    return list(await asyncio.gather(*(_fault(system, f, started) for f in faults)))
+
+
+async def _fault(system: System, fault: Fault, started: float) -> Window:
+    await asyncio.sleep(max(0.0, started + fault.at - time.monotonic()))
+    loop = asyncio.get_running_loop()
+    window = Window(fault.kind, time.time())
+    if fault.kind == "graph":
+        for phase, share in GRAPH_PHASES:
+            seconds = fault.seconds * share
+            if phase == "drop":
+                system.proxy.dropping = True
+            elif phase == "503":
+                system.fail_graph(kind="error", status=503, seconds=seconds)
+            else:
+                system.fail_graph(kind="error", code=int(phase), seconds=seconds)
+            await asyncio.sleep(seconds)
+            system.heal_graph()
+        window.detail = "+".join(p for p, _ in GRAPH_PHASES)
+    elif fault.kind in ("kill_gateway", "kill_flowsvc"):
+        group = system.gateways if fault.kind == "kill_gateway" else system.flowsvcs
+        victim = min(group, key=lambda s: s.starts)  # take turns across scenarios
+        victim.kill()
+        window.detail = f"SIGKILL {victim.name}"
+        await asyncio.sleep(fault.seconds)
+        await loop.run_in_executor(None, victim.start)
+        if victim.failed_starts:
+            window.detail += f", {len(victim.failed_starts)} failed restarts so far"
+    elif fault.kind == "postgres":
+        await loop.run_in_executor(None, system.postgres.stop, "immediate")
+        window.detail = "pg_ctl stop -m immediate"
+        await asyncio.sleep(fault.seconds)
+        await loop.run_in_executor(None, system.postgres.start)
+    window.end = time.time()
+    return window
+
+
+def _recovery(windows: list[Window], inbound: list[float], outbound: list[float]) -> float | None:
+    """The longest time from a fault's end until a webhook got a 200 and the Graph API accepted
+    a message again (whichever came later; only the one seen when the other had no traffic)."""
+    worst: float | None = None
+    for window in windows:
+        after = [
+            min((t for t in times if t >= window.end), default=None)
+            for times in (inbound, outbound)
+        ]
+        seen = [t for t in after if t is not None]
+        if not seen:
+            continue
+        recovery = max(seen) - window.end
+        window.recovery = recovery
+        worst = recovery if worst is None else max(worst, recovery)
+    return worst

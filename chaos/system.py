@@ -1,0 +1,81 @@
+"""The whole system on loopback: PostgreSQL, the Graph API stand-in behind a drop proxy, two
+flowsvc replicas and two gateways; started once, faulted by the scenarios, stopped at the end."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from chaos import processes
+from chaos.postgres import Postgres
+from chaos.processes import Service
+from chaos.proxy import DropProxy
+from flowsvc.seed import seed
+from flowsvc.service.templates import Templates
+from flowsvc.store.db import create_db_engine, create_sessionmaker
+from tests.database import migrate
+from tests.servers import free_port
+
+
+class System:
+    def __init__(self, folder: Path, *, graph_timeout: int = 5) -> None:
+        self.folder = folder
+        self.postgres = Postgres(free_port())
+        standin_port = free_port()
+        self.standin = processes.standin(standin_port, folder)
+        self.standin_url = f"http://127.0.0.1:{standin_port}"
+        self.proxy = DropProxy(standin_port)
+        a, b = free_port(), free_port()
+        url = self.postgres.url
+        self.flowsvcs = [
+            processes.flowsvc("flowsvc-a", a, url, folder),
+            processes.flowsvc("flowsvc-b", b, url, folder),
+        ]
+        graph = f"http://127.0.0.1:{self.proxy.port}"
+        g1, g2 = free_port(), free_port()
+        self.gateways = [
+            processes.gateway("gateway-1", g1, [a, b], graph, folder, graph_timeout=graph_timeout),
+            processes.gateway("gateway-2", g2, [b, a], graph, folder, graph_timeout=graph_timeout),
+        ]
+        self.webhook_urls = [f"http://127.0.0.1:{p}/webhook" for p in (g1, g2)]
+        self._control = httpx.Client(base_url=self.standin_url, timeout=30.0)
+
+    @property
+    def services(self) -> list[Service]:
+        return [self.standin, *self.flowsvcs, *self.gateways]
+
+    def start(self) -> None:
+        self.postgres.init()
+        migrate(self.postgres.url)
+        engine = create_db_engine(self.postgres.url, pool_size=1)
+        try:
+            seed(Templates(create_sessionmaker(engine)))
+        finally:
+            engine.dispose()
+        self.standin.start()
+        self.proxy.start()
+        for service in (*self.flowsvcs, *self.gateways):
+            service.start()
+
+    def stop(self) -> dict[str, list[int]]:
+        """Stop everything gracefully (gateways first); returns each service's exit codes."""
+        for service in (*self.gateways, *self.flowsvcs, self.standin):
+            service.stop()
+        self.proxy.stop()
+        self._control.close()
+        self.postgres.destroy()
+        return {s.name: s.exits for s in self.services}
+
+    def fail_graph(self, **fault: Any) -> None:
+        self._control.post("/_standin/faults", json=fault).raise_for_status()
+
+    def heal_graph(self) -> None:
+        self._control.delete("/_standin/faults").raise_for_status()
+        self.proxy.dropping = False
+
+    def graph_requests(self) -> list[dict[str, Any]]:
+        response = self._control.get("/_standin/requests")
+        response.raise_for_status()
+        return list(response.json())
