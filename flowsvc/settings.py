@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import ipaddress
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from menuflow.environment import SettingsError, config, non_negative, optional, words
 
-class SettingsError(ValueError):
-    """An environment variable is missing or malformed."""
-
-
-def _words(value: str) -> frozenset[str]:
-    return frozenset(word.strip().casefold() for word in value.split(",") if word.strip())
+__all__ = ["Settings", "SettingsError"]
 
 
 def is_loopback(listen: str) -> bool:
@@ -93,62 +88,44 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        env = os.environ if environ is None else environ
-        defaults = cls()
-
-        def number(key: str, default: float, kind: type = float) -> float:
-            raw = env.get(key)
-            if raw is None or raw == "":
-                return default
-            try:
-                value = kind(raw)
-            except ValueError:
-                raise SettingsError(f"{key}={raw!r} is not a {kind.__name__}") from None
-            if value < 0:
-                raise SettingsError(f"{key}={raw!r} must not be negative")
-            return value
-
-        def flag(key: str) -> bool:
-            raw = (env.get(key) or "").strip().lower()
-            if raw in {"", "0", "false", "no", "off"}:
-                return False
-            if raw in {"1", "true", "yes", "on"}:
-                return True
-            raise SettingsError(f"{key}={raw!r} is not a boolean (use 1/0, true/false)")
-
-        retention_days = number("FLOWSVC_RETENTION_DAYS", 90.0)
-        default_template = env.get("FLOWSVC_DEFAULT_TEMPLATE", defaults.default_template or "")
-        return cls(
-            database_url=env.get("DATABASE_URL") or defaults.database_url,
-            listen=env.get("FLOWSVC_LISTEN") or defaults.listen,
-            grace_seconds=number("FLOWSVC_GRACE_SECONDS", defaults.grace_seconds),
-            worker_threads=int(number("FLOWSVC_WORKER_THREADS", defaults.worker_threads, int)),
-            db_pool_size=int(number("FLOWSVC_DB_POOL_SIZE", defaults.db_pool_size, int)),
-            default_template=default_template or None,
-            conversation_ttl=timedelta(
-                hours=number("FLOWSVC_CONVERSATION_TTL_HOURS", 24.0),
-            ),
-            dedupe_retention=timedelta(hours=number("FLOWSVC_DEDUPE_RETENTION_HOURS", 192.0)),
-            sweep_interval_seconds=number(
-                "FLOWSVC_SWEEP_INTERVAL_SECONDS", defaults.sweep_interval_seconds
-            ),
-            max_context_bytes=int(
-                number("FLOWSVC_MAX_CONTEXT_BYTES", defaults.max_context_bytes, int)
-            ),
-            cancel_words=_words(env["FLOWSVC_CANCEL_WORDS"])
-            if env.get("FLOWSVC_CANCEL_WORDS")
-            else defaults.cancel_words,
-            menu_words=_words(env["FLOWSVC_MENU_WORDS"])
-            if env.get("FLOWSVC_MENU_WORDS")
-            else defaults.menu_words,
-            back_words=_words(env["FLOWSVC_BACK_WORDS"])
-            if env.get("FLOWSVC_BACK_WORDS")
-            else defaults.back_words,
-            log_level=(env.get("LOG_LEVEL") or defaults.log_level).upper(),
-            auth_token=env.get("FLOWSVC_TOKEN") or None,
-            allow_unauthenticated=flag("FLOWSVC_ALLOW_UNAUTHENTICATED"),
-            tls_cert=env.get("FLOWSVC_TLS_CERT") or None,
-            tls_key=env.get("FLOWSVC_TLS_KEY") or None,
-            tls_client_ca=env.get("FLOWSVC_TLS_CLIENT_CA") or None,
-            retention=timedelta(days=retention_days) if retention_days else None,
-        )
+        env = config(environ)
+        d = cls()
+        seconds, count = non_negative(float), non_negative(int)
+        try:
+            retention_days = env("FLOWSVC_RETENTION_DAYS", cast=seconds, default=90.0)
+            return cls(
+                database_url=env("DATABASE_URL", default=d.database_url) or d.database_url,
+                listen=env("FLOWSVC_LISTEN", default=d.listen) or d.listen,
+                grace_seconds=env("FLOWSVC_GRACE_SECONDS", cast=seconds, default=d.grace_seconds),
+                worker_threads=env("FLOWSVC_WORKER_THREADS", cast=count, default=d.worker_threads),
+                db_pool_size=env("FLOWSVC_DB_POOL_SIZE", cast=count, default=d.db_pool_size),
+                default_template=env(
+                    "FLOWSVC_DEFAULT_TEMPLATE", cast=optional, default=d.default_template
+                ),
+                conversation_ttl=timedelta(
+                    hours=env("FLOWSVC_CONVERSATION_TTL_HOURS", cast=seconds, default=24.0)
+                ),
+                dedupe_retention=timedelta(
+                    hours=env("FLOWSVC_DEDUPE_RETENTION_HOURS", cast=seconds, default=192.0)
+                ),
+                sweep_interval_seconds=env(
+                    "FLOWSVC_SWEEP_INTERVAL_SECONDS", cast=seconds, default=d.sweep_interval_seconds
+                ),
+                max_context_bytes=env(
+                    "FLOWSVC_MAX_CONTEXT_BYTES", cast=count, default=d.max_context_bytes
+                ),
+                cancel_words=env("FLOWSVC_CANCEL_WORDS", cast=words, default="cancel,exit,quit"),
+                menu_words=env("FLOWSVC_MENU_WORDS", cast=words, default="menu,restart"),
+                back_words=env("FLOWSVC_BACK_WORDS", cast=words, default="back"),
+                log_level=env("LOG_LEVEL", default=d.log_level).upper() or d.log_level,
+                auth_token=env("FLOWSVC_TOKEN", cast=optional, default=None),
+                allow_unauthenticated=env(
+                    "FLOWSVC_ALLOW_UNAUTHENTICATED", cast=bool, default=False
+                ),
+                tls_cert=env("FLOWSVC_TLS_CERT", cast=optional, default=None),
+                tls_key=env("FLOWSVC_TLS_KEY", cast=optional, default=None),
+                tls_client_ca=env("FLOWSVC_TLS_CLIENT_CA", cast=optional, default=None),
+                retention=timedelta(days=retention_days) if retention_days else None,
+            )
+        except (KeyError, ValueError) as error:
+            raise SettingsError(str(error).strip("'\"")) from None
