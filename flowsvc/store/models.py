@@ -151,6 +151,7 @@ class OutboxMessage(Base):
     __table_args__ = (
         Index("ix_outbox_lane", "phone_number_id", "phone_number", "state", "id"),
         Index("ix_outbox_state_next_attempt_at", "state", "next_attempt_at"),
+        Index("ix_outbox_state_updated_at", "state", "updated_at"),  # the retention sweep
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -176,7 +177,10 @@ class FlowResult(Base):
     """What a completed flow produced (an order), with a reference the customer can quote."""
 
     __tablename__ = "flow_results"
-    __table_args__ = (Index("ix_flow_results_customer", "phone_number_id", "phone_number", "id"),)
+    __table_args__ = (
+        Index("ix_flow_results_customer", "phone_number_id", "phone_number", "id"),
+        Index("ix_flow_results_created_at", "created_at"),  # the retention sweep
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     reference: Mapped[str] = mapped_column(String(16), unique=True)
