@@ -66,6 +66,13 @@ chat: install
 bench-flowsvc: install
 	$(PY) -m bench.flowsvc
 
+# End to end on PostgreSQL (BENCH_DATABASE_URL): signed webhooks -> gateway -> flowsvc -> the Graph
+# API stand-in, 200 customers walking the order flow, next to bare ceilings from the same run.
+# BENCH_ARGS="--rate 1000 --seconds 60" for the documented run (see `python -m bench.e2e -h`).
+.PHONY: bench
+bench: install
+	$(PY) -m bench.e2e $(BENCH_ARGS)
+
 # The fault suite: the whole system on loopback under duplicate webhooks, bursts, Graph API
 # failures, SIGKILLs and a PostgreSQL outage; prints one table, fails on any lost, duplicated or
 # reordered message (see chaos/). chaos-short is the few-minute form CI runs.

@@ -76,7 +76,8 @@ def error_status(error: FlowError) -> grpc.Status:
             if request.ByteSize() > MAX_DETAILS_BYTES:
                 del request.field_violations[-1]
                 request.field_violations.add(
-                    field="", description=f"and {len(error.violations) - index} more problems"
+                    field=field[:300],
+                    description=f"and {len(error.violations) - index} more problems",
                 )
                 break
         detail = any_pb2.Any()

@@ -2,34 +2,67 @@
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+import os
 import sys
+from typing import Any
 
 import uvicorn
+from starlette.applications import Starlette
 
 from gateway.app import create_app
 from gateway.settings import Settings, SettingsError
 from menuflow.logs import configure_logging
 
 
-def main() -> None:
+def _settings() -> Settings:
     try:
-        settings = Settings.from_env()
+        return Settings.from_env()
     except SettingsError as exc:
         sys.exit(f"gateway: {exc}")
+
+
+def _configure(settings: Settings) -> None:
     configure_logging("gateway", settings.log_level)
+    if settings.log_level != "DEBUG":
+        # httpx logs every request at INFO: a second line per send next to our own send.* event,
+        # and a tenth of the gateway's CPU at a thousand sends a second.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+def worker_app() -> Starlette:
+    """The app of one worker process (GATEWAY_WORKERS > 1), built in that process."""
+    settings = _settings()
+    if os.environ.get("GATEWAY_ID"):
+        # Leases belong to one process: workers sharing an id could send each other's messages.
+        settings = dataclasses.replace(settings, gateway_id=f"{settings.gateway_id}-{os.getpid()}")
+    _configure(settings)
+    return create_app(settings)
+
+
+def main() -> None:
+    settings = _settings()
+    _configure(settings)
     # uvicorn handles SIGTERM/SIGINT: it stops accepting, lets in-flight requests finish, then runs
-    # the lifespan's shutdown (pump stopped, sends finished, unsent leases released).
-    uvicorn.run(
-        create_app(settings),
-        host=settings.listen_host,
-        port=settings.port,
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-        log_config=None,
-        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
-        server_header=False,
-    )
+    # the lifespan's shutdown (pump stopped, sends finished, unsent leases released); with several
+    # workers it passes the signal on to each of them.
+    options: dict[str, Any] = {
+        "host": settings.listen_host,
+        "port": settings.port,
+        "loop": "uvloop",
+        "http": "httptools",
+        "access_log": False,
+        "log_config": None,
+        "timeout_graceful_shutdown": settings.shutdown_grace_seconds,
+        "server_header": False,
+    }
+    if settings.workers > 1:
+        uvicorn.run(
+            "gateway.__main__:worker_app", factory=True, workers=settings.workers, **options
+        )
+    else:
+        uvicorn.run(create_app(settings), **options)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from gateway import webhook
-from gateway.channel import call_metadata, open_channel
+from gateway.channel import call_metadata, open_channels
 from gateway.inbox import Inbox
 from gateway.lanes import Calls, Lanes
 from gateway.metrics import Metrics
@@ -107,10 +107,10 @@ def create_app(
                 signed=bool(settings.app_secret),
                 real_graph_api=transport is not None,
             )
-        channel = open_channel(settings)
+        channels = open_channels(settings)
         client = http_client(settings, transport)
         calls = Calls(
-            flow=flow_pb2_grpc.FlowServiceStub(channel),
+            stubs=tuple(flow_pb2_grpc.FlowServiceStub(channel) for channel in channels),
             owner=settings.gateway_id,
             metadata=call_metadata(settings),
             timeout=settings.flowsvc_timeout_seconds,
@@ -152,7 +152,7 @@ def create_app(
             yield State(
                 settings=settings,
                 metrics=app_metrics,
-                health=health_pb2_grpc.HealthStub(channel),
+                health=health_pb2_grpc.HealthStub(channels[0]),
                 calls=calls,
                 inbox=inbox,
                 lanes=lanes,
@@ -163,7 +163,8 @@ def create_app(
             await pump_task
             await lanes.close(settings.shutdown_grace_seconds)
             await client.aclose()
-            await channel.close()
+            for channel in channels:
+                await channel.close()
             log(logger, logging.INFO, "gateway.stopped", id=settings.gateway_id)
 
     return Starlette(

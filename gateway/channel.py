@@ -1,8 +1,10 @@
-"""The gRPC channel to FlowService: retries on UNAVAILABLE (every call is idempotent), keepalive."""
+"""The gRPC channel to FlowService: TLS when configured, retries on UNAVAILABLE (every call is
+idempotent), keepalive."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import grpc
 
@@ -26,6 +28,15 @@ _SERVICE_CONFIG = {
 }
 
 
+def open_channels(settings: Settings) -> list[grpc.aio.Channel]:
+    """FLOWSVC_CHANNELS channels to FlowService, each its own HTTP/2 connection.
+
+    One connection reaches one flowsvc process: when several flowsvc processes share a port
+    (SO_REUSEPORT) or sit behind a TCP balancer, only several connections spread the calls.
+    """
+    return [open_channel(settings) for _ in range(settings.flowsvc_channels)]
+
+
 def open_channel(settings: Settings) -> grpc.aio.Channel:
     """One channel (one HTTP/2 connection) to FlowService."""
     options = [
@@ -33,8 +44,25 @@ def open_channel(settings: Settings) -> grpc.aio.Channel:
         ("grpc.service_config", json.dumps(_SERVICE_CONFIG)),
         ("grpc.keepalive_time_ms", 30_000),
         ("grpc.keepalive_timeout_ms", 10_000),
+        # Otherwise channels with equal arguments share one connection from gRPC's global pool.
+        ("grpc.use_local_subchannel_pool", 1),
     ]
-    return grpc.aio.insecure_channel(settings.flowsvc_target, options=options)
+    if not settings.flowsvc_tls_ca:
+        return grpc.aio.insecure_channel(settings.flowsvc_target, options=options)
+    return grpc.aio.secure_channel(settings.flowsvc_target, _credentials(settings), options=options)
+
+
+def _credentials(settings: Settings) -> grpc.ChannelCredentials:
+    """Trust flowsvc's CA; present a client certificate when flowsvc requires one (mTLS)."""
+
+    def read(path: str | None) -> bytes | None:
+        return Path(path).read_bytes() if path else None
+
+    return grpc.ssl_channel_credentials(
+        root_certificates=read(settings.flowsvc_tls_ca),
+        private_key=read(settings.flowsvc_tls_key),
+        certificate_chain=read(settings.flowsvc_tls_cert),
+    )
 
 
 def call_metadata(settings: Settings) -> tuple[tuple[str, str], ...]:

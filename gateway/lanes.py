@@ -9,13 +9,14 @@ A message is never started when its lease could run out before Meta answers; it 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-import grpc
-
+from gateway.acks import Acker
 from gateway.metrics import Metrics
 from gateway.ratelimit import RateLimiter
 from gateway.sender import GraphSender
@@ -40,12 +41,23 @@ class Leased:
 
 @dataclass(frozen=True)
 class Calls:
-    """How this gateway calls FlowService: its identity, credentials and deadline."""
+    """How this gateway calls FlowService: its identity, credentials and deadline.
 
-    flow: flow_pb2_grpc.FlowServiceStub
+    With several channels, each call takes the next one in turn.
+    """
+
+    stubs: tuple[flow_pb2_grpc.FlowServiceStub, ...]
     owner: str
     metadata: tuple[tuple[str, str], ...] = ()
     timeout: float = 10.0
+    _turn: Iterator[flow_pb2_grpc.FlowServiceStub] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_turn", itertools.cycle(self.stubs))
+
+    @property
+    def flow(self) -> flow_pb2_grpc.FlowServiceStub:
+        return next(self._turn)
 
 
 class Lanes:
@@ -64,7 +76,8 @@ class Lanes:
         self._sender = sender
         self._limiter = limiter
         self._metrics = metrics
-        self._slots = asyncio.Semaphore(send_concurrency)
+        self._slots = asyncio.Semaphore(send_concurrency)  # Graph API requests in flight
+        self._acker = Acker(calls)
         self._queues: dict[Key, deque[Leased]] = {}
         self._workers: dict[Key, asyncio.Task[None]] = {}
         self._ids: set[int] = set()
@@ -119,6 +132,7 @@ class Lanes:
         rest = [item for queue in self._queues.values() for item in queue if not item.started]
         self._queues.clear()
         await self._release(rest)
+        await self._acker.close()
         for task in list(self._reads):
             task.cancel()
         await asyncio.gather(*self._reads, return_exceptions=True)
@@ -128,13 +142,16 @@ class Lanes:
         try:
             while queue and not self._closing:
                 item = queue[0]
-                async with self._slots:
+                # A slot is one Graph API request in flight: held for the request, not the ack.
+                slot = _Slot(self._slots)
+                await slot.acquire()
+                try:
                     await self._limiter.acquire(key[0])
                     if self._closing:
                         break
                     self._busy.add(key)  # from here on, close() lets it finish
                     try:
-                        if await self._send(item):
+                        if await self._send(item, slot.release):
                             self._forget(queue.popleft())
                             continue
                         held = list(queue)[1:]
@@ -143,6 +160,8 @@ class Lanes:
                         await self._release(held)
                     finally:
                         self._busy.discard(key)
+                finally:
+                    slot.release()
         finally:
             del self._workers[key]
             if not queue:
@@ -152,8 +171,9 @@ class Lanes:
     def _forget(self, item: Leased) -> None:
         self._ids.discard(item.message.id)
 
-    async def _send(self, item: Leased) -> bool:
-        """Send one message and ack it; False when the customer's lane must stop here."""
+    async def _send(self, item: Leased, sent: Callable[[], None]) -> bool:
+        """Send one message (calling `sent` once the request is over) and ack it; False when the
+        customer's lane must stop here."""
         message = item.message
         number = message.customer.phone_number_id
         if time.monotonic() >= item.deadline:
@@ -164,6 +184,7 @@ class Lanes:
         item.started = True
         self._metrics.queue_seconds.observe(started - item.leased_at)
         verdict = await self._sender.send(number, message.body_json, message.attempts + 1)
+        sent()
         self._metrics.send_seconds.observe(time.monotonic() - started)
         self._metrics.sends.labels(
             result="ambiguous" if verdict.ambiguous else verdict.kind, code=verdict.label
@@ -177,7 +198,7 @@ class Lanes:
         lost = await self._ack([verdict.ack(message.id)])
         log(
             logger,
-            logging.INFO if verdict.kind == "sent" else logging.WARNING,
+            logging.DEBUG if verdict.kind == "sent" else logging.WARNING,
             f"send.{verdict.kind}",
             outbox_id=message.id,
             source=message.source_id,
@@ -205,33 +226,25 @@ class Lanes:
         self._metrics.sends.labels(result="released", code="").inc(len(items))
 
     async def _ack(self, acks: list[flow_pb2.OutboxAck]) -> set[int]:
-        """AckOutbox, retried for a while: a lost "sent" ack would let another sender resend it."""
-        request = flow_pb2.AckOutboxRequest(owner=self._calls.owner, acks=acks)
-        for attempt in range(8):
-            try:
-                response = await self._calls.flow.AckOutbox(
-                    request, timeout=self._calls.timeout, metadata=self._calls.metadata
-                )
-                return set(response.lease_lost_ids)
-            except grpc.aio.AioRpcError as exc:
-                retry = exc.code() not in (
-                    grpc.StatusCode.INVALID_ARGUMENT,
-                    grpc.StatusCode.UNIMPLEMENTED,
-                    grpc.StatusCode.UNAUTHENTICATED,
-                )
-                log(
-                    logger,
-                    logging.WARNING if retry else logging.ERROR,
-                    "ack.error",
-                    ids=",".join(str(a.id) for a in acks),
-                    code=exc.code().name,
-                    attempt=attempt + 1,
-                )
-                if not retry:
-                    break
-                await asyncio.sleep(min(5.0, 0.2 * 2**attempt))
-        log(logger, logging.ERROR, "ack.lost", ids=",".join(str(a.id) for a in acks))
-        return set()
+        """Record acks in FlowService (batched with other lanes' acks); returns lost leases."""
+        return await self._acker.ack(acks)
+
+
+class _Slot:
+    """One semaphore slot that can be given back early, and only once."""
+
+    def __init__(self, semaphore: asyncio.Semaphore) -> None:
+        self._semaphore = semaphore
+        self._held = False
+
+    async def acquire(self) -> None:
+        await self._semaphore.acquire()
+        self._held = True
+
+    def release(self) -> None:
+        if self._held:
+            self._held = False
+            self._semaphore.release()
 
 
 def lease_deadline(

@@ -23,6 +23,7 @@ import uuid
 import httpx
 
 from gateway.settings import Settings
+from gateway.transport import AiohttpTransport
 from gateway.verdict import Verdict, classify, network_error
 from menuflow.logs import log, mask_phone
 
@@ -38,8 +39,12 @@ def http_client(
     settings: Settings, transport: httpx.AsyncBaseTransport | None
 ) -> httpx.AsyncClient:
     """The one pooled client every send goes through."""
-    if transport is None and settings.dev_mode:
-        transport = DevTransport()
+    limits = httpx.Limits(
+        max_connections=settings.send_concurrency,
+        max_keepalive_connections=settings.send_concurrency,
+    )
+    if transport is None:
+        transport = DevTransport() if settings.dev_mode else AiohttpTransport(limits)
     return httpx.AsyncClient(
         base_url=settings.graph_base_url,
         transport=transport,
@@ -48,10 +53,6 @@ def http_client(
             settings.graph_timeout_seconds,
             connect=settings.graph_connect_seconds,
             pool=settings.graph_timeout_seconds,
-        ),
-        limits=httpx.Limits(
-            max_connections=settings.send_concurrency,
-            max_keepalive_connections=settings.send_concurrency,
         ),
     )
 

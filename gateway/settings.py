@@ -31,6 +31,11 @@ class Settings:
     flowsvc_target: str = "127.0.0.1:50051"
     flowsvc_token: str | None = field(default=None, repr=False)
     flowsvc_timeout_seconds: float = 10.0
+    flowsvc_channels: int = 1
+    workers: int = 1
+    flowsvc_tls_ca: str | None = None
+    flowsvc_tls_cert: str | None = None
+    flowsvc_tls_key: str | None = field(default=None, repr=False)
     graph_api_url: str = "https://graph.facebook.com"
     graph_api_version: str = "v25.0"
     graph_timeout_seconds: float = 20.0
@@ -52,6 +57,14 @@ class Settings:
                 f"OUTBOX_LEASE_SECONDS={self.outbox_lease_seconds} is too short: one send may take "
                 f"{self.send_budget_seconds:g} s (from GRAPH_TIMEOUT_SECONDS), and a lease must "
                 "last at least two of them"
+            )
+        if bool(self.flowsvc_tls_cert) != bool(self.flowsvc_tls_key):
+            raise SettingsError(
+                "FLOWSVC_TLS_CLIENT_CERT and FLOWSVC_TLS_CLIENT_KEY go together: set both or none"
+            )
+        if self.flowsvc_tls_cert and not self.flowsvc_tls_ca:
+            raise SettingsError(
+                "a client certificate (FLOWSVC_TLS_CLIENT_CERT) needs FLOWSVC_TLS_CA"
             )
         if self.dev_mode:
             return
@@ -120,6 +133,11 @@ class Settings:
             flowsvc_target=text("FLOWSVC_TARGET", d.flowsvc_target),
             flowsvc_token=env.get("FLOWSVC_TOKEN") or None,
             flowsvc_timeout_seconds=number("FLOWSVC_TIMEOUT_SECONDS", d.flowsvc_timeout_seconds),
+            flowsvc_channels=int(number("FLOWSVC_CHANNELS", d.flowsvc_channels, int)),
+            workers=int(number("GATEWAY_WORKERS", d.workers, int)),
+            flowsvc_tls_ca=env.get("FLOWSVC_TLS_CA") or None,
+            flowsvc_tls_cert=env.get("FLOWSVC_TLS_CLIENT_CERT") or None,
+            flowsvc_tls_key=env.get("FLOWSVC_TLS_CLIENT_KEY") or None,
             graph_api_url=text("GRAPH_API_URL", d.graph_api_url),
             graph_api_version=text("GRAPH_API_VERSION", d.graph_api_version),
             graph_timeout_seconds=number("GRAPH_TIMEOUT_SECONDS", d.graph_timeout_seconds),

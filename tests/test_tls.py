@@ -1,4 +1,5 @@
-"""flowsvc over TLS, with and without client certificates, against certificates made for the run."""
+"""flowsvc over TLS, with and without client certificates (the gateway presenting one too),
+against certificates made for the run."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ from dataclasses import replace
 from pathlib import Path
 
 import grpc
+import httpx
 import pytest
 
 from flowsvc.server import Server
 from flowsvc.settings import Settings
 from menuflow.v1 import flow_pb2, flow_pb2_grpc
 from tests.certificates import Authority, issue
+from tests.gateway_harness import gateway_settings, running_gateway
 from tests.servers import running_flowsvc
 
 pytestmark = pytest.mark.usefixtures("seeded")
@@ -115,3 +118,23 @@ def test_tls_and_the_token_together(settings: Settings, ours: Authority) -> None
         )
     assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
     assert answer.templates
+
+
+def test_the_gateway_reaches_flowsvc_over_mtls(mtls_server: Server, ours: Authority) -> None:
+    settings = gateway_settings(
+        f"127.0.0.1:{mtls_server.port}",
+        "http://127.0.0.1:9",  # no Graph API needed: nothing is sent in this test
+        flowsvc_tls_ca=str(ours.ca.cert),
+        flowsvc_tls_cert=str(ours.client.cert),
+        flowsvc_tls_key=str(ours.client.key),
+    )
+    with running_gateway(settings) as gateway:
+        ready = httpx.get(f"{gateway.url}/readyz", timeout=10)
+    assert ready.status_code == 200, ready.text
+
+
+def test_the_gateway_without_flowsvcs_ca_is_not_ready(tls_server: Server) -> None:
+    settings = gateway_settings(f"127.0.0.1:{tls_server.port}", "http://127.0.0.1:9")
+    with running_gateway(settings) as gateway:
+        ready = httpx.get(f"{gateway.url}/readyz", timeout=10)
+    assert ready.status_code == 503
