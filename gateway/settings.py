@@ -8,9 +8,9 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from menuflow.environment import SettingsError, config, optional, positive
 
-class SettingsError(ValueError):
-    """An environment variable is missing or malformed."""
+__all__ = ["Settings", "SettingsError"]
 
 
 def _default_gateway_id() -> str:
@@ -94,62 +94,56 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        env = os.environ if environ is None else environ
+        env = config(environ)
+        d = cls(dev_mode=True)
+        number, count = positive(float), positive(int)
 
         def text(key: str, default: str) -> str:
-            return env.get(key) or default
+            return str(env(key, default=default)) or default
 
-        def number(key: str, default: float, kind: type = float) -> float:
-            raw = env.get(key)
-            if raw is None or raw == "":
-                return default
-            try:
-                value = kind(raw)
-            except ValueError:
-                raise SettingsError(f"{key}={raw!r} is not a {kind.__name__}") from None
-            if value <= 0:
-                raise SettingsError(f"{key}={raw!r} must be positive")
-            return value
-
-        def flag(key: str, default: bool) -> bool:
-            raw = (env.get(key) or "").strip().lower()
-            if not raw:
-                return default
-            if raw in {"1", "true", "yes", "on"}:
-                return True
-            if raw in {"0", "false", "no", "off"}:
-                return False
-            raise SettingsError(f"{key}={raw!r} is not a boolean (use 1/0, true/false)")
-
-        d = cls(dev_mode=True)
-        extra = {"gateway_id": env["GATEWAY_ID"]} if env.get("GATEWAY_ID") else {}
-        return cls(
-            app_secret=env.get("META_APP_SECRET", ""),
-            verify_token=env.get("META_VERIFY_TOKEN", ""),
-            access_token=env.get("META_ACCESS_TOKEN", ""),
-            dev_mode=flag("GATEWAY_DEV_MODE", False),
-            listen_host=text("GATEWAY_LISTEN_HOST", d.listen_host),
-            port=int(number("GATEWAY_PORT", d.port, int)),
-            flowsvc_target=text("FLOWSVC_TARGET", d.flowsvc_target),
-            flowsvc_token=env.get("FLOWSVC_TOKEN") or None,
-            flowsvc_timeout_seconds=number("FLOWSVC_TIMEOUT_SECONDS", d.flowsvc_timeout_seconds),
-            flowsvc_channels=int(number("FLOWSVC_CHANNELS", d.flowsvc_channels, int)),
-            workers=int(number("GATEWAY_WORKERS", d.workers, int)),
-            flowsvc_tls_ca=env.get("FLOWSVC_TLS_CA") or None,
-            flowsvc_tls_cert=env.get("FLOWSVC_TLS_CLIENT_CERT") or None,
-            flowsvc_tls_key=env.get("FLOWSVC_TLS_CLIENT_KEY") or None,
-            graph_api_url=text("GRAPH_API_URL", d.graph_api_url),
-            graph_api_version=text("GRAPH_API_VERSION", d.graph_api_version),
-            graph_timeout_seconds=number("GRAPH_TIMEOUT_SECONDS", d.graph_timeout_seconds),
-            max_body_bytes=int(number("GATEWAY_MAX_BODY_BYTES", d.max_body_bytes, int)),
-            send_rate_per_second=number("SEND_RATE_PER_SECOND", d.send_rate_per_second),
-            send_concurrency=int(number("SEND_CONCURRENCY", d.send_concurrency, int)),
-            mark_as_read=flag("MARK_AS_READ", d.mark_as_read),
-            concurrency=int(number("GATEWAY_CONCURRENCY", d.concurrency, int)),
-            outbox_poll_seconds=number("OUTBOX_POLL_SECONDS", d.outbox_poll_seconds),
-            outbox_lease_seconds=int(number("OUTBOX_LEASE_SECONDS", d.outbox_lease_seconds, int)),
-            outbox_claim_max=int(number("OUTBOX_CLAIM_MAX", d.outbox_claim_max, int)),
-            shutdown_grace_seconds=number("GATEWAY_SHUTDOWN_GRACE_SECONDS", 10.0),
-            log_level=text("LOG_LEVEL", d.log_level).upper(),
-            **extra,
-        )
+        try:
+            extra = {"gateway_id": env("GATEWAY_ID")} if env("GATEWAY_ID", default="") else {}
+            return cls(
+                app_secret=env("META_APP_SECRET", default=""),
+                verify_token=env("META_VERIFY_TOKEN", default=""),
+                access_token=env("META_ACCESS_TOKEN", default=""),
+                dev_mode=env("GATEWAY_DEV_MODE", cast=bool, default=False),
+                listen_host=text("GATEWAY_LISTEN_HOST", d.listen_host),
+                port=env("GATEWAY_PORT", cast=count, default=d.port),
+                flowsvc_target=text("FLOWSVC_TARGET", d.flowsvc_target),
+                flowsvc_token=env("FLOWSVC_TOKEN", cast=optional, default=None),
+                flowsvc_timeout_seconds=env(
+                    "FLOWSVC_TIMEOUT_SECONDS", cast=number, default=d.flowsvc_timeout_seconds
+                ),
+                flowsvc_channels=env("FLOWSVC_CHANNELS", cast=count, default=d.flowsvc_channels),
+                workers=env("GATEWAY_WORKERS", cast=count, default=d.workers),
+                flowsvc_tls_ca=env("FLOWSVC_TLS_CA", cast=optional, default=None),
+                flowsvc_tls_cert=env("FLOWSVC_TLS_CLIENT_CERT", cast=optional, default=None),
+                flowsvc_tls_key=env("FLOWSVC_TLS_CLIENT_KEY", cast=optional, default=None),
+                graph_api_url=text("GRAPH_API_URL", d.graph_api_url),
+                graph_api_version=text("GRAPH_API_VERSION", d.graph_api_version),
+                graph_timeout_seconds=env(
+                    "GRAPH_TIMEOUT_SECONDS", cast=number, default=d.graph_timeout_seconds
+                ),
+                max_body_bytes=env("GATEWAY_MAX_BODY_BYTES", cast=count, default=d.max_body_bytes),
+                send_rate_per_second=env(
+                    "SEND_RATE_PER_SECOND", cast=number, default=d.send_rate_per_second
+                ),
+                send_concurrency=env("SEND_CONCURRENCY", cast=count, default=d.send_concurrency),
+                mark_as_read=env("MARK_AS_READ", cast=bool, default=d.mark_as_read),
+                concurrency=env("GATEWAY_CONCURRENCY", cast=count, default=d.concurrency),
+                outbox_poll_seconds=env(
+                    "OUTBOX_POLL_SECONDS", cast=number, default=d.outbox_poll_seconds
+                ),
+                outbox_lease_seconds=env(
+                    "OUTBOX_LEASE_SECONDS", cast=count, default=d.outbox_lease_seconds
+                ),
+                outbox_claim_max=env("OUTBOX_CLAIM_MAX", cast=count, default=d.outbox_claim_max),
+                shutdown_grace_seconds=env(
+                    "GATEWAY_SHUTDOWN_GRACE_SECONDS", cast=number, default=10.0
+                ),
+                log_level=text("LOG_LEVEL", d.log_level).upper(),
+                **extra,
+            )
+        except (KeyError, ValueError) as error:
+            raise SettingsError(str(error).strip("'\"")) from None
