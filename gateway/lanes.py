@@ -20,6 +20,7 @@ from gateway.acks import Acker
 from gateway.metrics import Metrics
 from gateway.ratelimit import RateLimiter
 from gateway.sender import GraphSender
+from gateway.verdict import PAIR_RATE
 from menuflow.logs import log, mask_phone
 from menuflow.v1 import flow_pb2, flow_pb2_grpc
 
@@ -84,6 +85,9 @@ class Lanes:
         # Ids recently settled (sent or failed), so that a stale copy (a duplicate HandleMessage
         # answer read before our ack committed) is never sent again. Bounded: old ids fall out.
         self._settled: dict[int, None] = {}
+        # Customers whose pair rate limit (131056) Meta reported, and how often in a row: the
+        # 4^X backoff is per customer, and resets once a message to them goes through.
+        self._pair_rate_hits: dict[Key, int] = {}
         self._busy: set[Key] = set()  # lanes inside a send, its ack, or a release
         self._reads: set[asyncio.Task[None]] = set()
         self._closing = False
@@ -183,8 +187,18 @@ class Lanes:
         started = time.monotonic()
         item.started = True
         self._metrics.queue_seconds.observe(started - item.leased_at)
-        verdict = await self._sender.send(number, message.body_json, message.attempts + 1)
+        customer = (number, message.customer.phone_number)
+        verdict = await self._sender.send(
+            number,
+            message.body_json,
+            message.attempts + 1,
+            self._pair_rate_hits.get(customer, 0),
+        )
         sent()
+        if verdict.error is not None and verdict.error.code == PAIR_RATE:
+            self._pair_rate_hits[customer] = self._pair_rate_hits.get(customer, 0) + 1
+        elif verdict.kind != "retry":
+            self._pair_rate_hits.pop(customer, None)
         self._metrics.send_seconds.observe(time.monotonic() - started)
         self._metrics.sends.labels(
             result="ambiguous" if verdict.ambiguous else verdict.kind, code=verdict.label

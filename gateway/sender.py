@@ -64,8 +64,11 @@ class GraphSender:
         self._client = client
         self._total = total_seconds  # connect + write + read may not add up past the lease
 
-    async def send(self, phone_number_id: str, body_json: str, attempts: int) -> Verdict:
-        """POST one message; `attempts` counts this attempt (1 for the first)."""
+    async def send(
+        self, phone_number_id: str, body_json: str, attempts: int, pair_rate_hits: int = 0
+    ) -> Verdict:
+        """POST one message; `attempts` counts this attempt (1 for the first), `pair_rate_hits`
+        the recipient's recent 131056 answers (their backoff grows with each)."""
         try:
             async with asyncio.timeout(self._total):
                 response = await self._client.post(
@@ -77,7 +80,7 @@ class GraphSender:
             return network_error(attempts, ambiguous=False)
         except (httpx.HTTPError, TimeoutError):
             return network_error(attempts, ambiguous=True)
-        return classify(response.status_code, response.content, attempts)
+        return classify(response.status_code, response.content, attempts, pair_rate_hits)
 
     async def mark_read(self, phone_number_id: str, message_id: str) -> bool:
         """Best effort: blue ticks for the customer's message; never retried."""

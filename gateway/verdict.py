@@ -68,9 +68,10 @@ def backoff(attempts: int, *, base: float = 1.0, cap: float = 300.0) -> int:
     return max(1, round(random.uniform(ceiling / 2, ceiling)))
 
 
-def _pair_rate_delay(attempts: int) -> int:
-    # 4^X seconds, X = earlier attempts of this message (meta-contract §7), a little jitter.
-    seconds = 4 ** min(max(attempts - 1, 0), 5)
+def _pair_rate_delay(earlier_hits: int) -> int:
+    # 4^X seconds, X = how often this customer's pair rate limit was hit before (meta-contract §7,
+    # "X starts at 0 and increments each time the limit is hit"), a little jitter.
+    seconds = 4 ** min(max(earlier_hits, 0), 5)
     return min(MAX_DELAY_SECONDS, max(1, round(seconds * random.uniform(1.0, 1.1))))
 
 
@@ -91,8 +92,9 @@ def _error_of(body: Any, status: int, content: bytes) -> tuple[flow_pb2.MetaErro
     return flow_pb2.MetaError(code=0, title=f"HTTP {status}", details=text), None
 
 
-def classify(status: int, content: bytes, attempts: int) -> Verdict:
-    """Turn one Graph API HTTP answer into a verdict; `attempts` counts this one."""
+def classify(status: int, content: bytes, attempts: int, pair_rate_hits: int = 0) -> Verdict:
+    """Turn one Graph API HTTP answer into a verdict; `attempts` counts this one, and
+    `pair_rate_hits` how often this customer hit the pair rate limit (131056) before."""
     try:
         body: Any = json.loads(content) if content else None
     except ValueError:
@@ -105,7 +107,7 @@ def classify(status: int, content: bytes, attempts: int) -> Verdict:
         return Verdict("sent", wa_message_id=wa_id if isinstance(wa_id, str) else "")
     error, code = _error_of(body, status, content)
     if code == PAIR_RATE:
-        return Verdict("retry", error=error, delay_seconds=_pair_rate_delay(attempts))
+        return Verdict("retry", error=error, delay_seconds=_pair_rate_delay(pair_rate_hits))
     if code == SPAM_RATE:
         return Verdict("retry", error=error, delay_seconds=backoff(attempts, base=60, cap=900))
     if code == UNKNOWN and attempts >= UNKNOWN_MAX_ATTEMPTS:

@@ -175,14 +175,20 @@ def meta_error(code: int, status: int = 400) -> tuple[int, bytes]:
 
 
 @pytest.mark.parametrize(
-    ("attempts", "low", "high"),
-    [(1, 1, 2), (2, 4, 5), (3, 16, 18), (4, 64, 71), (9, 900, 900)],
+    ("earlier_hits", "low", "high"),
+    [(0, 1, 2), (1, 4, 5), (2, 16, 18), (3, 64, 71), (8, 900, 900)],
     ids=["first", "second", "third", "fourth", "capped"],
 )
-def test_pair_rate_limit_backs_off_4_to_the_x(attempts: int, low: int, high: int) -> None:
-    verdict = classify(*meta_error(131056, 429), attempts)
+def test_pair_rate_limit_backs_off_4_to_the_x(earlier_hits: int, low: int, high: int) -> None:
+    verdict = classify(*meta_error(131056, 429), 1, earlier_hits)
     assert verdict.kind == "retry"
     assert low <= verdict.delay_seconds <= high
+
+
+def test_pair_rate_backoff_counts_pair_rate_hits_not_other_failed_attempts() -> None:
+    # Five 503s before the first 131056 must not make it wait 4^5 seconds.
+    verdict = classify(*meta_error(131056, 429), attempts=6, pair_rate_hits=0)
+    assert 1 <= verdict.delay_seconds <= 2
 
 
 def test_something_went_wrong_is_retried_a_bounded_number_of_times() -> None:
