@@ -205,9 +205,9 @@ class Conversations:
             if opened.prior_outcome is not None:
                 return _duplicate(session, lane, opened)
             state = opened.state
+            # A conversation whose template was deleted meanwhile is not in the catalog: the
+            # engine then starts over as for a first message.
             catalog = self._catalog.get(session, (state.flow, state.version) if state else None)
-            if state is not None and catalog.get(state.flow, state.version) is None:
-                state = None  # its template was deleted: start over as if it had expired
             decision = self._decide(
                 session,
                 catalog,
