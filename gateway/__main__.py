@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import logging
 import os
 import sys
 from typing import Any
@@ -12,6 +11,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from gateway.app import create_app
+from gateway.serving import uvicorn_options
 from gateway.settings import Settings, SettingsError
 from menuflow.logs import configure_logging
 
@@ -25,10 +25,6 @@ def _settings() -> Settings:
 
 def _configure(settings: Settings) -> None:
     configure_logging("gateway", settings.log_level)
-    if settings.log_level != "DEBUG":
-        # httpx logs every request at INFO: a second line per send next to our own send.* event,
-        # and a tenth of the gateway's CPU at a thousand sends a second.
-        logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def worker_app() -> Starlette:
@@ -51,11 +47,7 @@ def main() -> None:
         "host": settings.listen_host,
         "port": settings.port,
         "loop": "uvloop",
-        "http": "httptools",
-        "access_log": False,
-        "log_config": None,
-        "timeout_graceful_shutdown": settings.shutdown_grace_seconds,
-        "server_header": False,
+        **uvicorn_options(settings),
     }
     if settings.workers > 1:
         uvicorn.run(

@@ -40,6 +40,8 @@ class Settings:
     graph_api_version: str = "v25.0"
     graph_timeout_seconds: float = 20.0
     max_body_bytes: int = 4 * 1024 * 1024
+    max_header_bytes: int = 16 * 1024
+    body_timeout_seconds: float = 10.0
     send_rate_per_second: float = 80.0
     send_concurrency: int = 64
     mark_as_read: bool = True
@@ -126,6 +128,12 @@ class Settings:
                     "GRAPH_TIMEOUT_SECONDS", cast=number, default=d.graph_timeout_seconds
                 ),
                 max_body_bytes=env("GATEWAY_MAX_BODY_BYTES", cast=count, default=d.max_body_bytes),
+                max_header_bytes=env(
+                    "GATEWAY_MAX_HEADER_BYTES", cast=count, default=d.max_header_bytes
+                ),
+                body_timeout_seconds=env(
+                    "GATEWAY_BODY_TIMEOUT_SECONDS", cast=number, default=d.body_timeout_seconds
+                ),
                 send_rate_per_second=env(
                     "SEND_RATE_PER_SECOND", cast=number, default=d.send_rate_per_second
                 ),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -38,7 +39,17 @@ async def verify(request: Request) -> Response:
     return PlainTextResponse("Forbidden", status_code=403)
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+async def _read_body(request: Request, limit: int, seconds: float) -> bytes:
+    """The raw body, refused past `limit` bytes (413) or when it takes over `seconds` to arrive
+    (408): a client dripping a body byte by byte must not hold a connection for ever."""
+    try:
+        async with asyncio.timeout(seconds):
+            return await _read_within(request, limit)
+    except TimeoutError:
+        raise Rejected(408, "slow_body", f"Body not received within {seconds:g} s") from None
+
+
+async def _read_within(request: Request, limit: int) -> bytes:
     length = request.headers.get("content-length")
     if length is not None:
         if not (length.isascii() and length.isdigit()):
@@ -60,7 +71,7 @@ async def receive(request: Request) -> Response:
     started = time.monotonic()
     state = request.state
     settings = state.settings
-    body = await _read_body(request, settings.max_body_bytes)
+    body = await _read_body(request, settings.max_body_bytes, settings.body_timeout_seconds)
     if settings.app_secret or not settings.dev_mode:
         headers = request.headers.getlist("x-hub-signature-256")
         if not signature.is_valid(settings.app_secret, body, headers):

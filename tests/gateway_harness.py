@@ -14,6 +14,7 @@ from google.protobuf import struct_pb2
 
 from flowsvc.seed import DEFAULT_TEMPLATES
 from gateway.app import create_app
+from gateway.serving import uvicorn_options
 from gateway.settings import Settings
 from gateway.signature import sign
 from menuflow.v1 import flow_pb2, flow_pb2_grpc
@@ -49,7 +50,8 @@ def running_gateway(
     settings: Settings, transport: httpx.AsyncBaseTransport | None = None
 ) -> Iterator[ServerThread]:
     """The gateway app served by a real uvicorn (httptools) on a free loopback port."""
-    with ServerThread(create_app(settings, transport=transport), http="httptools") as server:
+    app = create_app(settings, transport=transport)
+    with ServerThread(app, **uvicorn_options(settings)) as server:
         yield server
 
 

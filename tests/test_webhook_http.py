@@ -1,8 +1,11 @@
-"""The webhook over real HTTP: the handshake, and each refusal (401, 400, 413) before flowsvc."""
+"""The webhook over real HTTP: the handshake, and each refusal (401, 400, 408, 413) before
+flowsvc."""
 
 from __future__ import annotations
 
 import json
+import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -191,3 +194,36 @@ def test_every_corpus_file_unsigned_altered_or_truncated_is_refused(
     truncated = client.post("/webhook", content=truncated_body, headers=truncated_headers)
     assert (unsigned.status_code, altered.status_code, truncated.status_code) == (401, 401, 400)
     assert metric(client, "gateway_messages_total") == before
+
+
+def raw_request(server: ServerThread, head: bytes, body_parts: list[bytes], pause: float) -> bytes:
+    """Speak HTTP/1.1 by hand, as a slow or hostile client would; the bytes the server answered."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        try:
+            sock.sendall(head)
+            for part in body_parts:
+                time.sleep(pause)
+                sock.sendall(part)
+        except OSError:
+            pass  # the server may close the connection before the client is done
+        return sock.recv(4096)
+
+
+def test_oversized_headers_are_cut_off(gateway: ServerThread) -> None:
+    head = b"POST /webhook HTTP/1.1\r\nHost: x\r\nX-Padding: " + b"a" * 1_000_000 + b"\r\n\r\n"
+
+    answer = raw_request(gateway, head, [], 0)
+
+    assert answer.startswith(b"HTTP/1.1 400")  # h11 refuses the head past 16 KiB, unread
+    assert b"Connection: close" in answer
+
+
+def test_a_body_that_drips_in_is_cut_off_with_408(tmp_path: Path) -> None:
+    settings = gateway_settings("127.0.0.1:9", "http://127.0.0.1:9", body_timeout_seconds=0.5)
+    head = b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n"
+    with running_gateway(settings, httpx.MockTransport(no_graph_calls)) as server:
+        started = time.monotonic()
+        answer = raw_request(server, head, [b"{"] * 5, 0.3)
+
+    assert answer.startswith(b"HTTP/1.1 408")
+    assert time.monotonic() - started < 5
