@@ -26,6 +26,8 @@ from menuflow.v1 import flow_pb2
 
 logger = logging.getLogger("gateway.inbox")
 
+# flowsvc or its database is down for a while: Meta redelivers, nothing is lost, no alarm needed.
+_TRANSIENT = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 _SKIPPABLE = (
     grpc.StatusCode.INVALID_ARGUMENT,
     grpc.StatusCode.OUT_OF_RANGE,
@@ -90,7 +92,7 @@ class Inbox:
                     self._metrics.messages.labels(outcome="invalid" if skip else "error").inc()
                     log(
                         logger,
-                        logging.WARNING if skip else logging.ERROR,
+                        logging.WARNING if skip or exc.code() in _TRANSIENT else logging.ERROR,
                         "message.skipped" if skip else "message.error",
                         msg_id=message.message_id,
                         code=exc.code().name,

@@ -132,6 +132,8 @@ def test_a_retry_holds_the_customers_later_messages_back(
         ),
         *[flow_pb2.OutboxAck(id=m.id, released=True) for m in rest],
     )
+    later = chat.say("menu", lease_owner="gateway-a")
+    assert {m.lease_owner for m in later.messages} == {""}  # queued behind the retry, not sent now
     other = Chat(stub, "15550000777")
     other.say("hi")
 
@@ -142,7 +144,7 @@ def test_a_retry_holds_the_customers_later_messages_back(
 
     execute(database_url, "UPDATE outbox SET next_attempt_at = '2020-01-01 00:00:00'")
     again = claim(stub, "gateway-b")
-    assert [m.id for m in again] == [first.id] + [m.id for m in rest]
+    assert [m.id for m in again] == [first.id] + [m.id for m in rest + list(later.messages)]
     assert again[0].attempts == 1 and again[0].error.code == 131056
 
 

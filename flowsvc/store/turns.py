@@ -37,7 +37,8 @@ SELECT p.outcome, p.outbox_ids,
        c.last_interaction, c.expires_at, c.created_at,
        EXISTS (SELECT 1 FROM outbox o WHERE o.phone_number_id = :phone_number_id
                AND o.phone_number = :phone_number AND o.state = 'pending'
-               AND NOT (o.lease_owner = :lease_owner AND o.lease_expires_at > :now)) AS pending
+               AND NOT COALESCE(o.lease_owner = :lease_owner AND o.lease_expires_at > :now,
+                                FALSE)) AS pending
 FROM (SELECT 1 AS here) AS here
 LEFT JOIN processed_messages p ON p.message_id = :message_id
 LEFT JOIN conversation_state c
