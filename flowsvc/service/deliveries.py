@@ -84,19 +84,10 @@ class Deliveries:
         if not owner:
             raise InvalidArgument("bad ack", [("owner", "required")])
         now = self._clock()
-        lost = []
         by_id = {ack.id: ack for ack in acks}
+        settlements = [_settlement(ack, now) for ack in by_id.values()]
         with self._sessions.begin() as session:
-            for message in outbox.for_update(session, list(by_id)):
-                ack = by_id[message.id]
-                if message.state != outbox.PENDING:
-                    continue  # already settled, e.g. a repeated ack
-                ours = message.lease_owner == owner or not _leased(message, now)
-                if not ours:
-                    lost.append(message.id)
-                    if ack.kind is not AckKind.SENT:
-                        continue  # Meta took it, whoever holds the lease now: record that
-                _settle(message, ack, now)
+            lost = outbox.settle(session.connection(), owner, now, settlements)
         return sorted(lost)
 
     def record_status(
@@ -129,21 +120,19 @@ def _leased(message: OutboxMessage, now: datetime) -> bool:
     return message.lease_expires_at is not None and message.lease_expires_at > now
 
 
-def _settle(message: OutboxMessage, ack: Ack, now: datetime) -> None:
-    message.lease_owner = None
-    message.lease_expires_at = None
-    message.updated_at = now
-    if ack.kind is AckKind.RELEASED:
-        return
-    message.attempts += 1
-    if ack.error_code is not None or ack.error_title:
-        message.error_code = ack.error_code
-        message.error_title = ack.error_title
-        message.error_details = ack.error_details
-    if ack.kind is AckKind.SENT:
-        message.state = outbox.SENT
-        message.wa_message_id = ack.wa_message_id or None
-    elif ack.kind is AckKind.FAILED:
-        message.state = outbox.FAILED
-    else:
-        message.next_attempt_at = now + timedelta(seconds=max(ack.delay_seconds, 0))
+def _settlement(ack: Ack, now: datetime) -> outbox.Settlement:
+    """What `ack` writes to its message if it counts (see outbox.settle): a send result counts one
+    attempt and may carry an error; a release only gives the lease back."""
+    released = ack.kind is AckKind.RELEASED
+    return outbox.Settlement(
+        id=ack.id,
+        kind=str(ack.kind),
+        wa_message_id=(ack.wa_message_id or None) if ack.kind is AckKind.SENT else None,
+        next_attempt_at=now + timedelta(seconds=max(ack.delay_seconds, 0))
+        if ack.kind is AckKind.RETRY
+        else None,
+        set_error=not released and (ack.error_code is not None or bool(ack.error_title)),
+        error_code=ack.error_code,
+        error_title=ack.error_title,
+        error_details=ack.error_details,
+    )

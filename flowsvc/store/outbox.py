@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
 
-from sqlalchemy import func, select, tuple_, update
+from sqlalchemy import Connection, func, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from flowsvc.store.models import OutboxMessage
@@ -104,20 +106,144 @@ def count_pending(session: Session) -> int:
     return int(session.scalar(select(func.count()).where(OutboxMessage.state == PENDING)) or 0)
 
 
-def for_update(session: Session, ids: Sequence[int]) -> list[OutboxMessage]:
-    if not ids:
-        return []
-    return list(
-        session.scalars(
-            select(OutboxMessage)
-            .where(OutboxMessage.id.in_(ids))
-            .order_by(OutboxMessage.id)
-            .with_for_update()
-        )
-    )
-
-
 def by_wa_message_id(session: Session, wa_message_id: str) -> OutboxMessage | None:
     return session.scalar(
         select(OutboxMessage).where(OutboxMessage.wa_message_id == wa_message_id).with_for_update()
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """What one ack writes to its message if the ack counts: `kind` is sent, failed, retry or
+    released; `set_error` whether the error fields are overwritten; `next_attempt_at` a retry's."""
+
+    id: int
+    kind: str
+    wa_message_id: str | None
+    next_attempt_at: datetime | None
+    set_error: bool
+    error_code: int | None
+    error_title: str
+    error_details: str
+
+
+_LOCK = (
+    "SELECT id, state, lease_owner, lease_expires_at FROM outbox WHERE id IN ({ids}) ORDER BY id"
+)
+_PG_SETTLE = """
+UPDATE outbox o SET
+    lease_owner = NULL, lease_expires_at = NULL, updated_at = %(now)s,
+    attempts = o.attempts + ack.increment,
+    error_code = CASE WHEN ack.set_error THEN ack.error_code ELSE o.error_code END,
+    error_title = CASE WHEN ack.set_error THEN ack.error_title ELSE o.error_title END,
+    error_details = CASE WHEN ack.set_error THEN ack.error_details ELSE o.error_details END,
+    state = COALESCE(ack.state, o.state),
+    wa_message_id = CASE WHEN ack.sent THEN ack.wa_message_id ELSE o.wa_message_id END,
+    next_attempt_at = COALESCE(ack.next_attempt_at, o.next_attempt_at)
+FROM (VALUES {rows}) AS ack (id, increment, set_error, error_code, error_title, error_details,
+    state, sent, wa_message_id, next_attempt_at)
+WHERE o.id = ack.id
+"""
+_PG_ROW = (
+    "(CAST(%(id_{n})s AS bigint), CAST(%(increment_{n})s AS integer),"
+    " CAST(%(set_error_{n})s AS boolean), CAST(%(error_code_{n})s AS integer),"
+    " CAST(%(error_title_{n})s AS text), CAST(%(error_details_{n})s AS text),"
+    " CAST(%(state_{n})s AS text), CAST(%(sent_{n})s AS boolean),"
+    " CAST(%(wa_message_id_{n})s AS text), CAST(%(next_attempt_at_{n})s AS timestamptz))"
+)
+_SQLITE_SETTLE = """
+UPDATE outbox SET lease_owner = NULL, lease_expires_at = NULL, updated_at = :now,
+    attempts = attempts + :increment,
+    error_code = CASE WHEN :set_error THEN :error_code ELSE error_code END,
+    error_title = CASE WHEN :set_error THEN :error_title ELSE error_title END,
+    error_details = CASE WHEN :set_error THEN :error_details ELSE error_details END,
+    state = COALESCE(:state, state),
+    wa_message_id = CASE WHEN :sent THEN :wa_message_id ELSE wa_message_id END,
+    next_attempt_at = COALESCE(:next_attempt_at, next_attempt_at)
+WHERE id = :id
+"""
+
+
+def settle(
+    connection: Connection, owner: str, now: datetime, settlements: Sequence[Settlement]
+) -> list[int]:
+    """Apply acks (at most one per id) under the messages' row locks, taken in id order; returns,
+    in id order, the pending messages whose lease `owner` no longer held.
+
+    A settled message is left alone (a repeated ack); an ack counts if the lease is `owner`'s or
+    expired, and a `sent` always (Meta took it, whoever holds the lease now).
+    """
+    if not settlements:
+        return []
+    postgres = connection.dialect.name == "postgresql"
+    by_id = {s.id: s for s in settlements}
+    lock = _lock_sql(postgres, len(by_id))
+    found = connection.exec_driver_sql(lock, tuple(by_id)).all()
+    lost: list[int] = []
+    settling: list[tuple[Settlement, dict[str, Any]]] = []
+    for id_, state, lease_owner, lease_expires_at in found:
+        if state != PENDING:
+            continue
+        s = by_id[id_]
+        leased = lease_expires_at is not None and _read_time(lease_expires_at) > now
+        if lease_owner != owner and leased:
+            lost.append(id_)
+            if s.kind != SENT:
+                continue
+        released = s.kind == "released"
+        settling.append(
+            (
+                s,
+                {
+                    "id": id_,
+                    "increment": 0 if released else 1,
+                    "set_error": s.set_error,
+                    "error_code": s.error_code,
+                    "error_title": s.error_title,
+                    "error_details": s.error_details,
+                    "state": s.kind if s.kind in (SENT, FAILED) else None,
+                    "sent": s.kind == SENT,
+                    "wa_message_id": s.wa_message_id,
+                    "next_attempt_at": s.next_attempt_at,
+                },
+            )
+        )
+    if not settling:
+        return lost
+    if postgres:
+        parameters: dict[str, Any] = {"now": now}
+        for n, (_, values) in enumerate(settling):
+            parameters |= {f"{name}_{n}": value for name, value in values.items()}
+        connection.exec_driver_sql(_pg_settle_sql(len(settling)), parameters)
+        return lost
+    for _, values in settling:
+        next_at = values["next_attempt_at"]
+        connection.exec_driver_sql(
+            _SQLITE_SETTLE,
+            values
+            | {"now": _sqlite_time(now), "next_attempt_at": next_at and _sqlite_time(next_at)},
+        )
+    return lost
+
+
+@lru_cache(maxsize=128)
+def _lock_sql(postgres: bool, count: int) -> str:
+    if postgres:
+        return _LOCK.format(ids=", ".join(["%s"] * count)) + " FOR UPDATE"
+    return _LOCK.format(ids=", ".join(["?"] * count))  # the writer lock is held since BEGIN
+
+
+@lru_cache(maxsize=64)
+def _pg_settle_sql(count: int) -> str:
+    return _PG_SETTLE.replace("{rows}", ",\n    ".join(_PG_ROW.format(n=n) for n in range(count)))
+
+
+def _sqlite_time(value: datetime) -> str:
+    """The text SQLAlchemy's DateTime stores on SQLite (naive UTC), so both read each other's."""
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _read_time(value: datetime | str) -> datetime:
+    if isinstance(value, str):  # SQLite
+        return datetime.fromisoformat(value).replace(tzinfo=UTC)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
