@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,59 +11,15 @@ import pytest
 from flowsvc.engine import (
     Catalog,
     Decision,
-    EngineConfig,
     Facts,
     Inbound,
     Needs,
     OrderFact,
     Outcome,
     State,
-    Template,
     advance,
-    load_template,
 )
-
-TEMPLATES = Path(__file__).resolve().parents[1] / "flowsvc" / "default_templates"
-NOW = datetime(2025, 11, 28, 12, 0, tzinfo=UTC)
-TO = "16505551234"
-REF = "K7M4Q2"
-CONFIG = EngineConfig()
-
-
-def shipped(**overrides: bool) -> list[Template]:
-    """The four default templates, version 1; `overrides` sets is_active per name."""
-    templates = []
-    for path in sorted(TEMPLATES.glob("*.json")):
-        raw = json.loads(path.read_text(encoding="utf-8"))
-        templates.append(
-            load_template(
-                raw["name"],
-                1,
-                raw["menu_structure"],
-                trigger_keywords=raw["trigger_keywords"],
-                is_active=overrides.get(raw["name"], raw["is_active"]),
-            )
-        )
-    return templates
-
-
-CATALOG = Catalog.build(shipped())
-
-
-def step(
-    state: State | None,
-    inbound: Inbound,
-    *,
-    catalog: Catalog = CATALOG,
-    now: datetime = NOW,
-    facts: Facts | None = None,
-    config: EngineConfig = CONFIG,
-) -> Decision:
-    decision = advance(
-        catalog, state, inbound, to=TO, now=now, config=config, reference=REF, facts=facts
-    )
-    assert isinstance(decision, Decision), decision
-    return decision
+from tests.engine_calls import CATALOG, CONFIG, NOW, REF, TO, decide as step, shipped
 
 
 def text(value: str) -> Inbound:

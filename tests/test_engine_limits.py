@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from flowsvc.engine import (
-    Catalog,
     Decision,
     EngineConfig,
     Facts,
@@ -20,26 +18,9 @@ from flowsvc.engine import (
     State,
     advance,
     limits,
-    load_template,
 )
+from tests.engine_calls import CATALOG, NOW
 
-TEMPLATES = Path(__file__).resolve().parents[1] / "flowsvc" / "default_templates"
-NOW = datetime(2025, 11, 28, 12, 0, tzinfo=UTC)
-
-
-def _catalog() -> Catalog:
-    templates = []
-    for path in sorted(TEMPLATES.glob("*.json")):
-        raw = json.loads(path.read_text(encoding="utf-8"))
-        templates.append(
-            load_template(
-                raw["name"], 1, raw["menu_structure"], trigger_keywords=raw["trigger_keywords"]
-            )
-        )
-    return Catalog.build(templates)
-
-
-CATALOG = _catalog()
 OPTION_IDS = sorted(
     {
         option.id

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +24,9 @@ from flowsvc.engine import (
     load_template,
     start as start_template,
 )
+from tests.engine_calls import CONFIG, NOW, REF, TO, decide as shared_decide
 
-CORPUS = Path("/work/shared/corpus/sends")
-NOW = datetime(2025, 11, 28, 12, 0, tzinfo=UTC)
-TO = "16505551234"
-REF = "K7M4Q2"
-CONFIG = EngineConfig()
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "sends"
 
 
 def make(
@@ -56,11 +53,7 @@ def decide(
     facts: Facts | None = None,
     now: datetime = NOW,
 ) -> Decision:
-    decision = advance(
-        catalog, state, inbound, to=TO, now=now, config=config, reference=REF, facts=facts
-    )
-    assert isinstance(decision, Decision), decision
-    return decision
+    return shared_decide(state, inbound, catalog=catalog, config=config, facts=facts, now=now)
 
 
 def start(
