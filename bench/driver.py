@@ -32,7 +32,13 @@ from typing import Any
 
 import uvloop
 
-CORPUS = Path(os.environ.get("MENUFLOW_CORPUS", "/work/shared/corpus/webhooks"))
+# The shared corpus sits beside the checkout (../shared), as in CI; MENUFLOW_CORPUS overrides.
+CORPUS = Path(
+    os.environ.get(
+        "MENUFLOW_CORPUS",
+        str(Path(__file__).resolve().parents[2] / "shared" / "corpus" / "webhooks"),
+    )
+)
 BUSINESS = "106540352242922"
 # One walk down the shipped order flow: the corpus file whose shape it has, and what is in it.
 ORDER_WALK: list[tuple[str, dict[str, str]]] = [
