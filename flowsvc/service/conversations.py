@@ -39,7 +39,7 @@ from flowsvc.engine import (
 from flowsvc.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
 from flowsvc.service.catalog import TemplateCatalog
 from flowsvc.service.paging import decode_token, encode_token, page_size
-from flowsvc.store import conversations, customers, outbox, processed, results, turns
+from flowsvc.store import conversations, outbox, processed, results, turns
 from flowsvc.store.models import ConversationState, OutboxMessage
 
 MAX_TEXT_CHARS = 4096
@@ -461,7 +461,7 @@ class Conversations:
         if problems:
             raise InvalidArgument("bad customer", problems)
         with self._sessions.begin() as session:
-            customers.lock(session, phone_number_id, phone_number)
+            turns.lock_customer(session.connection(), (phone_number_id, phone_number))
             found = _conversation(conversations.get(session, phone_number_id, phone_number))
             if found is None:
                 raise NotFound("the customer has no active conversation")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from flowsvc.store.models import ConversationState
@@ -26,14 +26,6 @@ def remove(session: Session, phone_number_id: str, phone_number: str) -> int:
             ConversationState.phone_number == phone_number,
         )
     ).rowcount
-
-
-def touch(session: Session, row_id: int, last_interaction: datetime, expires_at: datetime) -> None:
-    session.execute(
-        update(ConversationState)
-        .where(ConversationState.id == row_id)
-        .values(last_interaction=last_interaction, expires_at=expires_at)
-    )
 
 
 def remove_expired(session: Session, now: datetime) -> int:

@@ -1,5 +1,5 @@
-"""The per-customer lock: one row per (business number, customer), locked by every unit of work
-that must see that customer's conversation and outbox lane alone."""
+"""The per-customer lock rows, as the outbox claim takes them: skipping customers whose row another
+transaction holds (a turn takes and waits for the lock in store/turns.py)."""
 
 from __future__ import annotations
 
@@ -7,25 +7,6 @@ from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
 from flowsvc.store.models import Customer
-from flowsvc.store.upsert import insert
-
-
-def lock(session: Session, phone_number_id: str, phone_number: str) -> None:
-    """Create the customer's row if needed and hold its lock until the transaction ends.
-
-    ON CONFLICT DO UPDATE locks the existing row on PostgreSQL, so the first statement of the
-    transaction already serializes it against every other replica; SQLite's writer lock (taken at
-    BEGIN IMMEDIATE) does the same there.
-    """
-    statement = insert(session, Customer).values(
-        phone_number_id=phone_number_id, phone_number=phone_number
-    )
-    session.execute(
-        statement.on_conflict_do_update(
-            index_elements=[Customer.phone_number_id, Customer.phone_number],
-            set_={"phone_number": statement.excluded.phone_number},
-        )
-    )
 
 
 def lock_free(session: Session, lanes: list[tuple[str, str]]) -> list[tuple[str, str]]:

@@ -115,6 +115,12 @@ class Closing:
     lease: Lease | None
 
 
+def lock_customer(connection: Connection, lane: Lane) -> None:
+    """Only the lock of open_turn: for other work on one customer (e.g. ending a conversation)."""
+    parameters = {"phone_number_id": lane[0], "phone_number": lane[1]}
+    connection.exec_driver_sql(_sql(_is_postgres(connection), LOCK), parameters)
+
+
 def open_turn(
     connection: Connection, lane: Lane, source_id: str | None, lease_owner: str, now: datetime
 ) -> Opened:
