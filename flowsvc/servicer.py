@@ -117,13 +117,14 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
             raise  # abort_with_status raises; this keeps type checkers informed
         except UNREACHABLE as error:
             # Retryable for the caller: the gateway answers Meta non-200, and Meta redelivers.
-            log.warning(
-                "database unavailable",
-                extra={
-                    "call": function.__qualname__,
-                    "error": type(getattr(error, "orig", None) or error).__name__,
-                },
-            )
+            if function not in SELF_LOGGING:
+                log.warning(
+                    "database unavailable",
+                    extra={
+                        "call": function.__qualname__,
+                        "error": type(getattr(error, "orig", None) or error).__name__,
+                    },
+                )
             await context.abort(grpc.StatusCode.UNAVAILABLE, UNAVAILABLE)
             raise
         except Exception:

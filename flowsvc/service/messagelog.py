@@ -78,6 +78,33 @@ _EVENTS = {
 }
 
 
+def _failure(
+    level: int,
+    event: str,
+    outcome: str,
+    error: BaseException,
+    started: float,
+    fields: Callable[[], dict[str, Any]],
+    *,
+    exc_info: bool = False,
+    **more: Any,
+) -> None:
+    if log.isEnabledFor(level):
+        log.log(
+            level,
+            event,
+            exc_info=exc_info,
+            extra={
+                **fields(),
+                "outcome": outcome,
+                "duplicate": False,
+                "error": type(error).__name__,
+                "elapsed_ms": _elapsed_ms(started),
+                **more,
+            },
+        )
+
+
 def _logged(
     subject: str, run: Callable[[], Handled], fields: Callable[[], dict[str, Any]]
 ) -> Handled:
@@ -86,45 +113,13 @@ def _logged(
     try:
         handled = run()
     except FlowError as error:
-        if log.isEnabledFor(logging.WARNING):
-            log.warning(
-                refused,
-                extra={
-                    **fields(),
-                    "outcome": "refused",
-                    "duplicate": False,
-                    "error": type(error).__name__,
-                    "reason": str(error),
-                    "elapsed_ms": _elapsed_ms(started),
-                },
-            )
+        _failure(logging.WARNING, refused, "refused", error, started, fields, reason=str(error))
         raise
     except UNREACHABLE as error:  # the servicer answers UNAVAILABLE; no traceback per message
-        if log.isEnabledFor(logging.WARNING):
-            log.warning(
-                failed,
-                extra={
-                    **fields(),
-                    "outcome": "unavailable",
-                    "duplicate": False,
-                    "error": type(error).__name__,
-                    "elapsed_ms": _elapsed_ms(started),
-                },
-            )
+        _failure(logging.WARNING, failed, "unavailable", error, started, fields)
         raise
     except Exception as error:
-        if log.isEnabledFor(logging.ERROR):
-            log.error(
-                failed,
-                exc_info=True,
-                extra={
-                    **fields(),
-                    "outcome": "error",
-                    "duplicate": False,
-                    "error": type(error).__name__,
-                    "elapsed_ms": _elapsed_ms(started),
-                },
-            )
+        _failure(logging.ERROR, failed, "error", error, started, fields, exc_info=True)
         raise
     if log.isEnabledFor(logging.INFO):
         conversation = handled.conversation
