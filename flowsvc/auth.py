@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -22,7 +22,7 @@ MISSING = (
 MALFORMED = "the authorization metadata must be exactly one 'Bearer <token>'"
 WRONG = "the bearer token is not the one flowsvc was given (FLOWSVC_TOKEN)"
 
-Continuation = Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]]
+Continuation = Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None]
 
 
 def refusal(metadata: Any, token: bytes) -> str | None:
@@ -36,7 +36,7 @@ def refusal(metadata: Any, token: bytes) -> str | None:
     return None if hmac.compare_digest(given.strip().encode(), token) else WRONG
 
 
-class TokenAuth(grpc.aio.ServerInterceptor):
+class TokenAuth(grpc.ServerInterceptor):
     """Refuses every call without `authorization: Bearer <token>` with UNAUTHENTICATED, before
     its request is even parsed."""
 
@@ -45,10 +45,10 @@ class TokenAuth(grpc.aio.ServerInterceptor):
             raise ValueError("an empty token would let everyone in")
         self._token = token.encode()
 
-    async def intercept_service(
+    def intercept_service(
         self, continuation: Continuation, details: grpc.HandlerCallDetails
     ) -> grpc.RpcMethodHandler | None:
-        handler = await continuation(details)
+        handler = continuation(details)
         if handler is None or details.method.startswith(OPEN_PREFIXES):
             return handler
         reason = refusal(details.invocation_metadata, self._token)
@@ -60,9 +60,9 @@ class TokenAuth(grpc.aio.ServerInterceptor):
 def _refusing(handler: grpc.RpcMethodHandler, method: str, reason: str) -> grpc.RpcMethodHandler:
     """A handler of the same shape as `handler` that aborts; requests stay unparsed bytes."""
 
-    async def abort(_request: Any, context: grpc.aio.ServicerContext) -> None:
+    def abort(_request: Any, context: grpc.ServicerContext) -> None:
         log.warning("call refused", extra={"method": method, "peer": context.peer(), "why": reason})
-        await context.abort(grpc.StatusCode.UNAUTHENTICATED, reason)
+        context.abort(grpc.StatusCode.UNAUTHENTICATED, reason)
 
     if handler.request_streaming and handler.response_streaming:
         return grpc.stream_stream_rpc_method_handler(abort)

@@ -4,29 +4,29 @@ which PostgreSQL can store neither in text nor in JSONB, arrive as U+FFFD on eve
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import grpc
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import DecodeError, Message
 
-Continuation = Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]]
+Continuation = Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None]
 NUL, REPLACEMENT = "\x00", "\ufffd"
 
 
-class ParseRequests(grpc.aio.ServerInterceptor):
+class ParseRequests(grpc.ServerInterceptor):
     """Parses unary requests itself, so that a parse failure gets a status that says so."""
 
     def __init__(self) -> None:
         self._handlers: dict[str, grpc.RpcMethodHandler] = {}
 
-    async def intercept_service(
+    def intercept_service(
         self, continuation: Continuation, details: grpc.HandlerCallDetails
     ) -> grpc.RpcMethodHandler | None:
         wrapped = self._handlers.get(details.method)
         if wrapped is None:
-            wrapped = _parsing(await continuation(details))
+            wrapped = _parsing(continuation(details))
             if wrapped is not None:  # only real methods: any name can be sent
                 self._handlers[details.method] = wrapped  # handlers never change: wrap once
         return wrapped
@@ -44,16 +44,14 @@ def _parsing(handler: grpc.RpcMethodHandler | None) -> grpc.RpcMethodHandler | N
     parse = handler.request_deserializer
     behavior = handler.unary_unary
 
-    async def parsed(raw: bytes, context: grpc.aio.ServicerContext) -> Any:
+    def parsed(raw: bytes, context: grpc.ServicerContext) -> Any:
         try:
             request = parse(raw)
         except DecodeError as error:
-            await context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT, f"the request does not parse: {error}"
-            )
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"the request does not parse: {error}")
         if b"\x00" in raw:  # rare: no NUL byte on the wire, no NUL character in any string
             replace_nul(request)
-        return await behavior(request, context)
+        return behavior(request, context)
 
     return grpc.unary_unary_rpc_method_handler(
         parsed, response_serializer=handler.response_serializer

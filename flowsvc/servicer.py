@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
-from concurrent.futures import Executor
 from typing import TypeVar
 
 import grpc
@@ -87,8 +85,8 @@ def error_status(error: FlowError) -> grpc.Status:
 
 
 class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
-    """FlowService over gRPC. Service calls are blocking (one DB transaction each): they run in
-    `executor` so the event loop keeps serving other calls."""
+    """FlowService over gRPC. Each call runs on one of the server's worker threads, and a service
+    call is blocking (one DB transaction each): the thread waits on the database, not a loop."""
 
     def __init__(
         self,
@@ -97,23 +95,18 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
         results: Results,
         deliveries: Deliveries,
         retention: Retention,
-        executor: Executor,
     ) -> None:
         self._templates = templates
         self._conversations = conversations
         self._results = results
         self._deliveries = deliveries
         self._retention = retention
-        self._executor = executor
 
-    async def _call(
-        self, context: grpc.aio.ServicerContext, function: Callable[..., T], *args: object
-    ) -> T:
-        loop = asyncio.get_running_loop()
+    def _call(self, context: grpc.ServicerContext, function: Callable[..., T], *args: object) -> T:
         try:
-            return await loop.run_in_executor(self._executor, function, *args)
+            return function(*args)
         except FlowError as error:
-            await context.abort_with_status(error_status(error))
+            context.abort_with_status(error_status(error))
             raise  # abort_with_status raises; this keeps type checkers informed
         except UNREACHABLE as error:
             # Retryable for the caller: the gateway answers Meta non-200, and Meta redelivers.
@@ -125,33 +118,33 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
                         "error": type(getattr(error, "orig", None) or error).__name__,
                     },
                 )
-            await context.abort(grpc.StatusCode.UNAVAILABLE, UNAVAILABLE)
+            context.abort(grpc.StatusCode.UNAVAILABLE, UNAVAILABLE)
             raise
         except Exception:
             # The exception's text may quote a statement with a customer's words in it: it goes
             # to our log, never to the caller (grpc would send it as UNKNOWN's details).
             if function not in SELF_LOGGING:
                 log.exception("call failed", extra={"call": function.__qualname__})
-            await context.abort(grpc.StatusCode.INTERNAL, INTERNAL)
+            context.abort(grpc.StatusCode.INTERNAL, INTERNAL)
             raise
 
-    async def CreateTemplate(
-        self, request: flow_pb2.CreateTemplateRequest, context: grpc.aio.ServicerContext
+    def CreateTemplate(
+        self, request: flow_pb2.CreateTemplateRequest, context: grpc.ServicerContext
     ) -> flow_pb2.CreateTemplateResponse:
         definition = convert.template_definition(request.template)
-        created = await self._call(context, self._templates.create, definition)
+        created = self._call(context, self._templates.create, definition)
         return flow_pb2.CreateTemplateResponse(template=convert.template(created))
 
-    async def GetTemplate(
-        self, request: flow_pb2.GetTemplateRequest, context: grpc.aio.ServicerContext
+    def GetTemplate(
+        self, request: flow_pb2.GetTemplateRequest, context: grpc.ServicerContext
     ) -> flow_pb2.GetTemplateResponse:
-        found = await self._call(context, self._templates.get, request.name, request.version)
+        found = self._call(context, self._templates.get, request.name, request.version)
         return flow_pb2.GetTemplateResponse(template=convert.template(found))
 
-    async def ListTemplates(
-        self, request: flow_pb2.ListTemplatesRequest, context: grpc.aio.ServicerContext
+    def ListTemplates(
+        self, request: flow_pb2.ListTemplatesRequest, context: grpc.ServicerContext
     ) -> flow_pb2.ListTemplatesResponse:
-        page = await self._call(
+        page = self._call(
             context,
             self._templates.list,
             ACTIVE_FILTERS.get(request.active_filter),
@@ -163,10 +156,10 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
             next_page_token=page.next_page_token,
         )
 
-    async def UpdateTemplate(
-        self, request: flow_pb2.UpdateTemplateRequest, context: grpc.aio.ServicerContext
+    def UpdateTemplate(
+        self, request: flow_pb2.UpdateTemplateRequest, context: grpc.ServicerContext
     ) -> flow_pb2.UpdateTemplateResponse:
-        updated, changed = await self._call(
+        updated, changed = self._call(
             context,
             self._templates.update,
             convert.template_definition(request.template),
@@ -175,23 +168,23 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
         )
         return flow_pb2.UpdateTemplateResponse(template=convert.template(updated), changed=changed)
 
-    async def DeleteTemplate(
-        self, request: flow_pb2.DeleteTemplateRequest, context: grpc.aio.ServicerContext
+    def DeleteTemplate(
+        self, request: flow_pb2.DeleteTemplateRequest, context: grpc.ServicerContext
     ) -> flow_pb2.DeleteTemplateResponse:
-        versions, ended = await self._call(context, self._templates.delete, request.name)
+        versions, ended = self._call(context, self._templates.delete, request.name)
         return flow_pb2.DeleteTemplateResponse(deleted_versions=versions, ended_conversations=ended)
 
-    async def ValidateTemplate(
-        self, request: flow_pb2.ValidateTemplateRequest, context: grpc.aio.ServicerContext
+    def ValidateTemplate(
+        self, request: flow_pb2.ValidateTemplateRequest, context: grpc.ServicerContext
     ) -> flow_pb2.ValidateTemplateResponse:
         definition = convert.template_definition(request.template)
-        kind = await self._call(context, self._templates.validate, definition)
+        kind = self._call(context, self._templates.validate, definition)
         return flow_pb2.ValidateTemplateResponse(type=convert.TEMPLATE_TYPES[kind])
 
-    async def ListTemplateVersions(
-        self, request: flow_pb2.ListTemplateVersionsRequest, context: grpc.aio.ServicerContext
+    def ListTemplateVersions(
+        self, request: flow_pb2.ListTemplateVersionsRequest, context: grpc.ServicerContext
     ) -> flow_pb2.ListTemplateVersionsResponse:
-        page = await self._call(
+        page = self._call(
             context, self._templates.versions, request.name, request.page_size, request.page_token
         )
         return flow_pb2.ListTemplateVersionsResponse(
@@ -199,11 +192,11 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
             next_page_token=page.next_page_token,
         )
 
-    async def ImportTemplates(
-        self, request: flow_pb2.ImportTemplatesRequest, context: grpc.aio.ServicerContext
+    def ImportTemplates(
+        self, request: flow_pb2.ImportTemplatesRequest, context: grpc.ServicerContext
     ) -> flow_pb2.ImportTemplatesResponse:
         definitions = [convert.template_definition(item) for item in request.templates]
-        imported = await self._call(context, self._templates.import_, definitions)
+        imported = self._call(context, self._templates.import_, definitions)
         return flow_pb2.ImportTemplatesResponse(
             templates=[
                 flow_pb2.ImportedTemplate(
@@ -213,10 +206,10 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
             ]
         )
 
-    async def HandleMessage(
-        self, request: flow_pb2.HandleMessageRequest, context: grpc.aio.ServicerContext
+    def HandleMessage(
+        self, request: flow_pb2.HandleMessageRequest, context: grpc.ServicerContext
     ) -> flow_pb2.HandleMessageResponse:
-        handled = await self._call(
+        handled = self._call(
             context,
             messagelog.handle,
             self._conversations.handle,
@@ -232,10 +225,10 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
             messages=messages,
         )
 
-    async def StartConversation(
-        self, request: flow_pb2.StartConversationRequest, context: grpc.aio.ServicerContext
+    def StartConversation(
+        self, request: flow_pb2.StartConversationRequest, context: grpc.ServicerContext
     ) -> flow_pb2.StartConversationResponse:
-        handled = await self._call(
+        handled = self._call(
             context,
             messagelog.start,
             self._conversations.start,
@@ -250,10 +243,10 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
         _, conversation, messages = convert.handled(handled)
         return flow_pb2.StartConversationResponse(conversation=conversation, messages=messages)
 
-    async def GetConversation(
-        self, request: flow_pb2.GetConversationRequest, context: grpc.aio.ServicerContext
+    def GetConversation(
+        self, request: flow_pb2.GetConversationRequest, context: grpc.ServicerContext
     ) -> flow_pb2.GetConversationResponse:
-        found = await self._call(
+        found = self._call(
             context,
             self._conversations.get,
             request.customer.phone_number_id,
@@ -261,10 +254,10 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
         )
         return flow_pb2.GetConversationResponse(conversation=convert.conversation(found))
 
-    async def ListConversations(
-        self, request: flow_pb2.ListConversationsRequest, context: grpc.aio.ServicerContext
+    def ListConversations(
+        self, request: flow_pb2.ListConversationsRequest, context: grpc.ServicerContext
     ) -> flow_pb2.ListConversationsResponse:
-        items, token = await self._call(
+        items, token = self._call(
             context,
             self._conversations.list,
             request.flow,
@@ -277,10 +270,10 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
             conversations=[convert.conversation(item) for item in items], next_page_token=token
         )
 
-    async def EndConversation(
-        self, request: flow_pb2.EndConversationRequest, context: grpc.aio.ServicerContext
+    def EndConversation(
+        self, request: flow_pb2.EndConversationRequest, context: grpc.ServicerContext
     ) -> flow_pb2.EndConversationResponse:
-        ended = await self._call(
+        ended = self._call(
             context,
             self._conversations.end,
             request.customer.phone_number_id,
@@ -288,11 +281,11 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
         )
         return flow_pb2.EndConversationResponse(conversation=convert.conversation(ended))
 
-    async def SweepExpired(
-        self, request: flow_pb2.SweepExpiredRequest, context: grpc.aio.ServicerContext
+    def SweepExpired(
+        self, request: flow_pb2.SweepExpiredRequest, context: grpc.ServicerContext
     ) -> flow_pb2.SweepExpiredResponse:
-        expired, old = await self._call(context, self._conversations.sweep)
-        purged = await self._call(context, self._retention.sweep)
+        expired, old = self._call(context, self._conversations.sweep)
+        purged = self._call(context, self._retention.sweep)
         return flow_pb2.SweepExpiredResponse(
             expired_conversations=expired,
             processed_messages=old,
@@ -300,16 +293,16 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
             outbox_messages=purged.outbox_messages,
         )
 
-    async def GetResult(
-        self, request: flow_pb2.GetResultRequest, context: grpc.aio.ServicerContext
+    def GetResult(
+        self, request: flow_pb2.GetResultRequest, context: grpc.ServicerContext
     ) -> flow_pb2.GetResultResponse:
-        found = await self._call(context, self._results.get, request.reference)
+        found = self._call(context, self._results.get, request.reference)
         return flow_pb2.GetResultResponse(result=convert.result(found))
 
-    async def ListResults(
-        self, request: flow_pb2.ListResultsRequest, context: grpc.aio.ServicerContext
+    def ListResults(
+        self, request: flow_pb2.ListResultsRequest, context: grpc.ServicerContext
     ) -> flow_pb2.ListResultsResponse:
-        rows, token = await self._call(
+        rows, token = self._call(
             context,
             self._results.list,
             request.template_name,
@@ -322,10 +315,10 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
             results=[convert.result(row) for row in rows], next_page_token=token
         )
 
-    async def ClaimOutbox(
-        self, request: flow_pb2.ClaimOutboxRequest, context: grpc.aio.ServicerContext
+    def ClaimOutbox(
+        self, request: flow_pb2.ClaimOutboxRequest, context: grpc.ServicerContext
     ) -> flow_pb2.ClaimOutboxResponse:
-        messages, pending = await self._call(
+        messages, pending = self._call(
             context,
             self._deliveries.claim,
             request.owner,
@@ -336,21 +329,21 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
             messages=[convert.outbox_message(row) for row in messages], pending=pending
         )
 
-    async def AckOutbox(
-        self, request: flow_pb2.AckOutboxRequest, context: grpc.aio.ServicerContext
+    def AckOutbox(
+        self, request: flow_pb2.AckOutboxRequest, context: grpc.ServicerContext
     ) -> flow_pb2.AckOutboxResponse:
         try:
             acks = [convert.ack(item) for item in request.acks]
         except FlowError as error:
-            await context.abort_with_status(error_status(error))
+            context.abort_with_status(error_status(error))
             raise
-        lost = await self._call(context, self._deliveries.ack, request.owner, acks)
+        lost = self._call(context, self._deliveries.ack, request.owner, acks)
         return flow_pb2.AckOutboxResponse(lease_lost_ids=lost)
 
-    async def RecordStatus(
-        self, request: flow_pb2.RecordStatusRequest, context: grpc.aio.ServicerContext
+    def RecordStatus(
+        self, request: flow_pb2.RecordStatusRequest, context: grpc.ServicerContext
     ) -> flow_pb2.RecordStatusResponse:
-        matched, status = await self._call(
+        matched, status = self._call(
             context,
             self._deliveries.record_status,
             request.wa_message_id,

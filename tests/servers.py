@@ -1,16 +1,13 @@
-"""Real servers on loopback for tests: flowsvc on its own event loop in a background thread."""
+"""Real servers on loopback for tests: flowsvc in this process, or as its own process."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,39 +20,13 @@ from flowsvc.settings import Settings
 
 @contextmanager
 def running_flowsvc(settings: Settings) -> Iterator[Server]:
-    """Start flowsvc on a free port (settings.listen should end in :0) and stop it afterwards.
-
-    The server is built inside its own loop's thread: grpc.aio binds to the loop it is created on.
-    """
-    loop = asyncio.new_event_loop()
-    started: Future[Server] = Future()
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        try:
-            server = create_server(settings)
-            loop.run_until_complete(server.start())
-        except BaseException as error:
-            started.set_exception(error)
-            return
-        started.set_result(server)
-        loop.run_forever()
-
-    thread = threading.Thread(target=run, name="flowsvc-test", daemon=True)
-    thread.start()
-    try:
-        server = started.result(30)
-    except BaseException:
-        thread.join(30)
-        loop.close()
-        raise
+    """Start flowsvc on a free port (settings.listen should end in :0) and stop it afterwards."""
+    server = create_server(settings)
+    server.start()
     try:
         yield server
     finally:
-        asyncio.run_coroutine_threadsafe(server.stop(), loop).result(60)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(30)
-        loop.close()
+        server.stop()
 
 
 def free_port() -> int:
