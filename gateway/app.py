@@ -25,7 +25,7 @@ from gateway.lanes import Calls, Lanes
 from gateway.metrics import Metrics
 from gateway.pump import OutboxPump
 from gateway.ratelimit import RateLimiter
-from gateway.sender import GraphSender, http_client
+from gateway.sender import GraphSender
 from gateway.settings import Settings
 from menuflow.logs import log
 from menuflow.v1 import flow_pb2_grpc
@@ -108,7 +108,7 @@ def create_app(
                 real_graph_api=transport is not None,
             )
         channels = open_channels(settings)
-        client = http_client(settings, transport)
+        sender = GraphSender(settings, transport)
         calls = Calls(
             stubs=tuple(flow_pb2_grpc.FlowServiceStub(channel) for channel in channels),
             owner=settings.gateway_id,
@@ -117,7 +117,7 @@ def create_app(
         )
         lanes = Lanes(
             calls=calls,
-            sender=GraphSender(client, total_seconds=settings.send_budget_seconds),
+            sender=sender,
             limiter=RateLimiter(settings.send_rate_per_second),
             metrics=app_metrics,
             send_concurrency=settings.send_concurrency,
@@ -162,7 +162,7 @@ def create_app(
             pump.stop()
             await pump_task
             await lanes.close(settings.shutdown_grace_seconds)
-            await client.aclose()
+            await sender.aclose()
             for channel in channels:
                 await channel.close()
             log(logger, logging.INFO, "gateway.stopped", id=settings.gateway_id)

@@ -16,6 +16,7 @@ records it, and AckOutbox records "sent" even after the lease passed to another 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import uuid
@@ -35,34 +36,42 @@ _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.
 _PARTLY_SENT = (httpx.WriteError, httpx.WriteTimeout)
 
 
-def http_client(
-    settings: Settings, transport: httpx.AsyncBaseTransport | None
-) -> httpx.AsyncClient:
-    """The one pooled client every send goes through."""
-    limits = httpx.Limits(
-        max_connections=settings.send_concurrency,
-        max_keepalive_connections=settings.send_concurrency,
-    )
-    if transport is None:
-        transport = DevTransport() if settings.dev_mode else AiohttpTransport(limits)
-    return httpx.AsyncClient(
-        base_url=settings.graph_base_url,
-        transport=transport,
-        headers={"Authorization": f"Bearer {settings.access_token}"},
-        timeout=httpx.Timeout(
+class GraphSender:
+    """Sends Graph API request bodies from a business number and classifies the answers.
+
+    Requests go straight to the httpx transport, without an httpx.AsyncClient in between: the
+    client's layer (merging URLs, cookies, redirects, auth flows) cost a fifth of the gateway's
+    CPU and does nothing for a POST to a fixed endpoint with a fixed bearer token.
+    """
+
+    def __init__(self, settings: Settings, transport: httpx.AsyncBaseTransport | None = None):
+        if transport is None:
+            limits = httpx.Limits(
+                max_connections=settings.send_concurrency,
+                max_keepalive_connections=settings.send_concurrency,
+            )
+            transport = DevTransport() if settings.dev_mode else AiohttpTransport(limits)
+        self.transport = transport
+        self._base = settings.graph_base_url.rstrip("/")
+        self._headers = {
+            "Authorization": f"Bearer {settings.access_token}",
+            "Content-Type": "application/json",
+        }
+        self._timeout = httpx.Timeout(
             settings.graph_timeout_seconds,
             connect=settings.graph_connect_seconds,
             pool=settings.graph_timeout_seconds,
-        ),
-    )
+        ).as_dict()
+        self._total = settings.send_budget_seconds  # connect + write + read must fit the lease
 
+    async def __aenter__(self) -> GraphSender:
+        return self
 
-class GraphSender:
-    """Sends Graph API request bodies from a business number and classifies the answers."""
+    async def __aexit__(self, *_: object) -> None:
+        await self.aclose()
 
-    def __init__(self, client: httpx.AsyncClient, *, total_seconds: float) -> None:
-        self._client = client
-        self._total = total_seconds  # connect + write + read may not add up past the lease
+    async def aclose(self) -> None:
+        await self.transport.aclose()
 
     async def send(
         self, phone_number_id: str, body_json: str, attempts: int, pair_rate_hits: int = 0
@@ -71,30 +80,46 @@ class GraphSender:
         the recipient's recent 131056 answers (their backoff grows with each)."""
         try:
             async with asyncio.timeout(self._total):
-                response = await self._client.post(
-                    f"/{phone_number_id}/messages",
-                    content=body_json.encode(),
-                    headers={"Content-Type": "application/json"},
-                )
+                status, content = await self._post(phone_number_id, body_json.encode())
         except (*_NOT_SENT, *_PARTLY_SENT):
             return network_error(attempts, ambiguous=False)
         except (httpx.HTTPError, TimeoutError):
             return network_error(attempts, ambiguous=True)
-        return classify(response.status_code, response.content, attempts, pair_rate_hits)
+        return classify(status, content, attempts, pair_rate_hits)
 
     async def mark_read(self, phone_number_id: str, message_id: str) -> bool:
         """Best effort: blue ticks for the customer's message; never retried."""
         body = {"messaging_product": "whatsapp", "status": "read", "message_id": message_id}
         try:
-            response = await self._client.post(f"/{phone_number_id}/messages", json=body)
+            status, content = await self._post(phone_number_id, json.dumps(body).encode())
         except httpx.HTTPError as exc:
             log(logger, logging.INFO, "read.error", msg_id=message_id, error=type(exc).__name__)
             return False
-        if response.status_code != 200:
-            verdict = classify(response.status_code, response.content, 1)
+        if status != 200:
+            verdict = classify(status, content, 1)
             log(logger, logging.INFO, "read.rejected", msg_id=message_id, code=verdict.label)
             return False
         return True
+
+    async def _post(self, phone_number_id: str, content: bytes) -> tuple[int, bytes]:
+        request = httpx.Request(
+            "POST",
+            _messages_url(self._base, phone_number_id),
+            headers=self._headers,
+            content=content,
+            extensions={"timeout": self._timeout},
+        )
+        response = await self.transport.handle_async_request(request)
+        try:
+            return response.status_code, await response.aread()
+        finally:
+            await response.aclose()
+
+
+@functools.lru_cache(maxsize=256)
+def _messages_url(base: str, phone_number_id: str) -> httpx.URL:
+    """Parsing a URL is most of what building a request costs; there are few business numbers."""
+    return httpx.URL(f"{base}/{phone_number_id}/messages")
 
 
 class DevTransport(httpx.AsyncBaseTransport):

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from gateway.sender import DevTransport, GraphSender, http_client
+from gateway.sender import DevTransport, GraphSender
 from gateway.settings import Settings
 from gateway.verdict import Verdict, classify
 from menuflow.logs import JsonFormatter
@@ -47,8 +47,8 @@ def settings_for(url: str, **overrides: object) -> Settings:
 @pytest.fixture
 async def sender(graph: StandinServer) -> AsyncIterator[GraphSender]:
     graph.standin.reset()
-    async with http_client(settings_for(graph.url), None) as client:
-        yield GraphSender(client, total_seconds=5)
+    async with GraphSender(settings_for(graph.url)) as sender:
+        yield sender
 
 
 @pytest.mark.anyio
@@ -127,8 +127,8 @@ async def test_a_dropped_connection_is_an_ambiguous_retry(
 @pytest.mark.anyio
 async def test_a_timeout_after_sending_is_an_ambiguous_retry(graph: StandinServer) -> None:
     graph.standin.fail("slow", delay=0.5, count=1)
-    async with http_client(settings_for(graph.url, graph_timeout_seconds=0.2), None) as client:
-        verdict = await GraphSender(client, total_seconds=5).send(NUMBER, TEXT, 1)
+    async with GraphSender(settings_for(graph.url, graph_timeout_seconds=0.2)) as sender:
+        verdict = await sender.send(NUMBER, TEXT, 1)
     assert (verdict.kind, verdict.ambiguous) == ("retry", True)
 
 
@@ -137,8 +137,8 @@ async def test_a_refused_connection_is_a_plain_retry() -> None:
     with socket.socket() as unused:
         unused.bind(("127.0.0.1", 0))
         url = f"http://127.0.0.1:{unused.getsockname()[1]}"
-        async with http_client(settings_for(url), None) as client:
-            verdict = await GraphSender(client, total_seconds=5).send(NUMBER, TEXT, 1)
+        async with GraphSender(settings_for(url)) as sender:
+            verdict = await sender.send(NUMBER, TEXT, 1)
     assert (verdict.kind, verdict.ambiguous, verdict.label) == ("retry", False, "network")
 
 
@@ -158,9 +158,9 @@ async def test_mark_as_read_posts_metas_body(graph: StandinServer, sender: Graph
 @pytest.mark.anyio
 async def test_dev_mode_prints_instead_of_sending(caplog: pytest.LogCaptureFixture) -> None:
     settings = Settings(dev_mode=True, graph_api_url="http://127.0.0.1:1")
-    async with http_client(settings, None) as client:
-        assert isinstance(client._transport, DevTransport)
-        verdict = await GraphSender(client, total_seconds=5).send(NUMBER, TEXT, 1)
+    async with GraphSender(settings) as sender:
+        assert isinstance(sender.transport, DevTransport)
+        verdict = await sender.send(NUMBER, TEXT, 1)
     assert verdict.kind == "sent" and verdict.wa_message_id.startswith("wamid.DEV")
     [line] = [
         JsonFormatter("gateway").format(r)
