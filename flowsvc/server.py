@@ -177,7 +177,11 @@ def engine_config(settings: Settings) -> EngineConfig:
 def create_server(settings: Settings) -> Server:
     """A flowsvc for `settings`; refuses a database whose schema is behind the migrations, and
     TLS files it cannot read."""
-    engine = create_db_engine(settings.database_url, pool_size=settings.db_pool_size)
+    engine = create_db_engine(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        prepared_statements=settings.db_prepared_statements,
+    )
     try:
         check_schema(engine)
         return Server(settings, engine)

@@ -36,6 +36,7 @@ class Settings:
     grace_seconds: float = 10.0
     worker_threads: int = 8
     db_pool_size: int = 8
+    db_prepared_statements: bool = True
     default_template: str | None = "main_menu"
     conversation_ttl: timedelta = timedelta(hours=24)
     dedupe_retention: timedelta = timedelta(days=8)
@@ -99,6 +100,9 @@ class Settings:
                 grace_seconds=env("FLOWSVC_GRACE_SECONDS", cast=seconds, default=d.grace_seconds),
                 worker_threads=env("FLOWSVC_WORKER_THREADS", cast=count, default=d.worker_threads),
                 db_pool_size=env("FLOWSVC_DB_POOL_SIZE", cast=count, default=d.db_pool_size),
+                db_prepared_statements=env(
+                    "FLOWSVC_DB_PREPARED_STATEMENTS", cast=bool, default=d.db_prepared_statements
+                ),
                 default_template=env(
                     "FLOWSVC_DEFAULT_TEMPLATE", cast=optional, default=d.default_template
                 ),

@@ -93,3 +93,14 @@ def test_the_token_is_not_in_the_repr() -> None:
     settings = Settings.from_env({"FLOWSVC_TOKEN": "hunter2-token"})
     assert settings.auth_token == "hunter2-token"
     assert "hunter2" not in repr(settings)
+
+
+@pytest.mark.parametrize(("raw", "on"), [(None, True), ("0", False), ("false", False), ("1", True)])
+def test_prepared_statements_are_on_unless_turned_off(raw: str | None, on: bool) -> None:
+    environ = {} if raw is None else {"FLOWSVC_DB_PREPARED_STATEMENTS": raw}
+    assert Settings.from_env(environ).db_prepared_statements is on
+
+
+def test_a_prepared_statements_setting_that_is_not_a_boolean_is_named() -> None:
+    with pytest.raises(SettingsError, match="FLOWSVC_DB_PREPARED_STATEMENTS"):
+        Settings.from_env({"FLOWSVC_DB_PREPARED_STATEMENTS": "sometimes"})

@@ -16,6 +16,9 @@ from sqlalchemy.orm import Session, sessionmaker
 ROOT = Path(__file__).resolve().parents[2]
 
 
+# The engine execution option that lets store.turns use prepared statements (PostgreSQL).
+PREPARED_STATEMENTS = "menuflow_prepared_statements"
+
 # Connection failures, a server that went away, pool exhaustion: the same work may succeed later.
 UNREACHABLE = (exc.OperationalError, exc.InterfaceError, exc.TimeoutError)
 
@@ -33,9 +36,13 @@ def normalize_url(url: str) -> str:
     return url
 
 
-def create_db_engine(url: str, *, pool_size: int = 8) -> Engine:
+def create_db_engine(url: str, *, pool_size: int = 8, prepared_statements: bool = True) -> Engine:
     """An engine with the settings each database needs for one-transaction-per-message work.
-    Errors never show statement parameters: they hold customers' numbers and messages."""
+    Errors never show statement parameters: they hold customers' numbers and messages.
+
+    `prepared_statements` lets the hot path prepare its PostgreSQL statements once per connection
+    (store.turns); turn it off behind a pooler that shares server connections between
+    transactions (PgBouncer's transaction mode), where a prepared statement may not be there."""
     url = normalize_url(url)
     if make_url(url).get_backend_name() == "sqlite":
         engine = create_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
@@ -48,6 +55,7 @@ def create_db_engine(url: str, *, pool_size: int = 8) -> Engine:
         pool_recycle=1800,
         hide_parameters=True,  # a failed statement's error must not log a customer's text
         connect_args={"connect_timeout": 10},
+        execution_options={PREPARED_STATEMENTS: prepared_statements},
     )
     _ping_when_idle(engine, IDLE_PING_SECONDS)
     return engine

@@ -1,0 +1,97 @@
+"""Prepared statements on PostgreSQL (FLOWSVC_DB_PREPARED_STATEMENTS): the same conversation with
+them on and off, each prepared once per connection, and still there after a rolled-back turn."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import grpc
+import pytest
+from sqlalchemy import Engine
+
+from flowsvc.settings import Settings
+from flowsvc.store import turns
+from flowsvc.store.db import create_db_engine
+from menuflow.v1 import flow_pb2, flow_pb2_grpc
+from tests.chat import Chat
+from tests.servers import running_flowsvc
+
+pytestmark = [
+    pytest.mark.skipif(not os.environ.get("TEST_DATABASE_URL"), reason="needs PostgreSQL"),
+    pytest.mark.usefixtures("seeded"),
+]
+LANE = ("106540352242922", "16505551234")
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+REFERENCE = re.compile(r"order number is \w+")  # new for every order
+
+
+def order(stub: flow_pb2_grpc.FlowServiceStub, phone_number: str) -> list[list[str]]:
+    """The guide's order walk; what the customer reads after each message."""
+    chat = Chat(stub, phone_number=phone_number)
+    read = []
+    for step in (
+        lambda: chat.say("hi"),
+        lambda: chat.tap("new_order"),
+        lambda: chat.tap("coffee"),
+        lambda: chat.say("2"),
+        lambda: chat.tap("yes"),
+    ):
+        step()
+        read.append([REFERENCE.sub("order number is …", text) for text in chat.texts])
+    assert chat.last is not None and chat.last.outcome == flow_pb2.OUTCOME_COMPLETED
+    return read
+
+
+def prepared_names(engine: Engine) -> set[str]:
+    with engine.connect() as connection:
+        return set(connection.exec_driver_sql("SELECT name FROM pg_prepared_statements").scalars())
+
+
+def test_an_order_reads_the_same_with_prepared_statements_off(settings: Settings) -> None:
+    walks = []
+    for prepared in (True, False):
+        with (
+            running_flowsvc(replace(settings, db_prepared_statements=prepared)) as server,
+            grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel,
+        ):
+            walks.append(order(flow_pb2_grpc.FlowServiceStub(channel), f"1650555000{prepared:d}"))
+    assert walks[0] == walks[1]
+
+
+def test_a_connection_prepares_each_statement_once(database_url: str) -> None:
+    engine = create_db_engine(database_url, pool_size=1)  # one connection: every turn reuses it
+    try:
+        with engine.begin() as connection:
+            turns.open_turn(connection, LANE, "wamid.P1", "", NOW)
+        first = prepared_names(engine)
+        with engine.begin() as connection:
+            turns.open_turn(connection, LANE, "wamid.P2", "", NOW)
+        assert len(first) == 2 and prepared_names(engine) == first
+    finally:
+        engine.dispose()
+
+
+def test_a_rolled_back_turn_leaves_the_statements_prepared(database_url: str) -> None:
+    engine = create_db_engine(database_url, pool_size=1)
+    try:
+        with engine.connect() as connection:
+            turns.open_turn(connection, LANE, "wamid.P1", "", NOW)
+            connection.rollback()
+            opened = turns.open_turn(connection, LANE, "wamid.P2", "", NOW)
+        assert opened.prior_outcome is None and opened.state is None
+        assert len(prepared_names(engine)) == 2
+    finally:
+        engine.dispose()
+
+
+def test_without_prepared_statements_nothing_is_prepared(database_url: str) -> None:
+    engine = create_db_engine(database_url, pool_size=1, prepared_statements=False)
+    try:
+        with engine.begin() as connection:
+            turns.open_turn(connection, LANE, "wamid.P1", "", NOW)
+        assert prepared_names(engine) == set()
+    finally:
+        engine.dispose()
