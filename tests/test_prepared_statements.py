@@ -87,6 +87,20 @@ def test_a_rolled_back_turn_leaves_the_statements_prepared(database_url: str) ->
         engine.dispose()
 
 
+def test_prepared_statements_are_still_planned_for_each_executions_values(
+    database_url: str,
+) -> None:
+    """A plan cached while the outbox was empty kept scanning every customer's pending replies
+    through the wrong index once it had grown (PostgreSQL CPU per message doubled in a minute)."""
+    engine = create_db_engine(database_url, pool_size=1)
+    try:
+        with engine.connect() as connection:
+            mode = connection.exec_driver_sql("SHOW plan_cache_mode").scalar()
+        assert mode == "force_custom_plan"
+    finally:
+        engine.dispose()
+
+
 def test_without_prepared_statements_nothing_is_prepared(database_url: str) -> None:
     engine = create_db_engine(database_url, pool_size=1, prepared_statements=False)
     try:

@@ -54,7 +54,12 @@ def create_db_engine(url: str, *, pool_size: int = 8, prepared_statements: bool 
         max_overflow=pool_size,
         pool_recycle=1800,
         hide_parameters=True,  # a failed statement's error must not log a customer's text
-        connect_args={"connect_timeout": 10},
+        connect_args={
+            "connect_timeout": 10,
+            # A prepared statement's plan is still made for each execution's values: a plan
+            # cached while the outbox was small would keep scanning the wrong index as it grows.
+            **({"options": "-c plan_cache_mode=force_custom_plan"} if prepared_statements else {}),
+        },
         execution_options={PREPARED_STATEMENTS: prepared_statements},
     )
     _ping_when_idle(engine, IDLE_PING_SECONDS)
