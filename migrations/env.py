@@ -24,11 +24,19 @@ def _url() -> str:
 
 
 def _run(connection: Connection) -> None:
+    dialect = connection.dialect.name
+
+    def on_this_database(item: object, name: str | None, kind: str, *_: object) -> bool:
+        """Autogenerate compares a model's index only where it exists (its info["dialects"])."""
+        dialects = getattr(item, "info", {}).get("dialects") if kind == "index" else None
+        return dialects is None or dialect in dialects
+
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
-        render_as_batch=connection.dialect.name == "sqlite",
+        render_as_batch=dialect == "sqlite",
         compare_type=True,
+        include_object=on_this_database,
     )
     with context.begin_transaction():
         context.run_migrations()

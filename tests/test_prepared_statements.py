@@ -109,3 +109,33 @@ def test_without_prepared_statements_nothing_is_prepared(database_url: str) -> N
         assert prepared_names(engine) == set()
     finally:
         engine.dispose()
+
+
+def test_the_pending_check_reads_only_the_customers_rows_however_stale_the_statistics(
+    database_url: str,
+) -> None:
+    """Statistics from an outbox with no pending rows, then a backlog of 5,000 for others: the
+    check must still go through the customer's index, not scan every customer's pending rows."""
+    engine = create_db_engine(database_url, pool_size=1)
+    try:
+        with engine.connect() as connection:
+            connection.exec_driver_sql("ANALYZE outbox")
+            for n in range(6):  # PostgreSQL considers a generic plan from the sixth execution on
+                turns.open_turn(connection, LANE, f"wamid.P{n}", "", NOW)
+                connection.rollback()
+            connection.exec_driver_sql(
+                "INSERT INTO outbox (phone_number_id, phone_number, source_id, body_json, state,"
+                " attempts, next_attempt_at, created_at, updated_at) SELECT '1', g::text, 'w',"
+                " '{}', 'pending', 0, now(), now(), now() FROM generate_series(1, 5000) AS g"
+            )
+            parameters = {"phone_number_id": LANE[0], "phone_number": LANE[1]}
+            parameters |= {"message_id": "wamid.X", "lease_owner": "", "now": NOW}
+            plan = "\n".join(
+                connection.exec_driver_sql(
+                    "EXPLAIN " + turns._prepared(turns.READ).execute, parameters
+                ).scalars()
+            )
+            connection.rollback()
+        assert "ix_outbox_lane" in plan, plan
+    finally:
+        engine.dispose()

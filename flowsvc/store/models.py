@@ -18,6 +18,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
@@ -149,9 +150,32 @@ class OutboxMessage(Base):
 
     __tablename__ = "outbox"
     __table_args__ = (
-        Index("ix_outbox_lane", "phone_number_id", "phone_number", "state", "id"),
-        Index("ix_outbox_state_next_attempt_at", "state", "next_attempt_at"),
-        Index("ix_outbox_state_updated_at", "state", "updated_at"),  # the retention sweep
+        # On PostgreSQL the outbox's indexes are partial, so that the one index that can answer
+        # "what does this customer still wait for" is the customer's: an index led by `state`
+        # would make that check (once per message) scan every customer's pending rows whenever
+        # the planner thinks pending rows are rare. The pump's scan of due messages uses
+        # ix_outbox_lane there too; SQLite (bound parameters cannot match a partial index) keeps
+        # whole indexes and the one for due messages.
+        Index(
+            "ix_outbox_lane",
+            "phone_number_id",
+            "phone_number",
+            "state",
+            "id",
+            postgresql_where=text("state = 'pending'"),
+        ),
+        Index(
+            "ix_outbox_state_next_attempt_at",
+            "state",
+            "next_attempt_at",
+            info={"dialects": ("sqlite",)},  # migrations/env.py compares it only there
+        ).ddl_if(dialect="sqlite"),
+        Index(  # the retention sweep
+            "ix_outbox_state_updated_at",
+            "state",
+            "updated_at",
+            postgresql_where=text("state IN ('sent', 'failed')"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
