@@ -2,8 +2,9 @@
 
 `python -m bench.ceilings webhook --port N --secret S`: a uvicorn endpoint (uvloop, httptools, no
 access log, like the gateway) that only reads the body and checks X-Hub-Signature-256 with the
-gateway's own check. `python -m bench.ceilings echo --port N`: a grpc.aio server echoing unary
-calls; `echo_rate()` drives it with 50 calls in flight from the calling process.
+gateway's own check. `python -m bench.ceilings echo --port N`: grpc's threaded server (8 workers,
+as flowsvc runs it) echoing unary calls; `echo_rate()` drives it with 50 calls in flight from a
+grpc.aio client in the calling process, as the gateway calls flowsvc.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import grpc
@@ -35,18 +37,18 @@ def webhook_app(secret: str) -> Starlette:
     return Starlette(routes=[Route("/webhook", receive, methods=["POST"])])
 
 
-async def echo_server(port: int) -> None:
+def echo_server(port: int) -> None:
     def echo(request: bytes, context: Any) -> bytes:
         return request
 
-    server = grpc.aio.server()
+    server = grpc.server(ThreadPoolExecutor(8))
     handler = grpc.method_handlers_generic_handler(
         "bench.Echo", {"Echo": grpc.unary_unary_rpc_method_handler(echo)}
     )
     server.add_generic_rpc_handlers((handler,))
     server.add_insecure_port(f"127.0.0.1:{port}")
-    await server.start()
-    await server.wait_for_termination()
+    server.start()
+    server.wait_for_termination()
 
 
 async def echo_rate(address: str, seconds: float, in_flight: int = 50) -> dict[str, float]:
@@ -83,7 +85,7 @@ def main() -> None:
     parser.add_argument("--secret", default="")
     args = parser.parse_args()
     if args.what == "echo":
-        asyncio.run(echo_server(args.port))  # the default loop, as flowsvc runs
+        echo_server(args.port)
         return
     uvicorn.run(
         webhook_app(args.secret),

@@ -8,7 +8,7 @@ webhook answer and send latency (webhook posted -> the stand-in received the las
 every message answered and every reply and mark-as-read received (counted, nothing dropped), SQL
 transactions and statements per message, CPU seconds per 1,000 messages of every process on the
 box (driver and stand-in included), peak memory; then the bare ceilings: a uvicorn endpoint that
-only checks the signature (same driver), a grpc.aio unary echo (50 in flight), `pgbench -N`.
+only checks the signature (same driver), a unary gRPC echo (50 in flight), `pgbench -N`.
 """
 
 from __future__ import annotations

@@ -96,7 +96,7 @@ def render(
         )
     if echo:
         lines.append(
-            f"  {'bare grpc.aio unary echo':<40}{echo['per_second']:>10.0f} calls/s"
+            f"  {'bare gRPC unary echo':<40}{echo['per_second']:>10.0f} calls/s"
             f"   (50 in flight; server {echo['server_cpu_per_1000']:.3f} CPU s / 1k) -> ratio "
             f"{figures['per_second'] / echo['per_second']:.2f}"
         )
