@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from bench.procstat import quantile
 from gateway import signature
 
 ECHO = "/bench.Echo/Echo"
@@ -69,12 +70,11 @@ async def echo_rate(address: str, seconds: float, in_flight: int = 50) -> dict[s
         began = time.monotonic()
         await asyncio.gather(*(worker() for _ in range(in_flight)))
         elapsed = time.monotonic() - began
-    latencies.sort()
     return {
         "calls": len(latencies),
         "per_second": len(latencies) / elapsed,
-        "p50_ms": latencies[len(latencies) // 2] * 1000,
-        "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000,
+        "p50_ms": quantile(latencies, 0.5) * 1000,
+        "p99_ms": quantile(latencies, 0.99) * 1000,
     }
 
 

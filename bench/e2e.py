@@ -143,13 +143,6 @@ class Database:
         self._engine.dispose()
 
 
-def _quantile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
-
-
 def _run_driver(mode: str, port: int, folder: Path, **options: Any) -> dict[str, Any]:
     out = folder / f"driver-{mode}.json"
     argv = [sys.executable, "-m", "bench.driver", mode, "--port", str(port), "--secret", SECRET]
@@ -332,11 +325,11 @@ def analyse(result: dict[str, Any], walk: list[dict[str, float]]) -> dict[str, A
         "first_try": sum(1 for r in records if r[6] == 1 and r[5] == 200),
         "per_second": answered / window,
         "window": window,
-        "webhook_p50": _quantile([r[4] for r in records], 0.5),
-        "webhook_p99": _quantile([r[4] for r in records], 0.99),
-        "lag_p99": _quantile([r[7] for r in records], 0.99),
-        "send_p50": _quantile(send_latency, 0.5),
-        "send_p99": _quantile(send_latency, 0.99),
+        "webhook_p50": procstat.quantile([r[4] for r in records], 0.5),
+        "webhook_p99": procstat.quantile([r[4] for r in records], 0.99),
+        "lag_p99": procstat.quantile([r[7] for r in records], 0.99),
+        "send_p50": procstat.quantile(send_latency, 0.5),
+        "send_p99": procstat.quantile(send_latency, 0.99),
         "replies": sum(len(v) for v in replies.values()),
         "missing": missing,
         "extra": extra,
@@ -361,8 +354,8 @@ def bare_webhook(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     calls = len(run["latencies"])
     return {
         "per_second": calls / (run["ended"] - run["started"]),
-        "p50": _quantile(run["latencies"], 0.5),
-        "p99": _quantile(run["latencies"], 0.99),
+        "p50": procstat.quantile(run["latencies"], 0.5),
+        "p99": procstat.quantile(run["latencies"], 0.99),
         "server_cpu_per_1000": cpu / calls * 1000,
         "driver_cpu_per_1000": run["cpu_seconds"] / calls * 1000,
         "failures": run["failures"],

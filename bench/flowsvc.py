@@ -26,6 +26,7 @@ import grpc
 from sqlalchemy import event
 
 from bench.baselines import pgbench_tps
+from bench.procstat import cpu_seconds, peak_memory_mib, quantile
 from flowsvc.engine import EngineConfig
 from flowsvc.seed import seed
 from flowsvc.service.catalog import TemplateCatalog
@@ -128,20 +129,13 @@ async def drive(address: str, customers: int, seconds: float) -> dict[str, Any]:
         started = time.monotonic()
         await asyncio.gather(*(customer(n) for n in range(customers)))
         elapsed = time.monotonic() - started
-    latencies.sort()
     return {
         "messages": len(latencies),
         "per_second": len(latencies) / elapsed,
-        "p50_ms": latencies[len(latencies) // 2] * 1000,
-        "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000,
+        "p50_ms": quantile(latencies, 0.5) * 1000,
+        "p99_ms": quantile(latencies, 0.99) * 1000,
         "completed_orders": outcomes[flow_pb2.OUTCOME_COMPLETED],
     }
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process has used so far (/proc/<pid>/stat)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def backend_pids(database_url: str) -> list[int]:
@@ -156,13 +150,6 @@ def backend_pids(database_url: str) -> list[int]:
             return [row[0] for row in rows]
     finally:
         engine.dispose()
-
-
-def peak_memory_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def main() -> None:

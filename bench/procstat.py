@@ -1,4 +1,5 @@
-"""CPU time and peak memory of processes, read from /proc (Linux), for per-message cost figures."""
+"""CPU time and peak memory of processes, read from /proc (Linux), for per-message cost figures;
+and the quantile every benchmark reports its latencies with."""
 
 from __future__ import annotations
 
@@ -8,6 +9,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 _TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def quantile(values: list[float], q: float) -> float:
+    """The value below which a share `q` of `values` lies (nearest rank); NaN for none."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
 
 
 def cpu_seconds(pid: int) -> float:
