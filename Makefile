@@ -3,6 +3,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 STUBS := menuflow/v1/flow_pb2.py menuflow/v1/flow_pb2.pyi menuflow/v1/flow_pb2_grpc.py
+# google/rpc/status.proto, as googleapis-common-protos installs it (read once the venv exists).
+GOOGLE_PROTOS = $(shell $(PY) -c 'import google.rpc, pathlib; print(pathlib.Path(google.rpc.__path__[0]).parents[1])')
 
 DATABASE_URL ?= sqlite:///menuflow.db
 export DATABASE_URL
@@ -20,7 +22,7 @@ $(STAMP): pyproject.toml
 
 # Stubs are generated from the .proto by grpcio-tools, never edited by hand (and never committed).
 $(STUBS) &: proto/menuflow/v1/flow.proto $(STAMP)
-	$(PY) -m grpc_tools.protoc -I proto --python_out=. --pyi_out=. --grpc_python_out=. proto/menuflow/v1/flow.proto
+	$(PY) -m grpc_tools.protoc -I proto -I $(GOOGLE_PROTOS) --python_out=. --pyi_out=. --grpc_python_out=. proto/menuflow/v1/flow.proto
 
 proto: $(STAMP)
 	rm -f $(STUBS)

@@ -146,13 +146,12 @@ def outbox_message(row: OutboxMessage | Queued) -> flow_pb2.OutboxMessage:
     )
 
 
-def handled(
-    result: Handled,
-) -> tuple[int, flow_pb2.Conversation | None, list[flow_pb2.OutboxMessage]]:
-    return (
-        OUTCOMES.get(result.outcome, flow_pb2.OUTCOME_UNSPECIFIED),
-        conversation(result.conversation),
-        [outbox_message(row) for row in result.messages],
+def handle_response(result: Handled) -> flow_pb2.HandleMessageResponse:
+    return flow_pb2.HandleMessageResponse(
+        outcome=OUTCOMES.get(result.outcome, flow_pb2.OUTCOME_UNSPECIFIED),  # type: ignore[arg-type]
+        duplicate=result.duplicate,
+        conversation=conversation(result.conversation),
+        messages=[outbox_message(row) for row in result.messages],
     )
 
 

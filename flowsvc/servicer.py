@@ -34,7 +34,10 @@ log = logging.getLogger("flowsvc.calls")
 INTERNAL = "internal error: flowsvc logged the details"
 UNAVAILABLE = "the database cannot be reached right now; try again"
 # These log their own failures, with the message's fields.
-SELF_LOGGING: frozenset[Callable[..., object]] = frozenset({messagelog.handle, messagelog.start})
+SELF_LOGGING: frozenset[Callable[..., object]] = frozenset(
+    {messagelog.handle, messagelog.handle_many, messagelog.start}
+)
+MAX_BATCH = 100  # messages in one HandleMessages call
 
 STATUS_CODES: dict[type[FlowError], int] = {
     InvalidArgument: code_pb2.INVALID_ARGUMENT,
@@ -63,6 +66,17 @@ MAX_DETAILS_BYTES = 4000
 
 def error_status(error: FlowError) -> grpc.Status:
     """A FlowError as a gRPC status; INVALID_ARGUMENT carries a google.rpc.BadRequest."""
+    return rpc_status.to_status(status_message(error))
+
+
+def status_message(error: Exception) -> status_pb2.Status:
+    """The google.rpc.Status a call failing with `error` answers: a FlowError's own code (and
+    BadRequest); UNAVAILABLE when the database cannot be reached; otherwise INTERNAL, whose
+    exception text (it may quote a customer's words) stays in our log."""
+    if isinstance(error, UNREACHABLE):
+        return status_pb2.Status(code=code_pb2.UNAVAILABLE, message=UNAVAILABLE)
+    if not isinstance(error, FlowError):
+        return status_pb2.Status(code=code_pb2.INTERNAL, message=INTERNAL)
     message = str(error)
     if len(message) > MAX_MESSAGE_CHARS:
         message = message[: MAX_MESSAGE_CHARS - 1] + "…"
@@ -81,7 +95,7 @@ def error_status(error: FlowError) -> grpc.Status:
         detail = any_pb2.Any()
         detail.Pack(request)
         status.details.append(detail)
-    return rpc_status.to_status(status)
+    return status
 
 
 class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
@@ -105,28 +119,21 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
     def _call(self, context: grpc.ServicerContext, function: Callable[..., T], *args: object) -> T:
         try:
             return function(*args)
-        except FlowError as error:
-            context.abort_with_status(error_status(error))
+        except Exception as error:
+            if function not in SELF_LOGGING:
+                if isinstance(error, UNREACHABLE):
+                    # Retryable for the caller: the gateway answers Meta non-200; Meta redelivers.
+                    log.warning(
+                        "database unavailable",
+                        extra={
+                            "call": function.__qualname__,
+                            "error": type(getattr(error, "orig", None) or error).__name__,
+                        },
+                    )
+                elif not isinstance(error, FlowError):
+                    log.exception("call failed", extra={"call": function.__qualname__})
+            context.abort_with_status(rpc_status.to_status(status_message(error)))
             raise  # abort_with_status raises; this keeps type checkers informed
-        except UNREACHABLE as error:
-            # Retryable for the caller: the gateway answers Meta non-200, and Meta redelivers.
-            if function not in SELF_LOGGING:
-                log.warning(
-                    "database unavailable",
-                    extra={
-                        "call": function.__qualname__,
-                        "error": type(getattr(error, "orig", None) or error).__name__,
-                    },
-                )
-            context.abort(grpc.StatusCode.UNAVAILABLE, UNAVAILABLE)
-            raise
-        except Exception:
-            # The exception's text may quote a statement with a customer's words in it: it goes
-            # to our log, never to the caller (grpc would send it as UNKNOWN's details).
-            if function not in SELF_LOGGING:
-                log.exception("call failed", extra={"call": function.__qualname__})
-            context.abort(grpc.StatusCode.INTERNAL, INTERNAL)
-            raise
 
     def CreateTemplate(
         self, request: flow_pb2.CreateTemplateRequest, context: grpc.ServicerContext
@@ -217,12 +224,31 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
             request.lease_owner,
             request.lease_seconds,
         )
-        outcome, conversation, messages = convert.handled(handled)
-        return flow_pb2.HandleMessageResponse(
-            outcome=outcome,  # type: ignore[arg-type]
-            duplicate=handled.duplicate,
-            conversation=conversation,
-            messages=messages,
+        return convert.handle_response(handled)
+
+    def HandleMessages(
+        self, request: flow_pb2.HandleMessagesRequest, context: grpc.ServicerContext
+    ) -> flow_pb2.HandleMessagesResponse:
+        if len(request.messages) > MAX_BATCH:
+            error = InvalidArgument(
+                "too many messages", [("messages", f"at most {MAX_BATCH} in one call")]
+            )
+            context.abort_with_status(error_status(error))
+        outcomes = self._call(
+            context,
+            messagelog.handle_many,
+            self._conversations.handle_many,
+            [convert.inbound(message) for message in request.messages],
+            request.lease_owner,
+            request.lease_seconds,
+        )
+        return flow_pb2.HandleMessagesResponse(
+            results=[
+                flow_pb2.HandleMessagesResult(error=status_message(handled))
+                if isinstance(handled, Exception)
+                else flow_pb2.HandleMessagesResult(handled=convert.handle_response(handled))
+                for handled in outcomes
+            ]
         )
 
     def StartConversation(
@@ -240,8 +266,10 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
             request.lease_owner,
             request.lease_seconds,
         )
-        _, conversation, messages = convert.handled(handled)
-        return flow_pb2.StartConversationResponse(conversation=conversation, messages=messages)
+        return flow_pb2.StartConversationResponse(
+            conversation=convert.conversation(handled.conversation),
+            messages=[convert.outbox_message(row) for row in handled.messages],
+        )
 
     def GetConversation(
         self, request: flow_pb2.GetConversationRequest, context: grpc.ServicerContext

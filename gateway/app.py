@@ -136,6 +136,7 @@ def create_app(
             lanes=lanes,
             metrics=app_metrics,
             concurrency=settings.concurrency,
+            batch_size=settings.batch_size,
             lease_seconds=settings.outbox_lease_seconds,
             send_budget=settings.send_budget_seconds,
             mark_as_read=settings.mark_as_read,

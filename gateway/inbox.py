@@ -18,6 +18,7 @@ import time
 
 import grpc
 
+from gateway.batches import Batches, HandleError
 from gateway.lanes import Calls, Key, Lanes, Leased, lease_deadline
 from gateway.metrics import Metrics
 from gateway.payload import Parsed
@@ -51,11 +52,15 @@ class Inbox:
         lanes: Lanes,
         metrics: Metrics,
         concurrency: int,
+        batch_size: int,
         lease_seconds: int,
         send_budget: float,
         mark_as_read: bool,
     ) -> None:
         self._calls = calls
+        self._batches = Batches(
+            calls, lease_seconds=lease_seconds, max_in_flight=concurrency, max_batch=batch_size
+        )
         self._lanes = lanes
         self._metrics = metrics
         self._slots = asyncio.Semaphore(concurrency)
@@ -78,29 +83,23 @@ class Inbox:
 
     async def _customer(self, messages: list[flow_pb2.InboundMessage]) -> bool:
         for message in messages:
-            request = flow_pb2.HandleMessageRequest(
-                message=message, lease_owner=self._calls.owner, lease_seconds=self._lease
-            )
-            async with self._slots:
-                started = time.monotonic()
-                try:
-                    response = await self._calls.flow.HandleMessage(
-                        request, timeout=self._calls.timeout, metadata=self._calls.metadata
-                    )
-                except grpc.aio.AioRpcError as exc:
-                    skip = exc.code() in _SKIPPABLE
-                    self._metrics.messages.labels(outcome="invalid" if skip else "error").inc()
-                    log(
-                        logger,
-                        logging.WARNING if skip or exc.code() in _TRANSIENT else logging.ERROR,
-                        "message.skipped" if skip else "message.error",
-                        msg_id=message.message_id,
-                        code=exc.code().name,
-                        details=exc.details() or "",
-                    )
-                    if skip:
-                        continue
-                    return False
+            started = time.monotonic()
+            try:
+                response = await self._batches.handle(message)
+            except HandleError as error:
+                skip = error.code in _SKIPPABLE
+                self._metrics.messages.labels(outcome="invalid" if skip else "error").inc()
+                log(
+                    logger,
+                    logging.WARNING if skip or error.code in _TRANSIENT else logging.ERROR,
+                    "message.skipped" if skip else "message.error",
+                    msg_id=message.message_id,
+                    code=error.code.name,
+                    details=error.details,
+                )
+                if skip:
+                    continue
+                return False
             self._metrics.handle_seconds.observe(time.monotonic() - started)
             self._accepted(message, response, started)
         return True

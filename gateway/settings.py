@@ -12,6 +12,8 @@ from menuflow.environment import SettingsError, config, optional, positive
 
 __all__ = ["Settings", "SettingsError"]
 
+MAX_BATCH_SIZE = 100  # FlowService's limit on messages in one HandleMessages call
+
 
 def _default_gateway_id() -> str:
     # Unique per process: leases taken by a dead gateway must never look like ours after a restart.
@@ -45,7 +47,8 @@ class Settings:
     send_rate_per_second: float = 80.0
     send_concurrency: int = 64
     mark_as_read: bool = True
-    concurrency: int = 64
+    concurrency: int = 8
+    batch_size: int = 50
     outbox_poll_seconds: float = 1.0
     outbox_lease_seconds: int = 60
     outbox_claim_max: int = 100
@@ -54,6 +57,11 @@ class Settings:
     log_level: str = "INFO"
 
     def __post_init__(self) -> None:
+        if self.batch_size > MAX_BATCH_SIZE:
+            raise SettingsError(
+                f"GATEWAY_BATCH_SIZE={self.batch_size} is too large: FlowService takes at most "
+                f"{MAX_BATCH_SIZE} messages in one HandleMessages call"
+            )
         if self.outbox_lease_seconds < 2 * self.send_budget_seconds:
             raise SettingsError(
                 f"OUTBOX_LEASE_SECONDS={self.outbox_lease_seconds} is too short: one send may take "
@@ -140,6 +148,7 @@ class Settings:
                 send_concurrency=env("SEND_CONCURRENCY", cast=count, default=d.send_concurrency),
                 mark_as_read=env("MARK_AS_READ", cast=bool, default=d.mark_as_read),
                 concurrency=env("GATEWAY_CONCURRENCY", cast=count, default=d.concurrency),
+                batch_size=env("GATEWAY_BATCH_SIZE", cast=count, default=d.batch_size),
                 outbox_poll_seconds=env(
                     "OUTBOX_POLL_SECONDS", cast=number, default=d.outbox_poll_seconds
                 ),

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from google.rpc import code_pb2
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -66,6 +67,25 @@ def test_an_unreachable_database_is_unavailable_then_recovers(
     assert "try again" in caught.value.details()
     assert not redelivered.duplicate
     assert redelivered.conversation.flow == "new_order"
+
+
+def test_a_batch_during_an_outage_is_unavailable_message_by_message(
+    stub: flow_pb2_grpc.FlowServiceStub, database_url: str
+) -> None:
+    chats = [Chat(stub, phone_number=f"4917100000{n}") for n in range(3)]
+    request = flow_pb2.HandleMessagesRequest(messages=[c.message(text="hi") for c in chats])
+
+    set_connections(database_url, allowed=False)
+    try:
+        during = stub.HandleMessages(request)
+    finally:
+        set_connections(database_url, allowed=True)
+    after = stub.HandleMessages(request)  # as Meta redelivers what did not get a 200
+
+    assert [r.error.code for r in during.results] == [code_pb2.UNAVAILABLE] * 3
+    assert all("try again" in r.error.message for r in during.results)
+    assert [r.handled.outcome for r in after.results] == [flow_pb2.OUTCOME_STARTED] * 3
+    assert not any(r.handled.duplicate for r in after.results)
 
 
 def test_flowsvc_started_during_an_outage_waits_for_the_database(

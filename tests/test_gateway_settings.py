@@ -38,7 +38,8 @@ def test_every_name_is_read() -> None:
             "GATEWAY_MAX_BODY_BYTES": "1000",
             "SEND_RATE_PER_SECOND": "20",
             "MARK_AS_READ": "false",
-            "GATEWAY_CONCURRENCY": "8",
+            "GATEWAY_CONCURRENCY": "4",
+            "GATEWAY_BATCH_SIZE": "100",
             "OUTBOX_POLL_SECONDS": "0.2",
             "OUTBOX_LEASE_SECONDS": "120",
             "GATEWAY_ID": "gw-1",
@@ -46,7 +47,8 @@ def test_every_name_is_read() -> None:
         }
     )
     assert settings.graph_base_url == "http://127.0.0.1:1/v26.0"
-    assert (settings.port, settings.max_body_bytes, settings.concurrency) == (9000, 1000, 8)
+    assert (settings.port, settings.max_body_bytes, settings.concurrency) == (9000, 1000, 4)
+    assert settings.batch_size == 100
     assert (settings.send_rate_per_second, settings.mark_as_read) == (20, False)
     assert (settings.outbox_poll_seconds, settings.outbox_lease_seconds) == (0.2, 120)
     assert (settings.gateway_id, settings.log_level) == ("gw-1", "DEBUG")
@@ -71,8 +73,17 @@ def test_dev_mode_needs_no_secrets() -> None:
         {"SEND_RATE_PER_SECOND": "-1"},
         {"MARK_AS_READ": "maybe"},
         {"OUTBOX_LEASE_SECONDS": "40"},
+        {"GATEWAY_BATCH_SIZE": "101"},
+        {"GATEWAY_BATCH_SIZE": "0"},
     ],
-    ids=["not_a_number", "negative", "not_a_flag", "lease_shorter_than_a_send"],
+    ids=[
+        "not_a_number",
+        "negative",
+        "not_a_flag",
+        "lease_shorter_than_a_send",
+        "batch_past_flowsvcs_limit",
+        "empty_batch",
+    ],
 )
 def test_bad_values_fail_fast(env: dict[str, str]) -> None:
     with pytest.raises(SettingsError):

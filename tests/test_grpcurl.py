@@ -55,7 +55,7 @@ def test_list_services_and_every_rpc(address: str) -> None:
     assert {SERVICE, "grpc.health.v1.Health"} <= set(services)
     assert f"{SERVICE}.CreateTemplate" in methods
     assert f"{SERVICE}.HandleMessage" in methods
-    assert len(methods) == 19
+    assert len(methods) == 20
 
 
 def test_describe_a_message(address: str) -> None:

@@ -8,7 +8,7 @@ import logging
 import grpc
 import pytest
 
-from menuflow.v1 import flow_pb2_grpc
+from menuflow.v1 import flow_pb2, flow_pb2_grpc
 from tests.chat import BUSINESS, Chat
 from tests.logcapture import captured_logs
 
@@ -67,3 +67,22 @@ def test_at_warning_level_a_handled_message_writes_nothing(
     with captured_logs(logging.WARNING) as logs:
         Chat(stub).say("hi")
     assert logs.named("message handled") == []
+
+
+def test_a_batch_logs_each_message_as_handle_message_does(
+    stub: flow_pb2_grpc.FlowServiceStub,
+) -> None:
+    chats = [Chat(stub, number) for number in CUSTOMERS]
+    messages = [chat.message(text=SAID[0]) for chat in chats]
+    messages.append(chats[0].message(text="x" * 4097))  # longer than WhatsApp allows
+
+    with captured_logs() as logs:
+        stub.HandleMessages(flow_pb2.HandleMessagesRequest(messages=messages))
+
+    handled = logs.named("message handled")
+    assert [e["message_id"] for e in handled] == [m.message_id for m in messages[:2]]
+    assert {e["customer"] for e in handled} == {"***5678", "***0199"}
+    [refused] = logs.named("message refused")
+    assert refused["message_id"] == messages[2].message_id and refused["level"] == "warning"
+    for text in (*CUSTOMERS, SAID[0], "x" * 100):
+        assert text not in logs.text

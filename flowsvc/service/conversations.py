@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -40,6 +40,7 @@ from flowsvc.errors import FailedPrecondition, InvalidArgument, NotFound, Resour
 from flowsvc.service.catalog import TemplateCatalog
 from flowsvc.service.paging import decode_token, encode_token, page_size
 from flowsvc.store import conversations, outbox, processed, results, turns
+from flowsvc.store.db import UNREACHABLE
 from flowsvc.store.models import ConversationState, OutboxMessage
 
 MAX_TEXT_CHARS = 4096
@@ -142,6 +143,18 @@ def _check_customer(phone_number_id: str, phone_number: str) -> list[tuple[str, 
     return problems
 
 
+def _inbound(message: Message) -> Inbound:
+    """What the engine reads of a message, once the message is checked."""
+    _check_message(message)
+    return Inbound(
+        text=message.text,
+        selection_id=message.selection_id,
+        selection_title=message.selection_title,
+        unsupported_type=message.unsupported_type,
+        contact_name=message.contact_name,
+    )
+
+
 def _check_message(message: Message) -> None:
     problems = []
     if not message.message_id or len(message.message_id) > 255:
@@ -181,54 +194,101 @@ class Conversations:
         self._clock = clock
 
     def handle(self, message: Message, lease_owner: str = "", lease_seconds: int = 60) -> Handled:
-        _check_message(message)
-        inbound = Inbound(
-            text=message.text,
-            selection_id=message.selection_id,
-            selection_title=message.selection_title,
-            unsupported_type=message.unsupported_type,
-            contact_name=message.contact_name,
-        )
-        return self._retrying_reference(
-            lambda: self._handle(message, inbound, lease_owner, lease_seconds), idempotent=True
-        )
+        inbound = _inbound(message)
 
-    def _handle(
-        self, message: Message, inbound: Inbound, lease_owner: str, lease_seconds: int
+        def unit() -> Handled:
+            with self._sessions.begin() as session:
+                return self._turn(session, message, inbound, lease_owner, lease_seconds)
+
+        return self._retrying_reference(unit, idempotent=True)
+
+    def handle_many(
+        self, messages: Sequence[Message], lease_owner: str = "", lease_seconds: int = 60
+    ) -> list[Handled | Exception]:
+        """Handle `messages` as `handle` would, one after another in one transaction; each
+        message's result is its Handled or the exception `handle` would have raised.
+
+        Sharing the transaction shares its commit; what it must not share is failure. When any
+        turn fails, the transaction is rolled back and every message is handled again on its own,
+        so one bad message fails alone. Only a database that cannot be reached fails them all
+        (trying each alone would wait for it once per message). Customers are locked in one order
+        (by business number, then customer; one customer's messages stay in the order given), so
+        two batches never wait for each other's locks in a cycle.
+        """
+        done: dict[int, Handled | Exception] = {}
+        todo: list[tuple[int, Message, Inbound]] = []
+        for index, message in enumerate(messages):
+            try:
+                todo.append((index, message, _inbound(message)))
+            except InvalidArgument as error:
+                done[index] = error
+        todo.sort(key=lambda turn: (turn[1].phone_number_id, turn[1].phone_number))
+        handled: dict[int, Handled | Exception]
+        try:
+            with self._sessions.begin() as session:
+                handled = {
+                    index: self._turn(session, message, inbound, lease_owner, lease_seconds)
+                    for index, message, inbound in todo
+                }
+        except UNREACHABLE as error:
+            if isinstance(error, exc.DBAPIError) and error.connection_invalidated:
+                handled = self._one_by_one(todo, lease_owner, lease_seconds)
+            else:
+                handled = {index: error for index, _, _ in todo}
+        except Exception:
+            handled = self._one_by_one(todo, lease_owner, lease_seconds)
+        done |= handled
+        return [done[index] for index in range(len(messages))]
+
+    def _one_by_one(
+        self, todo: list[tuple[int, Message, Inbound]], lease_owner: str, lease_seconds: int
+    ) -> dict[int, Handled | Exception]:
+        done: dict[int, Handled | Exception] = {}
+        for index, message, _ in todo:
+            try:
+                done[index] = self.handle(message, lease_owner, lease_seconds)
+            except Exception as error:
+                done[index] = error
+        return done
+
+    def _turn(
+        self,
+        session: Session,
+        message: Message,
+        inbound: Inbound,
+        lease_owner: str,
+        lease_seconds: int,
     ) -> Handled:
         now = self._clock()
         lane = (message.phone_number_id, message.phone_number)
-        with self._sessions.begin() as session:
-            opened = turns.open_turn(
-                session.connection(), lane, message.message_id, lease_owner, now
-            )
-            if opened.prior_outcome is not None:
-                return _duplicate(session, lane, opened)
-            state = opened.state
-            # A conversation whose template was deleted meanwhile is not in the catalog: the
-            # engine then starts over as for a first message.
-            catalog = self._catalog.get(session, (state.flow, state.version) if state else None)
-            decision = self._decide(
-                session,
-                catalog,
-                state,
-                inbound,
-                lane,
-                now,
-                lambda c, s, **kw: advance(c, s, inbound, **kw),
-            )
-            return self._apply(
-                session,
-                decision,
-                lane,
-                message.message_id,
-                now,
-                lease_owner,
-                lease_seconds,
-                opened,
-                created_at=opened.created_at if state is not None and opened.created_at else now,
-                record=True,
-            )
+        opened = turns.open_turn(session.connection(), lane, message.message_id, lease_owner, now)
+        if opened.prior_outcome is not None:
+            return _duplicate(session, lane, opened)
+        state = opened.state
+        # A conversation whose template was deleted meanwhile is not in the catalog: the
+        # engine then starts over as for a first message.
+        catalog = self._catalog.get(session, (state.flow, state.version) if state else None)
+        decision = self._decide(
+            session,
+            catalog,
+            state,
+            inbound,
+            lane,
+            now,
+            lambda c, s, **kw: advance(c, s, inbound, **kw),
+        )
+        return self._apply(
+            session,
+            decision,
+            lane,
+            message.message_id,
+            now,
+            lease_owner,
+            lease_seconds,
+            opened,
+            created_at=opened.created_at if state is not None and opened.created_at else now,
+            record=True,
+        )
 
     def start(
         self,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from flowsvc.errors import FlowError
@@ -25,21 +25,36 @@ def handle(
     lease_seconds: int,
 ) -> Handled:
     """`run(message, ...)` (Conversations.handle), logged as "message handled"."""
-    return _logged(
-        "message",
-        lambda: run(message, lease_owner, lease_seconds),
-        lambda: {
-            "message_id": message.message_id,
-            "customer": mask_phone(message.phone_number),
-            "kind": "text"
-            if message.text is not None
-            else "selection"
-            if message.selection_id is not None
-            else "unsupported"
-            if message.unsupported_type is not None
-            else "none",
-        },
-    )
+    return _logged("message", lambda: run(message, lease_owner, lease_seconds), _fields(message))
+
+
+def handle_many(
+    run: Callable[[Sequence[Message], str, int], list[Handled | Exception]],
+    messages: Sequence[Message],
+    lease_owner: str,
+    lease_seconds: int,
+) -> list[Handled | Exception]:
+    """`run(messages, ...)` (Conversations.handle_many): a line per message, as `handle` logs
+    it; elapsed_ms is the whole call's."""
+    started = time.perf_counter()
+    outcomes = run(messages, lease_owner, lease_seconds)
+    for message, outcome in zip(messages, outcomes, strict=True):
+        _report("message", outcome, started, _fields(message))
+    return outcomes
+
+
+def _fields(message: Message) -> Callable[[], dict[str, Any]]:
+    return lambda: {
+        "message_id": message.message_id,
+        "customer": mask_phone(message.phone_number),
+        "kind": "text"
+        if message.text is not None
+        else "selection"
+        if message.selection_id is not None
+        else "unsupported"
+        if message.unsupported_type is not None
+        else "none",
+    }
 
 
 def start(
@@ -78,11 +93,53 @@ _EVENTS = {
 }
 
 
+def _logged(
+    subject: str, run: Callable[[], Handled], fields: Callable[[], dict[str, Any]]
+) -> Handled:
+    started = time.perf_counter()
+    try:
+        handled = run()
+    except Exception as error:
+        _report(subject, error, started, fields)
+        raise
+    _report(subject, handled, started, fields)
+    return handled
+
+
+def _report(
+    subject: str,
+    outcome: Handled | Exception,
+    started: float,
+    fields: Callable[[], dict[str, Any]],
+) -> None:
+    done, refused, failed = _EVENTS[subject]
+    if isinstance(outcome, FlowError):
+        _failure(logging.WARNING, refused, "refused", outcome, started, fields, reason=str(outcome))
+    elif isinstance(outcome, UNREACHABLE):  # the servicer answers UNAVAILABLE; no traceback
+        _failure(logging.WARNING, failed, "unavailable", outcome, started, fields)
+    elif isinstance(outcome, Exception):
+        _failure(logging.ERROR, failed, "error", outcome, started, fields, exc_info=True)
+    elif log.isEnabledFor(logging.INFO):
+        conversation = outcome.conversation
+        log.info(
+            done,
+            extra={
+                **fields(),
+                "outcome": outcome.outcome,
+                "duplicate": outcome.duplicate,
+                "flow": conversation.flow if conversation else None,
+                "step": conversation.current_step if conversation else None,
+                "replies": len(outcome.messages),
+                "elapsed_ms": _elapsed_ms(started),
+            },
+        )
+
+
 def _failure(
     level: int,
     event: str,
     outcome: str,
-    error: BaseException,
+    error: Exception,
     started: float,
     fields: Callable[[], dict[str, Any]],
     *,
@@ -93,7 +150,8 @@ def _failure(
         log.log(
             level,
             event,
-            exc_info=exc_info,
+            # The error's own traceback: also outside the except block it was caught in.
+            exc_info=(type(error), error, error.__traceback__) if exc_info else None,
             extra={
                 **fields(),
                 "outcome": outcome,
@@ -103,39 +161,6 @@ def _failure(
                 **more,
             },
         )
-
-
-def _logged(
-    subject: str, run: Callable[[], Handled], fields: Callable[[], dict[str, Any]]
-) -> Handled:
-    done, refused, failed = _EVENTS[subject]
-    started = time.perf_counter()
-    try:
-        handled = run()
-    except FlowError as error:
-        _failure(logging.WARNING, refused, "refused", error, started, fields, reason=str(error))
-        raise
-    except UNREACHABLE as error:  # the servicer answers UNAVAILABLE; no traceback per message
-        _failure(logging.WARNING, failed, "unavailable", error, started, fields)
-        raise
-    except Exception as error:
-        _failure(logging.ERROR, failed, "error", error, started, fields, exc_info=True)
-        raise
-    if log.isEnabledFor(logging.INFO):
-        conversation = handled.conversation
-        log.info(
-            done,
-            extra={
-                **fields(),
-                "outcome": handled.outcome,
-                "duplicate": handled.duplicate,
-                "flow": conversation.flow if conversation else None,
-                "step": conversation.current_step if conversation else None,
-                "replies": len(handled.messages),
-                "elapsed_ms": _elapsed_ms(started),
-            },
-        )
-    return handled
 
 
 def _elapsed_ms(started: float) -> float:
