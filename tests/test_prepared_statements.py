@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import grpc
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from flowsvc.settings import Settings
 from flowsvc.store import turns
@@ -45,6 +45,11 @@ def order(stub: flow_pb2_grpc.FlowServiceStub, phone_number: str) -> list[list[s
     return read
 
 
+def open_one(connection: Connection, message_id: str) -> turns.Opened:
+    [opened] = turns.open_turns(connection, [turns.Opening(LANE, message_id)], "", NOW)
+    return opened
+
+
 def prepared_names(engine: Engine) -> set[str]:
     with engine.connect() as connection:
         return set(connection.exec_driver_sql("SELECT name FROM pg_prepared_statements").scalars())
@@ -65,10 +70,10 @@ def test_a_connection_prepares_each_statement_once(database_url: str) -> None:
     engine = create_db_engine(database_url, pool_size=1)  # one connection: every turn reuses it
     try:
         with engine.begin() as connection:
-            turns.open_turn(connection, LANE, "wamid.P1", "", NOW)
+            open_one(connection, "wamid.P1")
         first = prepared_names(engine)
         with engine.begin() as connection:
-            turns.open_turn(connection, LANE, "wamid.P2", "", NOW)
+            open_one(connection, "wamid.P2")
         assert len(first) == 2 and prepared_names(engine) == first
     finally:
         engine.dispose()
@@ -78,9 +83,9 @@ def test_a_rolled_back_turn_leaves_the_statements_prepared(database_url: str) ->
     engine = create_db_engine(database_url, pool_size=1)
     try:
         with engine.connect() as connection:
-            turns.open_turn(connection, LANE, "wamid.P1", "", NOW)
+            open_one(connection, "wamid.P1")
             connection.rollback()
-            opened = turns.open_turn(connection, LANE, "wamid.P2", "", NOW)
+            opened = open_one(connection, "wamid.P2")
         assert opened.prior_outcome is None and opened.state is None
         assert len(prepared_names(engine)) == 2
     finally:
@@ -105,7 +110,7 @@ def test_without_prepared_statements_nothing_is_prepared(database_url: str) -> N
     engine = create_db_engine(database_url, pool_size=1, prepared_statements=False)
     try:
         with engine.begin() as connection:
-            turns.open_turn(connection, LANE, "wamid.P1", "", NOW)
+            open_one(connection, "wamid.P1")
         assert prepared_names(engine) == set()
     finally:
         engine.dispose()
@@ -121,18 +126,18 @@ def test_the_pending_check_reads_only_the_customers_rows_however_stale_the_stati
         with engine.connect() as connection:
             connection.exec_driver_sql("ANALYZE outbox")
             for n in range(6):  # PostgreSQL considers a generic plan from the sixth execution on
-                turns.open_turn(connection, LANE, f"wamid.P{n}", "", NOW)
+                open_one(connection, f"wamid.P{n}")
                 connection.rollback()
             connection.exec_driver_sql(
                 "INSERT INTO outbox (phone_number_id, phone_number, source_id, body_json, state,"
                 " attempts, next_attempt_at, created_at, updated_at) SELECT '1', g::text, 'w',"
                 " '{}', 'pending', 0, now(), now(), now() FROM generate_series(1, 5000) AS g"
             )
-            parameters = {"phone_number_id": LANE[0], "phone_number": LANE[1]}
-            parameters |= {"message_id": "wamid.X", "lease_owner": "", "now": NOW}
+            parameters = {"phone_number_ids": [LANE[0]], "phone_numbers": [LANE[1]]}
+            parameters |= {"message_ids": ["wamid.X"], "lease_owner": "", "now": NOW}
             plan = "\n".join(
                 connection.exec_driver_sql(
-                    "EXPLAIN " + turns._prepared(turns.READ).execute, parameters
+                    "EXPLAIN " + turns._prepared(turns.READ_MANY).execute, parameters
                 ).scalars()
             )
             connection.rollback()

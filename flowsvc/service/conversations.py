@@ -1,13 +1,15 @@
 """Conversations: each inbound message handled exactly once, in one transaction, around the engine.
 
-HandleMessage's transaction (store.turns; two round trips on PostgreSQL in the common case):
-  1. lock the customer's row (serializes one customer's messages across every replica), then read
-     the message id's dedupe record, the conversation and whether earlier replies are unsent;
+A transaction runs the turns of one call (HandleMessage or StartConversation: one; HandleMessages:
+several customers' at once, sharing statements and the commit). On PostgreSQL it takes two round
+trips per round of customers (store.turns), however many customers there are:
+  1. lock the customers' rows (serializes one customer's messages across every replica), then read
+     each message id's dedupe record, the conversation and whether earlier replies are unsent;
   2. a redelivery returns the stored outcome and outbox messages; otherwise run the engine (one
      more query if a step needs the customer's orders);
-  3. save or delete the conversation, store a completed flow's result, queue the replies in the
+  3. save or delete the conversations, store completed flows' results, queue the replies in the
      outbox (leased to the caller when nothing of the customer's waits ahead of them) and record
-     the message id with the outcome.
+     the message ids with their outcomes.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from sqlalchemy import exc, select
@@ -173,6 +176,59 @@ def _check_message(message: Message) -> None:
         raise InvalidArgument("bad inbound message", problems)
 
 
+@dataclass(frozen=True)
+class _Turn:
+    """One customer's turn: whom it is for, what it is recorded as, and how it decides."""
+
+    lane: tuple[str, str]
+    source_id: str  # the dedupe key and the outbox rows' source
+    dedupe: bool  # read and record source_id (a start without a request id never is)
+    decide: Callable[[Session, State | None, datetime], Decision]  # runs the engine
+    fresh: bool = False  # the conversation starts anew (created now) whatever there was
+
+
+def _rounds(todo: Sequence[_Turn]) -> list[list[int]]:
+    """The turns' indexes in rounds: round n holds each customer's n-th turn, customers in lock
+    order (by business number, then customer)."""
+    rounds: list[list[int]] = []
+    seen: dict[tuple[str, str], int] = {}
+    for index in sorted(range(len(todo)), key=lambda i: todo[i].lane):  # stable: keeps order
+        lane = todo[index].lane
+        seen[lane] = seen.get(lane, -1) + 1
+        if seen[lane] == len(rounds):
+            rounds.append([])
+        rounds[seen[lane]].append(index)
+    return rounds
+
+
+def _handled(
+    lane: tuple[str, str],
+    closing: turns.Closing,
+    ids: list[int],
+    now: datetime,
+    created_at: datetime,
+) -> Handled:
+    state, lease = closing.state, closing.lease
+    return Handled(
+        outcome=closing.outcome,
+        duplicate=False,
+        conversation=_state_view(lane, state, created_at) if state else None,
+        messages=[
+            outbox.Queued(
+                id=id_,
+                phone_number_id=lane[0],
+                phone_number=lane[1],
+                source_id=closing.source_id,
+                body_json=body,
+                lease_owner=lease.owner if lease else None,
+                lease_expires_at=lease.expires_at if lease else None,
+                created_at=now,
+            )
+            for id_, body in zip(ids, closing.bodies, strict=True)
+        ],
+    )
+
+
 class Conversations:
     """HandleMessage, StartConversation and the conversation admin calls."""
 
@@ -194,101 +250,77 @@ class Conversations:
         self._clock = clock
 
     def handle(self, message: Message, lease_owner: str = "", lease_seconds: int = 60) -> Handled:
-        inbound = _inbound(message)
-
-        def unit() -> Handled:
-            with self._sessions.begin() as session:
-                return self._turn(session, message, inbound, lease_owner, lease_seconds)
-
-        return self._retrying_reference(unit, idempotent=True)
+        turn = self._message_turn(message, _inbound(message))
+        return self._retrying_reference(
+            partial(self._single, turn, lease_owner, lease_seconds), idempotent=True
+        )
 
     def handle_many(
         self, messages: Sequence[Message], lease_owner: str = "", lease_seconds: int = 60
     ) -> list[Handled | Exception]:
-        """Handle `messages` as `handle` would, one after another in one transaction; each
-        message's result is its Handled or the exception `handle` would have raised.
+        """Handle `messages` as `handle` would, in one transaction; each message's result is its
+        Handled or the exception `handle` would have raised.
 
-        Sharing the transaction shares its commit; what it must not share is failure. When any
-        turn fails, the transaction is rolled back and every message is handled again on its own,
-        so one bad message fails alone. Only a database that cannot be reached fails them all
-        (trying each alone would wait for it once per message). Customers are locked in one order
-        (by business number, then customer; one customer's messages stay in the order given), so
-        two batches never wait for each other's locks in a cycle.
+        Sharing the transaction shares its statements and its commit; what it must not share is
+        failure. When any turn fails, the transaction is rolled back and every message is handled
+        again on its own, so one bad message fails alone. Only a database that cannot be reached
+        fails them all (trying each alone would wait for it once per message).
         """
         done: dict[int, Handled | Exception] = {}
-        todo: list[tuple[int, Message, Inbound]] = []
+        todo: dict[int, _Turn] = {}
         for index, message in enumerate(messages):
             try:
-                todo.append((index, message, _inbound(message)))
+                todo[index] = self._message_turn(message, _inbound(message))
             except InvalidArgument as error:
                 done[index] = error
-        todo.sort(key=lambda turn: (turn[1].phone_number_id, turn[1].phone_number))
         handled: dict[int, Handled | Exception]
         try:
-            with self._sessions.begin() as session:
-                handled = {
-                    index: self._turn(session, message, inbound, lease_owner, lease_seconds)
-                    for index, message, inbound in todo
-                }
+            outcomes = self._transaction(list(todo.values()), lease_owner, lease_seconds)
+            handled = dict(zip(todo, outcomes, strict=True))
         except UNREACHABLE as error:
             if isinstance(error, exc.DBAPIError) and error.connection_invalidated:
                 handled = self._one_by_one(todo, lease_owner, lease_seconds)
             else:
-                handled = {index: error for index, _, _ in todo}
+                handled = dict.fromkeys(todo, error)
         except Exception:
             handled = self._one_by_one(todo, lease_owner, lease_seconds)
         done |= handled
         return [done[index] for index in range(len(messages))]
 
     def _one_by_one(
-        self, todo: list[tuple[int, Message, Inbound]], lease_owner: str, lease_seconds: int
+        self, todo: dict[int, _Turn], lease_owner: str, lease_seconds: int
     ) -> dict[int, Handled | Exception]:
         done: dict[int, Handled | Exception] = {}
-        for index, message, _ in todo:
+        for index, turn in todo.items():
             try:
-                done[index] = self.handle(message, lease_owner, lease_seconds)
+                done[index] = self._retrying_reference(
+                    partial(self._single, turn, lease_owner, lease_seconds), idempotent=True
+                )
             except Exception as error:
                 done[index] = error
         return done
 
-    def _turn(
-        self,
-        session: Session,
-        message: Message,
-        inbound: Inbound,
-        lease_owner: str,
-        lease_seconds: int,
-    ) -> Handled:
-        now = self._clock()
+    def _single(self, turn: _Turn, lease_owner: str, lease_seconds: int) -> Handled:
+        return self._transaction([turn], lease_owner, lease_seconds)[0]
+
+    def _message_turn(self, message: Message, inbound: Inbound) -> _Turn:
         lane = (message.phone_number_id, message.phone_number)
-        opened = turns.open_turn(session.connection(), lane, message.message_id, lease_owner, now)
-        if opened.prior_outcome is not None:
-            return _duplicate(session, lane, opened)
-        state = opened.state
-        # A conversation whose template was deleted meanwhile is not in the catalog: the
-        # engine then starts over as for a first message.
-        catalog = self._catalog.get(session, (state.flow, state.version) if state else None)
-        decision = self._decide(
-            session,
-            catalog,
-            state,
-            inbound,
-            lane,
-            now,
-            lambda c, s, **kw: advance(c, s, inbound, **kw),
-        )
-        return self._apply(
-            session,
-            decision,
-            lane,
-            message.message_id,
-            now,
-            lease_owner,
-            lease_seconds,
-            opened,
-            created_at=opened.created_at if state is not None and opened.created_at else now,
-            record=True,
-        )
+
+        def decide(session: Session, state: State | None, now: datetime) -> Decision:
+            # A conversation whose template was deleted meanwhile is not in the catalog: the
+            # engine then starts over as for a first message.
+            catalog = self._catalog.get(session, (state.flow, state.version) if state else None)
+            return self._decide(
+                session,
+                catalog,
+                state,
+                inbound,
+                lane,
+                now,
+                lambda c, s, **kw: advance(c, s, inbound, **kw),
+            )
+
+        return _Turn(lane, message.message_id, dedupe=True, decide=decide)
 
     def start(
         self,
@@ -308,41 +340,16 @@ class Conversations:
             problems.append(("request_id", "at most 200 characters"))
         if problems:
             raise InvalidArgument("bad start request", problems)
-        return self._retrying_reference(
-            lambda: self._start(
-                (phone_number_id, phone_number),
-                template_name,
-                context,
-                request_id,
-                lease_owner,
-                lease_seconds,
-            )
-        )
+        lane = (phone_number_id, phone_number)
 
-    def _start(
-        self,
-        lane: tuple[str, str],
-        template_name: str,
-        context: Mapping[str, Any],
-        request_id: str,
-        lease_owner: str,
-        lease_seconds: int,
-    ) -> Handled:
-        now = self._clock()
-        source_id = f"start:{request_id}" if request_id else f"start:{secrets.token_hex(8)}"
-        with self._sessions.begin() as session:
-            opened = turns.open_turn(
-                session.connection(), lane, source_id if request_id else None, lease_owner, now
-            )
-            if opened.prior_outcome is not None:
-                return _duplicate(session, lane, opened)
+        def decide(session: Session, _state: State | None, now: datetime) -> Decision:
             catalog = self._catalog.get(session)
             template = catalog.current(template_name)
             if template is None:
                 raise NotFound(f"template {template_name!r} does not exist")
             if not template.is_active:
                 raise FailedPrecondition(f"template {template_name!r} is not active")
-            decision = self._decide(
+            return self._decide(
                 session,
                 catalog,
                 None,
@@ -351,18 +358,52 @@ class Conversations:
                 now,
                 lambda c, s, **kw: start(c, template_name, context=dict(context), **kw),
             )
-            return self._apply(
-                session,
-                decision,
-                lane,
-                source_id,
-                now,
-                lease_owner,
-                lease_seconds,
-                opened,
-                created_at=now,
-                record=bool(request_id),
-            )
+
+        def unit() -> Handled:
+            # Without a request id a start is never deduped: each call starts anew.
+            source_id = f"start:{request_id}" if request_id else f"start:{secrets.token_hex(8)}"
+            turn = _Turn(lane, source_id, dedupe=bool(request_id), decide=decide, fresh=True)
+            return self._single(turn, lease_owner, lease_seconds)
+
+        return self._retrying_reference(unit)
+
+    def _transaction(
+        self, todo: Sequence[_Turn], lease_owner: str, lease_seconds: int
+    ) -> list[Handled]:
+        """Run the turns in one transaction, in rounds: each round opens (locks and reads) its
+        customers at once, runs the engine for each, and closes them (writes) at once.
+
+        Customers are locked in one order (by business number, then customer), so that two
+        transactions never wait for each other's locks in a cycle. One customer's turns go in
+        successive rounds, in the order given, each reading what the one before it wrote.
+        """
+        handled: dict[int, Handled] = {}
+        with self._sessions.begin() as session:
+            for round_ in _rounds(todo):
+                now = self._clock()
+                openings = [
+                    turns.Opening(todo[i].lane, todo[i].source_id if todo[i].dedupe else None)
+                    for i in round_
+                ]
+                opened = turns.open_turns(session.connection(), openings, lease_owner, now)
+                closing: list[tuple[int, turns.Closing, datetime]] = []
+                for index, found in zip(round_, opened, strict=True):
+                    turn = todo[index]
+                    if found.prior_outcome is not None:
+                        handled[index] = _duplicate(session, turn.lane, found)
+                        continue
+                    decision = turn.decide(session, found.state, now)
+                    writes = self._closing(turn, decision, found, now, lease_owner, lease_seconds)
+                    created_at = now
+                    if not turn.fresh and found.state is not None and found.created_at:
+                        created_at = found.created_at
+                    closing.append((index, writes, created_at))
+                written = turns.close_turns(
+                    session.connection(), now, [(todo[i].lane, c) for i, c, _ in closing]
+                )
+                for (index, writes, created_at), ids in zip(closing, written, strict=True):
+                    handled[index] = _handled(todo[index].lane, writes, ids, now, created_at)
+        return [handled[index] for index in range(len(todo))]
 
     def _decide(
         self,
@@ -400,21 +441,16 @@ class Conversations:
         assert isinstance(decision, Decision), "the engine needs facts only once"
         return decision
 
-    def _apply(
+    def _closing(
         self,
-        session: Session,
+        turn: _Turn,
         decision: Decision,
-        lane: tuple[str, str],
-        source_id: str,
+        opened: turns.Opened,
         now: datetime,
         lease_owner: str,
         lease_seconds: int,
-        opened: turns.Opened,
-        *,
-        created_at: datetime,
-        record: bool,
-    ) -> Handled:
-        """Save the decision: conversation, result, outbox messages, and the dedupe record."""
+    ) -> turns.Closing:
+        """What a decision writes: conversation, result, outbox messages, the dedupe record."""
         state = decision.state
         context_json = ""
         if state is not None:
@@ -427,43 +463,18 @@ class Conversations:
         lease = None
         if lease_owner and decision.messages and not opened.pending:
             lease = outbox.Lease(lease_owner, now + timedelta(seconds=lease_seconds or 60))
-        bodies = [
-            json.dumps(body, ensure_ascii=False, separators=(",", ":"))
-            for body in decision.messages
-        ]
-        outcome = str(decision.outcome)
-        ids = turns.close_turn(
-            session.connection(),
-            lane,
-            now,
-            turns.Closing(
-                source_id=source_id,
-                record=record,
-                outcome=outcome,
-                state=state,
-                context_json=context_json,
-                result=decision.result,
-                bodies=bodies,
-                lease=lease,
-            ),
-        )
-        return Handled(
-            outcome=outcome,
-            duplicate=False,
-            conversation=_state_view(lane, state, created_at) if state else None,
-            messages=[
-                outbox.Queued(
-                    id=id_,
-                    phone_number_id=lane[0],
-                    phone_number=lane[1],
-                    source_id=source_id,
-                    body_json=body,
-                    lease_owner=lease.owner if lease else None,
-                    lease_expires_at=lease.expires_at if lease else None,
-                    created_at=now,
-                )
-                for id_, body in zip(ids, bodies, strict=True)
+        return turns.Closing(
+            source_id=turn.source_id,
+            record=turn.dedupe,
+            outcome=str(decision.outcome),
+            state=state,
+            context_json=context_json,
+            result=decision.result,
+            bodies=[
+                json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+                for body in decision.messages
             ],
+            lease=lease,
         )
 
     @staticmethod
