@@ -63,7 +63,8 @@ class Inbox:
         )
         self._lanes = lanes
         self._metrics = metrics
-        self._slots = asyncio.Semaphore(concurrency)
+        # RecordStatus calls carry one status each: as many in flight as messages can be.
+        self._slots = asyncio.Semaphore(concurrency * batch_size)
         self._lease = lease_seconds
         self._budget = send_budget
         self._mark_as_read = mark_as_read

@@ -47,7 +47,7 @@ class Settings:
     send_rate_per_second: float = 80.0
     send_concurrency: int = 64
     mark_as_read: bool = True
-    concurrency: int = 8
+    concurrency: int = 2
     batch_size: int = 50
     outbox_poll_seconds: float = 1.0
     outbox_lease_seconds: int = 60
