@@ -9,7 +9,6 @@ from contextlib import asynccontextmanager
 from typing import TypedDict
 
 import grpc
-import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
@@ -27,6 +26,7 @@ from gateway.pump import OutboxPump
 from gateway.ratelimit import RateLimiter
 from gateway.sender import GraphSender
 from gateway.settings import Settings
+from gateway.transport import Transport
 from menuflow.logs import log
 from menuflow.v1 import flow_pb2_grpc
 
@@ -89,9 +89,7 @@ async def _disconnected(request: Request, exc: Exception) -> Response:
     return PlainTextResponse("Client disconnected", status_code=400)
 
 
-def create_app(
-    settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None
-) -> Starlette:
+def create_app(settings: Settings, *, transport: Transport | None = None) -> Starlette:
     """A gateway; `transport` replaces the outside world (the Graph API) in tests."""
     app_metrics = Metrics()
 

@@ -16,52 +16,39 @@ records it, and AckOutbox records "sent" even after the lease passed to another 
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import logging
 import uuid
-
-import httpx
+from collections.abc import Mapping
 
 from gateway.settings import Settings
-from gateway.transport import AiohttpTransport
+from gateway.transport import AiohttpTransport, MaybeSent, NotSent, Transport
 from gateway.verdict import Verdict, classify, network_error
 from menuflow.logs import log, mask_phone
 
 logger = logging.getLogger("gateway.sender")
 
-# Raised before any byte of the request left: a retry cannot duplicate anything.
-_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
-# Raised while writing: Meta cannot act on a request whose body never arrived whole.
-_PARTLY_SENT = (httpx.WriteError, httpx.WriteTimeout)
-
 
 class GraphSender:
-    """Sends Graph API request bodies from a business number and classifies the answers.
+    """Sends Graph API request bodies from a business number and classifies the answers."""
 
-    Requests go straight to the httpx transport, without an httpx.AsyncClient in between: the
-    client's layer (merging URLs, cookies, redirects, auth flows) cost a fifth of the gateway's
-    CPU and does nothing for a POST to a fixed endpoint with a fixed bearer token.
-    """
-
-    def __init__(self, settings: Settings, transport: httpx.AsyncBaseTransport | None = None):
+    def __init__(self, settings: Settings, transport: Transport | None = None):
         if transport is None:
-            limits = httpx.Limits(
-                max_connections=settings.send_concurrency,
-                max_keepalive_connections=settings.send_concurrency,
+            transport = (
+                DevTransport()
+                if settings.dev_mode
+                else AiohttpTransport(
+                    max_connections=settings.send_concurrency,
+                    connect_seconds=settings.graph_connect_seconds,
+                    read_seconds=settings.graph_timeout_seconds,
+                )
             )
-            transport = DevTransport() if settings.dev_mode else AiohttpTransport(limits)
         self.transport = transport
         self._base = settings.graph_base_url.rstrip("/")
         self._headers = {
             "Authorization": f"Bearer {settings.access_token}",
             "Content-Type": "application/json",
         }
-        self._timeout = httpx.Timeout(
-            settings.graph_timeout_seconds,
-            connect=settings.graph_connect_seconds,
-            pool=settings.graph_timeout_seconds,
-        ).as_dict()
         self._total = settings.send_budget_seconds  # connect + write + read must fit the lease
 
     async def __aenter__(self) -> GraphSender:
@@ -81,9 +68,9 @@ class GraphSender:
         try:
             async with asyncio.timeout(self._total):
                 status, content = await self._post(phone_number_id, body_json.encode())
-        except (*_NOT_SENT, *_PARTLY_SENT):
+        except NotSent:
             return network_error(attempts, ambiguous=False)
-        except (httpx.HTTPError, TimeoutError):
+        except (MaybeSent, TimeoutError):
             return network_error(attempts, ambiguous=True)
         return classify(status, content, attempts, pair_rate_hits)
 
@@ -92,7 +79,7 @@ class GraphSender:
         body = {"messaging_product": "whatsapp", "status": "read", "message_id": message_id}
         try:
             status, content = await self._post(phone_number_id, json.dumps(body).encode())
-        except httpx.HTTPError as exc:
+        except (NotSent, MaybeSent) as exc:
             log(logger, logging.INFO, "read.error", msg_id=message_id, error=type(exc).__name__)
             return False
         if status != 200:
@@ -102,40 +89,28 @@ class GraphSender:
         return True
 
     async def _post(self, phone_number_id: str, content: bytes) -> tuple[int, bytes]:
-        request = httpx.Request(
-            "POST",
-            _messages_url(self._base, phone_number_id),
-            headers=self._headers,
-            content=content,
-            extensions={"timeout": self._timeout},
-        )
-        response = await self.transport.handle_async_request(request)
-        try:
-            return response.status_code, await response.aread()
-        finally:
-            await response.aclose()
+        url = f"{self._base}/{phone_number_id}/messages"
+        return await self.transport.post(url, self._headers, content)
 
 
-@functools.lru_cache(maxsize=256)
-def _messages_url(base: str, phone_number_id: str) -> httpx.URL:
-    """Parsing a URL is most of what building a request costs; there are few business numbers."""
-    return httpx.URL(f"{base}/{phone_number_id}/messages")
-
-
-class DevTransport(httpx.AsyncBaseTransport):
+class DevTransport:
     """Dev mode's outside world: logs each outbound body as one line and answers like Meta."""
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        body = json.loads(await request.aread() or b"{}")
+    async def post(self, url: str, headers: Mapping[str, str], content: bytes) -> tuple[int, bytes]:
+        body = json.loads(content or b"{}")
         if isinstance(body, dict) and isinstance(body.get("to"), str):
             body["to"] = mask_phone(body["to"])
-        log(logger, logging.WARNING, "dev.outbound", path=request.url.path, body=json.dumps(body))
+        path = "/" + url.split("://", 1)[-1].partition("/")[2]
+        log(logger, logging.WARNING, "dev.outbound", path=path, body=json.dumps(body))
         if isinstance(body, dict) and body.get("status") == "read":
-            return httpx.Response(200, json={"success": True})
+            return 200, b'{"success":true}'
         wa_id = f"wamid.DEV{uuid.uuid4().hex.upper()}"
         answer = {
             "messaging_product": "whatsapp",
             "contacts": [{"input": body.get("to", ""), "wa_id": body.get("to", "")}],
             "messages": [{"id": wa_id}],
         }
-        return httpx.Response(200, json=answer)
+        return 200, json.dumps(answer).encode()
+
+    async def aclose(self) -> None:
+        pass

@@ -17,6 +17,7 @@ from gateway.app import create_app
 from gateway.serving import uvicorn_options
 from gateway.settings import Settings
 from gateway.signature import sign
+from gateway.transport import Transport
 from menuflow.v1 import flow_pb2, flow_pb2_grpc
 from tests.graph_standin import ServerThread
 
@@ -47,7 +48,7 @@ def gateway_settings(flowsvc_target: str, graph_url: str, **overrides: Any) -> S
 
 @contextmanager
 def running_gateway(
-    settings: Settings, transport: httpx.AsyncBaseTransport | None = None
+    settings: Settings, transport: Transport | None = None
 ) -> Iterator[ServerThread]:
     """The gateway app served by a real uvicorn (httptools) on a free loopback port."""
     app = create_app(settings, transport=transport)

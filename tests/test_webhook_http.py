@@ -35,15 +35,21 @@ NOT_MESSAGES = sorted(
 )
 
 
-def no_graph_calls(request: httpx.Request) -> httpx.Response:
-    raise AssertionError(f"the Graph API must not be called: {request.url}")
+class NoGraphCalls:
+    """The Graph API for a gateway that must never call it."""
+
+    async def post(self, url: str, headers: object, content: bytes) -> tuple[int, bytes]:
+        raise AssertionError(f"the Graph API must not be called: {url}")
+
+    async def aclose(self) -> None:
+        pass
 
 
 @pytest.fixture(scope="module")
 def gateway() -> Iterator[ServerThread]:
     # FlowService is unreachable (port 9 on loopback): whatever reaches it fails with 503.
     settings = gateway_settings("127.0.0.1:9", "http://127.0.0.1:9", max_body_bytes=64 * 1024)
-    with running_gateway(settings, httpx.MockTransport(no_graph_calls)) as server:
+    with running_gateway(settings, NoGraphCalls()) as server:
         yield server
 
 
@@ -221,7 +227,7 @@ def test_oversized_headers_are_cut_off(gateway: ServerThread) -> None:
 def test_a_body_that_drips_in_is_cut_off_with_408(tmp_path: Path) -> None:
     settings = gateway_settings("127.0.0.1:9", "http://127.0.0.1:9", body_timeout_seconds=0.5)
     head = b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n"
-    with running_gateway(settings, httpx.MockTransport(no_graph_calls)) as server:
+    with running_gateway(settings, NoGraphCalls()) as server:
         started = time.monotonic()
         answer = raw_request(server, head, [b"{"] * 5, 0.3)
 
