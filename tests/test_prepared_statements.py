@@ -116,28 +116,39 @@ def test_without_prepared_statements_nothing_is_prepared(database_url: str) -> N
         engine.dispose()
 
 
+@pytest.mark.parametrize("customers", [1, 2], ids=["one_turn", "several_turns"])
 def test_the_pending_check_reads_only_the_customers_rows_however_stale_the_statistics(
-    database_url: str,
+    database_url: str, customers: int
 ) -> None:
     """Statistics from an outbox with no pending rows, then a backlog of 5,000 for others: the
     check must still go through the customer's index, not scan every customer's pending rows."""
+    lanes = [(LANE[0], f"{LANE[1]}{n}") for n in range(customers)]
     engine = create_db_engine(database_url, pool_size=1)
     try:
         with engine.connect() as connection:
             connection.exec_driver_sql("ANALYZE outbox")
             for n in range(6):  # PostgreSQL considers a generic plan from the sixth execution on
-                open_one(connection, f"wamid.P{n}")
+                openings = [turns.Opening(lane, f"wamid.P{n}-{lane[1]}") for lane in lanes]
+                turns.open_turns(connection, openings, "", NOW)
                 connection.rollback()
             connection.exec_driver_sql(
                 "INSERT INTO outbox (phone_number_id, phone_number, source_id, body_json, state,"
                 " attempts, next_attempt_at, created_at, updated_at) SELECT '1', g::text, 'w',"
                 " '{}', 'pending', 0, now(), now(), now() FROM generate_series(1, 5000) AS g"
             )
-            parameters = {"phone_number_ids": [LANE[0]], "phone_numbers": [LANE[1]]}
-            parameters |= {"message_ids": ["wamid.X"], "lease_owner": "", "now": NOW}
+            parameters = {"lease_owner": "", "now": NOW}
+            if customers == 1:
+                read = turns.READ
+                parameters |= {"phone_number_id": LANE[0], "phone_number": LANE[1]}
+                parameters |= {"message_id": "wamid.X"}
+            else:
+                read = turns.READ_MANY
+                parameters |= {"phone_number_ids": [lane[0] for lane in lanes]}
+                parameters |= {"phone_numbers": [lane[1] for lane in lanes]}
+                parameters |= {"message_ids": [f"wamid.X{n}" for n in range(customers)]}
             plan = "\n".join(
                 connection.exec_driver_sql(
-                    "EXPLAIN " + turns._prepared(turns.READ_MANY).execute, parameters
+                    "EXPLAIN " + turns._prepared(read).execute, parameters
                 ).scalars()
             )
             connection.rollback()

@@ -9,9 +9,9 @@ open:  lock the customers' rows, then read each turn's dedupe record, conversati
        stay two statements: in READ COMMITTED a statement reads the snapshot taken when it starts,
        so a read in the same statement as the lock (a CTE) would miss a turn the lock waited for.
 close: save or delete the conversations, store the results, queue the outbox rows and record the
-       message ids. PostgreSQL runs all of it as one statement (data-modifying CTEs over arrays,
-       one row per turn or reply: the same statement whatever the number of turns); SQLite (one
-       writer, held since BEGIN IMMEDIATE) runs the statements turn by turn.
+       message ids. PostgreSQL runs all of it as one statement (data-modifying CTEs: for several
+       turns over arrays, one row per turn or reply, the same statement whatever their number);
+       SQLite (one writer, held since BEGIN IMMEDIATE) runs the statements turn by turn.
 
 This is the hot path, so it is plain SQL on the Session's connection (the ORM's unit of work cost
 more CPU than everything else in a message together); values are converted here, once per dialect.
@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -34,7 +34,8 @@ from flowsvc.engine import ResultDraft, State, history_from_json, history_to_jso
 from flowsvc.store.db import PREPARED_STATEMENTS
 from flowsvc.store.outbox import Lane, Lease
 
-# SQLite: one turn at a time.
+# One turn (SQLite: statement by statement; PostgreSQL: open in one round trip, close in one
+# statement built from these, see _postgres_close).
 LOCK = """
 INSERT INTO customers (phone_number_id, phone_number) VALUES (:phone_number_id, :phone_number)
 ON CONFLICT (phone_number_id, phone_number) DO UPDATE SET phone_number = excluded.phone_number
@@ -87,7 +88,15 @@ INSERT INTO processed_messages (message_id, phone_number_id, phone_number, outco
     processed_at)
 VALUES (:message_id, :phone_number_id, :phone_number, :outcome, :outbox_ids, :now)
 """
-# PostgreSQL: every turn of a call in one execution of each statement, the turns as arrays.
+PROCESSED_FROM_OUTBOX = """
+INSERT INTO processed_messages (message_id, phone_number_id, phone_number, outcome, outbox_ids,
+    processed_at)
+SELECT :message_id, :phone_number_id, :phone_number, :outcome,
+       COALESCE(jsonb_agg(id ORDER BY id), '[]'::jsonb), :now
+FROM queued
+"""
+# PostgreSQL, several turns: each statement runs once for all of them, the turns as arrays. (For a
+# single turn the statements above cost PostgreSQL less to plan: 0.71 vs 1.29 ms per message.)
 LOCK_MANY = """
 INSERT INTO customers (phone_number_id, phone_number)
 SELECT * FROM unnest(:phone_number_ids::text[], :phone_numbers::text[])
@@ -218,9 +227,8 @@ def open_turns(
     hold: new replies must queue behind those. Replies the caller already holds do not count,
     since it sends the new ones after them, in order.
     """
-    if not openings:
-        return []
-    if _is_postgres(connection):
+    postgres = _is_postgres(connection)
+    if postgres and len(openings) > 1:
         parameters = _lanes([o.lane for o in openings]) | {
             "message_ids": [o.source_id for o in openings],
             "lease_owner": lease_owner,
@@ -235,11 +243,14 @@ def open_turns(
             "phone_number": opening.lane[1],
             "message_id": opening.source_id,
             "lease_owner": lease_owner,
-            "now": _sqlite_time(now),
+            "now": now if postgres else _sqlite_time(now),
         }
-        connection.exec_driver_sql(LOCK, parameters)
-        row = connection.exec_driver_sql(READ, parameters).one()
-        opened.append(_opened(row, postgres=False))
+        if postgres:
+            row = _postgres(connection, (LOCK, READ), parameters).one()
+        else:
+            connection.exec_driver_sql(LOCK, parameters)
+            row = connection.exec_driver_sql(READ, parameters).one()
+        opened.append(_opened(row, postgres=postgres))
     return opened
 
 
@@ -273,11 +284,12 @@ def close_turns(
     connection: Connection, now: datetime, closings: Sequence[tuple[Lane, Closing]]
 ) -> list[list[int]]:
     """Write the turns; returns each turn's new outbox ids, in sending order."""
-    if not closings:
-        return []
-    if _is_postgres(connection):
-        return _close_postgres(connection, now, closings)
-    return [_close_sqlite(connection, lane, now, closing) for lane, closing in closings]
+    if not _is_postgres(connection):
+        return [_close_sqlite(connection, lane, now, closing) for lane, closing in closings]
+    if len(closings) == 1:
+        [(lane, closing)] = closings
+        return [_close_postgres_one(connection, lane, now, closing)]
+    return _close_postgres(connection, now, closings)
 
 
 def _close_postgres(
@@ -323,16 +335,42 @@ def _close_postgres(
     return [ids.get(c.source_id, []) if c.bodies else [] for _, c in closings]
 
 
+def _close_postgres_one(
+    connection: Connection, lane: Lane, now: datetime, closing: Closing
+) -> list[int]:
+    parameters = _close_parameters(lane, now, closing, _same_time)
+    shape = (closing.state is not None, closing.result is not None, len(closing.bodies))
+    rows = _postgres(connection, (_postgres_close(*shape, closing.record),), parameters)
+    return [row[0] for row in rows] if closing.bodies else []
+
+
 def _close_sqlite(connection: Connection, lane: Lane, now: datetime, closing: Closing) -> list[int]:
+    parameters = _close_parameters(lane, now, closing, _sqlite_time)
+    connection.exec_driver_sql(SAVE if closing.state is not None else REMOVE, parameters)
+    if closing.result is not None:
+        connection.exec_driver_sql(RESULT, parameters)
+    ids: list[int] = []
+    if closing.bodies:
+        found = connection.exec_driver_sql(_outbox(len(closing.bodies)), parameters)
+        ids = sorted(row[0] for row in found)
+    if closing.record:
+        connection.exec_driver_sql(PROCESSED, parameters | {"outbox_ids": json.dumps(ids)})
+    return ids
+
+
+def _close_parameters(
+    lane: Lane, now: datetime, closing: Closing, time: Callable[[datetime], Any]
+) -> dict[str, Any]:
+    """One turn's writes as the parameters of the one-turn statements."""
     parameters: dict[str, Any] = {
         "phone_number_id": lane[0],
         "phone_number": lane[1],
         "source_id": closing.source_id,
         "message_id": closing.source_id,
         "outcome": closing.outcome,
-        "now": _sqlite_time(now),
+        "now": time(now),
         "lease_owner": closing.lease.owner if closing.lease else None,
-        "lease_expires_at": _sqlite_time(closing.lease.expires_at) if closing.lease else None,
+        "lease_expires_at": time(closing.lease.expires_at) if closing.lease else None,
     }
     state, result = closing.state, closing.result
     if state is not None:
@@ -342,12 +380,9 @@ def _close_sqlite(connection: Connection, lane: Lane, now: datetime, closing: Cl
             "step": state.step,
             "context": closing.context_json,
             "history": _history_json(state),
-            "last_interaction": _sqlite_time(state.last_interaction),
-            "expires_at": _sqlite_time(state.expires_at),
+            "last_interaction": time(state.last_interaction),
+            "expires_at": time(state.expires_at),
         }
-        connection.exec_driver_sql(SAVE, parameters)
-    else:
-        connection.exec_driver_sql(REMOVE, parameters)
     if result is not None:
         parameters |= {
             "reference": result.reference,
@@ -355,16 +390,9 @@ def _close_sqlite(connection: Connection, lane: Lane, now: datetime, closing: Cl
             "result_version": result.version,
             "result_context": _json(dict(result.context)),
         }
-        connection.exec_driver_sql(RESULT, parameters)
-    ids: list[int] = []
-    if closing.bodies:
-        for n, body in enumerate(closing.bodies):
-            parameters[f"body_{n}"] = body
-        found = connection.exec_driver_sql(_outbox(len(closing.bodies)), parameters)
-        ids = sorted(row[0] for row in found)
-    if closing.record:
-        connection.exec_driver_sql(PROCESSED, parameters | {"outbox_ids": json.dumps(ids)})
-    return ids
+    for n, body in enumerate(closing.bodies):
+        parameters[f"body_{n}"] = body
+    return parameters
 
 
 def _lanes(lanes: Sequence[Lane]) -> dict[str, Any]:
@@ -385,6 +413,25 @@ def _json(value: Any) -> str:
 @lru_cache(maxsize=64)
 def _outbox(messages: int) -> str:
     return OUTBOX.format(rows=",\n    ".join(OUTBOX_ROW.format(n=n) for n in range(messages)))
+
+
+@lru_cache(maxsize=64)
+def _postgres_close(has_state: bool, has_result: bool, messages: int, record: bool) -> str:
+    """One turn's writes as one statement: each write a CTE; the new outbox ids its rows."""
+    writes = [("conversation", SAVE if has_state else REMOVE)]
+    if has_result:
+        writes.append(("result", RESULT))
+    if messages:
+        writes.append(("queued", _outbox(messages)))
+        if record:
+            writes.append(("processed", PROCESSED_FROM_OUTBOX))
+        main = "SELECT id FROM queued ORDER BY id"
+    else:
+        if record:
+            writes.append(("processed", PROCESSED.replace(":outbox_ids", "'[]'")))
+        main = writes.pop()[1]
+    ctes = ", ".join(f"{name} AS ({sql})" for name, sql in writes)
+    return (f"WITH {ctes}\n" if ctes else "") + main
 
 
 def _postgres(
@@ -449,6 +496,10 @@ def _read_time(value: datetime | str) -> datetime:
     if isinstance(value, str):  # SQLite
         return datetime.fromisoformat(value).replace(tzinfo=UTC)
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _same_time(value: datetime) -> datetime:
+    return value
 
 
 def _sqlite_time(value: datetime) -> str:
