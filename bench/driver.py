@@ -27,6 +27,7 @@ import json
 import os
 import resource
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -140,29 +141,45 @@ class Connection:
 
 
 class Pool:
-    """Connections shared by all senders: a sender takes one, posts, gives it back."""
+    """Connections shared by all senders: a sender takes one, posts, gives it back.
+
+    First come, first served: a returned connection goes to the sender that has waited longest.
+    (An asyncio.Queue lets a newcomer take a connection put back for a woken waiter, which then
+    queues again at the end: under load some customers waited 25 s while the median was 70 ms, and
+    the p99 measured the driver, not the system.)
+    """
 
     def __init__(self, host: str, port: int, size: int) -> None:
-        self._idle: asyncio.Queue[Connection] = asyncio.Queue()
-        for _ in range(size):
-            self._idle.put_nowait(Connection(host, port))
+        self._idle = [Connection(host, port) for _ in range(size)]
+        self._waiters: deque[asyncio.Future[Connection]] = deque()
 
     async def post(self, body: bytes, signature: str) -> int:
-        connection = await self._idle.get()
+        if self._idle and not self._waiters:
+            connection = self._idle.pop()
+        else:
+            waiter: asyncio.Future[Connection] = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            connection = await waiter
         try:
             return await connection.post("/webhook", body, signature)
         finally:
-            self._idle.put_nowait(connection)
+            self._give_back(connection)
+
+    def _give_back(self, connection: Connection) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(connection)
+                return
+        self._idle.append(connection)
 
     async def warm(self) -> None:
         """Open every connection before the clock starts."""
-        connections = [self._idle.get_nowait() for _ in range(self._idle.qsize())]
-        for connection in connections:
+        for connection in self._idle:
             if connection._writer is None:
                 connection._reader, connection._writer = await asyncio.open_connection(
                     connection._host, connection._port
                 )
-            self._idle.put_nowait(connection)
 
 
 async def flow(args: argparse.Namespace) -> dict[str, Any]:
