@@ -85,6 +85,11 @@ class Batches:
             for _, future in batch:
                 future.cancel()
             raise
+        except Exception as error:  # not a status: a bug; the webhooks fail (500), never hang
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(error)
+            return
         for (_, future), outcome in zip(batch, outcomes, strict=True):
             if future.done():  # its webhook went away meanwhile; FlowService handled it anyway
                 continue
