@@ -64,7 +64,7 @@ class Inbox:
         self._lanes = lanes
         self._metrics = metrics
         # RecordStatus calls carry one status each: as many in flight as messages can be.
-        self._slots = asyncio.Semaphore(concurrency * batch_size)
+        self._status_slots = asyncio.Semaphore(concurrency * batch_size)
         self._lease = lease_seconds
         self._budget = send_budget
         self._mark_as_read = mark_as_read
@@ -140,7 +140,7 @@ class Inbox:
 
     async def _status(self, status: flow_pb2.RecordStatusRequest) -> bool:
         name = flow_pb2.DeliveryStatus.Name(status.status).removeprefix("DELIVERY_STATUS_").lower()
-        async with self._slots:
+        async with self._status_slots:
             try:
                 response = await self._calls.flow.RecordStatus(
                     status, timeout=self._calls.timeout, metadata=self._calls.metadata

@@ -211,10 +211,11 @@ class Opening:
 
 def lock_customer(connection: Connection, lane: Lane) -> None:
     """Only the lock of open_turns: for other work on one customer (e.g. ending a conversation)."""
+    parameters = {"phone_number_id": lane[0], "phone_number": lane[1]}
     if _is_postgres(connection):
-        _postgres(connection, (LOCK_MANY,), _lanes([lane]))
+        _postgres(connection, (LOCK,), parameters)
     else:
-        connection.exec_driver_sql(LOCK, {"phone_number_id": lane[0], "phone_number": lane[1]})
+        connection.exec_driver_sql(LOCK, parameters)
 
 
 def open_turns(
@@ -229,7 +230,9 @@ def open_turns(
     """
     postgres = _is_postgres(connection)
     if postgres and len(openings) > 1:
-        parameters = _lanes([o.lane for o in openings]) | {
+        parameters = {
+            "phone_number_ids": [o.lane[0] for o in openings],
+            "phone_numbers": [o.lane[1] for o in openings],
             "message_ids": [o.source_id for o in openings],
             "lease_owner": lease_owner,
             "now": now,
@@ -295,29 +298,30 @@ def close_turns(
 def _close_postgres(
     connection: Connection, now: datetime, closings: Sequence[tuple[Lane, Closing]]
 ) -> list[list[int]]:
-    saved = [(lane, c) for lane, c in closings if c.state is not None]
+    saved = [(lane, c.context_json, c.state) for lane, c in closings if c.state is not None]
+    removed = [lane for lane, c in closings if c.state is None]
     results = [(lane, c.result) for lane, c in closings if c.result is not None]
     replies = [(lane, c, body) for lane, c in closings for body in c.bodies]
     recorded = [(lane, c) for lane, c in closings if c.record]
     parameters: dict[str, Any] = {
         "now": now,
-        "save_phone_number_ids": [lane[0] for lane, _ in saved],
-        "save_phone_numbers": [lane[1] for lane, _ in saved],
-        "flows": [c.state.flow for _, c in saved if c.state],
-        "versions": [c.state.version for _, c in saved if c.state],
-        "steps": [c.state.step for _, c in saved if c.state],
-        "contexts": [c.context_json for _, c in saved],
-        "histories": [_history_json(c.state) for _, c in saved if c.state],
-        "last_interactions": [c.state.last_interaction for _, c in saved if c.state],
-        "expires": [c.state.expires_at for _, c in saved if c.state],
-        "remove_phone_number_ids": [lane[0] for lane, c in closings if c.state is None],
-        "remove_phone_numbers": [lane[1] for lane, c in closings if c.state is None],
-        "references": [r.reference for _, r in results if r],
-        "result_templates": [r.template for _, r in results if r],
-        "result_versions": [r.version for _, r in results if r],
+        "save_phone_number_ids": [lane[0] for lane, _, _ in saved],
+        "save_phone_numbers": [lane[1] for lane, _, _ in saved],
+        "flows": [state.flow for _, _, state in saved],
+        "versions": [state.version for _, _, state in saved],
+        "steps": [state.step for _, _, state in saved],
+        "contexts": [context for _, context, _ in saved],
+        "histories": [_history_json(state) for _, _, state in saved],
+        "last_interactions": [state.last_interaction for _, _, state in saved],
+        "expires": [state.expires_at for _, _, state in saved],
+        "remove_phone_number_ids": [lane[0] for lane in removed],
+        "remove_phone_numbers": [lane[1] for lane in removed],
+        "references": [result.reference for _, result in results],
+        "result_templates": [result.template for _, result in results],
+        "result_versions": [result.version for _, result in results],
         "result_phone_number_ids": [lane[0] for lane, _ in results],
         "result_phone_numbers": [lane[1] for lane, _ in results],
-        "result_contexts": [_json(dict(r.context)) for _, r in results if r],
+        "result_contexts": [_json(dict(result.context)) for _, result in results],
         "outbox_phone_number_ids": [lane[0] for lane, _, _ in replies],
         "outbox_phone_numbers": [lane[1] for lane, _, _ in replies],
         "source_ids": [c.source_id for _, c, _ in replies],
@@ -393,13 +397,6 @@ def _close_parameters(
     for n, body in enumerate(closing.bodies):
         parameters[f"body_{n}"] = body
     return parameters
-
-
-def _lanes(lanes: Sequence[Lane]) -> dict[str, Any]:
-    return {
-        "phone_number_ids": [lane[0] for lane in lanes],
-        "phone_numbers": [lane[1] for lane in lanes],
-    }
 
 
 def _history_json(state: State) -> str:
