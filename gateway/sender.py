@@ -20,6 +20,7 @@ import json
 import logging
 import uuid
 from collections.abc import Mapping
+from urllib.parse import urlsplit
 
 from gateway.settings import Settings
 from gateway.transport import AiohttpTransport, MaybeSent, NotSent, Transport
@@ -100,7 +101,7 @@ class DevTransport:
         body = json.loads(content or b"{}")
         if isinstance(body, dict) and isinstance(body.get("to"), str):
             body["to"] = mask_phone(body["to"])
-        path = "/" + url.split("://", 1)[-1].partition("/")[2]
+        path = urlsplit(url).path
         log(logger, logging.WARNING, "dev.outbound", path=path, body=json.dumps(body))
         if isinstance(body, dict) and body.get("status") == "read":
             return 200, b'{"success":true}'
