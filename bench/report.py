@@ -45,7 +45,7 @@ def render(
         f"beyond expected {figures['extra']}, refused by the stand-in "
         f"{figures['rejected_sends']})",
         f"  {'mark-as-read received':<40}{figures['reads']:>10}"
-        f"   (inbound messages without one: {figures['reads_missing']})",
+        f"   (messages left unread: {figures['reads_missing']}; a receipt marks earlier ones)",
         f"  {'post behind schedule p99':<40}{_ms(figures['lag_p99']):>10}"
         f"   (drain after the load: {result['drained_seconds']:.1f} s)",
         "",

@@ -122,7 +122,8 @@ class Inbox:
         ]
         self._lanes.submit(leased)
         if self._mark_as_read and not response.duplicate:
-            self._lanes.mark_read(message.customer.phone_number_id, message.message_id)
+            customer = (message.customer.phone_number_id, message.customer.phone_number)
+            self._lanes.mark_read(customer, message.message_id)
         outcome = _outcome_label(response)
         self._metrics.messages.labels(outcome=outcome).inc()
         # DEBUG: a line per message costs a tenth of the gateway's CPU; the metrics count them.

@@ -90,6 +90,8 @@ class Lanes:
         self._pair_rate_hits: dict[Key, int] = {}
         self._busy: set[Key] = set()  # lanes inside a send, its ack, or a release
         self._reads: set[asyncio.Task[None]] = set()
+        # The newest message of each customer whose read receipt waits for a slot (see mark_read).
+        self._unread: dict[Key, str] = {}
         self._closing = False
 
     @property
@@ -113,11 +115,22 @@ class Lanes:
         self._metrics.lane_messages.set(len(self._ids))
         return added
 
-    def mark_read(self, phone_number_id: str, message_id: str) -> None:
-        """Mark an inbound message read, in the background and outside the lanes."""
+    def mark_read(self, customer: Key, message_id: str) -> None:
+        """Mark a customer's inbound message read, in the background and outside the lanes.
+
+        Call in the order the customer's messages are handled. Meta marks earlier messages of the
+        conversation read with a later one, so while a customer's receipt waits for a send slot, a
+        newer message takes its place: a burst of messages costs one request, and under load read
+        receipts give way to replies instead of piling up.
+        """
         if self._closing:
             return
-        task = asyncio.create_task(self._read(phone_number_id, message_id))
+        if customer in self._unread:
+            self._unread[customer] = message_id
+            self._metrics.reads.labels(result="covered").inc()
+            return
+        self._unread[customer] = message_id
+        task = asyncio.create_task(self._read(customer))
         self._reads.add(task)
         task.add_done_callback(self._reads.discard)
 
@@ -225,10 +238,18 @@ class Lanes:
         )
         return verdict.kind != "retry" and message.id not in lost
 
-    async def _read(self, phone_number_id: str, message_id: str) -> None:
-        async with self._slots:
-            await self._limiter.acquire(phone_number_id)
-            ok = await self._sender.mark_read(phone_number_id, message_id)
+    async def _read(self, customer: Key) -> None:
+        phone_number_id = customer[0]
+        taken = False
+        try:
+            async with self._slots:
+                await self._limiter.acquire(phone_number_id)
+                message_id = self._unread.pop(customer)
+                taken = True  # from here on, a newer message starts a receipt of its own
+                ok = await self._sender.mark_read(phone_number_id, message_id)
+        finally:
+            if not taken:  # cancelled while waiting (closing)
+                del self._unread[customer]
         self._metrics.reads.labels(result="ok" if ok else "error").inc()
 
     async def _release(self, items: list[Leased]) -> None:

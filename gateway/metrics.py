@@ -35,7 +35,10 @@ class Metrics:
             registry=r,
         )
         self.reads = Counter(
-            "gateway_reads", "Mark-as-read calls by result", ["result"], registry=r
+            "gateway_reads",
+            "Read receipts by result: ok, error, or covered (a later message's receipt marked it)",
+            ["result"],
+            registry=r,
         )
         self.outbox_pending = Gauge(
             "gateway_outbox_pending", "Outbox messages pending at the last claim", registry=r

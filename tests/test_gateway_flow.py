@@ -304,3 +304,27 @@ def test_inbound_messages_are_marked_read(
     assert reads == [
         {"messaging_product": "whatsapp", "status": "read", "message_id": inbound["id"]}
     ]
+
+
+def test_a_burst_waiting_for_a_send_slot_is_marked_read_with_its_newest_message(
+    flowsvc_target: str, graph: StandinServer, seeded: flow_pb2_grpc.FlowServiceStub
+) -> None:
+    # One send slot, held for a second by the first Graph request: the receipts of the messages
+    # handled meanwhile wait, and Meta marks earlier messages read with a later one.
+    graph.standin.reset()
+    graph.standin.fail("slow", delay=1.0, count=1, reads=True)
+    settings = gateway_settings(flowsvc_target, graph.url, mark_as_read=True, send_concurrency=1)
+    burst = [
+        message(CUSTOMER, text=word, timestamp=1_700_000_000 + i)
+        for i, word in enumerate(["hi", "hello", "menu"])
+    ]
+    with running_gateway(settings) as server, httpx.Client(base_url=server.url) as client:
+        assert post_webhook(client, webhook(*burst)).status_code == 200
+        wait_until(lambda: len(graph.standin.accepted()) >= 3)
+        newest = {"messaging_product": "whatsapp", "status": "read", "message_id": burst[-1]["id"]}
+        wait_until(lambda: any(r.body == newest for r in graph.standin.received()))
+        metrics = client.get("/metrics").text
+    reads = [r.body["message_id"] for r in graph.standin.received() if r.kind == "read"]
+    assert len(reads) < len(burst)
+    assert reads[-1] == burst[-1]["id"]
+    assert 'gateway_reads_total{result="covered"}' in metrics
