@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 import uvicorn
-from starlette.applications import Starlette
+from starlette.types import ASGIApp
 
 from gateway.app import create_app
 from gateway.serving import uvicorn_options
@@ -27,7 +27,7 @@ def _configure(settings: Settings) -> None:
     configure_logging("gateway", settings.log_level)
 
 
-def worker_app() -> Starlette:
+def worker_app() -> ASGIApp:
     """The app of one worker process (GATEWAY_WORKERS > 1), built in that process."""
     settings = _settings()
     if os.environ.get("GATEWAY_ID"):
