@@ -173,6 +173,7 @@ def create_app(settings: Settings, *, transport: Transport | None = None) -> ASG
             lease_seconds=settings.outbox_lease_seconds,
             send_budget=settings.send_budget_seconds,
             mark_as_read=settings.mark_as_read,
+            on_held_elsewhere=pump.hurry,
         )
         pump_task = asyncio.create_task(pump.run(), name="outbox-pump")
         log(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 
 import grpc
 
@@ -56,6 +57,7 @@ class Inbox:
         lease_seconds: int,
         send_budget: float,
         mark_as_read: bool,
+        on_held_elsewhere: Callable[[], None],
     ) -> None:
         self._calls = calls
         self._batches = Batches(
@@ -68,6 +70,7 @@ class Inbox:
         self._lease = lease_seconds
         self._budget = send_budget
         self._mark_as_read = mark_as_read
+        self._held_elsewhere = on_held_elsewhere
 
     async def record(self, parsed: Parsed) -> bool:
         """Record every message and status; False if any could not be recorded (answer non-200)."""
@@ -80,6 +83,8 @@ class Inbox:
             for messages in customers.values()
         ]
         jobs += [self._status(status) for status in parsed.statuses]
+        if len(jobs) == 1:  # the usual webhook: no task and no gather to wait for one job
+            return await jobs[0]
         return all(await asyncio.gather(*jobs))
 
     async def _customer(self, messages: list[flow_pb2.InboundMessage]) -> bool:
@@ -121,6 +126,9 @@ class Inbox:
             and not response.duplicate
         ]
         self._lanes.submit(leased)
+        if not response.duplicate and len(leased) < len(response.messages):
+            # Committed replies behind a message another sender holds: the pump must claim them.
+            self._held_elsewhere()
         if self._mark_as_read and not response.duplicate:
             customer = (message.customer.phone_number_id, message.customer.phone_number)
             self._lanes.mark_read(customer, message.message_id)

@@ -21,9 +21,13 @@ from menuflow.v1 import flow_pb2
 
 logger = logging.getLogger("gateway.pump")
 
+# How soon to claim again while a committed reply waits behind a message another sender holds.
+SOON = 0.1
+
 
 class OutboxPump:
-    """A loop: claim, hand to lanes, wait `poll_seconds` (not at all after a full claim)."""
+    """A loop: claim, hand to lanes, wait `poll_seconds` (not at all after a full claim, SOON
+    while hurried)."""
 
     def __init__(
         self,
@@ -44,9 +48,22 @@ class OutboxPump:
         self._claim_max = claim_max
         self._budget = send_budget
         self._stop = asyncio.Event()
+        self._wake = asyncio.Event()  # cuts the current wait short
+        self._hurry_until = 0.0
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
+
+    def hurry(self) -> None:
+        """A committed reply was not leased to us because another sender (another gateway or
+        worker) still holds an earlier message to that customer: claim every SOON seconds for the
+        next poll interval, so the reply goes out soon after that sender is done, not at the next
+        poll."""
+        now = time.monotonic()
+        if now >= self._hurry_until:
+            self._wake.set()
+        self._hurry_until = now + self._poll
 
     async def run(self) -> None:
         failures = 0
@@ -70,8 +87,11 @@ class OutboxPump:
                         failures=failures,
                         retry_in=round(wait, 2),
                     )
+            if not failures and time.monotonic() < self._hurry_until:
+                wait = min(wait, SOON)
+            self._wake.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), timeout=wait or 0.001)
+                await asyncio.wait_for(self._wake.wait(), timeout=wait or 0.001)
 
     async def _claim(self, max_messages: int) -> int:
         requested_at = time.monotonic()

@@ -328,3 +328,29 @@ def test_a_burst_waiting_for_a_send_slot_is_marked_read_with_its_newest_message(
     assert len(reads) < len(burst)
     assert reads[-1] == burst[-1]["id"]
     assert 'gateway_reads_total{result="covered"}' in metrics
+
+
+def test_a_reply_behind_another_gateways_send_goes_out_when_that_send_is_done(
+    flowsvc_target: str, graph: StandinServer, seeded: flow_pb2_grpc.FlowServiceStub
+) -> None:
+    # Gateway A holds the customer's first reply (Meta answers it slowly) when the customer's next
+    # message reaches gateway B: its reply cannot be leased to B before A is done. Polls are a
+    # minute apart, so only B claiming again soon gets the reply out within the test.
+    graph.standin.reset()
+    graph.standin.fail("slow", delay=1.0, count=1, to=CUSTOMER)
+    first, second = (
+        gateway_settings(flowsvc_target, graph.url, gateway_id=name, outbox_poll_seconds=60)
+        for name in ("gateway-a", "gateway-b")
+    )
+    with (
+        running_gateway(first) as a,
+        running_gateway(second) as b,
+        httpx.Client(base_url=a.url) as client_a,
+        httpx.Client(base_url=b.url) as client_b,
+    ):
+        assert post_webhook(client_a, webhook(message(CUSTOMER, **HI))).status_code == 200
+        assert post_webhook(client_b, webhook(message(CUSTOMER, text="menu"))).status_code == 200
+        wait_until(lambda: len(graph.standin.accepted()) >= 2)
+    replies = [r.body for r in graph.standin.accepted()]
+    assert [r["to"] for r in replies] == [CUSTOMER, CUSTOMER]
+    assert replies[0] == main_menu(CUSTOMER)
