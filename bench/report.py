@@ -27,8 +27,10 @@ def render(
         "",
         f"menuflow end to end on PostgreSQL: {args.customers} customers walking the order flow, "
         f"offered {args.rate:g} msg/s for {args.seconds:g} s "
-        f"({result['processes']['gateway']} gateway process(es), "
-        f"{result['processes']['flowsvc']} flowsvc process(es))",
+        f"({result['processes']['gateway']} gateway process(es): GATEWAY_WORKERS "
+        f"{args.gateway_workers or 'default'}, GATEWAY_CONCURRENCY "
+        f"{args.gateway_concurrency or 'default'}; {result['processes']['flowsvc']} flowsvc "
+        "process(es))",
         "",
         f"  {'inbound messages/s sustained':<40}{figures['per_second']:>10.0f}"
         f"   ({figures['per_second'] / META_CEILING:.2f} of Meta's {META_CEILING}/s per number)",
