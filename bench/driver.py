@@ -33,6 +33,8 @@ from typing import Any
 
 import uvloop
 
+from menuflow.runtime import tune_garbage_collector
+
 # The shared corpus sits beside the checkout (../shared), as in CI; MENUFLOW_CORPUS overrides.
 CORPUS = Path(
     os.environ.get(
@@ -285,6 +287,7 @@ def main() -> None:
     parser.add_argument("--max-attempts", type=int, default=20)
     args = parser.parse_args()
     runner = flow if args.mode == "flow" else closed_loop
+    tune_garbage_collector()  # as the services do: it shares the cores with them
     result = uvloop.run(runner(args))
     args.out.write_text(json.dumps(result))
 

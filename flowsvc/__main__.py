@@ -6,6 +6,7 @@ from flowsvc.server import serve
 from flowsvc.settings import Settings, SettingsError
 from flowsvc.store.db import SchemaBehindError
 from menuflow.logs import configure_logging
+from menuflow.runtime import tune_garbage_collector
 
 
 def main() -> int:
@@ -15,6 +16,7 @@ def main() -> int:
         print(f"flowsvc: bad setting: {error}", file=sys.stderr)
         return 2
     configure_logging("flowsvc", settings.log_level)
+    tune_garbage_collector()
     try:
         serve(settings)
     except SettingsError as error:  # e.g. a TLS file that cannot be read

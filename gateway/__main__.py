@@ -14,6 +14,7 @@ from gateway.app import create_app
 from gateway.serving import uvicorn_options
 from gateway.settings import Settings, SettingsError
 from menuflow.logs import configure_logging
+from menuflow.runtime import tune_garbage_collector
 
 
 def _settings() -> Settings:
@@ -25,6 +26,7 @@ def _settings() -> Settings:
 
 def _configure(settings: Settings) -> None:
     configure_logging("gateway", settings.log_level)
+    tune_garbage_collector()
 
 
 def worker_app() -> ASGIApp:

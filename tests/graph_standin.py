@@ -28,6 +28,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from menuflow.runtime import tune_garbage_collector
+
 # Meta's HTTP status and title for each code (meta-contract.md §7).
 META_ERRORS: dict[int, tuple[int, str]] = {
     0: (401, "AuthException"),
@@ -483,6 +485,7 @@ def main() -> None:
     parser.add_argument("--version", default="v25.0", help="the Graph API version in paths")
     args = parser.parse_args()
     standin = Standin(access_token=args.token, version=args.version)
+    tune_garbage_collector()  # as the services do: it shares the benchmark's cores with them
     uvicorn.run(
         standin.app,
         host=args.host,
