@@ -48,7 +48,7 @@ class Settings:
     send_concurrency: int = 256  # requests/s x latency: 2,000/s x ~0.1 s at 1,000 messages/s
     mark_as_read: bool = True
     concurrency: int = 2
-    batch_size: int = 50
+    batch_size: int = 100
     outbox_poll_seconds: float = 1.0
     outbox_lease_seconds: int = 60
     outbox_claim_max: int = 100
