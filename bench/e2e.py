@@ -408,7 +408,7 @@ def main() -> None:
         type=int,
         default=0,
         help="driver -> gateway; 0: one per customer, as Meta delivers each customer's webhooks "
-        "on their own (fewer makes customers wait in the driver, and the latency measure it)",
+        "on their own (fewer makes customers queue in the driver, and that wait counts as latency)",
     )
     parser.add_argument(
         "--send-rate",

@@ -90,6 +90,8 @@ class OutboxPump:
             if not failures and time.monotonic() < self._hurry_until:
                 wait = min(wait, SOON)
             self._wake.clear()
+            if self._stop.is_set():  # stopped during the claim: its wake was just cleared
+                break
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=wait or 0.001)
 
