@@ -240,16 +240,12 @@ class Lanes:
 
     async def _read(self, customer: Key) -> None:
         phone_number_id = customer[0]
-        taken = False
-        try:
-            async with self._slots:
-                await self._limiter.acquire(phone_number_id)
-                message_id = self._unread.pop(customer)
-                taken = True  # from here on, a newer message starts a receipt of its own
-                ok = await self._sender.mark_read(phone_number_id, message_id)
-        finally:
-            if not taken:  # cancelled while waiting (closing)
-                del self._unread[customer]
+        async with self._slots:
+            await self._limiter.acquire(phone_number_id)
+            # From here on, a newer message starts a receipt of its own. (Only close() cancels a
+            # receipt still waiting; none is asked for after it, so what it leaves here is unused.)
+            message_id = self._unread.pop(customer)
+            ok = await self._sender.mark_read(phone_number_id, message_id)
         self._metrics.reads.labels(result="ok" if ok else "error").inc()
 
     async def _release(self, items: list[Leased]) -> None:

@@ -11,14 +11,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import h11
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from gateway.settings import Settings
 
+_REASON = b"Request header fields too large"
 _TOO_LARGE = (
-    b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
-    b"content-type: text/plain; charset=utf-8\r\ncontent-length: 31\r\nconnection: close\r\n\r\n"
-    b"Request header fields too large"
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: text/plain; charset=utf-8\r\n"
+    b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(_REASON), _REASON)
 )
 
 
@@ -28,7 +29,8 @@ class BoundedHeadProtocol(HttpToolsProtocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._max_head = self.config.h11_max_incomplete_event_size or 16 * 1024
+        limit = self.config.h11_max_incomplete_event_size
+        self._max_head = limit or h11.DEFAULT_MAX_INCOMPLETE_EVENT_SIZE  # h11's, when unset
         self._in_head = True  # between a request's first byte and the end of its headers
         self._head_bytes = 0
 

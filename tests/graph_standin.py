@@ -339,15 +339,16 @@ class Standin:
             _drop_connection(send)
             return
         if fault is not None and fault.kind == "error":
+            record.error_code = fault.code
             if fault.code is not None:
                 status, payload = meta_error_body(fault.code)
-                response: Response = JSONResponse(payload, status_code=fault.status or status)
+                record.status = fault.status or status
+                self._record(record)
+                await _answer(send, record.status, payload)
             else:
-                status = fault.status or 500
-                response = Response("Internal Server Error", status_code=status)
-            record.status, record.error_code = response.status_code, fault.code
-            self._record(record)
-            await response(scope, receive, send)
+                record.status = fault.status or 500
+                self._record(record)
+                await Response("Internal Server Error", record.status)(scope, receive, send)
             return
         if record.kind == "read":
             record.status = 200
