@@ -7,8 +7,9 @@ offered rate (see bench/driver.py for the exact arrival model). Reported: inboun
 webhook answer and send latency (webhook posted -> the stand-in received the last reply to it),
 every message answered and every reply and mark-as-read received (counted, nothing dropped), SQL
 transactions and statements per message, CPU seconds per 1,000 messages of every process on the
-box (driver and stand-in included), peak memory; then the bare ceilings: a uvicorn endpoint that
-only checks the signature (same driver), a unary gRPC echo (50 in flight), `pgbench -N`.
+box (driver and stand-in included), peak memory and resident memory through the run; then the
+bare ceilings: a uvicorn endpoint that only checks the signature (same driver), a unary gRPC echo
+(50 in flight), `pgbench -N`.
 """
 
 from __future__ import annotations
@@ -239,15 +240,19 @@ def end_to_end(args: argparse.Namespace, url: str, folder: Path) -> dict[str, An
         commits_before = db.commits()
         own_before = db.own_transactions
         profilers = _profile(args, {"gateway": gateway.pid, "flowsvc": flowsvc.pid})
-        run = _run_driver(
-            "flow",
-            gateway_port,
-            folder,
-            customers=args.customers,
-            rate=args.rate,
-            seconds=args.seconds,
-            connections=args.connections or args.customers,
+        sampler = procstat.ResidentSampler(
+            [groups["gateway"], groups["flowsvc"]], interval=args.seconds / 10
         )
+        with sampler:
+            run = _run_driver(
+                "flow",
+                gateway_port,
+                folder,
+                customers=args.customers,
+                rate=args.rate,
+                seconds=args.seconds,
+                connections=args.connections or args.customers,
+            )
         for profiler in profilers:
             profiler.wait()
         sent = len(run["records"])
@@ -284,6 +289,7 @@ def end_to_end(args: argparse.Namespace, url: str, folder: Path) -> dict[str, An
         "cpu": cpu,
         "busy": busy,
         "memory": memory,
+        "resident": sampler.series,
         "processes": processes,
         "transactions": commits_after - commits_before - own_between,
         "statements": sum(c["statements"] for c in sql) if sql else None,

@@ -4,8 +4,9 @@ and the quantile every benchmark reports its latencies with."""
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 _TICKS = os.sysconf("SC_CLK_TCK")
@@ -29,15 +30,24 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
-def peak_memory_mib(pid: int) -> float:
-    """VmHWM: the most resident memory the process ever had."""
+def _memory_mib(pid: int, key: str) -> float:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(key):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
     return float("nan")
+
+
+def peak_memory_mib(pid: int) -> float:
+    """VmHWM: the most resident memory the process ever had."""
+    return _memory_mib(pid, "VmHWM:")
+
+
+def resident_mib(pid: int) -> float:
+    """VmRSS: resident memory now."""
+    return _memory_mib(pid, "VmRSS:")
 
 
 def _parent(pid: int) -> int:
@@ -86,6 +96,37 @@ class Group:
 
     def peak_mib(self) -> float:
         return max((peak_memory_mib(pid) for pid in self.pids()), default=float("nan"))
+
+    def resident_mib(self) -> float:
+        """The largest process's resident memory now (one worker, not their sum)."""
+        return max((resident_mib(pid) for pid in self.pids()), default=float("nan"))
+
+
+@dataclass
+class ResidentSampler:
+    """Resident memory of some groups every `interval` seconds while a run goes on, in a thread:
+    a peak says how high memory went, a series says whether it kept growing."""
+
+    groups: list[Group]
+    interval: float
+    series: dict[str, list[float]] = field(default_factory=dict)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def __enter__(self) -> ResidentSampler:
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.interval):
+            for group in self.groups:
+                self.series.setdefault(group.name, []).append(group.resident_mib())
 
 
 def cpu_delta(before: dict[int, float], after: dict[int, float]) -> float:

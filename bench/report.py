@@ -88,6 +88,12 @@ def render(
         f"  {'machine busy (2 cores)':<24}{'':>6}{result['busy'] * per_1000:>17.3f}"
         f"   (others on the box: {others:.1f} CPU s in {figures['window']:.0f} s)"
     )
+    for name, series in result["resident"].items():
+        lines.append(
+            f"  {name + ' MiB, each tenth of the load':<40}"
+            + " ".join(f"{mib:.0f}" for mib in series)
+            + "   (resident, largest process)"
+        )
     lines.append("")
     if webhook:
         lines.append(
