@@ -2,14 +2,14 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
-STUBS := menuflow/v1/flow_pb2.py menuflow/v1/flow_pb2.pyi menuflow/v1/flow_pb2_grpc.py
+STUBS := menuflow/v1/flow_pb2.py menuflow/v1/flow_pb2.pyi menuflow/v1/flow_pb2_grpc.py menuflow/v1/flow_pb2_grpc.pyi
 # google/rpc/status.proto, as googleapis-common-protos installs it (read once the venv exists).
 GOOGLE_PROTOS = $(shell $(PY) -c 'import google.rpc, pathlib; print(pathlib.Path(google.rpc.__path__[0]).parents[1])')
 
 DATABASE_URL ?= sqlite:///menuflow.db
 export DATABASE_URL
 
-.PHONY: install proto migrate seed run test lint fmt revision clean chat bench-flowsvc
+.PHONY: install proto migrate seed run test lint typecheck fmt revision clean chat bench-flowsvc
 
 install: $(STAMP) $(STUBS)
 
@@ -20,9 +20,12 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $@
 
-# Stubs are generated from the .proto by grpcio-tools, never edited by hand (and never committed).
+# Stubs are generated from the .proto by grpcio-tools, typed by mypy-protobuf's .pyi files; never
+# edited by hand (and never committed).
 $(STUBS) &: proto/menuflow/v1/flow.proto $(STAMP)
-	$(PY) -m grpc_tools.protoc -I proto -I $(GOOGLE_PROTOS) --python_out=. --pyi_out=. --grpc_python_out=. proto/menuflow/v1/flow.proto
+	$(PY) -m grpc_tools.protoc -I proto -I $(GOOGLE_PROTOS) --python_out=. --grpc_python_out=. \
+	  --plugin=protoc-gen-mypy=$(VENV)/bin/protoc-gen-mypy --mypy_out=. \
+	  --plugin=protoc-gen-mypy_grpc=$(VENV)/bin/protoc-gen-mypy_grpc --mypy_grpc_out=. proto/menuflow/v1/flow.proto
 
 proto: $(STAMP)
 	rm -f $(STUBS)
@@ -49,6 +52,10 @@ test: install
 lint: install
 	$(PY) -m ruff format --check .
 	$(PY) -m ruff check .
+
+# mypy --strict over flowsvc/, gateway/ and menuflow/ (settings in pyproject.toml).
+typecheck: install
+	$(PY) -m mypy
 
 fmt: install
 	$(PY) -m ruff format .
