@@ -39,8 +39,10 @@ from bench.services import grpc_ready, http_json, http_ok, service
 from flowsvc.engine import EngineConfig
 from flowsvc.seed import seed
 from flowsvc.service.catalog import TemplateCatalog
-from flowsvc.service.conversations import Conversations, Message
+from flowsvc.service.handling import MessageHandling
+from flowsvc.service.inbound import InboundMessage
 from flowsvc.service.templates import Templates
+from flowsvc.service.turns import LeaseRequest
 from flowsvc.store.db import create_db_engine, create_sessionmaker, normalize_url
 from tests.database import fresh_database, migrate
 from tests.servers import free_port
@@ -64,21 +66,21 @@ def walk_costs(url: str) -> list[dict[str, float]]:
 
     event.listen(engine, "before_cursor_execute", on_statement)
     event.listen(engine, "commit", on_commit)
-    service_ = Conversations(create_sessionmaker(engine), TemplateCatalog(), EngineConfig())
+    service_ = MessageHandling(create_sessionmaker(engine), TemplateCatalog(), EngineConfig())
     steps: list[list[tuple[int, int, int]]] = [[] for _ in driver.ORDER_WALK]
     try:
         for customer in range(10):
             for step, (kind, content) in enumerate(driver.ORDER_WALK * 2):
                 before = dict(counts)
                 handled = service_.handle(
-                    Message(
+                    InboundMessage(
                         message_id=f"wamid.walk{customer}-{step}",
                         phone_number_id=driver.BUSINESS,
                         phone_number=driver.customer_phone(customer),
                         text=content["body"] if kind == "text" else None,
                         selection_id=None if kind == "text" else content["id"],
                     ),
-                    lease_owner="walk",
+                    LeaseRequest("walk"),
                 )
                 steps[step % len(driver.ORDER_WALK)].append(
                     (

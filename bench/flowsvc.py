@@ -30,8 +30,10 @@ from bench.procstat import cpu_seconds, peak_memory_mib, quantile
 from flowsvc.engine import EngineConfig
 from flowsvc.seed import seed
 from flowsvc.service.catalog import TemplateCatalog
-from flowsvc.service.conversations import Conversations, Message
+from flowsvc.service.handling import MessageHandling
+from flowsvc.service.inbound import InboundMessage
 from flowsvc.service.templates import Templates
+from flowsvc.service.turns import LeaseRequest
 from flowsvc.store.db import create_db_engine, create_sessionmaker
 from menuflow.v1 import flow_pb2, flow_pb2_grpc
 from tests.database import fresh_database, migrate
@@ -66,21 +68,21 @@ def statements_per_message(database_url: str, customers: int) -> dict[str, Any]:
     event.listen(engine, "before_cursor_execute", on_statement)
     event.listen(engine, "commit", on_commit)
     sessions = create_sessionmaker(engine)
-    service = Conversations(sessions, TemplateCatalog(), EngineConfig())
+    service = MessageHandling(sessions, TemplateCatalog(), EngineConfig())
     per_outcome: dict[str, list[tuple[int, int, int]]] = {}
     try:
         for customer in range(customers):
             for kind, value in ORDER_WALK:
                 before = (statements, round_trips, commits)
                 handled = service.handle(
-                    Message(
+                    InboundMessage(
                         message_id=f"wamid.count{next(ids)}",
                         phone_number_id=BUSINESS,
                         phone_number=str(15550000000 + customer),
                         text=value if kind == "text" else None,
                         selection_id=value if kind == "tap" else None,
                     ),
-                    lease_owner="bench",
+                    LeaseRequest("bench"),
                 )
                 per_outcome.setdefault(handled.outcome, []).append(
                     (statements - before[0], round_trips - before[1], commits - before[2])

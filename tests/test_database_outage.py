@@ -88,6 +88,9 @@ def test_a_batch_during_an_outage_is_unavailable_message_by_message(
     assert not any(r.handled.duplicate for r in after.results)
 
 
+RETRYING = "database unreachable at start, retrying"
+
+
 def test_flowsvc_started_during_an_outage_waits_for_the_database(
     database_url: str, tmp_path: Path
 ) -> None:
@@ -97,7 +100,13 @@ def test_flowsvc_started_during_an_outage_waits_for_the_database(
             starting = pool.submit(lambda: flowsvc_process(database_url, tmp_path / "f.log"))
             running = starting.result()
             entered = pool.submit(running.__enter__)
-            time.sleep(2)
+            # Until flowsvc has tried and failed (its start can take seconds on a busy machine).
+            deadline = time.monotonic() + 30
+            log = tmp_path / "f.log"
+            while not (log.exists() and RETRYING in log.read_text()):
+                assert time.monotonic() < deadline, "flowsvc never reported the outage"
+                time.sleep(0.1)
+            time.sleep(1)
             assert not entered.done()  # still waiting for the database, not exited
             set_connections(database_url, allowed=True)
             process = entered.result(timeout=60)
@@ -110,4 +119,4 @@ def test_flowsvc_started_during_an_outage_waits_for_the_database(
         set_connections(database_url, allowed=True)
 
     assert {t.name for t in templates.templates} >= {"main_menu"}
-    assert "database unreachable at start, retrying" in (tmp_path / "f.log").read_text()
+    assert RETRYING in (tmp_path / "f.log").read_text()

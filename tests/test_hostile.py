@@ -5,6 +5,7 @@ nothing changed; the logs stay one JSON line per event and never hold the text."
 
 from __future__ import annotations
 
+import base64
 import itertools
 import json
 from typing import Any
@@ -354,3 +355,66 @@ def test_nul_in_a_context_or_a_template_arrives_as_a_replacement_character(
     assert list(got.conversation.context["list"]) == ["\ufffd"]
     assert created.menu_structure["body"]["text"] == "body\ufffd"
     assert list(created.trigger_keywords) == ["nul\ufffd test"]
+
+
+LISTS = {
+    # name: (call, the kind of cursor it pages by)
+    "ListTemplates": (
+        lambda stub, token: stub.ListTemplates(flow_pb2.ListTemplatesRequest(page_token=token)),
+        str,
+    ),
+    "ListTemplateVersions": (
+        lambda stub, token: stub.ListTemplateVersions(
+            flow_pb2.ListTemplateVersionsRequest(name="main_menu", page_token=token)
+        ),
+        int,
+    ),
+    "ListConversations": (
+        lambda stub, token: stub.ListConversations(
+            flow_pb2.ListConversationsRequest(page_token=token)
+        ),
+        int,
+    ),
+    "ListResults": (
+        lambda stub, token: stub.ListResults(flow_pb2.ListResultsRequest(page_token=token)),
+        int,
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("name", "cursor"),
+    [
+        pytest.param(name, cursor, id=f"{name}-{cursor!r}")
+        for name, (_, kind) in LISTS.items()
+        for cursor in ("abc", 7, 1.5, True, None, [1], {"id": 1})
+        if type(cursor) is not kind
+    ],
+)
+def test_a_page_token_of_the_wrong_kind_is_invalid_argument(
+    stub: flow_pb2_grpc.FlowServiceStub, name: str, cursor: object
+) -> None:
+    """A token that decodes, but not to the cursor the list pages by, is not one we gave out."""
+    call, _ = LISTS[name]
+    token = base64.urlsafe_b64encode(json.dumps(cursor).encode()).decode()
+    with pytest.raises(grpc.RpcError) as caught:
+        call(stub, token)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, caught.value.details()
+    assert "page_token" in caught.value.details()
+
+
+@pytest.mark.parametrize(
+    ("request_", "field"),
+    [
+        (flow_pb2.ClaimOutboxRequest(owner="g", max_messages=-1), "max_messages"),
+        (flow_pb2.ClaimOutboxRequest(owner="g", lease_seconds=-5), "lease_seconds"),
+    ],
+    ids=["negative-max-messages", "negative-lease"],
+)
+def test_a_negative_claim_is_invalid_argument(
+    stub: flow_pb2_grpc.FlowServiceStub, request_: flow_pb2.ClaimOutboxRequest, field: str
+) -> None:
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.ClaimOutbox(request_)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field in caught.value.details()

@@ -13,8 +13,9 @@ import pytest
 from sqlalchemy import Connection, Engine
 
 from flowsvc.settings import Settings
-from flowsvc.store import turns
+from flowsvc.store import turn_statements, turns
 from flowsvc.store.db import create_db_engine
+from flowsvc.store.prepared import _prepared as prepared_form
 from menuflow.v1 import flow_pb2, flow_pb2_grpc
 from tests.chat import Chat
 from tests.servers import running_flowsvc
@@ -23,7 +24,7 @@ pytestmark = [
     pytest.mark.skipif(not os.environ.get("TEST_DATABASE_URL"), reason="needs PostgreSQL"),
     pytest.mark.usefixtures("seeded"),
 ]
-LANE = ("106540352242922", "16505551234")
+CUSTOMER = ("106540352242922", "16505551234")
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 REFERENCE = re.compile(r"order number is \w+")  # new for every order
 
@@ -46,7 +47,7 @@ def order(stub: flow_pb2_grpc.FlowServiceStub, phone_number: str) -> list[list[s
 
 
 def open_one(connection: Connection, message_id: str) -> turns.Opened:
-    [opened] = turns.open_turns(connection, [turns.Opening(LANE, message_id)], "", NOW)
+    [opened] = turns.lock_and_read(connection, [turns.Opening(CUSTOMER, message_id)], "", NOW)
     return opened
 
 
@@ -122,14 +123,14 @@ def test_the_pending_check_reads_only_the_customers_rows_however_stale_the_stati
 ) -> None:
     """Statistics from an outbox with no pending rows, then a backlog of 5,000 for others: the
     check must still go through the customer's index, not scan every customer's pending rows."""
-    lanes = [(LANE[0], f"{LANE[1]}{n}") for n in range(customers)]
+    customers_ = [(CUSTOMER[0], f"{CUSTOMER[1]}{n}") for n in range(customers)]
     engine = create_db_engine(database_url, pool_size=1)
     try:
         with engine.connect() as connection:
             connection.exec_driver_sql("ANALYZE outbox")
             for n in range(6):  # PostgreSQL considers a generic plan from the sixth execution on
-                openings = [turns.Opening(lane, f"wamid.P{n}-{lane[1]}") for lane in lanes]
-                turns.open_turns(connection, openings, "", NOW)
+                openings = [turns.Opening(c, f"wamid.P{n}-{c[1]}") for c in customers_]
+                turns.lock_and_read(connection, openings, "", NOW)
                 connection.rollback()
             connection.exec_driver_sql(
                 "INSERT INTO outbox (phone_number_id, phone_number, source_id, body_json, state,"
@@ -138,17 +139,17 @@ def test_the_pending_check_reads_only_the_customers_rows_however_stale_the_stati
             )
             parameters = {"lease_owner": "", "now": NOW}
             if customers == 1:
-                read = turns.READ
-                parameters |= {"phone_number_id": LANE[0], "phone_number": LANE[1]}
+                read = turn_statements.READ
+                parameters |= {"phone_number_id": CUSTOMER[0], "phone_number": CUSTOMER[1]}
                 parameters |= {"message_id": "wamid.X"}
             else:
-                read = turns.READ_MANY
-                parameters |= {"phone_number_ids": [lane[0] for lane in lanes]}
-                parameters |= {"phone_numbers": [lane[1] for lane in lanes]}
+                read = turn_statements.READ_MANY
+                parameters |= {"phone_number_ids": [c[0] for c in customers_]}
+                parameters |= {"phone_numbers": [c[1] for c in customers_]}
                 parameters |= {"message_ids": [f"wamid.X{n}" for n in range(customers)]}
             plan = "\n".join(
                 connection.exec_driver_sql(
-                    "EXPLAIN " + turns._prepared(read).execute, parameters
+                    "EXPLAIN " + prepared_form(read).execute, parameters
                 ).scalars()
             )
             connection.rollback()

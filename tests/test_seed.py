@@ -13,7 +13,7 @@ def test_seed_loads_the_four_defaults_and_is_idempotent(database_url: str) -> No
     try:
         first = seed(templates)
         second = seed(templates)
-        stored = [item.name for item in templates.list(None, 0, "").items]
+        stored = [item.name for item in templates.list_heads(None, 0, "").items]
     finally:
         engine.dispose()
 

@@ -8,13 +8,11 @@ import threading
 import time
 from collections.abc import Callable
 
-from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
 from flowsvc.engine import Catalog, Template, load_template
-from flowsvc.store.models import WorkflowTemplate, WorkflowTemplateVersion
-
-Key = tuple[str, int]
+from flowsvc.store import templates
+from flowsvc.store.templates import VersionKey
 
 
 class TemplateCatalog:
@@ -24,7 +22,7 @@ class TemplateCatalog:
         self._ttl = ttl
         self._clock = clock
         self._lock = threading.Lock()
-        self._versions: dict[Key, Template] = {}
+        self._versions: dict[VersionKey, Template] = {}
         self._head_ids: dict[str, int] = {}
         self._catalog = Catalog.build(())
         self._fresh_until = float("-inf")
@@ -33,7 +31,7 @@ class TemplateCatalog:
         with self._lock:
             self._fresh_until = float("-inf")
 
-    def get(self, session: Session, pinned: Key | None = None) -> Catalog:
+    def get(self, session: Session, pinned: VersionKey | None = None) -> Catalog:
         """The latest version of every template, plus `pinned` (a conversation's version) if it
         still exists."""
         with self._lock:
@@ -49,9 +47,7 @@ class TemplateCatalog:
 
     def _refresh(self, session: Session) -> None:
         heads: dict[str, int] = {}
-        for name, version, head_id in session.execute(
-            select(WorkflowTemplate.template_name, WorkflowTemplate.version, WorkflowTemplate.id)
-        ):
+        for name, version, head_id in templates.latest(session):
             heads[name] = version
             if self._head_ids.get(name, head_id) != head_id:  # deleted, then created anew
                 self._versions = {k: t for k, t in self._versions.items() if k[0] != name}
@@ -64,17 +60,10 @@ class TemplateCatalog:
             )
         self._fresh_until = self._clock() + self._ttl
 
-    def _load(self, session: Session, keys: list[Key]) -> dict[Key, Template]:
+    def _load(self, session: Session, keys: list[VersionKey]) -> dict[VersionKey, Template]:
         missing = [key for key in keys if key not in self._versions]
         if missing:
-            rows = session.scalars(
-                select(WorkflowTemplateVersion).where(
-                    tuple_(
-                        WorkflowTemplateVersion.template_name, WorkflowTemplateVersion.version
-                    ).in_(missing)
-                )
-            )
-            for row in rows:
+            for row in templates.versions(session, missing):
                 self._versions[(row.template_name, row.version)] = load_template(
                     row.template_name,
                     row.version,

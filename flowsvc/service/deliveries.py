@@ -8,15 +8,16 @@ leased to someone or its oldest message waits for a retry.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from itertools import groupby
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from flowsvc.clock import Clock, utcnow
 from flowsvc.errors import InvalidArgument
-from flowsvc.service.conversations import Clock, utcnow
+from flowsvc.service.outbox_entries import OutboxEntry, from_row
 from flowsvc.store import customers, outbox
 from flowsvc.store.models import OutboxMessage
 
@@ -54,18 +55,25 @@ class Deliveries:
 
     def claim(
         self, owner: str, max_messages: int, lease_seconds: int
-    ) -> tuple[list[OutboxMessage], int]:
+    ) -> tuple[list[OutboxEntry], int]:
         """Lease whole lanes of due messages to `owner`: (messages, still pending)."""
+        problems = []
         if not owner or len(owner) > 200:
-            raise InvalidArgument("bad claim", [("owner", "required, at most 200 characters")])
+            problems.append(("owner", "required, at most 200 characters"))
+        if max_messages < 0:
+            problems.append(("max_messages", "must not be negative (0: the default, 100)"))
+        if lease_seconds < 0:
+            problems.append(("lease_seconds", "must not be negative (0: the default, 60)"))
+        if problems:
+            raise InvalidArgument("bad claim", problems)
         limit = min(max_messages or 100, 1000)
         now = self._clock()
         lease = outbox.Lease(owner, now + timedelta(seconds=lease_seconds or 60))
         with self._sessions.begin() as session:
-            lanes = customers.lock_free(session, outbox.due_lanes(session, now, limit))
+            free = customers.lock_free(session, outbox.due_customers(session, now, limit))
             claimed: list[OutboxMessage] = []
             for _, rows in groupby(
-                outbox.pending_in(session, lanes), key=lambda m: (m.phone_number_id, m.phone_number)
+                outbox.pending_of(session, free), key=lambda m: (m.phone_number_id, m.phone_number)
             ):
                 lane = list(rows)
                 if len(claimed) + len(lane) > limit and claimed:
@@ -74,10 +82,12 @@ class Deliveries:
                     continue
                 claimed += lane
             outbox.set_lease(session, [m.id for m in claimed], lease, now)
-            for message in claimed:
-                message.lease_owner, message.lease_expires_at = lease.owner, lease.expires_at
             pending = outbox.count_pending(session)
-        return claimed, pending - len(claimed)
+        leased = [
+            replace(from_row(m), lease_owner=lease.owner, lease_expires_at=lease.expires_at)
+            for m in claimed
+        ]
+        return leased, pending - len(claimed)
 
     def ack(self, owner: str, acks: Sequence[Ack]) -> list[int]:
         """Record send results; returns the ids whose lease `owner` no longer held."""

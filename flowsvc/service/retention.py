@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from flowsvc.service.conversations import Clock, utcnow
+from flowsvc.clock import Clock, utcnow
 from flowsvc.store import retention
 
 

@@ -8,13 +8,13 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from flowsvc.engine.validation import template_targets, template_type, validate_template
 from flowsvc.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from flowsvc.service.paging import decode_token, encode_token, page_size
-from flowsvc.store.models import ConversationState, WorkflowTemplate, WorkflowTemplateVersion
+from flowsvc.store import conversations, templates
+from flowsvc.store.models import WorkflowTemplate, WorkflowTemplateVersion
 
 UPDATABLE_FIELDS = frozenset({"trigger_keywords", "menu_structure", "is_active"})
 
@@ -100,12 +100,12 @@ class Templates:
 
     def validate(self, definition: TemplateDefinition) -> str:
         with self._sessions() as session:
-            _check(definition, _names(session))
+            _check(definition, templates.names(session))
         return template_type(definition.menu_structure)
 
     def create(self, definition: TemplateDefinition) -> TemplateVersion:
         with self._sessions.begin() as session:
-            names = _names(session)
+            names = templates.names(session)
             if definition.name in names:
                 raise AlreadyExists(f"template {definition.name!r} already exists")
             _check(definition, names)
@@ -116,19 +116,14 @@ class Templates:
     def get(self, name: str, version: int = 0) -> TemplateVersion:
         with self._sessions() as session:
             head = _head(session, name)
-            row = _version_row(session, head, version or head.version)
-            return _version(head, row)
+            return _version(head, _version_row(session, head, version or head.version))
 
-    def list(self, active: bool | None, requested_size: int, token: str) -> Page:
+    def list_heads(self, active: bool | None, requested_size: int, token: str) -> Page:
+        """The latest version of each template, by name."""
         size = page_size(requested_size)
-        after = decode_token(token)
-        query = select(WorkflowTemplate).order_by(WorkflowTemplate.template_name).limit(size + 1)
-        if active is not None:
-            query = query.where(WorkflowTemplate.is_active == active)
-        if after is not None:
-            query = query.where(WorkflowTemplate.template_name > str(after))
+        after = decode_token(token, str)
         with self._sessions() as session:
-            heads = list(session.scalars(query))
+            heads = templates.heads_page(session, active=active, after_name=after, limit=size + 1)
             page = Page(
                 [_version(head, _version_row(session, head, head.version)) for head in heads[:size]]
             )
@@ -138,18 +133,10 @@ class Templates:
 
     def versions(self, name: str, requested_size: int, token: str) -> Page:
         size = page_size(requested_size)
-        after = decode_token(token)
+        before = decode_token(token, int)
         with self._sessions() as session:
             head = _head(session, name)
-            query = (
-                select(WorkflowTemplateVersion)
-                .where(WorkflowTemplateVersion.template_id == head.id)
-                .order_by(WorkflowTemplateVersion.version.desc())
-                .limit(size + 1)
-            )
-            if after is not None:
-                query = query.where(WorkflowTemplateVersion.version < int(after))
-            rows = list(session.scalars(query))
+            rows = templates.versions_page(session, head, before=before, limit=size + 1)
         page = Page([_version(head, row) for row in rows[:size]])
         if len(rows) > size:
             page.next_page_token = encode_token(rows[size - 1].version)
@@ -161,7 +148,8 @@ class Templates:
         fields: Sequence[str] = (),
         expected_version: int = 0,
     ) -> tuple[TemplateVersion, bool]:
-        """Write a new version with `fields` (all when empty) taken from `definition`."""
+        """Write a new version with `fields` (all when empty) taken from `definition`; whether
+        anything changed."""
         unknown = sorted(set(fields) - UPDATABLE_FIELDS)
         if unknown:
             raise InvalidArgument(
@@ -188,7 +176,7 @@ class Templates:
             is_active = head.is_active
             if "is_active" in changing and definition.is_active is not None:
                 is_active = definition.is_active
-            _check(merged, _names(session))
+            _check(merged, templates.names(session))
             if _same(head, merged, is_active):
                 return _version(head, _version_row(session, head, head.version)), False
             updated = _write(session, head, merged, is_active=is_active)
@@ -201,9 +189,7 @@ class Templates:
             head = _head(session, name, for_update=True)
             referrers = sorted(
                 other.template_name
-                for other in session.scalars(
-                    select(WorkflowTemplate).where(WorkflowTemplate.id != head.id)
-                )
+                for other in templates.others(session, head)
                 if name in template_targets(other.menu_structure)
             )
             if referrers:
@@ -211,20 +197,10 @@ class Templates:
                     f"template {name!r} is the target of {', '.join(referrers)}: "
                     "change or delete those first"
                 )
-            versions = session.scalar(
-                select(func.count()).where(WorkflowTemplateVersion.template_id == head.id)
-            )
-            ended = session.execute(
-                delete(ConversationState).where(ConversationState.conversation_flow == name)
-            ).rowcount
-            session.execute(
-                delete(WorkflowTemplateVersion).where(
-                    WorkflowTemplateVersion.template_id == head.id
-                )
-            )
-            session.delete(head)
+            ended = conversations.remove_of_template(session, name)
+            versions = templates.remove(session, head)
         self._on_change()
-        return int(versions or 0), int(ended or 0)
+        return versions, ended
 
     def import_(self, definitions: Sequence[TemplateDefinition]) -> list[Imported]:
         """Create or update several templates at once, validated as a set."""
@@ -236,7 +212,7 @@ class Templates:
                 [("templates", f"{name!r} appears more than once") for name in duplicates],
             )
         with self._sessions.begin() as session:
-            known = _names(session) | set(names)
+            known = templates.names(session) | set(names)
             violations: list[tuple[str, str]] = []
             for index, definition in enumerate(definitions):
                 try:
@@ -247,11 +223,7 @@ class Templates:
                 raise InvalidArgument("templates are invalid", violations)
             imported = []
             for definition in definitions:
-                head = session.scalar(
-                    select(WorkflowTemplate).where(
-                        WorkflowTemplate.template_name == definition.name
-                    )
-                )
+                head = templates.head(session, definition.name)
                 is_active = definition.is_active is not False
                 if head is None:
                     stored = _write(session, None, definition, is_active=is_active)
@@ -267,27 +239,15 @@ class Templates:
         return imported
 
 
-def _names(session: Session) -> set[str]:
-    return set(session.scalars(select(WorkflowTemplate.template_name)))
-
-
 def _head(session: Session, name: str, *, for_update: bool = False) -> WorkflowTemplate:
-    query = select(WorkflowTemplate).where(WorkflowTemplate.template_name == name)
-    if for_update:
-        query = query.with_for_update()
-    head = session.scalar(query)
+    head = templates.head(session, name, for_update=for_update)
     if head is None:
         raise NotFound(f"template {name!r} does not exist")
     return head
 
 
 def _version_row(session: Session, head: WorkflowTemplate, version: int) -> WorkflowTemplateVersion:
-    row = session.scalar(
-        select(WorkflowTemplateVersion).where(
-            WorkflowTemplateVersion.template_id == head.id,
-            WorkflowTemplateVersion.version == version,
-        )
-    )
+    row = templates.version(session, head, version)
     if row is None:
         raise NotFound(f"template {head.template_name!r} has no version {version}")
     return row
@@ -309,29 +269,13 @@ def _write(
     is_active: bool,
 ) -> TemplateVersion:
     """Store `definition` as the next version (version 1 for a new template)."""
-    kind = template_type(definition.menu_structure)
-    keywords = list(definition.trigger_keywords)
-    if head is None:
-        head = WorkflowTemplate(template_name=definition.name, version=0)
-        session.add(head)
-    head.template_type = kind
-    head.trigger_keywords = keywords
-    head.menu_structure = definition.menu_structure
-    head.is_active = is_active
-    head.version += 1
-    head.updated_at = func.now()
-    session.flush()
-    row = WorkflowTemplateVersion(
-        template_id=head.id,
-        template_name=head.template_name,
-        version=head.version,
-        template_type=kind,
-        trigger_keywords=keywords,
+    stored_head, row = templates.write(
+        session,
+        head,
+        name=definition.name,
+        kind=template_type(definition.menu_structure),
+        trigger_keywords=definition.trigger_keywords,
         menu_structure=definition.menu_structure,
         is_active=is_active,
     )
-    session.add(row)
-    session.flush()
-    session.refresh(head)
-    session.refresh(row)
-    return _version(head, row)
+    return _version(stored_head, row)

@@ -1,4 +1,4 @@
-"""conversation_state rows: read, save (insert or update) and delete a customer's conversation."""
+"""conversation_state rows outside a turn: read, list, delete (turns write them: store.turns)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from flowsvc.store.db import delete_rows
 from flowsvc.store.models import ConversationState
 
 
@@ -19,16 +20,52 @@ def get(session: Session, phone_number_id: str, phone_number: str) -> Conversati
     )
 
 
+def page(
+    session: Session,
+    *,
+    now: datetime,
+    flow: str,
+    step: str,
+    phone_number_id: str,
+    after_id: int | None,
+    limit: int,
+) -> list[ConversationState]:
+    """Unexpired conversations in id order, after `after_id`; empty filters match everything."""
+    query = (
+        select(ConversationState)
+        .where(ConversationState.expires_at > now)
+        .order_by(ConversationState.id)
+        .limit(limit)
+    )
+    if flow:
+        query = query.where(ConversationState.conversation_flow == flow)
+    if step:
+        query = query.where(ConversationState.current_step == step)
+    if phone_number_id:
+        query = query.where(ConversationState.phone_number_id == phone_number_id)
+    if after_id is not None:
+        query = query.where(ConversationState.id > after_id)
+    return list(session.scalars(query))
+
+
 def remove(session: Session, phone_number_id: str, phone_number: str) -> int:
-    return session.execute(
+    return delete_rows(
+        session,
         delete(ConversationState).where(
             ConversationState.phone_number_id == phone_number_id,
             ConversationState.phone_number == phone_number,
-        )
-    ).rowcount
+        ),
+    )
 
 
 def remove_expired(session: Session, now: datetime) -> int:
-    return session.execute(
-        delete(ConversationState).where(ConversationState.expires_at <= now)
-    ).rowcount
+    return delete_rows(
+        session, delete(ConversationState).where(ConversationState.expires_at <= now)
+    )
+
+
+def remove_of_template(session: Session, name: str) -> int:
+    """Every conversation running on template `name` (any version)."""
+    return delete_rows(
+        session, delete(ConversationState).where(ConversationState.conversation_flow == name)
+    )

@@ -1,20 +1,50 @@
-"""The per-customer lock rows, as the outbox claim takes them: skipping customers whose row another
-transaction holds (a turn takes and waits for the lock in store/turns.py)."""
+"""The per-customer lock: one row per customer of a business number, locked by every turn and
+outbox claim, so that one customer's messages are handled, and their replies sent, one at a time
+across all replicas.
+
+A turn waits for the lock (store.turns); the outbox claim skips customers whose lock another
+transaction holds. SQLite has a single writer, which serializes everything already.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import Connection, select, tuple_
 from sqlalchemy.orm import Session
 
-from flowsvc.store.models import Customer
+from flowsvc.store import prepared
+from flowsvc.store.models import Customer as CustomerRow
+
+Customer = tuple[str, str]
+"""(phone_number_id, phone_number): a customer of one business number."""
+
+# The upsert takes the row lock even when the row exists (ON CONFLICT ... DO UPDATE locks it).
+LOCK = """
+INSERT INTO customers (phone_number_id, phone_number) VALUES (:phone_number_id, :phone_number)
+ON CONFLICT (phone_number_id, phone_number) DO UPDATE SET phone_number = excluded.phone_number
+"""
+# PostgreSQL, several customers in one statement, locked in the order given.
+LOCK_MANY = """
+INSERT INTO customers (phone_number_id, phone_number)
+SELECT * FROM unnest(:phone_number_ids::text[], :phone_numbers::text[])
+ON CONFLICT (phone_number_id, phone_number) DO UPDATE SET phone_number = excluded.phone_number
+"""
 
 
-def lock_free(session: Session, lanes: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """Lock those of `lanes` that nobody else holds right now, skipping the others."""
-    if not lanes:
+def lock(connection: Connection, customer: Customer) -> None:
+    """Take `customer`'s lock, waiting for any transaction that holds it."""
+    parameters = {"phone_number_id": customer[0], "phone_number": customer[1]}
+    if connection.dialect.name == "postgresql":
+        prepared.run(connection, (LOCK,), parameters)
+    else:
+        connection.exec_driver_sql(LOCK, parameters)
+
+
+def lock_free(session: Session, customers: list[Customer]) -> list[Customer]:
+    """Lock those of `customers` that nobody else holds right now, skipping the others."""
+    if not customers:
         return []
-    query = select(Customer.phone_number_id, Customer.phone_number).where(
-        tuple_(Customer.phone_number_id, Customer.phone_number).in_(lanes)
+    query = select(CustomerRow.phone_number_id, CustomerRow.phone_number).where(
+        tuple_(CustomerRow.phone_number_id, CustomerRow.phone_number).in_(customers)
     )
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)

@@ -1,52 +1,30 @@
 """The outbox: Graph API requests queued in the same transaction as the state change that made
-them, leased to one sender at a time per customer, in order."""
+them, leased to one sender at a time per customer, sent in id order."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Connection, func, select, tuple_, update
 from sqlalchemy.orm import Session
 
+from flowsvc.store.customers import Customer
 from flowsvc.store.models import OutboxMessage
+from flowsvc.store.times import read_time, sqlite_time
 
 PENDING = "pending"
 SENT = "sent"
 FAILED = "failed"
-
-Lane = tuple[str, str]
-"""(phone_number_id, phone_number): one customer's queue, sent strictly in id order."""
 
 
 @dataclass(frozen=True)
 class Lease:
     owner: str
     expires_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class Queued:
-    """A message a turn has just queued, as the caller gets it (not read back from the table)."""
-
-    id: int
-    phone_number_id: str
-    phone_number: str
-    source_id: str
-    body_json: str
-    lease_owner: str | None
-    lease_expires_at: datetime | None
-    created_at: datetime
-    state: str = PENDING
-    attempts: int = 0
-    wa_message_id: str | None = None
-    delivery_status: str | None = None
-    error_code: int | None = None
-    error_title: str | None = None
-    error_details: str | None = None
 
 
 def by_ids(session: Session, ids: Iterable[int]) -> list[OutboxMessage]:
@@ -60,32 +38,32 @@ def by_ids(session: Session, ids: Iterable[int]) -> list[OutboxMessage]:
     )
 
 
-def due_lanes(session: Session, now: datetime, limit: int) -> list[Lane]:
+def due_customers(session: Session, now: datetime, limit: int) -> list[Customer]:
     """Customers with a pending, unleased message due now, oldest first."""
-    lane = (OutboxMessage.phone_number_id, OutboxMessage.phone_number)
+    customer = (OutboxMessage.phone_number_id, OutboxMessage.phone_number)
     rows = session.execute(
-        select(*lane)
+        select(*customer)
         .where(
             OutboxMessage.state == PENDING,
             OutboxMessage.next_attempt_at <= now,
             (OutboxMessage.lease_expires_at.is_(None)) | (OutboxMessage.lease_expires_at <= now),
         )
-        .group_by(*lane)
+        .group_by(*customer)
         .order_by(func.min(OutboxMessage.id))
         .limit(limit)
     )
     return [(row[0], row[1]) for row in rows]
 
 
-def pending_in(session: Session, lanes: Sequence[Lane]) -> list[OutboxMessage]:
+def pending_of(session: Session, customers: Sequence[Customer]) -> list[OutboxMessage]:
     """Every pending message of these customers, each customer's in sending order."""
-    if not lanes:
+    if not customers:
         return []
     return list(
         session.scalars(
             select(OutboxMessage)
             .where(
-                tuple_(OutboxMessage.phone_number_id, OutboxMessage.phone_number).in_(lanes),
+                tuple_(OutboxMessage.phone_number_id, OutboxMessage.phone_number).in_(customers),
                 OutboxMessage.state == PENDING,
             )
             .order_by(OutboxMessage.phone_number_id, OutboxMessage.phone_number, OutboxMessage.id)
@@ -185,7 +163,7 @@ def settle(
         if state != PENDING:
             continue
         s = by_id[id_]
-        leased = lease_expires_at is not None and _read_time(lease_expires_at) > now
+        leased = lease_expires_at is not None and read_time(lease_expires_at) > now
         if lease_owner != owner and leased:
             lost.append(id_)
             if s.kind != SENT:
@@ -220,8 +198,7 @@ def settle(
         next_at = values["next_attempt_at"]
         connection.exec_driver_sql(
             _SQLITE_SETTLE,
-            values
-            | {"now": _sqlite_time(now), "next_attempt_at": next_at and _sqlite_time(next_at)},
+            values | {"now": sqlite_time(now), "next_attempt_at": next_at and sqlite_time(next_at)},
         )
     return lost
 
@@ -236,14 +213,3 @@ def _lock_sql(postgres: bool, count: int) -> str:
 @lru_cache(maxsize=64)
 def _pg_settle_sql(count: int) -> str:
     return _PG_SETTLE.replace("{rows}", ",\n    ".join(_PG_ROW.format(n=n) for n in range(count)))
-
-
-def _sqlite_time(value: datetime) -> str:
-    """The text SQLAlchemy's DateTime stores on SQLite (naive UTC), so both read each other's."""
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-
-
-def _read_time(value: datetime | str) -> datetime:
-    if isinstance(value, str):  # SQLite
-        return datetime.fromisoformat(value).replace(tzinfo=UTC)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

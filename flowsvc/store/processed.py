@@ -1,4 +1,4 @@
-"""processed_messages rows: which inbound message ids were handled, and what that produced."""
+"""processed_messages rows outside a turn: which inbound message ids were handled (dedupe)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ from datetime import datetime
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
+from flowsvc.store.db import delete_rows
 from flowsvc.store.models import ProcessedMessage
 
 
 def remove_older_than(session: Session, cutoff: datetime) -> int:
-    return session.execute(
-        delete(ProcessedMessage).where(ProcessedMessage.processed_at < cutoff)
-    ).rowcount
+    return delete_rows(
+        session, delete(ProcessedMessage).where(ProcessedMessage.processed_at < cutoff)
+    )

@@ -2,38 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from datetime import datetime
-from typing import Any
+from collections.abc import Sequence
 
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
 from flowsvc.store.models import FlowResult
-
-
-def add(
-    session: Session,
-    *,
-    reference: str,
-    template_name: str,
-    template_version: int,
-    phone_number_id: str,
-    phone_number: str,
-    context: Mapping[str, Any],
-    now: datetime,
-) -> None:
-    session.add(
-        FlowResult(
-            reference=reference,
-            template_name=template_name,
-            template_version=template_version,
-            phone_number_id=phone_number_id,
-            phone_number=phone_number,
-            context=dict(context),
-            created_at=now,
-        )
-    )
 
 
 def by_reference(session: Session, reference: str) -> FlowResult | None:
@@ -57,7 +31,7 @@ def for_customer(
     if templates:
         newest = newest.where(FlowResult.template_name.in_(templates))
     newest = newest.order_by(FlowResult.id.desc()).limit(limit)
-    wanted = FlowResult.id.in_(newest.scalar_subquery())
+    wanted: ColumnElement[bool] = FlowResult.id.in_(newest.scalar_subquery())
     if reference:
         wanted = or_(wanted, FlowResult.reference == reference)
     return list(

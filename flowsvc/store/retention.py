@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Delete, delete, select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from flowsvc.store.db import delete_rows
 from flowsvc.store.models import FlowResult, OutboxMessage
 from flowsvc.store.outbox import FAILED, SENT
 
@@ -24,7 +25,7 @@ def remove_results(session: Session, cutoff: datetime, limit: int) -> int:
         .limit(limit)
     )
     statement = delete(FlowResult).where(FlowResult.id.in_(oldest.scalar_subquery()))
-    return _count(session, statement)
+    return delete_rows(session, statement)
 
 
 def remove_finished_outbox(session: Session, cutoff: datetime, limit: int) -> int:
@@ -37,10 +38,4 @@ def remove_finished_outbox(session: Session, cutoff: datetime, limit: int) -> in
         .limit(limit)
     )
     statement = delete(OutboxMessage).where(OutboxMessage.id.in_(oldest.scalar_subquery()))
-    return _count(session, statement)
-
-
-def _count(session: Session, statement: Delete) -> int:
-    # Nothing deleted here is loaded in the session: no need to find and expire it.
-    result = session.execute(statement.execution_options(synchronize_session=False))
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    return delete_rows(session, statement)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Callable
 from typing import Any
 
 import grpc
 from grpc_health.v1 import health
+
+from flowsvc.rpc import Continuation
 
 log = logging.getLogger("flowsvc.auth")
 
@@ -21,8 +22,6 @@ MISSING = (
 )
 MALFORMED = "the authorization metadata must be exactly one 'Bearer <token>'"
 WRONG = "the bearer token is not the one flowsvc was given (FLOWSVC_TOKEN)"
-
-Continuation = Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None]
 
 
 def refusal(metadata: Any, token: bytes) -> str | None:
@@ -47,7 +46,7 @@ class TokenAuth(grpc.ServerInterceptor):
 
     def intercept_service(
         self, continuation: Continuation, details: grpc.HandlerCallDetails
-    ) -> grpc.RpcMethodHandler | None:
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = continuation(details)
         if handler is None or details.method.startswith(OPEN_PREFIXES):
             return handler
@@ -57,7 +56,9 @@ class TokenAuth(grpc.ServerInterceptor):
         return _refusing(handler, details.method, reason)
 
 
-def _refusing(handler: grpc.RpcMethodHandler, method: str, reason: str) -> grpc.RpcMethodHandler:
+def _refusing(
+    handler: grpc.RpcMethodHandler[Any, Any], method: str, reason: str
+) -> grpc.RpcMethodHandler[Any, Any]:
     """A handler of the same shape as `handler` that aborts; requests stay unparsed bytes."""
 
     def abort(_request: Any, context: grpc.ServicerContext) -> None:

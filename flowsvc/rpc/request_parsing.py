@@ -4,14 +4,14 @@ which PostgreSQL can store neither in text nor in JSONB, arrive as U+FFFD on eve
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import grpc
-from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import DecodeError, Message
 
-Continuation = Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None]
+from flowsvc.rpc import Continuation
+
 NUL, REPLACEMENT = "\x00", "\ufffd"
 
 
@@ -19,11 +19,11 @@ class ParseRequests(grpc.ServerInterceptor):
     """Parses unary requests itself, so that a parse failure gets a status that says so."""
 
     def __init__(self) -> None:
-        self._handlers: dict[str, grpc.RpcMethodHandler] = {}
+        self._handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
 
     def intercept_service(
         self, continuation: Continuation, details: grpc.HandlerCallDetails
-    ) -> grpc.RpcMethodHandler | None:
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
         wrapped = self._handlers.get(details.method)
         if wrapped is None:
             wrapped = _parsing(continuation(details))
@@ -32,7 +32,9 @@ class ParseRequests(grpc.ServerInterceptor):
         return wrapped
 
 
-def _parsing(handler: grpc.RpcMethodHandler | None) -> grpc.RpcMethodHandler | None:
+def _parsing(
+    handler: grpc.RpcMethodHandler[Any, Any] | None,
+) -> grpc.RpcMethodHandler[Any, Any] | None:
     if (
         handler is None
         or handler.request_streaming
@@ -66,7 +68,7 @@ def replace_nul(message: Message) -> None:
     """Replace NUL with U+FFFD in every string of `message`, map keys included, in place."""
     for field, value in message.ListFields():
         if field.message_type is not None and field.message_type.GetOptions().map_entry:
-            _replace_in_map(field, value)
+            _replace_in_map(field.message_type, value)
         elif field.type == FieldDescriptor.TYPE_MESSAGE:
             for item in value if field.is_repeated else (value,):
                 replace_nul(item)
@@ -77,8 +79,8 @@ def replace_nul(message: Message) -> None:
                 setattr(message, field.name, _clean(value))
 
 
-def _replace_in_map(field: FieldDescriptor, entries: Any) -> None:
-    holds_messages = field.message_type.fields_by_name["value"].type == FieldDescriptor.TYPE_MESSAGE
+def _replace_in_map(entry: Descriptor, entries: Any) -> None:
+    holds_messages = entry.fields_by_name["value"].type == FieldDescriptor.TYPE_MESSAGE
     for key in list(entries):
         clean = _clean(key) if isinstance(key, str) else key
         if clean != key:

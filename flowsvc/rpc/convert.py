@@ -8,17 +8,30 @@ from typing import Any
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
 from flowsvc.errors import InvalidArgument
-from flowsvc.service.conversations import Conversation, Handled, Message
+from flowsvc.service.conversations import Conversation
 from flowsvc.service.deliveries import Ack, AckKind
-from flowsvc.service.templates import TemplateDefinition, TemplateVersion
-from flowsvc.store.models import FlowResult, OutboxMessage
-from flowsvc.store.outbox import Queued
+from flowsvc.service.handling import StartRequest
+from flowsvc.service.inbound import InboundMessage
+from flowsvc.service.outbox_entries import OutboxEntry
+from flowsvc.service.results import Result
+from flowsvc.service.templates import ImportAction, Imported, TemplateDefinition, TemplateVersion
+from flowsvc.service.turns import Handled, LeaseRequest
 from menuflow.v1 import flow_pb2
 
 TEMPLATE_TYPES = {
     "button": flow_pb2.TEMPLATE_TYPE_BUTTON,
     "list": flow_pb2.TEMPLATE_TYPE_LIST,
     "text": flow_pb2.TEMPLATE_TYPE_TEXT,
+}
+IMPORT_ACTIONS = {
+    ImportAction.CREATED: flow_pb2.IMPORT_ACTION_CREATED,
+    ImportAction.UPDATED: flow_pb2.IMPORT_ACTION_UPDATED,
+    ImportAction.UNCHANGED: flow_pb2.IMPORT_ACTION_UNCHANGED,
+}
+ACTIVE_FILTERS = {
+    flow_pb2.ACTIVE_FILTER_UNSPECIFIED: None,
+    flow_pb2.ACTIVE_FILTER_ACTIVE: True,
+    flow_pb2.ACTIVE_FILTER_INACTIVE: False,
 }
 
 
@@ -73,6 +86,12 @@ def template(version: TemplateVersion) -> flow_pb2.Template:
     )
 
 
+def imported(item: Imported) -> flow_pb2.ImportedTemplate:
+    return flow_pb2.ImportedTemplate(
+        name=item.name, version=item.version, action=IMPORT_ACTIONS[item.action]
+    )
+
+
 OUTCOMES = {
     name.removeprefix("OUTCOME_").lower(): number
     for name, number in flow_pb2.Outcome.items()
@@ -91,9 +110,13 @@ DELIVERY_STATUSES = {
 STATUS_NAMES = {number: name for name, number in DELIVERY_STATUSES.items()}
 
 
-def inbound(message: flow_pb2.InboundMessage) -> Message:
+def delivery_status(name: str) -> flow_pb2.DeliveryStatus.ValueType:
+    return DELIVERY_STATUSES.get(name, flow_pb2.DELIVERY_STATUS_UNSPECIFIED)
+
+
+def inbound(message: flow_pb2.InboundMessage) -> InboundMessage:
     content = message.WhichOneof("content")
-    return Message(
+    return InboundMessage(
         message_id=message.message_id,
         phone_number_id=message.customer.phone_number_id,
         phone_number=message.customer.phone_number,
@@ -105,9 +128,25 @@ def inbound(message: flow_pb2.InboundMessage) -> Message:
     )
 
 
-def conversation(found: Conversation | None) -> flow_pb2.Conversation | None:
-    if found is None:
-        return None
+def lease(
+    request: flow_pb2.HandleMessageRequest
+    | flow_pb2.HandleMessagesRequest
+    | flow_pb2.StartConversationRequest,
+) -> LeaseRequest:
+    return LeaseRequest(request.lease_owner, request.lease_seconds)
+
+
+def start_request(request: flow_pb2.StartConversationRequest) -> StartRequest:
+    return StartRequest(
+        phone_number_id=request.customer.phone_number_id,
+        phone_number=request.customer.phone_number,
+        template_name=request.template_name,
+        context=from_struct(request.context),
+        request_id=request.request_id,
+    )
+
+
+def conversation(found: Conversation) -> flow_pb2.Conversation:
     return flow_pb2.Conversation(
         customer=flow_pb2.Customer(
             phone_number_id=found.phone_number_id, phone_number=found.phone_number
@@ -122,7 +161,7 @@ def conversation(found: Conversation | None) -> flow_pb2.Conversation | None:
     )
 
 
-def outbox_message(row: OutboxMessage | Queued) -> flow_pb2.OutboxMessage:
+def outbox_message(row: OutboxEntry) -> flow_pb2.OutboxMessage:
     error = None
     if row.error_code is not None or row.error_title:
         error = flow_pb2.MetaError(
@@ -138,7 +177,7 @@ def outbox_message(row: OutboxMessage | Queued) -> flow_pb2.OutboxMessage:
         state=DELIVERY_STATES[row.state],
         attempts=row.attempts,
         wa_message_id=row.wa_message_id or "",
-        delivery_status=DELIVERY_STATUSES.get(row.delivery_status or "", 0),
+        delivery_status=delivery_status(row.delivery_status or ""),
         error=error,
         lease_owner=row.lease_owner or "",
         lease_expire_time=to_timestamp(row.lease_expires_at),
@@ -146,16 +185,27 @@ def outbox_message(row: OutboxMessage | Queued) -> flow_pb2.OutboxMessage:
     )
 
 
-def handle_response(result: Handled) -> flow_pb2.HandleMessageResponse:
+def handle_response(handled: Handled) -> flow_pb2.HandleMessageResponse:
     return flow_pb2.HandleMessageResponse(
-        outcome=OUTCOMES.get(result.outcome, flow_pb2.OUTCOME_UNSPECIFIED),  # type: ignore[arg-type]
-        duplicate=result.duplicate,
-        conversation=conversation(result.conversation),
-        messages=[outbox_message(row) for row in result.messages],
+        outcome=OUTCOMES.get(handled.outcome, flow_pb2.OUTCOME_UNSPECIFIED),
+        duplicate=handled.duplicate,
+        conversation=_conversation_or_none(handled),
+        messages=[outbox_message(entry) for entry in handled.messages],
     )
 
 
-def result(row: FlowResult) -> flow_pb2.Result:
+def start_response(handled: Handled) -> flow_pb2.StartConversationResponse:
+    return flow_pb2.StartConversationResponse(
+        conversation=_conversation_or_none(handled),
+        messages=[outbox_message(entry) for entry in handled.messages],
+    )
+
+
+def _conversation_or_none(handled: Handled) -> flow_pb2.Conversation | None:
+    return conversation(handled.conversation) if handled.conversation else None
+
+
+def result(row: Result) -> flow_pb2.Result:
     return flow_pb2.Result(
         reference=row.reference,
         template_name=row.template_name,
@@ -163,7 +213,7 @@ def result(row: FlowResult) -> flow_pb2.Result:
         customer=flow_pb2.Customer(
             phone_number_id=row.phone_number_id, phone_number=row.phone_number
         ),
-        context=to_struct(row.context),
+        context=to_struct(dict(row.context)),
         create_time=to_timestamp(row.created_at),
     )
 

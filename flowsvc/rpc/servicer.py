@@ -1,0 +1,218 @@
+"""FlowService over gRPC: each method translates its request, makes one service call by name, and
+translates the answer. Errors become statuses in rpc.status, for every method alike."""
+
+from __future__ import annotations
+
+import grpc
+
+from flowsvc.rpc import convert
+from flowsvc.rpc.status import status_message
+from flowsvc.service.conversations import Conversations
+from flowsvc.service.deliveries import Deliveries
+from flowsvc.service.handling import MessageHandling
+from flowsvc.service.results import Results
+from flowsvc.service.retention import Retention
+from flowsvc.service.templates import Templates
+from menuflow.v1 import flow_pb2, flow_pb2_grpc
+
+
+class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
+    """FlowService. Each call runs on one of the server's worker threads, and a service call is
+    blocking (one database transaction each): the thread waits on the database, not a loop."""
+
+    def __init__(
+        self,
+        templates: Templates,
+        handling: MessageHandling,
+        conversations: Conversations,
+        results: Results,
+        deliveries: Deliveries,
+        retention: Retention,
+    ) -> None:
+        self._templates = templates
+        self._handling = handling
+        self._conversations = conversations
+        self._results = results
+        self._deliveries = deliveries
+        self._retention = retention
+
+    def CreateTemplate(
+        self, request: flow_pb2.CreateTemplateRequest, context: grpc.ServicerContext
+    ) -> flow_pb2.CreateTemplateResponse:
+        created = self._templates.create(convert.template_definition(request.template))
+        return flow_pb2.CreateTemplateResponse(template=convert.template(created))
+
+    def GetTemplate(
+        self, request: flow_pb2.GetTemplateRequest, context: grpc.ServicerContext
+    ) -> flow_pb2.GetTemplateResponse:
+        found = self._templates.get(request.name, request.version)
+        return flow_pb2.GetTemplateResponse(template=convert.template(found))
+
+    def ListTemplates(
+        self, request: flow_pb2.ListTemplatesRequest, context: grpc.ServicerContext
+    ) -> flow_pb2.ListTemplatesResponse:
+        page = self._templates.list_heads(
+            convert.ACTIVE_FILTERS.get(request.active_filter),
+            request.page_size,
+            request.page_token,
+        )
+        return flow_pb2.ListTemplatesResponse(
+            templates=[convert.template(item) for item in page.items],
+            next_page_token=page.next_page_token,
+        )
+
+    def UpdateTemplate(
+        self, request: flow_pb2.UpdateTemplateRequest, context: grpc.ServicerContext
+    ) -> flow_pb2.UpdateTemplateResponse:
+        updated, changed = self._templates.update(
+            convert.template_definition(request.template),
+            tuple(request.update_mask.paths),
+            request.expected_version,
+        )
+        return flow_pb2.UpdateTemplateResponse(template=convert.template(updated), changed=changed)
+
+    def DeleteTemplate(
+        self, request: flow_pb2.DeleteTemplateRequest, context: grpc.ServicerContext
+    ) -> flow_pb2.DeleteTemplateResponse:
+        versions, ended = self._templates.delete(request.name)
+        return flow_pb2.DeleteTemplateResponse(deleted_versions=versions, ended_conversations=ended)
+
+    def ValidateTemplate(
+        self, request: flow_pb2.ValidateTemplateRequest, context: grpc.ServicerContext
+    ) -> flow_pb2.ValidateTemplateResponse:
+        kind = self._templates.validate(convert.template_definition(request.template))
+        return flow_pb2.ValidateTemplateResponse(type=convert.TEMPLATE_TYPES[kind])
+
+    def ListTemplateVersions(
+        self, request: flow_pb2.ListTemplateVersionsRequest, context: grpc.ServicerContext
+    ) -> flow_pb2.ListTemplateVersionsResponse:
+        page = self._templates.versions(request.name, request.page_size, request.page_token)
+        return flow_pb2.ListTemplateVersionsResponse(
+            versions=[convert.template(item) for item in page.items],
+            next_page_token=page.next_page_token,
+        )
+
+    def ImportTemplates(
+        self, request: flow_pb2.ImportTemplatesRequest, context: grpc.ServicerContext
+    ) -> flow_pb2.ImportTemplatesResponse:
+        imported = self._templates.import_(
+            [convert.template_definition(item) for item in request.templates]
+        )
+        return flow_pb2.ImportTemplatesResponse(
+            templates=[convert.imported(item) for item in imported]
+        )
+
+    def HandleMessage(
+        self, request: flow_pb2.HandleMessageRequest, context: grpc.ServicerContext
+    ) -> flow_pb2.HandleMessageResponse:
+        handled = self._handling.handle(convert.inbound(request.message), convert.lease(request))
+        return convert.handle_response(handled)
+
+    def HandleMessages(
+        self, request: flow_pb2.HandleMessagesRequest, context: grpc.ServicerContext
+    ) -> flow_pb2.HandleMessagesResponse:
+        outcomes = self._handling.handle_many(
+            [convert.inbound(message) for message in request.messages], convert.lease(request)
+        )
+        return flow_pb2.HandleMessagesResponse(
+            results=[
+                flow_pb2.HandleMessagesResult(error=status_message(handled))
+                if isinstance(handled, Exception)
+                else flow_pb2.HandleMessagesResult(handled=convert.handle_response(handled))
+                for handled in outcomes
+            ]
+        )
+
+    def StartConversation(
+        self, request: flow_pb2.StartConversationRequest, context: grpc.ServicerContext
+    ) -> flow_pb2.StartConversationResponse:
+        handled = self._handling.start(convert.start_request(request), convert.lease(request))
+        return convert.start_response(handled)
+
+    def GetConversation(
+        self, request: flow_pb2.GetConversationRequest, context: grpc.ServicerContext
+    ) -> flow_pb2.GetConversationResponse:
+        customer = request.customer
+        found = self._conversations.get(customer.phone_number_id, customer.phone_number)
+        return flow_pb2.GetConversationResponse(conversation=convert.conversation(found))
+
+    def ListConversations(
+        self, request: flow_pb2.ListConversationsRequest, context: grpc.ServicerContext
+    ) -> flow_pb2.ListConversationsResponse:
+        items, token = self._conversations.list_active(
+            request.flow,
+            request.step,
+            request.phone_number_id,
+            request.page_size,
+            request.page_token,
+        )
+        return flow_pb2.ListConversationsResponse(
+            conversations=[convert.conversation(item) for item in items], next_page_token=token
+        )
+
+    def EndConversation(
+        self, request: flow_pb2.EndConversationRequest, context: grpc.ServicerContext
+    ) -> flow_pb2.EndConversationResponse:
+        customer = request.customer
+        ended = self._conversations.end(customer.phone_number_id, customer.phone_number)
+        return flow_pb2.EndConversationResponse(conversation=convert.conversation(ended))
+
+    def SweepExpired(
+        self, request: flow_pb2.SweepExpiredRequest, context: grpc.ServicerContext
+    ) -> flow_pb2.SweepExpiredResponse:
+        expired, old = self._conversations.sweep()
+        purged = self._retention.sweep()
+        return flow_pb2.SweepExpiredResponse(
+            expired_conversations=expired,
+            processed_messages=old,
+            results=purged.results,
+            outbox_messages=purged.outbox_messages,
+        )
+
+    def GetResult(
+        self, request: flow_pb2.GetResultRequest, context: grpc.ServicerContext
+    ) -> flow_pb2.GetResultResponse:
+        found = self._results.get(request.reference)
+        return flow_pb2.GetResultResponse(result=convert.result(found))
+
+    def ListResults(
+        self, request: flow_pb2.ListResultsRequest, context: grpc.ServicerContext
+    ) -> flow_pb2.ListResultsResponse:
+        items, token = self._results.list_newest(
+            request.template_name,
+            request.customer.phone_number_id,
+            request.customer.phone_number,
+            request.page_size,
+            request.page_token,
+        )
+        return flow_pb2.ListResultsResponse(
+            results=[convert.result(item) for item in items], next_page_token=token
+        )
+
+    def ClaimOutbox(
+        self, request: flow_pb2.ClaimOutboxRequest, context: grpc.ServicerContext
+    ) -> flow_pb2.ClaimOutboxResponse:
+        messages, pending = self._deliveries.claim(
+            request.owner, request.max_messages, request.lease_seconds
+        )
+        return flow_pb2.ClaimOutboxResponse(
+            messages=[convert.outbox_message(entry) for entry in messages], pending=pending
+        )
+
+    def AckOutbox(
+        self, request: flow_pb2.AckOutboxRequest, context: grpc.ServicerContext
+    ) -> flow_pb2.AckOutboxResponse:
+        lost = self._deliveries.ack(request.owner, [convert.ack(item) for item in request.acks])
+        return flow_pb2.AckOutboxResponse(lease_lost_ids=lost)
+
+    def RecordStatus(
+        self, request: flow_pb2.RecordStatusRequest, context: grpc.ServicerContext
+    ) -> flow_pb2.RecordStatusResponse:
+        matched, status = self._deliveries.record_status(
+            request.wa_message_id,
+            convert.STATUS_NAMES.get(request.status, ""),
+            [(e.code, e.title, e.details) for e in request.errors],
+        )
+        return flow_pb2.RecordStatusResponse(
+            matched=matched, delivery_status=convert.delivery_status(status)
+        )

@@ -1,0 +1,119 @@
+"""How a failed call answers: each error class to one gRPC status code, in one place.
+
+FlowError subclasses map to their codes (INVALID_ARGUMENT with a google.rpc.BadRequest listing
+every violation); a database that cannot be reached is UNAVAILABLE (retry later); anything else
+is INTERNAL, whose text (it may quote a customer's words) stays in our log. The interceptor
+answers so for every unary call, so that servicer methods only translate.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from flowsvc.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    FlowError,
+    InvalidArgument,
+    NotFound,
+    ResourceExhausted,
+)
+from flowsvc.rpc import Continuation
+from flowsvc.store.db import UNREACHABLE
+
+log = logging.getLogger("flowsvc.calls")
+
+INTERNAL = "internal error: flowsvc logged the details"
+UNAVAILABLE = "the database cannot be reached right now; try again"
+STATUS_CODES: dict[type[FlowError], int] = {
+    InvalidArgument: code_pb2.INVALID_ARGUMENT,
+    NotFound: code_pb2.NOT_FOUND,
+    AlreadyExists: code_pb2.ALREADY_EXISTS,
+    FailedPrecondition: code_pb2.FAILED_PRECONDITION,
+    ResourceExhausted: code_pb2.RESOURCE_EXHAUSTED,
+}
+# A status travels in HTTP/2 trailers, and clients refuse trailers over 8 KiB: the message and the
+# details each get a share of that, and what does not fit is counted instead of sent.
+MAX_MESSAGE_CHARS = 1500
+MAX_DETAILS_BYTES = 4000
+# Calls that log each message's failure themselves, with the message's fields (service.messagelog).
+SELF_LOGGING = frozenset(
+    f"/menuflow.v1.FlowService/{name}"
+    for name in ("HandleMessage", "HandleMessages", "StartConversation")
+)
+
+
+def status_message(error: Exception) -> status_pb2.Status:
+    """The google.rpc.Status a call failing with `error` answers."""
+    if isinstance(error, UNREACHABLE):
+        return status_pb2.Status(code=code_pb2.UNAVAILABLE, message=UNAVAILABLE)
+    if not isinstance(error, FlowError):
+        return status_pb2.Status(code=code_pb2.INTERNAL, message=INTERNAL)
+    message = str(error)
+    if len(message) > MAX_MESSAGE_CHARS:
+        message = message[: MAX_MESSAGE_CHARS - 1] + "…"
+    status = status_pb2.Status(code=STATUS_CODES[type(error)], message=message)
+    if isinstance(error, InvalidArgument) and error.violations:
+        request = error_details_pb2.BadRequest()
+        for index, (field, reason) in enumerate(error.violations):
+            request.field_violations.add(field=field[:300], description=reason[:500])
+            if request.ByteSize() > MAX_DETAILS_BYTES:
+                del request.field_violations[-1]
+                request.field_violations.add(
+                    field=field[:300],
+                    description=f"and {len(error.violations) - index} more problems",
+                )
+                break
+        detail = any_pb2.Any()
+        detail.Pack(request)
+        status.details.append(detail)
+    return status
+
+
+class ErrorStatus(grpc.ServerInterceptor):
+    """Answers an exception out of a unary call with its status (and logs what is ours to fix)."""
+
+    def intercept_service(
+        self, continuation: Continuation, details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        handler = continuation(details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        return _answering(handler, details.method)
+
+
+def _answering(
+    handler: grpc.RpcMethodHandler[Any, Any], method: str
+) -> grpc.RpcMethodHandler[Any, Any]:
+    behavior = handler.unary_unary
+    assert behavior is not None
+    logs = method not in SELF_LOGGING
+
+    def answered(request: Any, context: grpc.ServicerContext) -> Any:
+        try:
+            return behavior(request, context)
+        except Exception as error:
+            if logs:
+                _log(method, error)
+            context.abort_with_status(rpc_status.to_status(status_message(error)))
+
+    return grpc.unary_unary_rpc_method_handler(
+        answered,
+        request_deserializer=handler.request_deserializer,
+        response_serializer=handler.response_serializer,
+    )
+
+
+def _log(method: str, error: Exception) -> None:
+    if isinstance(error, UNREACHABLE):
+        # Retryable for the caller: the gateway answers Meta non-200; Meta redelivers.
+        cause = getattr(error, "orig", None) or error
+        log.warning("database unavailable", extra={"call": method, "error": type(cause).__name__})
+    elif not isinstance(error, FlowError):
+        log.exception("call failed", extra={"call": method})

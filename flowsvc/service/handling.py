@@ -1,0 +1,315 @@
+"""HandleMessage(s) and StartConversation: each turn exactly once, in one transaction, around
+the engine.
+
+A transaction runs the turns of one call (several customers' for HandleMessages, sharing the
+statements and the commit) in rounds (service.turns). Each round:
+  1. locks its customers and reads each turn's dedupe record, conversation and whether earlier
+     replies are unsent (store.turns.lock_and_read);
+  2. answers a redelivery with its stored outcome; otherwise runs the engine, and once more with
+     the customer's orders if a step needs them (one query);
+  3. writes the conversations, results, outbox replies and dedupe records (store.turns.write).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
+from typing import Any
+
+from sqlalchemy import exc
+from sqlalchemy.orm import Session, sessionmaker
+
+from flowsvc.clock import Clock, utcnow
+from flowsvc.engine import (
+    Catalog,
+    Decision,
+    EngineConfig,
+    Facts,
+    Needs,
+    OrderFact,
+    State,
+    advance,
+    new_reference,
+    start,
+)
+from flowsvc.errors import FailedPrecondition, InvalidArgument, NotFound
+from flowsvc.service import messagelog, outbox_entries
+from flowsvc.service.catalog import TemplateCatalog
+from flowsvc.service.inbound import InboundMessage, check_customer, engine_input
+from flowsvc.service.turns import (
+    Handled,
+    LeaseRequest,
+    MessageTurn,
+    StartTurn,
+    Turn,
+    closing,
+    handled_before,
+    handled_now,
+    rounds,
+)
+from flowsvc.store import outbox, results, turns
+from flowsvc.store.customers import Customer
+from flowsvc.store.db import UNREACHABLE
+
+MAX_BATCH = 100  # messages in one HandleMessages call
+
+
+@dataclass(frozen=True)
+class StartRequest:
+    """StartConversation: start `template_name` for a customer, replacing any conversation."""
+
+    phone_number_id: str
+    phone_number: str
+    template_name: str
+    context: Mapping[str, Any]
+    request_id: str = ""  # dedupes retries of the same start; none: every call starts anew
+
+
+class MessageHandling:
+    """Runs turns: one message, a batch of messages, or a conversation start."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        catalog: TemplateCatalog,
+        config: EngineConfig,
+        *,
+        max_context_bytes: int = 16_384,
+        clock: Clock = utcnow,
+    ) -> None:
+        self._sessions = sessions
+        self._catalog = catalog
+        self._config = config
+        self._max_context_bytes = max_context_bytes
+        self._clock = clock
+
+    def handle(self, message: InboundMessage, lease: LeaseRequest) -> Handled:
+        started = time.perf_counter()
+        try:
+            turn = _message_turn(message)
+            handled = _retrying(partial(self._single, turn, lease), idempotent=True)
+        except Exception as error:
+            messagelog.message_failed(message, error, started)
+            raise
+        messagelog.message_handled(message, handled, started)
+        return handled
+
+    def handle_many(
+        self, messages: Sequence[InboundMessage], lease: LeaseRequest
+    ) -> list[Handled | Exception]:
+        """Handle `messages` as `handle` would, in one transaction; each message's result is its
+        Handled or the exception `handle` would have raised.
+
+        Sharing the transaction shares its statements and its commit; what it must not share is
+        failure. When any turn fails, the transaction is rolled back and every message is handled
+        again on its own, so one bad message fails alone. Only a database that cannot be reached
+        fails them all (trying each alone would wait for it once per message).
+        """
+        if len(messages) > MAX_BATCH:
+            raise InvalidArgument(
+                "too many messages", [("messages", f"at most {MAX_BATCH} in one call")]
+            )
+        started = time.perf_counter()
+        outcomes: dict[int, Handled | Exception] = {}
+        todo: dict[int, Turn] = {}
+        for index, message in enumerate(messages):
+            try:
+                todo[index] = _message_turn(message)
+            except InvalidArgument as error:
+                outcomes[index] = error
+        try:
+            together = self._transaction(list(todo.values()), lease)
+            outcomes |= dict(zip(todo, together, strict=True))
+        except UNREACHABLE as error:
+            if isinstance(error, exc.DBAPIError) and error.connection_invalidated:
+                outcomes |= self._one_by_one(todo, lease)
+            else:
+                outcomes |= dict.fromkeys(todo, error)
+        except Exception:
+            outcomes |= self._one_by_one(todo, lease)
+        ordered = [outcomes[index] for index in range(len(messages))]
+        for message, outcome in zip(messages, ordered, strict=True):
+            if isinstance(outcome, Exception):
+                messagelog.message_failed(message, outcome, started)
+            else:
+                messagelog.message_handled(message, outcome, started)
+        return ordered
+
+    def start(self, request: StartRequest, lease: LeaseRequest) -> Handled:
+        """Start a conversation; NOT_FOUND / FAILED_PRECONDITION for a missing or inactive
+        template."""
+        started = time.perf_counter()
+        try:
+            turn = _start_turn(request)
+            handled = _retrying(partial(self._single, turn, lease))
+        except Exception as error:
+            messagelog.start_failed(request, error, started)
+            raise
+        messagelog.conversation_started(request, handled, started)
+        return handled
+
+    def _one_by_one(
+        self, todo: dict[int, Turn], lease: LeaseRequest
+    ) -> dict[int, Handled | Exception]:
+        outcomes: dict[int, Handled | Exception] = {}
+        for index, turn in todo.items():
+            try:
+                outcomes[index] = _retrying(partial(self._single, turn, lease), idempotent=True)
+            except Exception as error:
+                outcomes[index] = error
+        return outcomes
+
+    def _single(self, turn: Turn, lease: LeaseRequest) -> Handled:
+        return self._transaction([turn], lease)[0]
+
+    def _transaction(self, todo: Sequence[Turn], lease: LeaseRequest) -> list[Handled]:
+        """Run the turns in one transaction, a round at a time: lock and read the round's
+        customers at once, decide each turn, write them at once."""
+        handled: dict[int, Handled] = {}
+        with self._sessions.begin() as session:
+            for round_ in rounds(todo):
+                now = self._clock()
+                openings = [
+                    turns.Opening(todo[i].customer, todo[i].source_id if todo[i].dedupe else None)
+                    for i in round_
+                ]
+                opened = turns.lock_and_read(session.connection(), openings, lease.owner, now)
+                writing: list[tuple[int, turns.Opened, turns.Closing]] = []
+                for index, found in zip(round_, opened, strict=True):
+                    turn = todo[index]
+                    if found.prior_outcome is not None:
+                        replies = outbox.by_ids(session, found.prior_outbox_ids)
+                        handled[index] = handled_before(
+                            turn, found, [outbox_entries.from_row(row) for row in replies]
+                        )
+                        continue
+                    decision = self._decide(session, turn, found.state, now)
+                    writes = closing(turn, decision, found, now, lease, self._max_context_bytes)
+                    writing.append((index, found, writes))
+                written = turns.write(
+                    session.connection(), now, [(todo[i].customer, w) for i, _, w in writing]
+                )
+                for (index, found, writes), ids in zip(writing, written, strict=True):
+                    handled[index] = handled_now(todo[index], found, writes, ids, now)
+        return [handled[index] for index in range(len(todo))]
+
+    def _decide(self, session: Session, turn: Turn, state: State | None, now: datetime) -> Decision:
+        """Run the engine; if a step needs the customer's orders, read them (one query) and run
+        it again with them."""
+        if isinstance(turn, MessageTurn):
+            # A conversation whose template was deleted meanwhile is not in the catalog: the
+            # engine then starts over as for a first message.
+            catalog = self._catalog.get(session, (state.flow, state.version) if state else None)
+        else:
+            catalog = self._catalog.get(session)
+            _check_startable(catalog, turn.template_name)
+        # A reference is unique in practice (32^6 values); if two results ever draw the same one,
+        # the unique constraint fails the transaction and _retrying runs it again.
+        reference = new_reference(secrets.randbelow)
+        decision = self._run_engine(catalog, turn, state, now, reference, facts=None)
+        if isinstance(decision, Needs):
+            facts = _orders(session, turn.customer, decision)
+            decision = self._run_engine(catalog, turn, state, now, reference, facts=facts)
+        if isinstance(decision, Needs):
+            raise AssertionError("the engine needs facts only once")
+        return decision
+
+    def _run_engine(
+        self,
+        catalog: Catalog,
+        turn: Turn,
+        state: State | None,
+        now: datetime,
+        reference: str,
+        *,
+        facts: Facts | None,
+    ) -> Decision | Needs:
+        to = turn.customer[1]
+        if isinstance(turn, MessageTurn):
+            return advance(
+                catalog,
+                state,
+                turn.inbound,
+                to=to,
+                now=now,
+                config=self._config,
+                reference=reference,
+                facts=facts,
+            )
+        return start(
+            catalog,
+            turn.template_name,
+            context=dict(turn.context),
+            to=to,
+            now=now,
+            config=self._config,
+            reference=reference,
+            facts=facts,
+        )
+
+
+def _message_turn(message: InboundMessage) -> MessageTurn:
+    inbound = engine_input(message)
+    return MessageTurn((message.phone_number_id, message.phone_number), message.message_id, inbound)
+
+
+def _start_turn(request: StartRequest) -> StartTurn:
+    problems = check_customer(request.phone_number_id, request.phone_number)
+    if not request.template_name:
+        problems.append(("template_name", "required"))
+    if len(request.request_id) > 200:
+        problems.append(("request_id", "at most 200 characters"))
+    if problems:
+        raise InvalidArgument("bad start request", problems)
+    return StartTurn(
+        customer=(request.phone_number_id, request.phone_number),
+        # Without a request id a start is never deduped: each call starts anew.
+        source_id=f"start:{request.request_id or secrets.token_hex(8)}",
+        dedupe=bool(request.request_id),
+        template_name=request.template_name,
+        context=request.context,
+    )
+
+
+def _check_startable(catalog: Catalog, name: str) -> None:
+    template = catalog.current(name)
+    if template is None:
+        raise NotFound(f"template {name!r} does not exist")
+    if not template.is_active:
+        raise FailedPrecondition(f"template {name!r} is not active")
+
+
+def _orders(session: Session, customer: Customer, needs: Needs) -> Facts:
+    rows = results.for_customer(
+        session,
+        *customer,
+        reference=needs.reference,
+        templates=needs.templates,
+        limit=needs.recent_limit,
+    )
+    return Facts(
+        orders=tuple(
+            OrderFact(r.reference, r.template_name, r.template_version, r.context, r.created_at)
+            for r in rows
+        )
+    )
+
+
+def _retrying(unit: Callable[[], Handled], *, idempotent: bool = False) -> Handled:
+    """Run `unit` again if its result reference clashed, or, when it is idempotent (deduped by
+    message id), if its database connection turned out dead (connections used moments ago are
+    not pinged first; see store.db)."""
+    for attempt in range(3):
+        try:
+            return unit()
+        except exc.IntegrityError:
+            if attempt == 2:
+                raise
+        except exc.DBAPIError as error:
+            if not (idempotent and error.connection_invalidated) or attempt == 2:
+                raise
+    raise AssertionError("unreachable")

@@ -1,0 +1,172 @@
+"""A customer's turn as the service runs it: what it is for, in which round of a transaction it
+runs, what its decision writes, and what the caller gets back.
+
+A turn is a message handled (HandleMessage(s)) or a conversation started (StartConversation).
+One transaction runs several customers' turns in rounds: round n holds each customer's n-th
+turn, customers in lock order, so that one customer's turns run in the order given, each reading
+what the one before it wrote, and two transactions never wait for each other's locks in a cycle.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, ClassVar
+
+from flowsvc.engine import Decision, Inbound
+from flowsvc.errors import ResourceExhausted
+from flowsvc.service.conversations import Conversation, from_state
+from flowsvc.service.outbox_entries import OutboxEntry
+from flowsvc.store import turns
+from flowsvc.store.customers import Customer
+from flowsvc.store.outbox import Lease
+
+
+@dataclass(frozen=True)
+class MessageTurn:
+    """An inbound message to handle, deduped by its id."""
+
+    customer: Customer
+    message_id: str
+    inbound: Inbound
+
+    dedupe: ClassVar[bool] = True  # read and record source_id
+    fresh: ClassVar[bool] = False  # continues the customer's conversation
+
+    @property
+    def source_id(self) -> str:
+        return self.message_id
+
+
+@dataclass(frozen=True)
+class StartTurn:
+    """A conversation to start, replacing whatever the customer had; deduped only by a request
+    id (a start without one starts anew each time)."""
+
+    customer: Customer
+    source_id: str
+    dedupe: bool
+    template_name: str
+    context: Mapping[str, Any]
+
+    fresh: ClassVar[bool] = True  # the conversation is created now
+
+
+Turn = MessageTurn | StartTurn
+
+
+@dataclass(frozen=True)
+class LeaseRequest:
+    """Who asks for the replies of a turn, and for how long: replies nothing else of the
+    customer's waits ahead of are leased to `owner` at once, so it can send them without a claim
+    (no owner: they wait for the outbox pump)."""
+
+    owner: str = ""
+    seconds: int = 60
+
+    def lease(self, now: datetime) -> Lease:
+        return Lease(self.owner, now + timedelta(seconds=self.seconds or 60))
+
+
+@dataclass
+class Handled:
+    """What handling (or starting) produced."""
+
+    outcome: str
+    duplicate: bool
+    conversation: Conversation | None
+    messages: list[OutboxEntry] = field(default_factory=list)
+
+
+def rounds(todo: Sequence[Turn]) -> list[list[int]]:
+    """The turns' indexes in rounds: round n holds each customer's n-th turn, customers in lock
+    order (by business number, then customer)."""
+    found: list[list[int]] = []
+    seen: dict[Customer, int] = {}
+    for index in sorted(range(len(todo)), key=lambda i: todo[i].customer):  # stable: keeps order
+        customer = todo[index].customer
+        seen[customer] = seen.get(customer, -1) + 1
+        if seen[customer] == len(found):
+            found.append([])
+        found[seen[customer]].append(index)
+    return found
+
+
+def closing(
+    turn: Turn,
+    decision: Decision,
+    opened: turns.Opened,
+    now: datetime,
+    lease: LeaseRequest,
+    max_context_bytes: int,
+) -> turns.Closing:
+    """What a decision writes: conversation, result, outbox messages, the dedupe record."""
+    state = decision.state
+    context_json = ""
+    if state is not None:
+        context_json = json.dumps(state.context, separators=(",", ":"))
+        if len(context_json) > max_context_bytes:
+            raise ResourceExhausted(
+                f"the conversation's context would grow to {len(context_json)} bytes, "
+                f"past the limit of {max_context_bytes}"
+            )
+    return turns.Closing(
+        source_id=turn.source_id,
+        record=turn.dedupe,
+        outcome=str(decision.outcome),
+        state=state,
+        context_json=context_json,
+        result=decision.result,
+        bodies=[
+            json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+            for body in decision.messages
+        ],
+        lease=lease.lease(now)
+        if lease.owner and decision.messages and not opened.pending
+        else None,
+    )
+
+
+def handled_now(
+    turn: Turn, opened: turns.Opened, written: turns.Closing, ids: list[int], now: datetime
+) -> Handled:
+    """A turn just written: its outcome, the conversation now, the replies it queued."""
+    state, lease = written.state, written.lease
+    created_at = now
+    if not turn.fresh and opened.state is not None and opened.created_at:
+        created_at = opened.created_at
+    customer = turn.customer
+    return Handled(
+        outcome=written.outcome,
+        duplicate=False,
+        conversation=from_state(customer, state, created_at) if state else None,
+        messages=[
+            OutboxEntry(
+                id=id_,
+                phone_number_id=customer[0],
+                phone_number=customer[1],
+                source_id=written.source_id,
+                body_json=body,
+                lease_owner=lease.owner if lease else None,
+                lease_expires_at=lease.expires_at if lease else None,
+                created_at=now,
+            )
+            for id_, body in zip(ids, written.bodies, strict=True)
+        ],
+    )
+
+
+def handled_before(turn: Turn, opened: turns.Opened, replies: list[OutboxEntry]) -> Handled:
+    """A message handled before (a redelivery): its stored outcome and replies, the
+    conversation now."""
+    state = opened.state
+    return Handled(
+        outcome=opened.prior_outcome or "",
+        duplicate=True,
+        conversation=from_state(turn.customer, state, opened.created_at or state.last_interaction)
+        if state is not None
+        else None,
+        messages=replies,
+    )

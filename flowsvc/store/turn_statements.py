@@ -1,0 +1,161 @@
+"""The SQL of a turn: what opening (reading) and closing (writing) one customer's turn runs.
+
+One turn: SQLite runs the statements one by one; PostgreSQL reads in one round trip and writes
+with one statement, each write a data-modifying CTE (`close_one`). Several turns (HandleMessages
+on PostgreSQL): one statement each to read and to write them all, the turns as arrays.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+READ = """
+SELECT p.outcome, p.outbox_ids,
+       c.conversation_flow, c.template_version, c.current_step, c.context, c.history,
+       c.last_interaction, c.expires_at, c.created_at,
+       EXISTS (SELECT 1 FROM outbox o WHERE o.phone_number_id = :phone_number_id
+               AND o.phone_number = :phone_number AND o.state = 'pending'
+               AND NOT COALESCE(o.lease_owner = :lease_owner AND o.lease_expires_at > :now,
+                                FALSE)) AS pending
+FROM (SELECT 1 AS here) AS here
+LEFT JOIN processed_messages p ON p.message_id = :message_id
+LEFT JOIN conversation_state c
+       ON c.phone_number_id = :phone_number_id AND c.phone_number = :phone_number
+"""
+SAVE = """
+INSERT INTO conversation_state (phone_number_id, phone_number, conversation_flow, template_version,
+    current_step, context, history, last_interaction, expires_at)
+VALUES (:phone_number_id, :phone_number, :flow, :version, :step, :context, :history,
+    :last_interaction, :expires_at)
+ON CONFLICT (phone_number_id, phone_number) DO UPDATE SET
+    conversation_flow = excluded.conversation_flow, template_version = excluded.template_version,
+    current_step = excluded.current_step, context = excluded.context, history = excluded.history,
+    last_interaction = excluded.last_interaction, expires_at = excluded.expires_at
+"""
+REMOVE = """
+DELETE FROM conversation_state
+WHERE phone_number_id = :phone_number_id AND phone_number = :phone_number
+"""
+RESULT = """
+INSERT INTO flow_results (reference, template_name, template_version, phone_number_id,
+    phone_number, context, created_at)
+VALUES (:reference, :result_template, :result_version, :phone_number_id, :phone_number,
+    :result_context, :now)
+"""
+OUTBOX = """
+INSERT INTO outbox (phone_number_id, phone_number, source_id, body_json, state, attempts,
+    next_attempt_at, lease_owner, lease_expires_at, created_at, updated_at)
+VALUES {rows}
+RETURNING id
+"""
+OUTBOX_ROW = (
+    "(:phone_number_id, :phone_number, :source_id, :body_{n}, 'pending', 0, :now, :lease_owner,"
+    " :lease_expires_at, :now, :now)"
+)
+PROCESSED = """
+INSERT INTO processed_messages (message_id, phone_number_id, phone_number, outcome, outbox_ids,
+    processed_at)
+VALUES (:message_id, :phone_number_id, :phone_number, :outcome, :outbox_ids, :now)
+"""
+PROCESSED_FROM_OUTBOX = """
+INSERT INTO processed_messages (message_id, phone_number_id, phone_number, outcome, outbox_ids,
+    processed_at)
+SELECT :message_id, :phone_number_id, :phone_number, :outcome,
+       COALESCE(jsonb_agg(id ORDER BY id), '[]'::jsonb), :now
+FROM queued
+"""
+# PostgreSQL, several turns: each statement runs once for all of them, the turns as arrays. (A
+# single turn keeps the statements above: they cost PostgreSQL less to plan.)
+READ_MANY = """
+SELECT p.outcome, p.outbox_ids,
+       c.conversation_flow, c.template_version, c.current_step, c.context, c.history,
+       c.last_interaction, c.expires_at, c.created_at,
+       EXISTS (SELECT 1 FROM outbox o WHERE o.phone_number_id = t.phone_number_id
+               AND o.phone_number = t.phone_number AND o.state = 'pending'
+               AND NOT COALESCE(o.lease_owner = :lease_owner AND o.lease_expires_at > :now,
+                                FALSE)) AS pending
+FROM unnest(:phone_number_ids::text[], :phone_numbers::text[], :message_ids::text[])
+     WITH ORDINALITY AS t(phone_number_id, phone_number, message_id, n)
+LEFT JOIN processed_messages p ON p.message_id = t.message_id
+LEFT JOIN conversation_state c
+       ON c.phone_number_id = t.phone_number_id AND c.phone_number = t.phone_number
+ORDER BY t.n
+"""
+CLOSE_MANY = """
+WITH saved AS (
+    INSERT INTO conversation_state (phone_number_id, phone_number, conversation_flow,
+        template_version, current_step, context, history, last_interaction, expires_at)
+    SELECT s.phone_number_id, s.phone_number, s.flow, s.version, s.step, s.context::jsonb,
+           s.history::jsonb, s.last_interaction, s.expires_at
+    FROM unnest(:save_phone_number_ids::text[], :save_phone_numbers::text[], :flows::text[],
+                :versions::int[], :steps::text[], :contexts::text[], :histories::text[],
+                :last_interactions::timestamptz[], :expires::timestamptz[])
+         AS s(phone_number_id, phone_number, flow, version, step, context, history,
+              last_interaction, expires_at)
+    ON CONFLICT (phone_number_id, phone_number) DO UPDATE SET
+        conversation_flow = excluded.conversation_flow,
+        template_version = excluded.template_version, current_step = excluded.current_step,
+        context = excluded.context, history = excluded.history,
+        last_interaction = excluded.last_interaction, expires_at = excluded.expires_at
+), removed AS (
+    DELETE FROM conversation_state c
+    USING unnest(:remove_phone_number_ids::text[], :remove_phone_numbers::text[])
+          AS r(phone_number_id, phone_number)
+    WHERE c.phone_number_id = r.phone_number_id AND c.phone_number = r.phone_number
+), stored AS (
+    INSERT INTO flow_results (reference, template_name, template_version, phone_number_id,
+        phone_number, context, created_at)
+    SELECT r.reference, r.template_name, r.version, r.phone_number_id, r.phone_number,
+           r.context::jsonb, :now
+    FROM unnest(:references::text[], :result_templates::text[], :result_versions::int[],
+                :result_phone_number_ids::text[], :result_phone_numbers::text[],
+                :result_contexts::text[])
+         AS r(reference, template_name, version, phone_number_id, phone_number, context)
+), queued AS (
+    INSERT INTO outbox (phone_number_id, phone_number, source_id, body_json, state, attempts,
+        next_attempt_at, lease_owner, lease_expires_at, created_at, updated_at)
+    SELECT q.phone_number_id, q.phone_number, q.source_id, q.body, 'pending', 0, :now,
+           q.lease_owner, q.lease_expires_at, :now, :now
+    FROM unnest(:outbox_phone_number_ids::text[], :outbox_phone_numbers::text[],
+                :source_ids::text[], :bodies::text[], :lease_owners::text[],
+                :lease_expiries::timestamptz[]) WITH ORDINALITY
+         AS q(phone_number_id, phone_number, source_id, body, lease_owner, lease_expires_at, n)
+    ORDER BY q.n
+    RETURNING id, source_id
+), processed AS (
+    INSERT INTO processed_messages (message_id, phone_number_id, phone_number, outcome,
+        outbox_ids, processed_at)
+    SELECT p.message_id, p.phone_number_id, p.phone_number, p.outcome,
+           COALESCE((SELECT jsonb_agg(q.id ORDER BY q.id) FROM queued q
+                     WHERE q.source_id = p.message_id), '[]'::jsonb), :now
+    FROM unnest(:processed_ids::text[], :processed_phone_number_ids::text[],
+                :processed_phone_numbers::text[], :outcomes::text[])
+         AS p(message_id, phone_number_id, phone_number, outcome)
+)
+SELECT id, source_id FROM queued ORDER BY id
+"""
+
+
+@lru_cache(maxsize=64)
+def outbox_insert(messages: int) -> str:
+    """OUTBOX with a row for each of `messages` replies (bodies as :body_0, :body_1, ...)."""
+    return OUTBOX.format(rows=",\n    ".join(OUTBOX_ROW.format(n=n) for n in range(messages)))
+
+
+@lru_cache(maxsize=64)
+def close_one(has_state: bool, has_result: bool, messages: int, record: bool) -> str:
+    """One turn's writes as one statement: each write a CTE; the new outbox ids its rows."""
+    writes = [("conversation", SAVE if has_state else REMOVE)]
+    if has_result:
+        writes.append(("result", RESULT))
+    if messages:
+        writes.append(("queued", outbox_insert(messages)))
+        if record:
+            writes.append(("processed", PROCESSED_FROM_OUTBOX))
+        main = "SELECT id FROM queued ORDER BY id"
+    else:
+        if record:
+            writes.append(("processed", PROCESSED.replace(":outbox_ids", "'[]'")))
+        main = writes.pop()[1]
+    ctes = ", ".join(f"{name} AS ({sql})" for name, sql in writes)
+    return (f"WITH {ctes}\n" if ctes else "") + main
