@@ -19,9 +19,9 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway import webhook
-from gateway.channel import call_metadata, open_channels
+from gateway.channel import Calls, call_metadata, open_channels
 from gateway.inbox import Inbox
-from gateway.lanes import Calls, Lanes
+from gateway.lanes import Lanes
 from gateway.metrics import Metrics
 from gateway.pump import OutboxPump
 from gateway.ratelimit import RateLimiter

@@ -20,7 +20,8 @@ from collections.abc import Callable
 import grpc
 
 from gateway.batches import Batches, HandleError
-from gateway.lanes import Calls, Key, Lanes, Leased, lease_deadline
+from gateway.channel import Calls
+from gateway.lanes import Key, Lanes, Leased, lease_deadline
 from gateway.metrics import Metrics
 from gateway.payload import Parsed
 from menuflow.logs import log, mask_phone

@@ -9,20 +9,20 @@ A message is never started when its lease could run out before Meta answers; it 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gateway.acks import Acker
+from gateway.channel import Calls
 from gateway.metrics import Metrics
 from gateway.ratelimit import RateLimiter
 from gateway.sender import GraphSender
 from gateway.verdict import PAIR_RATE
 from menuflow.logs import log, mask_phone
-from menuflow.v1 import flow_pb2, flow_pb2_grpc
+from menuflow.v1 import flow_pb2
 
 logger = logging.getLogger("gateway.lanes")
 
@@ -38,27 +38,6 @@ class Leased:
     deadline: float  # monotonic time after which a send must not start
     leased_at: float = field(default_factory=time.monotonic)
     started: bool = False  # a send began: never release it, its outcome is unknown until acked
-
-
-@dataclass(frozen=True)
-class Calls:
-    """How this gateway calls FlowService: its identity, credentials and deadline.
-
-    With several channels, each call takes the next one in turn.
-    """
-
-    stubs: tuple[flow_pb2_grpc.FlowServiceStub, ...]
-    owner: str
-    metadata: tuple[tuple[str, str], ...] = ()
-    timeout: float = 10.0
-    _turn: Iterator[flow_pb2_grpc.FlowServiceStub] = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "_turn", itertools.cycle(self.stubs))
-
-    @property
-    def flow(self) -> flow_pb2_grpc.FlowServiceStub:
-        return next(self._turn)
 
 
 class Lanes:

@@ -14,7 +14,8 @@ import time
 
 import grpc
 
-from gateway.lanes import Calls, Lanes, Leased, lease_deadline
+from gateway.channel import Calls
+from gateway.lanes import Lanes, Leased, lease_deadline
 from gateway.metrics import Metrics
 from menuflow.logs import log
 from menuflow.v1 import flow_pb2
