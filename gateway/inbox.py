@@ -21,7 +21,9 @@ import grpc
 
 from gateway.batches import Batches, HandleError
 from gateway.channel import Calls
-from gateway.lanes import Key, Lanes, Leased, lease_deadline
+from gateway.customer import Customer
+from gateway.lanes import Lanes
+from gateway.leases import leased_message
 from gateway.metrics import Metrics
 from gateway.payload import Parsed
 from menuflow.logs import log, mask_phone
@@ -75,10 +77,10 @@ class Inbox:
 
     async def record(self, parsed: Parsed) -> bool:
         """Record every message and status; False if any could not be recorded (answer non-200)."""
-        customers: dict[Key, list[flow_pb2.InboundMessage]] = {}
+        customers: dict[Customer, list[flow_pb2.InboundMessage]] = {}
         for message in parsed.messages:
-            key = (message.customer.phone_number_id, message.customer.phone_number)
-            customers.setdefault(key, []).append(message)
+            customer = (message.customer.phone_number_id, message.customer.phone_number)
+            customers.setdefault(customer, []).append(message)
         jobs = [
             self._customer(sorted(messages, key=lambda m: m.sent_time.seconds))
             for messages in customers.values()
@@ -120,7 +122,7 @@ class Inbox:
         owner = self._calls.owner
         # A duplicate's messages are the first delivery's: whoever handled it holds (or held) them.
         leased = [
-            Leased(m, lease_deadline(m, requested_at, self._lease, self._budget))
+            leased_message(m, requested_at, self._lease, self._budget)
             for m in response.messages
             if m.lease_owner == owner
             and m.state == flow_pb2.DELIVERY_STATE_PENDING

@@ -13,10 +13,11 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from gateway.acks import Acker
 from gateway.channel import Calls
+from gateway.customer import Customer
+from gateway.leases import Leased
 from gateway.metrics import Metrics
 from gateway.ratelimit import RateLimiter
 from gateway.sender import GraphSender
@@ -26,18 +27,7 @@ from menuflow.v1 import flow_pb2
 
 logger = logging.getLogger("gateway.lanes")
 
-Key = tuple[str, str]  # (phone_number_id, customer phone number)
 SETTLED_MEMORY = 10_000
-
-
-@dataclass
-class Leased:
-    """An outbox message this gateway holds a lease on."""
-
-    message: flow_pb2.OutboxMessage
-    deadline: float  # monotonic time after which a send must not start
-    leased_at: float = field(default_factory=time.monotonic)
-    started: bool = False  # a send began: never release it, its outcome is unknown until acked
 
 
 class Lanes:
@@ -58,19 +48,19 @@ class Lanes:
         self._metrics = metrics
         self._slots = asyncio.Semaphore(send_concurrency)  # Graph API requests in flight
         self._acker = Acker(calls)
-        self._queues: dict[Key, deque[Leased]] = {}
-        self._workers: dict[Key, asyncio.Task[None]] = {}
+        self._queues: dict[Customer, deque[Leased]] = {}
+        self._workers: dict[Customer, asyncio.Task[None]] = {}
         self._ids: set[int] = set()
         # Ids recently settled (sent or failed), so that a stale copy (a duplicate HandleMessage
         # answer read before our ack committed) is never sent again. Bounded: old ids fall out.
         self._settled: dict[int, None] = {}
         # Customers whose pair rate limit (131056) Meta reported, and how often in a row: the
         # 4^X backoff is per customer, and resets once a message to them goes through.
-        self._pair_rate_hits: dict[Key, int] = {}
-        self._busy: set[Key] = set()  # lanes inside a send, its ack, or a release
+        self._pair_rate_hits: dict[Customer, int] = {}
+        self._busy: set[Customer] = set()  # lanes inside a send, its ack, or a release
         self._reads: set[asyncio.Task[None]] = set()
         # The newest message of each customer whose read receipt waits for a slot (see mark_read).
-        self._unread: dict[Key, str] = {}
+        self._unread: dict[Customer, str] = {}
         self._closing = False
 
     @property
@@ -85,16 +75,18 @@ class Lanes:
             message = item.message
             if message.id in self._ids or message.id in self._settled:
                 continue
-            key = (message.customer.phone_number_id, message.customer.phone_number)
+            customer = (message.customer.phone_number_id, message.customer.phone_number)
             self._ids.add(message.id)
-            self._queues.setdefault(key, deque()).append(item)
+            self._queues.setdefault(customer, deque()).append(item)
             added += 1
-            if key not in self._workers and not self._closing:
-                self._workers[key] = asyncio.create_task(self._run(key), name=f"lane-{message.id}")
+            if customer not in self._workers and not self._closing:
+                self._workers[customer] = asyncio.create_task(
+                    self._run(customer), name=f"lane-{message.id}"
+                )
         self._metrics.lane_messages.set(len(self._ids))
         return added
 
-    def mark_read(self, customer: Key, message_id: str) -> None:
+    def mark_read(self, customer: Customer, message_id: str) -> None:
         """Mark a customer's inbound message read, in the background and outside the lanes.
 
         Call in the order the customer's messages are handled. Meta marks earlier messages of the
@@ -116,7 +108,7 @@ class Lanes:
     async def close(self, grace: float) -> None:
         """Finish sends in flight (up to `grace` seconds), then release every message not begun."""
         self._closing = True
-        waiting = [task for key, task in self._workers.items() if key not in self._busy]
+        waiting = [task for customer, task in self._workers.items() if customer not in self._busy]
         for task in waiting:
             task.cancel()  # waiting for a slot or the rate limit: nothing was sent
         busy = list(self._workers.values())
@@ -133,8 +125,8 @@ class Lanes:
             task.cancel()
         await asyncio.gather(*self._reads, return_exceptions=True)
 
-    async def _run(self, key: Key) -> None:
-        queue = self._queues[key]
+    async def _run(self, customer: Customer) -> None:
+        queue = self._queues[customer]
         try:
             while queue and not self._closing:
                 item = queue[0]
@@ -142,12 +134,12 @@ class Lanes:
                 slot = _Slot(self._slots)
                 await slot.acquire()
                 try:
-                    await self._limiter.acquire(key[0])
+                    await self._limiter.acquire(customer[0])
                     if self._closing:
                         break
-                    self._busy.add(key)  # from here on, close() lets it finish
+                    self._busy.add(customer)  # from here on, close() lets it finish
                     try:
-                        if await self._send(item, slot.release):
+                        if await self._send(customer, item, slot.release):
                             self._forget(queue.popleft())
                             continue
                         held = list(queue)[1:]
@@ -155,19 +147,19 @@ class Lanes:
                         queue.clear()
                         await self._release(held)
                     finally:
-                        self._busy.discard(key)
+                        self._busy.discard(customer)
                 finally:
                     slot.release()
         finally:
-            del self._workers[key]
+            del self._workers[customer]
             if not queue:
-                self._queues.pop(key, None)
+                self._queues.pop(customer, None)
             self._metrics.lane_messages.set(len(self._ids))
 
     def _forget(self, item: Leased) -> None:
         self._ids.discard(item.message.id)
 
-    async def _send(self, item: Leased, sent: Callable[[], None]) -> bool:
+    async def _send(self, customer: Customer, item: Leased, sent: Callable[[], None]) -> bool:
         """Send one message (calling `sent` once the request is over) and ack it; False when the
         customer's lane must stop here."""
         message = item.message
@@ -179,7 +171,6 @@ class Lanes:
         started = time.monotonic()
         item.started = True
         self._metrics.queue_seconds.observe(started - item.leased_at)
-        customer = (number, message.customer.phone_number)
         verdict = await self._sender.send(
             number,
             message.body_json,
@@ -217,7 +208,7 @@ class Lanes:
         )
         return verdict.kind != "retry" and message.id not in lost
 
-    async def _read(self, customer: Key) -> None:
+    async def _read(self, customer: Customer) -> None:
         phone_number_id = customer[0]
         async with self._slots:
             await self._limiter.acquire(phone_number_id)
@@ -255,18 +246,3 @@ class _Slot:
         if self._held:
             self._held = False
             self._semaphore.release()
-
-
-def lease_deadline(
-    message: flow_pb2.OutboxMessage, requested_at: float, lease_seconds: int, budget: float
-) -> float:
-    """The monotonic time after which sending `message` could outlive its lease.
-
-    Counted from before the call that took the lease (so clock skew with FlowService cannot stretch
-    it), and never past the lease end FlowService reports.
-    """
-    deadline = requested_at + lease_seconds - budget
-    if message.HasField("lease_expire_time"):
-        end = message.lease_expire_time.seconds + message.lease_expire_time.nanos / 1e9
-        deadline = min(deadline, time.monotonic() + (end - time.time()) - budget)
-    return deadline
