@@ -25,6 +25,7 @@ from gateway.lanes import Lanes
 from gateway.metrics import Metrics
 from gateway.pump import OutboxPump
 from gateway.ratelimit import RateLimiter
+from gateway.receipts import Receipts
 from gateway.sender import GraphSender
 from gateway.settings import Settings
 from gateway.transport import Transport
@@ -148,13 +149,11 @@ def create_app(settings: Settings, *, transport: Transport | None = None) -> ASG
             metadata=call_metadata(settings),
             timeout=settings.flowsvc_timeout_seconds,
         )
-        lanes = Lanes(
-            calls=calls,
-            sender=sender,
-            limiter=RateLimiter(settings.send_rate_per_second),
-            metrics=app_metrics,
-            send_concurrency=settings.send_concurrency,
-        )
+        # Graph API requests in flight and the per-number rate: replies and receipts share both.
+        slots = asyncio.Semaphore(settings.send_concurrency)
+        limiter = RateLimiter(settings.send_rate_per_second)
+        lanes = Lanes(calls=calls, sender=sender, limiter=limiter, slots=slots, metrics=app_metrics)
+        receipts = Receipts(sender=sender, slots=slots, limiter=limiter, metrics=app_metrics)
         pump = OutboxPump(
             calls=calls,
             lanes=lanes,
@@ -167,6 +166,7 @@ def create_app(settings: Settings, *, transport: Transport | None = None) -> ASG
         inbox = Inbox(
             calls=calls,
             lanes=lanes,
+            receipts=receipts,
             metrics=app_metrics,
             concurrency=settings.concurrency,
             batch_size=settings.batch_size,
@@ -196,7 +196,9 @@ def create_app(settings: Settings, *, transport: Transport | None = None) -> ASG
             # uvicorn has stopped accepting and finished in-flight requests before this runs.
             pump.stop()
             await pump_task
+            receipts.stop()
             await lanes.close(settings.shutdown_grace_seconds)
+            await receipts.close()
             await sender.aclose()
             for channel in channels:
                 await channel.close()

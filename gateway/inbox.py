@@ -26,6 +26,7 @@ from gateway.lanes import Lanes
 from gateway.leases import leased_message
 from gateway.metrics import Metrics
 from gateway.payload import Parsed
+from gateway.receipts import Receipts
 from menuflow.logs import log, mask_phone
 from menuflow.v1 import flow_pb2
 
@@ -54,6 +55,7 @@ class Inbox:
         *,
         calls: Calls,
         lanes: Lanes,
+        receipts: Receipts,
         metrics: Metrics,
         concurrency: int,
         batch_size: int,
@@ -67,6 +69,7 @@ class Inbox:
             calls, lease_seconds=lease_seconds, max_in_flight=concurrency, max_batch=batch_size
         )
         self._lanes = lanes
+        self._receipts = receipts
         self._metrics = metrics
         # RecordStatus calls carry one status each: as many in flight as messages can be.
         self._status_slots = asyncio.Semaphore(concurrency * batch_size)
@@ -134,7 +137,7 @@ class Inbox:
             self._held_elsewhere()
         if self._mark_as_read and not response.duplicate:
             customer = (message.customer.phone_number_id, message.customer.phone_number)
-            self._lanes.mark_read(customer, message.message_id)
+            self._receipts.mark_read(customer, message.message_id)
         outcome = _outcome_label(response)
         self._metrics.messages.labels(outcome=outcome).inc()
         # DEBUG: a line per message costs a tenth of the gateway's CPU; the metrics count them.

@@ -39,14 +39,14 @@ class Lanes:
         calls: Calls,
         sender: GraphSender,
         limiter: RateLimiter,
+        slots: asyncio.Semaphore,
         metrics: Metrics,
-        send_concurrency: int,
     ) -> None:
         self._calls = calls
         self._sender = sender
         self._limiter = limiter
         self._metrics = metrics
-        self._slots = asyncio.Semaphore(send_concurrency)  # Graph API requests in flight
+        self._slots = slots  # Graph API requests in flight, read receipts included
         self._acker = Acker(calls)
         self._queues: dict[Customer, deque[Leased]] = {}
         self._workers: dict[Customer, asyncio.Task[None]] = {}
@@ -58,9 +58,6 @@ class Lanes:
         # 4^X backoff is per customer, and resets once a message to them goes through.
         self._pair_rate_hits: dict[Customer, int] = {}
         self._busy: set[Customer] = set()  # lanes inside a send, its ack, or a release
-        self._reads: set[asyncio.Task[None]] = set()
-        # The newest message of each customer whose read receipt waits for a slot (see mark_read).
-        self._unread: dict[Customer, str] = {}
         self._closing = False
 
     @property
@@ -86,25 +83,6 @@ class Lanes:
         self._metrics.lane_messages.set(len(self._ids))
         return added
 
-    def mark_read(self, customer: Customer, message_id: str) -> None:
-        """Mark a customer's inbound message read, in the background and outside the lanes.
-
-        Call in the order the customer's messages are handled. Meta marks earlier messages of the
-        conversation read with a later one, so while a customer's receipt waits for a send slot, a
-        newer message takes its place: a burst of messages costs one request, and under load read
-        receipts give way to replies instead of piling up.
-        """
-        if self._closing:
-            return
-        if customer in self._unread:
-            self._unread[customer] = message_id
-            self._metrics.reads.labels(result="covered").inc()
-            return
-        self._unread[customer] = message_id
-        task = asyncio.create_task(self._read(customer))
-        self._reads.add(task)
-        task.add_done_callback(self._reads.discard)
-
     async def close(self, grace: float) -> None:
         """Finish sends in flight (up to `grace` seconds), then release every message not begun."""
         self._closing = True
@@ -121,9 +99,6 @@ class Lanes:
         self._queues.clear()
         await self._release(rest)
         await self._acker.close()
-        for task in list(self._reads):
-            task.cancel()
-        await asyncio.gather(*self._reads, return_exceptions=True)
 
     async def _run(self, customer: Customer) -> None:
         queue = self._queues[customer]
@@ -207,16 +182,6 @@ class Lanes:
             lease_lost=message.id in lost,
         )
         return verdict.kind != "retry" and message.id not in lost
-
-    async def _read(self, customer: Customer) -> None:
-        phone_number_id = customer[0]
-        async with self._slots:
-            await self._limiter.acquire(phone_number_id)
-            # From here on, a newer message starts a receipt of its own. (Only close() cancels a
-            # receipt still waiting; none is asked for after it, so what it leaves here is unused.)
-            message_id = self._unread.pop(customer)
-            ok = await self._sender.mark_read(phone_number_id, message_id)
-        self._metrics.reads.labels(result="ok" if ok else "error").inc()
 
     async def _release(self, items: list[Leased]) -> None:
         if not items:
