@@ -19,9 +19,9 @@ from gateway.channel import Calls
 from gateway.customer import Customer
 from gateway.leases import Leased
 from gateway.metrics import Metrics
+from gateway.pair_rate import PairRateBackoff
 from gateway.ratelimit import RateLimiter
 from gateway.sender import GraphSender
-from gateway.verdict import PAIR_RATE
 from menuflow.logs import log, mask_phone
 from menuflow.v1 import flow_pb2
 
@@ -54,9 +54,7 @@ class Lanes:
         # Ids recently settled (sent or failed), so that a stale copy (a duplicate HandleMessage
         # answer read before our ack committed) is never sent again. Bounded: old ids fall out.
         self._settled: dict[int, None] = {}
-        # Customers whose pair rate limit (131056) Meta reported, and how often in a row: the
-        # 4^X backoff is per customer, and resets once a message to them goes through.
-        self._pair_rate_hits: dict[Customer, int] = {}
+        self._pair_rate = PairRateBackoff()
         self._busy: set[Customer] = set()  # lanes inside a send, its ack, or a release
         self._closing = False
 
@@ -150,13 +148,10 @@ class Lanes:
             number,
             message.body_json,
             message.attempts + 1,
-            self._pair_rate_hits.get(customer, 0),
+            self._pair_rate.hits(customer),
         )
         sent()
-        if verdict.error is not None and verdict.error.code == PAIR_RATE:
-            self._pair_rate_hits[customer] = self._pair_rate_hits.get(customer, 0) + 1
-        elif verdict.kind != "retry":
-            self._pair_rate_hits.pop(customer, None)
+        self._pair_rate.count(customer, verdict.error, retry=verdict.kind == "retry")
         self._metrics.send_seconds.observe(time.monotonic() - started)
         self._metrics.sends.labels(
             result="ambiguous" if verdict.ambiguous else verdict.kind, code=verdict.label

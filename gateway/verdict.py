@@ -11,6 +11,7 @@ import random
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from gateway.pair_rate import PAIR_RATE, PairRateBackoff
 from gateway.payload import meta_error
 from menuflow.v1 import flow_pb2
 
@@ -23,11 +24,8 @@ PERMANENT = frozenset(
 )
 # Throughput limits of the business number or the app: slow the number down, not only this message.
 THROUGHPUT = frozenset({4, 80007, 130429})
-PAIR_RATE = 131056  # too many messages to this one customer: back off 4^X s for that customer only
 SPAM_RATE = 131048  # quality limit: a long pause, never hammering
 UNKNOWN = 131000  # "something went wrong": retried a bounded number of times
-
-MAX_DELAY_SECONDS = 900
 UNKNOWN_MAX_ATTEMPTS = 5
 
 
@@ -68,13 +66,6 @@ def backoff(attempts: int, *, base: float = 1.0, cap: float = 300.0) -> int:
     return max(1, round(random.uniform(ceiling / 2, ceiling)))
 
 
-def _pair_rate_delay(earlier_hits: int) -> int:
-    # 4^X seconds, X = how often this customer's pair rate limit was hit before (meta-contract §7,
-    # "X starts at 0 and increments each time the limit is hit"), a little jitter.
-    seconds = 4 ** min(max(earlier_hits, 0), 5)
-    return min(MAX_DELAY_SECONDS, max(1, round(seconds * random.uniform(1.0, 1.1))))
-
-
 def network_error(attempts: int, *, ambiguous: bool) -> Verdict:
     """No answer from Meta: retried, flagged ambiguous when the request may have been received."""
     delay = backoff(attempts)
@@ -107,7 +98,7 @@ def classify(status: int, content: bytes, attempts: int, pair_rate_hits: int = 0
         return Verdict("sent", wa_message_id=wa_id if isinstance(wa_id, str) else "")
     error, code = _error_of(body, status, content)
     if code == PAIR_RATE:
-        return Verdict("retry", error=error, delay_seconds=_pair_rate_delay(pair_rate_hits))
+        return Verdict("retry", error=error, delay_seconds=PairRateBackoff.delay(pair_rate_hits))
     if code == SPAM_RATE:
         return Verdict("retry", error=error, delay_seconds=backoff(attempts, base=60, cap=900))
     if code == UNKNOWN and attempts >= UNKNOWN_MAX_ATTEMPTS:
