@@ -11,8 +11,8 @@ import random
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from gateway.meta_errors import graph_error
 from gateway.pair_rate import PAIR_RATE, PairRateBackoff
-from gateway.payload import meta_error
 from menuflow.v1 import flow_pb2
 
 # Meta says "wait and retry" (or the service was briefly down).
@@ -75,14 +75,6 @@ def network_error(attempts: int, *, ambiguous: bool) -> Verdict:
     )
 
 
-def _error_of(body: Any, status: int, content: bytes) -> tuple[flow_pb2.MetaError, int | None]:
-    error = body.get("error") if isinstance(body, dict) else None
-    if isinstance(error, dict) and isinstance(error.get("code"), int):
-        return meta_error(error), error["code"]
-    text = content[:300].decode("utf-8", "replace")
-    return flow_pb2.MetaError(code=0, title=f"HTTP {status}", details=text), None
-
-
 def classify(status: int, content: bytes, attempts: int, pair_rate_hits: int = 0) -> Verdict:
     """Turn one Graph API HTTP answer into a verdict; `attempts` counts this one, and
     `pair_rate_hits` how often this customer hit the pair rate limit (131056) before."""
@@ -96,7 +88,7 @@ def classify(status: int, content: bytes, attempts: int, pair_rate_hits: int = 0
         wa_id = first.get("id") if isinstance(first, dict) else None
         # Meta accepted it even if the answer is odd: resending would duplicate the message.
         return Verdict("sent", wa_message_id=wa_id if isinstance(wa_id, str) else "")
-    error, code = _error_of(body, status, content)
+    error, code = graph_error(body, status, content)
     if code == PAIR_RATE:
         return Verdict("retry", error=error, delay_seconds=PairRateBackoff.delay(pair_rate_hits))
     if code == SPAM_RATE:
