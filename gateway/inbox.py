@@ -140,7 +140,7 @@ class Inbox:
             self._receipts.mark_read(customer, message.message_id)
         outcome = _outcome_label(response)
         self._metrics.messages.labels(outcome=outcome).inc()
-        # DEBUG: a line per message costs a tenth of the gateway's CPU; the metrics count them.
+        # DEBUG: a line per message is costly on this path; the metrics count them.
         log(
             logger,
             logging.DEBUG,
