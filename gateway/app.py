@@ -198,7 +198,7 @@ def create_app(settings: Settings, *, transport: Transport | None = None) -> ASG
             # uvicorn has stopped accepting and finished in-flight requests before this runs.
             pump.stop()
             await pump_task
-            receipts.stop()
+            receipts.stop()  # none starts while the lanes close; those waiting may still send
             await lanes.close(settings.shutdown_grace_seconds)
             await receipts.close()
             await sender.aclose()
