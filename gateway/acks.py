@@ -12,15 +12,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from typing import TYPE_CHECKING
 
 import grpc
 
+from gateway.channel import Calls
 from menuflow.logs import log
 from menuflow.v1 import flow_pb2
-
-if TYPE_CHECKING:
-    from gateway.lanes import Calls
 
 logger = logging.getLogger("gateway.acks")
 

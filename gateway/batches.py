@@ -15,14 +15,11 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import TYPE_CHECKING
 
 import grpc
 
+from gateway.channel import Calls
 from menuflow.v1 import flow_pb2
-
-if TYPE_CHECKING:
-    from gateway.lanes import Calls
 
 # google.rpc code numbers to grpc's enum.
 _CODES = {code.value[0]: code for code in grpc.StatusCode}

@@ -1,14 +1,18 @@
-"""The gRPC channel to FlowService: TLS when configured, retries on UNAVAILABLE (every call is
-idempotent), keepalive."""
+"""How the gateway reaches FlowService: gRPC channels (TLS when configured, UNAVAILABLE retried as
+every call is idempotent, keepalive), and Calls: the stubs, identity and deadline of every call."""
 
 from __future__ import annotations
 
+import itertools
 import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
 
 from gateway.settings import Settings
+from menuflow.v1 import flow_pb2_grpc
 
 _SERVICE_CONFIG = {
     "methodConfig": [
@@ -26,6 +30,29 @@ _SERVICE_CONFIG = {
         }
     ]
 }
+
+
+@dataclass(frozen=True)
+class Calls:
+    """How this gateway calls FlowService: its identity, credentials and deadline.
+
+    With several channels, each call takes the next one in turn.
+    """
+
+    stubs: tuple[flow_pb2_grpc.FlowServiceAsyncStub, ...]
+    owner: str
+    metadata: tuple[tuple[str, str], ...] = ()
+    timeout: float = 10.0
+    _turn: Iterator[flow_pb2_grpc.FlowServiceAsyncStub] = field(
+        init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_turn", itertools.cycle(self.stubs))
+
+    @property
+    def flow(self) -> flow_pb2_grpc.FlowServiceAsyncStub:
+        return next(self._turn)
 
 
 def open_channels(settings: Settings) -> list[grpc.aio.Channel]:

@@ -20,9 +20,13 @@ from collections.abc import Callable
 import grpc
 
 from gateway.batches import Batches, HandleError
-from gateway.lanes import Calls, Key, Lanes, Leased, lease_deadline
+from gateway.channel import Calls
+from gateway.customer import Customer
+from gateway.lanes import Lanes
+from gateway.leases import leased_message
 from gateway.metrics import Metrics
 from gateway.payload import Parsed
+from gateway.receipts import Receipts
 from menuflow.logs import log, mask_phone
 from menuflow.v1 import flow_pb2
 
@@ -51,6 +55,7 @@ class Inbox:
         *,
         calls: Calls,
         lanes: Lanes,
+        receipts: Receipts,
         metrics: Metrics,
         concurrency: int,
         batch_size: int,
@@ -64,6 +69,7 @@ class Inbox:
             calls, lease_seconds=lease_seconds, max_in_flight=concurrency, max_batch=batch_size
         )
         self._lanes = lanes
+        self._receipts = receipts
         self._metrics = metrics
         # RecordStatus calls carry one status each: as many in flight as messages can be.
         self._status_slots = asyncio.Semaphore(concurrency * batch_size)
@@ -74,10 +80,10 @@ class Inbox:
 
     async def record(self, parsed: Parsed) -> bool:
         """Record every message and status; False if any could not be recorded (answer non-200)."""
-        customers: dict[Key, list[flow_pb2.InboundMessage]] = {}
+        customers: dict[Customer, list[flow_pb2.InboundMessage]] = {}
         for message in parsed.messages:
-            key = (message.customer.phone_number_id, message.customer.phone_number)
-            customers.setdefault(key, []).append(message)
+            customer = (message.customer.phone_number_id, message.customer.phone_number)
+            customers.setdefault(customer, []).append(message)
         jobs = [
             self._customer(sorted(messages, key=lambda m: m.sent_time.seconds))
             for messages in customers.values()
@@ -119,7 +125,7 @@ class Inbox:
         owner = self._calls.owner
         # A duplicate's messages are the first delivery's: whoever handled it holds (or held) them.
         leased = [
-            Leased(m, lease_deadline(m, requested_at, self._lease, self._budget))
+            leased_message(m, requested_at, self._lease, self._budget)
             for m in response.messages
             if m.lease_owner == owner
             and m.state == flow_pb2.DELIVERY_STATE_PENDING
@@ -131,10 +137,10 @@ class Inbox:
             self._held_elsewhere()
         if self._mark_as_read and not response.duplicate:
             customer = (message.customer.phone_number_id, message.customer.phone_number)
-            self._lanes.mark_read(customer, message.message_id)
+            self._receipts.mark_read(customer, message.message_id)
         outcome = _outcome_label(response)
         self._metrics.messages.labels(outcome=outcome).inc()
-        # DEBUG: a line per message costs a tenth of the gateway's CPU; the metrics count them.
+        # DEBUG: a line per message is costly on this path; the metrics count them.
         log(
             logger,
             logging.DEBUG,

@@ -9,56 +9,25 @@ A message is never started when its lease could run out before Meta answers; it 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 
 from gateway.acks import Acker
+from gateway.channel import Calls
+from gateway.customer import Customer
+from gateway.leases import Leased
 from gateway.metrics import Metrics
+from gateway.pair_rate import PairRateBackoff
 from gateway.ratelimit import RateLimiter
 from gateway.sender import GraphSender
-from gateway.verdict import PAIR_RATE
 from menuflow.logs import log, mask_phone
-from menuflow.v1 import flow_pb2, flow_pb2_grpc
+from menuflow.v1 import flow_pb2
 
 logger = logging.getLogger("gateway.lanes")
 
-Key = tuple[str, str]  # (phone_number_id, customer phone number)
 SETTLED_MEMORY = 10_000
-
-
-@dataclass
-class Leased:
-    """An outbox message this gateway holds a lease on."""
-
-    message: flow_pb2.OutboxMessage
-    deadline: float  # monotonic time after which a send must not start
-    leased_at: float = field(default_factory=time.monotonic)
-    started: bool = False  # a send began: never release it, its outcome is unknown until acked
-
-
-@dataclass(frozen=True)
-class Calls:
-    """How this gateway calls FlowService: its identity, credentials and deadline.
-
-    With several channels, each call takes the next one in turn.
-    """
-
-    stubs: tuple[flow_pb2_grpc.FlowServiceStub, ...]
-    owner: str
-    metadata: tuple[tuple[str, str], ...] = ()
-    timeout: float = 10.0
-    _turn: Iterator[flow_pb2_grpc.FlowServiceStub] = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "_turn", itertools.cycle(self.stubs))
-
-    @property
-    def flow(self) -> flow_pb2_grpc.FlowServiceStub:
-        return next(self._turn)
 
 
 class Lanes:
@@ -70,28 +39,23 @@ class Lanes:
         calls: Calls,
         sender: GraphSender,
         limiter: RateLimiter,
+        slots: asyncio.Semaphore,
         metrics: Metrics,
-        send_concurrency: int,
     ) -> None:
         self._calls = calls
         self._sender = sender
         self._limiter = limiter
         self._metrics = metrics
-        self._slots = asyncio.Semaphore(send_concurrency)  # Graph API requests in flight
+        self._slots = slots  # Graph API requests in flight, read receipts included
         self._acker = Acker(calls)
-        self._queues: dict[Key, deque[Leased]] = {}
-        self._workers: dict[Key, asyncio.Task[None]] = {}
+        self._queues: dict[Customer, deque[Leased]] = {}
+        self._workers: dict[Customer, asyncio.Task[None]] = {}
         self._ids: set[int] = set()
         # Ids recently settled (sent or failed), so that a stale copy (a duplicate HandleMessage
         # answer read before our ack committed) is never sent again. Bounded: old ids fall out.
         self._settled: dict[int, None] = {}
-        # Customers whose pair rate limit (131056) Meta reported, and how often in a row: the
-        # 4^X backoff is per customer, and resets once a message to them goes through.
-        self._pair_rate_hits: dict[Key, int] = {}
-        self._busy: set[Key] = set()  # lanes inside a send, its ack, or a release
-        self._reads: set[asyncio.Task[None]] = set()
-        # The newest message of each customer whose read receipt waits for a slot (see mark_read).
-        self._unread: dict[Key, str] = {}
+        self._pair_rate = PairRateBackoff()
+        self._busy: set[Customer] = set()  # lanes inside a send, its ack, or a release
         self._closing = False
 
     @property
@@ -106,38 +70,21 @@ class Lanes:
             message = item.message
             if message.id in self._ids or message.id in self._settled:
                 continue
-            key = (message.customer.phone_number_id, message.customer.phone_number)
+            customer = (message.customer.phone_number_id, message.customer.phone_number)
             self._ids.add(message.id)
-            self._queues.setdefault(key, deque()).append(item)
+            self._queues.setdefault(customer, deque()).append(item)
             added += 1
-            if key not in self._workers and not self._closing:
-                self._workers[key] = asyncio.create_task(self._run(key), name=f"lane-{message.id}")
+            if customer not in self._workers and not self._closing:
+                self._workers[customer] = asyncio.create_task(
+                    self._run(customer), name=f"lane-{message.id}"
+                )
         self._metrics.lane_messages.set(len(self._ids))
         return added
-
-    def mark_read(self, customer: Key, message_id: str) -> None:
-        """Mark a customer's inbound message read, in the background and outside the lanes.
-
-        Call in the order the customer's messages are handled. Meta marks earlier messages of the
-        conversation read with a later one, so while a customer's receipt waits for a send slot, a
-        newer message takes its place: a burst of messages costs one request, and under load read
-        receipts give way to replies instead of piling up.
-        """
-        if self._closing:
-            return
-        if customer in self._unread:
-            self._unread[customer] = message_id
-            self._metrics.reads.labels(result="covered").inc()
-            return
-        self._unread[customer] = message_id
-        task = asyncio.create_task(self._read(customer))
-        self._reads.add(task)
-        task.add_done_callback(self._reads.discard)
 
     async def close(self, grace: float) -> None:
         """Finish sends in flight (up to `grace` seconds), then release every message not begun."""
         self._closing = True
-        waiting = [task for key, task in self._workers.items() if key not in self._busy]
+        waiting = [task for customer, task in self._workers.items() if customer not in self._busy]
         for task in waiting:
             task.cancel()  # waiting for a slot or the rate limit: nothing was sent
         busy = list(self._workers.values())
@@ -150,12 +97,9 @@ class Lanes:
         self._queues.clear()
         await self._release(rest)
         await self._acker.close()
-        for task in list(self._reads):
-            task.cancel()
-        await asyncio.gather(*self._reads, return_exceptions=True)
 
-    async def _run(self, key: Key) -> None:
-        queue = self._queues[key]
+    async def _run(self, customer: Customer) -> None:
+        queue = self._queues[customer]
         try:
             while queue and not self._closing:
                 item = queue[0]
@@ -163,12 +107,12 @@ class Lanes:
                 slot = _Slot(self._slots)
                 await slot.acquire()
                 try:
-                    await self._limiter.acquire(key[0])
+                    await self._limiter.acquire(customer[0])
                     if self._closing:
                         break
-                    self._busy.add(key)  # from here on, close() lets it finish
+                    self._busy.add(customer)  # from here on, close() lets it finish
                     try:
-                        if await self._send(item, slot.release):
+                        if await self._send(customer, item, slot.release):
                             self._forget(queue.popleft())
                             continue
                         held = list(queue)[1:]
@@ -176,19 +120,19 @@ class Lanes:
                         queue.clear()
                         await self._release(held)
                     finally:
-                        self._busy.discard(key)
+                        self._busy.discard(customer)
                 finally:
                     slot.release()
         finally:
-            del self._workers[key]
+            del self._workers[customer]
             if not queue:
-                self._queues.pop(key, None)
+                self._queues.pop(customer, None)
             self._metrics.lane_messages.set(len(self._ids))
 
     def _forget(self, item: Leased) -> None:
         self._ids.discard(item.message.id)
 
-    async def _send(self, item: Leased, sent: Callable[[], None]) -> bool:
+    async def _send(self, customer: Customer, item: Leased, sent: Callable[[], None]) -> bool:
         """Send one message (calling `sent` once the request is over) and ack it; False when the
         customer's lane must stop here."""
         message = item.message
@@ -200,18 +144,14 @@ class Lanes:
         started = time.monotonic()
         item.started = True
         self._metrics.queue_seconds.observe(started - item.leased_at)
-        customer = (number, message.customer.phone_number)
         verdict = await self._sender.send(
             number,
             message.body_json,
             message.attempts + 1,
-            self._pair_rate_hits.get(customer, 0),
+            self._pair_rate.hits(customer),
         )
         sent()
-        if verdict.error is not None and verdict.error.code == PAIR_RATE:
-            self._pair_rate_hits[customer] = self._pair_rate_hits.get(customer, 0) + 1
-        elif verdict.kind != "retry":
-            self._pair_rate_hits.pop(customer, None)
+        self._pair_rate.count(customer, verdict.error, retry=verdict.kind == "retry")
         self._metrics.send_seconds.observe(time.monotonic() - started)
         self._metrics.sends.labels(
             result="ambiguous" if verdict.ambiguous else verdict.kind, code=verdict.label
@@ -237,16 +177,6 @@ class Lanes:
             lease_lost=message.id in lost,
         )
         return verdict.kind != "retry" and message.id not in lost
-
-    async def _read(self, customer: Key) -> None:
-        phone_number_id = customer[0]
-        async with self._slots:
-            await self._limiter.acquire(phone_number_id)
-            # From here on, a newer message starts a receipt of its own. (Only close() cancels a
-            # receipt still waiting; none is asked for after it, so what it leaves here is unused.)
-            message_id = self._unread.pop(customer)
-            ok = await self._sender.mark_read(phone_number_id, message_id)
-        self._metrics.reads.labels(result="ok" if ok else "error").inc()
 
     async def _release(self, items: list[Leased]) -> None:
         if not items:
@@ -276,18 +206,3 @@ class _Slot:
         if self._held:
             self._held = False
             self._semaphore.release()
-
-
-def lease_deadline(
-    message: flow_pb2.OutboxMessage, requested_at: float, lease_seconds: int, budget: float
-) -> float:
-    """The monotonic time after which sending `message` could outlive its lease.
-
-    Counted from before the call that took the lease (so clock skew with FlowService cannot stretch
-    it), and never past the lease end FlowService reports.
-    """
-    deadline = requested_at + lease_seconds - budget
-    if message.HasField("lease_expire_time"):
-        end = message.lease_expire_time.seconds + message.lease_expire_time.nanos / 1e9
-        deadline = min(deadline, time.monotonic() + (end - time.time()) - budget)
-    return deadline

@@ -7,6 +7,8 @@ from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from gateway.json_fields import as_dict, as_list, as_str
+from gateway.meta_errors import meta_error
 from menuflow.v1 import flow_pb2
 
 _STATUSES = {
@@ -28,78 +30,47 @@ class Parsed:
     ignored: int = 0  # changes of other fields (account_update, smb_message_echoes, ...)
 
 
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def _str(value: Any) -> str:
-    if isinstance(value, str):
-        try:
-            value.encode()
-        except UnicodeEncodeError:  # lone surrogates ("\\ud800"): protobuf refuses them
-            return value.encode("utf-8", "replace").decode()
-        return value
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return str(value)
-    return ""
-
-
 def _timestamp(value: Any) -> Timestamp | None:
-    raw = _str(value)
+    raw = as_str(value)
     if not (raw.isascii() and raw.isdigit()) or len(raw) > 12:
         return None
     return Timestamp(seconds=int(raw))
 
 
-def meta_error(raw: Any) -> flow_pb2.MetaError:
-    """A Meta error object (webhook errors[] or a Graph API error) as the proto carries it."""
-    error = _dict(raw)
-    code = error.get("code")
-    return flow_pb2.MetaError(
-        code=code if isinstance(code, int) and -(2**31) <= code < 2**31 else 0,
-        title=_str(error.get("title")) or _str(error.get("message")),
-        details=_str(_dict(error.get("error_data")).get("details")),
-    )
-
-
 def _content(message: dict[str, Any], inbound: flow_pb2.InboundMessage) -> None:
-    kind = _str(message.get("type")) or "unknown"
+    kind = as_str(message.get("type")) or "unknown"
     if kind == "text":
-        body = _dict(message.get("text")).get("body")
+        body = as_dict(message.get("text")).get("body")
         if isinstance(body, str):
             inbound.text = body
             return
     elif kind == "interactive":
-        interactive = _dict(message.get("interactive"))
-        sub = _str(interactive.get("type"))
+        interactive = as_dict(message.get("interactive"))
+        sub = as_str(interactive.get("type"))
         if sub in ("button_reply", "list_reply"):
-            reply = _dict(interactive.get(sub))
-            if _str(reply.get("id")):
-                inbound.selection.id = _str(reply.get("id"))
-                inbound.selection.title = _str(reply.get("title"))
-                inbound.selection.description = _str(reply.get("description"))
+            reply = as_dict(interactive.get(sub))
+            if as_str(reply.get("id")):
+                inbound.selection.id = as_str(reply.get("id"))
+                inbound.selection.title = as_str(reply.get("title"))
+                inbound.selection.description = as_str(reply.get("description"))
                 return
         inbound.unsupported_type = sub or kind
         return
     elif kind == "button":
-        button = _dict(message.get("button"))
-        if _str(button.get("payload")) or _str(button.get("text")):
-            inbound.selection.id = _str(button.get("payload")) or _str(button.get("text"))
-            inbound.selection.title = _str(button.get("text"))
+        button = as_dict(message.get("button"))
+        if as_str(button.get("payload")) or as_str(button.get("text")):
+            inbound.selection.id = as_str(button.get("payload")) or as_str(button.get("text"))
+            inbound.selection.title = as_str(button.get("text"))
             return
     inbound.unsupported_type = kind
 
 
 def _contact_names(value: dict[str, Any]) -> dict[str, str]:
     names: dict[str, str] = {}
-    for contact in _list(value.get("contacts")):
-        contact = _dict(contact)
-        name = _str(_dict(contact.get("profile")).get("name"))
-        wa_id = _str(contact.get("wa_id"))
+    for contact in as_list(value.get("contacts")):
+        contact = as_dict(contact)
+        name = as_str(as_dict(contact.get("profile")).get("name"))
+        wa_id = as_str(contact.get("wa_id"))
         if name and wa_id:
             names[wa_id] = name
     return names
@@ -108,8 +79,8 @@ def _contact_names(value: dict[str, Any]) -> dict[str, str]:
 def _message(
     raw: Any, phone_number_id: str, names: dict[str, str]
 ) -> flow_pb2.InboundMessage | None:
-    message = _dict(raw)
-    message_id, sender = _str(message.get("id")), _str(message.get("from"))
+    message = as_dict(raw)
+    message_id, sender = as_str(message.get("id")), as_str(message.get("from"))
     if not (message_id and sender and phone_number_id):
         return None
     inbound = flow_pb2.InboundMessage(
@@ -125,16 +96,16 @@ def _message(
 
 
 def _status(raw: Any) -> flow_pb2.RecordStatusRequest | None:
-    status = _dict(raw)
-    wa_message_id = _str(status.get("id"))
-    kind = _STATUSES.get(_str(status.get("status")))
+    status = as_dict(raw)
+    wa_message_id = as_str(status.get("id"))
+    kind = _STATUSES.get(as_str(status.get("status")))
     if not wa_message_id or kind is None:
         return None
     request = flow_pb2.RecordStatusRequest(
         wa_message_id=wa_message_id,
         status=kind,
-        recipient_id=_str(status.get("recipient_id")),
-        errors=[meta_error(error) for error in _list(status.get("errors"))],
+        recipient_id=as_str(status.get("recipient_id")),
+        errors=[meta_error(error) for error in as_list(status.get("errors"))],
     )
     when = _timestamp(status.get("timestamp"))
     if when is not None:
@@ -145,22 +116,22 @@ def _status(raw: Any) -> flow_pb2.RecordStatusRequest | None:
 def parse(document: Any) -> Parsed:
     """Every message and status of every change of every entry; never raises."""
     parsed = Parsed()
-    for entry in _list(_dict(document).get("entry")):
-        for change in _list(_dict(entry).get("changes")):
-            change = _dict(change)
+    for entry in as_list(as_dict(document).get("entry")):
+        for change in as_list(as_dict(entry).get("changes")):
+            change = as_dict(change)
             if change.get("field") != "messages":
                 parsed.ignored += 1
                 continue
-            value = _dict(change.get("value"))
-            phone_number_id = _str(_dict(value.get("metadata")).get("phone_number_id"))
+            value = as_dict(change.get("value"))
+            phone_number_id = as_str(as_dict(value.get("metadata")).get("phone_number_id"))
             names = _contact_names(value)
-            for raw in _list(value.get("messages")):
+            for raw in as_list(value.get("messages")):
                 inbound = _message(raw, phone_number_id, names)
                 if inbound is None:
                     parsed.skipped += 1
                 else:
                     parsed.messages.append(inbound)
-            for raw in _list(value.get("statuses")):
+            for raw in as_list(value.get("statuses")):
                 status = _status(raw)
                 if status is None:
                     parsed.skipped += 1

@@ -14,7 +14,9 @@ import time
 
 import grpc
 
-from gateway.lanes import Calls, Lanes, Leased, lease_deadline
+from gateway.channel import Calls
+from gateway.lanes import Lanes
+from gateway.leases import leased_message
 from gateway.metrics import Metrics
 from menuflow.logs import log
 from menuflow.v1 import flow_pb2
@@ -106,8 +108,7 @@ class OutboxPump:
         )
         self._metrics.outbox_pending.set(response.pending)
         leased = [
-            Leased(m, lease_deadline(m, requested_at, self._lease, self._budget))
-            for m in response.messages
+            leased_message(m, requested_at, self._lease, self._budget) for m in response.messages
         ]
         added = self._lanes.submit(leased)
         if response.messages:

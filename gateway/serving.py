@@ -1,17 +1,16 @@
 """How uvicorn serves the gateway, the same for `python -m gateway` and the tests.
 
-httptools parses requests (C, about a tenth of the gateway's CPU less than h11 per webhook), with
-one thing added: httptools keeps a header line of any length in memory until it ends, so
-`BoundedHeadProtocol` refuses a request whose head grows past `max_header_bytes` (431, connection
-closed), as h11 does with the same uvicorn setting. A head that arrives in one read is bounded by
-the read size.
+httptools parses requests (in C, for less CPU per webhook than h11), with one thing added:
+httptools keeps a header line of any length in memory until it ends, so `BoundedHeadProtocol`
+refuses a request whose head grows past `max_header_bytes` (431, connection closed), as h11 does
+with the same uvicorn setting. A head that arrives in one read is bounded by the read size.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import h11
+from h11._connection import DEFAULT_MAX_INCOMPLETE_EVENT_SIZE  # h11 exports it only here
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from gateway.settings import Settings
@@ -30,7 +29,7 @@ class BoundedHeadProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         limit = self.config.h11_max_incomplete_event_size
-        self._max_head = limit or h11.DEFAULT_MAX_INCOMPLETE_EVENT_SIZE  # h11's, when unset
+        self._max_head = limit or DEFAULT_MAX_INCOMPLETE_EVENT_SIZE  # h11's, when unset
         self._in_head = True  # between a request's first byte and the end of its headers
         self._head_bytes = 0
 

@@ -45,7 +45,9 @@ class Settings:
     max_header_bytes: int = 16 * 1024
     body_timeout_seconds: float = 10.0
     send_rate_per_second: float = 80.0
-    send_concurrency: int = 256  # requests/s x latency: 2,000/s x ~0.1 s at 1,000 messages/s
+    # Graph API requests in flight: the request rate (a reply and a read receipt per message) times
+    # Meta's answer time.
+    send_concurrency: int = 256
     mark_as_read: bool = True
     concurrency: int = 2
     batch_size: int = 100

@@ -11,7 +11,8 @@ import random
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from gateway.payload import meta_error
+from gateway.meta_errors import graph_error
+from gateway.pair_rate import PAIR_RATE, PairRateBackoff
 from menuflow.v1 import flow_pb2
 
 # Meta says "wait and retry" (or the service was briefly down).
@@ -23,11 +24,8 @@ PERMANENT = frozenset(
 )
 # Throughput limits of the business number or the app: slow the number down, not only this message.
 THROUGHPUT = frozenset({4, 80007, 130429})
-PAIR_RATE = 131056  # too many messages to this one customer: back off 4^X s for that customer only
 SPAM_RATE = 131048  # quality limit: a long pause, never hammering
 UNKNOWN = 131000  # "something went wrong": retried a bounded number of times
-
-MAX_DELAY_SECONDS = 900
 UNKNOWN_MAX_ATTEMPTS = 5
 
 
@@ -68,13 +66,6 @@ def backoff(attempts: int, *, base: float = 1.0, cap: float = 300.0) -> int:
     return max(1, round(random.uniform(ceiling / 2, ceiling)))
 
 
-def _pair_rate_delay(earlier_hits: int) -> int:
-    # 4^X seconds, X = how often this customer's pair rate limit was hit before (meta-contract §7,
-    # "X starts at 0 and increments each time the limit is hit"), a little jitter.
-    seconds = 4 ** min(max(earlier_hits, 0), 5)
-    return min(MAX_DELAY_SECONDS, max(1, round(seconds * random.uniform(1.0, 1.1))))
-
-
 def network_error(attempts: int, *, ambiguous: bool) -> Verdict:
     """No answer from Meta: retried, flagged ambiguous when the request may have been received."""
     delay = backoff(attempts)
@@ -82,14 +73,6 @@ def network_error(attempts: int, *, ambiguous: bool) -> Verdict:
     return Verdict(
         "retry", delay_seconds=max(5, delay) if ambiguous else delay, ambiguous=ambiguous
     )
-
-
-def _error_of(body: Any, status: int, content: bytes) -> tuple[flow_pb2.MetaError, int | None]:
-    error = body.get("error") if isinstance(body, dict) else None
-    if isinstance(error, dict) and isinstance(error.get("code"), int):
-        return meta_error(error), error["code"]
-    text = content[:300].decode("utf-8", "replace")
-    return flow_pb2.MetaError(code=0, title=f"HTTP {status}", details=text), None
 
 
 def classify(status: int, content: bytes, attempts: int, pair_rate_hits: int = 0) -> Verdict:
@@ -105,9 +88,9 @@ def classify(status: int, content: bytes, attempts: int, pair_rate_hits: int = 0
         wa_id = first.get("id") if isinstance(first, dict) else None
         # Meta accepted it even if the answer is odd: resending would duplicate the message.
         return Verdict("sent", wa_message_id=wa_id if isinstance(wa_id, str) else "")
-    error, code = _error_of(body, status, content)
+    error, code = graph_error(body, status, content)
     if code == PAIR_RATE:
-        return Verdict("retry", error=error, delay_seconds=_pair_rate_delay(pair_rate_hits))
+        return Verdict("retry", error=error, delay_seconds=PairRateBackoff.delay(pair_rate_hits))
     if code == SPAM_RATE:
         return Verdict("retry", error=error, delay_seconds=backoff(attempts, base=60, cap=900))
     if code == UNKNOWN and attempts >= UNKNOWN_MAX_ATTEMPTS:

@@ -9,7 +9,7 @@ import grpc
 import pytest
 
 from gateway.acks import Acker
-from gateway.lanes import Calls
+from gateway.channel import Calls
 from menuflow.v1 import flow_pb2
 
 

@@ -1,0 +1,35 @@
+"""Outbox messages this gateway holds a lease on, and the time after which sending one could
+outlive its lease."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from menuflow.v1 import flow_pb2
+
+
+@dataclass
+class Leased:
+    """An outbox message this gateway holds a lease on."""
+
+    message: flow_pb2.OutboxMessage
+    deadline: float  # monotonic time after which a send must not start
+    leased_at: float = field(default_factory=time.monotonic)
+    started: bool = False  # a send began: never release it, its outcome is unknown until acked
+
+
+def leased_message(
+    message: flow_pb2.OutboxMessage, requested_at: float, lease_seconds: int, budget: float
+) -> Leased:
+    """`message`, leased by a call made at `requested_at`, with its deadline: no send starts less
+    than `budget` seconds before the lease ends.
+
+    Counted from before the call that took the lease (so clock skew with FlowService cannot stretch
+    it), and never past the lease end FlowService reports.
+    """
+    deadline = requested_at + lease_seconds - budget
+    if message.HasField("lease_expire_time"):
+        end = message.lease_expire_time.seconds + message.lease_expire_time.nanos / 1e9
+        deadline = min(deadline, time.monotonic() + (end - time.time()) - budget)
+    return Leased(message, deadline)
