@@ -27,7 +27,7 @@ from gateway.leases import leased_message
 from gateway.metrics import Metrics
 from gateway.payload import Parsed
 from gateway.receipts import Receipts
-from menuflow.logs import log, mask_phone
+from menuflow.logs import log, mask_message_id, mask_phone
 from menuflow.v1 import flow_pb2
 
 logger = logging.getLogger("gateway.inbox")
@@ -105,7 +105,7 @@ class Inbox:
                     logger,
                     logging.WARNING if skip or error.code in _TRANSIENT else logging.ERROR,
                     "message.skipped" if skip else "message.error",
-                    msg_id=message.message_id,
+                    msg_id=mask_message_id(message.message_id),
                     code=error.code.name,
                     details=error.details,
                 )
@@ -145,7 +145,7 @@ class Inbox:
             logger,
             logging.DEBUG,
             "message.handled",
-            msg_id=message.message_id,
+            msg_id=mask_message_id(message.message_id),
             customer=mask_phone(message.customer.phone_number),
             kind=message.WhichOneof("content") or "none",
             outcome=outcome,
@@ -169,7 +169,7 @@ class Inbox:
                     logger,
                     logging.WARNING if skip else logging.ERROR,
                     "status.skipped" if skip else "status.error",
-                    wa_id=status.wa_message_id,
+                    wa_id=mask_message_id(status.wa_message_id),
                     code=exc.code().name,
                 )
                 return skip
@@ -178,7 +178,7 @@ class Inbox:
             logger,
             logging.INFO if status.errors else logging.DEBUG,
             "status.recorded",
-            wa_id=status.wa_message_id,
+            wa_id=mask_message_id(status.wa_message_id),
             status=name,
             matched=response.matched,
             errors=",".join(str(e.code) for e in status.errors),

@@ -22,7 +22,7 @@ from gateway.metrics import Metrics
 from gateway.pair_rate import PairRateBackoff
 from gateway.ratelimit import RateLimiter
 from gateway.sender import GraphSender
-from menuflow.logs import log, mask_phone
+from menuflow.logs import log, mask_message_id, mask_phone
 from menuflow.v1 import flow_pb2
 
 logger = logging.getLogger("gateway.lanes")
@@ -168,9 +168,9 @@ class Lanes:
             logging.DEBUG if verdict.kind == "sent" else logging.WARNING,
             f"send.{verdict.kind}",
             outbox_id=message.id,
-            source=message.source_id,
+            source=mask_message_id(message.source_id),
             to=mask_phone(message.customer.phone_number),
-            wa_id=verdict.wa_message_id,
+            wa_id=mask_message_id(verdict.wa_message_id) if verdict.wa_message_id else "",
             code=verdict.label,
             delay=verdict.delay_seconds,
             ambiguous=verdict.ambiguous,

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 from gateway.settings import Settings
 from gateway.transport import AiohttpTransport, MaybeSent, NotSent, Transport
 from gateway.verdict import Verdict, classify, network_error
-from menuflow.logs import log, mask_phone
+from menuflow.logs import log, mask_message_id, mask_phone
 
 logger = logging.getLogger("gateway.sender")
 
@@ -81,11 +81,23 @@ class GraphSender:
         try:
             status, content = await self._post(phone_number_id, json.dumps(body).encode())
         except (NotSent, MaybeSent) as exc:
-            log(logger, logging.INFO, "read.error", msg_id=message_id, error=type(exc).__name__)
+            log(
+                logger,
+                logging.INFO,
+                "read.error",
+                msg_id=mask_message_id(message_id),
+                error=type(exc).__name__,
+            )
             return False
         if status != 200:
             verdict = classify(status, content, 1)
-            log(logger, logging.INFO, "read.rejected", msg_id=message_id, code=verdict.label)
+            log(
+                logger,
+                logging.INFO,
+                "read.rejected",
+                msg_id=mask_message_id(message_id),
+                code=verdict.label,
+            )
             return False
         return True
 
@@ -101,6 +113,8 @@ class DevTransport:
         body = json.loads(content or b"{}")
         if isinstance(body, dict) and isinstance(body.get("to"), str):
             body["to"] = mask_phone(body["to"])
+        if isinstance(body, dict) and isinstance(body.get("message_id"), str):
+            body["message_id"] = mask_message_id(body["message_id"])
         path = urlsplit(url).path
         log(logger, logging.WARNING, "dev.outbound", path=path, body=json.dumps(body))
         if isinstance(body, dict) and body.get("status") == "read":

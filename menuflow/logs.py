@@ -7,6 +7,7 @@ newlines or control characters can never split or forge a log line.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
@@ -17,6 +18,8 @@ from typing import Any
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 # Phone numbers in free text (a database error's detail, a library's message): 7+ digits.
 _NUMBERS = re.compile(r"\d{7,}")
+# Meta's message ids ("wamid." and base64) carry the customer's number, base64-encoded.
+_MESSAGE_IDS = re.compile(r"wamid\.[A-Za-z0-9+/=_-]+")
 _LINE_BREAKS = {ord(ch): f"\\u{ord(ch):04x}" for ch in "\x85\u2028\u2029"}
 
 
@@ -26,8 +29,18 @@ def mask_phone(number: str) -> str:
     return "***" + digits[-4:] if len(digits) > 4 else "***"
 
 
+def mask_message_id(message_id: str) -> str:
+    """A short hash of a message id: the same id gives the same hash in every line and process,
+    so lines can be matched up, but the id (a wamid holds the customer's number) cannot be read
+    back."""
+    digest = hashlib.blake2b(message_id.encode("utf-8", "replace"), digest_size=6).hexdigest()
+    return f"id#{digest}"
+
+
 def mask_numbers(text: str) -> str:
-    """`text` with every run of 7 or more digits masked as mask_phone masks a number."""
+    """`text` with every Meta message id hashed and every run of 7 or more digits masked as
+    mask_phone masks a number."""
+    text = _MESSAGE_IDS.sub(lambda match: mask_message_id(match.group()), text)
     return _NUMBERS.sub(lambda match: mask_phone(match.group()), text)
 
 

@@ -8,6 +8,7 @@ import logging
 import grpc
 import pytest
 
+from menuflow.logs import mask_message_id
 from menuflow.v1 import flow_pb2, flow_pb2_grpc
 from tests.chat import BUSINESS, Chat
 from tests.logcapture import captured_logs
@@ -54,7 +55,7 @@ def test_a_conversation_logs_one_masked_line_per_message_and_never_the_text(
     assert sum(e["duplicate"] for e in handled) == len(CUSTOMERS)
     assert {e["outcome"] for e in handled} >= {"started", "advanced", "invalid_input", "completed"}
     assert all(e["level"] == "info" and e["elapsed_ms"] >= 0 for e in handled)
-    assert all(e["message_id"].startswith("wamid.") for e in handled)
+    assert all(e["message_id"].startswith("id#") for e in handled)  # hashed: wamids hold numbers
     refused = logs.named("message refused")
     assert len(refused) == 1
     assert refused[0]["level"] == "warning" and refused[0]["error"] == "InvalidArgument"
@@ -80,9 +81,12 @@ def test_a_batch_logs_each_message_as_handle_message_does(
         stub.HandleMessages(flow_pb2.HandleMessagesRequest(messages=messages))
 
     handled = logs.named("message handled")
-    assert [e["message_id"] for e in handled] == [m.message_id for m in messages[:2]]
+    assert [e["message_id"] for e in handled] == [
+        mask_message_id(m.message_id) for m in messages[:2]
+    ]
     assert {e["customer"] for e in handled} == {"***5678", "***0199"}
     [refused] = logs.named("message refused")
-    assert refused["message_id"] == messages[2].message_id and refused["level"] == "warning"
+    assert refused["message_id"] == mask_message_id(messages[2].message_id)
+    assert refused["level"] == "warning"
     for text in (*CUSTOMERS, SAID[0], "x" * 100):
         assert text not in logs.text

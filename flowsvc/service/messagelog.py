@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from flowsvc.errors import FlowError
 from flowsvc.store.db import UNREACHABLE
-from menuflow.logs import mask_phone
+from menuflow.logs import mask_message_id, mask_phone
 
 if TYPE_CHECKING:  # the service modules that log here import this module
     from flowsvc.service.handling import StartRequest
@@ -43,7 +43,7 @@ def start_failed(request: StartRequest, error: Exception, started: float) -> Non
 
 def _message(message: InboundMessage) -> dict[str, Any]:
     return {
-        "message_id": message.message_id,
+        "message_id": mask_message_id(message.message_id),
         "customer": mask_phone(message.phone_number),
         "kind": "text"
         if message.text is not None
