@@ -1,6 +1,6 @@
 """The typed template model: a validated menu_structure dict parsed into frozen dataclasses.
 
-Parsing never fails: validation (flowsvc/engine/validation.py) rejects bad templates when they are
+Parsing never fails: validation (flowsvc/validation/) rejects bad templates when they are
 written, and anything missing here falls back to an empty value rather than raising.
 """
 

@@ -8,20 +8,18 @@ import re
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
-from flowsvc.engine.context_checks import BUILTIN_NAMES, ORDER_LOOKUP_NAMES
 from flowsvc.engine.keywords import phrase
-from flowsvc.engine.message_checks import (
+from flowsvc.engine.template import FLOW_PREFIX, GUIDE_FLOW_SUFFIX, INITIAL
+from flowsvc.validation.context import BUILTIN_NAMES, ORDER_LOOKUP_NAMES
+from flowsvc.validation.messages import (
     MESSAGE_KEYS,
     MESSAGE_TYPES,
     Offer,
     check_keys,
     check_message,
 )
-from flowsvc.engine.step_checks import Scope, check_step
-from flowsvc.engine.template import FLOW_PREFIX, GUIDE_FLOW_SUFFIX, INITIAL
-from flowsvc.engine.violation import Violation, clip, is_number, kind, quote, suggest
-
-__all__ = ["NAME_PATTERN", "Violation", "template_targets", "template_type", "validate_template"]
+from flowsvc.validation.steps import Scope, check_step
+from flowsvc.validation.violation import Violation, clip, is_number, kind, quote, suggest
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,63}\Z")
 STEP_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}\Z")

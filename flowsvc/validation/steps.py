@@ -5,9 +5,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from flowsvc.engine import limits
-from flowsvc.engine.context_checks import check_compute, check_key, check_set, check_text
-from flowsvc.engine.input_checks import check_validation
-from flowsvc.engine.message_checks import (
+from flowsvc.engine.template import FLOW_PREFIX, GUIDE_FLOW_SUFFIX, INITIAL
+from flowsvc.validation.context import check_compute, check_key, check_set, check_text
+from flowsvc.validation.input_rules import check_validation
+from flowsvc.validation.messages import (
     MESSAGE_KEYS,
     MESSAGE_TYPES,
     Offer,
@@ -15,8 +16,7 @@ from flowsvc.engine.message_checks import (
     check_keys,
     check_message,
 )
-from flowsvc.engine.template import FLOW_PREFIX, GUIDE_FLOW_SUFFIX, INITIAL
-from flowsvc.engine.violation import Violation, clip, closest, kind, quote, suggest
+from flowsvc.validation.violation import Violation, clip, closest, kind, quote, suggest
 
 STEP_KEYS = (
     "prompt",

@@ -10,7 +10,7 @@ from collections.abc import Collection, Mapping
 from flowsvc.engine import render
 from flowsvc.engine.expressions import ExpressionError, names
 from flowsvc.engine.render import PLACEHOLDER
-from flowsvc.engine.violation import Violation, clip, kind, suggest
+from flowsvc.validation.violation import Violation, clip, kind, suggest
 
 KEY_PATTERN = re.compile(r"^[a-z_][a-z0-9_]{0,63}\Z")
 

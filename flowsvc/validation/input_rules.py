@@ -4,7 +4,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from flowsvc.engine.violation import Violation, clip, is_number, kind, quote, suggest
+from flowsvc.validation.violation import Violation, clip, is_number, kind, quote, suggest
 
 SHORTHANDS = ("number", "integer", "decimal", "yes_no", "email", "text")
 VALIDATION_OPTIONS: dict[str, tuple[str, ...]] = {

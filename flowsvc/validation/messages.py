@@ -4,8 +4,8 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from flowsvc.engine import limits
-from flowsvc.engine.context_checks import check_set, check_text
-from flowsvc.engine.violation import Violation, clip, kind, quote, suggest
+from flowsvc.validation.context import check_set, check_text
+from flowsvc.validation.violation import Violation, clip, kind, quote, suggest
 
 MESSAGE_TYPES = ("button", "list", "text")
 MESSAGE_KEYS = ("header", "body", "footer", "action")
