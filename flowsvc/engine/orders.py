@@ -20,6 +20,8 @@ REFERENCE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O/1/I to misread
 REFERENCE_LENGTH = 6
 MAX_REFERENCE_CHARS = 32
 RECENT_LIMIT = 5
+# What a step with `"lookup": "order"` puts into the context: the keys of order_context().
+ORDER_LOOKUP_NAMES = ("order_reference", "order_summary", "order_date", "order_total")
 _NOT_REFERENCE = re.compile(r"[^0-9A-Z]")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 

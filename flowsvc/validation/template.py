@@ -9,8 +9,9 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from flowsvc.engine.keywords import phrase
+from flowsvc.engine.orders import ORDER_LOOKUP_NAMES
+from flowsvc.engine.render import BUILTIN_NAMES
 from flowsvc.engine.template import FLOW_PREFIX, GUIDE_FLOW_SUFFIX, INITIAL
-from flowsvc.validation.context import BUILTIN_NAMES, ORDER_LOOKUP_NAMES
 from flowsvc.validation.messages import (
     MESSAGE_KEYS,
     MESSAGE_TYPES,
