@@ -19,7 +19,7 @@ MAX_PATTERN = 1000
 MAX_PLACES = 10
 
 
-def check_validation(value: object, path: str, out: list[Violation]) -> None:
+def check_input_rule(value: object, path: str, out: list[Violation]) -> None:
     """A step's `validation`: a shorthand string or an object, as in docs/templates.md."""
     if isinstance(value, str):
         if value not in SHORTHANDS:

@@ -7,7 +7,7 @@ from typing import Any
 from flowsvc.engine import limits
 from flowsvc.engine.template import FLOW_PREFIX, GUIDE_FLOW_SUFFIX, INITIAL
 from flowsvc.validation.context import check_compute, check_key, check_set, check_text
-from flowsvc.validation.input_rules import check_validation
+from flowsvc.validation.input_rules import check_input_rule
 from flowsvc.validation.messages import (
     MESSAGE_KEYS,
     MESSAGE_TYPES,
@@ -61,7 +61,7 @@ def check_step(name: str, step: Mapping[Any, Any], path: str, scope: Scope) -> N
         _check_target(step["next_step"], f"{path}.next_step", scope)
     branches = _check_next_steps(step, path, scope, offers, which)
     if "validation" in step:
-        check_validation(step["validation"], f"{path}.validation", out)
+        check_input_rule(step["validation"], f"{path}.validation", out)
     if "context_key" in step:
         check_key(step["context_key"], f"{path}.context_key", out, what="context_key")
     if "set" in step:
