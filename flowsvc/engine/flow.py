@@ -72,9 +72,9 @@ def advance(
         selection_title=inbound.selection_title[:limit],
         contact_name=inbound.contact_name[:limit],
     )
-    turn = _Turn(catalog, clipped, to, now, config, reference, facts)
+    rules = _Rules(catalog, clipped, to, now, config, reference, facts)
     try:
-        return turn.decide(state)
+        return rules.decide(state)
     except _MissingFacts as missing:
         return missing.needs
 
@@ -98,15 +98,15 @@ def start(
     template = catalog.current(name)
     if template is None or not template.is_active:
         raise ValueError(f"template {name!r} is missing or inactive")
-    turn = _Turn(catalog, Inbound(), to, now, config, reference, facts)
+    rules = _Rules(catalog, Inbound(), to, now, config, reference, facts)
     try:
-        return turn.enter(template, INITIAL, dict(context or {}), (), Outcome.STARTED)
+        return rules.enter(template, INITIAL, dict(context or {}), (), Outcome.STARTED)
     except _MissingFacts as missing:
         return missing.needs
 
 
 class _MissingFacts(Exception):
-    """Raised deep in a turn to stop it and ask the service for data."""
+    """Raised deep in the rules to stop a call and ask the service for data."""
 
     def __init__(self, needs: Needs) -> None:
         super().__init__("lookup needed")
@@ -114,8 +114,8 @@ class _MissingFacts(Exception):
 
 
 @dataclass(frozen=True)
-class _Turn:
-    """One call of advance(): its arguments, and the rules as methods over them."""
+class _Rules:
+    """The rules of the flow, as methods over the arguments of one advance() or start() call."""
 
     catalog: Catalog
     inbound: Inbound
