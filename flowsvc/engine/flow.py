@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flowsvc.engine import limits
-from flowsvc.engine.answers import interpret, updated_context
+from flowsvc.engine.answers import Rejection, interpret, updated_context
 from flowsvc.engine.catalog import Catalog
 from flowsvc.engine.config import EngineConfig
 from flowsvc.engine.expressions import ExpressionError
@@ -185,10 +185,10 @@ class _Rules:
         if command == "back":
             return self.back(template, state)
         answer = interpret(template, state.step, self.inbound)
-        if answer.stale:
+        if isinstance(answer, Rejection) and answer.stale:
             again = self.current(template, state.step, state.context)
             return self.stay(template, state, Outcome.STALE_SELECTION, again)
-        if answer.target is None:
+        if isinstance(answer, Rejection):
             return self.rejected(template, state, resend=answer.resend)
         if answer.reference is not None:
             order = find_order(self.lookup(answer.reference), answer.reference)
