@@ -93,7 +93,8 @@ def _decimal(value: str, rule: InputRule) -> str:
     if not _DECIMAL.fullmatch(value):
         raise Invalid("not a number")
     number = Decimal(value.replace(",", "."))
-    if rule.places is not None and -number.as_tuple().exponent > rule.places:  # type: ignore[operator]
+    exponent = number.as_tuple().exponent  # an int: the pattern admits finite numbers only
+    if rule.places is not None and isinstance(exponent, int) and -exponent > rule.places:
         raise Invalid("too many decimal places")
     _bounded(number, rule)
     return format(number, "f")
