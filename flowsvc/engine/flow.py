@@ -25,13 +25,12 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from flowsvc.engine import limits
 from flowsvc.engine.answers import Rejection, interpret, updated_context
 from flowsvc.engine.catalog import Catalog
 from flowsvc.engine.config import EngineConfig
 from flowsvc.engine.expressions import ExpressionError
 from flowsvc.engine.keywords import phrase
-from flowsvc.engine.messages import step_messages, text_message
+from flowsvc.engine.messages import Bodies, Replies
 from flowsvc.engine.orders import (
     Facts,
     Needs,
@@ -40,11 +39,8 @@ from flowsvc.engine.orders import (
     order_context,
     recent_orders,
 )
-from flowsvc.engine.render import fill_capped, truncate
 from flowsvc.engine.state import Decision, HistoryEntry, Inbound, Outcome, ResultDraft, State
-from flowsvc.engine.template import INITIAL, Step, Template
-
-Messages = tuple[dict[str, Any], ...]
+from flowsvc.engine.template import INITIAL, Template
 
 
 def advance(
@@ -72,7 +68,8 @@ def advance(
         selection_title=inbound.selection_title[:limit],
         contact_name=inbound.contact_name[:limit],
     )
-    rules = _Rules(catalog, clipped, to, now, config, reference, facts)
+    replies = Replies(to, clipped.contact_name, config.invalid_text)
+    rules = _Rules(catalog, clipped, replies, now, config, reference, facts)
     try:
         return rules.decide(state)
     except _MissingFacts as missing:
@@ -98,7 +95,8 @@ def start(
     template = catalog.current(name)
     if template is None or not template.is_active:
         raise ValueError(f"template {name!r} is missing or inactive")
-    rules = _Rules(catalog, Inbound(), to, now, config, reference, facts)
+    replies = Replies(to, "", config.invalid_text)
+    rules = _Rules(catalog, Inbound(), replies, now, config, reference, facts)
     try:
         return rules.enter(template, INITIAL, dict(context or {}), (), Outcome.STARTED)
     except _MissingFacts as missing:
@@ -119,7 +117,7 @@ class _Rules:
 
     catalog: Catalog
     inbound: Inbound
-    to: str
+    replies: Replies
     now: datetime
     config: EngineConfig
     reference: str
@@ -128,7 +126,7 @@ class _Rules:
     def decide(self, state: State | None) -> Decision:
         if state is not None and state.expires_at <= self.now:
             fresh = self.first_message()
-            notice = self.text(self.config.expired_text)
+            notice = self.replies.text(self.config.expired_text)
             return replace(fresh, outcome=Outcome.EXPIRED, messages=(notice, *fresh.messages))
         if state is None:
             return self.first_message()
@@ -142,11 +140,11 @@ class _Rules:
     def first_message(self) -> Decision:
         if self.unsupported:
             notice = f"{self.config.unsupported_text} {self.config.start_hint}"
-            return Decision(Outcome.UNSUPPORTED, None, (self.text(notice),))
+            return Decision(Outcome.UNSUPPORTED, None, (self.replies.text(notice),))
         command = self.command()
         if command == "cancel":
             return Decision(
-                Outcome.CANCELLED, None, (self.text(self.config.nothing_to_cancel_text),)
+                Outcome.CANCELLED, None, (self.replies.text(self.config.nothing_to_cancel_text),)
             )
         if command == "menu":
             return self.start_default(Outcome.RESTARTED)
@@ -159,7 +157,7 @@ class _Rules:
     def start_default(self, outcome: Outcome) -> Decision:
         default = self.default_template()
         if default is None:
-            return Decision(Outcome.HELP, None, (self.text(self.config.help_text),))
+            return Decision(Outcome.HELP, None, (self.replies.text(self.config.help_text),))
         return self.enter(default, INITIAL, {}, (), outcome)
 
     def default_template(self) -> Template | None:
@@ -171,22 +169,26 @@ class _Rules:
 
     def reply(self, template: Template, state: State) -> Decision:
         if self.unsupported:
-            again = self.current(template, state.step, state.context)
-            notice = self.text(self.config.unsupported_text)
+            again = self.replies.step(template, state.step, state.context)
+            notice = self.replies.text(self.config.unsupported_text)
             return self.stay(template, state, Outcome.UNSUPPORTED, (notice, *again))
         command = self.command()
         if command == "cancel":
-            return Decision(Outcome.CANCELLED, None, (self.text(self.config.cancelled_text),))
+            return Decision(
+                Outcome.CANCELLED, None, (self.replies.text(self.config.cancelled_text),)
+            )
         if command == "menu":
             default = self.default_template()
             if default is None:
-                return self.stay(template, state, Outcome.HELP, (self.text(self.config.help_text),))
+                return self.stay(
+                    template, state, Outcome.HELP, (self.replies.text(self.config.help_text),)
+                )
             return self.enter(default, INITIAL, {}, (), Outcome.RESTARTED)
         if command == "back":
             return self.back(template, state)
         answer = interpret(template, state.step, self.inbound)
         if isinstance(answer, Rejection) and answer.stale:
-            again = self.current(template, state.step, state.context)
+            again = self.replies.step(template, state.step, state.context)
             return self.stay(template, state, Outcome.STALE_SELECTION, again)
         if isinstance(answer, Rejection):
             return self.rejected(template, state, resend=answer.resend)
@@ -199,7 +201,7 @@ class _Rules:
         try:
             context = updated_context(step, state.context, answer)
         except ExpressionError:
-            error = self.error(template, step, state.context)
+            error = self.replies.error(template, step, state.context)
             return self.stay(template, state, Outcome.INVALID_INPUT, (error,))
         return self.go(template, state, answer.target, context, answer.selection)
 
@@ -218,8 +220,8 @@ class _Rules:
             return self.enter(template, target, context, history, Outcome.ADVANCED)
         following = self.catalog.current(flow) if flow is not None else None
         if following is None or not following.is_active:
-            again = self.current(template, state.step, state.context)
-            notice = self.text(self.config.not_available_text)
+            again = self.replies.step(template, state.step, state.context)
+            notice = self.replies.text(self.config.not_available_text)
             return self.stay(template, state, Outcome.STALE_SELECTION, (notice, *again))
         if selection is not None:
             context["previous_selection"] = selection
@@ -251,8 +253,8 @@ class _Rules:
             if step.save_result:
                 result = ResultDraft(template.name, template.version, self.reference, values)
                 shown = {**values, "order_id": self.reference}
-            sent = self.current(template, step_name, shown) or (
-                self.text(self.config.completed_text),
+            sent = self.replies.step(template, step_name, shown) or (
+                self.replies.text(self.config.completed_text),
             )
             return Decision(Outcome.COMPLETED, None, sent, result)
         new_state = State(
@@ -264,7 +266,7 @@ class _Rules:
             expires_at=self.expiry(template),
             last_interaction=self.now,
         )
-        return Decision(outcome, new_state, self.current(template, step_name, values))
+        return Decision(outcome, new_state, self.replies.step(template, step_name, values))
 
     def back(self, template: Template, state: State) -> Decision:
         history = state.history
@@ -281,9 +283,9 @@ class _Rules:
                     expires_at=self.expiry(previous),
                     last_interaction=self.now,
                 )
-                again = self.current(previous, step_name, state.context)
+                again = self.replies.step(previous, step_name, state.context)
                 return Decision(Outcome.WENT_BACK, moved, again)
-        again = self.current(template, state.step, state.context)
+        again = self.replies.step(template, state.step, state.context)
         return self.stay(template, replace(state, history=()), Outcome.WENT_BACK, again)
 
     def rejected(self, template: Template, state: State, *, resend: bool) -> Decision:
@@ -291,35 +293,15 @@ class _Rules:
         matched = self.catalog.match_keyword(self.inbound.text or "")
         if matched is not None:
             return self.enter(matched, INITIAL, {}, (), Outcome.STARTED)
-        sent: Messages = (self.error(template, template.step(state.step), state.context),)
+        sent: Bodies = (self.replies.error(template, template.step(state.step), state.context),)
         if resend:
-            sent += self.current(template, state.step, state.context)
+            sent += self.replies.step(template, state.step, state.context)
         return self.stay(template, state, Outcome.INVALID_INPUT, sent)
 
     # -- building blocks -------------------------------------------------------------------
 
-    def current(self, template: Template, step_name: str, context: Mapping[str, Any]) -> Messages:
-        """The messages of a step as its context renders them (sent on entry and when re-asked)."""
-        return step_messages(self.to, template, step_name, self.values(context))
-
-    def error(self, template: Template, step: Step, context: Mapping[str, Any]) -> dict[str, Any]:
-        text = step.error_message or self.config.invalid_text
-        body = fill_capped(
-            text, self.values(context), limits.MAX_TEXT_BODY, currency=template.currency
-        )
-        return text_message(self.to, body)
-
-    def values(self, context: Mapping[str, Any]) -> Mapping[str, Any]:
-        """The context plus built-ins, for placeholders."""
-        if not self.inbound.contact_name:
-            return context
-        return {**context, "contact_name": self.inbound.contact_name}
-
-    def text(self, body: str) -> dict[str, Any]:
-        return text_message(self.to, truncate(body, limits.MAX_TEXT_BODY))
-
     def stay(
-        self, template: Template, state: State, outcome: Outcome, messages: Messages
+        self, template: Template, state: State, outcome: Outcome, messages: Bodies
     ) -> Decision:
         """The conversation waits where it is; only its expiry slides."""
         kept = replace(state, last_interaction=self.now, expires_at=self.expiry(template))
