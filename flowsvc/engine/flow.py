@@ -29,7 +29,7 @@ from flowsvc.engine.answers import Rejection, interpret, updated_context
 from flowsvc.engine.catalog import Catalog
 from flowsvc.engine.config import EngineConfig
 from flowsvc.engine.expressions import ExpressionError
-from flowsvc.engine.keywords import phrase
+from flowsvc.engine.keywords import command
 from flowsvc.engine.messages import Bodies, Replies
 from flowsvc.engine.orders import (
     Facts,
@@ -141,14 +141,14 @@ class _Rules:
         if self.unsupported:
             notice = f"{self.config.unsupported_text} {self.config.start_hint}"
             return Decision(Outcome.UNSUPPORTED, None, (self.replies.text(notice),))
-        command = self.command()
-        if command == "cancel":
+        said = command(self.inbound.text, self.config)
+        if said == "cancel":
             return Decision(
                 Outcome.CANCELLED, None, (self.replies.text(self.config.nothing_to_cancel_text),)
             )
-        if command == "menu":
+        if said == "menu":
             return self.start_default(Outcome.RESTARTED)
-        if command is None and self.inbound.text is not None:
+        if said is None and self.inbound.text is not None:
             matched = self.catalog.match_keyword(self.inbound.text)
             if matched is not None:
                 return self.enter(matched, INITIAL, {}, (), Outcome.STARTED)
@@ -172,19 +172,19 @@ class _Rules:
             again = self.replies.step(template, state.step, state.context)
             notice = self.replies.text(self.config.unsupported_text)
             return self.stay(template, state, Outcome.UNSUPPORTED, (notice, *again))
-        command = self.command()
-        if command == "cancel":
+        said = command(self.inbound.text, self.config)
+        if said == "cancel":
             return Decision(
                 Outcome.CANCELLED, None, (self.replies.text(self.config.cancelled_text),)
             )
-        if command == "menu":
+        if said == "menu":
             default = self.default_template()
             if default is None:
                 return self.stay(
                     template, state, Outcome.HELP, (self.replies.text(self.config.help_text),)
                 )
             return self.enter(default, INITIAL, {}, (), Outcome.RESTARTED)
-        if command == "back":
+        if said == "back":
             return self.back(template, state)
         answer = interpret(template, state.step, self.inbound)
         if isinstance(answer, Rejection) and answer.stale:
@@ -327,21 +327,6 @@ class _Rules:
 
     def is_order(self, order: OrderFact) -> bool:
         return not self.config.order_templates or order.template in self.config.order_templates
-
-    def command(self) -> str | None:
-        if self.inbound.text is None:
-            return None
-        said = phrase(self.inbound.text)
-        if not said:
-            return None
-        for name, words in (
-            ("cancel", self.config.cancel_words),
-            ("menu", self.config.menu_words),
-            ("back", self.config.back_words),
-        ):
-            if said in {phrase(word) for word in words}:
-                return name
-        return None
 
     @property
     def unsupported(self) -> bool:
