@@ -33,10 +33,11 @@ from flowsvc.engine.keywords import command
 from flowsvc.engine.messages import Bodies, Replies
 from flowsvc.engine.orders import (
     Facts,
+    MissingFacts,
     Needs,
-    OrderFact,
-    find_order,
+    customer_orders,
     order_context,
+    quoted_order,
     recent_orders,
 )
 from flowsvc.engine.state import Decision, HistoryEntry, Inbound, Outcome, ResultDraft, State
@@ -72,7 +73,7 @@ def advance(
     rules = _Rules(catalog, clipped, replies, now, config, reference, facts)
     try:
         return rules.decide(state)
-    except _MissingFacts as missing:
+    except MissingFacts as missing:
         return missing.needs
 
 
@@ -99,16 +100,8 @@ def start(
     rules = _Rules(catalog, Inbound(), replies, now, config, reference, facts)
     try:
         return rules.enter(template, INITIAL, dict(context or {}), (), Outcome.STARTED)
-    except _MissingFacts as missing:
+    except MissingFacts as missing:
         return missing.needs
-
-
-class _MissingFacts(Exception):
-    """Raised deep in the rules to stop a call and ask the service for data."""
-
-    def __init__(self, needs: Needs) -> None:
-        super().__init__("lookup needed")
-        self.needs = needs
 
 
 @dataclass(frozen=True)
@@ -193,8 +186,8 @@ class _Rules:
         if isinstance(answer, Rejection):
             return self.rejected(template, state, resend=answer.resend)
         if answer.reference is not None:
-            order = find_order(self.lookup(answer.reference), answer.reference)
-            if order is None or not self.is_order(order):
+            order = quoted_order(self.facts, answer.reference, self.config)
+            if order is None:
                 return self.rejected(template, state, resend=False)
             answer = replace(answer, value=answer.reference, extra=order_context(order))
         step = template.step(state.step)
@@ -240,9 +233,8 @@ class _Rules:
         step = template.step(step_name)
         values = dict(context)
         if step.lookup == "recent_orders":
-            orders = [order for order in self.lookup(None).orders if self.is_order(order)]
             values["recent_orders"] = recent_orders(
-                orders,
+                customer_orders(self.facts, self.config),
                 currency=template.currency,
                 limit=self.config.recent_orders_limit,
                 empty=self.config.no_orders_text,
@@ -314,19 +306,6 @@ class _Rules:
     def push(self, history: tuple[HistoryEntry, ...], state: State) -> tuple[HistoryEntry, ...]:
         entry = (state.flow, state.version, state.step)
         return (*history, entry)[-self.config.max_history :]
-
-    def lookup(self, reference: str | None) -> Facts:
-        if self.facts is None:
-            needs = Needs(
-                reference=reference,
-                recent_limit=self.config.recent_orders_limit,
-                templates=self.config.order_templates,
-            )
-            raise _MissingFacts(needs)
-        return self.facts
-
-    def is_order(self, order: OrderFact) -> bool:
-        return not self.config.order_templates or order.template in self.config.order_templates
 
     @property
     def unsupported(self) -> bool:
