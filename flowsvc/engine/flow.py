@@ -61,14 +61,7 @@ def advance(
     stored. Returns Needs when a step needs the customer's orders and `facts` is None: call again
     with the same arguments plus the Facts; the second call never returns Needs.
     """
-    limit = config.max_input_chars
-    clipped = replace(
-        inbound,
-        text=None if inbound.text is None else inbound.text[:limit],
-        selection_id=None if inbound.selection_id is None else inbound.selection_id[:limit],
-        selection_title=inbound.selection_title[:limit],
-        contact_name=inbound.contact_name[:limit],
-    )
+    clipped = inbound.clipped(config.max_input_chars)
     replies = Replies(to, clipped.contact_name, config.invalid_text)
     rules = _Rules(catalog, clipped, replies, now, config, reference, facts)
     try:
