@@ -1,4 +1,4 @@
-"""advance(): the conversation state machine. Pure: (catalog, state, message) -> decision.
+"""The conversation state machine, advance() and start(): (catalog, state, message) -> decision.
 
 No I/O happens here: the service hands in the templates (Catalog), the stored State, the parsed
 Inbound message, the time, a fresh candidate result reference and, when asked for, the
@@ -121,9 +121,8 @@ class _Rules:
             return self.first_message()  # its template was deleted: nothing left to continue
         return self.reply(template, state)
 
-    # -- no conversation -------------------------------------------------------------------
-
     def first_message(self) -> Decision:
+        """A message from a customer with no conversation running."""
         if self.unsupported:
             notice = f"{self.config.unsupported_text} {self.config.start_hint}"
             return Decision(Outcome.UNSUPPORTED, None, (self.replies.text(notice),))
@@ -151,9 +150,8 @@ class _Rules:
         template = self.catalog.current(name) if name else None
         return template if template is not None and template.is_active else None
 
-    # -- a running conversation ------------------------------------------------------------
-
     def reply(self, template: Template, state: State) -> Decision:
+        """A message in a running conversation, waiting in `state.step` of `template`."""
         if self.unsupported:
             again = self.replies.step(template, state.step, state.context)
             notice = self.replies.text(self.config.unsupported_text)
@@ -282,8 +280,6 @@ class _Rules:
         if resend:
             sent += self.replies.step(template, state.step, state.context)
         return self.stay(template, state, Outcome.INVALID_INPUT, sent)
-
-    # -- building blocks -------------------------------------------------------------------
 
     def stay(
         self, template: Template, state: State, outcome: Outcome, messages: Bodies
