@@ -8,15 +8,17 @@ from flowsvc.engine import limits
 from flowsvc.engine.template import FLOW_PREFIX, GUIDE_FLOW_SUFFIX, INITIAL
 from flowsvc.validation.context import check_compute, check_key, check_set, check_text
 from flowsvc.validation.input_rules import check_input_rule
-from flowsvc.validation.messages import (
-    MESSAGE_KEYS,
-    MESSAGE_TYPES,
-    Offer,
-    body_limit,
+from flowsvc.validation.messages import MESSAGE_KEYS, MESSAGE_TYPES, body_limit, check_message
+from flowsvc.validation.options import Offer
+from flowsvc.validation.violation import (
+    Violation,
     check_keys,
-    check_message,
+    clip,
+    closest,
+    kind,
+    quote,
+    suggest,
 )
-from flowsvc.validation.violation import Violation, clip, closest, kind, quote, suggest
 
 STEP_KEYS = (
     "prompt",

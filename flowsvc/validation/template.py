@@ -12,15 +12,18 @@ from flowsvc.engine.keywords import phrase
 from flowsvc.engine.orders import ORDER_LOOKUP_NAMES
 from flowsvc.engine.render import BUILTIN_NAMES
 from flowsvc.engine.template import FLOW_PREFIX, GUIDE_FLOW_SUFFIX, INITIAL
-from flowsvc.validation.messages import (
-    MESSAGE_KEYS,
-    MESSAGE_TYPES,
-    Offer,
-    check_keys,
-    check_message,
-)
+from flowsvc.validation.messages import MESSAGE_KEYS, MESSAGE_TYPES, check_message
+from flowsvc.validation.options import Offer
 from flowsvc.validation.steps import Scope, check_step
-from flowsvc.validation.violation import Violation, clip, is_number, kind, quote, suggest
+from flowsvc.validation.violation import (
+    Violation,
+    check_keys,
+    clip,
+    is_number,
+    kind,
+    quote,
+    suggest,
+)
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,63}\Z")
 STEP_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
