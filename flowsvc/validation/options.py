@@ -2,6 +2,7 @@
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from flowsvc.engine import limits
 from flowsvc.validation.context import check_set
@@ -20,19 +21,17 @@ def check_buttons(
     action: Mapping[object, object], path: str, out: list[Violation]
 ) -> list[Offer] | None:
     check_keys(action, ("buttons",), path, out)
-    buttons = action.get("buttons")
-    if not isinstance(buttons, list):
-        problem = "is missing" if buttons is None else f"must be a list, not {kind(buttons)}"
-        out.append(Violation(f"{path}.buttons", f"{problem}: give 1 to 3 reply buttons"))
+    buttons = _counted(
+        action.get("buttons"),
+        f"{path}.buttons",
+        out,
+        most=limits.MAX_BUTTONS,
+        what="buttons",
+        wanted="reply buttons",
+        hint=" (use a list message for more choices)",
+    )
+    if buttons is None:
         return None
-    if not 1 <= len(buttons) <= limits.MAX_BUTTONS:
-        out.append(
-            Violation(
-                f"{path}.buttons",
-                f"has {len(buttons)} buttons; WhatsApp allows 1 to {limits.MAX_BUTTONS} "
-                "(use a list message for more choices)",
-            )
-        )
     offers: list[Offer] = []
     ids: dict[str, str] = {}
     titles: dict[str, str] = {}
@@ -104,18 +103,16 @@ def check_list(
         _check_label(
             action["button"], f"{path}.button", out, limit=limits.MAX_LIST_BUTTON, what="label"
         )
-    sections = action.get("sections")
-    if not isinstance(sections, list):
-        problem = "is missing" if sections is None else f"must be a list, not {kind(sections)}"
-        out.append(Violation(f"{path}.sections", f"{problem}: give 1 to 10 sections of rows"))
+    sections = _counted(
+        action.get("sections"),
+        f"{path}.sections",
+        out,
+        most=limits.MAX_SECTIONS,
+        what="sections",
+        wanted="sections of rows",
+    )
+    if sections is None:
         return None
-    if not 1 <= len(sections) <= limits.MAX_SECTIONS:
-        out.append(
-            Violation(
-                f"{path}.sections",
-                f"has {len(sections)} sections; WhatsApp allows 1 to {limits.MAX_SECTIONS}",
-            )
-        )
     offers: list[Offer] = []
     ids: dict[str, str] = {}
     rows_in_all = 0
@@ -197,6 +194,26 @@ def _check_row(row: object, path: str, out: list[Violation], ids: dict[str, str]
         check_set(row["set"], f"{path}.set", out)
     option_id = _check_id(row.get("id"), f"{path}.id", out, limit=limits.MAX_ROW_ID, seen=ids)
     return None if option_id is None else Offer(option_id, _option_sets(row))
+
+
+def _counted(
+    value: object,
+    path: str,
+    out: list[Violation],
+    *,
+    most: int,
+    what: str,
+    wanted: str,
+    hint: str = "",
+) -> list[Any] | None:
+    """A list of 1 to `most` items, as WhatsApp counts buttons and sections; None if no list."""
+    if not isinstance(value, list):
+        problem = "is missing" if value is None else f"must be a list, not {kind(value)}"
+        out.append(Violation(path, f"{problem}: give 1 to {most} {wanted}"))
+        return None
+    if not 1 <= len(value) <= most:
+        out.append(Violation(path, f"has {len(value)} {what}; WhatsApp allows 1 to {most}{hint}"))
+    return value
 
 
 def _check_label(value: object, path: str, out: list[Violation], *, limit: int, what: str) -> bool:
