@@ -9,12 +9,8 @@ a template sends), input_rules (a step's `validation`), context (context keys, p
 compute), violation (Violation and how problems are phrased).
 """
 
-from flowsvc.validation.template import (
-    NAME_PATTERN,
-    template_targets,
-    template_type,
-    validate_template,
-)
+from flowsvc.validation.targets import template_targets
+from flowsvc.validation.template import NAME_PATTERN, template_type, validate_template
 from flowsvc.validation.violation import Violation
 
 __all__ = ["NAME_PATTERN", "Violation", "template_targets", "template_type", "validate_template"]
