@@ -1,4 +1,4 @@
-"""Typed-input checks: turns what a customer typed into a context value, or says it is invalid."""
+"""What a customer typed, against the step's input rule: a context value, or Invalid."""
 
 from __future__ import annotations
 

@@ -4,9 +4,10 @@ Authoring-time checks, kept apart from the engine that runs templates: this pack
 engine (its limits, placeholder pattern and expression parser, so the two cannot disagree), and
 the engine never reads it.
 
-Modules: template (validate_template, the whole template), steps (one step), messages (a message
-a template sends), input_rules (a step's `validation`), context (context keys, placeholders,
-compute), violation (Violation and how problems are phrased).
+Modules: template (validate_template: the whole template), steps (one step), targets (where
+steps lead), messages (a message a template sends), options (its buttons and list rows),
+input_rules (a step's `validation`), context (context keys, placeholders, compute), violation
+(Violation, how problems are phrased, unknown keys).
 """
 
 from flowsvc.validation.targets import template_targets

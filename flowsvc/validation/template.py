@@ -1,4 +1,4 @@
-"""Template validation: every problem in a template, named before Meta or a customer meets it.
+"""validate_template(): a whole template, from its name and keywords to each of its steps.
 
 Pure and total: any JSON value gets a verdict (a list of violations, empty when the template is
 valid) and nothing raises. The format is docs/templates.md; WhatsApp's limits are engine/limits.py.

@@ -1,4 +1,4 @@
-"""A problem found in a template, the small vocabulary problems are phrased in, and unknown keys."""
+"""Violation, the small vocabulary every check phrases problems in, and the unknown-key check."""
 
 import difflib
 from collections.abc import Collection, Mapping
