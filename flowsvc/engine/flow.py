@@ -171,11 +171,11 @@ class _Rules:
         if said == "back":
             return self.back(template, state)
         answer = interpret(template, state.step, self.inbound)
-        if isinstance(answer, Rejection) and answer.stale:
+        if isinstance(answer, Rejection):
+            if not answer.stale:
+                return self.rejected(template, state, resend=answer.resend)
             again = self.replies.step(template, state.step, state.context)
             return self.stay(template, state, Outcome.STALE_SELECTION, again)
-        if isinstance(answer, Rejection):
-            return self.rejected(template, state, resend=answer.resend)
         if answer.reference is not None:
             order = quoted_order(self.facts, answer.reference, self.config)
             if order is None:
