@@ -21,14 +21,9 @@ def check_buttons(
     action: Mapping[object, object], path: str, out: list[Violation]
 ) -> list[Offer] | None:
     check_keys(action, ("buttons",), path, out)
+    hint = " (use a list message for more choices)"
     buttons = _counted(
-        action.get("buttons"),
-        f"{path}.buttons",
-        out,
-        most=limits.MAX_BUTTONS,
-        what="buttons",
-        wanted="reply buttons",
-        hint=" (use a list message for more choices)",
+        action, "buttons", path, out, most=limits.MAX_BUTTONS, wanted="reply buttons", hint=hint
     )
     if buttons is None:
         return None
@@ -104,12 +99,7 @@ def check_list(
             action["button"], f"{path}.button", out, limit=limits.MAX_LIST_BUTTON, what="label"
         )
     sections = _counted(
-        action.get("sections"),
-        f"{path}.sections",
-        out,
-        most=limits.MAX_SECTIONS,
-        what="sections",
-        wanted="sections of rows",
+        action, "sections", path, out, most=limits.MAX_SECTIONS, wanted="sections of rows"
     )
     if sections is None:
         return None
@@ -197,22 +187,28 @@ def _check_row(row: object, path: str, out: list[Violation], ids: dict[str, str]
 
 
 def _counted(
-    value: object,
+    action: Mapping[object, object],
+    key: str,
     path: str,
     out: list[Violation],
     *,
     most: int,
-    what: str,
     wanted: str,
     hint: str = "",
 ) -> list[Any] | None:
-    """A list of 1 to `most` items, as WhatsApp counts buttons and sections; None if no list."""
+    """action[key] as a list of 1 to `most` items, as WhatsApp counts buttons and sections.
+
+    None when it is no list at all, so the items are not checked one by one.
+    """
+    value = action.get(key)
     if not isinstance(value, list):
         problem = "is missing" if value is None else f"must be a list, not {kind(value)}"
-        out.append(Violation(path, f"{problem}: give 1 to {most} {wanted}"))
+        out.append(Violation(f"{path}.{key}", f"{problem}: give 1 to {most} {wanted}"))
         return None
     if not 1 <= len(value) <= most:
-        out.append(Violation(path, f"has {len(value)} {what}; WhatsApp allows 1 to {most}{hint}"))
+        out.append(
+            Violation(f"{path}.{key}", f"has {len(value)} {key}; WhatsApp allows 1 to {most}{hint}")
+        )
     return value
 
 
