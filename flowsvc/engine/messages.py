@@ -21,7 +21,7 @@ Fill = Callable[[str, int], str]
 """Fills a text's placeholders and keeps it within a code-point limit."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one is built per message, and frozen makes __init__ slower
 class Replies:
     """What one customer is sent: bodies addressed to `to`, with their name for {contact_name}."""
 
