@@ -52,8 +52,9 @@ test: install
 lint: install
 	$(PY) -m ruff format --check .
 	$(PY) -m ruff check .
+	$(PY) -m mypy
 
-# mypy --strict over flowsvc/, gateway/ and menuflow/ (settings in pyproject.toml).
+# mypy --strict over flowsvc/, gateway/ and menuflow/ (settings in pyproject.toml); part of lint.
 typecheck: install
 	$(PY) -m mypy
 

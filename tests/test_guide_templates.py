@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from flowsvc.engine.validation import Violation, template_targets, validate_template
+from flowsvc.validation import Violation, template_targets, validate_template
 
 DATA = Path(__file__).parent / "data" / "guide_templates.json"
 DEFAULTS = Path(__file__).parent.parent / "flowsvc" / "default_templates"

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from flowsvc.engine.validation import (
+from flowsvc.validation import (
     NAME_PATTERN,
     Violation,
     template_targets,

@@ -6,9 +6,15 @@
     if isinstance(decision, Needs):   # a step needs the customer's orders: one query, once
         decision = advance(..., facts=Facts(orders=(...)))
 
-Modules: flow (advance, start), template (the typed model), catalog, keywords, inputs, expressions,
-render (placeholders, money), messages (Graph bodies), orders (lookups, references),
-state (State, Inbound, Outcome, Decision), config (EngineConfig), limits (Meta's limits).
+Modules: flow (advance, start: the state machine), answers (what a reply means in a step),
+template (the typed model), catalog (the templates of a call), keywords (trigger keywords and
+command words), inputs (typed input against a step's InputRule), expressions (compute),
+render (placeholders, money), messages (Graph bodies, Replies), orders (lookups, references, the
+Needs/Facts round), state (State, Inbound, Outcome, Decision), config (EngineConfig),
+limits (Meta's limits).
+
+Checking a template when it is written is flowsvc.validation's job: it reads the engine, so the
+two cannot disagree, and the engine never reads it.
 """
 
 from flowsvc.engine.catalog import Catalog

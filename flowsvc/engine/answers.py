@@ -22,20 +22,26 @@ from flowsvc.engine.template import Option, Step, Template
 
 @dataclass(frozen=True)
 class Answer:
-    """An interpreted reply. `target` None means not accepted (`stale`: a tap not offered)."""
+    """An accepted reply: the target it moves to, and what it puts into the context."""
 
-    target: str | None
+    target: str
     value: Any = None
     title: str | None = None
     option: Option | None = None
     selection: str | None = None
     reference: str | None = None  # the value is an order reference still to be looked up
-    stale: bool = False
-    resend: bool = False  # when rejected: send the step again after the error text
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
-def interpret(template: Template, step_name: str, inbound: Inbound) -> Answer:
+@dataclass(frozen=True)
+class Rejection:
+    """A reply the step does not accept."""
+
+    stale: bool = False  # a tap on an option the step does not offer (an older message's)
+    resend: bool = False  # send the step again after the error text
+
+
+def interpret(template: Template, step_name: str, inbound: Inbound) -> Answer | Rejection:
     """What `inbound` (a tap or a typed text, not a command) means in `step_name`."""
     step = template.step(step_name)
     answering = template.answering(step_name)
@@ -48,25 +54,25 @@ def interpret(template: Template, step_name: str, inbound: Inbound) -> Answer:
         return _tap(step, options, chosen, "")
     free_text = not options or step.validation is not None or step.lookup is not None
     if step.next_step is None or not free_text:
-        return Answer(None, resend=True)
+        return Rejection(resend=True)
     if step.lookup == "order":
         reference = normalize_reference(text)
-        return Answer(None if reference is None else step.next_step, reference=reference)
+        return Rejection() if reference is None else Answer(step.next_step, reference=reference)
     try:
         value = inputs.check(step.validation, text)
     except inputs.Invalid:
-        return Answer(None)
+        return Rejection()
     return Answer(step.next_step, value=value)
 
 
-def _tap(step: Step, options: tuple[Option, ...], option_id: str, title: str) -> Answer:
+def _tap(step: Step, options: tuple[Option, ...], option_id: str, title: str) -> Answer | Rejection:
     option = next((opt for opt in options if opt.id == option_id), None)
     if option_id in step.next_steps:
         target = step.next_steps[option_id]
     elif option is not None and step.next_step is not None:
         target = step.next_step
     else:
-        return Answer(None, stale=True)
+        return Rejection(stale=True)
     shown = option.title if option is not None else title
     return Answer(target, value=option_id, title=shown, option=option, selection=option_id)
 

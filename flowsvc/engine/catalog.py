@@ -24,7 +24,7 @@ class Catalog:
     _keywords: KeywordIndex = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        pairs = []
+        pairs: list[tuple[str, str]] = []  # (template name, keyword)
         for name in self.latest:
             template = self.current(name)
             if template is not None and template.is_active:

@@ -184,6 +184,7 @@ def to_context(value: Decimal) -> str:
     Decimal keeps the scale of its operands, so "3.50" * 2 is "7.00" and 2 + 3 is "5";
     longer fractions (10 / 3) are rounded half-up to 4 places.
     """
-    if value.as_tuple().exponent < -MAX_PLACES:  # type: ignore[operator]
+    exponent = value.as_tuple().exponent  # a str only for NaN and infinity: evaluate() raises
+    if isinstance(exponent, int) and exponent < -MAX_PLACES:
         value = value.quantize(Decimal(1).scaleb(-MAX_PLACES), rounding=ROUND_HALF_UP)
     return format(value, "f")

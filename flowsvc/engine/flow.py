@@ -1,4 +1,4 @@
-"""advance(): the conversation state machine. Pure: (catalog, state, message) -> decision.
+"""The conversation state machine, advance() and start(): (catalog, state, message) -> decision.
 
 No I/O happens here: the service hands in the templates (Catalog), the stored State, the parsed
 Inbound message, the time, a fresh candidate result reference and, when asked for, the
@@ -25,26 +25,23 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from flowsvc.engine import limits
-from flowsvc.engine.answers import interpret, updated_context
+from flowsvc.engine.answers import Rejection, interpret, updated_context
 from flowsvc.engine.catalog import Catalog
 from flowsvc.engine.config import EngineConfig
 from flowsvc.engine.expressions import ExpressionError
-from flowsvc.engine.keywords import phrase
-from flowsvc.engine.messages import step_messages, text_message
+from flowsvc.engine.keywords import command
+from flowsvc.engine.messages import Bodies, Replies
 from flowsvc.engine.orders import (
     Facts,
+    MissingFacts,
     Needs,
-    OrderFact,
-    find_order,
+    customer_orders,
     order_context,
+    quoted_order,
     recent_orders,
 )
-from flowsvc.engine.render import fill_capped, truncate
 from flowsvc.engine.state import Decision, HistoryEntry, Inbound, Outcome, ResultDraft, State
-from flowsvc.engine.template import INITIAL, Step, Template
-
-Messages = tuple[dict[str, Any], ...]
+from flowsvc.engine.template import INITIAL, Template
 
 
 def advance(
@@ -64,18 +61,12 @@ def advance(
     stored. Returns Needs when a step needs the customer's orders and `facts` is None: call again
     with the same arguments plus the Facts; the second call never returns Needs.
     """
-    limit = config.max_input_chars
-    clipped = replace(
-        inbound,
-        text=None if inbound.text is None else inbound.text[:limit],
-        selection_id=None if inbound.selection_id is None else inbound.selection_id[:limit],
-        selection_title=inbound.selection_title[:limit],
-        contact_name=inbound.contact_name[:limit],
-    )
-    turn = _Turn(catalog, clipped, to, now, config, reference, facts)
+    clipped = inbound.clipped(config.max_input_chars)
+    replies = Replies(to, clipped.contact_name, config.invalid_text)
+    rules = _Rules(catalog, clipped, replies, now, config, reference, facts)
     try:
-        return turn.decide(state)
-    except _MissingFacts as missing:
+        return rules.decide(state)
+    except MissingFacts as missing:
         return missing.needs
 
 
@@ -98,28 +89,21 @@ def start(
     template = catalog.current(name)
     if template is None or not template.is_active:
         raise ValueError(f"template {name!r} is missing or inactive")
-    turn = _Turn(catalog, Inbound(), to, now, config, reference, facts)
+    replies = Replies(to, "", config.invalid_text)
+    rules = _Rules(catalog, Inbound(), replies, now, config, reference, facts)
     try:
-        return turn.enter(template, INITIAL, dict(context or {}), (), Outcome.STARTED)
-    except _MissingFacts as missing:
+        return rules.enter(template, INITIAL, dict(context or {}), (), Outcome.STARTED)
+    except MissingFacts as missing:
         return missing.needs
 
 
-class _MissingFacts(Exception):
-    """Raised deep in a turn to stop it and ask the service for data."""
-
-    def __init__(self, needs: Needs) -> None:
-        super().__init__("lookup needed")
-        self.needs = needs
-
-
 @dataclass(frozen=True)
-class _Turn:
-    """One call of advance(): its arguments, and the rules as methods over them."""
+class _Rules:
+    """The rules of the flow, as methods over the arguments of one advance() or start() call."""
 
     catalog: Catalog
     inbound: Inbound
-    to: str
+    replies: Replies
     now: datetime
     config: EngineConfig
     reference: str
@@ -128,7 +112,7 @@ class _Turn:
     def decide(self, state: State | None) -> Decision:
         if state is not None and state.expires_at <= self.now:
             fresh = self.first_message()
-            notice = self.text(self.config.expired_text)
+            notice = self.replies.text(self.config.expired_text)
             return replace(fresh, outcome=Outcome.EXPIRED, messages=(notice, *fresh.messages))
         if state is None:
             return self.first_message()
@@ -137,20 +121,19 @@ class _Turn:
             return self.first_message()  # its template was deleted: nothing left to continue
         return self.reply(template, state)
 
-    # -- no conversation -------------------------------------------------------------------
-
     def first_message(self) -> Decision:
+        """A message from a customer with no conversation running."""
         if self.unsupported:
             notice = f"{self.config.unsupported_text} {self.config.start_hint}"
-            return Decision(Outcome.UNSUPPORTED, None, (self.text(notice),))
-        command = self.command()
-        if command == "cancel":
+            return Decision(Outcome.UNSUPPORTED, None, (self.replies.text(notice),))
+        said = command(self.inbound.text, self.config)
+        if said == "cancel":
             return Decision(
-                Outcome.CANCELLED, None, (self.text(self.config.nothing_to_cancel_text),)
+                Outcome.CANCELLED, None, (self.replies.text(self.config.nothing_to_cancel_text),)
             )
-        if command == "menu":
+        if said == "menu":
             return self.start_default(Outcome.RESTARTED)
-        if command is None and self.inbound.text is not None:
+        if said is None and self.inbound.text is not None:
             matched = self.catalog.match_keyword(self.inbound.text)
             if matched is not None:
                 return self.enter(matched, INITIAL, {}, (), Outcome.STARTED)
@@ -159,7 +142,7 @@ class _Turn:
     def start_default(self, outcome: Outcome) -> Decision:
         default = self.default_template()
         if default is None:
-            return Decision(Outcome.HELP, None, (self.text(self.config.help_text),))
+            return Decision(Outcome.HELP, None, (self.replies.text(self.config.help_text),))
         return self.enter(default, INITIAL, {}, (), outcome)
 
     def default_template(self) -> Template | None:
@@ -167,39 +150,42 @@ class _Turn:
         template = self.catalog.current(name) if name else None
         return template if template is not None and template.is_active else None
 
-    # -- a running conversation ------------------------------------------------------------
-
     def reply(self, template: Template, state: State) -> Decision:
+        """A message in a running conversation, waiting in `state.step` of `template`."""
         if self.unsupported:
-            again = self.current(template, state.step, state.context)
-            notice = self.text(self.config.unsupported_text)
+            again = self.replies.step(template, state.step, state.context)
+            notice = self.replies.text(self.config.unsupported_text)
             return self.stay(template, state, Outcome.UNSUPPORTED, (notice, *again))
-        command = self.command()
-        if command == "cancel":
-            return Decision(Outcome.CANCELLED, None, (self.text(self.config.cancelled_text),))
-        if command == "menu":
+        said = command(self.inbound.text, self.config)
+        if said == "cancel":
+            return Decision(
+                Outcome.CANCELLED, None, (self.replies.text(self.config.cancelled_text),)
+            )
+        if said == "menu":
             default = self.default_template()
             if default is None:
-                return self.stay(template, state, Outcome.HELP, (self.text(self.config.help_text),))
+                return self.stay(
+                    template, state, Outcome.HELP, (self.replies.text(self.config.help_text),)
+                )
             return self.enter(default, INITIAL, {}, (), Outcome.RESTARTED)
-        if command == "back":
+        if said == "back":
             return self.back(template, state)
         answer = interpret(template, state.step, self.inbound)
-        if answer.stale:
-            again = self.current(template, state.step, state.context)
+        if isinstance(answer, Rejection):
+            if not answer.stale:
+                return self.rejected(template, state, resend=answer.resend)
+            again = self.replies.step(template, state.step, state.context)
             return self.stay(template, state, Outcome.STALE_SELECTION, again)
-        if answer.target is None:
-            return self.rejected(template, state, resend=answer.resend)
         if answer.reference is not None:
-            order = find_order(self.lookup(answer.reference), answer.reference)
-            if order is None or not self.is_order(order):
+            order = quoted_order(self.facts, answer.reference, self.config)
+            if order is None:
                 return self.rejected(template, state, resend=False)
             answer = replace(answer, value=answer.reference, extra=order_context(order))
         step = template.step(state.step)
         try:
             context = updated_context(step, state.context, answer)
         except ExpressionError:
-            error = self.error(template, step, state.context)
+            error = self.replies.error(template, step, state.context)
             return self.stay(template, state, Outcome.INVALID_INPUT, (error,))
         return self.go(template, state, answer.target, context, answer.selection)
 
@@ -218,8 +204,8 @@ class _Turn:
             return self.enter(template, target, context, history, Outcome.ADVANCED)
         following = self.catalog.current(flow) if flow is not None else None
         if following is None or not following.is_active:
-            again = self.current(template, state.step, state.context)
-            notice = self.text(self.config.not_available_text)
+            again = self.replies.step(template, state.step, state.context)
+            notice = self.replies.text(self.config.not_available_text)
             return self.stay(template, state, Outcome.STALE_SELECTION, (notice, *again))
         if selection is not None:
             context["previous_selection"] = selection
@@ -238,9 +224,8 @@ class _Turn:
         step = template.step(step_name)
         values = dict(context)
         if step.lookup == "recent_orders":
-            orders = [order for order in self.lookup(None).orders if self.is_order(order)]
             values["recent_orders"] = recent_orders(
-                orders,
+                customer_orders(self.facts, self.config),
                 currency=template.currency,
                 limit=self.config.recent_orders_limit,
                 empty=self.config.no_orders_text,
@@ -251,8 +236,8 @@ class _Turn:
             if step.save_result:
                 result = ResultDraft(template.name, template.version, self.reference, values)
                 shown = {**values, "order_id": self.reference}
-            sent = self.current(template, step_name, shown) or (
-                self.text(self.config.completed_text),
+            sent = self.replies.step(template, step_name, shown) or (
+                self.replies.text(self.config.completed_text),
             )
             return Decision(Outcome.COMPLETED, None, sent, result)
         new_state = State(
@@ -264,7 +249,7 @@ class _Turn:
             expires_at=self.expiry(template),
             last_interaction=self.now,
         )
-        return Decision(outcome, new_state, self.current(template, step_name, values))
+        return Decision(outcome, new_state, self.replies.step(template, step_name, values))
 
     def back(self, template: Template, state: State) -> Decision:
         history = state.history
@@ -281,9 +266,9 @@ class _Turn:
                     expires_at=self.expiry(previous),
                     last_interaction=self.now,
                 )
-                again = self.current(previous, step_name, state.context)
+                again = self.replies.step(previous, step_name, state.context)
                 return Decision(Outcome.WENT_BACK, moved, again)
-        again = self.current(template, state.step, state.context)
+        again = self.replies.step(template, state.step, state.context)
         return self.stay(template, replace(state, history=()), Outcome.WENT_BACK, again)
 
     def rejected(self, template: Template, state: State, *, resend: bool) -> Decision:
@@ -291,35 +276,13 @@ class _Turn:
         matched = self.catalog.match_keyword(self.inbound.text or "")
         if matched is not None:
             return self.enter(matched, INITIAL, {}, (), Outcome.STARTED)
-        sent: Messages = (self.error(template, template.step(state.step), state.context),)
+        sent: Bodies = (self.replies.error(template, template.step(state.step), state.context),)
         if resend:
-            sent += self.current(template, state.step, state.context)
+            sent += self.replies.step(template, state.step, state.context)
         return self.stay(template, state, Outcome.INVALID_INPUT, sent)
 
-    # -- building blocks -------------------------------------------------------------------
-
-    def current(self, template: Template, step_name: str, context: Mapping[str, Any]) -> Messages:
-        """The messages of a step as its context renders them (sent on entry and when re-asked)."""
-        return step_messages(self.to, template, step_name, self.values(context))
-
-    def error(self, template: Template, step: Step, context: Mapping[str, Any]) -> dict[str, Any]:
-        text = step.error_message or self.config.invalid_text
-        body = fill_capped(
-            text, self.values(context), limits.MAX_TEXT_BODY, currency=template.currency
-        )
-        return text_message(self.to, body)
-
-    def values(self, context: Mapping[str, Any]) -> Mapping[str, Any]:
-        """The context plus built-ins, for placeholders."""
-        if not self.inbound.contact_name:
-            return context
-        return {**context, "contact_name": self.inbound.contact_name}
-
-    def text(self, body: str) -> dict[str, Any]:
-        return text_message(self.to, truncate(body, limits.MAX_TEXT_BODY))
-
     def stay(
-        self, template: Template, state: State, outcome: Outcome, messages: Messages
+        self, template: Template, state: State, outcome: Outcome, messages: Bodies
     ) -> Decision:
         """The conversation waits where it is; only its expiry slides."""
         kept = replace(state, last_interaction=self.now, expires_at=self.expiry(template))
@@ -332,34 +295,6 @@ class _Turn:
     def push(self, history: tuple[HistoryEntry, ...], state: State) -> tuple[HistoryEntry, ...]:
         entry = (state.flow, state.version, state.step)
         return (*history, entry)[-self.config.max_history :]
-
-    def lookup(self, reference: str | None) -> Facts:
-        if self.facts is None:
-            needs = Needs(
-                reference=reference,
-                recent_limit=self.config.recent_orders_limit,
-                templates=self.config.order_templates,
-            )
-            raise _MissingFacts(needs)
-        return self.facts
-
-    def is_order(self, order: OrderFact) -> bool:
-        return not self.config.order_templates or order.template in self.config.order_templates
-
-    def command(self) -> str | None:
-        if self.inbound.text is None:
-            return None
-        said = phrase(self.inbound.text)
-        if not said:
-            return None
-        for name, words in (
-            ("cancel", self.config.cancel_words),
-            ("menu", self.config.menu_words),
-            ("back", self.config.back_words),
-        ):
-            if said in {phrase(word) for word in words}:
-                return name
-        return None
 
     @property
     def unsupported(self) -> bool:

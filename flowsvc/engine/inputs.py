@@ -1,4 +1,4 @@
-"""Typed-input checks: turns what a customer typed into a context value, or says it is invalid."""
+"""What a customer typed, against the step's input rule: a context value, or Invalid."""
 
 from __future__ import annotations
 
@@ -21,8 +21,9 @@ NO_WORDS = frozenset({"no", "n", "nope", "nah", "non", "nein", "nao"})
 
 
 @dataclass(frozen=True)
-class Validation:
-    """A step's `validation`, parsed; `kind` is number/integer/decimal/yes_no/email/regex/text."""
+class InputRule:
+    """A step's `validation` field, parsed; `kind` is number, integer, decimal, yes_no, email,
+    regex or text."""
 
     kind: str
     min: Decimal | None = None
@@ -35,27 +36,27 @@ class Validation:
 
 
 class Invalid(ValueError):
-    """The typed text does not satisfy the step's validation."""
+    """The typed text does not satisfy the step's input rule."""
 
 
-def check(validation: Validation | None, text: str) -> Any:
+def check(rule: InputRule | None, text: str) -> Any:
     """The JSON value to store for `text`, or raise Invalid.
 
     integer/number -> int, decimal -> decimal string ("3.50"), yes_no -> bool, others -> the
     text stripped of surrounding spaces.
     """
     value = text.strip()
-    if validation is None:
+    if rule is None:
         if not value:
             raise Invalid("empty")
         return value
-    kind = validation.kind
+    kind = rule.kind
     if kind == "number":
-        return _integer(value, Validation("integer", min=Decimal(1)))
+        return _integer(value, InputRule("integer", min=Decimal(1)))
     if kind == "integer":
-        return _integer(value, validation)
+        return _integer(value, rule)
     if kind == "decimal":
-        return _decimal(value, validation)
+        return _decimal(value, rule)
     if kind == "yes_no":
         answer = phrase(value)
         if answer in YES_WORDS:
@@ -68,33 +69,34 @@ def check(validation: Validation | None, text: str) -> Any:
             raise Invalid("not an e-mail address")
         return value
     if kind == "regex":
-        return _regex(value, validation)
-    if not validation.min_length <= len(value) <= validation.max_length:
+        return _regex(value, rule)
+    if not rule.min_length <= len(value) <= rule.max_length:
         raise Invalid("wrong length")
     return value
 
 
-def _bounded(number: Decimal, validation: Validation) -> None:
-    if validation.min is not None and number < validation.min:
+def _bounded(number: Decimal, rule: InputRule) -> None:
+    if rule.min is not None and number < rule.min:
         raise Invalid("too small")
-    if validation.max is not None and number > validation.max:
+    if rule.max is not None and number > rule.max:
         raise Invalid("too large")
 
 
-def _integer(value: str, validation: Validation) -> int:
+def _integer(value: str, rule: InputRule) -> int:
     if not _INTEGER.fullmatch(value):
         raise Invalid("not a whole number")
-    _bounded(Decimal(value), validation)
+    _bounded(Decimal(value), rule)
     return int(value)
 
 
-def _decimal(value: str, validation: Validation) -> str:
+def _decimal(value: str, rule: InputRule) -> str:
     if not _DECIMAL.fullmatch(value):
         raise Invalid("not a number")
     number = Decimal(value.replace(",", "."))
-    if validation.places is not None and -number.as_tuple().exponent > validation.places:  # type: ignore[operator]
+    exponent = number.as_tuple().exponent  # an int: the pattern admits finite numbers only
+    if rule.places is not None and isinstance(exponent, int) and -exponent > rule.places:
         raise Invalid("too many decimal places")
-    _bounded(number, validation)
+    _bounded(number, rule)
     return format(number, "f")
 
 
@@ -106,22 +108,22 @@ def _compiled(pattern: str, ignore_case: bool) -> re.Pattern[str] | None:
         return None
 
 
-def _regex(value: str, validation: Validation) -> str:
-    if len(value) > REGEX_MAX_INPUT or validation.pattern is None:
+def _regex(value: str, rule: InputRule) -> str:
+    if len(value) > REGEX_MAX_INPUT or rule.pattern is None:
         raise Invalid("too long for a pattern")
-    compiled = _compiled(validation.pattern, validation.ignore_case)
+    compiled = _compiled(rule.pattern, rule.ignore_case)
     if compiled is None or not compiled.fullmatch(value):
         raise Invalid("does not match")
     return value
 
 
-def parse_validation(raw: Any) -> Validation | None:
+def parse_input_rule(raw: Any) -> InputRule | None:
     """A `validation` field as written in a template (string shorthand or object)."""
     if isinstance(raw, str):
-        return Validation(raw)
+        return InputRule(raw)
     if not isinstance(raw, dict) or not isinstance(raw.get("type"), str):
         return None
-    return Validation(
+    return InputRule(
         kind=raw["type"],
         min=_number(raw.get("min")),
         max=_number(raw.get("max")),

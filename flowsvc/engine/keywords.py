@@ -6,7 +6,11 @@ import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Literal
 
+from flowsvc.engine.config import EngineConfig
+
+Command = Literal["cancel", "menu", "back"]
 _WORD = re.compile(r"\w+")
 
 
@@ -25,6 +29,24 @@ def words(text: str) -> tuple[str, ...]:
 def phrase(text: str) -> str:
     """A text reduced to its normalized words, for "is this exactly that word?" comparisons."""
     return " ".join(words(text))
+
+
+def command(text: str | None, config: EngineConfig) -> Command | None:
+    """The command `text` is: exactly one of that command's words, compared as phrase() does."""
+    if text is None:
+        return None
+    said = phrase(text)
+    if not said:
+        return None
+    commands: tuple[tuple[Command, frozenset[str]], ...] = (
+        ("cancel", config.cancel_words),
+        ("menu", config.menu_words),
+        ("back", config.back_words),
+    )
+    for name, command_words in commands:
+        if said in {phrase(word) for word in command_words}:
+            return name
+    return None
 
 
 def contains_phrase(haystack: tuple[str, ...], needle: tuple[str, ...]) -> bool:

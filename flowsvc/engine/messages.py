@@ -8,14 +8,48 @@ template that validates always yields bodies Meta accepts.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from flowsvc.engine import limits
 from flowsvc.engine.render import fill_capped, truncate
-from flowsvc.engine.template import INITIAL, Message, Template
+from flowsvc.engine.template import INITIAL, Message, Step, Template
 
+Bodies = tuple[dict[str, Any], ...]
+"""Graph API request bodies, in the order they are sent."""
 Fill = Callable[[str, int], str]
 """Fills a text's placeholders and keeps it within a code-point limit."""
+
+
+@dataclass(slots=True)  # not frozen: one is built per message, and frozen makes __init__ slower
+class Replies:
+    """What one customer is sent: bodies addressed to `to`, with their name for {contact_name}."""
+
+    to: str
+    contact_name: str
+    invalid_text: str  # the error text of a step that has no error_message
+
+    def step(self, template: Template, step_name: str, context: Mapping[str, Any]) -> Bodies:
+        """The messages of a step as its context renders them (sent on entry and when re-asked)."""
+        return step_messages(self.to, template, step_name, self._values(context))
+
+    def error(self, template: Template, step: Step, context: Mapping[str, Any]) -> dict[str, Any]:
+        """The text sent when a reply to `step` is not accepted, filled like the step's messages."""
+        text = step.error_message or self.invalid_text
+        body = fill_capped(
+            text, self._values(context), limits.MAX_TEXT_BODY, currency=template.currency
+        )
+        return text_message(self.to, body)
+
+    def text(self, body: str) -> dict[str, Any]:
+        """One of the engine's own texts (EngineConfig's), within Meta's limit."""
+        return text_message(self.to, truncate(body, limits.MAX_TEXT_BODY))
+
+    def _values(self, context: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The context plus built-ins, for placeholders."""
+        if not self.contact_name:
+            return context
+        return {**context, "contact_name": self.contact_name}
 
 
 def text_message(to: str, body: str) -> dict[str, Any]:
@@ -55,9 +89,7 @@ def build(to: str, message: Message, fill: Fill, *, body: str | None = None) -> 
     }
 
 
-def step_messages(
-    to: str, template: Template, step_name: str, values: Mapping[str, Any]
-) -> tuple[dict[str, Any], ...]:
+def step_messages(to: str, template: Template, step_name: str, values: Mapping[str, Any]) -> Bodies:
     """A step's messages, filled from `values`: `initial` sends the first message; other steps
     their prompt and/or their own message (a message without a body takes the prompt as body)."""
 

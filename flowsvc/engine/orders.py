@@ -14,12 +14,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from flowsvc.engine.config import EngineConfig
 from flowsvc.engine.render import money, plain
 
 REFERENCE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O/1/I to misread
 REFERENCE_LENGTH = 6
 MAX_REFERENCE_CHARS = 32
 RECENT_LIMIT = 5
+# What a step with `"lookup": "order"` puts into the context: the keys of order_context().
+ORDER_LOOKUP_NAMES = ("order_reference", "order_summary", "order_date", "order_total")
 _NOT_REFERENCE = re.compile(r"[^0-9A-Z]")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
@@ -57,6 +60,14 @@ class Facts:
     orders: tuple[OrderFact, ...] = ()
 
 
+class MissingFacts(Exception):
+    """Stops a call of advance() or start() that needs the customer's orders; carries the Needs."""
+
+    def __init__(self, needs: Needs) -> None:
+        super().__init__("lookup needed")
+        self.needs = needs
+
+
 def new_reference(randbelow: Callable[[int], int], length: int = REFERENCE_LENGTH) -> str:
     """A fresh reference such as "K7M4Q2"; pass `secrets.randbelow` (no randomness in here)."""
     return "".join(REFERENCE_ALPHABET[randbelow(len(REFERENCE_ALPHABET))] for _ in range(length))
@@ -71,6 +82,34 @@ def normalize_reference(text: str) -> str | None:
 def find_order(facts: Facts, reference: str) -> OrderFact | None:
     """The customer's result with this (normalized) reference."""
     return next((order for order in facts.orders if order.reference.upper() == reference), None)
+
+
+def quoted_order(facts: Facts | None, reference: str, config: EngineConfig) -> OrderFact | None:
+    """The order a customer quoted for an `order` lookup, if it is theirs and an order."""
+    order = find_order(_required(facts, reference, config), reference)
+    return order if order is not None and _is_order(order, config) else None
+
+
+def customer_orders(facts: Facts | None, config: EngineConfig) -> list[OrderFact]:
+    """The customer's orders, for a `recent_orders` lookup."""
+    return [order for order in _required(facts, None, config).orders if _is_order(order, config)]
+
+
+def _required(facts: Facts | None, reference: str | None, config: EngineConfig) -> Facts:
+    """`facts`, or MissingFacts with the Needs that a second call answers in full."""
+    if facts is None:
+        needs = Needs(
+            reference=reference,
+            recent_limit=config.recent_orders_limit,
+            templates=config.order_templates,
+        )
+        raise MissingFacts(needs)
+    return facts
+
+
+def _is_order(order: OrderFact, config: EngineConfig) -> bool:
+    """Results of the order templates count as orders; all results do when none are named."""
+    return not config.order_templates or order.template in config.order_templates
 
 
 def summary(order: OrderFact) -> str:

@@ -13,7 +13,8 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::([A-Za-z_]+))?\}")
-BUILTIN_NAMES = frozenset({"contact_name", "order_id", "recent_orders"})
+# Names the engine fills in itself (a flow switch adds previous_selection); templates read them.
+BUILTIN_NAMES = ("contact_name", "order_id", "recent_orders", "previous_selection")
 FORMATS = frozenset({"money", "upper", "lower"})
 ELLIPSIS = "…"
 _CENT = Decimal("0.01")

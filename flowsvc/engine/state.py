@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -25,6 +25,16 @@ class Inbound:
     selection_title: str = ""
     unsupported_type: str | None = None
     contact_name: str = ""
+
+    def clipped(self, limit: int) -> Inbound:
+        """This message with each of its texts cut to `limit` characters, however long it came."""
+        return replace(
+            self,
+            text=None if self.text is None else self.text[:limit],
+            selection_id=None if self.selection_id is None else self.selection_id[:limit],
+            selection_title=self.selection_title[:limit],
+            contact_name=self.contact_name[:limit],
+        )
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The typed template model: a validated menu_structure dict parsed into frozen dataclasses.
 
-Parsing never fails: validation (flowsvc/engine/validation.py) rejects bad templates when they are
+Parsing never fails: validation (flowsvc/validation/) rejects bad templates when they are
 written, and anything missing here falls back to an empty value rather than raising.
 """
 
@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from flowsvc.engine.inputs import Validation, parse_validation
+from flowsvc.engine.inputs import InputRule, parse_input_rule
 
 INITIAL = "initial"
 FLOW_PREFIX = "flow:"
@@ -74,7 +74,7 @@ class Step:
     message: Message | None = None
     next_steps: Mapping[str, str] = field(default_factory=dict)
     next_step: str | None = None
-    validation: Validation | None = None
+    validation: InputRule | None = None
     context_key: str | None = None
     error_message: str | None = None
     set: Mapping[str, Any] = field(default_factory=dict)
@@ -149,7 +149,7 @@ def _step(name: str, raw: Mapping[str, Any]) -> Step:
         message=_message(raw, default_type=None),
         next_steps={str(k): str(v) for k, v in _mapping(raw.get("next_steps")).items()},
         next_step=_text(raw.get("next_step")),
-        validation=parse_validation(raw.get("validation")),
+        validation=parse_input_rule(raw.get("validation")),
         context_key=_text(raw.get("context_key")),
         error_message=_text(raw.get("error_message")),
         set=dict(_mapping(raw.get("set"))),

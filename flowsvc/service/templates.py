@@ -10,11 +10,11 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from flowsvc.engine.validation import template_targets, template_type, validate_template
 from flowsvc.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from flowsvc.service.paging import decode_token, encode_token, page_size
 from flowsvc.store import conversations, templates
 from flowsvc.store.models import WorkflowTemplate, WorkflowTemplateVersion
+from flowsvc.validation import template_targets, template_type, validate_template
 
 UPDATABLE_FIELDS = frozenset({"trigger_keywords", "menu_structure", "is_active"})
 

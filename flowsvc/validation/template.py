@@ -1,4 +1,4 @@
-"""Template validation: every problem in a template, named before Meta or a customer meets it.
+"""validate_template(): a whole template, from its name and keywords to each of its steps.
 
 Pure and total: any JSON value gets a verdict (a list of violations, empty when the template is
 valid) and nothing raises. The format is docs/templates.md; WhatsApp's limits are engine/limits.py.
@@ -8,20 +8,23 @@ import re
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
-from flowsvc.engine.context_checks import BUILTIN_NAMES, ORDER_LOOKUP_NAMES
 from flowsvc.engine.keywords import phrase
-from flowsvc.engine.message_checks import (
-    MESSAGE_KEYS,
-    MESSAGE_TYPES,
-    Offer,
+from flowsvc.engine.orders import ORDER_LOOKUP_NAMES
+from flowsvc.engine.render import BUILTIN_NAMES
+from flowsvc.engine.template import INITIAL
+from flowsvc.validation.messages import MESSAGE_KEYS, MESSAGE_TYPES, check_message
+from flowsvc.validation.options import Offer
+from flowsvc.validation.steps import Scope, check_step
+from flowsvc.validation.targets import check_reachability
+from flowsvc.validation.violation import (
+    Violation,
     check_keys,
-    check_message,
+    clip,
+    is_number,
+    kind,
+    quote,
+    suggest,
 )
-from flowsvc.engine.step_checks import Scope, check_step
-from flowsvc.engine.template import FLOW_PREFIX, GUIDE_FLOW_SUFFIX, INITIAL
-from flowsvc.engine.violation import Violation, clip, is_number, kind, quote, suggest
-
-__all__ = ["NAME_PATTERN", "Violation", "template_targets", "template_type", "validate_template"]
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,63}\Z")
 STEP_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
@@ -75,38 +78,6 @@ def template_type(menu_structure: Mapping[str, Any]) -> str:
     if not (isinstance(value, str) and value in MESSAGE_TYPES):
         raise ValueError(f"menu_structure.type must be one of {', '.join(MESSAGE_TYPES)}")
     return value
-
-
-def template_targets(menu_structure: Mapping[str, Any]) -> set[str]:
-    """Names of the templates this one switches to (flow:<name> and the guide's <name>_flow).
-
-    Read from the structure alone, so a self-reference appears too; callers asking "who targets
-    template X?" look at the other templates.
-    """
-    steps = menu_structure.get("steps") if isinstance(menu_structure, Mapping) else None
-    if not isinstance(steps, Mapping):
-        return set()
-    targets: set[str] = set()
-    for step in steps.values():
-        for target in _step_targets(step):
-            if target in steps:
-                continue
-            if target.startswith(FLOW_PREFIX) and len(target) > len(FLOW_PREFIX):
-                targets.add(target[len(FLOW_PREFIX) :])
-            elif target.endswith(GUIDE_FLOW_SUFFIX) and len(target) > len(GUIDE_FLOW_SUFFIX):
-                targets.add(target[: -len(GUIDE_FLOW_SUFFIX)])
-    return targets
-
-
-def _step_targets(step: object) -> list[str]:
-    """The string targets of a step's next_step and next_steps, whatever else it holds."""
-    if not isinstance(step, Mapping):
-        return []
-    found = [step.get("next_step")]
-    next_steps = step.get("next_steps")
-    if isinstance(next_steps, Mapping):
-        found.extend(next_steps.values())
-    return [target for target in found if isinstance(target, str)]
 
 
 def _check_name(name: object, out: list[Violation]) -> None:
@@ -310,23 +281,4 @@ def _check_steps(
             continue
         check_step(str(step_name), step, path, scope)
     if INITIAL in steps:
-        _check_reachability(steps, out)
-
-
-def _check_reachability(steps: Mapping[Any, Any], out: list[Violation]) -> None:
-    reached = {INITIAL}
-    pending = [INITIAL]
-    while pending:
-        for target in _step_targets(steps.get(pending.pop())):
-            if target in steps and target not in reached:
-                reached.add(target)
-                pending.append(target)
-    for step_name in steps:
-        if step_name not in reached:
-            out.append(
-                Violation(
-                    f"menu_structure.steps.{step_name}",
-                    f"step '{clip(step_name)}' is unreachable: no next_step or next_steps leads "
-                    "to it from 'initial'",
-                )
-            )
+        check_reachability(steps, out)

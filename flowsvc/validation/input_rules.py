@@ -4,7 +4,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from flowsvc.engine.violation import Violation, clip, is_number, kind, quote, suggest
+from flowsvc.validation.violation import Violation, clip, is_number, kind, quote, suggest
 
 SHORTHANDS = ("number", "integer", "decimal", "yes_no", "email", "text")
 VALIDATION_OPTIONS: dict[str, tuple[str, ...]] = {
@@ -19,7 +19,7 @@ MAX_PATTERN = 1000
 MAX_PLACES = 10
 
 
-def check_validation(value: object, path: str, out: list[Violation]) -> None:
+def check_input_rule(value: object, path: str, out: list[Violation]) -> None:
     """A step's `validation`: a shorthand string or an object, as in docs/templates.md."""
     if isinstance(value, str):
         if value not in SHORTHANDS:

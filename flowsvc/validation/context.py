@@ -9,15 +9,12 @@ from collections.abc import Collection, Mapping
 
 from flowsvc.engine import render
 from flowsvc.engine.expressions import ExpressionError, names
-from flowsvc.engine.render import PLACEHOLDER
-from flowsvc.engine.violation import Violation, clip, kind, suggest
+from flowsvc.engine.orders import ORDER_LOOKUP_NAMES
+from flowsvc.engine.render import BUILTIN_NAMES, PLACEHOLDER
+from flowsvc.validation.violation import Violation, clip, kind, suggest
 
 KEY_PATTERN = re.compile(r"^[a-z_][a-z0-9_]{0,63}\Z")
 
-# Names the engine fills in itself (a flow switch adds previous_selection); templates read them.
-BUILTIN_NAMES = (*sorted(render.BUILTIN_NAMES), "previous_selection")
-# What a step with `"lookup": "order"` puts into the context (orders.order_context).
-ORDER_LOOKUP_NAMES = ("order_reference", "order_summary", "order_date", "order_total")
 RESERVED_NAMES = (*BUILTIN_NAMES, *ORDER_LOOKUP_NAMES)
 FORMATS = tuple(sorted(render.FORMATS))
 

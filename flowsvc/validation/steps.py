@@ -5,18 +5,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from flowsvc.engine import limits
-from flowsvc.engine.context_checks import check_compute, check_key, check_set, check_text
-from flowsvc.engine.input_checks import check_validation
-from flowsvc.engine.message_checks import (
-    MESSAGE_KEYS,
-    MESSAGE_TYPES,
-    Offer,
-    body_limit,
+from flowsvc.engine.template import INITIAL
+from flowsvc.validation.context import check_compute, check_key, check_set, check_text
+from flowsvc.validation.input_rules import check_input_rule
+from flowsvc.validation.messages import MESSAGE_KEYS, MESSAGE_TYPES, body_limit, check_message
+from flowsvc.validation.options import Offer
+from flowsvc.validation.targets import check_target
+from flowsvc.validation.violation import (
+    Violation,
     check_keys,
-    check_message,
+    clip,
+    kind,
+    quote,
+    suggest,
 )
-from flowsvc.engine.template import FLOW_PREFIX, GUIDE_FLOW_SUFFIX, INITIAL
-from flowsvc.engine.violation import Violation, clip, closest, kind, quote, suggest
 
 STEP_KEYS = (
     "prompt",
@@ -58,10 +60,10 @@ def check_step(name: str, step: Mapping[Any, Any], path: str, scope: Scope) -> N
     offers, which = _check_own_message(name, step, path, scope)
     _check_texts(name, step, path, scope)
     if "next_step" in step:
-        _check_target(step["next_step"], f"{path}.next_step", scope)
+        check_target(step["next_step"], f"{path}.next_step", scope.steps, scope.known, scope.out)
     branches = _check_next_steps(step, path, scope, offers, which)
     if "validation" in step:
-        check_validation(step["validation"], f"{path}.validation", out)
+        check_input_rule(step["validation"], f"{path}.validation", out)
     if "context_key" in step:
         check_key(step["context_key"], f"{path}.context_key", out, what="context_key")
     if "set" in step:
@@ -173,53 +175,6 @@ def _check_texts(name: str, step: Mapping[Any, Any], path: str, scope: Scope) ->
         )
 
 
-def _check_target(target: object, path: str, scope: Scope) -> None:
-    """A target is a step of this template, flow:<template>, or the guide's <template>_flow."""
-    if not isinstance(target, str) or not target:
-        scope.out.append(
-            Violation(path, f"must be a step name or 'flow:<template>', not {quote(target)}")
-        )
-        return
-    if target in scope.steps:
-        return
-    step_names = [step for step in scope.steps if isinstance(step, str)]
-    if target.startswith(FLOW_PREFIX):
-        wanted = target[len(FLOW_PREFIX) :]
-        if wanted in scope.known:
-            return
-        match = closest(wanted, scope.known)
-        hint = f" (did you mean 'flow:{match}'?)" if match else ""
-        scope.out.append(
-            Violation(path, f"target '{clip(target)}' names no template '{clip(wanted)}'{hint}")
-        )
-        return
-    base = target[: -len(GUIDE_FLOW_SUFFIX)] if target.endswith(GUIDE_FLOW_SUFFIX) else ""
-    if base in scope.known:
-        return
-    if target in scope.known:
-        scope.out.append(
-            Violation(
-                path,
-                f"target '{clip(target)}' names no step of this template; to switch to the "
-                f"template '{clip(target)}', write 'flow:{clip(target)}'",
-            )
-        )
-        return
-    step_match = closest(target, step_names)
-    template_match = closest(base or target, scope.known)
-    if step_match:
-        hint = f" (did you mean '{step_match}'?)"
-    elif template_match:
-        hint = f" (did you mean 'flow:{template_match}'?)"
-    else:
-        hint = ""
-    scope.out.append(
-        Violation(
-            path, f"target '{clip(target)}' names no step of this template and no template{hint}"
-        )
-    )
-
-
 def _check_next_steps(
     step: Mapping[Any, Any], path: str, scope: Scope, offers: list[Offer] | None, which: str
 ) -> Mapping[Any, Any]:
@@ -247,7 +202,7 @@ def _check_next_steps(
             scope.out.append(
                 Violation(choice_path, f"'{clip(choice)}' {problem}{suggest(choice, offered)}")
             )
-        _check_target(target, choice_path, scope)
+        check_target(target, choice_path, scope.steps, scope.known, scope.out)
     if "next_step" not in step and step.get("end_conversation") is not True:
         for option in offered:
             if option not in next_steps:

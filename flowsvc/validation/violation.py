@@ -1,4 +1,4 @@
-"""A problem found in a template, and the small vocabulary the validator phrases problems with."""
+"""Violation, the small vocabulary every check phrases problems in, and the unknown-key check."""
 
 import difflib
 from collections.abc import Collection, Mapping
@@ -77,3 +77,18 @@ def is_number(value: object) -> bool:
     return (
         isinstance(value, float) and value == value and value not in (float("inf"), float("-inf"))
     )
+
+
+def check_keys(
+    value: Mapping[object, object], allowed: tuple[str, ...], path: str, out: list[Violation]
+) -> None:
+    """Report keys Meta (or the engine) would not understand, with the likely intended key."""
+    for key in value:
+        if key not in allowed:
+            out.append(
+                Violation(
+                    f"{path}.{key}",
+                    f"unknown key '{clip(key)}'{suggest(key, allowed)}: "
+                    f"the keys allowed here are {', '.join(allowed)}",
+                )
+            )

@@ -1,0 +1,111 @@
+"""Checks on a message a template sends: Meta's interactive shape and WhatsApp's limits."""
+
+from collections.abc import Collection, Mapping
+
+from flowsvc.engine import limits
+from flowsvc.validation.context import check_text
+from flowsvc.validation.options import Offer, check_buttons, check_list
+from flowsvc.validation.violation import Violation, check_keys, kind, quote
+
+MESSAGE_TYPES = ("button", "list", "text")
+MESSAGE_KEYS = ("header", "body", "footer", "action")
+
+
+def body_limit(message_type: object) -> int:
+    """Meta allows a longer body with a list (or as plain text) than with reply buttons."""
+    return limits.MAX_BODY_WITH_BUTTONS if message_type == "button" else limits.MAX_BODY_WITH_LIST
+
+
+def check_message(
+    message_type: str,
+    holder: Mapping[object, object],
+    path: str,
+    out: list[Violation],
+    *,
+    names: Collection[str],
+    body_from_prompt: bool = False,
+) -> list[Offer] | None:
+    """Check the header/body/footer/action in `holder`; return what the message offers to tap.
+
+    None when the action is too broken to tell, so that checks of next_steps against the
+    choices do not pile more violations on the one already reported. `body_from_prompt`: a
+    step with a type and no body uses its prompt as the body.
+    """
+    if "body" in holder:
+        _check_text_object(
+            holder["body"], f"{path}.body", out, limit=body_limit(message_type), names=names
+        )
+    elif not body_from_prompt:
+        out.append(
+            Violation(f"{path}.body", f'is missing: a {message_type} message needs {{"text": ...}}')
+        )
+    if message_type == "text":
+        for key in ("header", "footer", "action"):
+            if key in holder:
+                out.append(
+                    Violation(
+                        f"{path}.{key}",
+                        f"a plain text message has no {key}: use type 'button' or 'list' "
+                        "for an interactive message, or remove it",
+                    )
+                )
+        return []
+    if "header" in holder:
+        _check_header(holder["header"], f"{path}.header", out, names=names)
+    if "footer" in holder:
+        _check_text_object(
+            holder["footer"], f"{path}.footer", out, limit=limits.MAX_FOOTER, names=names
+        )
+    if "action" not in holder:
+        wanted = "buttons" if message_type == "button" else "a button label and sections"
+        out.append(
+            Violation(f"{path}.action", f"is missing: a {message_type} message needs {wanted}")
+        )
+        return None
+    action = holder["action"]
+    if not isinstance(action, Mapping):
+        out.append(Violation(f"{path}.action", f"must be an object, not {kind(action)}"))
+        return None
+    if message_type == "button":
+        return check_buttons(action, f"{path}.action", out)
+    return check_list(action, f"{path}.action", out)
+
+
+def _check_text_object(
+    value: object, path: str, out: list[Violation], *, limit: int, names: Collection[str]
+) -> None:
+    if not isinstance(value, Mapping):
+        out.append(Violation(path, f'must be an object like {{"text": "..."}}, not {kind(value)}'))
+        return
+    check_keys(value, ("text",), path, out)
+    if "text" not in value:
+        out.append(Violation(f"{path}.text", "is missing"))
+        return
+    check_text(value["text"], f"{path}.text", out, limit=limit, names=names)
+
+
+def _check_header(
+    value: object, path: str, out: list[Violation], *, names: Collection[str]
+) -> None:
+    if not isinstance(value, Mapping):
+        out.append(
+            Violation(
+                path, f'must be an object like {{"type": "text", "text": "..."}}, not {kind(value)}'
+            )
+        )
+        return
+    check_keys(value, ("type", "text"), path, out)
+    if "type" not in value:
+        out.append(Violation(f"{path}.type", 'is missing: set "type": "text"'))
+    elif value["type"] != "text":
+        out.append(
+            Violation(
+                f"{path}.type",
+                f"is {quote(value['type'])}: only text headers are supported "
+                '(set "type": "text"); media headers need hosting that menuflow does not do',
+            )
+        )
+    if "text" not in value:
+        out.append(Violation(f"{path}.text", "is missing"))
+        return
+    check_text(value["text"], f"{path}.text", out, limit=limits.MAX_HEADER, names=names)
