@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
-from flowsvc.engine import Decision, Inbound
+from flowsvc.engine import Decision, Inbound, Outcome
 from flowsvc.errors import ResourceExhausted
 from flowsvc.service.conversations import Conversation, from_state
 from flowsvc.service.outbox_entries import OutboxEntry
@@ -126,6 +126,7 @@ def closing(
         lease=lease.lease(now)
         if lease.owner and decision.messages and not opened.pending
         else None,
+        forgets_expiry=opened.expired_at is not None and decision.outcome != Outcome.IGNORED,
     )
 
 

@@ -108,6 +108,9 @@ class Customer(Base):
     phone_number_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     phone_number: Mapped[str] = mapped_column(String(32), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    # When the customer's last conversation expired, if the sweep deleted it before they wrote
+    # again: their next message is told why it starts over. Kept FLOWSVC_EXPIRY_NOTICE_DAYS.
+    expired_at: Mapped[datetime | None] = mapped_column(index=True)
 
 
 class ConversationState(Base):

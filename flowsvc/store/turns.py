@@ -29,7 +29,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from flowsvc.engine import ResultDraft, State, history_from_json, history_to_json
-from flowsvc.store import prepared
+from flowsvc.store import customers, prepared
 from flowsvc.store.customers import LOCK, LOCK_MANY, Customer
 from flowsvc.store.outbox import Lease
 from flowsvc.store.times import read_time, sqlite_time
@@ -64,6 +64,7 @@ class Opened:
     state: State | None
     created_at: datetime | None
     pending: bool
+    expired_at: datetime | None  # the customer's last conversation expired then and was swept
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +79,7 @@ class Closing:
     result: ResultDraft | None
     bodies: Sequence[str]
     lease: Lease | None
+    forgets_expiry: bool = False  # the customer heard of the swept expiry: forget it
 
 
 def lock_and_read(
@@ -120,9 +122,8 @@ def lock_and_read(
 
 
 def _opened(row: Any, *, postgres: bool) -> Opened:
-    outcome, outbox_ids, flow, version, step, context, history, last, expires, created, pending = (
-        row
-    )
+    (outcome, outbox_ids, flow, version, step, context, history, last, expires, created) = row[:10]
+    expired, pending = row[10:]
     state = None
     if flow is not None:
         state = State(
@@ -142,6 +143,7 @@ def _opened(row: Any, *, postgres: bool) -> Opened:
         state=state,
         created_at=read_time(created) if created is not None else None,
         pending=bool(pending),
+        expired_at=read_time(expired) if expired is not None else None,
     )
 
 
@@ -149,6 +151,9 @@ def write(
     connection: Connection, now: datetime, closings: Sequence[tuple[Customer, Closing]]
 ) -> list[list[int]]:
     """Write the turns; returns each turn's new outbox ids, in sending order."""
+    # Rare (a customer's first message after their expired conversation was swept): a statement
+    # of its own, so the hot statements stay as they are.
+    customers.forget_expiry(connection, [c for c, closing in closings if closing.forgets_expiry])
     if connection.dialect.name != "postgresql":
         return [_write_sqlite(connection, c, now, closing) for c, closing in closings]
     if len(closings) == 1:
