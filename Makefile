@@ -10,7 +10,7 @@ DATABASE_URL ?= sqlite:///menuflow.db
 export DATABASE_URL
 
 .PHONY: install proto migrate seed run post-sample test lint typecheck fmt revision clean chat \
-  bench-flowsvc image
+  bench-flowsvc
 
 install: $(STAMP) $(STUBS)
 
@@ -95,3 +95,16 @@ chaos: install
 
 chaos-short: install
 	$(PY) -m chaos --short
+
+# The container image. No registry is needed: BASE_IMAGE defaults to a local Debian bookworm with
+# Python 3.11 (scripts/base-image.sh: debootstrap, built once and kept); BASE_IMAGE=python:3.11-slim
+# pulls the usual one instead. image-smoke runs the image against PostgreSQL on 127.0.0.1:5432.
+BASE_IMAGE ?= menuflow-base:bookworm
+IMAGE ?= menuflow:dev
+.PHONY: image image-smoke
+image:
+	BASE_IMAGE=$(BASE_IMAGE) scripts/base-image.sh
+	docker build --network host --build-arg BASE_IMAGE=$(BASE_IMAGE) -t $(IMAGE) .
+
+image-smoke: image
+	IMAGE=$(IMAGE) scripts/image-smoke.sh
