@@ -60,7 +60,7 @@ def main() -> int:
     base = f"http://{host}:{env.get('GATEWAY_PORT') or 8080}"
 
     def stop(signum: int, _: FrameType | None) -> None:
-        raise SystemExit(128 + signum)
+        raise SystemExit(0)  # asked to stop: both services are stopped in `finally`
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
