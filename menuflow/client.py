@@ -69,7 +69,9 @@ class FlowsvcClient:
 def is_serving(channel: grpc.Channel, timeout: float) -> bool:
     """True when flowsvc's health service answers SERVING within `timeout` seconds."""
     try:
-        answer = health_pb2_grpc.HealthStub(channel).Check(
+        stub = health_pb2_grpc.HealthStub(channel)
+        # types-grpcio-health-checking declares HealthStub without its methods.
+        answer = stub.Check(  # type: ignore[attr-defined]
             health_pb2.HealthCheckRequest(), timeout=timeout, wait_for_ready=True
         )
     except grpc.RpcError:
