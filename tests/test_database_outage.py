@@ -97,7 +97,13 @@ def test_flowsvc_started_during_an_outage_waits_for_the_database(
             starting = pool.submit(lambda: flowsvc_process(database_url, tmp_path / "f.log"))
             running = starting.result()
             entered = pool.submit(running.__enter__)
-            time.sleep(2)
+            # Wait for flowsvc to have tried and been refused (a fixed sleep is not enough when
+            # the machine is busy: the database came back before flowsvc first asked for it).
+            log = tmp_path / "f.log"
+            deadline = time.monotonic() + 30
+            while "database unreachable at start" not in (log.read_text() if log.exists() else ""):
+                assert time.monotonic() < deadline, "flowsvc never tried the database"
+                time.sleep(0.1)
             assert not entered.done()  # still waiting for the database, not exited
             set_connections(database_url, allowed=True)
             process = entered.result(timeout=60)
