@@ -8,9 +8,10 @@ RUN python3 -m venv /opt/menuflow
 ENV PATH=/opt/menuflow/bin:$PATH
 WORKDIR /app
 # The pinned dependencies first, in their own layer: it is rebuilt only when pyproject.toml changes.
-COPY pyproject.toml README.md ./
+COPY pyproject.toml ./
 RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > /tmp/requirements.txt \
     && pip install -r /tmp/requirements.txt && rm /tmp/requirements.txt
+COPY README.md ./
 COPY proto ./proto
 COPY menuflow ./menuflow
 COPY flowsvc ./flowsvc

@@ -104,7 +104,10 @@ IMAGE ?= menuflow:dev
 .PHONY: image image-smoke
 image:
 	BASE_IMAGE=$(BASE_IMAGE) scripts/base-image.sh
-	docker build --network host --build-arg BASE_IMAGE=$(BASE_IMAGE) -t $(IMAGE) .
+	@old=$$(docker image inspect -f '{{.Id}}' $(IMAGE) 2>/dev/null || true); \
+	docker build --network host --build-arg BASE_IMAGE=$(BASE_IMAGE) -t $(IMAGE) . && \
+	new=$$(docker image inspect -f '{{.Id}}' $(IMAGE)) && \
+	if [ -n "$$old" ] && [ "$$old" != "$$new" ]; then docker rmi "$$old" >/dev/null 2>&1 || true; fi
 
 image-smoke: image
 	IMAGE=$(IMAGE) scripts/image-smoke.sh
