@@ -9,7 +9,8 @@ GOOGLE_PROTOS = $(shell $(PY) -c 'import google.rpc, pathlib; print(pathlib.Path
 DATABASE_URL ?= sqlite:///menuflow.db
 export DATABASE_URL
 
-.PHONY: install proto migrate seed run test lint typecheck fmt revision clean chat bench-flowsvc
+.PHONY: install proto migrate seed run post-sample test lint typecheck fmt revision clean chat \
+  bench-flowsvc
 
 install: $(STAMP) $(STUBS)
 
@@ -37,14 +38,17 @@ migrate: install
 seed: migrate
 	$(PY) -m flowsvc.seed
 
-# Both services on the embedded default. Without META_ACCESS_TOKEN the gateway runs in dev mode:
-# it accepts unsigned webhooks and prints outbound messages instead of sending them.
+# Both services on the embedded default: flowsvc, then the gateway once flowsvc serves, then a
+# "ready" line. Without META_ACCESS_TOKEN the gateway runs in dev mode: it accepts unsigned
+# webhooks and prints outbound messages (dev.outbound log lines) instead of sending them.
 run: seed
-	@bash -c 'trap "kill 0" EXIT; \
-	  $(PY) -m flowsvc & \
-	  GATEWAY_DEV_MODE=$${GATEWAY_DEV_MODE:-$$([ -n "$$META_ACCESS_TOKEN" ] && echo 0 || echo 1)} \
-	    $(PY) -m gateway & \
-	  wait -n'
+	@$(PY) -m menuflow.launcher
+
+# Post a webhook file to the running gateway as Meta would (SAMPLE=tests/fixtures/webhooks/...;
+# FRESH=1 gives it new message ids, so it is a new message rather than a redelivery).
+SAMPLE ?= tests/fixtures/webhooks/text.json
+post-sample: install
+	@$(PY) -m menuflow.post $(SAMPLE) $(if $(FRESH),--fresh)
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -92,3 +96,19 @@ chaos: install
 
 chaos-short: install
 	$(PY) -m chaos --short
+
+# The container image. No registry is needed: BASE_IMAGE defaults to a local Debian bookworm with
+# Python 3.11 (scripts/base-image.sh: debootstrap, built once and kept); BASE_IMAGE=python:3.11-slim
+# pulls the usual one instead. image-smoke runs the image against PostgreSQL on 127.0.0.1:5432.
+BASE_IMAGE ?= menuflow-base:bookworm
+IMAGE ?= menuflow:dev
+.PHONY: image image-smoke
+image:
+	BASE_IMAGE=$(BASE_IMAGE) scripts/base-image.sh
+	@old=$$(docker image inspect -f '{{.Id}}' $(IMAGE) 2>/dev/null || true); \
+	docker build --network host --build-arg BASE_IMAGE=$(BASE_IMAGE) -t $(IMAGE) . && \
+	new=$$(docker image inspect -f '{{.Id}}' $(IMAGE)) && \
+	if [ -n "$$old" ] && [ "$$old" != "$$new" ]; then docker rmi "$$old" >/dev/null 2>&1 || true; fi
+
+image-smoke: image
+	IMAGE=$(IMAGE) scripts/image-smoke.sh

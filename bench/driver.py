@@ -3,8 +3,9 @@
 Test tooling, not product code. It speaks HTTP/1.1 with keep-alive over plain asyncio streams
 (on uvloop) instead of httpx, because it shares the machine's two cores with what it measures:
 httpx costs ~1.7 ms of CPU per request at 50 in flight, which alone would eat most of a core at
-1,000 requests/s. Webhook bodies are the corpus's own shapes (text, button_reply, list_reply) with
-unique wamids and current timestamps, signed with X-Hub-Signature-256.
+1,000 requests/s. Webhook bodies are the shapes of the project's fixtures (tests/fixtures/webhooks:
+text, button_reply, list_reply) with unique wamids and current timestamps, signed with
+X-Hub-Signature-256.
 
 Two modes, run as `python -m bench.driver MODE ...`, writing JSON results to --out:
   flow: customers walk the order flow at a fixed offered rate (open loop across customers). Each
@@ -23,7 +24,6 @@ import asyncio
 import hashlib
 import hmac
 import json
-import os
 import resource
 import time
 from collections import deque
@@ -33,16 +33,10 @@ from typing import Any
 import uvloop
 
 from menuflow.runtime import tune_garbage_collector
+from tests.payloads import WEBHOOKS
 
-# The shared corpus sits beside the checkout (../shared), as in CI; MENUFLOW_CORPUS overrides.
-CORPUS = Path(
-    os.environ.get(
-        "MENUFLOW_CORPUS",
-        str(Path(__file__).resolve().parents[2] / "shared" / "corpus" / "webhooks"),
-    )
-)
 BUSINESS = "106540352242922"
-# One walk down the shipped order flow: the corpus file whose shape it has, and what is in it.
+# One walk down the shipped order flow: the fixture whose shape it has, and what is in it.
 ORDER_WALK: list[tuple[str, dict[str, str]]] = [
     ("text", {"body": "hi"}),
     ("button_reply", {"id": "new_order", "title": "🛒 New Order"}),
@@ -51,9 +45,9 @@ ORDER_WALK: list[tuple[str, dict[str, str]]] = [
     ("button_reply", {"id": "yes", "title": "✅ Yes"}),
 ]
 _SHAPES = {
-    "text": "metadocs__webhooks_overview__text.json",
-    "button_reply": "metadocs__interactive_reply_buttons__button_reply.json",
-    "list_reply": "metadocs__interactive_list__list_reply.json",
+    "text": "text.json",
+    "button_reply": "interactive_button_reply.json",
+    "list_reply": "interactive_list_reply.json",
 }
 
 
@@ -62,14 +56,14 @@ def customer_phone(number: int) -> str:
 
 
 class Payloads:
-    """Signed webhook bodies in the corpus's shapes, one unique wamid each."""
+    """Signed webhook bodies in the fixtures' shapes, one unique wamid each."""
 
     def __init__(self, secret: str, run: str) -> None:
         self._secret = secret.encode()
         self._run = run
         self._count = 0
         # Kept as text: parsing a fresh copy is several times cheaper than copy.deepcopy.
-        self._shapes = {kind: (CORPUS / name).read_text() for kind, name in _SHAPES.items()}
+        self._shapes = {kind: (WEBHOOKS / name).read_text() for kind, name in _SHAPES.items()}
 
     def build(self, customer: int, step: int) -> tuple[str, bytes, str]:
         """(wamid, body, signature header value) for `customer`'s walk step `step`."""

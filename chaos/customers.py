@@ -8,6 +8,8 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
+from tests.payloads import load_webhook
+
 WABA = "102290129340398"
 BUSINESSES = {"106540352242922": "15550783881", "106540352242923": "15550783882"}
 
@@ -91,19 +93,32 @@ def message_id(rng: random.Random) -> str:
     return "wamid.HBgL" + base64.b64encode(raw).decode()
 
 
+def _shape(name: str) -> dict[str, Any]:
+    """The one message of a webhook fixture: the model of what Meta sends."""
+    [message] = load_webhook(name)["entry"][0]["changes"][0]["value"]["messages"]
+    return dict(message)
+
+
+_SHAPES = {
+    "text": _shape("text"),
+    "button": _shape("interactive_button_reply"),
+    "row": _shape("interactive_list_reply"),
+}
+
+
 def inbound(customer: Customer, step: Step, mid: str, timestamp: int) -> dict[str, Any]:
-    """One entry of `messages[]`, shaped like Meta's samples (corpus/webhooks/metadocs__*)."""
+    """One entry of `messages[]`, in the shape of the project's fixtures (tests/fixtures/)."""
     kind, value, title, description = step
-    raw: dict[str, Any] = {"from": customer.number, "id": mid, "timestamp": str(timestamp)}
+    raw = _SHAPES[kind] | {"from": customer.number, "id": mid, "timestamp": str(timestamp)}
     if kind == "text":
-        return raw | {"type": "text", "text": {"body": value}}
-    context = {"from": BUSINESSES[customer.business], "id": "wamid.HBgLMTY0NjcwNDM1OTUVAgARGBI"}
+        return raw | {"text": {"body": value}}
+    raw["context"] = {"from": BUSINESSES[customer.business], "id": raw["context"]["id"]}
     if kind == "button":
         reply = {"type": "button_reply", "button_reply": {"id": value, "title": title}}
     else:
         row = {"id": value, "title": title} | ({"description": description} if description else {})
         reply = {"type": "list_reply", "list_reply": row}
-    return {"context": context} | raw | {"type": "interactive", "interactive": reply}
+    return raw | {"interactive": reply}
 
 
 def payload(items: list[tuple[Customer, dict[str, Any]]]) -> bytes:

@@ -14,6 +14,7 @@ from gateway.app import create_app
 from gateway.serving import uvicorn_options
 from gateway.settings import Settings, SettingsError
 from menuflow.logs import configure_logging
+from menuflow.ports import cannot_listen
 from menuflow.runtime import tune_garbage_collector
 
 
@@ -39,8 +40,21 @@ def worker_app() -> ASGIApp:
     return create_app(settings)
 
 
+def _refuse_a_busy_port(settings: Settings) -> None:
+    """Exit with one line when the listen address is taken (uvicorn would start the app first,
+    then log the bind error among its shutdown lines)."""
+    reason = cannot_listen(settings.listen_host, settings.port)
+    if reason is not None:
+        sys.exit(
+            f"gateway: cannot listen on {settings.listen_host}:{settings.port} "
+            f"(GATEWAY_LISTEN_HOST, GATEWAY_PORT): {reason}; another gateway may be running "
+            "there: stop it, or set GATEWAY_PORT to another port"
+        )
+
+
 def main() -> None:
     settings = _settings()
+    _refuse_a_busy_port(settings)
     _configure(settings)
     # uvicorn handles SIGTERM/SIGINT: it stops accepting, lets in-flight requests finish, then runs
     # the lifespan's shutdown (pump stopped, sends finished, unsent leases released); with several

@@ -2,11 +2,14 @@
 
 Buttons and list rows are numbered: type the number to tap one, or type any text. The messages
 shown are marked sent, so a gateway's outbox pump running beside it does not send them again.
+flowsvc is found as the gateway finds it: FLOWSVC_TARGET (else the address FLOWSVC_LISTEN gives
+`make run`), FLOWSVC_TOKEN, and FLOWSVC_TLS_CA with FLOWSVC_TLS_CLIENT_CERT/KEY for TLS.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import json
 import os
@@ -17,7 +20,17 @@ from typing import Any
 
 import grpc
 
+from menuflow.connection import FlowsvcConnection, is_serving
 from menuflow.v1 import flow_pb2, flow_pb2_grpc
+
+# Errors after which another message cannot fare better: say so once and stop.
+FATAL = {
+    grpc.StatusCode.UNAVAILABLE: "flowsvc stopped answering at {target}",
+    grpc.StatusCode.UNAUTHENTICATED: "flowsvc refused the token: set FLOWSVC_TOKEN to the value "
+    "flowsvc was started with",
+    grpc.StatusCode.PERMISSION_DENIED: "flowsvc refused the token: set FLOWSVC_TOKEN to the value "
+    "flowsvc was started with",
+}
 
 
 def render(body: dict[str, Any]) -> tuple[str, list[tuple[str, str]]]:
@@ -60,7 +73,8 @@ def inputs(prompt: str) -> Iterator[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--target", default=os.environ.get("FLOWSVC_TARGET", "127.0.0.1:50051"))
+    client = FlowsvcConnection.from_env()
+    parser.add_argument("--target", default=client.target, help="flowsvc's host:port")
     parser.add_argument("--phone", default="15550001234", help="the customer's number (digits)")
     parser.add_argument("--business", default="100000000000001", help="phone_number_id")
     parser.add_argument("--name", default="Terminal Customer", help="the profile name")
@@ -68,8 +82,16 @@ def main(argv: list[str] | None = None) -> int:
     owner = f"chat-{os.getpid()}"
     customer = flow_pb2.Customer(phone_number_id=args.business, phone_number=args.phone)
     options: list[tuple[str, str]] = []
-    print(f"Chatting with {args.target} as {args.phone}. Type /quit to leave.\n")
-    with grpc.insecure_channel(args.target) as channel:
+    client = dataclasses.replace(client, target=args.target)
+    with client.channel() as channel:
+        if not is_serving(channel, timeout=5):
+            print(
+                f"chat: flowsvc is not reachable at {client.target}: start it with `make run`, or "
+                "point FLOWSVC_TARGET at it (FLOWSVC_TLS_CA for TLS)",
+                file=sys.stderr,
+            )
+            return 1
+        print(f"Chatting with {client.target} as {args.phone}. Type /quit to leave.\n")
         stub = flow_pb2_grpc.FlowServiceStub(channel)
         for line in inputs("you> "):
             line = line.strip()
@@ -89,9 +111,14 @@ def main(argv: list[str] | None = None) -> int:
                 message.text = line
             try:
                 response = stub.HandleMessage(
-                    flow_pb2.HandleMessageRequest(message=message, lease_owner=owner)
+                    flow_pb2.HandleMessageRequest(message=message, lease_owner=owner),
+                    metadata=client.metadata,
                 )
             except grpc.RpcError as error:
+                fatal = FATAL.get(error.code())
+                if fatal is not None:
+                    print(f"chat: {fatal.format(target=client.target)}", file=sys.stderr)
+                    return 1
                 print(f"!! {error.code().name}: {error.details()}", file=sys.stderr)
                 continue
             options = []
@@ -105,7 +132,9 @@ def main(argv: list[str] | None = None) -> int:
                         flow_pb2.OutboxAck(id=outbox.id, sent_wa_message_id=f"chat.{outbox.id}")
                     )
             if acks:
-                stub.AckOutbox(flow_pb2.AckOutboxRequest(owner=owner, acks=acks))
+                stub.AckOutbox(
+                    flow_pb2.AckOutboxRequest(owner=owner, acks=acks), metadata=client.metadata
+                )
     return 0
 
 

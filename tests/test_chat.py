@@ -2,27 +2,110 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from flowsvc.server import Server
+from flowsvc.settings import Settings
+from tests.certificates import issue
+from tests.servers import free_port, running_flowsvc
+
 pytestmark = pytest.mark.usefixtures("seeded")
 
+ORDER = "hi\n1\n1\n2\n1\n/quit\n"  # New Order, Coffee, quantity 2, Yes
+TOKEN = "chat-test-token"
 
-def test_a_newcomer_orders_a_coffee_from_the_terminal(flowsvc_target: str) -> None:
-    typed = "hi\n1\n1\n2\n1\n/quit\n"  # New Order, Coffee, quantity 2, Yes
 
-    result = subprocess.run(
-        [sys.executable, "-m", "menuflow.chat", "--target", flowsvc_target],
+def chat(typed: str, *args: str, **environ: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWSVC_")}
+    return subprocess.run(
+        [sys.executable, "-m", "menuflow.chat", *args],
         input=typed,
+        env=env | environ,
         capture_output=True,
         text=True,
         timeout=60,
     )
 
+
+def assert_ordered(result: subprocess.CompletedProcess[str]) -> None:
     assert result.returncode == 0, result.stderr
     assert "[1] 🛒 New Order" in result.stdout
     assert "[1] Coffee - $3.50" in result.stdout
     assert "2 x Coffee = $7.00" in result.stdout
     assert "Order placed! Your order number is" in result.stdout
+
+
+def test_a_newcomer_orders_a_coffee_from_the_terminal(flowsvc_target: str) -> None:
+    assert_ordered(chat(ORDER, "--target", flowsvc_target))
+
+
+@pytest.fixture
+def guarded(settings: Settings) -> Iterator[Server]:
+    """flowsvc with a token, on a port that is not 50051."""
+    with running_flowsvc(dataclasses.replace(settings, auth_token=TOKEN)) as server:
+        assert server.port != 50051
+        yield server
+
+
+def test_chat_dials_flowsvc_target_with_flowsvc_token(guarded: Server) -> None:
+    result = chat(ORDER, FLOWSVC_TARGET=f"127.0.0.1:{guarded.port}", FLOWSVC_TOKEN=TOKEN)
+
+    assert_ordered(result)
+    assert f"Chatting with 127.0.0.1:{guarded.port}" in result.stdout
+
+
+def test_chat_finds_flowsvc_where_make_run_made_it_listen(guarded: Server) -> None:
+    result = chat(ORDER, FLOWSVC_LISTEN=f"0.0.0.0:{guarded.port}", FLOWSVC_TOKEN=TOKEN)
+
+    assert_ordered(result)
+
+
+def test_a_wrong_token_is_said_once(guarded: Server) -> None:
+    result = chat("hi\nhi\nhi\n", FLOWSVC_TARGET=f"127.0.0.1:{guarded.port}", FLOWSVC_TOKEN="no")
+
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "chat: flowsvc refused the token: set FLOWSVC_TOKEN to the value flowsvc was started with"
+    ]
+
+
+def test_an_unreachable_flowsvc_is_said_once() -> None:
+    target = f"127.0.0.1:{free_port()}"
+
+    result = chat("hi\nhi\nhi\n", FLOWSVC_TARGET=target)
+
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"chat: flowsvc is not reachable at {target}: start it with `make run`, or point "
+        "FLOWSVC_TARGET at it (FLOWSVC_TLS_CA for TLS)"
+    ]
+    assert "bot>" not in result.stdout
+
+
+def test_chat_over_mutual_tls_with_the_gateways_settings(
+    settings: Settings, tmp_path: Path
+) -> None:
+    authority = issue(tmp_path, "chat")
+    mtls = dataclasses.replace(
+        settings,
+        tls_cert=str(authority.server.cert),
+        tls_key=str(authority.server.key),
+        tls_client_ca=str(authority.ca.cert),
+    )
+    with running_flowsvc(mtls) as server:
+        result = chat(
+            ORDER,
+            FLOWSVC_TARGET=f"localhost:{server.port}",
+            FLOWSVC_TLS_CA=str(authority.ca.cert),
+            FLOWSVC_TLS_CLIENT_CERT=str(authority.client.cert),
+            FLOWSVC_TLS_CLIENT_KEY=str(authority.client.key),
+        )
+
+    assert_ordered(result)

@@ -1,5 +1,7 @@
-"""docker-compose.yml cannot run here (no Docker engine), so check what can be checked: it parses,
-and every environment variable it sets is one the service's settings actually read."""
+"""docker-compose.yml, read as a file (the image itself is built and run by `make image-smoke`):
+every variable it sets is one the service's settings read, flowsvc's gRPC port is published on the
+host's loopback only, every long-running service has a healthcheck that asks where it listens, and
+both sides carry the same required token."""
 
 from __future__ import annotations
 
@@ -67,3 +69,59 @@ def test_flowsvc_reads_every_variable_compose_sets(service: str) -> None:
 def test_the_gateway_reads_every_variable_compose_sets() -> None:
     environment = compose_environment("gateway")
     assert set(environment) <= names_read(GatewaySettings.from_env, environment)
+
+
+def compose_file() -> dict[str, Any]:
+    return dict(yaml.safe_load(COMPOSE.read_text()))
+
+
+LONG_RUNNING = ["db", "flowsvc", "gateway"]  # migrate runs once and exits
+
+
+def test_flowsvc_is_published_on_the_hosts_loopback_only() -> None:
+    services = compose_file()["services"]
+    listen_port = services["flowsvc"]["environment"]["FLOWSVC_LISTEN"].rpartition(":")[2]
+
+    assert services["flowsvc"]["ports"] == [f"127.0.0.1:50051:{listen_port}"]
+    assert "ports" not in services["db"]
+    assert "ports" not in services["migrate"]
+
+
+def test_the_gateway_is_published_on_its_port() -> None:
+    gateway = compose_file()["services"]["gateway"]
+    port = gateway["environment"]["GATEWAY_PORT"]
+
+    assert gateway["ports"] == [f"{port}:{port}"]
+
+
+@pytest.mark.parametrize("service", LONG_RUNNING)
+def test_every_long_running_service_has_a_healthcheck(service: str) -> None:
+    definition = compose_file()["services"][service]
+
+    assert definition["healthcheck"]["test"][0] == "CMD"
+    assert "restart" in definition or service == "db"
+
+
+def test_the_healthchecks_ask_where_the_services_listen() -> None:
+    services = compose_file()["services"]
+    flowsvc_port = services["flowsvc"]["environment"]["FLOWSVC_LISTEN"].rpartition(":")[2]
+    gateway_port = services["gateway"]["environment"]["GATEWAY_PORT"]
+
+    assert f"127.0.0.1:{flowsvc_port}'" in " ".join(services["flowsvc"]["healthcheck"]["test"])
+    gateway_check = " ".join(services["gateway"]["healthcheck"]["test"])
+    assert f"http://127.0.0.1:{gateway_port}/readyz" in gateway_check
+
+
+def test_flowsvc_and_the_gateway_share_one_required_token() -> None:
+    services = compose_file()["services"]
+    token = "${FLOWSVC_TOKEN:?set FLOWSVC_TOKEN}"
+
+    assert services["flowsvc"]["environment"]["FLOWSVC_TOKEN"] == token
+    assert services["gateway"]["environment"]["FLOWSVC_TOKEN"] == token
+
+
+def test_the_gateway_dials_the_flowsvc_service_on_its_listen_port() -> None:
+    services = compose_file()["services"]
+    flowsvc_port = services["flowsvc"]["environment"]["FLOWSVC_LISTEN"].rpartition(":")[2]
+
+    assert services["gateway"]["environment"]["FLOWSVC_TARGET"] == f"flowsvc:{flowsvc_port}"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,8 +24,7 @@ from flowsvc.engine import (
     start as start_template,
 )
 from tests.engine_calls import CONFIG, NOW, REF, TO, decide as shared_decide
-
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "sends"
+from tests.payloads import load_send
 
 
 def make(
@@ -335,8 +333,7 @@ def test_a_step_with_prompt_and_body_sends_two_messages_and_strips_engine_fields
     ("kind", "sample_name"), [("button", "reply_buttons"), ("list", "list")], ids=["button", "list"]
 )
 def test_bodies_have_exactly_the_keys_of_metas_examples(kind: str, sample_name: str) -> None:
-    path = CORPUS / f"metadocs__send_interactive_{sample_name}__request.json"
-    sample = json.loads(path.read_text(encoding="utf-8"))
+    sample = load_send(f"interactive_{sample_name}_request")
     catalog = Catalog.build([make("sizes", SIZES), make("shapes", SHAPES)])
     if kind == "list":
         message = decide(catalog, start(catalog, "sizes"), Inbound(selection_id="zzz")).messages[0]
@@ -358,7 +355,7 @@ def test_bodies_have_exactly_the_keys_of_metas_examples(kind: str, sample_name: 
 
 
 def test_a_text_message_has_metas_text_shape() -> None:
-    sample = json.loads((CORPUS / "metadocs__send_text__request.json").read_text())
+    sample = load_send("text_request")
     message = decide(guide_catalog(), None, Inbound(text="cancel")).messages[0]
     assert message.keys() == sample.keys()
     assert message["text"].keys() == sample["text"].keys()

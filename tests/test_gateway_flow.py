@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -26,8 +24,8 @@ from tests.gateway_harness import (
     webhook,
 )
 from tests.graph_standin import ServerThread, StandinServer
+from tests.payloads import load_webhook, webhook_names
 
-WEBHOOKS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "webhooks"
 CUSTOMER = "16505551234"
 FOOTER = {"text": 'Reply "cancel" at any time'}
 
@@ -267,21 +265,26 @@ def test_statuses_are_recorded_and_never_move_backwards(
     inbound = message(CUSTOMER, **HI)
     assert post_webhook(client, webhook(inbound)).status_code == 200
     [sent] = wait_until(lambda: graph.standin.accepted())
-    status = json.loads((WEBHOOKS / "pywa__message_status__delivered.json").read_text())
+    [inbound_proto] = parse(webhook(inbound)).messages
+    redelivery = flow_pb2.HandleMessageRequest(message=inbound_proto)
+    # Meta's id is known once the gateway's (batched) ack is committed: a status before that
+    # matches no message (counted as matched="false"), so wait for it.
+    wait_until(
+        lambda: seeded.HandleMessage(redelivery).messages[0].wa_message_id == sent.wa_message_id
+    )
+    status = load_webhook("status_delivered")
     change = status["entry"][0]["changes"][0]["value"]
     for kind in ("read", "delivered", "sent"):
         change["statuses"][0] |= {"id": sent.wa_message_id, "status": kind}
         assert post_webhook(client, status).status_code == 200
-    [inbound_proto] = parse(webhook(inbound)).messages
-    again = seeded.HandleMessage(flow_pb2.HandleMessageRequest(message=inbound_proto))
+    again = seeded.HandleMessage(redelivery)
     assert again.messages[0].delivery_status == flow_pb2.DELIVERY_STATUS_READ
     assert again.messages[0].wa_message_id == sent.wa_message_id
 
 
-def test_every_corpus_webhook_gets_200(client: httpx.Client, graph: StandinServer) -> None:
+def test_every_webhook_shape_gets_200(client: httpx.Client, graph: StandinServer) -> None:
     answers = {
-        path.stem: post_webhook(client, json.loads(path.read_text())).status_code
-        for path in sorted(WEBHOOKS.glob("*.json"))
+        name: post_webhook(client, load_webhook(name)).status_code for name in webhook_names()
     }
     assert answers == dict.fromkeys(answers, 200)
     # Text and taps from customers without a conversation get the main menu or a help text.

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import copy
-import json
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.graph_standin import THROTTLING_CODES, StandinServer
+from tests.payloads import SENDS, load_send
 
-SENDS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "sends"
 TOKEN = "test-access-token"
 PATH = "/v25.0/106540352242922/messages"
 
@@ -84,10 +82,10 @@ def client(graph: StandinServer) -> Iterator[httpx.Client]:
 
 
 @pytest.mark.parametrize(
-    "name", sorted(p.name for p in SENDS.glob("*__request.json")), ids=lambda n: n[:-5]
+    "name", sorted(p.stem for p in SENDS.glob("*_request.json")), ids=lambda n: n
 )
 def test_meta_documented_requests_are_accepted(client: httpx.Client, name: str) -> None:
-    response = client.post(PATH, json=json.loads((SENDS / name).read_text()))
+    response = client.post(PATH, json=load_send(name))
     assert response.status_code == 200, response.text
     answer = response.json()
     assert answer == {"success": True} or answer["messages"][0]["id"].startswith("wamid.")

@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from gateway.payload import parse
 from menuflow.v1 import flow_pb2
-
-WEBHOOKS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "webhooks"
-
-
-def corpus(name: str) -> Any:
-    return json.loads((WEBHOOKS / f"{name}.json").read_text())
+from tests.payloads import load_webhook, webhook_names
 
 
 def content(message: flow_pb2.InboundMessage) -> tuple[str, Any]:
@@ -26,81 +19,128 @@ def content(message: flow_pb2.InboundMessage) -> tuple[str, Any]:
     return kind, value
 
 
-EXPECTED = {
-    "metadocs__webhooks_overview__text": ("text", "Does it come in another color?"),
-    "metadocs__interactive_reply_buttons__button_reply": (
-        "selection",
-        ("change-button", "Change", ""),
-    ),
-    "metadocs__interactive_list__list_reply": (
-        "selection",
-        ("priority_express", "Priority Mail Express", "Next Day to 2 Days"),
-    ),
-    "pywa__callback_button__quick_reply": ("selection", ("callback_data", "title", "")),
-    "pywa__callback_selection__description": (
-        "selection",
-        ("callback_data", "title", "description"),
-    ),
-    "pywa__flow_completion__completion": ("unsupported_type", "nfm_reply"),
-    "pywa__call_permission_update__accept": ("unsupported_type", "call_permission_reply"),
-    "pywa__message__interactive_message_with_err": ("unsupported_type", "interactive"),
-    "pywa__message__image": ("unsupported_type", "image"),
-    "pywa__message__reaction": ("unsupported_type", "reaction"),
-    "pywa__message__unsupported_with_type": ("unsupported_type", "unsupported"),
-    "pywa__system__phone_number_change": ("unsupported_type", "system"),
-    "pywa__message__referral": ("text", "BODY"),
+ADA, BOB = "15551230001", "15551230002"
+ONE, TWO = "100000000000001", "100000000000002"
+
+# Each fixture holding one message: what the gateway hands FlowService for it.
+ONE_MESSAGE = {
+    "text": ("text", "hi"),
+    "interactive_button_reply": ("selection", ("new_order", "🛒 New Order", "")),
+    "interactive_list_reply": ("selection", ("coffee", "Coffee", "$3.50")),
+    "button_quick_reply": ("selection", ("track_order", "Track my order", "")),
+    "image": ("unsupported_type", "image"),
+    "audio": ("unsupported_type", "audio"),
+    "video": ("unsupported_type", "video"),
+    "document": ("unsupported_type", "document"),
+    "sticker": ("unsupported_type", "sticker"),
+    "location": ("unsupported_type", "location"),
+    "contacts": ("unsupported_type", "contacts"),
+    "reaction": ("unsupported_type", "reaction"),
+    "revoke": ("unsupported_type", "revoke"),
+    "edit": ("unsupported_type", "edit"),
+    "unsupported": ("unsupported_type", "unsupported"),
+    "system_customer_changed_number": ("unsupported_type", "system"),
+    "errors": ("unsupported_type", "interactive"),
+    "second_business_number": ("text", "hi"),
 }
+STATUSES = {
+    "status_sent": flow_pb2.DELIVERY_STATUS_SENT,
+    "status_delivered": flow_pb2.DELIVERY_STATUS_DELIVERED,
+    "status_read": flow_pb2.DELIVERY_STATUS_READ,
+    "status_played": flow_pb2.DELIVERY_STATUS_PLAYED,
+    "status_failed": flow_pb2.DELIVERY_STATUS_FAILED,
+}
+BATCHES = ["several_messages", "several_entries"]
+OTHER_FIELDS = ["template_status_update"]
 
 
-@pytest.mark.parametrize(("name", "expected"), EXPECTED.items(), ids=list(EXPECTED))
+def test_every_fixture_is_covered_here() -> None:
+    covered = [*ONE_MESSAGE, *STATUSES, *BATCHES, *OTHER_FIELDS]
+    assert sorted(covered) == webhook_names()
+
+
+@pytest.mark.parametrize(("name", "expected"), ONE_MESSAGE.items(), ids=list(ONE_MESSAGE))
 def test_each_message_type_is_mapped(name: str, expected: tuple[str, Any]) -> None:
-    parsed = parse(corpus(name))
+    parsed = parse(load_webhook(name))
     [message] = parsed.messages
     assert content(message) == expected
-    assert message.message_id and message.customer.phone_number
-    assert message.sent_time.seconds > 1_600_000_000
-    assert (parsed.skipped, parsed.statuses) == (0, [])
+    assert message.message_id.startswith("wamid.FIXTURE")
+    assert message.customer.phone_number == ADA
+    assert message.sent_time.seconds > 1_700_000_000
+    assert (parsed.skipped, parsed.ignored, parsed.statuses) == (0, 0, [])
 
 
 def test_the_customer_is_the_sender_and_our_number_is_the_metadatas() -> None:
-    [message] = parse(corpus("metadocs__webhooks_overview__text")).messages
-    assert message.customer.phone_number_id == "106540352242922"
-    assert message.customer.phone_number == "16505551234"
-    assert message.contact_name == "Sheena Nelson"
-    assert message.sent_time.seconds == 1749416383
+    [message] = parse(load_webhook("text")).messages
+    assert message.customer.phone_number_id == ONE
+    assert message.customer.phone_number == ADA
+    assert message.contact_name == "Ada Customer"
+    assert message.sent_time.seconds == 1764590400
+    [other] = parse(load_webhook("second_business_number")).messages
+    assert other.customer.phone_number_id == TWO
 
 
-@pytest.mark.parametrize(
-    "name", sorted(p.stem for p in WEBHOOKS.glob("*.json")), ids=lambda name: name
-)
-def test_every_corpus_file_parses_without_skipping(name: str) -> None:
-    parsed = parse(corpus(name))
-    assert parsed.skipped == 0
-    assert len(parsed.messages) + len(parsed.statuses) + parsed.ignored == 1
+def test_a_changed_number_comes_without_a_contact_name() -> None:
+    [message] = parse(load_webhook("system_customer_changed_number")).messages
+    assert (message.customer.phone_number, message.contact_name) == (ADA, "")
+
+
+@pytest.mark.parametrize(("name", "kind"), STATUSES.items(), ids=list(STATUSES))
+def test_each_status_is_mapped(name: str, kind: int) -> None:
+    parsed = parse(load_webhook(name))
+    [status] = parsed.statuses
+    assert status.status == kind
+    assert (status.wa_message_id, status.recipient_id) == ("wamid.FIXTUREOURREPLY0001", ADA)
+    assert status.status_time.seconds > 1_700_000_000
+    assert (parsed.skipped, parsed.ignored, parsed.messages) == (0, 0, [])
 
 
 def test_a_failed_status_carries_metas_errors() -> None:
-    [status] = parse(corpus("pywa__message_status__failed")).statuses
-    assert status.wa_message_id == "wamid.xyzxyz"
-    assert status.status == flow_pb2.DELIVERY_STATUS_FAILED
-    assert status.recipient_id == "972987654321"
-    assert status.status_time.seconds == 1689380458
+    [status] = parse(load_webhook("status_failed")).statuses
     [error] = status.errors
-    assert (error.code, error.title) == (130472, "User's number is part of an experiment")
-    assert error.details.startswith("Failed to send message")
+    assert (error.code, error.title) == (131047, "Re-engagement message")
+    assert error.details.startswith("Message failed to send because more than 24 hours")
+
+
+def test_several_messages_in_one_change_keep_their_order() -> None:
+    parsed = parse(load_webhook("several_messages"))
+    assert [(m.customer.phone_number, m.text) for m in parsed.messages] == [
+        (ADA, "hi"),
+        (BOB, "hello"),
+        (ADA, "menu"),
+    ]
+    assert [m.contact_name for m in parsed.messages] == [
+        "Ada Customer",
+        "Bob Customer",
+        "Ada Customer",
+    ]
+
+
+def test_several_entries_yield_each_message_and_status_with_its_own_number() -> None:
+    parsed = parse(load_webhook("several_entries"))
+    assert [(m.customer.phone_number_id, m.customer.phone_number) for m in parsed.messages] == [
+        (ONE, BOB),
+        (TWO, ADA),
+    ]
+    [status] = parsed.statuses
+    assert status.status == flow_pb2.DELIVERY_STATUS_DELIVERED
+    assert (parsed.skipped, parsed.ignored) == (0, 0)
+
+
+def test_another_field_is_counted_as_ignored() -> None:
+    parsed = parse(load_webhook("template_status_update"))
+    assert (parsed.messages, parsed.statuses, parsed.ignored) == ([], [], 1)
 
 
 def test_a_batch_yields_every_entry_change_message_and_status_in_order() -> None:
-    text = corpus("pywa__message__text")
-    status = corpus("pywa__message_status__read")
-    change = text["entry"][0]["changes"][0]
-    value = change["value"]
+    text = load_webhook("text")
+    value = text["entry"][0]["changes"][0]["value"]
     second = dict(value["messages"][0], id="wamid.second", timestamp="1")
     value["messages"].append(second)
-    value["statuses"] = status["entry"][0]["changes"][0]["value"]["statuses"]
-    other = corpus("pywa__template_status_update__approved")["entry"][0]
+    value["statuses"] = load_webhook("status_read")["entry"][0]["changes"][0]["value"]["statuses"]
+    other = load_webhook("template_status_update")["entry"][0]
     document = {
-        "entry": [text["entry"][0], other, corpus("metadocs__webhooks_overview__text")["entry"][0]]
+        "entry": [text["entry"][0], other, load_webhook("second_business_number")["entry"][0]]
     }
     parsed = parse(document)
     assert [m.message_id for m in parsed.messages][1] == "wamid.second"
