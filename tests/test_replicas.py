@@ -52,6 +52,7 @@ def test_fifty_concurrent_messages_to_two_replicas_are_handled_one_at_a_time(
             )
         )
         chat = Chat(stubs[0])
+        chat.say("hi")
         stubs[0].StartConversation(
             flow_pb2.StartConversationRequest(
                 customer=chat.customer, template_name="counter", context=context
