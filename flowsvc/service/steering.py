@@ -16,6 +16,7 @@ from typing import Any
 
 from flowsvc.engine import Catalog, Decision, Outcome, State, Template
 from flowsvc.engine.message_templates import MessageTemplate, template_message
+from flowsvc.engine.template import INITIAL
 from flowsvc.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound
 from flowsvc.service import window
 from flowsvc.service.inbound import check_customer
@@ -148,7 +149,7 @@ def check_step(template: Template, step: str) -> None:
     if step and not template.has_step(step):
         raise FailedPrecondition(
             f"template {template.name!r} (version {template.version}) has no step {step!r}; "
-            f"its steps: {', '.join(['initial', *template.steps])}"
+            f"its steps: {', '.join([INITIAL, *sorted(set(template.steps) - {INITIAL})])}"
         )
 
 
