@@ -1,7 +1,7 @@
 # One image for every service; docker-compose.yml picks the command per service.
 FROM python:3.11-slim
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py MANIFEST.in README.md ./
 COPY proto ./proto
 COPY menuflow ./menuflow
 COPY flowsvc ./flowsvc

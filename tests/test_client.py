@@ -15,7 +15,6 @@ from pathlib import Path
 import grpc
 import pytest
 
-from flowsvc.server import Server
 from flowsvc.settings import Settings
 from menuflow.client import (
     Aborted,
