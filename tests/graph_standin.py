@@ -31,7 +31,7 @@ from starlette.types import Receive, Scope, Send
 
 from menuflow.runtime import tune_garbage_collector
 from tests import graph_templates
-from tests.graph_templates import TEMPLATE_ERRORS, Approved, Invalid
+from tests.graph_templates import TEMPLATE_ERRORS, Approved, Invalid, keys as _keys
 
 # Meta's HTTP status and title for each code (meta-contract.md §7).
 META_ERRORS: dict[int, tuple[int, str]] = {
@@ -95,15 +95,6 @@ def _text(obj: Any, path: str, limit: int, *, required: bool = True) -> str | No
         raise Invalid(100, f"Param {path} is required and must be a non-empty string")
     if len(obj) > limit:
         raise Invalid(131009, f"Param {path} must be at most {limit} characters long")
-    return obj
-
-
-def _keys(obj: Any, path: str, allowed: set[str]) -> dict[str, Any]:
-    if not isinstance(obj, dict):
-        raise Invalid(100, f"Param {path} must be a JSON object")
-    unexpected = sorted(set(obj) - allowed)
-    if unexpected:
-        raise Invalid(100, f"Unexpected key(s) {unexpected} in {path}")
     return obj
 
 

@@ -55,7 +55,8 @@ class Approved:
     status: Status = "APPROVED"
 
 
-def _keys(obj: Any, path: str, allowed: set[str]) -> dict[str, Any]:
+def keys(obj: Any, path: str, allowed: set[str]) -> dict[str, Any]:
+    """`obj` as a JSON object with no keys but `allowed`, or Invalid as Meta answers."""
     if not isinstance(obj, dict):
         raise Invalid(100, f"Param {path} must be a JSON object")
     unexpected = sorted(set(obj) - allowed)
@@ -74,9 +75,9 @@ def _string(value: Any, path: str, limit: int) -> str:
 
 def validate(body: dict[str, Any]) -> None:
     """Check a `type: template` body's `template` object as Meta documents it."""
-    template = _keys(body.get("template"), "template", {"name", "language", "components"})
+    template = keys(body.get("template"), "template", {"name", "language", "components"})
     _string(template.get("name"), "template['name']", 512)
-    language = _keys(template.get("language"), "template['language']", {"code", "policy"})
+    language = keys(template.get("language"), "template['language']", {"code", "policy"})
     _string(language.get("code"), "template['language']['code']", 16)
     if language.get("policy", "deterministic") != "deterministic":
         raise Invalid(100, "Param template['language']['policy'] must be 'deterministic'")
@@ -86,7 +87,7 @@ def validate(body: dict[str, Any]) -> None:
     only_body = [c.get("type") for c in components if isinstance(c, dict)] == ["body"]
     for n, component in enumerate(components):
         path = f"template['components'][{n}]"
-        component = _keys(component, path, {"type", "sub_type", "index", "parameters"})
+        component = keys(component, path, {"type", "sub_type", "index", "parameters"})
         kind = component.get("type")
         parameters = component.get("parameters")
         if not isinstance(parameters, list) or not parameters:
@@ -111,7 +112,7 @@ def validate(body: dict[str, Any]) -> None:
 
 
 def _parameter(parameter: Any, path: str, limit: int) -> None:
-    parameter = _keys(parameter, path, {"type", "text", "parameter_name", *_MEDIA})
+    parameter = keys(parameter, path, {"type", "text", "parameter_name", *_MEDIA})
     kind = parameter.get("type")
     if kind == "text":
         text = _string(parameter.get("text"), f"{path}['text']", limit)
@@ -121,7 +122,7 @@ def _parameter(parameter: Any, path: str, limit: int) -> None:
                 "Param text cannot have new-line/tab characters or more than 4 consecutive spaces",
             )
     elif kind in _MEDIA:
-        media = _keys(parameter.get(kind), f"{path}['{kind}']", {"link", "id", "filename"})
+        media = keys(parameter.get(kind), f"{path}['{kind}']", {"link", "id", "filename"})
         if ("link" in media) == ("id" in media):
             raise Invalid(100, f"Param {path}['{kind}'] needs one of link or id")
     else:
@@ -130,12 +131,12 @@ def _parameter(parameter: Any, path: str, limit: int) -> None:
 
 def _button_parameter(parameter: Any, sub_type: str, path: str) -> None:
     if sub_type == "quick_reply":
-        parameter = _keys(parameter, path, {"type", "payload"})
+        parameter = keys(parameter, path, {"type", "payload"})
         if parameter.get("type") != "payload":
             raise Invalid(100, f"Param {path}['type'] must be 'payload' for a quick reply")
         _string(parameter.get("payload"), f"{path}['payload']", 4096)
     else:
-        parameter = _keys(parameter, path, {"type", "text", "coupon_code", "action"})
+        parameter = keys(parameter, path, {"type", "text", "coupon_code", "action"})
         if parameter.get("type") not in ("text", "coupon_code", "action"):
             raise Invalid(100, f"Param {path}['type'] does not fit a {sub_type} button")
 

@@ -19,6 +19,7 @@ from flowsvc.service.steering import SendRequest, UpdateRequest
 from flowsvc.service.templates import ImportAction, Imported, TemplateDefinition, TemplateVersion
 from flowsvc.service.turns import Handled, LeaseRequest
 from menuflow.v1 import flow_pb2
+from menuflow.values import integral
 
 TEMPLATE_TYPES = {
     "button": flow_pb2.TEMPLATE_TYPE_BUTTON,
@@ -37,19 +38,8 @@ ACTIVE_FILTERS = {
 }
 
 
-def _integral(value: Any) -> Any:
-    """protobuf's Struct holds every number as a double; give integral ones back as ints."""
-    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
-        return int(value)
-    if isinstance(value, dict):
-        return {key: _integral(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_integral(item) for item in value]
-    return value
-
-
 def from_struct(struct: struct_pb2.Struct) -> dict[str, Any]:
-    return _integral(json_format.MessageToDict(struct))  # type: ignore[no-any-return]
+    return integral(json_format.MessageToDict(struct))  # type: ignore[no-any-return]
 
 
 def to_struct(value: dict[str, Any]) -> struct_pb2.Struct:

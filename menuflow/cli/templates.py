@@ -20,6 +20,7 @@ from rich.progress import track
 from menuflow.cli.output import document, err, out, table
 from menuflow.client import FlowClient, InvalidArgument, NotFound, to_dict
 from menuflow.v1 import flow_pb2
+from menuflow.values import integral
 
 _IN_IMPORT = re.compile(r"^templates\[(\d+)\]\.(.*)$")
 
@@ -51,19 +52,8 @@ def as_file(template: flow_pb2.Template) -> dict[str, Any]:
         "name": template.name,
         "trigger_keywords": list(template.trigger_keywords),
         "is_active": template.is_active,
-        "menu_structure": _integral(to_dict(template)["menu_structure"]),
+        "menu_structure": integral(to_dict(template)["menu_structure"]),
     }
-
-
-def _integral(value: Any) -> Any:
-    """protobuf's Struct holds every number as a double: 99.0 is written back as 99."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, dict):
-        return {key: _integral(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_integral(item) for item in value]
-    return value
 
 
 def dumps(data: dict[str, Any], *, sort_keys: bool = False) -> str:

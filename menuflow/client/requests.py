@@ -11,6 +11,7 @@ from google.protobuf import duration_pb2, field_mask_pb2, json_format, struct_pb
 from google.protobuf.message import Message
 
 from menuflow.v1 import flow_pb2
+from menuflow.values import integral
 
 ACTIVE = {
     None: flow_pb2.ACTIVE_FILTER_UNSPECIFIED,
@@ -26,8 +27,9 @@ def struct(values: Mapping[str, Any] | None) -> struct_pb2.Struct:
 
 
 def to_dict(message: Message) -> dict[str, Any]:
-    """A response (or any message of it) as JSON-ready values, with the .proto's field names."""
-    return json_format.MessageToDict(message, preserving_proto_field_name=True)
+    """A response (or any message of it) as JSON-ready values, with the .proto's field names and
+    a context's integral numbers as ints."""
+    return integral(json_format.MessageToDict(message, preserving_proto_field_name=True))  # type: ignore[no-any-return]
 
 
 def customer(business: str, phone_number: str) -> flow_pb2.Customer:
