@@ -49,7 +49,11 @@ class Server:
         self.executor = ThreadPoolExecutor(settings.worker_threads, thread_name_prefix="flowsvc")
         sessions = create_sessionmaker(engine)
         catalog = TemplateCatalog()
-        self.conversations = Conversations(sessions, dedupe_retention=settings.dedupe_retention)
+        self.conversations = Conversations(
+            sessions,
+            dedupe_retention=settings.dedupe_retention,
+            expiry_notice=settings.expiry_notice,
+        )
         self.retention = Retention(sessions, settings.retention)
         self.health = health.HealthServicer()
         self.grpc = grpc.server(
@@ -72,6 +76,7 @@ class Server:
                 catalog,
                 engine_config(settings),
                 max_context_bytes=settings.max_context_bytes,
+                expiry_notice=settings.expiry_notice,
             ),
             self.conversations,
             Results(sessions),

@@ -56,6 +56,7 @@ class Settings:
     default_template: str | None = "main_menu"
     conversation_ttl: timedelta = timedelta(hours=24)
     dedupe_retention: timedelta = timedelta(days=8)
+    expiry_notice: timedelta = timedelta(days=7)
     sweep_interval_seconds: float = 300.0
     max_context_bytes: int = 16_384
     cancel_words: frozenset[str] = frozenset({"cancel", "exit", "quit"})
@@ -141,6 +142,9 @@ class Settings:
                 ),
                 dedupe_retention=timedelta(
                     hours=env("FLOWSVC_DEDUPE_RETENTION_HOURS", cast=seconds, default=192.0)
+                ),
+                expiry_notice=timedelta(
+                    days=env("FLOWSVC_EXPIRY_NOTICE_DAYS", cast=seconds, default=7.0)
                 ),
                 sweep_interval_seconds=env(
                     "FLOWSVC_SWEEP_INTERVAL_SECONDS", cast=seconds, default=d.sweep_interval_seconds

@@ -54,9 +54,18 @@ def decide(
     now: datetime = NOW,
     facts: Facts | None = None,
     config: EngineConfig = CONFIG,
+    expired_since: bool = False,
 ) -> Decision:
     decision = advance(
-        catalog, state, inbound, to=TO, now=now, config=config, reference=REF, facts=facts
+        catalog,
+        state,
+        inbound,
+        to=TO,
+        now=now,
+        config=config,
+        reference=REF,
+        facts=facts,
+        expired_since=expired_since,
     )
     assert isinstance(decision, Decision), decision
     return decision

@@ -292,7 +292,7 @@ def test_a_stale_tap_re_sends_the_current_step() -> None:
     assert at(decision) == ("new_order", "quantity")
 
 
-@pytest.mark.parametrize("kind", ["image", "sticker", "reaction"], ids=str)
+@pytest.mark.parametrize("kind", ["image", "sticker", "location", "unsupported"], ids=str)
 def test_unsupported_messages_explain_and_repeat_the_step(kind: str) -> None:
     quantity = run(text("order"), tap("coffee"))
     decision = step(quantity.state, Inbound(unsupported_type=kind))
@@ -322,6 +322,29 @@ def test_an_expired_conversation_is_not_continued() -> None:
     assert decision.state is not None
     assert decision.state.context == {}
     assert decision.state.expires_at == later + timedelta(hours=24)
+
+
+def test_a_customer_whose_expired_conversation_was_swept_is_told_too() -> None:
+    decision = step(None, tap("coffee", "Coffee"), expired_since=True)
+    assert decision.outcome is Outcome.EXPIRED
+    assert bodies(decision)[0] == CONFIG.expired_text
+    assert at(decision) == ("main_menu", "initial")
+
+
+@pytest.mark.parametrize("kind", sorted(CONFIG.silent_types), ids=lambda kind: f"{kind}-mid-flow")
+def test_a_message_that_needs_no_answer_gets_none_and_changes_nothing(kind: str) -> None:
+    quantity = run(text("order"), tap("coffee"))
+    decision = step(quantity.state, Inbound(unsupported_type=kind), now=NOW + timedelta(hours=1))
+    assert decision.outcome is Outcome.IGNORED
+    assert decision.messages == ()
+    assert decision.state == quantity.state  # not even its expiry moves
+
+
+@pytest.mark.parametrize("kind", sorted(CONFIG.silent_types))
+def test_a_message_that_needs_no_answer_starts_nothing(kind: str) -> None:
+    for expired_since in (False, True):
+        decision = step(None, Inbound(unsupported_type=kind), expired_since=expired_since)
+        assert (decision.outcome, decision.state, decision.messages) == (Outcome.IGNORED, None, ())
 
 
 def test_an_expired_conversation_honours_a_keyword() -> None:

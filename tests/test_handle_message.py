@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 
 import grpc
 import pytest
@@ -13,6 +14,9 @@ from google.protobuf import struct_pb2
 from menuflow.v1 import flow_pb2, flow_pb2_grpc
 from tests.chat import Chat
 from tests.database import execute, row_counts
+
+# An expiry an hour ago: past, and well within the notice horizon (FLOWSVC_EXPIRY_NOTICE_DAYS).
+RECENTLY = datetime.now(UTC) - timedelta(hours=1)
 
 pytestmark = pytest.mark.usefixtures("seeded")
 
@@ -212,6 +216,62 @@ def test_an_expired_conversation_tells_the_customer_and_starts_over(
     assert chat.last.outcome == flow_pb2.OUTCOME_EXPIRED
     assert "expired" in chat.texts[0]
     assert chat.last.conversation.flow == "main_menu"
+
+
+def test_a_customer_whose_expired_conversation_was_swept_still_hears_why(
+    stub: flow_pb2_grpc.FlowServiceStub, database_url: str
+) -> None:
+    chat = Chat(stub)
+    chat.say("hi")
+    chat.tap("new_order")
+    execute(database_url, "UPDATE conversation_state SET expires_at = :t", t=RECENTLY)
+    assert stub.SweepExpired(flow_pb2.SweepExpiredRequest()).expired_conversations == 1
+
+    chat.tap("coffee", "Coffee")
+    told = (chat.last.outcome, chat.texts)
+    chat.say("cancel")
+    chat.say("hi")
+
+    assert told[0] == flow_pb2.OUTCOME_EXPIRED
+    assert "expired" in told[1][0] and len(told[1]) == 2  # the notice, then the main menu
+    assert chat.last.outcome == flow_pb2.OUTCOME_STARTED  # told once, not again
+    assert not any("expired" in text for text in chat.texts)
+
+
+def test_an_expiry_older_than_the_notice_horizon_is_not_mentioned(
+    stub: flow_pb2_grpc.FlowServiceStub, database_url: str
+) -> None:
+    chat = Chat(stub)
+    chat.say("hi")
+    execute(database_url, "UPDATE conversation_state SET expires_at = '2020-01-01 00:00:00'")
+    stub.SweepExpired(flow_pb2.SweepExpiredRequest())
+
+    chat.say("hi")
+
+    assert chat.last.outcome == flow_pb2.OUTCOME_STARTED
+    assert not any("expired" in text for text in chat.texts)
+
+
+def test_a_reaction_is_recorded_once_and_answered_by_nothing(
+    stub: flow_pb2_grpc.FlowServiceStub,
+) -> None:
+    chat = Chat(stub)
+    chat.say("hi")
+    chat.tap("new_order")
+    before = stub.GetConversation(flow_pb2.GetConversationRequest(customer=chat.customer))
+    reaction = chat.message(unsupported_type="reaction")
+
+    first = chat.send(reaction)
+    again = chat.send(reaction)
+
+    assert (first.outcome, list(first.messages), first.duplicate) == (
+        flow_pb2.OUTCOME_IGNORED,
+        [],
+        False,
+    )
+    assert again.duplicate and again.outcome == flow_pb2.OUTCOME_IGNORED
+    after = stub.GetConversation(flow_pb2.GetConversationRequest(customer=chat.customer))
+    assert after.conversation == before.conversation
 
 
 def test_sweep_deletes_expired_conversations_and_says_how_many(

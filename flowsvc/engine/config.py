@@ -15,6 +15,12 @@ class EngineConfig:
     cancel_words: frozenset[str] = frozenset({"cancel", "exit", "quit"})
     menu_words: frozenset[str] = frozenset({"menu", "restart"})
     back_words: frozenset[str] = frozenset({"back"})
+    # Message types (as the gateway names them) that need no answer: a reaction or its removal,
+    # an edit or deletion of an earlier message, a system notice (the customer changed number),
+    # a reply to a call permission request.
+    silent_types: frozenset[str] = frozenset(
+        {"reaction", "edit", "revoke", "system", "call_permission_reply"}
+    )
     max_input_chars: int = 1000
     max_history: int = 20
     order_templates: tuple[str, ...] = ("new_order",)

@@ -8,7 +8,9 @@ customer's orders (Needs -> Facts, see orders.py). The returned Decision says wh
 
 Order of handling a message (docs/templates.md):
 
-    expired state      -> "session expired" text, then as a first message (EXPIRED)
+    silent type        -> nothing: no reply, the conversation as it was (IGNORED)
+    expired state      -> "session expired" text, then as a first message (EXPIRED); also with
+                          no state when the service says the customer's last one expired
     no state           -> cancel word: "nothing to cancel"; menu word: default template;
                           keyword: that template; otherwise the default template, or help text
     unsupported type   -> what the bot understands, then the current step again
@@ -55,18 +57,21 @@ def advance(
     config: EngineConfig,
     reference: str,
     facts: Facts | None = None,
+    expired_since: bool = False,
 ) -> Decision | Needs:
     """Decide what one inbound message does to a conversation.
 
     `to` is the customer's number for the Graph bodies; `reference` is used only when a result is
     stored. Returns Needs when a step needs the customer's orders and `facts` is None: call again
     with the same arguments plus the Facts; the second call never returns Needs.
+    `expired_since`: the customer's last conversation expired (and was deleted) since they last
+    wrote, so a message without a conversation is greeted with the expiry notice.
     """
     clipped = inbound.clipped(config.max_input_chars)
     replies = Replies(to, clipped.contact_name, config.invalid_text)
     rules = _Rules(catalog, clipped, replies, now, config, reference, facts)
     try:
-        return rules.decide(state)
+        return rules.decide(state, expired_since=expired_since)
     except MissingFacts as missing:
         return missing.needs
 
@@ -155,8 +160,11 @@ class _Rules:
     reference: str
     facts: Facts | None
 
-    def decide(self, state: State | None) -> Decision:
-        if state is not None and state.expires_at <= self.now:
+    def decide(self, state: State | None, *, expired_since: bool = False) -> Decision:
+        if self.inbound.unsupported_type in self.config.silent_types:
+            return Decision(Outcome.IGNORED, state, ())
+        expired = state.expires_at <= self.now if state is not None else expired_since
+        if expired:
             fresh = self.first_message()
             notice = self.replies.text(self.config.expired_text)
             return replace(fresh, outcome=Outcome.EXPIRED, messages=(notice, *fresh.messages))

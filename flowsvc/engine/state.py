@@ -68,6 +68,7 @@ class Outcome(enum.StrEnum):
     HELP = enum.auto()
     UNSUPPORTED = enum.auto()
     EXPIRED = enum.auto()
+    IGNORED = enum.auto()
 
 
 @dataclass(frozen=True)

@@ -75,10 +75,12 @@ class Conversations:
         sessions: sessionmaker[Session],
         *,
         dedupe_retention: timedelta = timedelta(days=8),
+        expiry_notice: timedelta = timedelta(days=7),
         clock: Clock = utcnow,
     ) -> None:
         self._sessions = sessions
         self._dedupe_retention = dedupe_retention
+        self._expiry_notice = expiry_notice
         self._clock = clock
 
     def get(self, phone_number_id: str, phone_number: str) -> Conversation:
@@ -122,10 +124,13 @@ class Conversations:
         return ended
 
     def sweep(self) -> tuple[int, int]:
-        """Delete expired conversations and dedupe records past retention: (conversations, ids)."""
+        """Delete expired conversations (remembering on the customer when each expired, so their
+        next message hears of it) and dedupe records past retention: (conversations, ids)."""
         now = self._clock()
         with self._sessions.begin() as session:
+            customers.remember_expired(session, now)
             expired = conversations.remove_expired(session, now)
+            customers.forget_expiries_before(session, now - self._expiry_notice)
             old = processed.remove_older_than(session, now - self._dedupe_retention)
         return expired, old
 

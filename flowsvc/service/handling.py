@@ -89,12 +89,14 @@ class MessageHandling:
         config: EngineConfig,
         *,
         max_context_bytes: int = 16_384,
+        expiry_notice: timedelta = timedelta(days=7),
         clock: Clock = utcnow,
     ) -> None:
         self._sessions = sessions
         self._catalog = catalog
         self._config = config
         self._max_context_bytes = max_context_bytes
+        self._expiry_notice = expiry_notice
         self._clock = clock
 
     def handle(self, message: InboundMessage, lease: LeaseRequest) -> Handled:
@@ -220,7 +222,11 @@ class MessageHandling:
                             turn, found, [outbox_entries.from_row(row) for row in replies]
                         )
                         continue
-                    decision = self._decide(session, turn, found, now)
+                    expired_since = (
+                        found.expired_at is not None
+                        and now - found.expired_at < self._expiry_notice
+                    )
+                    decision = self._decide(session, turn, found, now, expired_since)
                     writes = closing(turn, decision, found, now, lease, self._max_context_bytes)
                     writing.append((index, found, writes))
                 written = turns.write(
@@ -230,7 +236,14 @@ class MessageHandling:
                     handled[index] = handled_now(todo[index], found, writes, ids, now)
         return [handled[index] for index in range(len(todo))]
 
-    def _decide(self, session: Session, turn: Turn, found: turns.Opened, now: datetime) -> Decision:
+    def _decide(
+        self,
+        session: Session,
+        turn: Turn,
+        found: turns.Opened,
+        now: datetime,
+        expired_since: bool,
+    ) -> Decision:
         """Run the engine; if a step needs the customer's orders, read them (one query) and run
         it again with them. What a turn another service asked for sends follows the window."""
         if isinstance(turn, SendTurn):
@@ -252,10 +265,10 @@ class MessageHandling:
         # A reference is unique in practice (32^6 values); if two results ever draw the same one,
         # the unique constraint fails the transaction and _retrying runs it again.
         reference = new_reference(secrets.randbelow)
-        decision = self._run_engine(catalog, turn, state, now, reference, facts=None)
+        run = partial(self._run_engine, catalog, turn, state, now, reference, expired_since)
+        decision = run(facts=None)
         if isinstance(decision, Needs):
-            facts = _orders(session, turn.customer, decision)
-            decision = self._run_engine(catalog, turn, state, now, reference, facts=facts)
+            decision = run(facts=_orders(session, turn.customer, decision))
         if isinstance(decision, Needs):
             raise AssertionError("the engine needs facts only once")
         return steering.business_initiated(turn, decision, found, now)
@@ -267,6 +280,7 @@ class MessageHandling:
         state: State | None,
         now: datetime,
         reference: str,
+        expired_since: bool,
         *,
         facts: Facts | None,
     ) -> Decision | Needs:
@@ -281,6 +295,7 @@ class MessageHandling:
                 config=self._config,
                 reference=reference,
                 facts=facts,
+                expired_since=expired_since,
             )
         if isinstance(turn, UpdateTurn):
             assert state is not None  # steering.steerable checked it

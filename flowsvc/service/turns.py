@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
-from flowsvc.engine import Decision, Inbound
+from flowsvc.engine import Decision, Inbound, Outcome
 from flowsvc.engine.message_templates import MessageTemplate
 from flowsvc.errors import ResourceExhausted
 from flowsvc.service.conversations import Conversation, from_state
@@ -169,6 +169,7 @@ def closing(
         lease=lease.lease(now)
         if lease.owner and decision.messages and not opened.pending
         else None,
+        forgets_expiry=opened.expired_at is not None and decision.outcome != Outcome.IGNORED,
         revision=opened.turn,
         keep=turn.keep,
     )

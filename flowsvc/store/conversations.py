@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from flowsvc.store.db import delete_rows
+from flowsvc.store.db import affected_rows
 from flowsvc.store.models import ConversationState
 
 
@@ -49,7 +49,7 @@ def page(
 
 
 def remove(session: Session, phone_number_id: str, phone_number: str) -> int:
-    return delete_rows(
+    return affected_rows(
         session,
         delete(ConversationState).where(
             ConversationState.phone_number_id == phone_number_id,
@@ -59,13 +59,13 @@ def remove(session: Session, phone_number_id: str, phone_number: str) -> int:
 
 
 def remove_expired(session: Session, now: datetime) -> int:
-    return delete_rows(
+    return affected_rows(
         session, delete(ConversationState).where(ConversationState.expires_at <= now)
     )
 
 
 def remove_of_template(session: Session, name: str) -> int:
     """Every conversation running on template `name` (any version)."""
-    return delete_rows(
+    return affected_rows(
         session, delete(ConversationState).where(ConversationState.conversation_flow == name)
     )

@@ -8,11 +8,15 @@ transaction holds. SQLite has a single writer, which serializes everything alrea
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, select, tuple_
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import Connection, exists, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from flowsvc.store import prepared
-from flowsvc.store.models import Customer as CustomerRow
+from flowsvc.store.db import affected_rows
+from flowsvc.store.models import ConversationState, Customer as CustomerRow
 
 Customer = tuple[str, str]
 """(phone_number_id, phone_number): a customer of one business number."""
@@ -63,3 +67,34 @@ def lock_free(session: Session, customers: list[Customer]) -> list[Customer]:
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
     return [(row[0], row[1]) for row in session.execute(query)]
+
+
+def remember_expired(session: Session, now: datetime) -> int:
+    """Note on each customer whose conversation has expired by `now` when it expired, before the
+    sweep deletes it."""
+    expired = select(ConversationState.expires_at).where(
+        ConversationState.phone_number_id == CustomerRow.phone_number_id,
+        ConversationState.phone_number == CustomerRow.phone_number,
+        ConversationState.expires_at <= now,
+    )
+    return affected_rows(
+        session,
+        update(CustomerRow).where(exists(expired)).values(expired_at=expired.scalar_subquery()),
+    )
+
+
+def forget_expiry(connection: Connection, customers: Sequence[Customer]) -> None:
+    """The customers heard of their expired conversation (or wrote again after a long while)."""
+    if customers:
+        connection.execute(
+            update(CustomerRow)
+            .where(tuple_(CustomerRow.phone_number_id, CustomerRow.phone_number).in_(customers))
+            .values(expired_at=None)
+        )
+
+
+def forget_expiries_before(session: Session, cutoff: datetime) -> int:
+    """Expiries older than `cutoff` are not worth a notice any more."""
+    return affected_rows(
+        session, update(CustomerRow).where(CustomerRow.expired_at < cutoff).values(expired_at=None)
+    )

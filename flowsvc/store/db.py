@@ -9,7 +9,7 @@ from typing import Any
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import CursorResult, Delete, Engine, create_engine, event, exc
+from sqlalchemy import CursorResult, Delete, Engine, Update, create_engine, event, exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -114,11 +114,11 @@ def create_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
-def delete_rows(session: Session, statement: Delete) -> int:
-    """Run a DELETE; how many rows it removed. Nothing deleted this way is loaded in the session,
-    so the ORM need not find and expire it."""
+def affected_rows(session: Session, statement: Delete | Update) -> int:
+    """Run a DELETE or UPDATE; how many rows it changed. Nothing changed this way is loaded in the
+    session, so the ORM need not find and expire it."""
     result = session.execute(statement.execution_options(synchronize_session=False))
-    assert isinstance(result, CursorResult)  # a DELETE's result always is
+    assert isinstance(result, CursorResult)  # a DELETE's or UPDATE's result always is
     return result.rowcount
 
 

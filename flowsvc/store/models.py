@@ -115,6 +115,9 @@ class Customer(Base):
     # Counts the turns that took this lock: a conversation's revision is the count at its last
     # write, so revisions never repeat for a customer, not even across conversations.
     turns: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    # When the customer's last conversation expired, if the sweep deleted it before they wrote
+    # again: their next message is told why it starts over. Kept FLOWSVC_EXPIRY_NOTICE_DAYS.
+    expired_at: Mapped[datetime | None] = mapped_column(index=True)
 
 
 class ConversationState(Base):

@@ -7,11 +7,11 @@ from datetime import datetime
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
-from flowsvc.store.db import delete_rows
+from flowsvc.store.db import affected_rows
 from flowsvc.store.models import ProcessedMessage
 
 
 def remove_older_than(session: Session, cutoff: datetime) -> int:
-    return delete_rows(
+    return affected_rows(
         session, delete(ProcessedMessage).where(ProcessedMessage.processed_at < cutoff)
     )

@@ -11,7 +11,7 @@ from datetime import datetime
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from flowsvc.store.db import delete_rows
+from flowsvc.store.db import affected_rows
 from flowsvc.store.models import FlowResult, OutboxMessage
 from flowsvc.store.outbox import FAILED, SENT
 
@@ -25,7 +25,7 @@ def remove_results(session: Session, cutoff: datetime, limit: int) -> int:
         .limit(limit)
     )
     statement = delete(FlowResult).where(FlowResult.id.in_(oldest.scalar_subquery()))
-    return delete_rows(session, statement)
+    return affected_rows(session, statement)
 
 
 def remove_finished_outbox(session: Session, cutoff: datetime, limit: int) -> int:
@@ -38,4 +38,4 @@ def remove_finished_outbox(session: Session, cutoff: datetime, limit: int) -> in
         .limit(limit)
     )
     statement = delete(OutboxMessage).where(OutboxMessage.id.in_(oldest.scalar_subquery()))
-    return delete_rows(session, statement)
+    return affected_rows(session, statement)

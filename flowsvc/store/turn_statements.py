@@ -12,7 +12,8 @@ from functools import lru_cache
 READ = """
 SELECT p.outcome, p.outbox_ids,
        c.conversation_flow, c.template_version, c.current_step, c.context, c.history,
-       c.last_interaction, c.expires_at, c.created_at, c.revision, k.turns, k.last_inbound_at,
+       c.last_interaction, c.expires_at, c.created_at, k.expired_at,
+       c.revision, k.turns, k.last_inbound_at,
        EXISTS (SELECT 1 FROM outbox o WHERE o.phone_number_id = :phone_number_id
                AND o.phone_number = :phone_number AND o.state = 'pending'
                AND NOT COALESCE(o.lease_owner = :lease_owner AND o.lease_expires_at > :now,
@@ -21,7 +22,8 @@ FROM (SELECT 1 AS here) AS here
 LEFT JOIN processed_messages p ON p.message_id = :message_id
 LEFT JOIN conversation_state c
        ON c.phone_number_id = :phone_number_id AND c.phone_number = :phone_number
-LEFT JOIN customers k ON k.phone_number_id = :phone_number_id AND k.phone_number = :phone_number
+LEFT JOIN customers k
+       ON k.phone_number_id = :phone_number_id AND k.phone_number = :phone_number
 """
 SAVE = """
 INSERT INTO conversation_state (phone_number_id, phone_number, conversation_flow, template_version,
@@ -71,7 +73,8 @@ FROM queued
 READ_MANY = """
 SELECT p.outcome, p.outbox_ids,
        c.conversation_flow, c.template_version, c.current_step, c.context, c.history,
-       c.last_interaction, c.expires_at, c.created_at, c.revision, k.turns, k.last_inbound_at,
+       c.last_interaction, c.expires_at, c.created_at, k.expired_at,
+       c.revision, k.turns, k.last_inbound_at,
        EXISTS (SELECT 1 FROM outbox o WHERE o.phone_number_id = t.phone_number_id
                AND o.phone_number = t.phone_number AND o.state = 'pending'
                AND NOT COALESCE(o.lease_owner = :lease_owner AND o.lease_expires_at > :now,
@@ -81,7 +84,8 @@ FROM unnest(:phone_number_ids::text[], :phone_numbers::text[], :message_ids::tex
 LEFT JOIN processed_messages p ON p.message_id = t.message_id
 LEFT JOIN conversation_state c
        ON c.phone_number_id = t.phone_number_id AND c.phone_number = t.phone_number
-LEFT JOIN customers k ON k.phone_number_id = t.phone_number_id AND k.phone_number = t.phone_number
+LEFT JOIN customers k
+       ON k.phone_number_id = t.phone_number_id AND k.phone_number = t.phone_number
 ORDER BY t.n
 """
 CLOSE_MANY = """

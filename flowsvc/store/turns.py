@@ -29,7 +29,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from flowsvc.engine import ResultDraft, State, history_from_json, history_to_json
-from flowsvc.store import prepared
+from flowsvc.store import customers, prepared
 from flowsvc.store.customers import LOCK, LOCK_MANY, Customer
 from flowsvc.store.outbox import Lease
 from flowsvc.store.times import read_time, sqlite_time
@@ -66,6 +66,7 @@ class Opened:
     state: State | None
     created_at: datetime | None
     pending: bool
+    expired_at: datetime | None  # the customer's last conversation expired then and was swept
     revision: int  # the conversation's (0: none)
     turn: int  # this turn's number among the customer's: the revision a write of it stores
     last_inbound_at: datetime | None  # when the customer last wrote (None: never)
@@ -83,6 +84,7 @@ class Closing:
     result: ResultDraft | None
     bodies: Sequence[str]
     lease: Lease | None
+    forgets_expiry: bool = False  # the customer heard of the swept expiry: forget it
     revision: int = 0  # stored with the conversation (Opened.turn)
     keep: bool = False  # leave the conversation as it is (a message sent beside it)
 
@@ -141,7 +143,7 @@ def _time(value: datetime | None, postgres: bool) -> datetime | str | None:
 
 def _opened(row: Any, *, postgres: bool) -> Opened:
     (outcome, outbox_ids, flow, version, step, context, history, last, expires, created) = row[:10]
-    revision, turn, last_inbound, pending = row[10:]
+    expired, revision, turn, last_inbound, pending = row[10:]
     state = None
     if flow is not None:
         state = State(
@@ -161,6 +163,7 @@ def _opened(row: Any, *, postgres: bool) -> Opened:
         state=state,
         created_at=read_time(created) if created is not None else None,
         pending=bool(pending),
+        expired_at=read_time(expired) if expired is not None else None,
         revision=revision or 0,
         turn=turn or 0,
         last_inbound_at=read_time(last_inbound) if last_inbound is not None else None,
@@ -171,6 +174,9 @@ def write(
     connection: Connection, now: datetime, closings: Sequence[tuple[Customer, Closing]]
 ) -> list[list[int]]:
     """Write the turns; returns each turn's new outbox ids, in sending order."""
+    # Rare (a customer's first message after their expired conversation was swept): a statement
+    # of its own, so the hot statements stay as they are.
+    customers.forget_expiry(connection, [c for c, closing in closings if closing.forgets_expiry])
     if connection.dialect.name != "postgresql":
         return [_write_sqlite(connection, c, now, closing) for c, closing in closings]
     if len(closings) == 1:

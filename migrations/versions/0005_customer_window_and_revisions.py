@@ -2,11 +2,8 @@
 service window) and a turn counter on the per-customer lock row, and a revision on every
 conversation (UpdateConversation's expected_revision).
 
-Revision 0004 is taken by the outbox senders migration of the send path work; whichever merges
-second revises the other.
-
 Revision ID: 0005
-Revises: 0003
+Revises: 0004
 Create Date: 2026-12-02
 """
 
@@ -16,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0005"
-down_revision: str | None = "0003"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
