@@ -171,7 +171,9 @@ def closing(
         else None,
         forgets_expiry=opened.expired_at is not None and decision.outcome != Outcome.IGNORED,
         revision=opened.turn,
-        keep=turn.keep,
+        # Nothing to write when the conversation stays as it was: a message beside it, or one
+        # answered by nothing (its revision does not move either).
+        keep=turn.keep or decision.outcome == Outcome.IGNORED,
     )
 
 
