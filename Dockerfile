@@ -11,7 +11,7 @@ WORKDIR /app
 COPY pyproject.toml ./
 RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > /tmp/requirements.txt \
     && pip install -r /tmp/requirements.txt && rm /tmp/requirements.txt
-COPY README.md ./
+COPY README.md setup.py MANIFEST.in ./
 COPY proto ./proto
 COPY menuflow ./menuflow
 COPY flowsvc ./flowsvc

@@ -5,6 +5,7 @@ FlowError
 ├── NotFound             NOT_FOUND
 ├── AlreadyExists        ALREADY_EXISTS
 ├── FailedPrecondition   FAILED_PRECONDITION
+├── Aborted              ABORTED
 └── ResourceExhausted    RESOURCE_EXHAUSTED
 """
 
@@ -38,6 +39,11 @@ class AlreadyExists(FlowError):
 
 class FailedPrecondition(FlowError):
     """The system is not in a state that allows the request (e.g. a template others target)."""
+
+
+class Aborted(FlowError):
+    """A concurrent change got there first (e.g. a conversation is no longer at the revision the
+    caller read); read again and decide again."""
 
 
 class ResourceExhausted(FlowError):

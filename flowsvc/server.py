@@ -60,7 +60,7 @@ class Server:
             self.executor,
             # The token comes first: a caller without it learns nothing, not even a parse error.
             interceptors=[
-                *([TokenAuth(settings.auth_token)] if settings.auth_token else []),
+                *([TokenAuth(settings.role_tokens)] if settings.role_tokens else []),
                 ParseRequests(),
                 ErrorStatus(),
             ],
@@ -113,7 +113,8 @@ class Server:
                 "port": self.port,
                 "tls": bool(settings.tls_cert),
                 "client_certificates": bool(settings.tls_client_ca),
-                "token": bool(settings.auth_token),
+                "token": bool(settings.role_tokens),
+                "roles": sorted({role for role, _ in settings.role_tokens}),
             },
         )
 

@@ -7,9 +7,25 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from flowsvc.rpc.roles import ROLES
 from menuflow.environment import SettingsError, config, non_negative, optional, words
 
 __all__ = ["Settings", "SettingsError"]
+
+
+def role_tokens(raw: object) -> tuple[tuple[str, str], ...]:
+    """FLOWSVC_TOKENS: "role:token" pairs, comma-separated: "client:abc,gateway:def"."""
+    pairs = []
+    for item in str(raw).split(","):
+        if not item.strip():
+            continue
+        role, colon, token = item.strip().partition(":")
+        if not colon or role not in ROLES or not token.strip():
+            raise ValueError(
+                f"FLOWSVC_TOKENS: an entry is not 'role:token' with a role among {', '.join(ROLES)}"
+            )
+        pairs.append((role, token.strip()))
+    return tuple(pairs)
 
 
 def is_loopback(listen: str) -> bool:
@@ -47,7 +63,8 @@ class Settings:
     menu_words: frozenset[str] = frozenset({"menu", "restart"})
     back_words: frozenset[str] = frozenset({"back"})
     log_level: str = "INFO"
-    auth_token: str | None = field(default=None, repr=False)
+    auth_token: str | None = field(default=None, repr=False)  # FLOWSVC_TOKEN: an admin's
+    tokens: tuple[tuple[str, str], ...] = field(default=(), repr=False)  # (role, token) pairs
     allow_unauthenticated: bool = False
     tls_cert: str | None = None
     tls_key: str | None = None
@@ -65,11 +82,18 @@ class Settings:
         if not (self.listens_privately or self.authenticates_callers or self.allow_unauthenticated):
             raise SettingsError(
                 f"FLOWSVC_LISTEN={self.listen} is reachable from other machines, and "
-                "FLOWSVC_TOKEN is not set, so anyone who can reach the port could call "
-                "FlowService: set FLOWSVC_TOKEN (and give the gateway the same value), or "
+                "no token is set (FLOWSVC_TOKEN, FLOWSVC_TOKENS), so anyone who can reach the port "
+                "could call FlowService: set FLOWSVC_TOKEN (an admin's) and give the gateway a "
+                "gateway token of FLOWSVC_TOKENS, or "
                 "require client certificates with FLOWSVC_TLS_CLIENT_CA, or listen on "
                 "127.0.0.1, or set FLOWSVC_ALLOW_UNAUTHENTICATED=1 if the network already "
                 "keeps everyone else out"
+            )
+        secrets = [token for _, token in self.role_tokens]
+        if len(set(secrets)) != len(secrets):
+            raise SettingsError(
+                "FLOWSVC_TOKEN and FLOWSVC_TOKENS hold the same token twice: each token names "
+                "one role, so give each caller its own"
             )
         if self.retention is not None and self.retention < self.dedupe_retention:
             days = self.retention / timedelta(days=1)
@@ -84,9 +108,15 @@ class Settings:
         return is_loopback(self.listen)
 
     @property
+    def role_tokens(self) -> tuple[tuple[str, str], ...]:
+        """Every token flowsvc accepts, with its role: FLOWSVC_TOKEN is an admin's."""
+        admin = (("admin", self.auth_token),) if self.auth_token else ()
+        return admin + self.tokens
+
+    @property
     def authenticates_callers(self) -> bool:
         """Whether a caller must prove who it is: a bearer token, or a client certificate."""
-        return bool(self.auth_token or self.tls_client_ca)
+        return bool(self.role_tokens or self.tls_client_ca)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -127,6 +157,7 @@ class Settings:
                 back_words=env("FLOWSVC_BACK_WORDS", cast=words, default="back"),
                 log_level=env("LOG_LEVEL", default=d.log_level).upper() or d.log_level,
                 auth_token=env("FLOWSVC_TOKEN", cast=optional, default=None),
+                tokens=env("FLOWSVC_TOKENS", cast=role_tokens, default=""),
                 allow_unauthenticated=env(
                     "FLOWSVC_ALLOW_UNAUTHENTICATED", cast=bool, default=False
                 ),

@@ -17,10 +17,15 @@ from menuflow.v1 import flow_pb2
 
 # Meta says "wait and retry" (or the service was briefly down).
 RETRYABLE = frozenset({1, 2, 4, 80007, 130429, 131000, 131016, 133004, 131056, 131048})
+# A message template Meta will not send as asked: parameter count (132000), no such template in
+# that language (132001), text too long once filled (132005), format policy (132007), parameter
+# format (132012), template paused (132015) or disabled (132016). Fixing it takes a person.
+TEMPLATE_ERRORS = frozenset({132000, 132001, 132005, 132007, 132012, 132015, 132016})
 # Meta says fix something first: the payload, the token, the account, or the customer's window.
 PERMANENT = frozenset(
     {0, 3, 10, 100, 190, 368, 131005, 131008, 131009, 131021, 131026, 131031, 131047, 131051}
     | set(range(200, 300))
+    | TEMPLATE_ERRORS
 )
 # Throughput limits of the business number or the app: slow the number down, not only this message.
 THROUGHPUT = frozenset({4, 80007, 130429})

@@ -30,6 +30,8 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from menuflow.runtime import tune_garbage_collector
+from tests import graph_templates
+from tests.graph_templates import TEMPLATE_ERRORS, Approved, Invalid, keys as _keys
 
 # Meta's HTTP status and title for each code (meta-contract.md §7).
 META_ERRORS: dict[int, tuple[int, str]] = {
@@ -58,6 +60,7 @@ META_ERRORS: dict[int, tuple[int, str]] = {
     131051: (400, "Unsupported message type"),
     131056: (429, "(Business Account, Consumer Account) pair rate limit hit"),
     133004: (503, "Server temporarily unavailable"),
+    **TEMPLATE_ERRORS,
 }
 THROTTLING_CODES = (4, 80007, 130429, 131056)
 
@@ -85,15 +88,6 @@ def meta_error_body(code: int, details: str = "") -> tuple[int, dict[str, Any]]:
     return status, {"error": error}
 
 
-class Invalid(Exception):
-    """A request Meta would refuse; `code` is Meta's error code."""
-
-    def __init__(self, code: int, details: str) -> None:
-        super().__init__(details)
-        self.code = code
-        self.details = details
-
-
 def _text(obj: Any, path: str, limit: int, *, required: bool = True) -> str | None:
     if obj is None and not required:
         return None
@@ -101,15 +95,6 @@ def _text(obj: Any, path: str, limit: int, *, required: bool = True) -> str | No
         raise Invalid(100, f"Param {path} is required and must be a non-empty string")
     if len(obj) > limit:
         raise Invalid(131009, f"Param {path} must be at most {limit} characters long")
-    return obj
-
-
-def _keys(obj: Any, path: str, allowed: set[str]) -> dict[str, Any]:
-    if not isinstance(obj, dict):
-        raise Invalid(100, f"Param {path} must be a JSON object")
-    unexpected = sorted(set(obj) - allowed)
-    if unexpected:
-        raise Invalid(100, f"Unexpected key(s) {unexpected} in {path}")
     return obj
 
 
@@ -184,6 +169,7 @@ def validate(body: Any) -> Literal["message", "read"]:
             raise Invalid(100, "Param typing_indicator must be {'type': 'text'}")
         return "read"
     allowed = {"messaging_product", "recipient_type", "to", "type", "text", "interactive"}
+    allowed.add("template")
     _keys(body, "body", allowed | {"context", "biz_opaque_callback_data"})
     if body.get("recipient_type", "individual") != "individual":
         raise Invalid(100, "Param recipient_type must be 'individual'")
@@ -191,6 +177,9 @@ def validate(body: Any) -> Literal["message", "read"]:
     if "context" in body:
         _text(_keys(body["context"], "context", {"message_id"}).get("message_id"), "context", 512)
     kind = body.get("type", "text")
+    if kind == "template":
+        graph_templates.validate(body)
+        return "message"
     if kind == "text":
         text = _keys(body.get("text"), "text", {"body", "preview_url"})
         _text(text.get("body"), "text['body']", 4096)
@@ -272,7 +261,39 @@ class Standin:
         self._received: list[Received] = []
         self._ids = itertools.count(1)
         self._bearer = f"Bearer {access_token}".encode()
+        self.templates: dict[tuple[str, str], Approved] = {}
+        self._windows: dict[str, float] = {}
         self.app = self._build()
+
+    def approve(self, template: Approved) -> None:
+        """Hold `template` as the business account's (by name and language)."""
+        with self._lock:
+            self.templates[(template.name, template.language)] = template
+
+    def customer_wrote(self, to: str, at: float | None = None) -> None:
+        """Track `to`'s customer service window from their last message at `at` (epoch seconds):
+        free-form messages to them 24 hours after it fail with 131047, as Meta's do. Customers
+        never named here are not tracked."""
+        with self._lock:
+            self._windows[to] = time.time() if at is None else at
+
+    def _check_delivery(self, body: Any) -> None:
+        """What Meta checks of a valid message against the account: its templates, and the
+        window of a free-form message."""
+        if not isinstance(body, dict) or "to" not in body:
+            return
+        if body.get("type") == "template":
+            with self._lock:
+                graph_templates.match(dict(self.templates), body)
+            return
+        with self._lock:
+            wrote = self._windows.get(body["to"])
+        if wrote is not None and time.time() - wrote >= 24 * 3600:
+            raise Invalid(
+                131047,
+                "Message failed to send because more than 24 hours have passed since the "
+                "customer last replied to this number.",
+            )
 
     def fail(self, kind: Literal["error", "slow", "drop"] = "error", **options: Any) -> Fault:
         """Inject a fault; the oldest matching fault applies first."""
@@ -334,6 +355,8 @@ class Standin:
             if not headers.get(b"content-type", b"").startswith(b"application/json"):
                 raise Invalid(100, "Content-Type must be application/json")
             record.kind = validate(record.body)
+            if record.kind == "message":
+                self._check_delivery(record.body)
         except Invalid as exc:
             status, payload = meta_error_body(exc.code, exc.details)
             record.status, record.error_code = status, exc.code

@@ -68,7 +68,8 @@ CHANGING_CALLS: dict[str, Callable[[], protobuf_message.Message]] = {
         message=flow_pb2.InboundMessage(message_id="wamid.auth-1", customer=OTHER, text="hi")
     ),
     "StartConversation": lambda: flow_pb2.StartConversationRequest(
-        customer=OTHER, template_name="new_order"
+        customer=CUSTOMER,
+        template_name="new_order",  # who wrote: within the service window
     ),
     "EndConversation": lambda: flow_pb2.EndConversationRequest(customer=CUSTOMER),
     "SweepExpired": lambda: flow_pb2.SweepExpiredRequest(),

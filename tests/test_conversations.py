@@ -235,7 +235,7 @@ def test_every_branch_of_every_shipped_template_leads_somewhere(
     run on forever. The customer has placed an order, so that order lookups find one."""
     menus = {p.stem: json.loads(p.read_text())["menu_structure"] for p in TEMPLATES.glob("*.json")}
     chat = Chat(stub, "15559999999")
-    reference = order_coffee(chat)
+    reference = order_coffee(chat)  # the customer wrote: starts may send free-form messages
     paths: list[list[tuple[str, str]]] = [[]]
     endings = switches = 0
     while paths:

@@ -17,6 +17,8 @@ from tests.servers import flowsvc_process
 GRPCURL = shutil.which("grpcurl", path=str(Path(sys.executable).parent)) or "grpcurl"
 SERVICE = "menuflow.v1.FlowService"
 TEMPLATE = Path(__file__).parents[1] / "flowsvc" / "default_templates" / "support.json"
+PAY_ORDER = Path(__file__).parent / "data" / "pay_order.json"
+CUSTOMER = {"phone_number_id": "106540352242922", "phone_number": "15550123123"}
 
 
 def grpcurl(address: str, *args: str, data: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -55,7 +57,9 @@ def test_list_services_and_every_rpc(address: str) -> None:
     assert {SERVICE, "grpc.health.v1.Health"} <= set(services)
     assert f"{SERVICE}.CreateTemplate" in methods
     assert f"{SERVICE}.HandleMessage" in methods
-    assert len(methods) == 20
+    assert f"{SERVICE}.UpdateConversation" in methods
+    assert f"{SERVICE}.SendMessage" in methods
+    assert len(methods) == 22
 
 
 def test_describe_a_message(address: str) -> None:
@@ -98,3 +102,54 @@ def test_an_invalid_template_shows_every_problem(address: str) -> None:
     assert "InvalidArgument" in result.stderr
     assert "menu_structure.action" in result.stderr
     assert "menu_structure.steps" in result.stderr
+
+
+def call(address: str, method: str, request: dict[str, object]) -> subprocess.CompletedProcess[str]:
+    return grpcurl(address, f"{SERVICE}/{method}", data=json.dumps(request))
+
+
+def test_steer_a_conversation_and_send_messages(address: str) -> None:
+    """The payment example, and "your order is ready" for a customer who never wrote."""
+    created = call(address, "CreateTemplate", {"template": json.loads(PAY_ORDER.read_text())})
+    hi = {"message_id": "wamid.grpcurl-1", "customer": CUSTOMER, "text": "hi"}
+    call(address, "HandleMessage", {"message": hi})
+    start = {
+        "customer": CUSTOMER,
+        "template_name": "pay_order",
+        "initial_step": "awaiting_payment",
+        "context": {"item": "Cake", "total": 9},
+        "ttl": "172800s",
+    }
+    started = json.loads(call(address, "StartConversation", start).stdout)
+    revision = started["conversation"]["revision"]
+    update = {
+        "customer": CUSTOMER,
+        "context": {"paid": True},
+        "step": "paid",
+        "expected_revision": revision,
+        "send_step_messages": True,
+    }
+    stale = call(address, "UpdateConversation", {**update, "expected_revision": 1})
+    paid = call(address, "UpdateConversation", update)
+    stranger = {"phone_number_id": CUSTOMER["phone_number_id"], "phone_number": "15550999999"}
+    refused = call(address, "SendMessage", {"customer": stranger, "text": "Your order is ready"})
+    template = {
+        "name": "order_ready",
+        "language": "en_US",
+        "body": [{"text": "K7M4Q2"}],
+        "buttons": [{"index": 0, "quick_reply_payload": "ok"}],
+    }
+    sent = call(
+        address,
+        "SendMessage",
+        {"customer": stranger, "text": "Your order is ready", "template": template},
+    )
+
+    assert created.returncode == 0, created.stderr
+    assert started["conversation"]["current_step"] == "awaiting_payment"
+    assert stale.returncode != 0 and "Aborted" in stale.stderr
+    assert paid.returncode == 0, paid.stderr
+    assert "Payment received" in json.loads(paid.stdout)["messages"][0]["body_json"]
+    assert refused.returncode != 0 and "FailedPrecondition" in refused.stderr
+    assert "24-hour customer service window" in refused.stderr
+    assert json.loads(json.loads(sent.stdout)["message"]["body_json"])["type"] == "template"

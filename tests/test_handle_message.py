@@ -116,6 +116,7 @@ def test_a_context_past_its_cap_is_resource_exhausted_and_changes_nothing(
     stub: flow_pb2_grpc.FlowServiceStub, database_url: str
 ) -> None:
     chat = Chat(stub)
+    chat.say("hi")  # within the customer service window: only the context is at fault
     context = struct_pb2.Struct()
     context.update({"notes": "x" * 17_000})
     before = row_counts(database_url)
@@ -165,8 +166,10 @@ def test_start_refuses_an_inactive_template(stub: flow_pb2_grpc.FlowServiceStub)
 
 
 def test_start_with_a_request_id_is_idempotent(stub: flow_pb2_grpc.FlowServiceStub) -> None:
+    chat = Chat(stub)
+    chat.say("hi")
     request = flow_pb2.StartConversationRequest(
-        customer=Chat(stub).customer, template_name="new_order", request_id="campaign-7"
+        customer=chat.customer, template_name="new_order", request_id="campaign-7"
     )
     first, second = stub.StartConversation(request), stub.StartConversation(request)
     assert [m.id for m in first.messages] == [m.id for m in second.messages]

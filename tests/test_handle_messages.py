@@ -89,6 +89,7 @@ def test_a_refused_message_fails_alone_and_changes_nothing_of_its_own(
     full = Chat(stub, phone_number="4917000002")
     context = struct_pb2.Struct()
     context.update({"notes": "x" * (CAP - 40)})  # fits; one more selection does not
+    full.say("hi")
     full.stub.StartConversation(
         flow_pb2.StartConversationRequest(
             customer=full.customer, template_name="main_menu", context=context
@@ -118,7 +119,8 @@ def test_a_refused_message_fails_alone_and_changes_nothing_of_its_own(
         found = stub.GetConversation(flow_pb2.GetConversationRequest(customer=chat.customer))
         assert found.conversation.flow == "main_menu"
     replies = len(results[0].handled.messages) + len(results[3].handled.messages)
-    assert row_counts(database_url)["outbox"] == replies + 1  # and full's first menu
+    # ... and full's "hi" reply and first menu
+    assert row_counts(database_url)["outbox"] == replies + 2
 
 
 def test_no_messages_is_no_results(stub: flow_pb2_grpc.FlowServiceStub) -> None:

@@ -257,6 +257,7 @@ def test_a_nested_context_is_stored_and_given_back_exactly(
     }
     struct = struct_pb2.Struct()
     struct.update(context)
+    chat.say("hi")
 
     stub.StartConversation(
         flow_pb2.StartConversationRequest(
@@ -342,6 +343,7 @@ def test_nul_in_a_context_or_a_template_arrives_as_a_replacement_character(
             "steps": {"initial": {"end_conversation": True}},
         }
     )
+    chat.say("hi")
 
     stub.StartConversation(
         flow_pb2.StartConversationRequest(

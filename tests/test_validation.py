@@ -1064,7 +1064,7 @@ def test_a_template_breaking_many_rules_gets_every_violation() -> None:
         Violation(
             "menu_structure.colour",
             "unknown key 'colour': the keys allowed here are type, header, body, footer, action, "
-            "steps, currency, expiry_hours",
+            "steps, currency, expiry_hours, context_keys",
         ),
         Violation(
             "menu_structure.body.text",
@@ -1119,7 +1119,8 @@ def test_a_template_breaking_many_rules_gets_every_violation() -> None:
             "menu_structure.steps.help.next_stpe",
             "unknown key 'next_stpe' (did you mean 'next_step'?): the keys allowed here are "
             "prompt, type, header, body, footer, action, next_steps, next_step, validation, "
-            "context_key, error_message, set, compute, lookup, end_conversation, save_result",
+            "context_key, error_message, set, compute, lookup, end_conversation, save_result, "
+            "entry, template_replies",
         ),
         Violation(
             "menu_structure.steps.help",
@@ -1154,11 +1155,13 @@ def test_a_template_breaking_many_rules_gets_every_violation() -> None:
         ),
         Violation(
             "menu_structure.steps.thanks",
-            "step 'thanks' is unreachable: no next_step or next_steps leads to it from 'initial'",
+            "step 'thanks' is unreachable: no next_step or next_steps leads to it from 'initial' "
+            '(mark it "entry": true if other services move conversations there)',
         ),
         Violation(
             "menu_structure.steps.ask",
-            "step 'ask' is unreachable: no next_step or next_steps leads to it from 'initial'",
+            "step 'ask' is unreachable: no next_step or next_steps leads to it from 'initial' "
+            '(mark it "entry": true if other services move conversations there)',
         ),
     ]
 

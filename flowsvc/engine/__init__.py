@@ -6,7 +6,7 @@
     if isinstance(decision, Needs):   # a step needs the customer's orders: one query, once
         decision = advance(..., facts=Facts(orders=(...)))
 
-Modules: flow (advance, start: the state machine), answers (what a reply means in a step),
+Modules: flow (advance, start, enter: the state machine), answers (what a reply means in a step),
 template (the typed model), catalog (the templates of a call), keywords (trigger keywords and
 command words), inputs (typed input against a step's InputRule), expressions (compute),
 render (placeholders, money), messages (Graph bodies, Replies), orders (lookups, references, the
@@ -19,7 +19,7 @@ two cannot disagree, and the engine never reads it.
 
 from flowsvc.engine.catalog import Catalog
 from flowsvc.engine.config import EngineConfig
-from flowsvc.engine.flow import advance, start
+from flowsvc.engine.flow import advance, enter, start
 from flowsvc.engine.orders import (
     REFERENCE_ALPHABET,
     Facts,
@@ -57,6 +57,7 @@ __all__ = [
     "Step",
     "Template",
     "advance",
+    "enter",
     "history_from_json",
     "history_to_json",
     "load_template",

@@ -1,4 +1,5 @@
-"""The conversation state machine, advance() and start(): (catalog, state, message) -> decision.
+"""The conversation state machine, advance(), start() and enter(): (catalog, state, message) ->
+decision.
 
 No I/O happens here: the service hands in the templates (Catalog), the stored State, the parsed
 Inbound message, the time, a fresh candidate result reference and, when asked for, the
@@ -80,26 +81,71 @@ def start(
     name: str,
     *,
     context: Mapping[str, Any] | None = None,
+    step: str = INITIAL,
     to: str,
     now: datetime,
     config: EngineConfig,
     reference: str,
     facts: Facts | None = None,
 ) -> Decision | Needs:
-    """Start the latest version of template `name` with `context` (StartConversation).
+    """Start the latest version of template `name` in `step` with `context` (StartConversation).
 
     The same Needs/Facts protocol as advance(). Raises ValueError when the template is missing or
-    inactive: the caller checks that first and answers NOT_FOUND / FAILED_PRECONDITION.
+    inactive or has no such step: the caller checks that first and answers NOT_FOUND /
+    FAILED_PRECONDITION.
     """
     template = catalog.current(name)
-    if template is None or not template.is_active:
-        raise ValueError(f"template {name!r} is missing or inactive")
+    if template is None or not template.is_active or not template.has_step(step):
+        raise ValueError(f"template {name!r} is missing or inactive, or has no step {step!r}")
     replies = Replies(to, "", config.invalid_text)
     rules = _Rules(catalog, Inbound(), replies, now, config, reference, facts)
     try:
-        return rules.enter(template, INITIAL, dict(context or {}), (), Outcome.STARTED)
+        return rules.enter(template, step, dict(context or {}), (), Outcome.STARTED)
     except MissingFacts as missing:
         return missing.needs
+
+
+def enter(
+    catalog: Catalog,
+    state: State,
+    *,
+    step: str = "",
+    flow: str = "",
+    context: Mapping[str, Any] | None = None,
+    to: str,
+    now: datetime,
+    config: EngineConfig,
+    reference: str,
+    facts: Facts | None = None,
+) -> Decision | Needs:
+    """Steer a running conversation from outside (UpdateConversation): merge `context` into it,
+    then arrive in `step` of the version it runs on, or in `step` (default: initial) of the latest
+    version of template `flow`; with neither, arrive again in the step it waits in.
+
+    Arriving is what a customer's answer does: the step's lookup runs, its messages are the
+    decision's (the caller decides whether to send them), an end step completes the flow and
+    stores its result, and "back" returns to where the conversation was. The customer did not
+    write, so last_interaction stays theirs. Raises ValueError for a template or step that is
+    not there: the caller checks that first and says why.
+    """
+    template = catalog.current(flow) if flow else catalog.get(state.flow, state.version)
+    target = step or (INITIAL if flow else state.step)
+    switching_to_inactive = template is not None and bool(flow) and not template.is_active
+    if template is None or switching_to_inactive or not template.has_step(target):
+        raise ValueError(f"no step {target!r} to enter in template {flow or state.flow!r}")
+    replies = Replies(to, "", config.invalid_text)
+    rules = _Rules(catalog, Inbound(), replies, now, config, reference, facts)
+    moved = bool(flow) or target != state.step
+    history = rules.push(state.history, state) if moved else state.history
+    try:
+        decision = rules.enter(
+            template, target, {**state.context, **(context or {})}, history, Outcome.ADVANCED
+        )
+    except MissingFacts as missing:
+        return missing.needs
+    if decision.state is None:
+        return decision
+    return replace(decision, state=replace(decision.state, last_interaction=state.last_interaction))
 
 
 @dataclass(frozen=True)

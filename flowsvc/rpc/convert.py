@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
+from flowsvc.engine.message_templates import Button, Media, MessageTemplate, Parameter
 from flowsvc.errors import InvalidArgument
 from flowsvc.service.conversations import Conversation
 from flowsvc.service.deliveries import Ack, AckKind
@@ -14,9 +15,11 @@ from flowsvc.service.handling import StartRequest
 from flowsvc.service.inbound import InboundMessage
 from flowsvc.service.outbox_entries import OutboxEntry
 from flowsvc.service.results import Result
+from flowsvc.service.steering import SendRequest, UpdateRequest
 from flowsvc.service.templates import ImportAction, Imported, TemplateDefinition, TemplateVersion
 from flowsvc.service.turns import Handled, LeaseRequest
 from menuflow.v1 import flow_pb2
+from menuflow.values import integral
 
 TEMPLATE_TYPES = {
     "button": flow_pb2.TEMPLATE_TYPE_BUTTON,
@@ -35,19 +38,8 @@ ACTIVE_FILTERS = {
 }
 
 
-def _integral(value: Any) -> Any:
-    """protobuf's Struct holds every number as a double; give integral ones back as ints."""
-    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
-        return int(value)
-    if isinstance(value, dict):
-        return {key: _integral(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_integral(item) for item in value]
-    return value
-
-
 def from_struct(struct: struct_pb2.Struct) -> dict[str, Any]:
-    return _integral(json_format.MessageToDict(struct))  # type: ignore[no-any-return]
+    return integral(json_format.MessageToDict(struct))  # type: ignore[no-any-return]
 
 
 def to_struct(value: dict[str, Any]) -> struct_pb2.Struct:
@@ -125,6 +117,7 @@ def inbound(message: flow_pb2.InboundMessage) -> InboundMessage:
         selection_id=message.selection.id if content == "selection" else None,
         selection_title=message.selection.title if content == "selection" else "",
         unsupported_type=message.unsupported_type if content == "unsupported_type" else None,
+        sent_at=message.sent_time.ToDatetime(UTC) if message.HasField("sent_time") else None,
     )
 
 
@@ -143,7 +136,71 @@ def start_request(request: flow_pb2.StartConversationRequest) -> StartRequest:
         template_name=request.template_name,
         context=from_struct(request.context),
         request_id=request.request_id,
+        initial_step=request.initial_step,
+        ttl=request.ttl.ToTimedelta() if request.HasField("ttl") else None,
+        message_template=_message_template(request),
     )
+
+
+def update_request(request: flow_pb2.UpdateConversationRequest) -> UpdateRequest:
+    return UpdateRequest(
+        phone_number_id=request.customer.phone_number_id,
+        phone_number=request.customer.phone_number,
+        context=from_struct(request.context),
+        step=request.step,
+        flow=request.flow,
+        expected_revision=request.expected_revision,
+        send=request.send_step_messages,
+        message_template=_message_template(request),
+        request_id=request.request_id,
+    )
+
+
+def send_request(request: flow_pb2.SendMessageRequest) -> SendRequest:
+    content = request.WhichOneof("content")
+    return SendRequest(
+        phone_number_id=request.customer.phone_number_id,
+        phone_number=request.customer.phone_number,
+        text=request.text if content == "text" else None,
+        interactive=from_struct(request.interactive) if content == "interactive" else None,
+        message_template=_message_template(request),
+        request_id=request.request_id,
+    )
+
+
+def _message_template(
+    request: flow_pb2.StartConversationRequest
+    | flow_pb2.UpdateConversationRequest
+    | flow_pb2.SendMessageRequest,
+) -> MessageTemplate | None:
+    if not request.HasField("template"):
+        return None
+    template = request.template
+    return MessageTemplate(
+        name=template.name,
+        language=template.language,
+        header=tuple(_template_parameter(p) for p in template.header),
+        body=tuple(_template_parameter(p) for p in template.body),
+        buttons=tuple(
+            Button(
+                index=b.index,
+                quick_reply_payload=b.quick_reply_payload
+                if b.WhichOneof("value") == "quick_reply_payload"
+                else None,
+                url_text=b.url_text if b.WhichOneof("value") == "url_text" else None,
+            )
+            for b in template.buttons
+        ),
+    )
+
+
+def _template_parameter(parameter: flow_pb2.TemplateParameter) -> Parameter:
+    kind = parameter.WhichOneof("value")
+    if kind in ("image", "video", "document"):
+        media = getattr(parameter, kind)
+        found = Media(kind, link=media.link, id=media.id, filename=media.filename)
+        return Parameter(media=found, name=parameter.name)
+    return Parameter(text=parameter.text if kind == "text" else None, name=parameter.name)
 
 
 def conversation(found: Conversation) -> flow_pb2.Conversation:
@@ -158,6 +215,7 @@ def conversation(found: Conversation) -> flow_pb2.Conversation:
         last_interaction_time=to_timestamp(found.last_interaction),
         expire_time=to_timestamp(found.expires_at),
         create_time=to_timestamp(found.created_at),
+        revision=found.revision,
     )
 
 
@@ -198,6 +256,20 @@ def start_response(handled: Handled) -> flow_pb2.StartConversationResponse:
     return flow_pb2.StartConversationResponse(
         conversation=_conversation_or_none(handled),
         messages=[outbox_message(entry) for entry in handled.messages],
+    )
+
+
+def update_response(handled: Handled) -> flow_pb2.UpdateConversationResponse:
+    return flow_pb2.UpdateConversationResponse(
+        conversation=_conversation_or_none(handled),
+        messages=[outbox_message(entry) for entry in handled.messages],
+        result_reference=handled.reference,
+    )
+
+
+def send_response(handled: Handled) -> flow_pb2.SendMessageResponse:
+    return flow_pb2.SendMessageResponse(
+        message=outbox_message(handled.messages[0]) if handled.messages else None
     )
 
 

@@ -13,6 +13,7 @@ from flowsvc.service.handling import MessageHandling
 from flowsvc.service.results import Results
 from flowsvc.service.retention import Retention
 from flowsvc.service.templates import Templates
+from flowsvc.service.turns import LeaseRequest
 from menuflow.v1 import flow_pb2, flow_pb2_grpc
 
 
@@ -128,6 +129,18 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
     ) -> flow_pb2.StartConversationResponse:
         handled = self._handling.start(convert.start_request(request), convert.lease(request))
         return convert.start_response(handled)
+
+    def UpdateConversation(
+        self, request: flow_pb2.UpdateConversationRequest, context: grpc.ServicerContext
+    ) -> flow_pb2.UpdateConversationResponse:
+        handled = self._handling.update(convert.update_request(request), LeaseRequest())
+        return convert.update_response(handled)
+
+    def SendMessage(
+        self, request: flow_pb2.SendMessageRequest, context: grpc.ServicerContext
+    ) -> flow_pb2.SendMessageResponse:
+        handled = self._handling.send(convert.send_request(request), LeaseRequest())
+        return convert.send_response(handled)
 
     def GetConversation(
         self, request: flow_pb2.GetConversationRequest, context: grpc.ServicerContext

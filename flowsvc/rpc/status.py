@@ -17,6 +17,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from flowsvc.errors import (
+    Aborted,
     AlreadyExists,
     FailedPrecondition,
     FlowError,
@@ -37,6 +38,7 @@ STATUS_CODES: dict[type[FlowError], int] = {
     AlreadyExists: code_pb2.ALREADY_EXISTS,
     FailedPrecondition: code_pb2.FAILED_PRECONDITION,
     ResourceExhausted: code_pb2.RESOURCE_EXHAUSTED,
+    Aborted: code_pb2.ABORTED,
 }
 # A status travels in HTTP/2 trailers, and clients refuse trailers over 8 KiB: the message and the
 # details each get a share of that, and what does not fit is counted instead of sent.
@@ -45,7 +47,13 @@ MAX_DETAILS_BYTES = 4000
 # Calls that log each message's failure themselves, with the message's fields (service.messagelog).
 SELF_LOGGING = frozenset(
     f"/menuflow.v1.FlowService/{name}"
-    for name in ("HandleMessage", "HandleMessages", "StartConversation")
+    for name in (
+        "HandleMessage",
+        "HandleMessages",
+        "StartConversation",
+        "UpdateConversation",
+        "SendMessage",
+    )
 )
 
 

@@ -32,6 +32,7 @@ class Conversation:
     last_interaction: datetime
     expires_at: datetime
     created_at: datetime | None
+    revision: int = 0  # changes with every write (UpdateConversation's expected_revision)
 
 
 def from_row(row: ConversationState) -> Conversation:
@@ -45,10 +46,13 @@ def from_row(row: ConversationState) -> Conversation:
         last_interaction=row.last_interaction,
         expires_at=row.expires_at,
         created_at=row.created_at,
+        revision=row.revision,
     )
 
 
-def from_state(customer: Customer, state: State, created_at: datetime) -> Conversation:
+def from_state(
+    customer: Customer, state: State, created_at: datetime, revision: int = 0
+) -> Conversation:
     return Conversation(
         phone_number_id=customer[0],
         phone_number=customer[1],
@@ -59,6 +63,7 @@ def from_state(customer: Customer, state: State, created_at: datetime) -> Conver
         last_interaction=state.last_interaction,
         expires_at=state.expires_at,
         created_at=created_at,
+        revision=revision,
     )
 
 

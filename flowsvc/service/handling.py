@@ -1,12 +1,13 @@
-"""HandleMessage(s) and StartConversation: each turn exactly once, in one transaction, around
-the engine.
+"""HandleMessage(s), StartConversation, UpdateConversation and SendMessage: each turn exactly
+once, in one transaction, around the engine.
 
 A transaction runs the turns of one call (several customers' for HandleMessages, sharing the
 statements and the commit) in rounds (service.turns). Each round:
   1. locks its customers and reads each turn's dedupe record, conversation and whether earlier
      replies are unsent (store.turns.lock_and_read);
   2. answers a redelivery with its stored outcome; otherwise runs the engine, and once more with
-     the customer's orders if a step needs them (one query);
+     the customer's orders if a step needs them (one query); a turn another service asked for
+     sends free-form messages only within the customer service window (service.steering);
   3. writes the conversations, results, outbox replies and dedupe records (store.turns.write).
 """
 
@@ -33,19 +34,24 @@ from flowsvc.engine import (
     OrderFact,
     State,
     advance,
+    enter,
     new_reference,
     start,
 )
+from flowsvc.engine.message_templates import MessageTemplate
+from flowsvc.engine.template import INITIAL
 from flowsvc.errors import FailedPrecondition, InvalidArgument, NotFound
-from flowsvc.service import messagelog, outbox_entries
+from flowsvc.service import messagelog, outbox_entries, steering
 from flowsvc.service.catalog import TemplateCatalog
-from flowsvc.service.inbound import InboundMessage, check_customer, engine_input
+from flowsvc.service.inbound import InboundMessage, engine_input
 from flowsvc.service.turns import (
     Handled,
     LeaseRequest,
     MessageTurn,
+    SendTurn,
     StartTurn,
     Turn,
+    UpdateTurn,
     closing,
     handled_before,
     handled_now,
@@ -56,6 +62,7 @@ from flowsvc.store.customers import Customer
 from flowsvc.store.db import UNREACHABLE
 
 MAX_BATCH = 100  # messages in one HandleMessages call
+MAX_TTL = timedelta(days=30)  # how long a started conversation may wait for the customer
 
 
 @dataclass(frozen=True)
@@ -67,6 +74,9 @@ class StartRequest:
     template_name: str
     context: Mapping[str, Any]
     request_id: str = ""  # dedupes retries of the same start; none: every call starts anew
+    initial_step: str = ""  # "": the template's initial step
+    ttl: timedelta | None = None  # None: the template's expiry (or the default)
+    message_template: MessageTemplate | None = None  # sent instead outside the service window
 
 
 class MessageHandling:
@@ -154,6 +164,32 @@ class MessageHandling:
         messagelog.conversation_started(request, handled, started)
         return handled
 
+    def update(self, request: steering.UpdateRequest, lease: LeaseRequest) -> Handled:
+        """Steer a conversation (UpdateConversation); NOT_FOUND without one, ABORTED at another
+        revision, FAILED_PRECONDITION for a step it does not have or outside the window."""
+        return self._steer("update", request, steering.update_turn, lease)
+
+    def send(self, request: steering.SendRequest, lease: LeaseRequest) -> Handled:
+        """Queue a message to a customer behind their earlier replies (SendMessage)."""
+        return self._steer("send", request, steering.send_turn, lease)
+
+    def _steer(
+        self,
+        kind: str,
+        request: steering.UpdateRequest | steering.SendRequest,
+        make_turn: Callable[[Any], Turn],
+        lease: LeaseRequest,
+    ) -> Handled:
+        started = time.perf_counter()
+        try:
+            turn = make_turn(request)
+            handled = _retrying(partial(self._single, turn, lease), idempotent=turn.dedupe)
+        except Exception as error:
+            messagelog.steer_failed(kind, request.phone_number, request.request_id, error, started)
+            raise
+        messagelog.steered(kind, request.phone_number, request.request_id, handled, started)
+        return handled
+
     def _one_by_one(
         self, todo: dict[int, Turn], lease: LeaseRequest
     ) -> dict[int, Handled | Exception]:
@@ -175,10 +211,7 @@ class MessageHandling:
         with self._sessions.begin() as session:
             for round_ in rounds(todo):
                 now = self._clock()
-                openings = [
-                    turns.Opening(todo[i].customer, todo[i].source_id if todo[i].dedupe else None)
-                    for i in round_
-                ]
+                openings = [_opening(todo[i], now) for i in round_]
                 opened = turns.lock_and_read(session.connection(), openings, lease.owner, now)
                 writing: list[tuple[int, turns.Opened, turns.Closing]] = []
                 for index, found in zip(round_, opened, strict=True):
@@ -193,7 +226,7 @@ class MessageHandling:
                         found.expired_at is not None
                         and now - found.expired_at < self._expiry_notice
                     )
-                    decision = self._decide(session, turn, found.state, now, expired_since)
+                    decision = self._decide(session, turn, found, now, expired_since)
                     writes = closing(turn, decision, found, now, lease, self._max_context_bytes)
                     writing.append((index, found, writes))
                 written = turns.write(
@@ -207,19 +240,28 @@ class MessageHandling:
         self,
         session: Session,
         turn: Turn,
-        state: State | None,
+        found: turns.Opened,
         now: datetime,
         expired_since: bool,
     ) -> Decision:
         """Run the engine; if a step needs the customer's orders, read them (one query) and run
-        it again with them."""
+        it again with them. What a turn another service asked for sends follows the window."""
+        if isinstance(turn, SendTurn):
+            return steering.business_initiated(
+                turn, steering.send_decision(turn, found), found, now
+            )
+        state = found.state
         if isinstance(turn, MessageTurn):
             # A conversation whose template was deleted meanwhile is not in the catalog: the
             # engine then starts over as for a first message.
             catalog = self._catalog.get(session, (state.flow, state.version) if state else None)
+        elif isinstance(turn, UpdateTurn):
+            state = steering.steerable(turn, found, now)
+            catalog = self._catalog.get(session, (state.flow, state.version))
+            steering.check_target(catalog, turn, state)
         else:
             catalog = self._catalog.get(session)
-            _check_startable(catalog, turn.template_name)
+            _check_startable(catalog, turn.template_name, turn.step)
         # A reference is unique in practice (32^6 values); if two results ever draw the same one,
         # the unique constraint fails the transaction and _retrying runs it again.
         reference = new_reference(secrets.randbelow)
@@ -229,7 +271,7 @@ class MessageHandling:
             decision = run(facts=_orders(session, turn.customer, decision))
         if isinstance(decision, Needs):
             raise AssertionError("the engine needs facts only once")
-        return decision
+        return steering.business_initiated(turn, decision, found, now)
 
     def _run_engine(
         self,
@@ -255,10 +297,26 @@ class MessageHandling:
                 facts=facts,
                 expired_since=expired_since,
             )
+        if isinstance(turn, UpdateTurn):
+            assert state is not None  # steering.steerable checked it
+            return enter(
+                catalog,
+                state,
+                step=turn.step,
+                flow=turn.flow,
+                context=turn.context,
+                to=to,
+                now=now,
+                config=self._config,
+                reference=reference,
+                facts=facts,
+            )
+        assert isinstance(turn, StartTurn)
         return start(
             catalog,
             turn.template_name,
             context=dict(turn.context),
+            step=turn.step,
             to=to,
             now=now,
             config=self._config,
@@ -269,33 +327,49 @@ class MessageHandling:
 
 def _message_turn(message: InboundMessage) -> MessageTurn:
     inbound = engine_input(message)
-    return MessageTurn((message.phone_number_id, message.phone_number), message.message_id, inbound)
+    customer = (message.phone_number_id, message.phone_number)
+    return MessageTurn(customer, message.message_id, inbound, message.sent_at)
+
+
+def _opening(turn: Turn, now: datetime) -> turns.Opening:
+    """A turn as its round opens it; a customer's message also says when they last wrote (its
+    own time: a redelivery days later must not reopen the window; never past now)."""
+    inbound_at = None
+    if isinstance(turn, MessageTurn):
+        inbound_at = min(turn.sent_at, now) if turn.sent_at is not None else now
+    return turns.Opening(turn.customer, turn.source_id if turn.dedupe else None, inbound_at)
 
 
 def _start_turn(request: StartRequest) -> StartTurn:
-    problems = check_customer(request.phone_number_id, request.phone_number)
+    problems = steering.common_problems(
+        request.phone_number_id, request.phone_number, request.request_id, request.message_template
+    )
     if not request.template_name:
         problems.append(("template_name", "required"))
-    if len(request.request_id) > 200:
-        problems.append(("request_id", "at most 200 characters"))
+    if request.ttl is not None and not timedelta(0) < request.ttl <= MAX_TTL:
+        problems.append(("ttl", f"more than 0 and at most {MAX_TTL.days} days"))
     if problems:
         raise InvalidArgument("bad start request", problems)
     return StartTurn(
         customer=(request.phone_number_id, request.phone_number),
         # Without a request id a start is never deduped: each call starts anew.
-        source_id=f"start:{request.request_id or secrets.token_hex(8)}",
+        source_id=steering.source_id("start", request.request_id),
         dedupe=bool(request.request_id),
         template_name=request.template_name,
         context=request.context,
+        step=request.initial_step or INITIAL,
+        ttl=request.ttl,
+        message_template=request.message_template,
     )
 
 
-def _check_startable(catalog: Catalog, name: str) -> None:
+def _check_startable(catalog: Catalog, name: str, step: str) -> None:
     template = catalog.current(name)
     if template is None:
         raise NotFound(f"template {name!r} does not exist")
     if not template.is_active:
         raise FailedPrecondition(f"template {name!r} is not active")
+    steering.check_step(template, step)
 
 
 def _orders(session: Session, customer: Customer, needs: Needs) -> Facts:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
 
 from flowsvc.engine import Inbound
 from flowsvc.errors import InvalidArgument
@@ -25,6 +26,7 @@ class InboundMessage:
     selection_id: str | None = None
     selection_title: str = ""
     unsupported_type: str | None = None
+    sent_at: datetime | None = None  # the webhook's timestamp: when the customer sent it
 
 
 def check_customer(phone_number_id: str, phone_number: str) -> list[tuple[str, str]]:

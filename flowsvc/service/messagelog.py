@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from flowsvc.errors import FlowError
@@ -39,6 +40,28 @@ def conversation_started(request: StartRequest, handled: Handled, started: float
 
 def start_failed(request: StartRequest, error: Exception, started: float) -> None:
     _failure("start refused", "start failed", error, started, lambda: _start(request))
+
+
+STEERED = {"update": "conversation updated", "send": "message sent"}
+
+
+def steered(
+    kind: str, phone_number: str, request_id: str, handled: Handled, started: float
+) -> None:
+    """An UpdateConversation ("update") or SendMessage ("send") done."""
+    if log.isEnabledFor(logging.INFO):
+        log.info(STEERED[kind], extra=_steer(phone_number, request_id) | _handled(handled, started))
+
+
+def steer_failed(
+    kind: str, phone_number: str, request_id: str, error: Exception, started: float
+) -> None:
+    fields = partial(_steer, phone_number, request_id)
+    _failure(f"{kind} refused", f"{kind} failed", error, started, fields)
+
+
+def _steer(phone_number: str, request_id: str) -> dict[str, Any]:
+    return {"request_id": request_id, "customer": mask_phone(phone_number)}
 
 
 def _message(message: InboundMessage) -> dict[str, Any]:

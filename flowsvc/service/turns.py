@@ -1,7 +1,8 @@
 """A customer's turn as the service runs it: what it is for, in which round of a transaction it
 runs, what its decision writes, and what the caller gets back.
 
-A turn is a message handled (HandleMessage(s)) or a conversation started (StartConversation).
+A turn is a message handled (HandleMessage(s)), a conversation started (StartConversation) or
+steered (UpdateConversation), or a message sent beside it (SendMessage).
 One transaction runs several customers' turns in rounds: round n holds each customer's n-th
 turn, customers in lock order, so that one customer's turns run in the order given, each reading
 what the one before it wrote, and two transactions never wait for each other's locks in a cycle.
@@ -16,8 +17,10 @@ from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 from flowsvc.engine import Decision, Inbound, Outcome
+from flowsvc.engine.message_templates import MessageTemplate
 from flowsvc.errors import ResourceExhausted
 from flowsvc.service.conversations import Conversation, from_state
+from flowsvc.service.outbound import FreeForm
 from flowsvc.service.outbox_entries import OutboxEntry
 from flowsvc.store import turns
 from flowsvc.store.customers import Customer
@@ -31,9 +34,12 @@ class MessageTurn:
     customer: Customer
     message_id: str
     inbound: Inbound
+    sent_at: datetime | None = None  # when the customer sent it, if the webhook said
 
     dedupe: ClassVar[bool] = True  # read and record source_id
     fresh: ClassVar[bool] = False  # continues the customer's conversation
+    keep: ClassVar[bool] = False  # writes the conversation
+    message_template: ClassVar[MessageTemplate | None] = None  # never needed: the customer wrote
 
     @property
     def source_id(self) -> str:
@@ -50,11 +56,47 @@ class StartTurn:
     dedupe: bool
     template_name: str
     context: Mapping[str, Any]
+    step: str = "initial"
+    ttl: timedelta | None = None  # how long it waits for the customer (None: as the template says)
+    message_template: MessageTemplate | None = None  # sent instead outside the service window
 
     fresh: ClassVar[bool] = True  # the conversation is created now
+    keep: ClassVar[bool] = False
 
 
-Turn = MessageTurn | StartTurn
+@dataclass(frozen=True)
+class UpdateTurn:
+    """A running conversation steered by another service: context merged, moved to a step."""
+
+    customer: Customer
+    source_id: str
+    dedupe: bool
+    context: Mapping[str, Any]
+    step: str  # "" stays in the current step (or a new flow's initial)
+    flow: str  # "" stays in the conversation's template
+    expected_revision: int  # 0: no guard
+    send: bool  # queue the messages of the step it arrives in
+    message_template: MessageTemplate | None = None
+
+    fresh: ClassVar[bool] = False
+    keep: ClassVar[bool] = False
+
+
+@dataclass(frozen=True)
+class SendTurn:
+    """A message sent to a customer beside their conversation, which it leaves as it is."""
+
+    customer: Customer
+    source_id: str
+    dedupe: bool
+    free_form: FreeForm | None
+    message_template: MessageTemplate | None
+
+    fresh: ClassVar[bool] = False
+    keep: ClassVar[bool] = True
+
+
+Turn = MessageTurn | StartTurn | UpdateTurn | SendTurn
 
 
 @dataclass(frozen=True)
@@ -78,6 +120,7 @@ class Handled:
     duplicate: bool
     conversation: Conversation | None
     messages: list[OutboxEntry] = field(default_factory=list)
+    reference: str = ""  # the result's, when this turn completed the flow
 
 
 def rounds(todo: Sequence[Turn]) -> list[list[int]]:
@@ -105,7 +148,7 @@ def closing(
     """What a decision writes: conversation, result, outbox messages, the dedupe record."""
     state = decision.state
     context_json = ""
-    if state is not None:
+    if state is not None and not turn.keep:
         context_json = json.dumps(state.context, separators=(",", ":"))
         if len(context_json) > max_context_bytes:
             raise ResourceExhausted(
@@ -127,6 +170,10 @@ def closing(
         if lease.owner and decision.messages and not opened.pending
         else None,
         forgets_expiry=opened.expired_at is not None and decision.outcome != Outcome.IGNORED,
+        revision=opened.turn,
+        # Nothing to write when the conversation stays as it was: a message beside it, or one
+        # answered by nothing (its revision does not move either).
+        keep=turn.keep or decision.outcome == Outcome.IGNORED,
     )
 
 
@@ -139,10 +186,12 @@ def handled_now(
     if not turn.fresh and opened.state is not None and opened.created_at:
         created_at = opened.created_at
     customer = turn.customer
+    revision = written.revision if not written.keep else opened.revision
     return Handled(
         outcome=written.outcome,
         duplicate=False,
-        conversation=from_state(customer, state, created_at) if state else None,
+        conversation=from_state(customer, state, created_at, revision) if state else None,
+        reference=written.result.reference if written.result else "",
         messages=[
             OutboxEntry(
                 id=id_,
@@ -166,7 +215,9 @@ def handled_before(turn: Turn, opened: turns.Opened, replies: list[OutboxEntry])
     return Handled(
         outcome=opened.prior_outcome or "",
         duplicate=True,
-        conversation=from_state(turn.customer, state, opened.created_at or state.last_interaction)
+        conversation=from_state(
+            turn.customer, state, opened.created_at or state.last_interaction, opened.revision
+        )
         if state is not None
         else None,
         messages=replies,

@@ -21,22 +21,36 @@ from flowsvc.store.models import ConversationState, Customer as CustomerRow
 Customer = tuple[str, str]
 """(phone_number_id, phone_number): a customer of one business number."""
 
-# The upsert takes the row lock even when the row exists (ON CONFLICT ... DO UPDATE locks it).
-LOCK = """
-INSERT INTO customers (phone_number_id, phone_number) VALUES (:phone_number_id, :phone_number)
-ON CONFLICT (phone_number_id, phone_number) DO UPDATE SET phone_number = excluded.phone_number
+# The upsert takes the row lock even when the row exists (ON CONFLICT ... DO UPDATE locks it); the
+# update it has to make anyway counts the turn and, for a message turn (:inbound_at not NULL),
+# moves the customer's last message time forward, never back (redeliveries come out of order).
+_UPDATE = """
+ON CONFLICT (phone_number_id, phone_number) DO UPDATE SET turns = customers.turns + 1,
+    last_inbound_at = CASE
+        WHEN customers.last_inbound_at IS NULL
+          OR customers.last_inbound_at < excluded.last_inbound_at
+        THEN excluded.last_inbound_at ELSE customers.last_inbound_at END
 """
+LOCK = (
+    """
+INSERT INTO customers (phone_number_id, phone_number, last_inbound_at, turns)
+VALUES (:phone_number_id, :phone_number, :inbound_at, 1)"""
+    + _UPDATE
+)
 # PostgreSQL, several customers in one statement, locked in the order given.
-LOCK_MANY = """
-INSERT INTO customers (phone_number_id, phone_number)
-SELECT * FROM unnest(:phone_number_ids::text[], :phone_numbers::text[])
-ON CONFLICT (phone_number_id, phone_number) DO UPDATE SET phone_number = excluded.phone_number
-"""
+LOCK_MANY = (
+    """
+INSERT INTO customers (phone_number_id, phone_number, last_inbound_at, turns)
+SELECT t.phone_number_id, t.phone_number, t.inbound_at, 1
+FROM unnest(:phone_number_ids::text[], :phone_numbers::text[], :inbound_times::timestamptz[])
+     AS t(phone_number_id, phone_number, inbound_at)"""
+    + _UPDATE
+)
 
 
 def lock(connection: Connection, customer: Customer) -> None:
     """Take `customer`'s lock, waiting for any transaction that holds it."""
-    parameters = {"phone_number_id": customer[0], "phone_number": customer[1]}
+    parameters = {"phone_number_id": customer[0], "phone_number": customer[1], "inbound_at": None}
     if connection.dialect.name == "postgresql":
         prepared.run(connection, (LOCK,), parameters)
     else:

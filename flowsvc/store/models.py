@@ -108,6 +108,13 @@ class Customer(Base):
     phone_number_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     phone_number: Mapped[str] = mapped_column(String(32), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    # When the customer last wrote (their latest message's own time): Meta's 24-hour customer
+    # service window, in which free-form messages may be sent, runs from it. Set by the lock
+    # upsert of message turns, so it costs no statement of its own.
+    last_inbound_at: Mapped[datetime | None]
+    # Counts the turns that took this lock: a conversation's revision is the count at its last
+    # write, so revisions never repeat for a customer, not even across conversations.
+    turns: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
     # When the customer's last conversation expired, if the sweep deleted it before they wrote
     # again: their next message is told why it starts over. Kept FLOWSVC_EXPIRY_NOTICE_DAYS.
     expired_at: Mapped[datetime | None] = mapped_column(index=True)
@@ -133,6 +140,8 @@ class ConversationState(Base):
     last_interaction: Mapped[datetime]
     expires_at: Mapped[datetime] = mapped_column(index=True)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    # Changes with every write of the conversation (UpdateConversation's expected_revision).
+    revision: Mapped[int] = mapped_column(BigInteger, server_default=text("1"))
 
 
 class ProcessedMessage(Base):

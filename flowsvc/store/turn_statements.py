@@ -13,6 +13,7 @@ READ = """
 SELECT p.outcome, p.outbox_ids,
        c.conversation_flow, c.template_version, c.current_step, c.context, c.history,
        c.last_interaction, c.expires_at, c.created_at, k.expired_at,
+       c.revision, k.turns, k.last_inbound_at,
        EXISTS (SELECT 1 FROM outbox o WHERE o.phone_number_id = :phone_number_id
                AND o.phone_number = :phone_number AND o.state = 'pending'
                AND NOT COALESCE(o.lease_owner = :lease_owner AND o.lease_expires_at > :now,
@@ -26,13 +27,14 @@ LEFT JOIN customers k
 """
 SAVE = """
 INSERT INTO conversation_state (phone_number_id, phone_number, conversation_flow, template_version,
-    current_step, context, history, last_interaction, expires_at)
+    current_step, context, history, last_interaction, expires_at, revision)
 VALUES (:phone_number_id, :phone_number, :flow, :version, :step, :context, :history,
-    :last_interaction, :expires_at)
+    :last_interaction, :expires_at, :revision)
 ON CONFLICT (phone_number_id, phone_number) DO UPDATE SET
     conversation_flow = excluded.conversation_flow, template_version = excluded.template_version,
     current_step = excluded.current_step, context = excluded.context, history = excluded.history,
-    last_interaction = excluded.last_interaction, expires_at = excluded.expires_at
+    last_interaction = excluded.last_interaction, expires_at = excluded.expires_at,
+    revision = excluded.revision
 """
 REMOVE = """
 DELETE FROM conversation_state
@@ -72,6 +74,7 @@ READ_MANY = """
 SELECT p.outcome, p.outbox_ids,
        c.conversation_flow, c.template_version, c.current_step, c.context, c.history,
        c.last_interaction, c.expires_at, c.created_at, k.expired_at,
+       c.revision, k.turns, k.last_inbound_at,
        EXISTS (SELECT 1 FROM outbox o WHERE o.phone_number_id = t.phone_number_id
                AND o.phone_number = t.phone_number AND o.state = 'pending'
                AND NOT COALESCE(o.lease_owner = :lease_owner AND o.lease_expires_at > :now,
@@ -88,19 +91,22 @@ ORDER BY t.n
 CLOSE_MANY = """
 WITH saved AS (
     INSERT INTO conversation_state (phone_number_id, phone_number, conversation_flow,
-        template_version, current_step, context, history, last_interaction, expires_at)
+        template_version, current_step, context, history, last_interaction, expires_at,
+        revision)
     SELECT s.phone_number_id, s.phone_number, s.flow, s.version, s.step, s.context::jsonb,
-           s.history::jsonb, s.last_interaction, s.expires_at
+           s.history::jsonb, s.last_interaction, s.expires_at, s.revision
     FROM unnest(:save_phone_number_ids::text[], :save_phone_numbers::text[], :flows::text[],
                 :versions::int[], :steps::text[], :contexts::text[], :histories::text[],
-                :last_interactions::timestamptz[], :expires::timestamptz[])
+                :last_interactions::timestamptz[], :expires::timestamptz[],
+                :revisions::bigint[])
          AS s(phone_number_id, phone_number, flow, version, step, context, history,
-              last_interaction, expires_at)
+              last_interaction, expires_at, revision)
     ON CONFLICT (phone_number_id, phone_number) DO UPDATE SET
         conversation_flow = excluded.conversation_flow,
         template_version = excluded.template_version, current_step = excluded.current_step,
         context = excluded.context, history = excluded.history,
-        last_interaction = excluded.last_interaction, expires_at = excluded.expires_at
+        last_interaction = excluded.last_interaction, expires_at = excluded.expires_at,
+        revision = excluded.revision
 ), removed AS (
     DELETE FROM conversation_state c
     USING unnest(:remove_phone_number_ids::text[], :remove_phone_numbers::text[])
@@ -147,9 +153,12 @@ def outbox_insert(messages: int) -> str:
 
 
 @lru_cache(maxsize=64)
-def close_one(has_state: bool, has_result: bool, messages: int, record: bool) -> str:
-    """One turn's writes as one statement: each write a CTE; the new outbox ids its rows."""
-    writes = [("conversation", SAVE if has_state else REMOVE)]
+def close_one(conversation: str, has_result: bool, messages: int, record: bool) -> str:
+    """One turn's writes as one statement: each write a CTE; the new outbox ids its rows.
+    `conversation` is "save", "remove" or "keep" (a send that leaves the conversation alone)."""
+    writes = [("conversation", SAVE if conversation == "save" else REMOVE)]
+    if conversation == "keep":
+        writes.clear()
     if has_result:
         writes.append(("result", RESULT))
     if messages:
@@ -160,6 +169,6 @@ def close_one(has_state: bool, has_result: bool, messages: int, record: bool) ->
     else:
         if record:
             writes.append(("processed", PROCESSED.replace(":outbox_ids", "'[]'")))
-        main = writes.pop()[1]
+        main = writes.pop()[1] if writes else "SELECT NULL WHERE FALSE"
     ctes = ", ".join(f"{name} AS ({sql})" for name, sql in writes)
     return (f"WITH {ctes}\n" if ctes else "") + main

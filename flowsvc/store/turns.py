@@ -48,10 +48,12 @@ from flowsvc.store.turn_statements import (
 
 @dataclass(frozen=True, slots=True)
 class Opening:
-    """A turn to open: the customer, and the id to dedupe it by (None: never deduped)."""
+    """A turn to open: the customer, the id to dedupe it by (None: never deduped), and for a
+    customer's message, when they sent it (it opens Meta's customer service window)."""
 
     customer: Customer
     source_id: str | None
+    inbound_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +67,9 @@ class Opened:
     created_at: datetime | None
     pending: bool
     expired_at: datetime | None  # the customer's last conversation expired then and was swept
+    revision: int  # the conversation's (0: none)
+    turn: int  # this turn's number among the customer's: the revision a write of it stores
+    last_inbound_at: datetime | None  # when the customer last wrote (None: never)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +85,15 @@ class Closing:
     bodies: Sequence[str]
     lease: Lease | None
     forgets_expiry: bool = False  # the customer heard of the swept expiry: forget it
+    revision: int = 0  # stored with the conversation (Opened.turn)
+    keep: bool = False  # leave the conversation as it is (a message sent beside it)
+
+    @property
+    def conversation(self) -> str:
+        """What the turn does to the conversation row: "save", "remove" or "keep"."""
+        if self.keep:
+            return "keep"
+        return "save" if self.state is not None else "remove"
 
 
 def lock_and_read(
@@ -97,6 +111,7 @@ def lock_and_read(
         parameters = {
             "phone_number_ids": [o.customer[0] for o in openings],
             "phone_numbers": [o.customer[1] for o in openings],
+            "inbound_times": [o.inbound_at for o in openings],
             "message_ids": [o.source_id for o in openings],
             "lease_owner": lease_owner,
             "now": now,
@@ -111,6 +126,7 @@ def lock_and_read(
             "message_id": opening.source_id,
             "lease_owner": lease_owner,
             "now": now if postgres else sqlite_time(now),
+            "inbound_at": _time(opening.inbound_at, postgres),
         }
         if postgres:
             row = prepared.run(connection, (LOCK, READ), parameters).one()
@@ -121,9 +137,13 @@ def lock_and_read(
     return opened
 
 
+def _time(value: datetime | None, postgres: bool) -> datetime | str | None:
+    return value if postgres or value is None else sqlite_time(value)
+
+
 def _opened(row: Any, *, postgres: bool) -> Opened:
     (outcome, outbox_ids, flow, version, step, context, history, last, expires, created) = row[:10]
-    expired, pending = row[10:]
+    expired, revision, turn, last_inbound, pending = row[10:]
     state = None
     if flow is not None:
         state = State(
@@ -144,6 +164,9 @@ def _opened(row: Any, *, postgres: bool) -> Opened:
         created_at=read_time(created) if created is not None else None,
         pending=bool(pending),
         expired_at=read_time(expired) if expired is not None else None,
+        revision=revision or 0,
+        turn=turn or 0,
+        last_inbound_at=read_time(last_inbound) if last_inbound is not None else None,
     )
 
 
@@ -165,22 +188,23 @@ def write(
 def _write_postgres_many(
     connection: Connection, now: datetime, closings: Sequence[tuple[Customer, Closing]]
 ) -> list[list[int]]:
-    saved = [(who, c.context_json, c.state) for who, c in closings if c.state is not None]
-    removed = [who for who, c in closings if c.state is None]
+    saved = [(who, c) for who, c in closings if c.conversation == "save"]
+    removed = [who for who, c in closings if c.conversation == "remove"]
     results = [(who, c.result) for who, c in closings if c.result is not None]
     replies = [(who, c, body) for who, c in closings for body in c.bodies]
     recorded = [(who, c) for who, c in closings if c.record]
     parameters: dict[str, Any] = {
         "now": now,
-        "save_phone_number_ids": [who[0] for who, _, _ in saved],
-        "save_phone_numbers": [who[1] for who, _, _ in saved],
-        "flows": [state.flow for _, _, state in saved],
-        "versions": [state.version for _, _, state in saved],
-        "steps": [state.step for _, _, state in saved],
-        "contexts": [context for _, context, _ in saved],
-        "histories": [_history_json(state) for _, _, state in saved],
-        "last_interactions": [state.last_interaction for _, _, state in saved],
-        "expires": [state.expires_at for _, _, state in saved],
+        "save_phone_number_ids": [who[0] for who, _ in saved],
+        "save_phone_numbers": [who[1] for who, _ in saved],
+        "flows": [c.state.flow for _, c in saved if c.state],
+        "versions": [c.state.version for _, c in saved if c.state],
+        "steps": [c.state.step for _, c in saved if c.state],
+        "contexts": [c.context_json for _, c in saved],
+        "histories": [_history_json(c.state) for _, c in saved if c.state],
+        "last_interactions": [c.state.last_interaction for _, c in saved if c.state],
+        "expires": [c.state.expires_at for _, c in saved if c.state],
+        "revisions": [c.revision for _, c in saved],
         "remove_phone_number_ids": [who[0] for who in removed],
         "remove_phone_numbers": [who[1] for who in removed],
         "references": [result.reference for _, result in results],
@@ -210,7 +234,7 @@ def _write_postgres_one(
     connection: Connection, customer: Customer, now: datetime, closing: Closing
 ) -> list[int]:
     parameters = _parameters(customer, now, closing, _as_is)
-    shape = (closing.state is not None, closing.result is not None, len(closing.bodies))
+    shape = (closing.conversation, closing.result is not None, len(closing.bodies))
     rows = prepared.run(connection, (close_one(*shape, closing.record),), parameters)
     return [row[0] for row in rows] if closing.bodies else []
 
@@ -219,7 +243,8 @@ def _write_sqlite(
     connection: Connection, customer: Customer, now: datetime, closing: Closing
 ) -> list[int]:
     parameters = _parameters(customer, now, closing, sqlite_time)
-    connection.exec_driver_sql(SAVE if closing.state is not None else REMOVE, parameters)
+    if closing.conversation != "keep":
+        connection.exec_driver_sql(SAVE if closing.state is not None else REMOVE, parameters)
     if closing.result is not None:
         connection.exec_driver_sql(RESULT, parameters)
     ids: list[int] = []
@@ -255,6 +280,7 @@ def _parameters(
             "history": _history_json(state),
             "last_interaction": time(state.last_interaction),
             "expires_at": time(state.expires_at),
+            "revision": closing.revision,
         }
     if result is not None:
         parameters |= {

@@ -34,7 +34,10 @@ STEP_KEYS = (
     "lookup",
     "end_conversation",
     "save_result",
+    "entry",
+    "template_replies",
 )
+MAX_REPLY_ID = 256
 LOOKUPS = ("order", "recent_orders")
 
 
@@ -61,6 +64,9 @@ def check_step(name: str, step: Mapping[Any, Any], path: str, scope: Scope) -> N
     _check_texts(name, step, path, scope)
     if "next_step" in step:
         check_target(step["next_step"], f"{path}.next_step", scope.steps, scope.known, scope.out)
+    if "entry" in step and not isinstance(step["entry"], bool):
+        out.append(Violation(f"{path}.entry", f"must be true or false, not {kind(step['entry'])}"))
+    _check_template_replies(step, path, out)
     branches = _check_next_steps(step, path, scope, offers, which)
     if "validation" in step:
         check_input_rule(step["validation"], f"{path}.validation", out)
@@ -192,9 +198,10 @@ def _check_next_steps(
         return {}
     offered = {offer.id: offer for offer in offers or ()}
     ids = ", ".join(f"'{clip(option)}'" for option in offered)
+    replies = _template_replies(step)
     for choice, target in next_steps.items():
         choice_path = f"{path}.next_steps.{choice}"
-        if offers is not None and choice not in offered:
+        if offers is not None and choice not in offered and choice not in replies:
             if offered:
                 problem = f"is not a choice of {which}, whose ids are {ids}"
             else:
@@ -307,3 +314,29 @@ def _check_moves_on(
                 "next_steps, check the reply with validation, or store it with context_key",
             )
         )
+
+
+def _template_replies(step: Mapping[Any, Any]) -> set[str]:
+    raw = step.get("template_replies")
+    return {r for r in raw if isinstance(r, str)} if isinstance(raw, list) else set()
+
+
+def _check_template_replies(step: Mapping[Any, Any], path: str, out: list[Violation]) -> None:
+    """The quick reply payloads of Meta message templates sent while a conversation waits in
+    the step (a business-initiated start): next_steps may lead on from them."""
+    if "template_replies" not in step:
+        return
+    raw = step["template_replies"]
+    if not isinstance(raw, list):
+        out.append(
+            Violation(f"{path}.template_replies", f"must be a list of payloads, not {kind(raw)}")
+        )
+        return
+    for index, reply in enumerate(raw):
+        if not isinstance(reply, str) or not 0 < len(reply) <= MAX_REPLY_ID:
+            out.append(
+                Violation(
+                    f"{path}.template_replies[{index}]",
+                    f"must be a quick reply payload of 1 to {MAX_REPLY_ID} characters",
+                )
+            )

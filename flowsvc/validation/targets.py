@@ -94,8 +94,15 @@ def _step_targets(step: object) -> list[str]:
 
 def check_reachability(steps: Mapping[Any, Any], out: list[Violation]) -> None:
     """Report steps no chain of replies leads to from 'initial': no customer would see them."""
-    reached = {INITIAL}
-    pending = [INITIAL]
+    # Steps marked "entry" are where other services move conversations (UpdateConversation,
+    # StartConversation's initial_step): they are reached from outside.
+    entries = [
+        name
+        for name, step in steps.items()
+        if isinstance(step, Mapping) and step.get("entry") is True
+    ]
+    reached = {INITIAL, *entries}
+    pending = [INITIAL, *entries]
     while pending:
         for target in _step_targets(steps.get(pending.pop())):
             if target in steps and target not in reached:
@@ -107,6 +114,7 @@ def check_reachability(steps: Mapping[Any, Any], out: list[Violation]) -> None:
                 Violation(
                     f"menu_structure.steps.{step_name}",
                     f"step '{clip(step_name)}' is unreachable: no next_step or next_steps leads "
-                    "to it from 'initial'",
+                    "to it from 'initial' (mark it \"entry\": true if other services move "
+                    "conversations there)",
                 )
             )

@@ -12,6 +12,7 @@ from flowsvc.engine.keywords import phrase
 from flowsvc.engine.orders import ORDER_LOOKUP_NAMES
 from flowsvc.engine.render import BUILTIN_NAMES
 from flowsvc.engine.template import INITIAL
+from flowsvc.validation.context import check_key
 from flowsvc.validation.messages import MESSAGE_KEYS, MESSAGE_TYPES, check_message
 from flowsvc.validation.options import Offer
 from flowsvc.validation.steps import Scope, check_step
@@ -33,7 +34,7 @@ MAX_KEYWORD = 100
 MAX_CURRENCY = 5
 EXPIRY_HOURS = (1, 720)
 
-TOP_LEVEL_KEYS = ("type", *MESSAGE_KEYS, "steps", "currency", "expiry_hours")
+TOP_LEVEL_KEYS = ("type", *MESSAGE_KEYS, "steps", "currency", "expiry_hours", "context_keys")
 
 
 def validate_template(
@@ -171,6 +172,17 @@ def _check_top_level(menu: Mapping[Any, Any], out: list[Violation]) -> None:
                     "use a symbol or code such as '$' or 'EUR '",
                 )
             )
+    if "context_keys" in menu:
+        keys = menu["context_keys"]
+        if not isinstance(keys, list):
+            out.append(
+                Violation(
+                    "menu_structure.context_keys", f"must be a list of keys, not {kind(keys)}"
+                )
+            )
+        else:
+            for index, key in enumerate(keys):
+                check_key(key, f"menu_structure.context_keys[{index}]", out, what="context key")
     if "expiry_hours" in menu:
         hours = menu["expiry_hours"]
         low, high = EXPIRY_HOURS
@@ -186,6 +198,10 @@ def _check_top_level(menu: Mapping[Any, Any], out: list[Violation]) -> None:
 def _settable_names(menu: Mapping[Any, Any]) -> frozenset[str]:
     """Every context key some step, row or button of the template can set."""
     names: set[str] = set()
+    # Keys other services put in the context (StartConversation's, UpdateConversation's).
+    declared = menu.get("context_keys")
+    if isinstance(declared, list):
+        names.update(key for key in declared if isinstance(key, str))
     steps = menu.get("steps")
     if not isinstance(steps, Mapping):
         steps = {}
