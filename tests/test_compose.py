@@ -112,12 +112,14 @@ def test_the_healthchecks_ask_where_the_services_listen() -> None:
     assert f"http://127.0.0.1:{gateway_port}/readyz" in gateway_check
 
 
-def test_flowsvc_and_the_gateway_share_one_required_token() -> None:
+def test_the_gateway_calls_flowsvc_with_a_required_token_of_the_gateway_role() -> None:
     services = compose_file()["services"]
-    token = "${FLOWSVC_TOKEN:?set FLOWSVC_TOKEN}"
+    gateway_token = "${FLOWSVC_GATEWAY_TOKEN:?set FLOWSVC_GATEWAY_TOKEN}"
+    flowsvc = services["flowsvc"]["environment"]
 
-    assert services["flowsvc"]["environment"]["FLOWSVC_TOKEN"] == token
-    assert services["gateway"]["environment"]["FLOWSVC_TOKEN"] == token
+    assert flowsvc["FLOWSVC_TOKEN"] == "${FLOWSVC_TOKEN:?set FLOWSVC_TOKEN}"  # the admins'
+    assert f"gateway:{gateway_token}" in flowsvc["FLOWSVC_TOKENS"].split(",")
+    assert services["gateway"]["environment"]["FLOWSVC_TOKEN"] == gateway_token
 
 
 def test_the_gateway_dials_the_flowsvc_service_on_its_listen_port() -> None:

@@ -127,6 +127,11 @@ def run(script: str, folder: Path) -> subprocess.CompletedProcess[str]:
 def test_every_readme_grpcurl_example_runs(address: str, tmp_path: Path) -> None:
     for name, template in TEMPLATES.items():
         (tmp_path / name).write_text(json.dumps(template))
+    (tmp_path / "tests" / "data").mkdir(parents=True)  # the README's examples run from the clone
+    for name in ("pay_order.json",):
+        (tmp_path / "tests" / "data" / name).write_text(
+            (ROOT / "tests" / "data" / name).read_text()
+        )
     reference = order_a_coffee(address)
     setup = [
         re.sub(r"^export FLOWSVC_TOKEN=\S+", f"export FLOWSVC_TOKEN={TOKEN}", line)
