@@ -254,7 +254,8 @@ class Lanes:
     async def _expire(self, item: Leased, limit: deadline.Limit) -> None:
         """Fail a message whose deadline passed before it could be sent (again)."""
         message = item.message
-        verdict = Verdict("failed", error=limit.error(""))
+        last = message.error if message.HasField("error") else None
+        verdict = Verdict("failed", error=limit.error(f"{last.code} {last.title}" if last else ""))
         self._remember_settled(message.id)
         await self._ack([verdict.ack(message.id)])
         self._metrics.sends.labels(result="failed", code=verdict.label).inc()
