@@ -57,7 +57,7 @@ class Settings:
     # A message not sent this long after it was queued fails as "deadline passed" (free-form
     # messages never wait past Meta's 24-hour window); transient failures are retried until then.
     send_deadline_seconds: float = 3600.0
-    send_backoff_max_seconds: float = 60.0
+    send_backoff_max_seconds: float = 30.0
     breaker_failures: int = 5
     breaker_cooldown_seconds: float = 2.0
     breaker_cooldown_max_seconds: float = 30.0

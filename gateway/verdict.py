@@ -34,7 +34,7 @@ PERMANENT = frozenset(
 THROUGHPUT = frozenset({4, 80007, 130429})
 SPAM_RATE = 131048  # quality limit: a long pause, never hammering
 BACKOFF_BASE = 1.0
-BACKOFF_CAP = 60.0
+BACKOFF_CAP = 30.0
 
 
 @dataclass(frozen=True)
