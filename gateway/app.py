@@ -113,11 +113,11 @@ async def _disconnected(request: Request, exc: Exception) -> Response:
     return PlainTextResponse("Client disconnected", status_code=400)
 
 
-def _breaker_changed(metrics: Metrics, number: str, state: State) -> None:
+def _breaker_changed(metrics: Metrics, number: str, was: State | None, state: State) -> None:
     metrics.breaker_state.labels(phone_number_id=number).set(int(state))
-    if state is State.OPEN:
+    if state is State.OPEN and was is State.CLOSED:
         log(logger, logging.WARNING, "breaker.open", phone_number_id=number)
-    elif state is State.CLOSED:
+    elif state is State.CLOSED and was is not None:
         log(logger, logging.WARNING, "breaker.closed", phone_number_id=number)
 
 
@@ -188,7 +188,7 @@ def create_app(settings: Settings, *, transport: Transport | None = None) -> ASG
             threshold=settings.breaker_failures,
             cooldown=settings.breaker_cooldown_seconds,
             cooldown_max=settings.breaker_cooldown_max_seconds,
-            on_change=lambda number, state: _breaker_changed(app_metrics, number, state),
+            on_change=lambda number, was, state: _breaker_changed(app_metrics, number, was, state),
         )
         lanes = Lanes(
             calls=calls,

@@ -43,7 +43,7 @@ class Breaker:
         threshold: int,
         cooldown: float,
         cooldown_max: float,
-        on_change: Callable[[State], None] = lambda state: None,
+        on_change: Callable[[State, State], None] = lambda was, state: None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._threshold = threshold
@@ -119,13 +119,12 @@ class Breaker:
             self._set(State.OPEN)
 
     def _set(self, state: State) -> None:
-        changed = state is not self.state
-        self.state = state
+        was, self.state = self.state, state
         # Wake every waiter to look again (a freed probe turn, a close, a new cool-down).
         self._changed.set()
         self._changed = asyncio.Event()
-        if changed:
-            self._on_change(state)
+        if state is not was:
+            self._on_change(was, state)
 
 
 class Breakers:
@@ -137,8 +136,10 @@ class Breakers:
         threshold: int,
         cooldown: float,
         cooldown_max: float,
-        on_change: Callable[[str, State], None] = lambda number, state: None,
+        on_change: Callable[[str, State | None, State], None] = lambda number, was, state: None,
     ) -> None:
+        """`on_change(number, was, state)` hears of each number's breaker when it is made (was:
+        None, state: CLOSED), then of each change."""
         self._threshold = threshold
         self._cooldown = cooldown
         self._cooldown_max = cooldown_max
@@ -152,8 +153,9 @@ class Breakers:
                 threshold=self._threshold,
                 cooldown=self._cooldown,
                 cooldown_max=self._cooldown_max,
-                on_change=lambda state: self._on_change(number, state),
+                on_change=lambda was, state: self._on_change(number, was, state),
             )
+            self._on_change(number, None, State.CLOSED)
         return breaker
 
     def closed(self, number: str) -> bool:
