@@ -68,6 +68,8 @@ class Lanes:
         self._pair_rate = PairRateBackoff()
         self._busy: set[Customer] = set()  # lanes inside a send, its ack, or a release
         self._observed: set[str] = set()  # business numbers the waiting gauges were set for
+        # When we last gave a customer's message back (a retry, a release), monotonic; see submit.
+        self._put_back: dict[Customer, float] = {}
         self._closing = False
 
     @property
@@ -116,6 +118,17 @@ class Lanes:
         try:
             while queue and not self._closing:
                 item = queue[0]
+                if self._put_back.get(customer, -1.0) >= item.requested_at:
+                    # Leased by a call made before we gave an earlier message of the customer
+                    # back: HandleMessage leases new replies to the caller holding the earlier
+                    # ones, and on PostgreSQL it may have read that we held one whose retry we
+                    # were recording meanwhile. Sending would overtake that one: give these back
+                    # too, and the pump claims them all again, in order.
+                    held = list(queue)
+                    queue.clear()
+                    await self._release(held)
+                    log(logger, logging.INFO, "send.behind_put_back", messages=len(held))
+                    continue
                 limit = deadline.limit(item.message, self._send_deadline)
                 if limit.left() <= 0:
                     await self._expire(item, limit)
@@ -130,10 +143,9 @@ class Lanes:
                     queue.clear()
                     await self._release(held)
                     log(logger, logging.INFO, "send.breaker_held", messages=len(held))
-                    break
+                    continue  # with what came in meanwhile, if anything
                 try:
-                    if not await self._attempt(customer, queue, breaker, permit, limit):
-                        break
+                    await self._attempt(customer, queue, breaker, permit, limit)
                 finally:
                     breaker.abandon(permit)  # a probe that did not go frees its turn
         finally:
@@ -149,28 +161,26 @@ class Lanes:
         breaker: Breaker,
         permit: Permit,
         limit: deadline.Limit,
-    ) -> bool:
-        """Send the lane's first message with `permit`; False when the lane must stop."""
+    ) -> None:
+        """Send the lane's first message with `permit` (unless the breaker took the leave back
+        meanwhile); when it must wait for a retry, give the messages behind it back."""
         item = queue[0]
         # A slot is one Graph API request in flight: held for the request, not the ack.
         slot = _Slot(self._slots)
         await slot.acquire()
         try:
             await self._limiter.acquire(customer[0])
-            if self._closing:
-                return False
-            if not breaker.valid(permit):
-                return True  # the breaker opened while this lane waited: wait for it again
+            if self._closing or not breaker.valid(permit):
+                return  # the breaker opened while this lane waited: wait for it again
             self._busy.add(customer)  # from here on, close() lets it finish
             try:
                 if await self._send(customer, item, breaker, permit, limit, slot.release):
                     self._forget(queue.popleft())
-                    return True
+                    return
                 held = list(queue)[1:]
                 self._forget(queue.popleft())
                 queue.clear()
                 await self._release(held)
-                return False
             finally:
                 self._busy.discard(customer)
         finally:
@@ -222,6 +232,8 @@ class Lanes:
         if verdict.kind != "retry":
             self._remember_settled(message.id)
         lost = await self._ack([verdict.ack(message.id)])
+        if verdict.kind == "retry":
+            self._gave_back([item])  # once recorded: a later HandleMessage sees it pending
         log(
             logger,
             logging.DEBUG if verdict.kind == "sent" else logging.WARNING,
@@ -270,6 +282,17 @@ class Lanes:
             attempts=message.attempts,
         )
 
+    def _gave_back(self, items: list[Leased]) -> None:
+        """Remember that these customers' messages went back to FlowService, once it recorded
+        it (see _run)."""
+        now = time.monotonic()
+        for item in items:
+            customer = (item.message.customer.phone_number_id, item.message.customer.phone_number)
+            self._put_back.pop(customer, None)
+            self._put_back[customer] = now
+        while len(self._put_back) > SETTLED_MEMORY:
+            del self._put_back[next(iter(self._put_back))]
+
     def _remember_settled(self, outbox_id: int) -> None:
         self._settled[outbox_id] = None
         if len(self._settled) > SETTLED_MEMORY:
@@ -305,6 +328,7 @@ class Lanes:
         for item in items:
             self._forget(item)
         await self._ack([flow_pb2.OutboxAck(id=i.message.id, released=True) for i in items])
+        self._gave_back(items)
         self._metrics.sends.labels(result="released", code="").inc(len(items))
 
     async def _ack(self, acks: list[flow_pb2.OutboxAck]) -> set[int]:
