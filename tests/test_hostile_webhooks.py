@@ -90,7 +90,8 @@ def test_a_contact_name_longer_than_meta_sends_is_left_out() -> None:
 
 @pytest.fixture(scope="module")
 def graph() -> Iterator[StandinServer]:
-    with StandinServer() as server:
+    server = StandinServer()
+    with server:
         yield server
 
 
