@@ -6,7 +6,9 @@ against the same flowsvc (this tree's, on a fresh SQLite database), and prints f
 
 - the gateway's resident memory before and at its peak while answering one signed 1 MB webhook of
   1,000 messages whose 1 MB contact name is Meta's for every one of them, and the time it took;
-- the time to answer one signed 4 MiB webhook of statuses (as many as fit);
+- the time to answer one signed webhook of one message from each of 1,000 customers, one of
+  1,000 statuses (Meta's most in one POST), and one of
+  4 MiB of statuses (as many as fit, about 100,000);
 - how many of 300 idle and 20 dripping connections (one byte a second) are still open 10 s after
   they were opened (the default head deadline is 5 s);
 - a seeded fuzz run (tests/test_hostile_webhooks.py's mutations): requests, 5xx, and valid
@@ -89,14 +91,21 @@ def one_name_for_a_thousand() -> bytes:
     return json.dumps(document).encode()
 
 
-def statuses_of(size: int) -> bytes:
+def many_customers(count: int) -> bytes:
+    """One message from each of `count` customers: Meta's largest batch of ordinary messages."""
+    return json.dumps(webhook(*(message(f"1666{i:07d}", text="hi") for i in range(count)))).encode()
+
+
+def statuses(size: int = 0, count: int = 0) -> bytes:
+    """A webhook of minimal statuses: `count` of them, or as many as fit in `size` bytes."""
     document = load_webhook("status_delivered")
     value = document["entry"][0]["changes"][0]["value"]
-    one = value["statuses"][0]
-    each = len(json.dumps(one)) + 2
-    value["statuses"] = [dict(one, id=f"wamid.S{i:07d}") for i in range(size // each)]
+    one = {"id": "", "status": "delivered", "timestamp": "1700000000", "recipient_id": "1"}
+    each = len(json.dumps(one)) + 16
+    count = count or size // each
+    value["statuses"] = [dict(one, id=f"wamid.S{i:07d}") for i in range(count)]
     body = json.dumps(document).encode()
-    while len(body) > size:
+    while size and len(body) > size:
         value["statuses"].pop()
         body = json.dumps(document).encode()
     return body
@@ -181,14 +190,19 @@ def measure(source: Path, folder: Path, requests: int) -> dict[str, Any]:
                     "rss_peak_mib": round(peak_memory_mib(process.pid), 1),
                     "seconds": round(time.monotonic() - started, 2),
                 }
-                body = statuses_of(4 * 1024 * 1024)
-                started = time.monotonic()
-                status = post(client, body)
-                result["4MiB_statuses"] = {
-                    "statuses": body.count(b'"wamid.S'),
-                    "status": status,
-                    "seconds": round(time.monotonic() - started, 2),
-                }
+                for name, body in (
+                    ("1000_customers", many_customers(1000)),
+                    ("1000_statuses", statuses(count=1000)),
+                    ("4MiB_statuses", statuses(size=4 * 1024 * 1024)),
+                ):
+                    started = time.monotonic()
+                    status = post(client, body)
+                    result[name] = {
+                        "items": body.count(b'"wamid.'),
+                        "bytes": len(body),
+                        "status": status,
+                        "seconds": round(time.monotonic() - started, 2),
+                    }
                 result["connections_held_after_10s"] = held_connections(int(base.rsplit(":", 1)[1]))
                 result["fuzz"] = fuzz(client, url, requests)
             result["gateway_alive"] = process.poll() is None
