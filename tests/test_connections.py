@@ -183,3 +183,18 @@ def test_past_the_connection_cap_a_new_connection_is_refused_at_once(
         # Once the held connections are gone, new ones are taken again.
         with httpx.Client(base_url=gateway.url, timeout=30) as fresh:
             wait_until(lambda: fresh.get("/healthz").status_code == 200)
+
+
+def test_a_keep_alive_connection_idle_past_the_idle_limit_is_closed(
+    flowsvc_target: str, graph: StandinServer
+) -> None:
+    settings = gateway_settings(flowsvc_target, graph.url, idle_timeout_seconds=0.5)
+    with running_gateway(settings) as gateway:
+        sock = connect(gateway)
+        sock.send(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        watched = Watched([sock])
+        try:
+            wait_until(lambda: watched.poll() == 0)
+        finally:
+            watched.close()
+    assert watched.answers[sock].startswith(b"HTTP/1.1 200")  # answered, then closed when idle
