@@ -50,7 +50,7 @@ def test_validate_offline_shows_the_problems_per_file(folder: Path) -> None:
 
     assert result.returncode == 1
     assert f"{folder / 'main_menu.json'}: valid" in result.stdout
-    assert f"{folder / 'support.json'}: 1 problems" in result.stderr
+    assert f"{folder / 'support.json'}: 1 problem" in result.stderr
     assert "trigger_keywords[" in result.stderr and "is empty" in result.stderr
 
 
@@ -90,7 +90,7 @@ def test_push_refuses_the_whole_set_when_a_file_is_invalid(
     result = menuflow(flowsvc_target, "templates", "push", str(folder))
 
     assert result.returncode == 1
-    assert f"{folder / 'account.json'}: 1 problems" in result.stderr
+    assert f"{folder / 'account.json'}: 1 problem" in result.stderr
     assert "menu_structure.action.buttons[0].reply.title" in result.stderr
     assert row_counts(database_url) == before
 

@@ -11,6 +11,7 @@ from google.protobuf import field_mask_pb2, struct_pb2
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from flowsvc.validation.steps import STEP_KEYS
 from menuflow.v1 import flow_pb2, flow_pb2_grpc
 
 MENU: dict[str, Any] = {
@@ -362,4 +363,51 @@ def test_a_template_with_hundreds_of_problems_still_gets_a_readable_answer(
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     violations = bad_request(caught.value)
     assert 10 < len(violations) < 800
-    assert violations[-1][1].startswith("and ") and violations[-1][1].endswith("more problems")
+    assert (
+        violations[-1][1].startswith("and ")
+        and violations[-1][1].endswith("more problems")
+        and "\n" not in violations[-1][1]
+    )
+
+
+def test_the_readable_error_lists_each_problem_on_its_own_line_and_counts_the_rest(
+    stub: flow_pb2_grpc.FlowServiceStub,
+) -> None:
+    menu = copy.deepcopy(MENU)
+    for index in range(60):  # 60 steps with an unknown key: more than the message can hold
+        menu["steps"][f"done_{index}"] = {
+            "prompt": "Bye.",
+            "end_conversation": True,
+            "entry": True,
+            "next_stpe": "x",
+        }
+
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.ValidateTemplate(flow_pb2.ValidateTemplateRequest(template=definition(menu=menu)))
+
+    lines = (caught.value.details() or "").split("\n")
+    assert lines[0] == "template 'greeting' is invalid (60 problems):"
+    shown = [line for line in lines[1:] if line.startswith("- menu_structure.steps.done_")]
+    assert 4 < len(shown) < 60
+    assert all(
+        line.endswith(
+            "(did you mean 'next_step'?): the keys allowed here are " + line.split("are ", 1)[1]
+        )
+        for line in shown
+    )
+    assert lines[-1] == f"… and {60 - len(shown)} more problems not shown here"
+    assert len(lines) == len(shown) + 2
+
+
+def test_one_problem_is_one_problem(stub: flow_pb2_grpc.FlowServiceStub) -> None:
+    menu = copy.deepcopy(MENU)
+    menu["steps"]["done_a"]["next_stpe"] = "x"
+
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.ValidateTemplate(flow_pb2.ValidateTemplateRequest(template=definition(menu=menu)))
+
+    assert (caught.value.details() or "").split("\n") == [
+        "template 'greeting' is invalid (1 problem):",
+        "- menu_structure.steps.done_a.next_stpe: unknown key 'next_stpe' "
+        "(did you mean 'next_step'?): the keys allowed here are " + ", ".join(STEP_KEYS),
+    ]

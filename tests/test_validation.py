@@ -572,11 +572,8 @@ CASES = [
                 "target 'confirmation' names no step of this template and no template (did you "
                 "mean 'confirm'?)",
             ),
-            ("menu_structure.steps.confirm", "unreachable"),
-            ("menu_structure.steps.done", "unreachable"),
-            ("menu_structure.steps.cancelled", "unreachable"),
         ],
-        id="dangling-step",
+        id="dangling-step-reported-once",
     ),
     pytest.param(
         {"steps.initial.next_steps.support": "flow:suport"},
@@ -1380,3 +1377,71 @@ def test_damaged_templates_never_raise(edits: dict[str, Any]) -> None:
             continue  # an earlier edit removed this path's parent
     found = validate_template("shop", ["shop"], menu, known_templates=KNOWN)
     assert all(isinstance(v, Violation) for v in found)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param(
+            "Table for {party_size:money2}",
+            "'{party_size:money2}' uses unknown format 'money2', so it would be sent as it is: "
+            "the formats are lower, money, upper (did you mean 'money'?)",
+            id="unknown-format-with-a-digit",
+        ),
+        pytest.param(
+            "Table for {party_size",
+            "'{party_size' opens a placeholder that is never closed, so it would be sent as it "
+            "is: write '{party_size}'",
+            id="unclosed-at-the-end",
+        ),
+        pytest.param(
+            "Table for {party_size:money and more",
+            "'{party_size:money' opens a placeholder that is never closed",
+            id="unclosed-with-format",
+        ),
+        pytest.param(
+            "{ total } and {total",
+            "'{total' opens a placeholder that is never closed",
+            id="unclosed-beside-a-near-miss",
+        ),
+    ],
+)
+def test_placeholder_mistakes_are_named_for_what_they_are(text: str, expected: str) -> None:
+    menu = copy.deepcopy(SHOP)
+    menu["steps"]["confirm"]["prompt"] = text
+
+    found = [d for f, d in problems(menu) if f == "menu_structure.steps.confirm.prompt"]
+
+    assert any(expected in description for description in found), found
+    assert not any("without spaces" in d for d in found if "{ total }" not in d)
+
+
+def test_a_closed_placeholder_is_not_called_unclosed() -> None:
+    menu = copy.deepcopy(SHOP)
+    menu["steps"]["confirm"]["prompt"] = "{quantity} x {product_title}: {total:money}. OK?"
+
+    assert problems(menu) == []
+
+
+def test_a_missing_step_is_reported_once_not_as_unreachable_steps_behind_it() -> None:
+    menu = copy.deepcopy(SHOP)
+    del menu["steps"]["quantity"]
+
+    found = problems(menu)
+
+    assert (
+        "menu_structure.steps.initial.next_step",
+        "target 'quantity' names no step of this template and no template",
+    ) in found
+    assert not [d for _, d in found if "unreachable" in d]
+
+
+def test_a_typo_is_never_answered_with_the_template_itself() -> None:
+    menu = copy.deepcopy(SHOP)
+    menu["steps"]["initial"]["next_steps"]["support"] = "shpo"
+    menu["steps"]["confirm"]["next_steps"]["yes"] = "flow:shpo"
+
+    found = dict(problems(menu, name="shop"))
+
+    assert "did you mean" not in found["menu_structure.steps.initial.next_steps.support"]
+    assert "did you mean" not in found["menu_structure.steps.confirm.next_steps.yes"]

@@ -19,6 +19,9 @@ RESERVED_NAMES = (*BUILTIN_NAMES, *ORDER_LOOKUP_NAMES)
 FORMATS = tuple(sorted(render.FORMATS))
 
 _NEAR_MISS = re.compile(r"\{\s*[A-Za-z_][A-Za-z0-9_ ]*(?::[^{}\n]*)?\}")
+_ODD_FORMAT = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*):([^{}\s]*)\}")
+# An opening brace and a name that no closing brace follows before the next brace or line end.
+_UNCLOSED = re.compile(r"\{\s*[A-Za-z_][A-Za-z0-9_]*(?::[A-Za-z0-9_]*)?(?=[^A-Za-z0-9_:}]|\Z)")
 
 
 def check_key(key: object, path: str, out: list[Violation], *, what: str) -> bool:
@@ -79,12 +82,41 @@ def placeholders(text: str) -> tuple[list[str], list[str]]:
             )
         names.append(name)
     for near in dict.fromkeys(_NEAR_MISS.findall(text)):
-        if not PLACEHOLDER.fullmatch(near):
+        if PLACEHOLDER.fullmatch(near):
+            continue
+        odd = _ODD_FORMAT.fullmatch(near)
+        if odd:
+            name, form = odd.groups()
+            problems.append(
+                f"'{clip(near)}' uses unknown format '{clip(form)}', so it would be sent as it "
+                f"is: the formats are {', '.join(FORMATS)}{suggest(form, FORMATS)}"
+            )
+            names.append(name)
+        else:
             problems.append(
                 f"'{clip(near)}' looks like a placeholder but is not one, so it would be sent "
                 "as it is: write {name} or {name:format}, without spaces"
             )
+    for opened in dict.fromkeys(_UNCLOSED.findall(text)):
+        if not _after_closing(text, opened):
+            problems.append(
+                f"'{clip(opened)}' opens a placeholder that is never closed, so it would be sent "
+                f"as it is: write '{clip(opened.replace(' ', ''))}}}'"
+            )
     return names, problems
+
+
+def _after_closing(text: str, opened: str) -> bool:
+    """Whether every occurrence of `opened` is followed by its closing brace (a near miss that
+    is reported already, such as '{ total }', is not also unclosed)."""
+    start = text.find(opened)
+    while start != -1:
+        rest = text[start + len(opened) :]
+        end = min((i for i in (rest.find(c) for c in "{}\n") if i != -1), default=-1)
+        if end == -1 or rest[end] != "}":
+            return False
+        start = text.find(opened, start + 1)
+    return True
 
 
 def check_text(

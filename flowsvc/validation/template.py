@@ -69,7 +69,8 @@ def validate_template(
     first_offers: list[Offer] | None = None
     if isinstance(first_type, str) and first_type in MESSAGE_TYPES:
         first_offers = check_message(first_type, menu_structure, "menu_structure", out, names=names)
-    _check_steps(menu_structure, first_offers, known, names, out)
+    own = name if isinstance(name, str) else ""
+    _check_steps(menu_structure, first_offers, known, names, out, own)
     return out
 
 
@@ -255,6 +256,7 @@ def _check_steps(
     known: set[str],
     names: frozenset[str],
     out: list[Violation],
+    own: str,
 ) -> None:
     if "steps" not in menu:
         ids = ", ".join(f"'{clip(offer.id)}'" for offer in first_offers or ())
@@ -281,7 +283,7 @@ def _check_steps(
                 f"to the first message{suggest(INITIAL, [s for s in steps if isinstance(s, str)])}",
             )
         )
-    scope = Scope(steps, first_offers, known, names, out)
+    scope = Scope(steps, first_offers, known, names, out, own)
     for step_name, step in steps.items():
         path = f"menu_structure.steps.{step_name}"
         if not (isinstance(step_name, str) and STEP_NAME_PATTERN.match(step_name)):

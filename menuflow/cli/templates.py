@@ -17,7 +17,7 @@ from typing import Any, cast
 import click
 from rich.progress import track
 
-from menuflow.cli.output import document, err, out, table
+from menuflow.cli.output import count, document, err, out, table
 from menuflow.client import FlowClient, InvalidArgument, NotFound, to_dict
 from menuflow.v1 import flow_pb2
 from menuflow.values import integral
@@ -88,7 +88,7 @@ def push(context: click.Context, paths: tuple[str, ...]) -> None:
                 field = match[2] if match else violation.field
                 by_file[where].append(f"{field}: {violation.description}")
             for path, problems in by_file.items():
-                err.print(f"[red]{path}[/red]: {len(problems)} problems", markup=True)
+                err.print(f"[red]{path}[/red]: {count(len(problems), 'problem')}", markup=True)
                 for problem in problems:
                     err.print(f"  {problem}", markup=False)
             raise SystemExit(1) from None
@@ -143,7 +143,7 @@ def validate(paths: tuple[str, ...], known: tuple[str, ...]) -> None:
         )
         if problems:
             failed += 1
-            err.print(f"[red]{path}[/red]: {len(problems)} problems", markup=True)
+            err.print(f"[red]{path}[/red]: {count(len(problems), 'problem')}", markup=True)
             for problem in problems:
                 err.print(f"  {problem.field}: {problem.description}", markup=False)
         else:
