@@ -411,3 +411,40 @@ def test_one_problem_is_one_problem(stub: flow_pb2_grpc.FlowServiceStub) -> None
         "- menu_structure.steps.done_a.next_stpe: unknown key 'next_stpe' "
         "(did you mean 'next_step'?): the keys allowed here are " + ", ".join(STEP_KEYS),
     ]
+
+
+def warned(menu: dict[str, Any] | None = None) -> dict[str, Any]:
+    """MENU with a prompt on 'initial', which is legal but never sent."""
+    menu = copy.deepcopy(MENU if menu is None else menu)
+    menu["steps"]["initial"]["prompt"] = "Pick one"
+    return menu
+
+
+def warning_pairs(found: Any) -> list[tuple[str, str]]:
+    return [(w.field, w.description.split(":")[0]) for w in found]
+
+
+WARNING = [("menu_structure.steps.initial.prompt", "is never sent")]
+
+
+def test_warnings_come_back_from_validate_and_every_write_without_blocking_it(
+    stub: flow_pb2_grpc.FlowServiceStub,
+) -> None:
+    validated = stub.ValidateTemplate(
+        flow_pb2.ValidateTemplateRequest(template=definition(menu=warned()))
+    )
+    created = stub.CreateTemplate(flow_pb2.CreateTemplateRequest(template=definition()))
+    updated = stub.UpdateTemplate(
+        flow_pb2.UpdateTemplateRequest(template=definition(menu=warned()))
+    )
+    imported = stub.ImportTemplates(
+        flow_pb2.ImportTemplatesRequest(templates=[definition("other", warned(), ("other",))])
+    )
+
+    assert warning_pairs(validated.warnings) == WARNING
+    assert warning_pairs(created.warnings) == []
+    assert updated.changed and warning_pairs(updated.warnings) == WARNING
+    assert warning_pairs(imported.templates[0].warnings) == WARNING
+    assert imported.templates[0].action == flow_pb2.IMPORT_ACTION_CREATED
+    stored = stub.GetTemplate(flow_pb2.GetTemplateRequest(name="greeting")).template
+    assert stored.version == 2 and stored.menu_structure["steps"]["initial"]["prompt"] == "Pick one"

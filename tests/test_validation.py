@@ -10,6 +10,7 @@ from hypothesis import given, settings, strategies as st
 from flowsvc.validation import (
     NAME_PATTERN,
     Violation,
+    review_template,
     template_targets,
     template_type,
     validate_template,
@@ -540,11 +541,6 @@ CASES = [
         id="step-sends-nothing",
     ),
     pytest.param({"steps.cancelled.prompt": DELETE}, [], id="end-step-without-prompt"),
-    pytest.param(
-        {"steps.initial.prompt": "Pick one"},
-        [("menu_structure.steps.initial.prompt", "is never sent")],
-        id="initial-prompt",
-    ),
     pytest.param(
         {"steps.done.end_conversation": "yes"},
         [
@@ -1445,3 +1441,43 @@ def test_a_typo_is_never_answered_with_the_template_itself() -> None:
 
     assert "did you mean" not in found["menu_structure.steps.initial.next_steps.support"]
     assert "did you mean" not in found["menu_structure.steps.confirm.next_steps.yes"]
+
+
+WARNED = [
+    pytest.param(
+        {"steps.initial.prompt": "What would you like?"},
+        ("menu_structure.steps.initial.prompt", "is never sent"),
+        id="initial-prompt",
+    ),
+    pytest.param(
+        {"steps.confirm.prompt": "You said {user_input}. Place the order?"},
+        ("menu_structure.steps.confirm.prompt", "placeholder {user_input} is always empty"),
+        id="guide-user-input",
+    ),
+    pytest.param(
+        {
+            "steps.quantity.context_key": DELETE,
+            "steps.quantity.compute": DELETE,
+            "steps.confirm.prompt": "Place the order?",
+        },
+        ("menu_structure.steps.quantity.validation", "the answer is dropped once checked"),
+        id="validation-without-context-key",
+    ),
+]
+
+
+@pytest.mark.parametrize(("edits", "expected"), WARNED)
+def test_legal_but_probably_wrong_is_a_warning_not_a_problem(
+    edits: dict[str, object], expected: tuple[str, str]
+) -> None:
+    menu = changed(edits)
+
+    found = review_template("shop", ["coffee"], menu, known_templates=KNOWN)
+
+    assert validate_template("shop", ["coffee"], menu, known_templates=KNOWN) == []
+    assert [(v.field, v.warning) for v in found] == [(expected[0], True)]
+    assert expected[1] in found[0].description
+
+
+def test_a_valid_template_without_surprises_has_no_warnings() -> None:
+    assert review_template("shop", ["coffee"], SHOP, known_templates=KNOWN) == []

@@ -16,6 +16,8 @@ from flowsvc.validation.violation import Violation, clip, kind, suggest
 KEY_PATTERN = re.compile(r"^[a-z_][a-z0-9_]{0,63}\Z")
 
 RESERVED_NAMES = (*BUILTIN_NAMES, *ORDER_LOOKUP_NAMES)
+# Where the guide's code put every answer; here it is an ordinary key a step may choose.
+GUIDE_INPUT = "user_input"
 FORMATS = tuple(sorted(render.FORMATS))
 
 _NEAR_MISS = re.compile(r"\{\s*[A-Za-z_][A-Za-z0-9_ ]*(?::[^{}\n]*)?\}")
@@ -151,6 +153,18 @@ def check_text(
             continue
         if name in ORDER_LOOKUP_NAMES:
             reason = f'{{{name}}} is only known after a step with "lookup": "order"'
+        elif name == GUIDE_INPUT:
+            out.append(
+                Violation(
+                    path,
+                    f"placeholder {{{GUIDE_INPUT}}} is always empty: menuflow keeps an answer "
+                    "only under its step's context_key (the guide put every answer in "
+                    f'{GUIDE_INPUT}); add "context_key": "{GUIDE_INPUT}" to the step that asks, '
+                    "or read that step's own key",
+                    warning=True,
+                )
+            )
+            continue
         else:
             reason = (
                 f"placeholder {{{name}}} names nothing this template sets (no context_key, set "

@@ -75,6 +75,15 @@ def check_step(name: str, step: Mapping[Any, Any], path: str, scope: Scope) -> N
         check_input_rule(step["validation"], f"{path}.validation", out)
     if "context_key" in step:
         check_key(step["context_key"], f"{path}.context_key", out, what="context_key")
+    elif "validation" in step:
+        out.append(
+            Violation(
+                f"{path}.validation",
+                "checks the customer's answer, but the step has no context_key, so the answer "
+                'is dropped once checked: add "context_key" to keep it',
+                warning=True,
+            )
+        )
     if "set" in step:
         check_set(step["set"], f"{path}.set", out)
     if "compute" in step:
@@ -155,6 +164,7 @@ def _check_texts(name: str, step: Mapping[Any, Any], path: str, scope: Scope) ->
                 f"{path}.prompt",
                 "is never sent: step 'initial' is entered by sending the first message, so put "
                 "this text in menu_structure.body",
+                warning=True,
             )
         )
     elif "prompt" in step:

@@ -49,6 +49,18 @@ def validate_template(
     `known_templates` names the templates a target may switch to (those stored, or imported in the
     same batch); the template's own name always counts.
     """
+    found = review_template(name, trigger_keywords, menu_structure, known_templates=known_templates)
+    return [violation for violation in found if not violation.warning]
+
+
+def review_template(
+    name: str,
+    trigger_keywords: Sequence[str],
+    menu_structure: Any,
+    *,
+    known_templates: Collection[str],
+) -> list[Violation]:
+    """Every problem and every warning (Violation.warning) with a template, in document order."""
     out: list[Violation] = []
     _check_name(name, out)
     _check_keywords(trigger_keywords, out)
