@@ -448,3 +448,106 @@ def test_warnings_come_back_from_validate_and_every_write_without_blocking_it(
     assert imported.templates[0].action == flow_pb2.IMPORT_ACTION_CREATED
     stored = stub.GetTemplate(flow_pb2.GetTemplateRequest(name="greeting")).template
     assert stored.version == 2 and stored.menu_structure["steps"]["initial"]["prompt"] == "Pick one"
+
+
+def conflict(error: grpc.RpcError) -> list[tuple[str, str]]:
+    return [(f, d.split(":")[0]) for f, d in bad_request(error)]
+
+
+def test_a_keyword_of_another_active_template_is_refused_naming_both(
+    stub: flow_pb2_grpc.FlowServiceStub,
+) -> None:
+    stub.CreateTemplate(
+        flow_pb2.CreateTemplateRequest(template=definition("main", keywords=("hi",)))
+    )
+
+    with pytest.raises(grpc.RpcError) as created:
+        stub.CreateTemplate(
+            flow_pb2.CreateTemplateRequest(template=definition("copy", keywords=("menu", "HI!")))
+        )
+    with pytest.raises(grpc.RpcError) as validated:
+        stub.ValidateTemplate(
+            flow_pb2.ValidateTemplateRequest(template=definition("copy", keywords=("Hí",)))
+        )
+
+    assert created.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert conflict(created.value) == [
+        ("trigger_keywords[1]", "'HI!' is already a trigger keyword of the active template 'main'")
+    ]
+    assert "only one of 'copy' and 'main'" in bad_request(created.value)[0][1]
+    assert conflict(validated.value) == [
+        ("trigger_keywords[0]", "'Hí' is already a trigger keyword of the active template 'main'")
+    ]
+    assert [t.name for t in stub.ListTemplates(flow_pb2.ListTemplatesRequest()).templates] == [
+        "main"
+    ]
+
+
+def test_an_inactive_template_may_share_a_keyword_until_it_is_switched_on(
+    stub: flow_pb2_grpc.FlowServiceStub,
+) -> None:
+    stub.CreateTemplate(
+        flow_pb2.CreateTemplateRequest(template=definition("main", keywords=("hi",)))
+    )
+    stub.CreateTemplate(
+        flow_pb2.CreateTemplateRequest(
+            template=definition("draft", keywords=("hi",), is_active=False)
+        )
+    )
+
+    with pytest.raises(grpc.RpcError) as switched_on:
+        stub.UpdateTemplate(
+            flow_pb2.UpdateTemplateRequest(
+                template=flow_pb2.TemplateDefinition(name="draft", is_active=True),
+                update_mask=field_mask_pb2.FieldMask(paths=["is_active"]),
+            )
+        )
+    stub.UpdateTemplate(
+        flow_pb2.UpdateTemplateRequest(
+            template=flow_pb2.TemplateDefinition(name="main", is_active=False),
+            update_mask=field_mask_pb2.FieldMask(paths=["is_active"]),
+        )
+    )
+    stub.UpdateTemplate(
+        flow_pb2.UpdateTemplateRequest(
+            template=flow_pb2.TemplateDefinition(name="draft", is_active=True),
+            update_mask=field_mask_pb2.FieldMask(paths=["is_active"]),
+        )
+    )
+
+    assert conflict(switched_on.value) == [
+        ("trigger_keywords[0]", "'hi' is already a trigger keyword of the active template 'main'")
+    ]
+    active = stub.ListTemplates(
+        flow_pb2.ListTemplatesRequest(active_filter=flow_pb2.ACTIVE_FILTER_ACTIVE)
+    )
+    assert [t.name for t in active.templates] == ["draft"]
+
+
+def test_an_import_may_move_a_keyword_between_templates_but_not_duplicate_it(
+    stub: flow_pb2_grpc.FlowServiceStub,
+) -> None:
+    stub.CreateTemplate(
+        flow_pb2.CreateTemplateRequest(template=definition("main", keywords=("hi",)))
+    )
+
+    moved = stub.ImportTemplates(
+        flow_pb2.ImportTemplatesRequest(
+            templates=[definition("main", keywords=("menu",)), definition("new", keywords=("hi",))]
+        )
+    )
+    with pytest.raises(grpc.RpcError) as duplicated:
+        stub.ImportTemplates(
+            flow_pb2.ImportTemplatesRequest(templates=[definition("third", keywords=("menu",))])
+        )
+
+    assert [t.action for t in moved.templates] == [
+        flow_pb2.IMPORT_ACTION_UPDATED,
+        flow_pb2.IMPORT_ACTION_CREATED,
+    ]
+    assert conflict(duplicated.value) == [
+        (
+            "templates[0].trigger_keywords[0]",
+            "'menu' is already a trigger keyword of the active template 'main'",
+        )
+    ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -14,7 +14,12 @@ from flowsvc.errors import AlreadyExists, FailedPrecondition, InvalidArgument, N
 from flowsvc.service.paging import decode_token, encode_token, page_size
 from flowsvc.store import conversations, templates
 from flowsvc.store.models import WorkflowTemplate, WorkflowTemplateVersion
-from flowsvc.validation import review_template, template_targets, template_type
+from flowsvc.validation import (
+    keyword_conflicts,
+    review_template,
+    template_targets,
+    template_type,
+)
 
 UPDATABLE_FIELDS = frozenset({"trigger_keywords", "menu_structure", "is_active"})
 
@@ -79,14 +84,23 @@ def _version(head: WorkflowTemplate, row: WorkflowTemplateVersion) -> TemplateVe
     )
 
 
-def _check(definition: TemplateDefinition, known: Iterable[str]) -> list[Warning]:
-    """Raise InvalidArgument with every problem; return the warnings of a valid template."""
+def _check(
+    definition: TemplateDefinition,
+    known: Iterable[str],
+    active: Mapping[str, Sequence[str]] | None = None,
+) -> list[Warning]:
+    """Raise InvalidArgument with every problem; return the warnings of a valid template.
+
+    `active`: the other active templates' keywords, when this template is to be active.
+    """
     found = review_template(
         definition.name,
         definition.trigger_keywords,
         definition.menu_structure,
         known_templates=set(known) | {definition.name},
     )
+    if active is not None:
+        found += keyword_conflicts(definition.name, definition.trigger_keywords, active)
     violations = [(v.field, v.description) for v in found if not v.warning]
     if violations:
         raise InvalidArgument(f"template {definition.name!r} is invalid", violations)
@@ -105,7 +119,10 @@ class Templates:
     def validate(self, definition: TemplateDefinition) -> tuple[str, list[Warning]]:
         """The type the template would be stored with, and its warnings."""
         with self._sessions() as session:
-            warnings = _check(definition, templates.names(session))
+            active = (
+                templates.active_keywords(session) if definition.is_active is not False else None
+            )
+            warnings = _check(definition, templates.names(session), active)
         return template_type(definition.menu_structure), warnings
 
     def create(self, definition: TemplateDefinition) -> tuple[TemplateVersion, list[Warning]]:
@@ -113,7 +130,10 @@ class Templates:
             names = templates.names(session)
             if definition.name in names:
                 raise AlreadyExists(f"template {definition.name!r} already exists")
-            warnings = _check(definition, names)
+            active = (
+                templates.active_keywords(session) if definition.is_active is not False else None
+            )
+            warnings = _check(definition, names, active)
             created = _write(session, None, definition, is_active=definition.is_active is not False)
         self._on_change()
         return created, warnings
@@ -181,7 +201,8 @@ class Templates:
             is_active = head.is_active
             if "is_active" in changing and definition.is_active is not None:
                 is_active = definition.is_active
-            warnings = _check(merged, templates.names(session))
+            active = templates.active_keywords(session) if is_active else None
+            warnings = _check(merged, templates.names(session), active)
             if _same(head, merged, is_active):
                 return _version(head, _version_row(session, head, head.version)), False, warnings
             updated = _write(session, head, merged, is_active=is_active)
@@ -218,11 +239,17 @@ class Templates:
             )
         with self._sessions.begin() as session:
             known = templates.names(session) | set(names)
+            # Active after the import: the stored ones it leaves alone, and its own active ones.
+            active: dict[str, Sequence[str]] = {
+                n: k for n, k in templates.active_keywords(session).items() if n not in names
+            }
+            active |= {d.name: d.trigger_keywords for d in definitions if d.is_active is not False}
             violations: list[tuple[str, str]] = []
             warned: list[tuple[Warning, ...]] = []
             for index, definition in enumerate(definitions):
+                others = active if definition.is_active is not False else None
                 try:
-                    warned.append(tuple(_check(definition, known)))
+                    warned.append(tuple(_check(definition, known, others)))
                 except InvalidArgument as invalid:
                     violations += [(f"templates[{index}].{f}", r) for f, r in invalid.violations]
             if violations:

@@ -13,6 +13,7 @@ input_rules (a step's `validation`), context (context keys, placeholders, comput
 from flowsvc.validation.targets import template_targets
 from flowsvc.validation.template import (
     NAME_PATTERN,
+    keyword_conflicts,
     review_template,
     template_type,
     validate_template,
@@ -22,6 +23,7 @@ from flowsvc.validation.violation import Violation
 __all__ = [
     "NAME_PATTERN",
     "Violation",
+    "keyword_conflicts",
     "review_template",
     "template_targets",
     "template_type",

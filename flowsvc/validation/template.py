@@ -86,6 +86,34 @@ def review_template(
     return out
 
 
+def keyword_conflicts(
+    name: str, trigger_keywords: Sequence[str], active: Mapping[str, Sequence[str]]
+) -> list[Violation]:
+    """Keywords of an active template `name` that another active template has already.
+
+    `active` maps the other active templates to their keywords. Compared as they are matched
+    (words only, case and accents folded): two templates with one keyword would leave a
+    customer's text to a tie-break, and the author of the second one would not know.
+    """
+    out: list[Violation] = []
+    owners: dict[str, str] = {}
+    for other in sorted(active, reverse=True):  # the first by name wins where two share one
+        if other != name:
+            owners.update((phrase(k), other) for k in active[other] if isinstance(k, str))
+    for index, keyword in enumerate(trigger_keywords):
+        owner = owners.get(phrase(keyword)) if isinstance(keyword, str) else None
+        if owner is not None:
+            out.append(
+                Violation(
+                    f"trigger_keywords[{index}]",
+                    f"'{clip(keyword)}' is already a trigger keyword of the active template "
+                    f"'{owner}': a customer who writes it would start only one of '{name}' and "
+                    f"'{owner}'; remove it from one of them, or deactivate one",
+                )
+            )
+    return out
+
+
 def template_type(menu_structure: Mapping[str, Any]) -> str:
     """The kind of the first message: "button", "list" or "text"; ValueError if not valid."""
     value = menu_structure.get("type") if isinstance(menu_structure, Mapping) else None
