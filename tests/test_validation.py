@@ -1057,7 +1057,7 @@ def test_a_template_breaking_many_rules_gets_every_violation() -> None:
         Violation(
             "menu_structure.colour",
             "unknown key 'colour': the keys allowed here are type, header, body, footer, action, "
-            "steps, currency, expiry_hours, context_keys",
+            "steps, currency, expiry_hours, context_keys, orders",
         ),
         Violation(
             "menu_structure.body.text",

@@ -34,7 +34,15 @@ MAX_KEYWORD = 100
 MAX_CURRENCY = 5
 EXPIRY_HOURS = (1, 720)
 
-TOP_LEVEL_KEYS = ("type", *MESSAGE_KEYS, "steps", "currency", "expiry_hours", "context_keys")
+TOP_LEVEL_KEYS = (
+    "type",
+    *MESSAGE_KEYS,
+    "steps",
+    "currency",
+    "expiry_hours",
+    "context_keys",
+    "orders",
+)
 
 
 def validate_template(
@@ -224,6 +232,14 @@ def _check_top_level(menu: Mapping[Any, Any], out: list[Violation]) -> None:
         else:
             for index, key in enumerate(keys):
                 check_key(key, f"menu_structure.context_keys[{index}]", out, what="context key")
+    if "orders" in menu and not isinstance(menu["orders"], bool):
+        out.append(
+            Violation(
+                "menu_structure.orders",
+                f"must be true (this template's results are orders) or false, "
+                f"not {quote(menu['orders'])}",
+            )
+        )
     if "expiry_hours" in menu:
         hours = menu["expiry_hours"]
         low, high = EXPIRY_HOURS
