@@ -33,8 +33,9 @@ class InvalidArgument(FlowError):
         return f"{self.summary} ({count(len(self.violations), 'problem')}):"
 
     def lines(self) -> list[str]:
-        """Each problem on its own line, as the readable message lists them."""
-        return [f"- {field}: {reason}" for field, reason in self.violations]
+        """Each problem on its own line, as the readable message lists them (a line break in a
+        quoted value would split one problem over two lines)."""
+        return [" ".join(f"- {field}: {reason}".splitlines()) for field, reason in self.violations]
 
 
 def count(number: int, noun: str) -> str:

@@ -551,3 +551,22 @@ def test_an_import_may_move_a_keyword_between_templates_but_not_duplicate_it(
             "'menu' is already a trigger keyword of the active template 'main'",
         )
     ]
+
+
+def test_a_template_with_hundreds_of_problems_is_answered_the_same_every_time(
+    stub: flow_pb2_grpc.FlowServiceStub,
+) -> None:
+    # Trailers over gRPC's 8 KiB are refused at random (test_status.py sizes them exactly).
+    menu = copy.deepcopy(MENU)
+    for index in range(300):
+        menu["steps"][f"orphan_{index}"] = {"prompt": "é" * 5000, "end_conversation": True}
+    request = flow_pb2.ValidateTemplateRequest(template=definition(menu=menu))
+
+    codes = []
+    for _ in range(10):
+        with pytest.raises(grpc.RpcError) as caught:
+            stub.ValidateTemplate(request)
+        codes.append(caught.value.code())
+
+    assert codes == [grpc.StatusCode.INVALID_ARGUMENT] * 10
+    assert (caught.value.details() or "").endswith("more problems not shown here")
