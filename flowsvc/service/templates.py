@@ -54,7 +54,7 @@ class ImportAction(StrEnum):
     UNCHANGED = "unchanged"
 
 
-Warning = tuple[str, str]  # (field path, what is probably wrong): legal, never blocking
+TemplateWarning = tuple[str, str]  # (field path, what is probably wrong): legal, never blocking
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ class Imported:
     name: str
     version: int
     action: ImportAction
-    warnings: tuple[Warning, ...] = ()
+    warnings: tuple[TemplateWarning, ...] = ()
 
 
 @dataclass
@@ -88,7 +88,7 @@ def _check(
     definition: TemplateDefinition,
     known: Iterable[str],
     active: Mapping[str, Sequence[str]] | None = None,
-) -> list[Warning]:
+) -> list[TemplateWarning]:
     """Raise InvalidArgument with every problem; return the warnings of a valid template.
 
     `active`: the other active templates' keywords, when this template is to be active.
@@ -116,7 +116,7 @@ class Templates:
         self._sessions = sessions
         self._on_change = on_change  # e.g. drop cached catalogs, so the change shows at once
 
-    def validate(self, definition: TemplateDefinition) -> tuple[str, list[Warning]]:
+    def validate(self, definition: TemplateDefinition) -> tuple[str, list[TemplateWarning]]:
         """The type the template would be stored with, and its warnings."""
         with self._sessions() as session:
             active = (
@@ -125,7 +125,9 @@ class Templates:
             warnings = _check(definition, templates.names(session), active)
         return template_type(definition.menu_structure), warnings
 
-    def create(self, definition: TemplateDefinition) -> tuple[TemplateVersion, list[Warning]]:
+    def create(
+        self, definition: TemplateDefinition
+    ) -> tuple[TemplateVersion, list[TemplateWarning]]:
         with self._sessions.begin() as session:
             names = templates.names(session)
             if definition.name in names:
@@ -172,7 +174,7 @@ class Templates:
         definition: TemplateDefinition,
         fields: Sequence[str] = (),
         expected_version: int = 0,
-    ) -> tuple[TemplateVersion, bool, list[Warning]]:
+    ) -> tuple[TemplateVersion, bool, list[TemplateWarning]]:
         """Write a new version with `fields` (all when empty) taken from `definition`; whether
         anything changed, and the warnings of the template as it now is."""
         unknown = sorted(set(fields) - UPDATABLE_FIELDS)
@@ -245,7 +247,7 @@ class Templates:
             }
             active |= {d.name: d.trigger_keywords for d in definitions if d.is_active is not False}
             violations: list[tuple[str, str]] = []
-            warned: list[tuple[Warning, ...]] = []
+            warned: list[tuple[TemplateWarning, ...]] = []
             for index, definition in enumerate(definitions):
                 others = active if definition.is_active is not False else None
                 try:
