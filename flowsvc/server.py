@@ -22,6 +22,8 @@ from flowsvc.rpc.status import ErrorStatus
 from flowsvc.service.catalog import TemplateCatalog
 from flowsvc.service.conversations import Conversations
 from flowsvc.service.deliveries import Deliveries
+from flowsvc.service.event_feed import EventFeed
+from flowsvc.service.event_hub import EventHub
 from flowsvc.service.handling import MessageHandling
 from flowsvc.service.results import Results
 from flowsvc.service.retention import Retention
@@ -46,15 +48,26 @@ class Server:
     def __init__(self, settings: Settings, engine: Engine) -> None:
         self.settings = settings
         self.engine = engine
-        self.executor = ThreadPoolExecutor(settings.worker_threads, thread_name_prefix="flowsvc")
+        # A watcher of events keeps a thread for as long as it watches: they get threads of their
+        # own, so that calls never wait for one behind the streams.
+        self.executor = ThreadPoolExecutor(
+            settings.worker_threads + settings.event_max_watchers, thread_name_prefix="flowsvc"
+        )
         sessions = create_sessionmaker(engine)
+        self.events = EventHub(
+            sessions,
+            max_watchers=settings.event_max_watchers,
+            poll_seconds=settings.event_poll_seconds,
+        )
         catalog = TemplateCatalog()
         self.conversations = Conversations(
             sessions,
             dedupe_retention=settings.dedupe_retention,
             expiry_notice=settings.expiry_notice,
         )
-        self.retention = Retention(sessions, settings.retention)
+        self.retention = Retention(
+            sessions, settings.retention, keep_events=settings.event_retention
+        )
         self.health = health.HealthServicer()
         self.grpc = grpc.server(
             self.executor,
@@ -82,6 +95,7 @@ class Server:
             Results(sessions),
             Deliveries(sessions),
             self.retention,
+            EventFeed(sessions, self.events),
         )
         flow_pb2_grpc.add_FlowServiceServicer_to_server(servicer, self.grpc)
         self._stopping = threading.Event()
@@ -93,6 +107,7 @@ class Server:
         self.port = add_port(self.grpc, settings)
 
     def start(self) -> None:
+        self.events.start()
         self.grpc.start()
         for name in ("", SERVICE_NAME):
             self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -122,6 +137,7 @@ class Server:
         """Stop taking calls, let running ones finish within the grace period, release the DB."""
         self.health.enter_graceful_shutdown()
         self._stopping.set()
+        self.events.stop()  # ends the event streams: they would hold the grace period
         self.grpc.stop(self.settings.grace_seconds).wait()
         if self._sweeper.is_alive():
             self._sweeper.join()
@@ -139,7 +155,7 @@ class Server:
             except Exception:  # the database may be down for a while: try again next time
                 log.exception("sweep failed")
                 continue
-            if expired or old or purged.results or purged.outbox_messages:
+            if expired or old or purged.results or purged.outbox_messages or purged.events:
                 log.info(
                     "swept",
                     extra={
@@ -147,6 +163,7 @@ class Server:
                         "processed": old,
                         "results": purged.results,
                         "outbox_messages": purged.outbox_messages,
+                        "events": purged.events,
                     },
                 )
 
