@@ -241,6 +241,8 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
     ) -> Iterator[flow_pb2.WatchEventsResponse]:
         after_id = request.after_id if request.HasField("after_id") else None
         found = self._feed.watch(after_id, convert.event_filter(request.filter), context.is_active)
+        # Headers at once: the caller knows the stream is open before the first event.
+        context.send_initial_metadata(())
         for item in found:
             yield flow_pb2.WatchEventsResponse(event=convert.event(item))
 

@@ -37,7 +37,9 @@ LAST_ID = "menuflow_event_last_id"  # session.info: the last id the session's co
 
 _PG_WRITE = """
 WITH counter AS (
-    UPDATE event_counter SET last_id = last_id + :count WHERE id = 1 RETURNING last_id
+    INSERT INTO event_counter (id, last_id, purged_through) VALUES (1, :count, 0)
+    ON CONFLICT (id) DO UPDATE SET last_id = event_counter.last_id + excluded.last_id
+    RETURNING last_id
 ), written AS (
     INSERT INTO events (id, type, phone_number_id, phone_number, template_name,
         template_version, payload, created_at)
@@ -50,7 +52,12 @@ WITH counter AS (
 )
 SELECT last_id, pg_notify('menuflow_events', last_id::text) FROM counter
 """
-_SQLITE_COUNT = "UPDATE event_counter SET last_id = last_id + ? WHERE id = 1 RETURNING last_id"
+# The row is made if missing (a database emptied by hand keeps working).
+_SQLITE_COUNT = """
+INSERT INTO event_counter (id, last_id, purged_through) VALUES (1, ?, 0)
+ON CONFLICT (id) DO UPDATE SET last_id = event_counter.last_id + excluded.last_id
+RETURNING last_id
+"""
 _SQLITE_ROW = "(?, ?, ?, ?, ?, ?, ?, ?)"
 _SQLITE_INSERT = """
 INSERT INTO events (id, type, phone_number_id, phone_number, template_name, template_version,
@@ -135,8 +142,8 @@ def bounds(session: Session) -> tuple[int, int]:
     """(the last id given, the last id retention deleted through)."""
     row = session.execute(
         select(EventCounter.last_id, EventCounter.purged_through).where(EventCounter.id == 1)
-    ).one()
-    return row.last_id, row.purged_through
+    ).one_or_none()
+    return (row.last_id, row.purged_through) if row is not None else (0, 0)
 
 
 def read(
