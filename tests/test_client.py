@@ -220,6 +220,7 @@ def test_watch_events_resumes_after_flowsvc_restarts_missing_none(settings: Sett
             Chat(flow_pb2_grpc.FlowServiceStub(channel), PHONE).say("hi")
     with running_flowsvc(replace(settings, listen=target)):  # the stream broke; it comes back
         with grpc.insecure_channel(target) as channel:
+            grpc.channel_ready_future(channel).result(timeout=30)  # past the reconnect backoff
             chat = Chat(flow_pb2_grpc.FlowServiceStub(channel), PHONE)
             chat.say("menu")
             with FlowClient(connect(target)) as flow:
