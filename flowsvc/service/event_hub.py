@@ -20,13 +20,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Row, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from flowsvc.errors import ResourceExhausted
 from flowsvc.store import events
 from flowsvc.store.customers import Customer
-from flowsvc.store.models import Event
 
 log = logging.getLogger("flowsvc.events")
 
@@ -46,7 +45,7 @@ class Committed:
     payload: dict[str, Any]
 
 
-def committed(row: Event) -> Committed:
+def committed(row: Row[Any]) -> Committed:
     return Committed(
         id=row.id,
         type=row.type,
@@ -78,6 +77,7 @@ class EventHub:
         self._buffer: deque[Committed] = deque(maxlen=capacity)
         self._known = 0  # the newest id known to be committed
         self._loaded = 0  # the newest id in the buffer (or before it, when it started)
+        self._watching = 0  # open watchers: with none, new events are not read at all
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         event.listen(sessions, "after_commit", self._after_commit)
@@ -118,9 +118,13 @@ class EventHub:
                 f"{self._max_watchers} event streams are open already "
                 "(FLOWSVC_EVENT_MAX_WATCHERS); close one or try later"
             )
+        with self._changed:
+            self._watching += 1
         try:
             yield
         finally:
+            with self._changed:
+                self._watching -= 1
             self._slots.release()
 
     def after(self, cursor: int, timeout: float) -> tuple[list[Committed], int] | None:
@@ -152,6 +156,10 @@ class EventHub:
             with self._changed:
                 self._changed.wait_for(lambda: self._known > self._loaded or self.stopping, 1.0)
                 start, target = self._loaded, self._known
+                if target > start and not self._watching:  # nobody to read them for
+                    self._buffer.clear()
+                    self._loaded = target
+                    continue
             if target <= start:
                 continue
             try:
