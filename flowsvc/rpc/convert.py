@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from datetime import UTC, datetime
 from typing import Any
 
@@ -319,6 +321,27 @@ def ack(message: flow_pb2.OutboxAck) -> Ack:
     raise InvalidArgument(
         "bad ack", [(f"acks[id={message.id}].result", "one of sent, failed, retry, released")]
     )
+
+
+class EventCache:
+    """Events as messages, each built once however many watchers it goes to (building the
+    payload is what costs), the latest `size` kept."""
+
+    def __init__(self, size: int = 20_000) -> None:
+        self._size = size
+        self._built: OrderedDict[int, flow_pb2.Event] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, item: Committed) -> flow_pb2.Event:
+        with self._lock:
+            found = self._built.get(item.id)
+        if found is None:
+            found = event(item)
+            with self._lock:
+                self._built[item.id] = found
+                while len(self._built) > self._size:
+                    self._built.popitem(last=False)
+        return found
 
 
 def event(item: Committed) -> flow_pb2.Event:

@@ -30,6 +30,7 @@ from flowsvc.store.customers import Customer
 log = logging.getLogger("flowsvc.events")
 
 _READ_BATCH = 1000
+_PACE = 0.01  # seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +154,9 @@ class EventHub:
     def _read(self) -> None:
         """Load committed events into the buffer as they become known, in id order."""
         while not self.stopping:
+            # At most one read per _PACE: under load, many commits' events go out together
+            # (one wake-up and one response per watcher), for at most _PACE more latency.
+            self._stopping.wait(_PACE)
             with self._changed:
                 self._changed.wait_for(lambda: self._known > self._loaded or self.stopping, 1.0)
                 start, target = self._loaded, self._known
