@@ -170,8 +170,8 @@ class EventHub:
                 with self._sessions() as session:
                     rows = events.read(session, start, target, events.Filter(), _READ_BATCH)
                     loaded = [committed(row) for row in rows]
-            except Exception:  # the database may be away: try again shortly
-                log.warning("reading new events failed", exc_info=True)
+            except Exception as error:  # the database may be away: try again shortly
+                log.warning("reading new events failed", extra={"error": _name(error)})
                 self._stopping.wait(1.0)
                 continue
             with self._changed:
@@ -186,8 +186,8 @@ class EventHub:
             try:
                 with self._sessions() as session:
                     self.advance(events.bounds(session)[0])
-            except Exception:
-                log.warning("polling for events failed", exc_info=True)
+            except Exception as error:
+                log.warning("polling for events failed", extra={"error": _name(error)})
 
     def _listen(self) -> None:
         """PostgreSQL: LISTEN on one connection of its own, for every watcher of the process."""
@@ -211,10 +211,18 @@ class EventHub:
                         newest = max((int(n.payload) for n in connection.notifies), default=0)
                         connection.notifies.clear()
                         self.advance(newest)
-            except Exception:
-                log.warning("listening for events failed, reconnecting", exc_info=True)
+            except Exception as error:
+                log.warning(
+                    "listening for events failed, reconnecting",
+                    extra={"error": _name(error), "retry_in": delay},
+                )
                 self._stopping.wait(delay)
                 delay = min(delay * 2, 10.0)
             finally:
                 if proxied is not None:
                     proxied.close()
+
+
+def _name(error: Exception) -> str:
+    """What failed, without a traceback (the database being away is expected now and then)."""
+    return type(getattr(error, "orig", None) or error).__name__
