@@ -6,7 +6,8 @@ FlowError
 ├── AlreadyExists        ALREADY_EXISTS
 ├── FailedPrecondition   FAILED_PRECONDITION
 ├── Aborted              ABORTED
-└── ResourceExhausted    RESOURCE_EXHAUSTED
+├── ResourceExhausted    RESOURCE_EXHAUSTED
+└── OutOfRange           OUT_OF_RANGE, with the (field, reason) it concerns
 """
 
 from __future__ import annotations
@@ -62,3 +63,8 @@ class Aborted(FlowError):
 
 class ResourceExhausted(FlowError):
     """A size limit was reached (e.g. a conversation's context grew past its cap)."""
+
+
+class OutOfRange(InvalidArgument):
+    """A position past what exists (e.g. resuming after an event retention deleted, or after one
+    not written yet); `violations` says which field and what range is valid."""

@@ -24,6 +24,8 @@ from flowsvc.rpc.status import ErrorStatus
 from flowsvc.service.catalog import TemplateCatalog
 from flowsvc.service.conversations import Conversations
 from flowsvc.service.deliveries import Deliveries
+from flowsvc.service.event_feed import EventFeed
+from flowsvc.service.event_hub import EventHub
 from flowsvc.service.handling import MessageHandling
 from flowsvc.service.results import Results
 from flowsvc.service.retention import Retention
@@ -48,15 +50,26 @@ class Server:
     def __init__(self, settings: Settings, engine: Engine) -> None:
         self.settings = settings
         self.engine = engine
-        self.executor = ThreadPoolExecutor(settings.worker_threads, thread_name_prefix="flowsvc")
+        # A watcher of events keeps a thread for as long as it watches: they get threads of their
+        # own, so that calls never wait for one behind the streams.
+        self.executor = ThreadPoolExecutor(
+            settings.worker_threads + settings.event_max_watchers, thread_name_prefix="flowsvc"
+        )
         sessions = create_sessionmaker(engine)
+        self.events = EventHub(
+            sessions,
+            max_watchers=settings.event_max_watchers,
+            poll_seconds=settings.event_poll_seconds,
+        )
         catalog = TemplateCatalog()
         self.conversations = Conversations(
             sessions,
             dedupe_retention=settings.dedupe_retention,
             expiry_notice=settings.expiry_notice,
         )
-        self.retention = Retention(sessions, settings.retention)
+        self.retention = Retention(
+            sessions, settings.retention, keep_events=settings.event_retention
+        )
         self.health = health.HealthServicer()
         self.metrics = Metrics(sessions)
         self.metrics_server: MetricsServer | None = None
@@ -89,6 +102,7 @@ class Server:
             Results(sessions),
             Deliveries(sessions),
             self.retention,
+            EventFeed(sessions, self.events),
         )
         flow_pb2_grpc.add_FlowServiceServicer_to_server(servicer, self.grpc)
         self._stopping = threading.Event()
@@ -100,6 +114,7 @@ class Server:
         self.port = add_port(self.grpc, settings)
 
     def start(self) -> None:
+        self.events.start()
         if self.settings.metrics_listen is not None:
             self.metrics_server = MetricsServer(self.metrics, self.settings.metrics_listen)
         self.grpc.start()
@@ -132,6 +147,7 @@ class Server:
         """Stop taking calls, let running ones finish within the grace period, release the DB."""
         self.health.enter_graceful_shutdown()
         self._stopping.set()
+        self.events.stop()  # ends the event streams: they would hold the grace period
         self.grpc.stop(self.settings.grace_seconds).wait()
         if self._sweeper.is_alive():
             self._sweeper.join()
@@ -158,9 +174,10 @@ class Server:
                 ("processed", old),
                 ("results", purged.results),
                 ("outbox_messages", purged.outbox_messages),
+                ("events", purged.events),
             ):
                 self.metrics.swept.labels(kind).inc(rows)
-            if expired or old or purged.results or purged.outbox_messages:
+            if expired or old or purged.results or purged.outbox_messages or purged.events:
                 log.info(
                     "swept",
                     extra={
@@ -168,6 +185,7 @@ class Server:
                         "processed": old,
                         "results": purged.results,
                         "outbox_messages": purged.outbox_messages,
+                        "events": purged.events,
                     },
                 )
 

@@ -71,6 +71,9 @@ class Settings:
     tls_key: str | None = None
     tls_client_ca: str | None = None
     retention: timedelta | None = timedelta(days=90)
+    event_retention: timedelta | None = timedelta(days=7)
+    event_max_watchers: int = 100
+    event_poll_seconds: float = 0.5
     metrics_listen: str | None = None  # host:port of /metrics; None: no metrics endpoint
 
     def __post_init__(self) -> None:
@@ -134,6 +137,7 @@ class Settings:
         seconds, count = non_negative(float), non_negative(int)
         try:
             retention_days = env("FLOWSVC_RETENTION_DAYS", cast=seconds, default=90.0)
+            event_days = env("FLOWSVC_EVENT_RETENTION_DAYS", cast=seconds, default=7.0)
             return cls(
                 database_url=env("DATABASE_URL", default=d.database_url) or d.database_url,
                 listen=env("FLOWSVC_LISTEN", default=d.listen) or d.listen,
@@ -177,6 +181,13 @@ class Settings:
                 tls_key=env("FLOWSVC_TLS_KEY", cast=optional, default=None),
                 tls_client_ca=env("FLOWSVC_TLS_CLIENT_CA", cast=optional, default=None),
                 retention=timedelta(days=retention_days) if retention_days else None,
+                event_retention=timedelta(days=event_days) if event_days else None,
+                event_max_watchers=env(
+                    "FLOWSVC_EVENT_MAX_WATCHERS", cast=count, default=d.event_max_watchers
+                ),
+                event_poll_seconds=env(
+                    "FLOWSVC_EVENT_POLL_SECONDS", cast=seconds, default=d.event_poll_seconds
+                ),
                 metrics_listen=env("FLOWSVC_METRICS_LISTEN", cast=optional, default=None),
             )
         except (KeyError, ValueError) as error:

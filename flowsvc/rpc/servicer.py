@@ -3,12 +3,15 @@ translates the answer. Errors become statuses in rpc.status, for every method al
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import grpc
 
 from flowsvc.rpc import convert
 from flowsvc.rpc.status import status_message
 from flowsvc.service.conversations import Conversations
 from flowsvc.service.deliveries import Deliveries
+from flowsvc.service.event_feed import EventFeed
 from flowsvc.service.handling import MessageHandling
 from flowsvc.service.results import Results
 from flowsvc.service.retention import Retention
@@ -29,6 +32,7 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
         results: Results,
         deliveries: Deliveries,
         retention: Retention,
+        feed: EventFeed,
     ) -> None:
         self._templates = templates
         self._handling = handling
@@ -36,6 +40,8 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
         self._results = results
         self._deliveries = deliveries
         self._retention = retention
+        self._feed = feed
+        self._events = convert.EventCache()
 
     def CreateTemplate(
         self, request: flow_pb2.CreateTemplateRequest, context: grpc.ServicerContext
@@ -188,6 +194,7 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
             processed_messages=old,
             results=purged.results,
             outbox_messages=purged.outbox_messages,
+            events=purged.events,
         )
 
     def GetResult(
@@ -236,4 +243,29 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
         )
         return flow_pb2.RecordStatusResponse(
             matched=matched, delivery_status=convert.delivery_status(status)
+        )
+
+    def WatchEvents(
+        self, request: flow_pb2.WatchEventsRequest, context: grpc.ServicerContext
+    ) -> Iterator[flow_pb2.WatchEventsResponse]:
+        after_id = request.after_id if request.HasField("after_id") else None
+        found = self._feed.watch(after_id, convert.event_filter(request.filter), context.is_active)
+        # Headers at once: the caller knows the stream is open before the first event.
+        context.send_initial_metadata(())
+        for batch in found:
+            yield flow_pb2.WatchEventsResponse(events=[self._events.get(item) for item in batch])
+
+    def ListEvents(
+        self, request: flow_pb2.ListEventsRequest, context: grpc.ServicerContext
+    ) -> flow_pb2.ListEventsResponse:
+        page = self._feed.page(
+            request.after_id,
+            convert.event_filter(request.filter),
+            request.page_size,
+            request.page_token,
+        )
+        return flow_pb2.ListEventsResponse(
+            events=[convert.event(item) for item in page.items],
+            next_page_token=page.next_page_token,
+            last_id=page.last_id,
         )

@@ -9,6 +9,7 @@ answers so for every unary call, so that servicer methods only translate.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 import grpc
@@ -23,6 +24,7 @@ from flowsvc.errors import (
     FlowError,
     InvalidArgument,
     NotFound,
+    OutOfRange,
     ResourceExhausted,
     count,
 )
@@ -40,6 +42,7 @@ STATUS_CODES: dict[type[FlowError], int] = {
     FailedPrecondition: code_pb2.FAILED_PRECONDITION,
     ResourceExhausted: code_pb2.RESOURCE_EXHAUSTED,
     Aborted: code_pb2.ABORTED,
+    OutOfRange: code_pb2.OUT_OF_RANGE,
 }
 # A status travels in HTTP/2 trailers, and gRPC clients start refusing trailers over 8 KiB, counted
 # as received: grpc-message percent-encoded, and grpc-status-details-bin decoded, which holds the
@@ -136,6 +139,8 @@ class ErrorStatus(grpc.ServerInterceptor):
         self, continuation: Continuation, details: grpc.HandlerCallDetails
     ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = continuation(details)
+        if handler is not None and handler.unary_stream is not None:
+            return _streaming(handler, details.method)
         if handler is None or handler.unary_unary is None:
             return handler
         return _answering(handler, details.method)
@@ -157,6 +162,27 @@ def _answering(
             context.abort_with_status(rpc_status.to_status(status_message(error)))
 
     return grpc.unary_unary_rpc_method_handler(
+        answered,
+        request_deserializer=handler.request_deserializer,
+        response_serializer=handler.response_serializer,
+    )
+
+
+def _streaming(
+    handler: grpc.RpcMethodHandler[Any, Any], method: str
+) -> grpc.RpcMethodHandler[Any, Any]:
+    """As _answering, for a server stream: an exception ends the stream with its status."""
+    behavior = handler.unary_stream
+    assert behavior is not None
+
+    def answered(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+        try:
+            yield from behavior(request, context)
+        except Exception as error:
+            _log(method, error)
+            context.abort_with_status(rpc_status.to_status(status_message(error)))
+
+    return grpc.unary_stream_rpc_method_handler(
         answered,
         request_deserializer=handler.request_deserializer,
         response_serializer=handler.response_serializer,
