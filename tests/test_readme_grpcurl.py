@@ -85,6 +85,10 @@ def test_the_readme_has_the_examples_an_admin_needs() -> None:
         "EndConversation",
         "GetResult",
         "ListResults",
+        "PublishTemplate",
+        "DiffTemplateVersions",
+        "PreviewTemplate",
+        "RunSandbox",
     } <= methods
     assert any(line.startswith("alias grpcurl=") for line in SETUP)
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import grpc
 
-from flowsvc.rpc import convert
+from flowsvc.rpc import authoring, convert
 from flowsvc.rpc.status import status_message
 from flowsvc.service.conversations import Conversations
 from flowsvc.service.deliveries import Deliveries
 from flowsvc.service.handling import MessageHandling
 from flowsvc.service.results import Results
 from flowsvc.service.retention import Retention
+from flowsvc.service.sandbox import Sandbox
 from flowsvc.service.templates import Templates
 from flowsvc.service.turns import LeaseRequest
 from menuflow.v1 import flow_pb2, flow_pb2_grpc
@@ -29,6 +30,7 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
         results: Results,
         deliveries: Deliveries,
         retention: Retention,
+        sandbox: Sandbox,
     ) -> None:
         self._templates = templates
         self._handling = handling
@@ -36,11 +38,14 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
         self._results = results
         self._deliveries = deliveries
         self._retention = retention
+        self._sandbox = sandbox
 
     def CreateTemplate(
         self, request: flow_pb2.CreateTemplateRequest, context: grpc.ServicerContext
     ) -> flow_pb2.CreateTemplateResponse:
-        created = self._templates.create(convert.template_definition(request.template))
+        created = self._templates.create(
+            convert.template_definition(request.template, draft=request.draft)
+        )
         return flow_pb2.CreateTemplateResponse(template=convert.template(created))
 
     def GetTemplate(
@@ -66,7 +71,7 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
         self, request: flow_pb2.UpdateTemplateRequest, context: grpc.ServicerContext
     ) -> flow_pb2.UpdateTemplateResponse:
         updated, changed = self._templates.update(
-            convert.template_definition(request.template),
+            convert.template_definition(request.template, draft=request.draft),
             tuple(request.update_mask.paths),
             request.expected_version,
         )
@@ -97,7 +102,7 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
         self, request: flow_pb2.ImportTemplatesRequest, context: grpc.ServicerContext
     ) -> flow_pb2.ImportTemplatesResponse:
         imported = self._templates.import_(
-            [convert.template_definition(item) for item in request.templates]
+            [convert.template_definition(item, draft=request.draft) for item in request.templates]
         )
         return flow_pb2.ImportTemplatesResponse(
             templates=[convert.imported(item) for item in imported]
@@ -229,3 +234,35 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
         return flow_pb2.RecordStatusResponse(
             matched=matched, delivery_status=convert.delivery_status(status)
         )
+
+    # Authoring (drafts, preview, sandbox).
+
+    def PublishTemplate(
+        self, request: flow_pb2.PublishTemplateRequest, context: grpc.ServicerContext
+    ) -> flow_pb2.PublishTemplateResponse:
+        published, previous = self._templates.publish(request.name, request.version)
+        return flow_pb2.PublishTemplateResponse(
+            template=convert.template(published), previous_live_version=previous or 0
+        )
+
+    def DiffTemplateVersions(
+        self, request: flow_pb2.DiffTemplateVersionsRequest, context: grpc.ServicerContext
+    ) -> flow_pb2.DiffTemplateVersionsResponse:
+        old, new, changes = self._templates.diff(
+            request.name, request.from_version, request.to_version
+        )
+        return authoring.diff_response(old, new, changes)
+
+    def PreviewTemplate(
+        self, request: flow_pb2.PreviewTemplateRequest, context: grpc.ServicerContext
+    ) -> flow_pb2.PreviewTemplateResponse:
+        version, steps = self._templates.preview(
+            request.name, request.version, convert.from_struct(request.context)
+        )
+        return authoring.preview_response(version, steps)
+
+    def RunSandbox(
+        self, request: flow_pb2.RunSandboxRequest, context: grpc.ServicerContext
+    ) -> flow_pb2.RunSandboxResponse:
+        decision = self._sandbox.run(authoring.sandbox_turn(request))
+        return authoring.sandbox_response(decision)
