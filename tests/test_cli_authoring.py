@@ -12,6 +12,7 @@ import pytest
 from menuflow.v1 import flow_pb2, flow_pb2_grpc
 from tests.chat import Chat
 from tests.test_cli import DEFAULTS, menuflow
+from tests.test_templates import struct
 
 
 @pytest.fixture
@@ -111,3 +112,40 @@ def test_the_preview_rpc_says_where_each_choice_leads(
     assert initial.step == "initial"
     assert [(c.id, c.target) for c in initial.choices][:1] == [("new_order", "flow:new_order")]
     assert initial.messages[0]["type"] == "interactive"
+
+
+def test_a_draft_previews_with_unfilled_placeholders_named(
+    stub: flow_pb2_grpc.FlowServiceStub,
+) -> None:
+    menu = {
+        "type": "text",
+        "body": {"text": "Hello {contact_name}, how many?"},
+        "steps": {
+            "initial": {
+                "context_key": "count",
+                "validation": "number",
+                "set": {"item": "pears"},
+                "next_step": "done",
+            },
+            "done": {"prompt": "{count} {item}: noted ({order_id}).", "end_conversation": True},
+        },
+    }
+    stub.CreateTemplate(
+        flow_pb2.CreateTemplateRequest(
+            template=flow_pb2.TemplateDefinition(name="count_them", menu_structure=struct(menu)),
+            draft=True,
+        )
+    )
+    context = struct({"item": "pears"})
+
+    shown = stub.PreviewTemplate(
+        flow_pb2.PreviewTemplateRequest(name="count_them", context=context)
+    )
+
+    assert shown.template.draft and shown.template.version == 1
+    initial, done = shown.steps
+    assert initial.messages[0]["text"]["body"] == "Hello Customer, how many?"
+    assert done.messages[0]["text"]["body"].endswith("pears: noted (ABC234).")
+    assert (initial.input, initial.context_key, initial.next_step) == ("number", "count", "done")
+    assert list(done.missing_placeholders) == ["count"]
+    assert done.end_conversation

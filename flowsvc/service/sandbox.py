@@ -37,8 +37,9 @@ UNSAVED_VERSION = 0
 
 @dataclass(frozen=True)
 class SandboxTurn:
-    """One turn: which template to try, the state so far (None: no conversation yet), the input
-    (None with no state: start the template), and the silence before it."""
+    """One turn: which template to try ("": the live ones only), the state so far (None: no
+    conversation yet), the input (None with no state: start the template), and the silence
+    before it."""
 
     template_name: str
     version: int = 0
@@ -66,8 +67,10 @@ class Sandbox:
         self._clock = clock
 
     def run(self, turn: SandboxTurn) -> Decision:
-        if not turn.template_name:
-            raise InvalidArgument("bad sandbox turn", [("template_name", "required")])
+        if not turn.template_name and turn.state is None and turn.inbound is None:
+            raise InvalidArgument(
+                "bad sandbox turn", [("template_name", "required to start a conversation")]
+            )
         if turn.silence < timedelta(0):
             raise InvalidArgument("bad sandbox turn", [("silence", "must not be negative")])
         if turn.state is not None and turn.inbound is None:
@@ -135,7 +138,7 @@ class Sandbox:
                 )
                 for d in turn.definitions
             ]
-        if turn.template_name not in {t.name for t in tried}:
+        if turn.template_name and turn.template_name not in {t.name for t in tried}:
             tried.append(self._stored(session, turn.template_name, turn.version))
         return Catalog(
             templates={**live.templates, **{(t.name, t.version): t for t in tried}},
