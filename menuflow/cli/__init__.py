@@ -4,6 +4,9 @@
     menuflow templates pull templates/          write the live templates as files
     menuflow templates validate templates/      check files offline, problems per file
     menuflow templates diff templates/x.json    the file against the live version
+    menuflow templates push --draft templates/  save as drafts; customers keep the live versions
+    menuflow templates preview|changes|versions|publish|rollback NAME
+    menuflow test templates/tests/              scripted conversation tests, in the sandbox
     menuflow conversations list|show|start|update|end
     menuflow results list|show
     menuflow send PHONE --text ...              (or --interactive FILE, --template NAME ...)
@@ -20,6 +23,7 @@ import sys
 import click
 
 from menuflow.cli.conversations import conversations, results, send
+from menuflow.cli.flowtests import test
 from menuflow.cli.output import failure
 from menuflow.cli.templates import templates
 from menuflow.client import Connection, MenuflowError
@@ -68,6 +72,7 @@ cli.add_command(templates)
 cli.add_command(conversations)
 cli.add_command(results)
 cli.add_command(send)
+cli.add_command(test)
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ from rich.console import Group, RenderableType
 from rich.panel import Panel
 from rich.text import Text
 
-from menuflow.cli.output import document, out, table, when
+from menuflow.cli.output import document, err, out, table, when
 from menuflow.client import FlowClient, to_dict
 from menuflow.v1 import flow_pb2
 
@@ -48,10 +48,32 @@ def publish_version(context: click.Context, name: str, version: int) -> None:
 @click.command()
 @click.argument("name")
 @click.option("--version", type=int, default=0, help="The version to make live (default: latest).")
+@click.option(
+    "--tests",
+    multiple=True,
+    help="Scripted tests (files or folders) to run against the version first; a failure blocks.",
+)
+@click.option("--force", is_flag=True, help="Publish even if the scripted tests fail.")
 @click.pass_context
-def publish(context: click.Context, name: str, version: int) -> None:
+def publish(
+    context: click.Context, name: str, version: int, tests: tuple[str, ...], force: bool
+) -> None:
     """Make a version of NAME (default: the latest, e.g. a draft) live. Running conversations
-    keep their version."""
+    keep their version. With --tests, the scripted tests run against it first, in the sandbox."""
+    if tests:
+        from menuflow.cli.flowtests import report, run_tests
+
+        with _client(context) as flow:
+            number = version or flow.get_template(name).version
+            outcomes, errors = run_tests(flow, tests, versions={name: number})
+        if not report(outcomes, errors):
+            if not force:
+                raise click.ClickException(
+                    f"{name}: scripted tests failed: version {number} not published "
+                    "(--force publishes anyway)"
+                )
+            err.print(f"{name}: scripted tests failed; publishing anyway (--force)")
+        version = number
     publish_version(context, name, version)
 
 
