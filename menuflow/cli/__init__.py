@@ -7,6 +7,7 @@
     menuflow templates push --draft templates/  save as drafts; customers keep the live versions
     menuflow templates preview|changes|versions|publish|rollback NAME
     menuflow test templates/tests/              scripted conversation tests, in the sandbox
+    menuflow studio                             a web page to try templates in the sandbox
     menuflow conversations list|show|start|update|end
     menuflow results list|show
     menuflow send PHONE --text ...              (or --interactive FILE, --template NAME ...)
@@ -25,6 +26,7 @@ import click
 from menuflow.cli.conversations import conversations, results, send
 from menuflow.cli.flowtests import test
 from menuflow.cli.output import failure
+from menuflow.cli.studio import studio
 from menuflow.cli.templates import templates
 from menuflow.client import Connection, MenuflowError
 
@@ -73,6 +75,7 @@ cli.add_command(conversations)
 cli.add_command(results)
 cli.add_command(send)
 cli.add_command(test)
+cli.add_command(studio)
 
 
 def main() -> None:

@@ -132,6 +132,19 @@ class AsyncFlowClient:
         )
         return await self._call("DiffTemplateVersions", request)  # type: ignore[no-any-return]
 
+    async def list_template_versions(self, name: str) -> list[flow_pb2.Template]:
+        found: list[flow_pb2.Template] = []
+        token = ""
+        while True:
+            request = flow_pb2.ListTemplateVersionsRequest(
+                name=name, page_size=500, page_token=token
+            )
+            page = await self._call("ListTemplateVersions", request)
+            found += page.versions
+            token = page.next_page_token
+            if not token:
+                return found
+
     async def preview_template(
         self, name: str, version: int = 0, context: Mapping[str, Any] | None = None
     ) -> flow_pb2.PreviewTemplateResponse:
