@@ -38,6 +38,7 @@ def test_a_pushed_draft_goes_live_on_publish_and_back_on_rollback(
     pushed = menuflow(flowsvc_target, "templates", "push", "--draft", str(folder))
     versions = menuflow(flowsvc_target, "templates", "versions", "support")
     changes = menuflow(flowsvc_target, "templates", "changes", "support")
+    pulled = menuflow(flowsvc_target, "templates", "pull", str(folder.parent / "live"), "support")
     chat = Chat(stub)
     chat.say("help")
     before = chat.texts
@@ -59,6 +60,9 @@ def test_a_pushed_draft_goes_live_on_publish_and_back_on_rollback(
     assert "version 1 -> 2, 1 changes" in changes.stdout
     assert "message.body" in changes.stdout and "How can we help you today?" in changes.stdout
     assert "How can we help you today?" not in before[0]
+    assert pulled.returncode == 0, pulled.stderr
+    pulled_support = json.loads((folder.parent / "live" / "support.json").read_text())
+    assert pulled_support["menu_structure"]["body"]["text"] == before[0]  # the live version
     assert published.stdout.strip() == "support: version 2 is live (was 1)"
     assert after.texts[0] == "How can we help you today?"
     assert rolled.stdout.strip() == "support: version 1 is live (was 2)"

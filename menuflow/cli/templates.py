@@ -72,6 +72,13 @@ def _client(context: click.Context) -> FlowClient:
     return FlowClient(context.obj["connection"])
 
 
+def live(flow: FlowClient, template: flow_pb2.Template) -> flow_pb2.Template:
+    """The live version of a template read at its latest version (which may be a draft)."""
+    if template.live_version and template.live_version != template.version:
+        return flow.get_template(template.name, template.live_version)
+    return template
+
+
 @click.group()
 def templates() -> None:
     """Template files: push, pull, validate, diff, list."""
@@ -126,7 +133,8 @@ def pull(context: click.Context, folder: str, names: tuple[str, ...]) -> None:
     target = Path(folder)
     target.mkdir(parents=True, exist_ok=True)
     with _client(context) as flow:
-        found = [flow.get_template(name) for name in names] if names else flow.list_templates()
+        latest = [flow.get_template(name) for name in names] if names else flow.list_templates()
+        found = [live(flow, template) for template in latest]
     for template in track(found, description="writing", console=err):
         (target / f"{template.name}.json").write_text(dumps(as_file(template)), encoding="utf-8")
     out.print(f"{len(found)} templates written to {target}")
@@ -171,12 +179,13 @@ def diff(context: click.Context, file: str) -> None:
     local = read(Path(file))
     with _client(context) as flow:
         try:
-            live = dumps(as_file(flow.get_template(str(local.get("name", "")))), sort_keys=True)
+            current = live(flow, flow.get_template(str(local.get("name", ""))))
+            shown = dumps(as_file(current), sort_keys=True)
         except NotFound:
-            live = ""
+            shown = ""
     lines = list(
         difflib.unified_diff(
-            live.splitlines(keepends=True),
+            shown.splitlines(keepends=True),
             dumps({"is_active": True, **local}, sort_keys=True).splitlines(keepends=True),
             fromfile=f"live/{local.get('name')}",
             tofile=file,
