@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from menuflow.v1 import flow_pb2
 from tests.servers import flowsvc_process
 
 GRPCURL = shutil.which("grpcurl", path=str(Path(sys.executable).parent)) or "grpcurl"
@@ -59,7 +60,9 @@ def test_list_services_and_every_rpc(address: str) -> None:
     assert f"{SERVICE}.HandleMessage" in methods
     assert f"{SERVICE}.UpdateConversation" in methods
     assert f"{SERVICE}.SendMessage" in methods
-    assert len(methods) == 22
+    assert f"{SERVICE}.RunSandbox" in methods
+    served = flow_pb2.DESCRIPTOR.services_by_name["FlowService"].methods
+    assert sorted(methods) == sorted(f"{SERVICE}.{method.name}" for method in served)
 
 
 def test_describe_a_message(address: str) -> None:
