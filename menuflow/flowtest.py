@@ -57,6 +57,10 @@ class ScriptError(ValueError):
     """A test file that cannot be run as written (bad JSON, unknown keys, a missing step)."""
 
 
+class TurnRefused(Exception):
+    """The sandbox refused a turn (offline runs; over gRPC it is a MenuflowError)."""
+
+
 @dataclass(frozen=True)
 class Turn:
     number: int

@@ -165,3 +165,27 @@ def test_a_failing_scripted_test_blocks_publish_unless_forced(
     assert live == 1
     assert forced.returncode == 0, forced.stderr
     assert "new_order: version 2 is live (was 1)" in forced.stdout
+
+
+def test_offline_the_shipped_tests_run_against_the_files_without_flowsvc() -> None:
+    result = menuflow(
+        "127.0.0.1:9", "test", str(SHIPPED_TESTS), "--offline", "--files", str(DEFAULTS)
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip().endswith("8 passed, 0 failed, 0 errors")
+
+
+def test_offline_template_files_with_problems_are_named_and_nothing_runs(tmp_path: Path) -> None:
+    folder = tmp_path / "templates"
+    shutil.copytree(DEFAULTS, folder)
+    (folder / "support.json").unlink()  # main_menu targets it
+
+    result = menuflow(
+        "127.0.0.1:9", "test", str(folder / "tests"), "--offline", "--files", str(folder)
+    )
+
+    assert result.returncode == 1
+    assert "the template files cannot run" in result.stderr
+    assert "flow:support" in result.stderr
+    assert "PASS" not in result.stdout

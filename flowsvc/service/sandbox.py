@@ -6,7 +6,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -67,53 +67,10 @@ class Sandbox:
         self._clock = clock
 
     def run(self, turn: SandboxTurn) -> Decision:
-        if not turn.template_name and turn.state is None and turn.inbound is None:
-            raise InvalidArgument(
-                "bad sandbox turn", [("template_name", "required to start a conversation")]
-            )
-        if turn.silence < timedelta(0):
-            raise InvalidArgument("bad sandbox turn", [("silence", "must not be negative")])
-        if turn.state is not None and turn.inbound is None:
-            raise InvalidArgument(
-                "bad sandbox turn", [("input", "required while a conversation runs")]
-            )
+        check(turn)
         with self._sessions() as session:
             catalog = self._catalog_for(session, turn)
-        now = self._clock()
-        if turn.state is not None:
-            now = max(now, turn.state.last_interaction)
-        now += turn.silence
-        # Never stored, so it need not be unique; it reads like a real one in {order_id}.
-        reference = new_reference(secrets.randbelow)
-        if turn.inbound is None:
-            template = catalog.current(turn.template_name)
-            assert template is not None  # _catalog_for put it there
-            if not template.is_active:
-                raise FailedPrecondition(f"template {turn.template_name!r} is not active")
-            decided = start(
-                catalog,
-                turn.template_name,
-                context=dict(turn.start_context),
-                to=SANDBOX_RECIPIENT,
-                now=now,
-                config=self._config,
-                reference=reference,
-                facts=Facts(),
-            )
-        else:
-            decided = advance(
-                catalog,
-                turn.state,
-                turn.inbound,
-                to=SANDBOX_RECIPIENT,
-                now=now,
-                config=self._config,
-                reference=reference,
-                facts=Facts(),  # a sandbox customer has no stored orders
-            )
-        if isinstance(decided, Needs):
-            raise AssertionError("the engine needs no facts once given them")
-        return decided
+        return decide(catalog, turn, self._clock(), self._config)
 
     def _catalog_for(self, session: Session, turn: SandboxTurn) -> Catalog:
         """The live catalog, with the template tried (and any unsaved ones) standing in for the
@@ -159,3 +116,86 @@ class Sandbox:
             trigger_keywords=row.trigger_keywords,
             is_active=row.is_active,
         )
+
+
+class OfflineSandbox:
+    """Sandbox turns against template files alone, without flowsvc or a database (`menuflow
+    test --offline`): the files are validated as a set and may target only each other."""
+
+    def __init__(
+        self,
+        definitions: Sequence[TemplateDefinition],
+        config: EngineConfig,
+        *,
+        clock: Clock = utcnow,
+    ) -> None:
+        check_set(definitions, ())
+        self._catalog = Catalog.build(
+            load_template(
+                d.name,
+                UNSAVED_VERSION,
+                d.menu_structure,
+                trigger_keywords=d.trigger_keywords,
+                is_active=d.is_active is not False,
+            )
+            for d in definitions
+        )
+        self._config = config
+        self._clock = clock
+
+    def run(self, turn: SandboxTurn) -> Decision:
+        check(turn)
+        if turn.template_name and turn.template_name not in self._catalog.latest:
+            raise NotFound(f"template {turn.template_name!r} is not among the files")
+        return decide(self._catalog, turn, self._clock(), self._config)
+
+
+def check(turn: SandboxTurn) -> None:
+    """INVALID_ARGUMENT for a turn that cannot be run."""
+    if not turn.template_name and turn.state is None and turn.inbound is None:
+        raise InvalidArgument(
+            "bad sandbox turn", [("template_name", "required to start a conversation")]
+        )
+    if turn.silence < timedelta(0):
+        raise InvalidArgument("bad sandbox turn", [("silence", "must not be negative")])
+    if turn.state is not None and turn.inbound is None:
+        raise InvalidArgument("bad sandbox turn", [("input", "required while a conversation runs")])
+
+
+def decide(catalog: Catalog, turn: SandboxTurn, now: datetime, config: EngineConfig) -> Decision:
+    """Run the engine for one turn: start the tried template, or answer the input. Sandbox time
+    runs from the conversation's last turn (never backwards) plus the turn's silence."""
+    if turn.state is not None:
+        now = max(now, turn.state.last_interaction)
+    now += turn.silence
+    # Never stored, so it need not be unique; it reads like a real one in {order_id}.
+    reference = new_reference(secrets.randbelow)
+    if turn.inbound is None:
+        template = catalog.current(turn.template_name)
+        assert template is not None  # the caller's catalog holds it
+        if not template.is_active:
+            raise FailedPrecondition(f"template {turn.template_name!r} is not active")
+        decided = start(
+            catalog,
+            turn.template_name,
+            context=dict(turn.start_context),
+            to=SANDBOX_RECIPIENT,
+            now=now,
+            config=config,
+            reference=reference,
+            facts=Facts(),
+        )
+    else:
+        decided = advance(
+            catalog,
+            turn.state,
+            turn.inbound,
+            to=SANDBOX_RECIPIENT,
+            now=now,
+            config=config,
+            reference=reference,
+            facts=Facts(),  # a sandbox customer has no stored orders
+        )
+    if isinstance(decided, Needs):
+        raise AssertionError("the engine needs no facts once given them")
+    return decided

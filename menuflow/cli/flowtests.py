@@ -15,18 +15,43 @@ from menuflow.client import FlowClient, MenuflowError, NotFound, to_dict
 from menuflow.client.requests import template_definition
 from menuflow.flowtest import (
     Outcome,
+    RunTurn,
     Script,
     ScriptError,
+    TurnRefused,
     check_steps,
     junit,
     load,
     run,
     test_files,
 )
+from menuflow.v1 import flow_pb2
+
+
+def offline_runner(definitions: Sequence[flow_pb2.TemplateDefinition]) -> RunTurn:
+    """Sandbox turns run here, by flowsvc's engine, against the template files alone."""
+    from flowsvc.engine import EngineConfig
+    from flowsvc.errors import FlowError
+    from flowsvc.rpc.authoring import sandbox_response, sandbox_turn
+    from flowsvc.rpc.convert import template_definition as from_message
+    from flowsvc.service.sandbox import OfflineSandbox
+
+    try:
+        sandbox = OfflineSandbox([from_message(d) for d in definitions], EngineConfig())
+    except FlowError as error:
+        raise click.ClickException(f"the template files cannot run: {error}") from None
+
+    def run_turn(request: flow_pb2.RunSandboxRequest) -> flow_pb2.RunSandboxResponse:
+        try:
+            return sandbox_response(sandbox.run(sandbox_turn(request)))
+        except FlowError as error:
+            raise TurnRefused(f"{type(error).__name__}: {error}") from None
+
+    return run_turn
 
 
 def run_tests(
-    flow: FlowClient,
+    flow: FlowClient | None,
     paths: Sequence[str],
     *,
     files: Sequence[str] = (),
@@ -34,7 +59,8 @@ def run_tests(
 ) -> tuple[list[Outcome], list[str]]:
     """Every test of the files in `paths`: their outcomes, and the scripts that could not run.
     `files`: template files to run unsaved instead of the stored versions; `versions`: the
-    version to run per template (default: the latest, drafts included)."""
+    version to run per template (default: the latest, drafts included). Without a client
+    (`flow` None) the tests run offline, against `files` only."""
     found = test_files(paths)
     if not found:
         raise click.UsageError(f"no scripted tests (*.test.json) in {', '.join(paths)}")
@@ -42,12 +68,15 @@ def run_tests(
         [template_definition(read(path)) for path in template_files(files)] if files else []
     )
     unsaved = {d.name: d for d in definitions}
+    run_turn = flow.run_sandbox if flow is not None else offline_runner(definitions)
     steps_cache: dict[str, set[str]] = {}
 
     def steps(name: str) -> set[str]:
         if name not in steps_cache:
             if name in unsaved:
                 menu = to_dict(unsaved[name].menu_structure)
+            elif flow is None:
+                menu = {}
             else:
                 try:
                     menu = to_dict(flow.get_template(name, (versions or {}).get(name, 0)))
@@ -72,11 +101,13 @@ def run_tests(
                 outcomes.append(
                     run(
                         script,
-                        flow.run_sandbox,
+                        run_turn,
                         version=(versions or {}).get(script.template, 0),
-                        templates=definitions,
+                        templates=definitions if flow is not None else (),
                     )
                 )
+            except TurnRefused as error:
+                errors.append(f"{path}: {script.name}: {error}")
             except MenuflowError as error:
                 detail = "; ".join(f"{v.field}: {v.description}" for v in error.violations)
                 errors.append(
@@ -119,6 +150,11 @@ def report(outcomes: Sequence[Outcome], errors: Sequence[str]) -> bool:
     multiple=True,
     help="Template files or folders to run unsaved, instead of the stored versions.",
 )
+@click.option(
+    "--offline",
+    is_flag=True,
+    help="Run here, by flowsvc's engine, against the --files alone (no flowsvc needed).",
+)
 @click.option("--junit", "junit_path", type=click.Path(dir_okay=False), help="Write JUnit XML.")
 @click.pass_context
 def test(
@@ -126,16 +162,22 @@ def test(
     paths: tuple[str, ...],
     version: int,
     files: tuple[str, ...],
+    offline: bool,
     junit_path: str | None,
 ) -> None:
     """Run the scripted conversation tests (*.test.json) in PATHS in the sandbox, against the
     latest version of each template (drafts included) unless told otherwise."""
-    with FlowClient(context.obj["connection"]) as flow:
-        versions = None
-        if version:
-            names = {s.template for p in test_files(paths) for s in _scripts(p)}
-            versions = dict.fromkeys(names, version)
-        outcomes, errors = run_tests(flow, paths, files=files, versions=versions)
+    if offline:
+        if not files or version:
+            raise click.UsageError("--offline runs template --files, not stored versions")
+        outcomes, errors = run_tests(None, paths, files=files)
+    else:
+        with FlowClient(context.obj["connection"]) as flow:
+            versions = None
+            if version:
+                names = {s.template for p in test_files(paths) for s in _scripts(p)}
+                versions = dict.fromkeys(names, version)
+            outcomes, errors = run_tests(flow, paths, files=files, versions=versions)
     if junit_path:
         Path(junit_path).write_text(junit(outcomes, errors), encoding="utf-8")
     if not report(outcomes, errors):
