@@ -8,7 +8,7 @@ import json
 from dataclasses import asdict, dataclass, is_dataclass
 from typing import Any
 
-from flowsvc.engine.template import INITIAL, Message, Step, Template
+from flowsvc.engine.template import Message, Step, Template
 
 
 class ChangeKind(enum.StrEnum):
@@ -36,8 +36,8 @@ class Change:
 
 
 def diff_versions(old: Template, new: Template) -> list[Change]:
-    """Every change from `old` to `new`, template settings first, then steps in `new`'s order
-    (initial first), then removed steps."""
+    """Every change from `old` to `new`, template settings first, then steps in the order a
+    customer meets them in `new` (Template.step_order), then removed steps by name."""
     changes = [
         Change(ChangeKind.SETTING_CHANGED, "", name, _show(before), _show(after))
         for name, before, after in (
@@ -48,21 +48,17 @@ def diff_versions(old: Template, new: Template) -> list[Change]:
         )
         if before != after
     ]
-    for name in _step_names(new):
+    for name in new.step_order():
         if not old.has_step(name):
             changes.append(Change(ChangeKind.STEP_ADDED, name, ""))
         else:
             changes += _step_changes(name, old, new)
     changes += [
         Change(ChangeKind.STEP_REMOVED, name, "")
-        for name in _step_names(old)
+        for name in sorted(old.steps)
         if not new.has_step(name)
     ]
     return changes
-
-
-def _step_names(template: Template) -> list[str]:
-    return [INITIAL, *(name for name in template.steps if name != INITIAL)]
 
 
 def _step_changes(name: str, old: Template, new: Template) -> list[Change]:
@@ -73,7 +69,7 @@ def _step_changes(name: str, old: Template, new: Template) -> list[Change]:
     changes += _message_changes(name, old.answering(name), new.answering(name))
     targets_before = {**before.next_steps, "*": before.next_step}
     targets_after = {**after.next_steps, "*": after.next_step}
-    for key in dict.fromkeys([*targets_before, *targets_after]):
+    for key in sorted(set(targets_before) | set(targets_after), key=lambda k: (k == "*", k)):
         was, now = targets_before.get(key), targets_after.get(key)
         if was != now:
             field = "next_step" if key == "*" else f"next_steps.{key}"

@@ -9,7 +9,7 @@ from typing import Any
 
 from flowsvc.engine.messages import step_messages
 from flowsvc.engine.render import placeholder_names
-from flowsvc.engine.template import INITIAL, Template
+from flowsvc.engine.template import Template
 
 PREVIEW_RECIPIENT = "preview"
 # What the engine itself fills in on the way (docs/templates.md): shown as samples when the
@@ -47,10 +47,9 @@ class PreviewStep:
 
 
 def preview(template: Template, context: Mapping[str, Any]) -> list[PreviewStep]:
-    """Every step of `template`, initial first, then as the template lists them."""
+    """Every step of `template`, in the order a customer meets them (Template.step_order)."""
     values = {**SAMPLES, **context}
-    names = [INITIAL, *(name for name in template.steps if name != INITIAL)]
-    return [_step(template, name, values) for name in names]
+    return [_step(template, name, values) for name in template.step_order()]
 
 
 def _step(template: Template, name: str, values: Mapping[str, Any]) -> PreviewStep:
