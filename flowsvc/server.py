@@ -14,8 +14,10 @@ from grpc_reflection.v1alpha import reflection
 from sqlalchemy import Engine
 
 from flowsvc.engine import EngineConfig
+from flowsvc.metrics import Metrics, MetricsServer
 from flowsvc.rpc.auth import TokenAuth
 from flowsvc.rpc.binding import add_port
+from flowsvc.rpc.metering import CallMetrics
 from flowsvc.rpc.request_parsing import ParseRequests
 from flowsvc.rpc.servicer import FlowServicer
 from flowsvc.rpc.status import ErrorStatus
@@ -57,16 +59,20 @@ class Server:
         )
         self.retention = Retention(sessions, settings.retention)
         self.health = health.HealthServicer()
+        self.metrics = Metrics(sessions)
+        self.metrics_server: MetricsServer | None = None
         self.grpc = grpc.server(
             self.executor,
             # The token comes first: a caller without it learns nothing, not even a parse error.
+            # Only the metrics see calls before it, so that refused calls are counted too.
             interceptors=[
+                CallMetrics(self.metrics),
                 *([TokenAuth(settings.role_tokens)] if settings.role_tokens else []),
                 ParseRequests(),
                 ErrorStatus(),
             ],
             options=[
-                ("grpc.max_receive_message_length", 8 * 1024 * 1024),
+                ("grpc.max_receive_message_length", settings.max_request_bytes),
                 ("grpc.so_reuseport", 0),
             ],
         )
@@ -78,6 +84,7 @@ class Server:
                 engine_config(settings),
                 max_context_bytes=settings.max_context_bytes,
                 expiry_notice=settings.expiry_notice,
+                observe=self.metrics.message,
             ),
             self.conversations,
             Results(sessions),
@@ -95,6 +102,8 @@ class Server:
         self.port = add_port(self.grpc, settings)
 
     def start(self) -> None:
+        if self.settings.metrics_listen is not None:
+            self.metrics_server = MetricsServer(self.metrics, self.settings.metrics_listen)
         self.grpc.start()
         for name in ("", SERVICE_NAME):
             self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -117,6 +126,7 @@ class Server:
                 "client_certificates": bool(settings.tls_client_ca),
                 "token": bool(settings.role_tokens),
                 "roles": sorted({role for role, _ in settings.role_tokens}),
+                "metrics_port": self.metrics_server.port if self.metrics_server else None,
             },
         )
 
@@ -128,6 +138,8 @@ class Server:
         if self._sweeper.is_alive():
             self._sweeper.join()
         self.executor.shutdown(wait=True)
+        if self.metrics_server is not None:
+            self.metrics_server.stop()
         self.engine.dispose()
         log.info("flowsvc stopped")
 
@@ -140,7 +152,16 @@ class Server:
                 purged = self.retention.sweep()
             except Exception:  # the database may be down for a while: try again next time
                 log.exception("sweep failed")
+                self.metrics.sweeps.labels("failed").inc()
                 continue
+            self.metrics.sweeps.labels("ok").inc()
+            for kind, rows in (
+                ("conversations", expired),
+                ("processed", old),
+                ("results", purged.results),
+                ("outbox_messages", purged.outbox_messages),
+            ):
+                self.metrics.swept.labels(kind).inc(rows)
             if expired or old or purged.results or purged.outbox_messages:
                 log.info(
                     "swept",

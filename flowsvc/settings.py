@@ -59,6 +59,7 @@ class Settings:
     expiry_notice: timedelta = timedelta(days=7)
     sweep_interval_seconds: float = 300.0
     max_context_bytes: int = 16_384
+    max_request_bytes: int = 8 * 1024 * 1024  # a larger gRPC request is refused whole
     cancel_words: frozenset[str] = frozenset({"cancel", "exit", "quit"})
     menu_words: frozenset[str] = frozenset({"menu", "restart"})
     back_words: frozenset[str] = frozenset({"back"})
@@ -70,8 +71,16 @@ class Settings:
     tls_key: str | None = None
     tls_client_ca: str | None = None
     retention: timedelta | None = timedelta(days=90)
+    metrics_listen: str | None = None  # host:port of /metrics; None: no metrics endpoint
 
     def __post_init__(self) -> None:
+        if self.metrics_listen is not None:
+            host, colon, port = self.metrics_listen.rpartition(":")
+            if not (colon and port.isdigit() and int(port) < 65536):
+                raise SettingsError(
+                    f"FLOWSVC_METRICS_LISTEN={self.metrics_listen} is not host:port "
+                    "(e.g. 127.0.0.1:9464; 0.0.0.0:9464 for a scraper on another machine)"
+                )
         if bool(self.tls_cert) != bool(self.tls_key):
             raise SettingsError("FLOWSVC_TLS_CERT and FLOWSVC_TLS_KEY must be set together")
         if self.tls_client_ca and not self.tls_cert:
@@ -149,6 +158,9 @@ class Settings:
                 sweep_interval_seconds=env(
                     "FLOWSVC_SWEEP_INTERVAL_SECONDS", cast=seconds, default=d.sweep_interval_seconds
                 ),
+                max_request_bytes=env(
+                    "FLOWSVC_MAX_REQUEST_BYTES", cast=count, default=d.max_request_bytes
+                ),
                 max_context_bytes=env(
                     "FLOWSVC_MAX_CONTEXT_BYTES", cast=count, default=d.max_context_bytes
                 ),
@@ -165,6 +177,7 @@ class Settings:
                 tls_key=env("FLOWSVC_TLS_KEY", cast=optional, default=None),
                 tls_client_ca=env("FLOWSVC_TLS_CLIENT_CA", cast=optional, default=None),
                 retention=timedelta(days=retention_days) if retention_days else None,
+                metrics_listen=env("FLOWSVC_METRICS_LISTEN", cast=optional, default=None),
             )
         except (KeyError, ValueError) as error:
             raise SettingsError(str(error).strip("'\"")) from None

@@ -22,10 +22,14 @@ def changed_menu(body: str) -> dict[str, Any]:
     return menu
 
 
-def draft_of(stub: flow_pb2_grpc.FlowServiceStub, body: str, name: str = "greeting") -> int:
-    response = stub.UpdateTemplate(
-        flow_pb2.UpdateTemplateRequest(template=definition(name, changed_menu(body)), draft=True)
-    )
+def draft_of(
+    stub: flow_pb2_grpc.FlowServiceStub,
+    body: str,
+    name: str = "greeting",
+    keywords: tuple[str, ...] = ("hello",),
+) -> int:
+    template = definition(name, changed_menu(body), keywords=keywords)
+    response = stub.UpdateTemplate(flow_pb2.UpdateTemplateRequest(template=template, draft=True))
     assert response.changed and response.template.draft and not response.template.live
     return response.template.version
 
@@ -103,7 +107,7 @@ def test_other_templates_targets_and_starts_use_the_live_version(
             templates=[definition("target", keywords=()), definition("entry", targeting("target"))]
         )
     )
-    draft_of(stub, "Draft target.", name="target")
+    draft_of(stub, "Draft target.", name="target", keywords=())
     chat = Chat(stub)
     chat.say("hello")
     chat.tap("b")

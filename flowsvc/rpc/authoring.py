@@ -89,7 +89,7 @@ def sandbox_turn(request: flow_pb2.RunSandboxRequest) -> SandboxTurn:
         state=_state(request.conversation) if request.HasField("conversation") else None,
         inbound=inbound,
         silence=request.silence.ToTimedelta() if request.HasField("silence") else timedelta(0),
-        start_context=from_struct(request.start_context),
+        start_context=from_struct(request.start_context, "start_context"),
     )
 
 
@@ -98,7 +98,7 @@ def _state(message: flow_pb2.SandboxConversation) -> State:
         flow=message.flow,
         version=message.version,
         step=message.step,
-        context=from_struct(message.context),
+        context=from_struct(message.context, "conversation.context"),
         history=history_from_json([[h.flow, h.version, h.step] for h in message.history]),
         expires_at=message.expire_time.ToDatetime(UTC),
         last_interaction=message.last_interaction_time.ToDatetime(UTC),

@@ -43,10 +43,12 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
     def CreateTemplate(
         self, request: flow_pb2.CreateTemplateRequest, context: grpc.ServicerContext
     ) -> flow_pb2.CreateTemplateResponse:
-        created = self._templates.create(
+        created, warnings = self._templates.create(
             convert.template_definition(request.template, draft=request.draft)
         )
-        return flow_pb2.CreateTemplateResponse(template=convert.template(created))
+        return flow_pb2.CreateTemplateResponse(
+            template=convert.template(created), warnings=convert.warnings(warnings)
+        )
 
     def GetTemplate(
         self, request: flow_pb2.GetTemplateRequest, context: grpc.ServicerContext
@@ -70,12 +72,16 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
     def UpdateTemplate(
         self, request: flow_pb2.UpdateTemplateRequest, context: grpc.ServicerContext
     ) -> flow_pb2.UpdateTemplateResponse:
-        updated, changed = self._templates.update(
+        updated, changed, warnings = self._templates.update(
             convert.template_definition(request.template, draft=request.draft),
             tuple(request.update_mask.paths),
             request.expected_version,
         )
-        return flow_pb2.UpdateTemplateResponse(template=convert.template(updated), changed=changed)
+        return flow_pb2.UpdateTemplateResponse(
+            template=convert.template(updated),
+            changed=changed,
+            warnings=convert.warnings(warnings),
+        )
 
     def DeleteTemplate(
         self, request: flow_pb2.DeleteTemplateRequest, context: grpc.ServicerContext
@@ -86,8 +92,10 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
     def ValidateTemplate(
         self, request: flow_pb2.ValidateTemplateRequest, context: grpc.ServicerContext
     ) -> flow_pb2.ValidateTemplateResponse:
-        kind = self._templates.validate(convert.template_definition(request.template))
-        return flow_pb2.ValidateTemplateResponse(type=convert.TEMPLATE_TYPES[kind])
+        kind, warnings = self._templates.validate(convert.template_definition(request.template))
+        return flow_pb2.ValidateTemplateResponse(
+            type=convert.TEMPLATE_TYPES[kind], warnings=convert.warnings(warnings)
+        )
 
     def ListTemplateVersions(
         self, request: flow_pb2.ListTemplateVersionsRequest, context: grpc.ServicerContext
@@ -257,7 +265,7 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
         self, request: flow_pb2.PreviewTemplateRequest, context: grpc.ServicerContext
     ) -> flow_pb2.PreviewTemplateResponse:
         version, steps = self._templates.preview(
-            request.name, request.version, convert.from_struct(request.context)
+            request.name, request.version, convert.from_struct(request.context, "context")
         )
         return authoring.preview_response(version, steps)
 

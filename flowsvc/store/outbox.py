@@ -84,10 +84,33 @@ def count_pending(session: Session) -> int:
     return int(session.scalar(select(func.count()).where(OutboxMessage.state == PENDING)) or 0)
 
 
+def pending_depth(session: Session) -> tuple[int, datetime | None]:
+    """How many messages are pending, and when the oldest of them was written (for metrics)."""
+    count, oldest = session.execute(
+        select(func.count(), func.min(OutboxMessage.created_at)).where(
+            OutboxMessage.state == PENDING
+        )
+    ).one()
+    return int(count or 0), read_time(oldest) if oldest is not None else None
+
+
 def by_wa_message_id(session: Session, wa_message_id: str) -> OutboxMessage | None:
     return session.scalar(
         select(OutboxMessage).where(OutboxMessage.wa_message_id == wa_message_id).with_for_update()
     )
+
+
+def wa_message_id_holders(session: Session, wa_message_ids: Iterable[str]) -> dict[str, int]:
+    """Which message already holds each of these Meta message ids (the column is unique)."""
+    wanted = sorted(set(wa_message_ids))
+    if not wanted:
+        return {}
+    rows = session.execute(
+        select(OutboxMessage.wa_message_id, OutboxMessage.id).where(
+            OutboxMessage.wa_message_id.in_(wanted)
+        )
+    )
+    return {wa_id: id_ for wa_id, id_ in rows if wa_id is not None}
 
 
 @dataclass(frozen=True, slots=True)
