@@ -69,7 +69,7 @@ def test_push_pull_and_diff(flowsvc_target: str, folder: Path, tmp_path: Path) -
     assert {t["action"] for t in json.loads(again.stdout)} == {"IMPORT_ACTION_UNCHANGED"}
     assert pulled.returncode == 0, pulled.stderr
     assert sorted(p.name for p in (tmp_path / "live").iterdir()) == sorted(
-        p.name for p in folder.iterdir()
+        p.name for p in folder.glob("*.json")
     )
     assert json.loads((tmp_path / "live" / "pay_order.json").read_text()) == json.loads(
         PAY_ORDER.read_text()

@@ -106,6 +106,22 @@ class Template:
         """The named step, or an empty one (a guide template may define no steps at all)."""
         return self.steps.get(name) or Step(name)
 
+    def step_order(self) -> list[str]:
+        """Every step, in the order a customer meets them: initial, then breadth-first along
+        each step's options (in the order shown), other selections (by id) and next_step; steps
+        no path reaches last, by name. Stable however the JSON object's keys were ordered."""
+        order = [INITIAL]
+        for name in order:
+            step = self.step(name)
+            answering = self.answering(name)
+            shown = [o.id for o in answering.options] if answering is not None else []
+            ids = [*shown, *sorted(set(step.next_steps) - set(shown))]
+            targets = [step.next_steps.get(i) for i in ids] + [step.next_step]
+            for target in targets:
+                if target and target in self.steps and target not in order:
+                    order.append(target)
+        return order + sorted(set(self.steps) - set(order))
+
     def answering(self, step_name: str) -> Message | None:
         """The message a customer in `step_name` is answering: whose buttons or rows they tap."""
         if step_name == INITIAL:

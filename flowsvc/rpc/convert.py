@@ -68,12 +68,15 @@ def to_timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
     return stamp
 
 
-def template_definition(message: flow_pb2.TemplateDefinition) -> TemplateDefinition:
+def template_definition(
+    message: flow_pb2.TemplateDefinition, *, draft: bool = False
+) -> TemplateDefinition:
     return TemplateDefinition(
         name=message.name,
         trigger_keywords=tuple(message.trigger_keywords),
         menu_structure=from_struct(message.menu_structure, "template.menu_structure"),
         is_active=message.is_active if message.HasField("is_active") else None,
+        draft=draft,
     )
 
 
@@ -87,6 +90,9 @@ def template(version: TemplateVersion) -> flow_pb2.Template:
         is_active=version.is_active,
         create_time=to_timestamp(version.created_at),
         version_create_time=to_timestamp(version.version_created_at),
+        live=version.live,
+        draft=version.draft,
+        live_version=version.live_version or 0,
     )
 
 

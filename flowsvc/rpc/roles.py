@@ -45,6 +45,11 @@ ALLOWED: dict[str, frozenset[str]] = {
     "ClaimOutbox": _GATEWAY,
     "AckOutbox": _GATEWAY,
     "RecordStatus": _GATEWAY,
+    # Authoring (drafts, preview, sandbox).
+    "PublishTemplate": _ADMIN,
+    "DiffTemplateVersions": _ADMIN,
+    "PreviewTemplate": _ADMIN,
+    "RunSandbox": _ADMIN,
 }
 # Reflection maps the API: any caller with a valid token may read the map.
 _ANY_ROLE_SERVICES = (reflection.SERVICE_NAME, "grpc.reflection.v1.ServerReflection")

@@ -377,7 +377,7 @@ def _start_turn(request: StartRequest) -> StartTurn:
 def _check_startable(catalog: Catalog, name: str, step: str) -> None:
     template = catalog.current(name)
     if template is None:
-        raise NotFound(f"template {name!r} does not exist")
+        raise NotFound(f"template {name!r} does not exist or has no live version (only drafts)")
     if not template.is_active:
         raise FailedPrecondition(f"template {name!r} is not active")
     steering.check_step(template, step)

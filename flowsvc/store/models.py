@@ -64,7 +64,7 @@ class Base(DeclarativeBase):
 
 
 class WorkflowTemplate(Base):
-    """A template's head: its name, latest version and whether it is active."""
+    """A template's head: its name, latest version (draft or not) and the version customers get."""
 
     __tablename__ = "workflow_templates"
 
@@ -75,6 +75,9 @@ class WorkflowTemplate(Base):
     menu_structure: Mapped[dict[str, Any]]
     is_active: Mapped[bool] = mapped_column(Boolean)
     version: Mapped[int]
+    # The version keywords, starts and other templates' targets use; None while the template
+    # has only drafts. Running conversations stay on the version they started on.
+    live_version: Mapped[int | None]
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
@@ -95,6 +98,8 @@ class WorkflowTemplateVersion(Base):
     trigger_keywords: Mapped[list[Any]]
     menu_structure: Mapped[dict[str, Any]]
     is_active: Mapped[bool] = mapped_column(Boolean)
+    # Saved (and validated) but never live: customers cannot reach it, the sandbox can.
+    is_draft: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
 

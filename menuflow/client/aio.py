@@ -90,9 +90,14 @@ class AsyncFlowClient:
                 return found
 
     async def update_template(
-        self, definition: Mapping[str, Any], fields: Iterable[str] = (), expected_version: int = 0
+        self,
+        definition: Mapping[str, Any],
+        fields: Iterable[str] = (),
+        expected_version: int = 0,
+        *,
+        draft: bool = False,
     ) -> flow_pb2.UpdateTemplateResponse:
-        request = build.update_template(definition, fields, expected_version)
+        request = build.update_template(definition, fields, expected_version, draft)
         return await self._call("UpdateTemplate", request)  # type: ignore[no-any-return]
 
     async def delete_template(self, name: str) -> flow_pb2.DeleteTemplateResponse:
@@ -106,12 +111,51 @@ class AsyncFlowClient:
         return (await self._call("ValidateTemplate", request)).type  # type: ignore[no-any-return]
 
     async def import_templates(
-        self, definitions: Iterable[Mapping[str, Any]]
+        self, definitions: Iterable[Mapping[str, Any]], *, draft: bool = False
     ) -> list[flow_pb2.ImportedTemplate]:
         request = flow_pb2.ImportTemplatesRequest(
-            templates=[build.template_definition(d) for d in definitions]
+            templates=[build.template_definition(d) for d in definitions], draft=draft
         )
         return list((await self._call("ImportTemplates", request)).templates)
+
+    async def publish_template(
+        self, name: str, version: int = 0
+    ) -> flow_pb2.PublishTemplateResponse:
+        request = flow_pb2.PublishTemplateRequest(name=name, version=version)
+        return await self._call("PublishTemplate", request)  # type: ignore[no-any-return]
+
+    async def diff_template_versions(
+        self, name: str, from_version: int = 0, to_version: int = 0
+    ) -> flow_pb2.DiffTemplateVersionsResponse:
+        request = flow_pb2.DiffTemplateVersionsRequest(
+            name=name, from_version=from_version, to_version=to_version
+        )
+        return await self._call("DiffTemplateVersions", request)  # type: ignore[no-any-return]
+
+    async def list_template_versions(self, name: str) -> list[flow_pb2.Template]:
+        found: list[flow_pb2.Template] = []
+        token = ""
+        while True:
+            request = flow_pb2.ListTemplateVersionsRequest(
+                name=name, page_size=500, page_token=token
+            )
+            page = await self._call("ListTemplateVersions", request)
+            found += page.versions
+            token = page.next_page_token
+            if not token:
+                return found
+
+    async def preview_template(
+        self, name: str, version: int = 0, context: Mapping[str, Any] | None = None
+    ) -> flow_pb2.PreviewTemplateResponse:
+        request = flow_pb2.PreviewTemplateRequest(
+            name=name, version=version, context=build.struct(context)
+        )
+        return await self._call("PreviewTemplate", request)  # type: ignore[no-any-return]
+
+    async def run_sandbox(self, request: flow_pb2.RunSandboxRequest) -> flow_pb2.RunSandboxResponse:
+        """One sandbox turn (see menuflow.client.requests.sandbox to build the request)."""
+        return await self._call("RunSandbox", request)  # type: ignore[no-any-return]
 
     # Conversations (client)
 

@@ -143,12 +143,13 @@ def send(
 
 
 def update_template(
-    definition: Mapping[str, Any], fields: Iterable[str], expected_version: int
+    definition: Mapping[str, Any], fields: Iterable[str], expected_version: int, draft: bool
 ) -> flow_pb2.UpdateTemplateRequest:
     return flow_pb2.UpdateTemplateRequest(
         template=template_definition(definition),
         update_mask=field_mask_pb2.FieldMask(paths=list(fields)),
         expected_version=expected_version,
+        draft=draft,
     )
 
 
