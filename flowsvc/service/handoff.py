@@ -1,0 +1,396 @@
+"""Handing a customer to people and back: HandOff's and Resume's requests and rules, what a
+handed-off customer's message does (nothing but an event, unless it is a leave word), and what
+each of these writes beside the turn (store.handoffs) and tells the event log.
+
+A handoff pauses the conversation, it does not end it: the flow, step and context stay, the bot
+answers nothing, and every message the customer writes reaches the agents as a customer_message
+event, in order. The bot takes the customer back on Resume, after FLOWSVC_HANDOFF_IDLE_MINUTES
+without activity (the sweep), or when the customer writes a leave word the business allows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from flowsvc.engine import Catalog, Decision, EngineConfig, Outcome, State
+from flowsvc.engine.keywords import phrase
+from flowsvc.engine.messages import text_message
+from flowsvc.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound
+from flowsvc.service import window
+from flowsvc.service.inbound import MAX_TEXT_CHARS
+from flowsvc.service.turns import (
+    HandOffTurn,
+    MessageTurn,
+    ResumeTurn,
+    SendTurn,
+    StartTurn,
+    Turn,
+)
+from flowsvc.store import handoffs, turns
+from flowsvc.store.events import Draft
+from flowsvc.validation.handoff import MAX_PRIORITY, MAX_QUEUE, MAX_REASON
+
+SLACK = timedelta(seconds=1)
+
+
+@dataclass(frozen=True)
+class HandOffRequest:
+    """HandOff: pause a customer's conversation for people."""
+
+    phone_number_id: str
+    phone_number: str
+    reason: str = ""
+    queue: str = ""
+    priority: int = 0
+    until: datetime | None = None
+    text: str = ""
+    request_id: str = ""
+
+
+@dataclass(frozen=True)
+class ResumeRequest:
+    """Resume: give a handed-off customer back to the bot, where the agent says."""
+
+    phone_number_id: str
+    phone_number: str
+    step: str = ""
+    flow: str = ""
+    end: bool = False
+    context: Mapping[str, Any] | None = None
+    text: str = ""
+    expected_revision: int = 0
+    request_id: str = ""
+
+
+def hand_off_turn(request: HandOffRequest, config: EngineConfig) -> HandOffTurn:
+    from flowsvc.service import steering  # steering imports the turns this module builds
+
+    problems = steering.common_problems(
+        request.phone_number_id, request.phone_number, request.request_id, None
+    )
+    if len(request.queue) > MAX_QUEUE:
+        problems.append(("queue", f"at most {MAX_QUEUE} characters"))
+    if len(request.reason) > MAX_REASON:
+        problems.append(("reason", f"at most {MAX_REASON} characters"))
+    if not 0 <= request.priority <= MAX_PRIORITY:
+        problems.append(("priority", f"0-{MAX_PRIORITY}"))
+    if len(request.text) > MAX_TEXT_CHARS:
+        problems.append(("text", f"at most {MAX_TEXT_CHARS} characters"))
+    if problems:
+        raise InvalidArgument("bad handoff", problems)
+    return HandOffTurn(
+        customer=(request.phone_number_id, request.phone_number),
+        source_id=steering.source_id("handoff", request.request_id),
+        dedupe=bool(request.request_id),
+        reason=request.reason,
+        queue=request.queue or config.handoff_default_queue,
+        priority=request.priority,
+        until=request.until,
+        text=request.text,
+    )
+
+
+def resume_turn(request: ResumeRequest) -> ResumeTurn:
+    from flowsvc.service import steering
+
+    problems = steering.common_problems(
+        request.phone_number_id, request.phone_number, request.request_id, None
+    )
+    if request.end and (request.step or request.flow):
+        problems.append(("end", "either end the conversation or name a step or flow, not both"))
+    if request.expected_revision < 0:
+        problems.append(("expected_revision", "must not be negative (0: no check)"))
+    if len(request.text) > MAX_TEXT_CHARS:
+        problems.append(("text", f"at most {MAX_TEXT_CHARS} characters"))
+    if problems:
+        raise InvalidArgument("bad resume", problems)
+    return ResumeTurn(
+        customer=(request.phone_number_id, request.phone_number),
+        source_id=steering.source_id("resume", request.request_id),
+        dedupe=bool(request.request_id),
+        step=request.step,
+        flow=request.flow,
+        end=request.end,
+        context=dict(request.context or {}),
+        text=request.text,
+        expected_revision=request.expected_revision,
+    )
+
+
+def idle_turn(customer: tuple[str, str], config: EngineConfig, now: datetime) -> ResumeTurn:
+    """The sweep's resume of a handoff that idled past its time."""
+    return ResumeTurn(
+        customer=customer,
+        source_id=f"resume:idle:{now.isoformat()}",
+        dedupe=False,
+        step="",
+        flow="",
+        end=False,
+        context={},
+        text="",
+        idle=True,
+    )
+
+
+def resume_at(config: EngineConfig, now: datetime, until: datetime | None) -> datetime | None:
+    """When the bot takes a handed-off customer back unless there is activity before."""
+    if config.handoff_idle is None:
+        return None
+    return max(now + config.handoff_idle, until or now)
+
+
+def _time(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _read_time(value: Any) -> datetime | None:
+    return datetime.fromisoformat(value) if isinstance(value, str) else None
+
+
+def handoff_since(details: Mapping[str, Any]) -> datetime | None:
+    return _read_time(details.get("since"))
+
+
+def handoff_resume_at(details: Mapping[str, Any]) -> datetime | None:
+    return _read_time(details.get("resume_at"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Decisions
+
+
+def hand_off_decision(turn: HandOffTurn, opened: turns.Opened, now: datetime) -> Decision:
+    """HandOff: NOT_FOUND without an active conversation; the text (if any) to send."""
+    state = opened.state
+    if state is None or state.expires_at <= now:
+        raise NotFound("the customer has no active conversation to hand off")
+    if opened.handoff is not None:
+        return Decision(Outcome.IGNORED, state, ())  # the handoff they have stands
+    messages = (text_message(turn.customer[1], turn.text),) if turn.text else ()
+    if messages and not window.is_open(opened.last_inbound_at, now):
+        raise window.closed(opened.last_inbound_at)
+    return Decision(Outcome.HANDED_OFF, state, messages)
+
+
+def paused(
+    turn: MessageTurn, opened: turns.Opened, now: datetime, config: EngineConfig
+) -> Decision | None:
+    """A handed-off customer's message: recorded and answered by nothing (None: the bot handles
+    it, because the customer is not handed off, or left the queue with a leave word)."""
+    state = opened.state
+    if opened.handoff is None or state is None or state.expires_at <= now:
+        return None
+    if turn.inbound.unsupported_type in config.silent_types:
+        return Decision(Outcome.IGNORED, state, ())
+    text = turn.inbound.text
+    if text is not None and phrase(text) in {phrase(w) for w in config.handoff_leave_words}:
+        return None
+    return Decision(Outcome.HANDED_OFF, state, ())
+
+
+def resumable(turn: ResumeTurn, opened: turns.Opened, now: datetime) -> State | None:
+    """The conversation a resume takes back: NOT_FOUND without one, ABORTED at another revision,
+    FAILED_PRECONDITION when it is not handed off. None: the sweep's resume is no longer due."""
+    state = opened.state
+    if turn.idle:
+        due = handoff_resume_at(opened.handoff or {})
+        if state is None or opened.handoff is None or due is None or due > now:
+            return None
+        return state
+    if state is None or state.expires_at <= now:
+        raise NotFound("the customer has no active conversation")
+    if turn.expected_revision and turn.expected_revision != opened.revision:
+        raise Aborted(
+            f"the conversation is at revision {opened.revision}, not {turn.expected_revision}: "
+            "it changed since it was read (another agent may have resumed it); read it again"
+        )
+    if opened.handoff is None:
+        raise FailedPrecondition(
+            "the customer is not handed off: the bot has their conversation already "
+            "(UpdateConversation steers it)"
+        )
+    return state
+
+
+def resume_target(
+    turn: ResumeTurn, catalog: Catalog, state: State, config: EngineConfig
+) -> ResumeTurn:
+    """Where the bot takes the customer: as asked, else the default template (the main menu),
+    else the step the conversation waits in."""
+    if turn.step or turn.flow or turn.end:
+        return turn
+    default = config.default_template
+    template = catalog.current(default) if default else None
+    if template is not None and template.is_active:
+        return replace(turn, flow=template.name)
+    return turn
+
+
+def resume_text(turn: ResumeTurn, opened: turns.Opened, config: EngineConfig) -> str:
+    if not turn.idle:
+        return turn.text
+    said = (opened.handoff or {}).get("resume_text")
+    return said if isinstance(said, str) and said else config.handoff_resume_text
+
+
+def resumed(
+    turn: ResumeTurn, decision: Decision, opened: turns.Opened, now: datetime, text: str
+) -> Decision:
+    """A resume's messages: its text first, then the step's; outside the service window the
+    agent's resume is refused (say it with a message template through SendMessage first),
+    while the sweep's goes silently."""
+    to = turn.customer[1]
+    messages = ((text_message(to, text),) if text else ()) + decision.messages
+    decision = replace(decision, messages=messages, handoff=None)
+    if messages and not window.is_open(opened.last_inbound_at, now):
+        if turn.idle:
+            return replace(decision, messages=())
+        raise window.closed(opened.last_inbound_at, handed_off=True)
+    return decision
+
+
+# ---------------------------------------------------------------------------------------------
+# Writes beside the turn, and events
+
+
+def after(
+    session: Session,
+    turn: Turn,
+    opened: turns.Opened,
+    decision: Decision,
+    now: datetime,
+    config: EngineConfig,
+) -> tuple[list[Draft], dict[str, Any] | None]:
+    """What a turn changes about a handoff beside its own writes: the events that say so, and
+    the customer's handoff after the turn (None: with the bot)."""
+    customer = turn.customer
+    details = opened.handoff
+    queue = str((details or {}).get("queue", ""))
+    state = decision.state or opened.state
+
+    def of(type_: str, **payload: Any) -> Draft:
+        name, version = (state.flow, state.version) if state is not None else ("", 0)
+        return Draft(type_, customer, name, version, dict(payload))
+
+    if isinstance(turn, HandOffTurn) and details is None:
+        return _start(
+            session,
+            turn,
+            opened,
+            now,
+            config,
+            of,
+            queue=turn.queue,
+            reason=turn.reason,
+            priority=turn.priority,
+            until=turn.until,
+            resume_text=None,
+            from_template=False,
+            step=opened.state.step if opened.state is not None else "",
+        )
+    if isinstance(turn, ResumeTurn):
+        if decision.outcome == Outcome.IGNORED:
+            return [], details
+        handoffs.clear(session, customer)
+        step = decision.state.step if decision.state is not None else ""
+        why = "idle" if turn.idle else "Resume"
+        return [of("handoff_resumed", queue=queue, reason=why, step=step)], None
+    if isinstance(turn, MessageTurn) and details is not None:
+        if decision.outcome == Outcome.HANDED_OFF:
+            slid = _slide(session, customer, details, now, config)
+            content = dict(turn.content)
+            message = of("customer_message", message_id=turn.message_id, queue=queue, **content)
+            return [message], slid
+        if decision.outcome != Outcome.IGNORED:
+            handoffs.clear(session, customer)  # the customer left the queue (or it expired)
+            step = decision.state.step if decision.state is not None else ""
+            return [of("handoff_resumed", queue=queue, reason="customer", step=step)], None
+        return [], details
+    if isinstance(turn, SendTurn) and details is not None:
+        return [], _slide(session, customer, details, now, config)
+    if isinstance(turn, StartTurn) and details is not None:
+        handoffs.clear(session, customer)
+        return [], None
+    spec = decision.handoff
+    if spec is not None and decision.state is not None and details is None:
+        return _start(
+            session,
+            turn,
+            opened,
+            now,
+            config,
+            of,
+            queue=spec.queue or config.handoff_default_queue,
+            reason=spec.reason,
+            priority=spec.priority,
+            until=None,
+            resume_text=spec.resume_text,
+            from_template=True,
+            step=decision.state.step,
+        )
+    return [], details if decision.state is not None else None
+
+
+def _start(
+    session: Session,
+    turn: Turn,
+    opened: turns.Opened,
+    now: datetime,
+    config: EngineConfig,
+    of: Any,
+    *,
+    queue: str,
+    reason: str,
+    priority: int,
+    until: datetime | None,
+    resume_text: str | None,
+    from_template: bool,
+    step: str = "",
+) -> tuple[list[Draft], dict[str, Any]]:
+    due = resume_at(config, now, until)
+    details = {
+        "queue": queue,
+        "reason": reason,
+        "priority": priority,
+        "since": _time(now),
+        "until": _time(until),
+        "resume_at": _time(due),
+        "resume_text": resume_text,
+    }
+    handoffs.hand_off(session, turn.customer, queue, details, due)
+    current: dict[str, str] = {}
+    if isinstance(turn, MessageTurn):
+        said = turn.inbound.selection_id or turn.inbound.text or ""
+        if said:
+            current[turn.message_id] = said
+    # The conversation's created_at is the database's clock, the messages' times flowsvc's: a
+    # second's slack keeps the message that started it.
+    since = (opened.created_at if opened.state is not None and opened.created_at else now) - SLACK
+    draft: Draft = of(
+        "handoff_requested",
+        queue=queue,
+        reason=reason,
+        priority=priority,
+        step=step,
+        transcript=handoffs.transcript(session, turn.customer, since, current),
+        from_template=from_template,
+    )
+    return [draft], details
+
+
+def _slide(
+    session: Session,
+    customer: tuple[str, str],
+    details: Mapping[str, Any],
+    now: datetime,
+    config: EngineConfig,
+) -> dict[str, Any]:
+    due = resume_at(config, now, _read_time(details.get("until")))
+    slid = {**details, "resume_at": _time(due)}
+    handoffs.touch(session, customer, slid, due)
+    return slid
