@@ -114,8 +114,10 @@ def test_a_person_takes_over_and_gives_the_customer_back_to_the_bot(
     assert said[1].customer_message.media.caption == "receipt"
     assert said[2].customer_message.selection.id == "faq"
     wait_until(
-        lambda: {r.body["message_id"] for r in graph.standin.received() if r.kind == "read"}
-        & {text["id"], image["id"], stale_tap["id"]}
+        lambda: (
+            {r.body["message_id"] for r in graph.standin.received() if r.kind == "read"}
+            & {text["id"], image["id"], stale_tap["id"]}
+        )
     )
 
     agent.send_message(customer, text="Hi, this is Ana. Let me check.", agent="Ana")
