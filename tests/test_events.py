@@ -17,6 +17,7 @@ from google.protobuf import json_format
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from flowsvc.clock import utcnow
 from flowsvc.server import Server
 from flowsvc.service.retention import Retention
 from flowsvc.settings import Settings
@@ -409,3 +410,56 @@ def test_flowsvc_stops_promptly_with_watchers_open(settings: Settings) -> None:
         channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
         Watcher(flow_pb2_grpc.FlowServiceStub(channel))
     channel.close()
+
+
+def test_ids_follow_commit_order_when_transactions_overlap(database_url: str) -> None:
+    """Two transactions overlap; the one that writes its events first holds their ids until it
+    commits, and the other, committing meanwhile, waits and takes the next ids: a reader never
+    sees a later id before an earlier one commits (as a sequence would allow)."""
+    engine = create_db_engine(database_url, pool_size=4)
+    sessions = create_sessionmaker(engine)
+    customer = ("1", "2")
+    try:
+        first = sessions()
+        first.begin()
+        events.write(first.connection(), [events.Draft("message_sent", customer)], utcnow())
+        committed = threading.Event()
+
+        def second() -> None:
+            with sessions.begin() as session:
+                events.record(session, [events.Draft("message_read", customer)])
+            committed.set()
+
+        thread = threading.Thread(target=second)
+        thread.start()
+        if engine.dialect.name == "postgresql":  # SQLite: the second waits for BEGIN, readers too
+            wait_until(lambda: waiting_for_a_lock(engine))
+            with sessions() as reader:
+                assert events.bounds(reader) == (0, 0)  # neither is visible yet
+        assert not committed.is_set()
+        first.commit()
+        first.close()
+        thread.join(timeout=30)
+        assert committed.is_set()
+        with sessions() as reader:
+            found = events.read(reader, 0, 10, events.Filter(), 10)
+        assert [(e.id, e.type) for e in found] == [(1, "message_sent"), (2, "message_read")]
+    finally:
+        engine.dispose()
+
+
+def wait_until(condition: Any, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "never happened"
+        time.sleep(0.02)
+
+
+def waiting_for_a_lock(engine: Any) -> bool:
+    with engine.connect() as connection:
+        return bool(
+            connection.exec_driver_sql(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            ).scalar()
+        )
