@@ -22,6 +22,7 @@ import click
 
 from menuflow.cli.conversations import conversations, results, send
 from menuflow.cli.events import events
+from menuflow.cli.handoff import handoff, queue, resume
 from menuflow.cli.output import failure
 from menuflow.cli.templates import templates
 from menuflow.client import Connection, MenuflowError
@@ -71,6 +72,9 @@ cli.add_command(conversations)
 cli.add_command(results)
 cli.add_command(send)
 cli.add_command(events)
+cli.add_command(handoff)
+cli.add_command(resume)
+cli.add_command(queue)
 
 
 def main() -> None:
