@@ -5,7 +5,9 @@ through SendMessage, and Resume (or idling) gives the customer back to the bot."
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -304,3 +306,63 @@ def test_the_customer_leaves_the_queue_with_the_leave_word(
     assert not left.conversation.HasField("handoff")
     resumed = events(idle_stub, flow_pb2.EVENT_TYPE_HANDOFF_RESUMED)
     assert [e.handoff_resumed.reason for e in resumed] == ["customer"]
+
+
+def test_two_agents_resuming_at_once_get_one_success_and_one_aborted(
+    stub: flow_pb2_grpc.FlowServiceStub,
+) -> None:
+    chat = Chat(stub)
+    chat.say("hi")
+    read = hand_off(chat).conversation.revision
+    outcomes: list[str] = []
+
+    def agent(step: str) -> None:
+        try:
+            resume(chat, step=step, expected_revision=read)
+            outcomes.append("ok")
+        except grpc.RpcError as error:
+            outcomes.append(error.code().name)
+
+    threads = [threading.Thread(target=agent, args=(step,)) for step in ("initial", "initial")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(outcomes) == ["ABORTED", "ok"]
+    assert len(events(stub, flow_pb2.EVENT_TYPE_HANDOFF_RESUMED)) == 1
+
+
+TOKENS = {"admin": "admin-token-1", "client": "client-token-2", "gateway": "gateway-token-3"}
+
+
+@pytest.fixture
+def guarded(settings: Settings) -> Iterator[Server]:
+    roles = {"auth_token": TOKENS["admin"], "tokens": tuple(list(TOKENS.items())[1:])}
+    with running_flowsvc(replace(settings, **roles)) as server:  # type: ignore[arg-type]
+        yield server
+
+
+@pytest.mark.parametrize(
+    ("role", "allowed"), [("client", True), ("admin", True), ("gateway", False)]
+)
+def test_a_client_or_admin_token_hands_off_and_resumes_a_gateway_token_cannot(
+    guarded: Server, role: str, allowed: bool
+) -> None:
+    with grpc.insecure_channel(f"127.0.0.1:{guarded.port}") as channel:
+        token = (("authorization", f"Bearer {TOKENS[role]}"),)
+        admin = (("authorization", f"Bearer {TOKENS['admin']}"),)
+        stub = flow_pb2_grpc.FlowServiceStub(channel)
+        chat = Chat(stub, phone_number=f"1650555{len(role):04d}")
+        stub.HandleMessage(
+            flow_pb2.HandleMessageRequest(message=chat.message(text="hi")), metadata=admin
+        )
+        calls = [
+            lambda: stub.HandOff(flow_pb2.HandOffRequest(customer=chat.customer), metadata=token),
+            lambda: stub.Resume(flow_pb2.ResumeRequest(customer=chat.customer), metadata=token),
+        ]
+        for call in calls:
+            if allowed:
+                call()
+            else:
+                assert refused(call).code() == grpc.StatusCode.PERMISSION_DENIED
