@@ -362,7 +362,7 @@ def _start(
         "resume_at": _time(due),
         "resume_text": resume_text,
     }
-    handoffs.hand_off(session, turn.customer, queue, details, due)
+    handoffs.hand_off(session, turn.customer, queue, details, due, now)
     current: dict[str, str] = {}
     if isinstance(turn, MessageTurn):
         said = turn.inbound.selection_id or turn.inbound.text or ""

@@ -19,6 +19,7 @@ from flowsvc.store.models import (
     ProcessedMessage,
     UTCDateTime,
 )
+from flowsvc.store.times import read_time
 
 MAX_TRANSCRIPT = 200  # entries in a handoff's transcript: the latest ones
 # Dedupe records of requests by other services, not customers' messages (service.steering).
@@ -37,12 +38,14 @@ def hand_off(
     queue: str,
     details: dict[str, Any],
     resume_at: datetime | None,
+    since: datetime,
 ) -> None:
     """Pause the customer's conversation for people; it lives at least until `resume_at`."""
     values: dict[str, Any] = {
         "handoff_queue": queue,
         "handoff": details,
         "handoff_resume_at": resume_at,
+        "handoff_at": since,
     }
     _update(session, customer, values, resume_at)
 
@@ -59,7 +62,7 @@ def clear(session: Session, customer: Customer) -> None:
     session.execute(
         update(ConversationState)
         .where(_whose(customer))
-        .values(handoff_queue=None, handoff=None, handoff_resume_at=None)
+        .values(handoff_queue=None, handoff=None, handoff_resume_at=None, handoff_at=None)
         .execution_options(synchronize_session=False)
     )
 
@@ -78,6 +81,26 @@ def _update(
         .values(**values)
         .execution_options(synchronize_session=False)
     )
+
+
+def queues(session: Session) -> list[tuple[str, int, datetime]]:
+    """Per queue: how many customers are handed off to it, and since when the oldest."""
+    rows = session.execute(
+        select(
+            ConversationState.handoff_queue,
+            func.count(),
+            func.min(ConversationState.handoff_at),
+        )
+        .where(ConversationState.handoff_queue.is_not(None))
+        .group_by(ConversationState.handoff_queue)
+        .order_by(ConversationState.handoff_queue)
+    )
+    return [(str(row[0]), row[1], _utc(row[2])) for row in rows]
+
+
+def _utc(value: Any) -> datetime:
+    # min() over a column comes back without the column's type on SQLite (text).
+    return read_time(value)
 
 
 def due(session: Session, now: datetime, limit: int) -> list[Customer]:

@@ -148,6 +148,7 @@ class ConversationState(Base):
     handoff_queue: Mapped[str | None] = mapped_column(String(64), index=True)
     handoff: Mapped[dict[str, Any] | None]
     handoff_resume_at: Mapped[datetime | None] = mapped_column(index=True)
+    handoff_at: Mapped[datetime | None]  # when the customer was handed off
 
 
 class ProcessedMessage(Base):

@@ -24,6 +24,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("handoff_queue", sa.String(64), nullable=True))
         batch.add_column(sa.Column("handoff", Json, nullable=True))
         batch.add_column(sa.Column("handoff_resume_at", sa.DateTime(timezone=True), nullable=True))
+        batch.add_column(sa.Column("handoff_at", sa.DateTime(timezone=True), nullable=True))
         batch.create_index("ix_conversation_state_handoff_resume_at", ["handoff_resume_at"])
         batch.create_index("ix_conversation_state_handoff_queue", ["handoff_queue"])
 
@@ -32,6 +33,7 @@ def downgrade() -> None:
     with op.batch_alter_table("conversation_state") as batch:
         batch.drop_index("ix_conversation_state_handoff_queue")
         batch.drop_index("ix_conversation_state_handoff_resume_at")
+        batch.drop_column("handoff_at")
         batch.drop_column("handoff_resume_at")
         batch.drop_column("handoff")
         batch.drop_column("handoff_queue")
