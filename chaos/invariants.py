@@ -38,6 +38,9 @@ class Findings:
     bot_answered_handed_off: int = 0  # a handed-off customer's message the bot replied to
     handed_off_unseen: int = 0  # ... not emitted once as a customer_message event
     handed_off: int = 0  # messages of handed-off customers checked
+    events_missing: int = 0  # committed completions a watcher never got (per watcher)
+    events_extra: int = 0  # completions a watcher got that were never committed
+    event_deliveries: int = 0  # flow_completed events the watchers got, repeats included
     stuck: list[str] = field(default_factory=list)
     conversations: int = 0  # open conversations checked for a way on
     notes: list[str] = field(default_factory=list)
@@ -55,6 +58,8 @@ class Findings:
             + self.wrong_results
             + self.bot_answered_handed_off
             + self.handed_off_unseen
+            + self.events_missing
+            + self.events_extra
             + len(self.stuck)
         )
 
@@ -309,3 +314,15 @@ def _leads(target: str, steps: dict[str, Any], names: set[str]) -> bool:
 
 def _obj(value: Any) -> dict[str, Any]:
     return json.loads(value) if isinstance(value, str) else dict(value)
+
+
+def committed_completions(engine: Engine, keys: set[Key]) -> dict[Key, set[str]]:
+    """The references of the results (completed flows) committed for `keys`."""
+    found: dict[Key, set[str]] = defaultdict(set)
+    with engine.connect() as connection:
+        for business, customer, reference in connection.execute(
+            text("SELECT phone_number_id, phone_number, reference FROM flow_results")
+        ):
+            if (business, customer) in keys:
+                found[(business, customer)].add(reference)
+    return found

@@ -6,12 +6,19 @@ import asyncio
 import random
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import Engine
 
 from chaos.customers import make_customers
 from chaos.driver import Delivery, Driver, Tally
-from chaos.invariants import Ambiguity, Findings, check, pending_replies
+from chaos.invariants import (
+    Ambiguity,
+    Findings,
+    check,
+    committed_completions,
+    pending_replies,
+)
 from chaos.logs import LogScan, scan
 from chaos.system import System
 
@@ -141,6 +148,7 @@ async def run(
             [w.start for w in windows if w.kind == "kill_gateway"],
         ),
     )
+    await loop.run_in_executor(None, _watched, system, engine, keys, findings)
     accepted = sorted(r["at"] for r in mine if r["kind"] == "message" and r["status"] == 200)
     return Outcome(
         scenario,
@@ -152,6 +160,29 @@ async def run(
         failed + system.proxy.dropped - dropped_before,
         crashed=[s.name for s in system.services if not s.alive()],
     )
+
+
+def _watched(system: System, engine: Engine, keys: set[Any], findings: Findings) -> None:
+    """Every committed completion of the scenario's customers reached every watcher (waiting up
+    to 30 s for them to catch up), and nothing else did."""
+    committed = committed_completions(engine, keys)
+    expected = {(key, ref) for key, refs in committed.items() for ref in refs}
+    for watcher in system.watchers:
+        deadline = time.monotonic() + 30
+        while True:
+            seen = {(k, r) for k, refs in watcher.references().items() if k in keys for r in refs}
+            if expected <= seen or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        missing, extra = expected - seen, seen - expected
+        findings.events_missing += len(missing)
+        findings.events_extra += len(extra)
+        findings.event_deliveries = max(findings.event_deliveries, watcher.deliveries)
+        if missing or extra:
+            findings.notes.append(
+                f"watcher {watcher.target}: {len(missing)} completions missing, "
+                f"{len(extra)} extra ({watcher.reconnects} reconnects)"
+            )
 
 
 async def _inject(system: System, faults: tuple[Fault, ...], started: float) -> list[Window]:

@@ -41,6 +41,7 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
         self._deliveries = deliveries
         self._retention = retention
         self._feed = feed
+        self._events = convert.EventCache()
 
     def CreateTemplate(
         self, request: flow_pb2.CreateTemplateRequest, context: grpc.ServicerContext
@@ -265,8 +266,8 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
         found = self._feed.watch(after_id, convert.event_filter(request.filter), context.is_active)
         # Headers at once: the caller knows the stream is open before the first event.
         context.send_initial_metadata(())
-        for item in found:
-            yield flow_pb2.WatchEventsResponse(event=convert.event(item))
+        for batch in found:
+            yield flow_pb2.WatchEventsResponse(events=[self._events.get(item) for item in batch])
 
     def ListEvents(
         self, request: flow_pb2.ListEventsRequest, context: grpc.ServicerContext
