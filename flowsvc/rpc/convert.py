@@ -159,7 +159,7 @@ def resume_request(request: flow_pb2.ResumeRequest) -> ResumeRequest:
         step=request.step,
         flow=request.flow,
         end=request.end,
-        context=from_struct(request.context),
+        context=from_struct(request.context, "context"),
         text=request.text,
         expected_revision=request.expected_revision,
         request_id=request.request_id,
