@@ -366,3 +366,43 @@ def test_a_client_or_admin_token_hands_off_and_resumes_a_gateway_token_cannot(
                 call()
             else:
                 assert refused(call).code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+DESK = {
+    "type": "button",
+    "body": {"text": "Our help desk."},
+    "action": {"buttons": [{"type": "reply", "reply": {"id": "person", "title": "A person"}}]},
+    "steps": {
+        "initial": {"next_steps": {"person": "person"}, "set": {"desk": "the help desk"}},
+        "person": {
+            "prompt": "Connecting you.",
+            "handoff": {"queue": "desk", "priority": 3, "resume_message": "Sorry, {desk} is busy."},
+        },
+    },
+}
+
+
+def test_an_idle_handoff_says_its_templates_resume_message(
+    idle_stub: flow_pb2_grpc.FlowServiceStub,
+) -> None:
+    idle_stub.CreateTemplate(
+        flow_pb2.CreateTemplateRequest(
+            template=flow_pb2.TemplateDefinition(
+                name="desk", trigger_keywords=["desk"], menu_structure=struct(DESK)
+            )
+        )
+    )
+    chat = Chat(idle_stub)
+    chat.say("desk")
+    handed = chat.tap("person", "A person")
+    assert handed.conversation.handoff.priority == 3
+    from tests.gateway_harness import wait_until
+
+    def swept() -> list[flow_pb2.Event]:
+        idle_stub.SweepExpired(flow_pb2.SweepExpiredRequest())
+        return events(idle_stub, flow_pb2.EVENT_TYPE_HANDOFF_RESUMED)
+
+    wait_until(swept)
+    queued = idle_stub.ClaimOutbox(flow_pb2.ClaimOutboxRequest(owner="pump")).messages
+    said = [json.loads(m.body_json) for m in queued]
+    assert said[-2]["text"]["body"] == "Sorry, the help desk is busy."

@@ -43,7 +43,7 @@ from flowsvc.engine import (
 )
 from flowsvc.engine.message_templates import MessageTemplate
 from flowsvc.engine.template import INITIAL
-from flowsvc.errors import FailedPrecondition, InvalidArgument, NotFound
+from flowsvc.errors import FailedPrecondition, FlowError, InvalidArgument, NotFound
 from flowsvc.service import handoff, messagelog, outbox_entries, steering, turn_events
 from flowsvc.service.catalog import TemplateCatalog
 from flowsvc.service.inbound import InboundMessage, content, engine_input
@@ -196,8 +196,14 @@ class MessageHandling:
             due = handoffs.due(session, now, limit)
         resumed = 0
         for customer in due:
+            started = time.perf_counter()
             turn = handoff.idle_turn(customer, self._config, now)
-            handled = _retrying(partial(self._single, turn, LeaseRequest()))
+            try:
+                handled = _retrying(partial(self._single, turn, LeaseRequest()))
+            except FlowError as error:  # e.g. its template is gone: the others still resume
+                messagelog.steer_failed("resume", customer[1], "idle", error, started)
+                continue
+            messagelog.steered("resume", customer[1], "idle", handled, started)
             resumed += handled.outcome != str(Outcome.IGNORED)
         return resumed
 

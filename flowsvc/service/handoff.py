@@ -19,10 +19,10 @@ from sqlalchemy.orm import Session
 
 from flowsvc.engine import Catalog, Decision, EngineConfig, Outcome, State
 from flowsvc.engine.keywords import phrase
-from flowsvc.engine.messages import text_message
 from flowsvc.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound
 from flowsvc.service import window
 from flowsvc.service.inbound import MAX_TEXT_CHARS
+from flowsvc.service.outbound import FreeForm
 from flowsvc.service.turns import (
     HandOffTurn,
     MessageTurn,
@@ -171,7 +171,8 @@ def hand_off_decision(turn: HandOffTurn, opened: turns.Opened, now: datetime) ->
         raise NotFound("the customer has no active conversation to hand off")
     if opened.handoff is not None:
         return Decision(Outcome.IGNORED, state, ())  # the handoff they have stands
-    messages = (text_message(turn.customer[1], turn.text),) if turn.text else ()
+    said = FreeForm(text=turn.text).body(turn.customer[1], state.context)
+    messages = (said,) if turn.text else ()
     if messages and not window.is_open(opened.last_inbound_at, now):
         raise window.closed(opened.last_inbound_at)
     return Decision(Outcome.HANDED_OFF, state, messages)
@@ -245,7 +246,9 @@ def resumed(
     agent's resume is refused (say it with a message template through SendMessage first),
     while the sweep's goes silently."""
     to = turn.customer[1]
-    messages = ((text_message(to, text),) if text else ()) + decision.messages
+    state = decision.state or opened.state
+    said = FreeForm(text=text).body(to, state.context if state is not None else {})
+    messages = ((said,) if text else ()) + decision.messages
     decision = replace(decision, messages=messages, handoff=None)
     if messages and not window.is_open(opened.last_inbound_at, now):
         if turn.idle:
