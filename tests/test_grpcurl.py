@@ -59,7 +59,8 @@ def test_list_services_and_every_rpc(address: str) -> None:
     assert f"{SERVICE}.HandleMessage" in methods
     assert f"{SERVICE}.UpdateConversation" in methods
     assert f"{SERVICE}.SendMessage" in methods
-    assert len(methods) == 22
+    assert f"{SERVICE}.HandOff" in methods and f"{SERVICE}.Resume" in methods
+    assert len(methods) == 26
 
 
 def test_describe_a_message(address: str) -> None:
