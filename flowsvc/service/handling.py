@@ -44,7 +44,14 @@ from flowsvc.engine import (
 from flowsvc.engine.message_templates import MessageTemplate
 from flowsvc.engine.template import INITIAL
 from flowsvc.errors import FailedPrecondition, FlowError, InvalidArgument, NotFound
-from flowsvc.service import handoff, messagelog, outbox_entries, steering, turn_events
+from flowsvc.service import (
+    handoff,
+    handoff_writes,
+    messagelog,
+    outbox_entries,
+    steering,
+    turn_events,
+)
 from flowsvc.service.catalog import TemplateCatalog
 from flowsvc.service.inbound import InboundMessage, content, engine_input
 from flowsvc.service.turns import (
@@ -279,7 +286,9 @@ class MessageHandling:
                     turn = todo[index]
                     done = handled_now(turn, found, writes, ids, now)
                     drafts += turn_events.drafts(turn, found, decision, writes, ids)
-                    more, details = handoff.after(session, turn, found, decision, now, self._config)
+                    more, details = handoff_writes.after(
+                        session, turn, found, decision, now, self._config
+                    )
                     drafts += more
                     if done.conversation is not None:
                         done.conversation = replace(done.conversation, handoff=details)

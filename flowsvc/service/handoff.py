@@ -1,6 +1,6 @@
-"""Handing a customer to people and back: HandOff's and Resume's requests and rules, what a
-handed-off customer's message does (nothing but an event, unless it is a leave word), and what
-each of these writes beside the turn (store.handoffs) and tells the event log.
+"""Handing a customer to people and back: HandOff's and Resume's requests and the rules their
+turns follow, and what a handed-off customer's message does (nothing but an event, unless it is a
+leave word). What they write beside their turn, and the events: service.handoff_writes.
 
 A handoff pauses the conversation, it does not end it: the flow, step and context stay, the bot
 answers nothing, and every message the customer writes reaches the agents as a customer_message
@@ -15,8 +15,6 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy.orm import Session
-
 from flowsvc.engine import Catalog, Decision, EngineConfig, Outcome, State
 from flowsvc.engine.keywords import phrase
 from flowsvc.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound
@@ -27,12 +25,8 @@ from flowsvc.service.turns import (
     HandOffTurn,
     MessageTurn,
     ResumeTurn,
-    SendTurn,
-    StartTurn,
-    Turn,
 )
-from flowsvc.store import handoffs, turns
-from flowsvc.store.events import Draft
+from flowsvc.store import turns
 from flowsvc.validation.handoff import MAX_PRIORITY, MAX_QUEUE, MAX_REASON
 
 SLACK = timedelta(seconds=1)
@@ -144,20 +138,16 @@ def resume_at(config: EngineConfig, now: datetime, until: datetime | None) -> da
     return max(now + config.handoff_idle, until or now)
 
 
-def _time(value: datetime | None) -> str | None:
+def time_text(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def _read_time(value: Any) -> datetime | None:
+def read_time(value: Any) -> datetime | None:
     return datetime.fromisoformat(value) if isinstance(value, str) else None
 
 
-def handoff_since(details: Mapping[str, Any]) -> datetime | None:
-    return _read_time(details.get("since"))
-
-
 def handoff_resume_at(details: Mapping[str, Any]) -> datetime | None:
-    return _read_time(details.get("resume_at"))
+    return read_time(details.get("resume_at"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -255,145 +245,3 @@ def resumed(
             return replace(decision, messages=())
         raise window.closed(opened.last_inbound_at, handed_off=True)
     return decision
-
-
-# ---------------------------------------------------------------------------------------------
-# Writes beside the turn, and events
-
-
-def after(
-    session: Session,
-    turn: Turn,
-    opened: turns.Opened,
-    decision: Decision,
-    now: datetime,
-    config: EngineConfig,
-) -> tuple[list[Draft], dict[str, Any] | None]:
-    """What a turn changes about a handoff beside its own writes: the events that say so, and
-    the customer's handoff after the turn (None: with the bot)."""
-    customer = turn.customer
-    details = opened.handoff
-    queue = str((details or {}).get("queue", ""))
-    state = decision.state or opened.state
-
-    def of(type_: str, **payload: Any) -> Draft:
-        name, version = (state.flow, state.version) if state is not None else ("", 0)
-        return Draft(type_, customer, name, version, dict(payload))
-
-    if isinstance(turn, HandOffTurn) and details is None:
-        return _start(
-            session,
-            turn,
-            opened,
-            now,
-            config,
-            of,
-            queue=turn.queue,
-            reason=turn.reason,
-            priority=turn.priority,
-            until=turn.until,
-            resume_text=None,
-            from_template=False,
-            step=opened.state.step if opened.state is not None else "",
-        )
-    if isinstance(turn, ResumeTurn):
-        if decision.outcome == Outcome.IGNORED:
-            return [], details
-        handoffs.clear(session, customer)
-        step = decision.state.step if decision.state is not None else ""
-        why = "idle" if turn.idle else "Resume"
-        return [of("handoff_resumed", queue=queue, reason=why, step=step)], None
-    if isinstance(turn, MessageTurn) and details is not None:
-        if decision.outcome == Outcome.HANDED_OFF:
-            slid = _slide(session, customer, details, now, config)
-            content = dict(turn.content)
-            message = of("customer_message", message_id=turn.message_id, queue=queue, **content)
-            return [message], slid
-        if decision.outcome != Outcome.IGNORED:
-            handoffs.clear(session, customer)  # the customer left the queue (or it expired)
-            step = decision.state.step if decision.state is not None else ""
-            return [of("handoff_resumed", queue=queue, reason="customer", step=step)], None
-        return [], details
-    if isinstance(turn, SendTurn) and details is not None:
-        return [], _slide(session, customer, details, now, config)
-    if isinstance(turn, StartTurn) and details is not None:
-        handoffs.clear(session, customer)
-        return [], None
-    spec = decision.handoff
-    if spec is not None and decision.state is not None and details is None:
-        return _start(
-            session,
-            turn,
-            opened,
-            now,
-            config,
-            of,
-            queue=spec.queue or config.handoff_default_queue,
-            reason=spec.reason,
-            priority=spec.priority,
-            until=None,
-            resume_text=spec.resume_text,
-            from_template=True,
-            step=decision.state.step,
-        )
-    return [], details if decision.state is not None else None
-
-
-def _start(
-    session: Session,
-    turn: Turn,
-    opened: turns.Opened,
-    now: datetime,
-    config: EngineConfig,
-    of: Any,
-    *,
-    queue: str,
-    reason: str,
-    priority: int,
-    until: datetime | None,
-    resume_text: str | None,
-    from_template: bool,
-    step: str = "",
-) -> tuple[list[Draft], dict[str, Any]]:
-    due = resume_at(config, now, until)
-    details = {
-        "queue": queue,
-        "reason": reason,
-        "priority": priority,
-        "since": _time(now),
-        "until": _time(until),
-        "resume_at": _time(due),
-        "resume_text": resume_text,
-    }
-    handoffs.hand_off(session, turn.customer, queue, details, due, now)
-    current: dict[str, str] = {}
-    if isinstance(turn, MessageTurn):
-        said = turn.inbound.selection_id or turn.inbound.text or ""
-        if said:
-            current[turn.message_id] = said
-    # The conversation's created_at is the database's clock, the messages' times flowsvc's: a
-    # second's slack keeps the message that started it.
-    since = (opened.created_at if opened.state is not None and opened.created_at else now) - SLACK
-    draft: Draft = of(
-        "handoff_requested",
-        queue=queue,
-        reason=reason,
-        priority=priority,
-        step=step,
-        transcript=handoffs.transcript(session, turn.customer, since, current),
-        from_template=from_template,
-    )
-    return [draft], details
-
-
-def _slide(
-    session: Session,
-    customer: tuple[str, str],
-    details: Mapping[str, Any],
-    now: datetime,
-    config: EngineConfig,
-) -> dict[str, Any]:
-    due = resume_at(config, now, _read_time(details.get("until")))
-    slid = {**details, "resume_at": _time(due)}
-    handoffs.touch(session, customer, slid, due)
-    return slid
