@@ -78,8 +78,16 @@ class Settings:
     handoff_resume_text: str = "Our team will get back to you; meanwhile, here is the menu."
     handoff_leave_words: frozenset[str] = frozenset()
     handoff_default_queue: str = "support"
+    metrics_listen: str | None = None  # host:port of /metrics; None: no metrics endpoint
 
     def __post_init__(self) -> None:
+        if self.metrics_listen is not None:
+            host, colon, port = self.metrics_listen.rpartition(":")
+            if not (colon and port.isdigit() and int(port) < 65536):
+                raise SettingsError(
+                    f"FLOWSVC_METRICS_LISTEN={self.metrics_listen} is not host:port "
+                    "(e.g. 127.0.0.1:9464; 0.0.0.0:9464 for a scraper on another machine)"
+                )
         if bool(self.tls_cert) != bool(self.tls_key):
             raise SettingsError("FLOWSVC_TLS_CERT and FLOWSVC_TLS_KEY must be set together")
         if self.tls_client_ca and not self.tls_cert:
@@ -195,6 +203,7 @@ class Settings:
                     "FLOWSVC_HANDOFF_DEFAULT_QUEUE", default=d.handoff_default_queue
                 )
                 or d.handoff_default_queue,
+                metrics_listen=env("FLOWSVC_METRICS_LISTEN", cast=optional, default=None),
             )
         except (KeyError, ValueError) as error:
             raise SettingsError(str(error).strip("'\"")) from None

@@ -93,3 +93,16 @@ def test_bad_values_fail_fast(env: dict[str, str]) -> None:
 def test_secrets_are_not_in_the_repr() -> None:
     shown = repr(Settings.from_env(SECRETS | {"FLOWSVC_TOKEN": "s3cret-grpc"}))
     assert "s3cret" not in shown
+
+
+@pytest.mark.parametrize(
+    ("host", "private"),
+    [("127.0.0.1", True), ("::1", True), ("[::1]", True), ("localhost", True)]
+    + [("0.0.0.0", False), ("10.0.0.5", False), ("gateway.example", False)],
+    ids=str,
+)
+def test_dev_mode_warns_only_when_others_can_reach_the_gateway(host: str, private: bool) -> None:
+    assert (
+        Settings.from_env({"GATEWAY_DEV_MODE": "1", "GATEWAY_LISTEN_HOST": host}).listens_privately
+        is private
+    )
