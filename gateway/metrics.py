@@ -51,18 +51,6 @@ class Metrics:
         self.outbox_pending = Gauge(
             "gateway_outbox_pending", "Outbox messages pending at the last claim", registry=r
         )
-        self.handoff_waiting = Gauge(
-            "gateway_handoff_waiting",
-            "Customers handed off to people, per queue, at the last outbox claim",
-            ["queue"],
-            registry=r,
-        )
-        self.handoff_oldest_wait = Gauge(
-            "gateway_handoff_oldest_wait_seconds",
-            "How long the longest-waiting handed-off customer of each queue has waited",
-            ["queue"],
-            registry=r,
-        )
         self.lane_messages = Gauge(
             "gateway_lane_messages",
             "Leased messages waiting in this gateway's send lanes",

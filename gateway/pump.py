@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
 
 import grpc
 
@@ -98,18 +97,6 @@ class OutboxPump:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=wait or 0.001)
 
-    def _handoff_queues(self, queues: Sequence[flow_pb2.HandoffQueue]) -> None:
-        """Customers waiting for people per queue, and the oldest wait (queues emptied since
-        the last claim disappear)."""
-        metrics = self._metrics
-        metrics.handoff_waiting.clear()
-        metrics.handoff_oldest_wait.clear()
-        now = time.time()
-        for queue in queues:
-            metrics.handoff_waiting.labels(queue=queue.queue).set(queue.waiting)
-            waited = max(0.0, now - queue.oldest_time.ToMicroseconds() / 1e6)
-            metrics.handoff_oldest_wait.labels(queue=queue.queue).set(waited)
-
     async def _claim(self, max_messages: int) -> int:
         requested_at = time.monotonic()
         response = await self._calls.flow.ClaimOutbox(
@@ -120,7 +107,6 @@ class OutboxPump:
             metadata=self._calls.metadata,
         )
         self._metrics.outbox_pending.set(response.pending)
-        self._handoff_queues(response.handoff_queues)
         leased = [
             leased_message(m, requested_at, self._lease, self._budget) for m in response.messages
         ]

@@ -235,18 +235,11 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
     def ClaimOutbox(
         self, request: flow_pb2.ClaimOutboxRequest, context: grpc.ServicerContext
     ) -> flow_pb2.ClaimOutboxResponse:
-        messages, pending, waiting = self._deliveries.claim(
+        messages, pending = self._deliveries.claim(
             request.owner, request.max_messages, request.lease_seconds
         )
         return flow_pb2.ClaimOutboxResponse(
-            messages=[convert.outbox_message(entry) for entry in messages],
-            pending=pending,
-            handoff_queues=[
-                flow_pb2.HandoffQueue(
-                    queue=queue, waiting=count, oldest_time=convert.to_timestamp(oldest)
-                )
-                for queue, count, oldest in waiting
-            ],
+            messages=[convert.outbox_message(entry) for entry in messages], pending=pending
         )
 
     def AckOutbox(

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from flowsvc.clock import Clock, utcnow
 from flowsvc.errors import InvalidArgument
 from flowsvc.service.outbox_entries import OutboxEntry, from_row
-from flowsvc.store import customers, events, handoffs, outbox
+from flowsvc.store import customers, events, outbox
 from flowsvc.store.models import OutboxMessage
 
 
@@ -55,9 +55,8 @@ class Deliveries:
 
     def claim(
         self, owner: str, max_messages: int, lease_seconds: int
-    ) -> tuple[list[OutboxEntry], int, list[tuple[str, int, datetime]]]:
-        """Lease whole lanes of due messages to `owner`: (messages, still pending, and per
-        handoff queue the customers waiting and the oldest's handoff time)."""
+    ) -> tuple[list[OutboxEntry], int]:
+        """Lease whole lanes of due messages to `owner`: (messages, still pending)."""
         problems = []
         if not owner or len(owner) > 200:
             problems.append(("owner", "required, at most 200 characters"))
@@ -84,12 +83,11 @@ class Deliveries:
                 claimed += lane
             outbox.set_lease(session, [m.id for m in claimed], lease, now)
             pending = outbox.count_pending(session)
-            waiting = handoffs.queues(session)
         leased = [
             replace(from_row(m), lease_owner=lease.owner, lease_expires_at=lease.expires_at)
             for m in claimed
         ]
-        return leased, pending - len(claimed), waiting
+        return leased, pending - len(claimed)
 
     def ack(self, owner: str, acks: Sequence[Ack]) -> list[int]:
         """Record send results; returns the ids whose lease `owner` no longer held."""
