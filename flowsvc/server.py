@@ -176,6 +176,7 @@ class Server:
                 ("processed", old),
                 ("results", purged.results),
                 ("outbox_messages", purged.outbox_messages),
+                ("events", purged.events),
             ):
                 self.metrics.swept.labels(kind).inc(rows)
             if expired or old or purged.results or purged.outbox_messages or purged.events:

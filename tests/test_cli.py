@@ -145,6 +145,21 @@ def test_a_send_outside_the_window_says_why(flowsvc_target: str) -> None:
     assert "template" in templated.stdout
 
 
+def test_push_shows_warnings_and_still_pushes(flowsvc_target: str, folder: Path) -> None:
+    support = json.loads((folder / "support.json").read_text())
+    support["menu_structure"]["steps"]["initial"]["prompt"] = "How can we help?"
+    (folder / "support.json").write_text(json.dumps(support))
+
+    result = menuflow(flowsvc_target, "templates", "push", str(folder))
+    offline = menuflow("127.0.0.1:9", "templates", "validate", str(folder))
+
+    assert result.returncode == 0, result.stderr
+    for shown in (result.stderr, offline.stderr):
+        assert f"{folder / 'support.json'}: 1 warning" in shown
+        assert "menu_structure.steps.initial.prompt: is never sent" in shown
+    assert offline.returncode == 0 and f"{folder / 'support.json'}: valid" in offline.stdout
+
+
 @pytest.mark.usefixtures("seeded")
 def test_events_list_and_tail(flowsvc_target: str, stub: flow_pb2_grpc.FlowServiceStub) -> None:
     Chat(stub).say("hi")
@@ -202,18 +217,3 @@ def test_a_terminal_agent_console_hands_off_lists_the_queue_answers_and_resumes(
     assert "main_menu" in resumed.stdout
     assert again.returncode == 1
     assert "FAILED_PRECONDITION" in again.stderr and "not handed off" in again.stderr
-
-
-def test_push_shows_warnings_and_still_pushes(flowsvc_target: str, folder: Path) -> None:
-    support = json.loads((folder / "support.json").read_text())
-    support["menu_structure"]["steps"]["initial"]["prompt"] = "How can we help?"
-    (folder / "support.json").write_text(json.dumps(support))
-
-    result = menuflow(flowsvc_target, "templates", "push", str(folder))
-    offline = menuflow("127.0.0.1:9", "templates", "validate", str(folder))
-
-    assert result.returncode == 0, result.stderr
-    for shown in (result.stderr, offline.stderr):
-        assert f"{folder / 'support.json'}: 1 warning" in shown
-        assert "menu_structure.steps.initial.prompt: is never sent" in shown
-    assert offline.returncode == 0 and f"{folder / 'support.json'}: valid" in offline.stdout

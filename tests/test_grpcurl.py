@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from menuflow.v1 import flow_pb2
 from tests.servers import flowsvc_process
 
 GRPCURL = shutil.which("grpcurl", path=str(Path(sys.executable).parent)) or "grpcurl"
@@ -60,7 +61,9 @@ def test_list_services_and_every_rpc(address: str) -> None:
     assert f"{SERVICE}.UpdateConversation" in methods
     assert f"{SERVICE}.SendMessage" in methods
     assert f"{SERVICE}.HandOff" in methods and f"{SERVICE}.Resume" in methods
-    assert len(methods) == 26
+    assert f"{SERVICE}.WatchEvents" in methods
+    declared = flow_pb2.DESCRIPTOR.services_by_name["FlowService"].methods
+    assert sorted(methods) == sorted(f"{SERVICE}.{m.name}" for m in declared)
 
 
 def test_describe_a_message(address: str) -> None:
