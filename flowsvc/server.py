@@ -89,16 +89,17 @@ class Server:
                 ("grpc.so_reuseport", 0),
             ],
         )
+        self.handling = MessageHandling(
+            sessions,
+            catalog,
+            engine_config(settings),
+            max_context_bytes=settings.max_context_bytes,
+            expiry_notice=settings.expiry_notice,
+            observe=self.metrics.message,
+        )
         servicer = FlowServicer(
             Templates(sessions, on_change=catalog.invalidate),
-            MessageHandling(
-                sessions,
-                catalog,
-                engine_config(settings),
-                max_context_bytes=settings.max_context_bytes,
-                expiry_notice=settings.expiry_notice,
-                observe=self.metrics.message,
-            ),
+            self.handling,
             self.conversations,
             Results(sessions),
             Deliveries(sessions),
@@ -164,6 +165,7 @@ class Server:
         messages past retention, every sweep interval."""
         while not self._stopping.wait(self.settings.sweep_interval_seconds):
             try:
+                self.handling.resume_idle()
                 expired, old = self.conversations.sweep()
                 purged = self.retention.sweep()
             except Exception:  # the database may be down for a while: try again next time
@@ -221,6 +223,10 @@ def engine_config(settings: Settings) -> EngineConfig:
         cancel_words=settings.cancel_words,
         menu_words=settings.menu_words,
         back_words=settings.back_words,
+        handoff_idle=settings.handoff_idle,
+        handoff_resume_text=settings.handoff_resume_text,
+        handoff_leave_words=settings.handoff_leave_words,
+        handoff_default_queue=settings.handoff_default_queue,
     )
 
 

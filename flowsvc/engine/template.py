@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flowsvc.engine.inputs import InputRule, parse_input_rule
+from flowsvc.engine.state import HandoffSpec
 
 INITIAL = "initial"
 FLOW_PREFIX = "flow:"
@@ -82,6 +83,7 @@ class Step:
     lookup: str | None = None
     end_conversation: bool = False
     save_result: bool = True
+    handoff: HandoffSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -175,6 +177,19 @@ def _step(name: str, raw: Mapping[str, Any]) -> Step:
         lookup=lookup if isinstance(lookup, str) else None,
         end_conversation=raw.get("end_conversation") is True,
         save_result=save_result is not False,
+        handoff=_handoff(raw.get("handoff")),
+    )
+
+
+def _handoff(raw: Any) -> HandoffSpec | None:
+    if not isinstance(raw, Mapping):
+        return None
+    priority = raw.get("priority")
+    return HandoffSpec(
+        queue=_text(raw.get("queue")) or "",
+        priority=priority if isinstance(priority, int) and not isinstance(priority, bool) else 0,
+        reason=_text(raw.get("reason")) or "",
+        resume_text=_text(raw.get("resume_message")),
     )
 
 

@@ -36,6 +36,8 @@ ALLOWED: dict[str, frozenset[str]] = {
     "EndConversation": _CLIENT,
     "UpdateConversation": _CLIENT,
     "SendMessage": _CLIENT,
+    "HandOff": _CLIENT,
+    "Resume": _CLIENT,
     "GetResult": _CLIENT,
     "ListResults": _CLIENT,
     "WatchEvents": _CLIENT,

@@ -161,6 +161,18 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
         handled = self._handling.send(convert.send_request(request), LeaseRequest())
         return convert.send_response(handled)
 
+    def HandOff(
+        self, request: flow_pb2.HandOffRequest, context: grpc.ServicerContext
+    ) -> flow_pb2.HandOffResponse:
+        handled = self._handling.hand_off(convert.hand_off_request(request))
+        return convert.hand_off_response(handled)
+
+    def Resume(
+        self, request: flow_pb2.ResumeRequest, context: grpc.ServicerContext
+    ) -> flow_pb2.ResumeResponse:
+        handled = self._handling.resume(convert.resume_request(request))
+        return convert.resume_response(handled)
+
     def GetConversation(
         self, request: flow_pb2.GetConversationRequest, context: grpc.ServicerContext
     ) -> flow_pb2.GetConversationResponse:
@@ -177,6 +189,8 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
             request.phone_number_id,
             request.page_size,
             request.page_token,
+            handed_off=request.handed_off,
+            queue=request.queue,
         )
         return flow_pb2.ListConversationsResponse(
             conversations=[convert.conversation(item) for item in items], next_page_token=token
@@ -192,6 +206,7 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
     def SweepExpired(
         self, request: flow_pb2.SweepExpiredRequest, context: grpc.ServicerContext
     ) -> flow_pb2.SweepExpiredResponse:
+        self._handling.resume_idle()
         expired, old = self._conversations.sweep()
         purged = self._retention.sweep()
         return flow_pb2.SweepExpiredResponse(

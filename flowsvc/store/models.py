@@ -147,6 +147,13 @@ class ConversationState(Base):
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     # Changes with every write of the conversation (UpdateConversation's expected_revision).
     revision: Mapped[int] = mapped_column(BigInteger, server_default=text("1"))
+    # Set while the customer is handed off to people (the bot is paused): the queue, the details
+    # (reason, priority, since, until, resume text) and when the bot takes the customer back on
+    # its own. A turn's save leaves them as they are (store.handoffs writes them).
+    handoff_queue: Mapped[str | None] = mapped_column(String(64), index=True)
+    handoff: Mapped[dict[str, Any] | None]
+    handoff_resume_at: Mapped[datetime | None] = mapped_column(index=True)
+    handoff_at: Mapped[datetime | None]  # when the customer was handed off
 
 
 class ProcessedMessage(Base):

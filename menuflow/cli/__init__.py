@@ -27,6 +27,7 @@ import click
 from menuflow.cli.conversations import conversations, results, send
 from menuflow.cli.events import events
 from menuflow.cli.flowtests import test
+from menuflow.cli.handoff import handoff, queue, resume
 from menuflow.cli.output import failure
 from menuflow.cli.studio import studio
 from menuflow.cli.templates import templates
@@ -79,6 +80,9 @@ cli.add_command(send)
 cli.add_command(events)
 cli.add_command(test)
 cli.add_command(studio)
+cli.add_command(handoff)
+cli.add_command(resume)
+cli.add_command(queue)
 
 
 def main() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import grpc
@@ -243,6 +243,7 @@ class AsyncFlowClient:
         template: flow_pb2.MessageTemplate | None = None,
         business: str | None = None,
         request_id: str | None = None,
+        agent: str = "",
     ) -> flow_pb2.OutboxMessage:
         request = build.send(
             self._customer(phone_number, business),
@@ -250,8 +251,81 @@ class AsyncFlowClient:
             interactive=interactive,
             template=template,
             request_id_=request_id,
+            agent=agent,
         )
         return (await self._call("SendMessage", request)).message  # type: ignore[no-any-return]
+
+    # Handing customers to people (client)
+
+    async def hand_off(
+        self,
+        phone_number: str,
+        *,
+        reason: str = "",
+        queue: str = "",
+        priority: int = 0,
+        until: datetime | None = None,
+        text: str = "",
+        business: str | None = None,
+        request_id: str | None = None,
+    ) -> flow_pb2.HandOffResponse:
+        """Hand a customer to people: the bot steps aside until resume() (or idling)."""
+        request = build.hand_off(
+            self._customer(phone_number, business),
+            reason=reason,
+            queue=queue,
+            priority=priority,
+            until=until,
+            text=text,
+            request_id_=request_id,
+        )
+        return await self._call("HandOff", request)  # type: ignore[no-any-return]
+
+    async def resume(
+        self,
+        phone_number: str,
+        *,
+        step: str = "",
+        flow: str = "",
+        end: bool = False,
+        context: Mapping[str, Any] | None = None,
+        text: str = "",
+        expected_revision: int = 0,
+        business: str | None = None,
+        request_id: str | None = None,
+    ) -> flow_pb2.ResumeResponse:
+        """Give a handed-off customer back to the bot: to `step` (or `flow`), or `end`."""
+        request = build.resume(
+            self._customer(phone_number, business),
+            step=step,
+            flow=flow,
+            end=end,
+            context=context,
+            text=text,
+            expected_revision=expected_revision,
+            request_id_=request_id,
+        )
+        return await self._call("Resume", request)  # type: ignore[no-any-return]
+
+    async def handed_off(
+        self, *, queue: str = "", business: str = ""
+    ) -> list[flow_pb2.Conversation]:
+        """The customers handed off to people (in `queue`), oldest first."""
+        found: list[flow_pb2.Conversation] = []
+        token = ""
+        while True:
+            request = flow_pb2.ListConversationsRequest(
+                phone_number_id=business,
+                handed_off=True,
+                queue=queue,
+                page_size=500,
+                page_token=token,
+            )
+            page = await self._call("ListConversations", request)
+            found += page.conversations
+            token = page.next_page_token
+            if not token:
+                return found
 
     # Results (client)
 
