@@ -21,6 +21,7 @@ long a client may take to send a request head nor how many connections are open,
 
 from __future__ import annotations
 
+import functools
 from asyncio import TimerHandle, Transport
 from typing import Any
 
@@ -122,8 +123,27 @@ class GatewayProtocol(HttpToolsProtocol):
             self.transport.close()
 
 
+class WorkerProtocol(GatewayProtocol):
+    """`GatewayProtocol` with the bounds of the environment's settings, for GATEWAY_WORKERS > 1.
+
+    uvicorn hands its config to each worker process by pickling it, and a class is pickled by
+    its name: the class `protocol()` makes at run time has none a worker could import. This one
+    has, and reads the bounds in the worker, from the same environment as the worker's app."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        settings = _environment_settings()
+        self.head_timeout_seconds = settings.head_timeout_seconds
+        self.max_connections = settings.max_connections
+        super().__init__(*args, **kwargs)
+
+
+_environment_settings = functools.cache(Settings.from_env)
+
+
 def protocol(settings: Settings) -> type[GatewayProtocol]:
     """`GatewayProtocol` with these settings' bounds (uvicorn builds one per connection)."""
+    if settings.workers > 1:
+        return WorkerProtocol
     bounds = {
         "head_timeout_seconds": settings.head_timeout_seconds,
         "max_connections": settings.max_connections,
