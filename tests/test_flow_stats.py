@@ -71,8 +71,14 @@ def test_the_stats_say_where_customers_dropped_off(
         "cancelled": 1,
         "steps": {
             "initial": {"entered": 7, "exits": {"quantity": 7}},
-            "quantity": {"entered": 7, "exits": {"confirmation": 3}, "expired": 1, "cancelled": 1},
-            "confirmation": {"entered": 3, "exits": {}},
+            "quantity": {
+                "entered": 7,
+                "exits": {"confirmation": 3},
+                "expired": 1,
+                "cancelled": 1,
+                "stopped": 2,  # the two who never answered (not yet expired)
+            },
+            "confirmation": {"entered": 3, "exits": {}, "completed": 3},
             "complete": {"exits": {}},
             "cancelled": {"exits": {}},
         },

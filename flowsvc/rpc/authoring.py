@@ -158,6 +158,8 @@ def stats_response(found: FlowStats) -> flow_pb2.GetFlowStatsResponse:
                 cancelled=step.cancelled,
                 ended=step.ended,
                 handed_off=step.handed_off,
+                completed=step.completed,
+                stopped=step.stopped,
             )
             for step in found.steps
         ],

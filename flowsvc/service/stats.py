@@ -40,6 +40,14 @@ class StepStats:
     cancelled: int = 0
     ended: int = 0
     handed_off: int = 0
+    completed: int = 0
+
+    @property
+    def stopped(self) -> int:
+        """Entered and not left, ended or completed (never below 0: a range can cut a
+        conversation's events in two)."""
+        done = self.expired + self.cancelled + self.ended + self.handed_off + self.completed
+        return max(0, self.entered - sum(self.exits.values()) - done)
 
 
 @dataclass
@@ -109,6 +117,8 @@ class FlowStatistics:
                 at(count.step).entered += count.count
             elif count.type == "flow_completed":
                 found.completed += count.count
+                if count.step:
+                    at(count.step).completed += count.count
             elif count.type == "step_entered" and count.step:
                 at(count.step).entered += count.count
                 if count.previous_step:
@@ -136,4 +146,5 @@ def _counted(step: StepStats) -> bool:
         or step.cancelled
         or step.ended
         or step.handed_off
+        or step.completed
     )

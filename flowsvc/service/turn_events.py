@@ -92,7 +92,11 @@ def drafts(
                 customer,
                 result.template,
                 result.version,
-                {"reference": result.reference, "result": dict(result.context)},
+                {
+                    "reference": result.reference,
+                    "result": dict(result.context),
+                    "step": before.step if before is not None else "",
+                },
             )
         )
     if isinstance(turn, MessageTurn) and (
