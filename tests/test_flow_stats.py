@@ -14,6 +14,7 @@ from google.protobuf import json_format
 from menuflow.v1 import flow_pb2, flow_pb2_grpc
 from tests.chat import Chat
 from tests.database import execute
+from tests.test_cli import menuflow
 from tests.test_conversations import order_coffee
 
 pytestmark = pytest.mark.usefixtures("seeded")
@@ -182,3 +183,31 @@ def test_a_range_that_ends_before_it_starts_is_invalid(
 
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "ends before it starts" in caught.value.details()
+
+
+def test_the_cli_prints_the_funnel(
+    stub: flow_pb2_grpc.FlowServiceStub, flowsvc_target: str
+) -> None:
+    order_coffee(Chat(stub, phone_number="16505550301"))
+    to_quantity(Chat(stub, phone_number="16505550302"))
+
+    shown = menuflow(flowsvc_target, "templates", "stats", "new_order")
+
+    assert shown.returncode == 0, shown.stderr
+    lines = [" ".join(line.split()) for line in shown.stdout.splitlines()]
+    assert lines[0].startswith("new_order (all versions), ")
+    assert lines[1:] == [
+        "started 2, completed 1 (50%), cancelled 0, expired 0, ended 0, handed off 0",
+        "initial 2 entered #################### 100%",
+        "-> quantity: 2",
+        "quantity 2 entered #################### 100%",
+        "-> confirmation: 1",
+        "stopped here 1",
+        "confirmation 1 entered ########## 50%",
+        "completed 1",
+        "complete 0 entered 0%",
+        "cancelled 0 entered 0%",
+    ]
+
+    unknown = menuflow(flowsvc_target, "templates", "stats", "nope")
+    assert unknown.returncode != 0 and "NOT_FOUND" in unknown.stderr
