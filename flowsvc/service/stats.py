@@ -17,8 +17,10 @@ from flowsvc.clock import utcnow
 from flowsvc.engine import load_template
 from flowsvc.errors import InvalidArgument, NotFound
 from flowsvc.store import stats, templates
+from flowsvc.validation import template_targets
 
 DEFAULT_PERIOD = timedelta(days=7)
+_VERSIONS = 10_000  # versions whose flow: targets are looked in (all of them, in practice)
 
 # The event types that end a conversation at a step, and the StepStats field each counts in.
 _ENDINGS = {
@@ -101,7 +103,16 @@ class FlowStatistics:
                 is_active=row.is_active,
             ).step_order()
             counts = stats.counts(session, name, version, start, end)
-            departures = stats.departures(session, name, version, start, end)
+            structures = (
+                [row.menu_structure]
+                if version
+                else [
+                    v.menu_structure
+                    for v in templates.versions_page(session, head, before=None, limit=_VERSIONS)
+                ]
+            )
+            targets = set().union(*(template_targets(s) for s in structures)) - {name}
+            departures = stats.departures(session, name, version, targets, start, end)
             oldest = stats.oldest(session)
         found = FlowStats(name, version, start, end, oldest_event=oldest)
         steps: dict[str, StepStats] = {step: StepStats(step) for step in order}

@@ -3,12 +3,13 @@
 A GROUP BY over the template's events in a time range (the index on template_name and
 created_at finds them without reading other templates' events), so the rows that come back are
 a few per step whatever the number of events. Moves into other templates are step_entered events
-of those templates naming this one as previous_template: a second GROUP BY reads the range's
-step_entered events for them (by created_at; no index reaches into the payload).
+of those templates naming this one as previous_template: a second GROUP BY reads them among the
+events of the templates this one targets (flow:NAME), through the same index.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -77,14 +78,24 @@ def counts(
 
 
 def departures(
-    session: Session, name: str, version: int, start: datetime, end: datetime
+    session: Session,
+    name: str,
+    version: int,
+    targets: Collection[str],
+    start: datetime,
+    end: datetime,
 ) -> list[Departure]:
-    """Moves from the template (version, if not 0) into other templates in [start, end)."""
+    """Moves from the template (version, if not 0) into the templates it targets (`targets`,
+    from its definition) in [start, end): their step_entered events that name it as
+    previous_template, found through the same index (one template's events of the range)."""
+    if not targets:
+        return []
     previous = Event.payload["previous_step"].as_string()
     step = Event.payload["step"].as_string()
     query = (
         select(previous, Event.template_name, step, func.count())
         .where(
+            Event.template_name.in_(sorted(targets)),
             Event.created_at >= start,
             Event.created_at < end,
             Event.type == "step_entered",
