@@ -61,6 +61,7 @@ class EndpointDelivery:
         self._wait = wait_seconds
         self._retry_min = retry_min
         self._retry_max = retry_max
+        self._cursor: int | None = None  # where our lease's cursor stands, while we hold it
         self._filter = flow_pb2.EventFilter(
             types=[flow_pb2.EventType.Value(f"EVENT_TYPE_{t.upper()}") for t in endpoint.types]
         )
@@ -78,6 +79,7 @@ class EndpointDelivery:
                 await asyncio.sleep(wait)
                 continue
             failures = 0
+            self._cursor = claim.cursor if claim.leased else None
             if not claim.leased:
                 # Another gateway delivers it; try again in case that one dies (its lease ends).
                 await asyncio.sleep(min(self._wait, self._lease / 3) or 0.1)
@@ -212,7 +214,37 @@ class EndpointDelivery:
             # Not moved: the batch goes out again (at least once), by us or the lease's holder.
             self._log_rpc_error("events.ack_error", exc, 1, 0.0)
             return
+        self._cursor = acked.cursor
         self._metrics.event_cursor.labels(endpoint=self.endpoint.name).set(acked.cursor)
+
+    async def release(self) -> None:
+        """Give the lease up (this gateway is stopping), so that another gateway delivers the
+        endpoint at once instead of when the lease ends. A batch in flight is not acked."""
+        if self._cursor is None:
+            return
+        with contextlib.suppress(grpc.aio.AioRpcError):
+            try:
+                await self._release(self._cursor)
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() != grpc.StatusCode.ABORTED:
+                    raise
+                # An ack cut short by the stop may have moved the cursor: read it, try again.
+                held = await self._claim(renew_only=True)
+                if held.leased:
+                    await self._release(held.cursor)
+
+    async def _release(self, cursor: int) -> None:
+        await self._calls.flow.AckEventDelivery(
+            flow_pb2.AckEventDeliveryRequest(
+                endpoint=self.endpoint.name,
+                owner=self._calls.owner,
+                from_id=cursor,
+                through_id=cursor,
+                release=True,
+            ),
+            timeout=self._calls.timeout,
+            metadata=self._calls.metadata,
+        )
 
     def _log_rpc_error(
         self, what: str, exc: grpc.aio.AioRpcError, failures: int, wait: float
@@ -242,9 +274,11 @@ class EventDelivery:
         ]
 
     async def stop(self) -> None:
-        """Stop at once: a batch in flight is not acked, and goes out again later."""
+        """Stop at once and give the leases up: a batch in flight is not acked, and goes out
+        again from another gateway (or this one, restarted)."""
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await asyncio.gather(*(loop.release() for loop in self._loops))

@@ -171,11 +171,10 @@ def test_a_permanent_4xx_dead_letters_the_batch_and_delivery_moves_on(
     hook = endpoint(receiver.url, types=frozenset({"conversation_started"}))
     with running_gateway(settings(flowsvc_target, graph, hook)) as gateway:
         talk(stub, 2)
-        wait_until(
-            lambda: metric(gateway.url, "gateway_events_dead_lettered_total", "kitchen") == 2,
-            timeout=20,
-        )
-        listed = stub.ListDeadLetters(flow_pb2.ListDeadLettersRequest(endpoint="kitchen"))
+        request = flow_pb2.ListDeadLettersRequest(endpoint="kitchen")
+        wait_until(lambda: len(stub.ListDeadLetters(request).dead_letters) == 2, timeout=20)
+        assert metric(gateway.url, "gateway_events_dead_lettered_total", "kitchen") == 2
+        listed = stub.ListDeadLetters(request)
         refused = all_ids(stub, types=[flow_pb2.EVENT_TYPE_CONVERSATION_STARTED])
         assert sorted(d.event_id for d in listed.dead_letters) == refused
         assert {(d.http_status, d.reason, d.endpoint) for d in listed.dead_letters} == {
@@ -292,3 +291,21 @@ def test_a_claim_by_another_owner_is_refused_until_the_lease_ends(
             )
         )
     assert again.value.code() == grpc.StatusCode.ABORTED
+
+
+def test_a_gateway_stopping_gives_its_lease_up_to_the_next_at_once(
+    flowsvc_target: str,
+    stub: flow_pb2_grpc.FlowServiceStub,
+    graph: StandinServer,
+    receiver: ReceiverServer,
+) -> None:
+    r = receiver.receiver
+    long_lease = settings(flowsvc_target, graph, endpoint(receiver.url), event_lease_seconds=60)
+    with running_gateway(long_lease):
+        talk(stub, 1)
+        wait_until(lambda: r.delivered() == all_ids(stub), timeout=20)
+
+    taken = stub.ClaimEventDelivery(
+        flow_pb2.ClaimEventDeliveryRequest(endpoint="kitchen", owner="next", renew_only=True)
+    )
+    assert taken.leased and taken.cursor >= r.delivered()[-1]

@@ -279,6 +279,7 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
             request.from_id,
             request.through_id,
             [convert.letter(item) for item in request.dead_letters],
+            release=request.release,
         )
         return flow_pb2.AckEventDeliveryResponse(cursor=cursor)
 

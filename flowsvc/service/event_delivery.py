@@ -114,7 +114,14 @@ class EventDeliveries:
         return Claim(True, request.owner, until, cursor, items, max(through, cursor))
 
     def ack(
-        self, endpoint: str, owner: str, from_id: int, through_id: int, letters: Sequence[Letter]
+        self,
+        endpoint: str,
+        owner: str,
+        from_id: int,
+        through_id: int,
+        letters: Sequence[Letter],
+        *,
+        release: bool = False,
     ) -> int:
         """Move `endpoint`'s cursor from `from_id` to `through_id`, recording `letters`; the
         cursor now. Aborted (nothing changed) if `owner` lost the lease or the cursor moved."""
@@ -129,7 +136,10 @@ class EventDeliveries:
             raise InvalidArgument("bad event delivery ack", problems)
         now = self._clock()
         with self._sessions.begin() as session:
-            if not event_deliveries.advance(session, endpoint, owner, from_id, through_id, now):
+            moved = event_deliveries.advance(
+                session, endpoint, owner, from_id, through_id, now, release=release
+            )
+            if not moved:
                 row = event_deliveries.get(session, endpoint)
                 held = f"held by {row.owner!r} at cursor {row.cursor}" if row else "unknown"
                 raise Aborted(f"event delivery of {endpoint!r} is not {owner!r}'s now ({held})")

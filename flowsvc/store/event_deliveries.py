@@ -66,10 +66,18 @@ def get(session: Session, endpoint: str) -> EventDelivery | None:
 
 
 def advance(
-    session: Session, endpoint: str, owner: str, from_id: int, through_id: int, now: datetime
+    session: Session,
+    endpoint: str,
+    owner: str,
+    from_id: int,
+    through_id: int,
+    now: datetime,
+    *,
+    release: bool = False,
 ) -> bool:
     """Move the cursor from `from_id` to `through_id` if `owner` still holds the endpoint and the
-    cursor is still at `from_id`."""
+    cursor is still at `from_id`; with `release`, end the lease too."""
+    ended = {"lease_expires_at": now} if release else {}
     moved = affected_rows(
         session,
         update(EventDelivery)
@@ -78,7 +86,7 @@ def advance(
             EventDelivery.owner == owner,
             EventDelivery.cursor == from_id,
         )
-        .values(cursor=through_id, updated_at=now),
+        .values(cursor=through_id, updated_at=now, **ended),
     )
     return moved == 1
 
