@@ -143,3 +143,32 @@ def test_a_send_outside_the_window_says_why(flowsvc_target: str) -> None:
     )  # fmt: skip
     assert templated.returncode == 0, templated.stderr
     assert "template" in templated.stdout
+
+
+@pytest.mark.usefixtures("seeded")
+def test_events_list_and_tail(flowsvc_target: str, stub: flow_pb2_grpc.FlowServiceStub) -> None:
+    Chat(stub).say("hi")
+    listed = menuflow(flowsvc_target, "--json", "events", "list", "--type", "step_entered")
+    assert listed.returncode == 0, listed.stderr
+    entered = json.loads(listed.stdout)
+    assert [e["type"] for e in entered] == ["EVENT_TYPE_STEP_ENTERED"]
+
+    env = {**os.environ, "MENUFLOW_TARGET": flowsvc_target, "MENUFLOW_BUSINESS": BUSINESS}
+    tail = subprocess.Popen(
+        [MENUFLOW, "events", "tail", "--from", "0", "--type", "step_entered"],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert tail.stdout is not None
+        first = tail.stdout.readline()
+        Chat(stub, phone_number="16505550077").say("hi")
+        second = tail.stdout.readline()
+    finally:
+        tail.kill()
+        tail.wait()
+        if tail.stdout is not None:
+            tail.stdout.close()
+    assert first.split()[0] == str(entered[0]["id"]) and "step_entered" in first
+    assert "16505550077" in second and "main_menu@1" in second

@@ -135,7 +135,7 @@ class EventHub:
             if cursor + 1 < first:
                 return None
             skip = cursor + 1 - first
-            if self._buffer[skip].id == cursor + 1:  # ids are contiguous: index, don't search
+            if skip < len(self._buffer) and self._buffer[skip].id == cursor + 1:  # contiguous ids
                 found = [self._buffer[i] for i in range(skip, len(self._buffer))]
             else:
                 found = [e for e in self._buffer if e.id > cursor]

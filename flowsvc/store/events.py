@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, event, select, update
+from sqlalchemy import Connection, delete, event, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from flowsvc.clock import utcnow
@@ -170,9 +170,7 @@ def read(
 def remove_older_than(session: Session, cutoff: datetime, limit: int) -> int:
     """Delete the oldest events, at most `limit`, up to the last one written before `cutoff`;
     remember how far (a reader resuming from before it is told, not silently skipped)."""
-    through = session.scalar(
-        select(Event.id).where(Event.created_at < cutoff).order_by(Event.id.desc()).limit(1)
-    )
+    through = session.scalar(select(func.max(Event.id)).where(Event.created_at < cutoff))
     if through is None:
         return 0
     oldest = select(Event.id).where(Event.id <= through).order_by(Event.id).limit(limit)

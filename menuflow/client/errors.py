@@ -64,6 +64,11 @@ class ResourceExhausted(MenuflowError):
     """A size limit was reached."""
 
 
+class OutOfRange(MenuflowError):
+    """A position past what exists: events after the id were deleted by retention, or it is past
+    the newest event (the violation on after_id says which)."""
+
+
 class Unavailable(MenuflowError):
     """flowsvc (or its database) could not be reached, even after the retries."""
 
@@ -82,6 +87,7 @@ _CLASSES: dict[grpc.StatusCode, type[MenuflowError]] = {
     grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
     grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhausted,
     grpc.StatusCode.UNAVAILABLE: Unavailable,
+    grpc.StatusCode.OUT_OF_RANGE: OutOfRange,
     grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceeded,
 }
 
