@@ -38,6 +38,13 @@ class Findings:
     stuck: list[str] = field(default_factory=list)
     conversations: int = 0  # open conversations checked for a way on
     notes: list[str] = field(default_factory=list)
+    # Flow completions as the followers got them (chaos.followers): (WatchEvents, webhook).
+    completions: int = 0  # committed, for this scenario's customers
+    completions_missing: tuple[int, int] = (0, 0)
+    completions_extra: tuple[int, int] = (0, 0)
+    completions_repeated: tuple[int, int] = (0, 0)  # at least once: counted, not failed
+    results_without_event: int = 0
+    bad_signatures: int = 0
 
     @property
     def failures(self) -> int:
@@ -51,6 +58,10 @@ class Findings:
             + self.out_of_order
             + self.wrong_results
             + len(self.stuck)
+            + sum(self.completions_missing)
+            + sum(self.completions_extra)
+            + self.results_without_event
+            + self.bad_signatures
         )
 
 

@@ -16,6 +16,7 @@ COLUMNS = (
     "max recovery",
     "ambiguous twice",
     "drain",
+    "completions missing/extra (watch, hook)",
 )
 
 
@@ -36,6 +37,8 @@ def row(outcome: Outcome) -> tuple[str, ...]:
         recovery,
         str(f.ambiguous_twice),
         f"{outcome.drain:.1f} s",
+        f"{f.completions_missing[0]}/{f.completions_extra[0]}, "
+        f"{f.completions_missing[1]}/{f.completions_extra[1]} of {f.completions}",
     )
 
 
@@ -82,12 +85,23 @@ def details(
             "accepted but never committed": f.phantom,
             "wrong stored results": f.wrong_results,
             "stuck conversations": len(f.stuck),
+            "flow completions the WatchEvents stream missed": f.completions_missing[0],
+            "flow completions the webhook endpoint missed": f.completions_missing[1],
+            "flow completions streamed that were never committed": f.completions_extra[0],
+            "flow completions posted that were never committed": f.completions_extra[1],
+            "stored results without a completion event": f.results_without_event,
+            "event webhook POSTs with a bad signature": f.bad_signatures,
         }
         for label, count in problems.items():
             if count:
                 lines.append(f"  FAIL {label}: {count}")
         if t.undelivered:
             lines.append(f"  FAIL payloads never accepted before the deadline: {t.undelivered}")
+        if any(f.completions_repeated):
+            lines.append(
+                f"  flow completions received again (at least once; deduped by id): "
+                f"stream {f.completions_repeated[0]}, webhook {f.completions_repeated[1]}"
+            )
         for note in f.notes[:15]:
             lines.append(f"  - {note}")
         for where in f.stuck[:10]:

@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 
 from chaos.customers import make_customers
 from chaos.driver import Delivery, Driver, Tally
+from chaos.followers import StreamWatcher, caught_up, committed, compare
 from chaos.invariants import Ambiguity, Findings, check, pending_replies
 from chaos.logs import LogScan, scan
 from chaos.system import System
@@ -102,6 +103,7 @@ async def run(
     index: int,
     rng: random.Random,
     engine: Engine,
+    watcher: StreamWatcher,
     *,
     limit: float,
     drain_limit: float,
@@ -141,6 +143,7 @@ async def run(
             [w.start for w in windows if w.kind == "kill_gateway"],
         ),
     )
+    await _followed(system, watcher, engine, keys, findings, drain_limit)
     accepted = sorted(r["at"] for r in mine if r["kind"] == "message" and r["status"] == 200)
     return Outcome(
         scenario,
@@ -208,3 +211,32 @@ def _recovery(windows: list[Window], inbound: list[float], outbound: list[float]
         window.recovery = recovery
         worst = recovery if worst is None else max(worst, recovery)
     return worst
+
+
+async def _followed(
+    system: System,
+    watcher: StreamWatcher,
+    engine: Engine,
+    keys: set[tuple[str, str]],
+    findings: Findings,
+    limit: float,
+) -> None:
+    """Wait (up to `limit`) for both followers to have every committed flow completion of the
+    scenario's customers, then count what is missing, extra and repeated."""
+    loop = asyncio.get_running_loop()
+    started = time.monotonic()
+    while True:
+        expected, unlogged = await loop.run_in_executor(None, committed, engine, keys)
+        if caught_up(expected, watcher.seen, system.hook.seen):
+            break
+        if time.monotonic() - started > limit:
+            break
+        await asyncio.sleep(0.5)
+    watched = compare(expected, watcher.seen, keys)
+    hooked = compare(expected, system.hook.seen, keys)
+    findings.completions = len(expected)
+    findings.completions_missing = (watched.missing, hooked.missing)
+    findings.completions_extra = (watched.extra, hooked.extra)
+    findings.completions_repeated = (watched.repeats, hooked.repeats)
+    findings.results_without_event = unlogged
+    findings.bad_signatures = system.hook.bad_signatures

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 
 from chaos import processes
+from chaos.followers import HOOK_SECRET, HookEndpoint
 from chaos.postgres import Postgres
 from chaos.processes import Service
 from chaos.proxy import DropProxy
@@ -35,10 +36,25 @@ class System:
         ]
         graph = f"http://127.0.0.1:{self.proxy.port}"
         g1, g2 = free_port(), free_port()
+        # Both gateways deliver flow completions to one endpoint (one at a time, by lease).
+        self.hook = HookEndpoint()
+        hooks = {
+            "EVENT_ENDPOINTS": self.hook.config,
+            "CHAOS_HOOK_SECRET": HOOK_SECRET,
+            "EVENT_LEASE_SECONDS": "5",
+            "EVENT_TIMEOUT_SECONDS": "2",
+            "EVENT_WAIT_SECONDS": "0.5",
+            "EVENT_RETRY_MAX_SECONDS": "2",
+        }
         self.gateways = [
-            processes.gateway("gateway-1", g1, [a, b], graph, folder, graph_timeout=graph_timeout),
-            processes.gateway("gateway-2", g2, [b, a], graph, folder, graph_timeout=graph_timeout),
+            processes.gateway(
+                "gateway-1", g1, [a, b], graph, folder, graph_timeout=graph_timeout, extra_env=hooks
+            ),
+            processes.gateway(
+                "gateway-2", g2, [b, a], graph, folder, graph_timeout=graph_timeout, extra_env=hooks
+            ),
         ]
+        self.flowsvc_targets = [f"127.0.0.1:{p}" for p in (a, b)]
         self.webhook_urls = [f"http://127.0.0.1:{p}/webhook" for p in (g1, g2)]
         self._control = httpx.Client(base_url=self.standin_url, timeout=30.0)
 
@@ -56,6 +72,7 @@ class System:
             engine.dispose()
         self.standin.start()
         self.proxy.start()
+        self.hook.server.start()
         for service in (*self.flowsvcs, *self.gateways):
             service.start()
 
@@ -64,6 +81,7 @@ class System:
         for service in (*self.gateways, *self.flowsvcs, self.standin):
             service.stop()
         self.proxy.stop()
+        self.hook.server.stop()
         self._control.close()
         self.postgres.destroy()
         return {s.name: s.exits for s in self.services}

@@ -96,3 +96,22 @@ def test_a_dropped_request_never_reaches_the_standin() -> None:
             proxy.stop()
         assert len(graph.standin.received()) == 2
         assert proxy.dropped == 2
+
+
+def test_the_followers_check_counts_missing_extra_and_repeated_completions() -> None:
+    from chaos.followers import Completion, caught_up, compare
+
+    mine, other = ("1065", "491500000001"), ("1065", "491500000002")
+    expected = {i: Completion(i, f"R{i}", mine) for i in (3, 5, 8)}
+    seen = [
+        expected[3],
+        expected[3],  # again: at least once
+        expected[8],
+        Completion(9, "R9", mine),  # never committed
+        Completion(5, "WRONG", mine),  # the right id, other contents
+        Completion(4, "R4", other),  # another scenario's customer
+    ]
+    found = compare(expected, seen, {mine})
+    assert (found.missing, found.extra, found.repeats, found.received) == (0, 2, 1, 4)
+    assert compare(expected, seen[:3], {mine}).missing == 1
+    assert caught_up(expected, seen) and not caught_up(expected, seen, seen[:3])
