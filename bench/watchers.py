@@ -32,9 +32,11 @@ async def watch(
     ready.set()
     try:
         async for response in stream:
-            stamp = response.event.create_time
-            latencies.append(time.time() - (stamp.seconds + stamp.nanos / 1e9))
-            counts.append(response.event.id)
+            arrived = time.time()
+            for event in response.events:
+                stamp = event.create_time
+                latencies.append(arrived - (stamp.seconds + stamp.nanos / 1e9))
+                counts.append(event.id)
     except grpc.aio.AioRpcError as error:
         if error.code() != grpc.StatusCode.CANCELLED:
             raise

@@ -13,9 +13,7 @@ import time
 from pathlib import Path
 
 from chaos import report
-from chaos.followers import StreamWatcher
 from chaos.logs import scan
-from chaos.processes import FLOWSVC_TOKEN
 from chaos.scenarios import Outcome, run, scenarios
 from chaos.system import System
 from flowsvc.store.db import create_db_engine
@@ -81,14 +79,11 @@ async def _run_all(system: System, chosen: list, seed: int, short: bool) -> list
     engine = create_db_engine(system.postgres.url, pool_size=2)
     limit, drain = (45.0, 60.0) if short else (180.0, 150.0)
     outcomes = []
-    # One stream of flow completions through every scenario and fault (chaos.followers).
-    watcher = StreamWatcher(system.flowsvc_targets, FLOWSVC_TOKEN)
-    watching = asyncio.create_task(watcher.run())
     try:
         for index, scenario in enumerate(chosen):
             began = time.monotonic()
             outcome = await run(
-                system, scenario, index, rng, engine, watcher, limit=limit, drain_limit=drain
+                system, scenario, index, rng, engine, limit=limit, drain_limit=drain
             )
             outcomes.append(outcome)
             print(
@@ -97,11 +92,7 @@ async def _run_all(system: System, chosen: list, seed: int, short: bool) -> list
                 flush=True,
             )
     finally:
-        watching.cancel()
-        await asyncio.gather(watching, return_exceptions=True)
         engine.dispose()
-    if watcher.resumes:
-        print(f"chaos: the event watcher resumed {watcher.resumes} times {watcher.errors}")
     return outcomes
 
 

@@ -35,16 +35,16 @@ class Findings:
     phantom: int = 0  # accepted by the stand-in, never committed by FlowService
     out_of_order: int = 0
     wrong_results: int = 0  # customers whose stored orders differ from what their walk made
+    events_missing: int = 0  # committed completions a watcher never got (per watcher)
+    events_extra: int = 0  # completions a watcher got that were never committed
+    event_deliveries: int = 0  # flow_completed events the watchers got, repeats included
+    hook_missing: int = 0  # committed completions the webhook endpoint never got
+    hook_extra: int = 0  # completions posted to it that were never committed
+    hook_deliveries: int = 0  # completions posted to it, repeats included
+    bad_signatures: int = 0  # event POSTs whose signature did not verify
     stuck: list[str] = field(default_factory=list)
     conversations: int = 0  # open conversations checked for a way on
     notes: list[str] = field(default_factory=list)
-    # Flow completions as the followers got them (chaos.followers): (WatchEvents, webhook).
-    completions: int = 0  # committed, for this scenario's customers
-    completions_missing: tuple[int, int] = (0, 0)
-    completions_extra: tuple[int, int] = (0, 0)
-    completions_repeated: tuple[int, int] = (0, 0)  # at least once: counted, not failed
-    results_without_event: int = 0
-    bad_signatures: int = 0
 
     @property
     def failures(self) -> int:
@@ -57,11 +57,12 @@ class Findings:
             + self.phantom
             + self.out_of_order
             + self.wrong_results
-            + len(self.stuck)
-            + sum(self.completions_missing)
-            + sum(self.completions_extra)
-            + self.results_without_event
+            + self.events_missing
+            + self.events_extra
+            + self.hook_missing
+            + self.hook_extra
             + self.bad_signatures
+            + len(self.stuck)
         )
 
 
@@ -292,3 +293,15 @@ def _leads(target: str, steps: dict[str, Any], names: set[str]) -> bool:
 
 def _obj(value: Any) -> dict[str, Any]:
     return json.loads(value) if isinstance(value, str) else dict(value)
+
+
+def committed_completions(engine: Engine, keys: set[Key]) -> dict[Key, set[str]]:
+    """The references of the results (completed flows) committed for `keys`."""
+    found: dict[Key, set[str]] = defaultdict(set)
+    with engine.connect() as connection:
+        for business, customer, reference in connection.execute(
+            text("SELECT phone_number_id, phone_number, reference FROM flow_results")
+        ):
+            if (business, customer) in keys:
+                found[(business, customer)].add(reference)
+    return found

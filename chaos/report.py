@@ -15,8 +15,9 @@ COLUMNS = (
     "out of order",
     "max recovery",
     "ambiguous twice",
+    "completions watched (missing / extra)",
+    "completions posted (missing / extra)",
     "drain",
-    "completions missing/extra (watch, hook)",
 )
 
 
@@ -36,9 +37,9 @@ def row(outcome: Outcome) -> tuple[str, ...]:
         str(f.out_of_order),
         recovery,
         str(f.ambiguous_twice),
+        f"{f.event_deliveries} ({f.events_missing} / {f.events_extra})",
+        f"{f.hook_deliveries} ({f.hook_missing} / {f.hook_extra})",
         f"{outcome.drain:.1f} s",
-        f"{f.completions_missing[0]}/{f.completions_extra[0]}, "
-        f"{f.completions_missing[1]}/{f.completions_extra[1]} of {f.completions}",
     )
 
 
@@ -85,11 +86,6 @@ def details(
             "accepted but never committed": f.phantom,
             "wrong stored results": f.wrong_results,
             "stuck conversations": len(f.stuck),
-            "flow completions the WatchEvents stream missed": f.completions_missing[0],
-            "flow completions the webhook endpoint missed": f.completions_missing[1],
-            "flow completions streamed that were never committed": f.completions_extra[0],
-            "flow completions posted that were never committed": f.completions_extra[1],
-            "stored results without a completion event": f.results_without_event,
             "event webhook POSTs with a bad signature": f.bad_signatures,
         }
         for label, count in problems.items():
@@ -97,11 +93,6 @@ def details(
                 lines.append(f"  FAIL {label}: {count}")
         if t.undelivered:
             lines.append(f"  FAIL payloads never accepted before the deadline: {t.undelivered}")
-        if any(f.completions_repeated):
-            lines.append(
-                f"  flow completions received again (at least once; deduped by id): "
-                f"stream {f.completions_repeated[0]}, webhook {f.completions_repeated[1]}"
-            )
         for note in f.notes[:15]:
             lines.append(f"  - {note}")
         for where in f.stuck[:10]:

@@ -6,13 +6,19 @@ import asyncio
 import random
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import Engine
 
 from chaos.customers import make_customers
 from chaos.driver import Delivery, Driver, Tally
-from chaos.followers import StreamWatcher, caught_up, committed, compare
-from chaos.invariants import Ambiguity, Findings, check, pending_replies
+from chaos.invariants import (
+    Ambiguity,
+    Findings,
+    check,
+    committed_completions,
+    pending_replies,
+)
 from chaos.logs import LogScan, scan
 from chaos.system import System
 
@@ -103,7 +109,6 @@ async def run(
     index: int,
     rng: random.Random,
     engine: Engine,
-    watcher: StreamWatcher,
     *,
     limit: float,
     drain_limit: float,
@@ -143,7 +148,7 @@ async def run(
             [w.start for w in windows if w.kind == "kill_gateway"],
         ),
     )
-    await _followed(system, watcher, engine, keys, findings, drain_limit)
+    await loop.run_in_executor(None, _watched, system, engine, keys, findings)
     accepted = sorted(r["at"] for r in mine if r["kind"] == "message" and r["status"] == 200)
     return Outcome(
         scenario,
@@ -155,6 +160,43 @@ async def run(
         failed + system.proxy.dropped - dropped_before,
         crashed=[s.name for s in system.services if not s.alive()],
     )
+
+
+def _watched(system: System, engine: Engine, keys: set[Any], findings: Findings) -> None:
+    """Every committed completion of the scenario's customers reached every watcher and the
+    webhook endpoint (waiting up to 30 s for each to catch up), and nothing else did."""
+    committed = committed_completions(engine, keys)
+    expected = {(key, ref) for key, refs in committed.items() for ref in refs}
+    for watcher in system.watchers:
+        deadline = time.monotonic() + 30
+        while True:
+            seen = {(k, r) for k, refs in watcher.references().items() if k in keys for r in refs}
+            if expected <= seen or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        missing, extra = expected - seen, seen - expected
+        findings.events_missing += len(missing)
+        findings.events_extra += len(extra)
+        findings.event_deliveries = max(findings.event_deliveries, watcher.deliveries)
+        if missing or extra:
+            findings.notes.append(
+                f"watcher {watcher.target}: {len(missing)} completions missing, "
+                f"{len(extra)} extra ({watcher.reconnects} reconnects)"
+            )
+    deadline = time.monotonic() + 30
+    while True:
+        posted = {(k, r) for k, refs in system.hook.references().items() if k in keys for r in refs}
+        if expected <= posted or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    missing, extra = expected - posted, posted - expected
+    findings.hook_missing, findings.hook_extra = len(missing), len(extra)
+    findings.hook_deliveries = sum(1 for _, key, _ in system.hook.deliveries() if key in keys)
+    findings.bad_signatures = system.hook.bad_signatures()
+    if missing or extra:
+        findings.notes.append(
+            f"webhook endpoint: {len(missing)} completions missing, {len(extra)} extra"
+        )
 
 
 async def _inject(system: System, faults: tuple[Fault, ...], started: float) -> list[Window]:
@@ -211,32 +253,3 @@ def _recovery(windows: list[Window], inbound: list[float], outbound: list[float]
         window.recovery = recovery
         worst = recovery if worst is None else max(worst, recovery)
     return worst
-
-
-async def _followed(
-    system: System,
-    watcher: StreamWatcher,
-    engine: Engine,
-    keys: set[tuple[str, str]],
-    findings: Findings,
-    limit: float,
-) -> None:
-    """Wait (up to `limit`) for both followers to have every committed flow completion of the
-    scenario's customers, then count what is missing, extra and repeated."""
-    loop = asyncio.get_running_loop()
-    started = time.monotonic()
-    while True:
-        expected, unlogged = await loop.run_in_executor(None, committed, engine, keys)
-        if caught_up(expected, watcher.seen, system.hook.seen):
-            break
-        if time.monotonic() - started > limit:
-            break
-        await asyncio.sleep(0.5)
-    watched = compare(expected, watcher.seen, keys)
-    hooked = compare(expected, system.hook.seen, keys)
-    findings.completions = len(expected)
-    findings.completions_missing = (watched.missing, hooked.missing)
-    findings.completions_extra = (watched.extra, hooked.extra)
-    findings.completions_repeated = (watched.repeats, hooked.repeats)
-    findings.results_without_event = unlogged
-    findings.bad_signatures = system.hook.bad_signatures

@@ -9,10 +9,11 @@ from typing import Any
 import httpx
 
 from chaos import processes
-from chaos.followers import HOOK_SECRET, HookEndpoint
+from chaos.hook_endpoint import HookEndpoint
 from chaos.postgres import Postgres
 from chaos.processes import Service
 from chaos.proxy import DropProxy
+from chaos.watcher import Watcher
 from flowsvc.seed import seed
 from flowsvc.service.templates import Templates
 from flowsvc.store.db import create_db_engine, create_sessionmaker
@@ -38,14 +39,7 @@ class System:
         g1, g2 = free_port(), free_port()
         # Both gateways deliver flow completions to one endpoint (one at a time, by lease).
         self.hook = HookEndpoint()
-        hooks = {
-            "EVENT_ENDPOINTS": self.hook.config,
-            "CHAOS_HOOK_SECRET": HOOK_SECRET,
-            "EVENT_LEASE_SECONDS": "5",
-            "EVENT_TIMEOUT_SECONDS": "2",
-            "EVENT_WAIT_SECONDS": "0.5",
-            "EVENT_RETRY_MAX_SECONDS": "2",
-        }
+        hooks = self.hook.gateway_env()
         self.gateways = [
             processes.gateway(
                 "gateway-1", g1, [a, b], graph, folder, graph_timeout=graph_timeout, extra_env=hooks
@@ -54,8 +48,9 @@ class System:
                 "gateway-2", g2, [b, a], graph, folder, graph_timeout=graph_timeout, extra_env=hooks
             ),
         ]
-        self.flowsvc_targets = [f"127.0.0.1:{p}" for p in (a, b)]
         self.webhook_urls = [f"http://127.0.0.1:{p}/webhook" for p in (g1, g2)]
+        # A watcher of flow completions on each flowsvc, resuming across its SIGKILLs.
+        self.watchers = [Watcher(f"127.0.0.1:{port}", processes.FLOWSVC_TOKEN) for port in (a, b)]
         self._control = httpx.Client(base_url=self.standin_url, timeout=30.0)
 
     @property
@@ -75,9 +70,13 @@ class System:
         self.hook.server.start()
         for service in (*self.flowsvcs, *self.gateways):
             service.start()
+        for watcher in self.watchers:
+            watcher.start()
 
     def stop(self) -> dict[str, list[int]]:
         """Stop everything gracefully (gateways first); returns each service's exit codes."""
+        for watcher in self.watchers:
+            watcher.stop()
         for service in (*self.gateways, *self.flowsvcs, self.standin):
             service.stop()
         self.proxy.stop()

@@ -98,20 +98,26 @@ def test_a_dropped_request_never_reaches_the_standin() -> None:
         assert proxy.dropped == 2
 
 
-def test_the_followers_check_counts_missing_extra_and_repeated_completions() -> None:
-    from chaos.followers import Completion, caught_up, compare
+def test_the_hook_endpoint_dedupes_by_event_id_and_counts_bad_signatures() -> None:
+    from chaos.hook_endpoint import HookEndpoint
+    from tests.event_receiver import Post
 
-    mine, other = ("1065", "491500000001"), ("1065", "491500000002")
-    expected = {i: Completion(i, f"R{i}", mine) for i in (3, 5, 8)}
-    seen = [
-        expected[3],
-        expected[3],  # again: at least once
-        expected[8],
-        Completion(9, "R9", mine),  # never committed
-        Completion(5, "WRONG", mine),  # the right id, other contents
-        Completion(4, "R4", other),  # another scenario's customer
-    ]
-    found = compare(expected, seen, {mine})
-    assert (found.missing, found.extra, found.repeats, found.received) == (0, 2, 1, 4)
-    assert compare(expected, seen[:3], {mine}).missing == 1
-    assert caught_up(expected, seen) and not caught_up(expected, seen, seen[:3])
+    customer = {"phoneNumberId": "1065", "phoneNumber": "491500000001"}
+
+    def completion(event_id: int, reference: str) -> dict[str, Any]:
+        return {
+            "id": str(event_id),
+            "customer": customer,
+            "flowCompleted": {"reference": reference},
+        }
+
+    hook = HookEndpoint()
+    with hook.server:
+        hook.server.receiver.posts += [
+            Post("chaos", [completion(1, "A"), completion(2, "B")], signed=True, answered=200),
+            Post("chaos", [completion(2, "B")], signed=True, answered=200),  # again
+            Post("chaos", [completion(3, "C")], signed=False, answered=0),  # never answered
+        ]
+        assert hook.references() == {("1065", "491500000001"): {"A", "B"}}
+        assert len(hook.deliveries()) == 3
+        assert hook.bad_signatures() == 1

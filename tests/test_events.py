@@ -70,7 +70,7 @@ class Watcher:
     def _read(self) -> None:
         try:
             for response in self.stream:
-                self.seen.append(response.event)
+                self.seen.extend(response.events)
         except grpc.RpcError as error:
             self.error = error
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -43,8 +46,15 @@ ACTIVE_FILTERS = {
 }
 
 
-def from_struct(struct: struct_pb2.Struct) -> dict[str, Any]:
-    return integral(json_format.MessageToDict(struct))  # type: ignore[no-any-return]
+def from_struct(struct: struct_pb2.Struct, field: str) -> dict[str, Any]:
+    """A Struct as JSON data; InvalidArgument naming `field` when it holds NaN or Infinity, which
+    a Struct can carry and JSON cannot."""
+    try:
+        return integral(json_format.MessageToDict(struct))  # type: ignore[no-any-return]
+    except ValueError:  # protobuf: "Fail to serialize NaN for Value.number_value"
+        raise InvalidArgument(
+            f"bad {field}", [(field, "NaN and Infinity are not JSON numbers")]
+        ) from None
 
 
 def to_struct(value: dict[str, Any]) -> struct_pb2.Struct:
@@ -65,7 +75,7 @@ def template_definition(message: flow_pb2.TemplateDefinition) -> TemplateDefinit
     return TemplateDefinition(
         name=message.name,
         trigger_keywords=tuple(message.trigger_keywords),
-        menu_structure=from_struct(message.menu_structure),
+        menu_structure=from_struct(message.menu_structure, "template.menu_structure"),
         is_active=message.is_active if message.HasField("is_active") else None,
     )
 
@@ -139,7 +149,7 @@ def start_request(request: flow_pb2.StartConversationRequest) -> StartRequest:
         phone_number_id=request.customer.phone_number_id,
         phone_number=request.customer.phone_number,
         template_name=request.template_name,
-        context=from_struct(request.context),
+        context=from_struct(request.context, "context"),
         request_id=request.request_id,
         initial_step=request.initial_step,
         ttl=request.ttl.ToTimedelta() if request.HasField("ttl") else None,
@@ -151,7 +161,7 @@ def update_request(request: flow_pb2.UpdateConversationRequest) -> UpdateRequest
     return UpdateRequest(
         phone_number_id=request.customer.phone_number_id,
         phone_number=request.customer.phone_number,
-        context=from_struct(request.context),
+        context=from_struct(request.context, "context"),
         step=request.step,
         flow=request.flow,
         expected_revision=request.expected_revision,
@@ -167,7 +177,9 @@ def send_request(request: flow_pb2.SendMessageRequest) -> SendRequest:
         phone_number_id=request.customer.phone_number_id,
         phone_number=request.customer.phone_number,
         text=request.text if content == "text" else None,
-        interactive=from_struct(request.interactive) if content == "interactive" else None,
+        interactive=from_struct(request.interactive, "interactive")
+        if content == "interactive"
+        else None,
         message_template=_message_template(request),
         request_id=request.request_id,
     )
@@ -324,6 +336,27 @@ def ack(message: flow_pb2.OutboxAck) -> Ack:
     )
 
 
+class EventCache:
+    """Events as messages, each built once however many watchers it goes to (building the
+    payload is what costs), the latest `size` kept."""
+
+    def __init__(self, size: int = 20_000) -> None:
+        self._size = size
+        self._built: OrderedDict[int, flow_pb2.Event] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, item: Committed) -> flow_pb2.Event:
+        with self._lock:
+            found = self._built.get(item.id)
+        if found is None:
+            found = event(item)
+            with self._lock:
+                self._built[item.id] = found
+                while len(self._built) > self._size:
+                    self._built.popitem(last=False)
+        return found
+
+
 def event(item: Committed) -> flow_pb2.Event:
     """An event with its payload in the oneof field its type names."""
     message = flow_pb2.Event(
@@ -367,13 +400,15 @@ def claim_request(request: flow_pb2.ClaimEventDeliveryRequest) -> ClaimRequest:
     )
 
 
-def claim_response(claim: Claim) -> flow_pb2.ClaimEventDeliveryResponse:
+def claim_response(
+    claim: Claim, build: Callable[[Committed], flow_pb2.Event] = event
+) -> flow_pb2.ClaimEventDeliveryResponse:
     return flow_pb2.ClaimEventDeliveryResponse(
         leased=claim.leased,
         holder=claim.holder,
         lease_expire_time=to_timestamp(claim.lease_expires_at),
         cursor=claim.cursor,
-        events=[event(item) for item in claim.items],
+        events=[build(item) for item in claim.items],
         through_id=claim.through_id,
     )
 

@@ -44,6 +44,7 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
         self._retention = retention
         self._feed = feed
         self._event_deliveries = event_deliveries
+        self._events = convert.EventCache()
 
     def CreateTemplate(
         self, request: flow_pb2.CreateTemplateRequest, context: grpc.ServicerContext
@@ -246,8 +247,8 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
         found = self._feed.watch(after_id, convert.event_filter(request.filter), context.is_active)
         # Headers at once: the caller knows the stream is open before the first event.
         context.send_initial_metadata(())
-        for item in found:
-            yield flow_pb2.WatchEventsResponse(event=convert.event(item))
+        for batch in found:
+            yield flow_pb2.WatchEventsResponse(events=[self._events.get(item) for item in batch])
 
     def ListEvents(
         self, request: flow_pb2.ListEventsRequest, context: grpc.ServicerContext
@@ -268,7 +269,7 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
         self, request: flow_pb2.ClaimEventDeliveryRequest, context: grpc.ServicerContext
     ) -> flow_pb2.ClaimEventDeliveryResponse:
         claim = self._event_deliveries.claim(convert.claim_request(request))
-        return convert.claim_response(claim)
+        return convert.claim_response(claim, self._events.get)
 
     def AckEventDelivery(
         self, request: flow_pb2.AckEventDeliveryRequest, context: grpc.ServicerContext

@@ -37,6 +37,7 @@ TYPES = frozenset(
     }
 )
 _CATCH_UP_BATCH = 500
+_BATCH = 500  # events in one response at most
 _WAIT_SECONDS = 1.0  # how often a waiting watcher checks that its caller is still there
 
 
@@ -79,9 +80,9 @@ class EventFeed:
 
     def watch(
         self, after_id: int | None, wanted: Filter, active: Callable[[], bool]
-    ) -> Iterator[Committed]:
-        """Events after `after_id` (None: from now on) as they commit, until `active()` is
-        false or the process stops."""
+    ) -> Iterator[list[Committed]]:
+        """Events after `after_id` (None: from now on) as they commit, in batches of at most
+        `_BATCH`, until `active()` is false or the process stops."""
         _check(after_id or 0, wanted)
         with self._hub.watcher():
             with self._sessions() as session:
@@ -94,7 +95,8 @@ class EventFeed:
                 else:
                     found, cursor = buffered
                     found = [item for item in found if matches(item, wanted)]
-                yield from found
+                for start in range(0, len(found), _BATCH):
+                    yield found[start : start + _BATCH]
 
     def _catch_up(self, cursor: int, wanted: Filter) -> tuple[list[Committed], int]:
         """The next batch from the database, for a watcher behind the hub's buffer."""

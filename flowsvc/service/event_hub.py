@@ -20,17 +20,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Row, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from flowsvc.errors import ResourceExhausted
 from flowsvc.store import events
 from flowsvc.store.customers import Customer
-from flowsvc.store.models import Event
 
 log = logging.getLogger("flowsvc.events")
 
 _READ_BATCH = 1000
+_PACE = 0.01  # seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +46,7 @@ class Committed:
     payload: dict[str, Any]
 
 
-def committed(row: Event) -> Committed:
+def committed(row: Row[Any]) -> Committed:
     return Committed(
         id=row.id,
         type=row.type,
@@ -78,6 +78,7 @@ class EventHub:
         self._buffer: deque[Committed] = deque(maxlen=capacity)
         self._known = 0  # the newest id known to be committed
         self._loaded = 0  # the newest id in the buffer (or before it, when it started)
+        self._watching = 0  # open watchers: with none, new events are not read at all
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         event.listen(sessions, "after_commit", self._after_commit)
@@ -118,9 +119,13 @@ class EventHub:
                 f"{self._max_watchers} event streams are open already "
                 "(FLOWSVC_EVENT_MAX_WATCHERS); close one or try later"
             )
+        with self._changed:
+            self._watching += 1
         try:
             yield
         finally:
+            with self._changed:
+                self._watching -= 1
             self._slots.release()
 
     def after(self, cursor: int, timeout: float) -> tuple[list[Committed], int] | None:
@@ -149,17 +154,24 @@ class EventHub:
     def _read(self) -> None:
         """Load committed events into the buffer as they become known, in id order."""
         while not self.stopping:
+            # At most one read per _PACE: under load, many commits' events go out together
+            # (one wake-up and one response per watcher), for at most _PACE more latency.
+            self._stopping.wait(_PACE)
             with self._changed:
                 self._changed.wait_for(lambda: self._known > self._loaded or self.stopping, 1.0)
                 start, target = self._loaded, self._known
+                if target > start and not self._watching:  # nobody to read them for
+                    self._buffer.clear()
+                    self._loaded = target
+                    continue
             if target <= start:
                 continue
             try:
                 with self._sessions() as session:
                     rows = events.read(session, start, target, events.Filter(), _READ_BATCH)
                     loaded = [committed(row) for row in rows]
-            except Exception:  # the database may be away: try again shortly
-                log.warning("reading new events failed", exc_info=True)
+            except Exception as error:  # the database may be away: try again shortly
+                log.warning("reading new events failed", extra={"error": _name(error)})
                 self._stopping.wait(1.0)
                 continue
             with self._changed:
@@ -174,8 +186,8 @@ class EventHub:
             try:
                 with self._sessions() as session:
                     self.advance(events.bounds(session)[0])
-            except Exception:
-                log.warning("polling for events failed", exc_info=True)
+            except Exception as error:
+                log.warning("polling for events failed", extra={"error": _name(error)})
 
     def _listen(self) -> None:
         """PostgreSQL: LISTEN on one connection of its own, for every watcher of the process."""
@@ -199,10 +211,18 @@ class EventHub:
                         newest = max((int(n.payload) for n in connection.notifies), default=0)
                         connection.notifies.clear()
                         self.advance(newest)
-            except Exception:
-                log.warning("listening for events failed, reconnecting", exc_info=True)
+            except Exception as error:
+                log.warning(
+                    "listening for events failed, reconnecting",
+                    extra={"error": _name(error), "retry_in": delay},
+                )
                 self._stopping.wait(delay)
                 delay = min(delay * 2, 10.0)
             finally:
                 if proxied is not None:
                     proxied.close()
+
+
+def _name(error: Exception) -> str:
+    """What failed, without a traceback (the database being away is expected now and then)."""
+    return type(getattr(error, "orig", None) or error).__name__

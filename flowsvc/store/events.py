@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, event, func, select, update
+from sqlalchemy import Connection, Row, delete, event, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from flowsvc.clock import utcnow
@@ -148,10 +148,11 @@ def bounds(session: Session) -> tuple[int, int]:
 
 def read(
     session: Session, after_id: int, through_id: int, wanted: Filter, limit: int
-) -> list[Event]:
-    """Events with after_id < id <= through_id that `wanted` matches, oldest first."""
+) -> list[Row[Any]]:
+    """Events with after_id < id <= through_id that `wanted` matches, oldest first, as rows
+    with Event's columns (no ORM objects: a watcher's reader loads every event)."""
     query = (
-        select(Event)
+        select(*Event.__table__.columns)
         .where(Event.id > after_id, Event.id <= through_id)
         .order_by(Event.id)
         .limit(limit)
@@ -164,7 +165,7 @@ def read(
         query = query.where(Event.phone_number_id == wanted.phone_number_id)
     if wanted.phone_number:
         query = query.where(Event.phone_number == wanted.phone_number)
-    return list(session.scalars(query))
+    return list(session.execute(query).all())
 
 
 def remove_older_than(session: Session, cutoff: datetime, limit: int) -> int:

@@ -283,8 +283,9 @@ class AsyncFlowClient:
             try:
                 async for response in stream:
                     attempt = 0
-                    last = response.event.id
-                    yield response.event
+                    for event in response.events:
+                        last = event.id
+                        yield event
             except grpc.RpcError as error:
                 if error.code() != grpc.StatusCode.UNAVAILABLE:
                     raise from_rpc_error(error) from None
