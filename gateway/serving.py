@@ -21,8 +21,9 @@ long a client may take to send a request head nor how many connections are open,
 
 from __future__ import annotations
 
+import copyreg
 from asyncio import TimerHandle, Transport
-from typing import Any
+from typing import Any, cast
 
 from h11._connection import DEFAULT_MAX_INCOMPLETE_EVENT_SIZE  # h11 exports it only here
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -122,13 +123,27 @@ class GatewayProtocol(HttpToolsProtocol):
             self.transport.close()
 
 
+class _Bounded(type):
+    """The type of a `GatewayProtocol` made for some settings. uvicorn pickles the protocol class
+    to start its worker processes (GATEWAY_WORKERS): such a class is pickled as its bounds and
+    made again in the worker, since it is no module attribute pickle could name."""
+
+
+def _bounded(head_timeout_seconds: float, max_connections: int) -> type[GatewayProtocol]:
+    bounds = {"head_timeout_seconds": head_timeout_seconds, "max_connections": max_connections}
+    return cast(type[GatewayProtocol], _Bounded("GatewayProtocol", (GatewayProtocol,), bounds))
+
+
+def _reduce(made: Any) -> Any:
+    return _bounded, (made.head_timeout_seconds, made.max_connections)
+
+
+copyreg.pickle(_Bounded, _reduce)
+
+
 def protocol(settings: Settings) -> type[GatewayProtocol]:
     """`GatewayProtocol` with these settings' bounds (uvicorn builds one per connection)."""
-    bounds = {
-        "head_timeout_seconds": settings.head_timeout_seconds,
-        "max_connections": settings.max_connections,
-    }
-    return type("GatewayProtocol", (GatewayProtocol,), bounds)
+    return _bounded(settings.head_timeout_seconds, settings.max_connections)
 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
