@@ -35,7 +35,6 @@ from menuflow.v1 import flow_pb2
 logger = logging.getLogger("gateway.events")
 
 _RETRIED = frozenset({408, 429})
-_LOST = object()  # the lease went to someone else mid-batch
 
 
 class EndpointDelivery:
@@ -90,10 +89,8 @@ class EndpointDelivery:
                     await asyncio.sleep(0.1)
                 continue
             letters = await self._deliver(claim.events)
-            if letters is _LOST:
-                continue
-            assert isinstance(letters, list)
-            await self._ack(claim, letters)
+            if letters is not None:  # None: the lease went to another gateway mid-batch
+                await self._ack(claim, letters)
 
     async def _claim(self, *, renew_only: bool) -> flow_pb2.ClaimEventDeliveryResponse:
         response: flow_pb2.ClaimEventDeliveryResponse = await self._calls.flow.ClaimEventDelivery(
@@ -114,9 +111,9 @@ class EndpointDelivery:
         )
         return response
 
-    async def _deliver(self, batch: Sequence[flow_pb2.Event]) -> list[flow_pb2.DeadLetter] | object:
+    async def _deliver(self, batch: Sequence[flow_pb2.Event]) -> list[flow_pb2.DeadLetter] | None:
         """POST `batch` until a 2xx ([]), a permanent refusal or the deadline (its dead
-        letters), or the lease is lost (_LOST)."""
+        letters), or the lease is lost (None)."""
         name = self.endpoint.name
         body = json.dumps(
             {"endpoint": name, "events": [json_format.MessageToDict(e) for e in batch]},
@@ -175,7 +172,7 @@ class EndpointDelivery:
                 continue  # the lease may still hold; the ack will tell
             if not renewed.leased:
                 log(logger, logging.WARNING, "events.lease_lost", endpoint=name)
-                return _LOST
+                return None
 
     async def _post(self, body: bytes) -> tuple[int, str, float | None]:
         """(HTTP status or 0, what went wrong, Retry-After in seconds if given)."""

@@ -191,6 +191,26 @@ def test_a_permanent_4xx_dead_letters_the_batch_and_delivery_moves_on(
     assert sorted(posted) == refused + later
 
 
+def test_retrying_past_the_endpoints_deadline_dead_letters_the_batch(
+    flowsvc_target: str,
+    stub: flow_pb2_grpc.FlowServiceStub,
+    graph: StandinServer,
+    receiver: ReceiverServer,
+) -> None:
+    r = receiver.receiver
+    r.answer = 503
+    hook = endpoint(receiver.url, types=frozenset({"conversation_started"}), deadline_seconds=1.0)
+    with running_gateway(settings(flowsvc_target, graph, hook)) as gateway:
+        talk(stub, 1)
+        request = flow_pb2.ListDeadLettersRequest(endpoint="kitchen")
+        (letter,) = wait_until(lambda: stub.ListDeadLetters(request).dead_letters, timeout=20)
+        assert metric(gateway.url, "gateway_events_dead_lettered_total", "kitchen") == 1
+
+    assert letter.event_id == all_ids(stub, types=[flow_pb2.EVENT_TYPE_CONVERSATION_STARTED])[0]
+    assert (letter.http_status, letter.reason) == (503, "deadline passed; last: HTTP 503")
+    assert len(r.all_posts()) >= 2  # retried before giving up
+
+
 def test_two_gateways_deliver_each_event_once(
     flowsvc_target: str,
     stub: flow_pb2_grpc.FlowServiceStub,
