@@ -193,12 +193,12 @@ class EventHub:
         """PostgreSQL: LISTEN on one connection of its own, for every watcher of the process."""
         delay = 0.5
         engine = self._sessions.kw["bind"]
+        cargs, cparams = engine.dialect.create_connect_args(engine.url)
         while not self.stopping:
-            proxied = None
+            connection: Any = None
             try:
-                proxied = engine.raw_connection()
-                proxied.detach()  # not the pool's any more: it stays in LISTEN
-                connection: Any = proxied.dbapi_connection
+                # Its own connection, outside the pool: it stays in LISTEN for the process's life.
+                connection = engine.dialect.connect(*cargs, **cparams)
                 connection.autocommit = True
                 with connection.cursor() as cursor:
                     cursor.execute(f"LISTEN {events.CHANNEL}")
@@ -219,8 +219,8 @@ class EventHub:
                 self._stopping.wait(delay)
                 delay = min(delay * 2, 10.0)
             finally:
-                if proxied is not None:
-                    proxied.close()
+                if connection is not None and not connection.closed:
+                    connection.close()
 
 
 def _name(error: Exception) -> str:
