@@ -14,8 +14,10 @@ from grpc_reflection.v1alpha import reflection
 from sqlalchemy import Engine
 
 from flowsvc.engine import EngineConfig
+from flowsvc.metrics import Metrics, MetricsServer
 from flowsvc.rpc.auth import TokenAuth
 from flowsvc.rpc.binding import add_port
+from flowsvc.rpc.metering import CallMetrics
 from flowsvc.rpc.request_parsing import ParseRequests
 from flowsvc.rpc.servicer import FlowServicer
 from flowsvc.rpc.status import ErrorStatus
@@ -70,10 +72,14 @@ class Server:
             sessions, settings.retention, keep_events=settings.event_retention
         )
         self.health = health.HealthServicer()
+        self.metrics = Metrics(sessions)
+        self.metrics_server: MetricsServer | None = None
         self.grpc = grpc.server(
             self.executor,
             # The token comes first: a caller without it learns nothing, not even a parse error.
+            # Only the metrics see calls before it, so that refused calls are counted too.
             interceptors=[
+                CallMetrics(self.metrics),
                 *([TokenAuth(settings.role_tokens)] if settings.role_tokens else []),
                 ParseRequests(),
                 ErrorStatus(),
@@ -91,6 +97,7 @@ class Server:
                 engine_config(settings),
                 max_context_bytes=settings.max_context_bytes,
                 expiry_notice=settings.expiry_notice,
+                observe=self.metrics.message,
             ),
             self.conversations,
             Results(sessions),
@@ -110,6 +117,8 @@ class Server:
 
     def start(self) -> None:
         self.events.start()
+        if self.settings.metrics_listen is not None:
+            self.metrics_server = MetricsServer(self.metrics, self.settings.metrics_listen)
         self.grpc.start()
         for name in ("", SERVICE_NAME):
             self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -132,6 +141,7 @@ class Server:
                 "client_certificates": bool(settings.tls_client_ca),
                 "token": bool(settings.role_tokens),
                 "roles": sorted({role for role, _ in settings.role_tokens}),
+                "metrics_port": self.metrics_server.port if self.metrics_server else None,
             },
         )
 
@@ -144,6 +154,8 @@ class Server:
         if self._sweeper.is_alive():
             self._sweeper.join()
         self.executor.shutdown(wait=True)
+        if self.metrics_server is not None:
+            self.metrics_server.stop()
         self.engine.dispose()
         log.info("flowsvc stopped")
 
@@ -156,7 +168,17 @@ class Server:
                 purged = self.retention.sweep()
             except Exception:  # the database may be down for a while: try again next time
                 log.exception("sweep failed")
+                self.metrics.sweeps.labels("failed").inc()
                 continue
+            self.metrics.sweeps.labels("ok").inc()
+            for kind, rows in (
+                ("conversations", expired),
+                ("processed", old),
+                ("results", purged.results),
+                ("outbox_messages", purged.outbox_messages),
+                ("events", purged.events),
+            ):
+                self.metrics.swept.labels(kind).inc(rows)
             if expired or old or purged.results or purged.outbox_messages or purged.events:
                 log.info(
                     "swept",

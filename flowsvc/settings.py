@@ -74,8 +74,16 @@ class Settings:
     event_retention: timedelta | None = timedelta(days=7)
     event_max_watchers: int = 100
     event_poll_seconds: float = 0.5
+    metrics_listen: str | None = None  # host:port of /metrics; None: no metrics endpoint
 
     def __post_init__(self) -> None:
+        if self.metrics_listen is not None:
+            host, colon, port = self.metrics_listen.rpartition(":")
+            if not (colon and port.isdigit() and int(port) < 65536):
+                raise SettingsError(
+                    f"FLOWSVC_METRICS_LISTEN={self.metrics_listen} is not host:port "
+                    "(e.g. 127.0.0.1:9464; 0.0.0.0:9464 for a scraper on another machine)"
+                )
         if bool(self.tls_cert) != bool(self.tls_key):
             raise SettingsError("FLOWSVC_TLS_CERT and FLOWSVC_TLS_KEY must be set together")
         if self.tls_client_ca and not self.tls_cert:
@@ -180,6 +188,7 @@ class Settings:
                 event_poll_seconds=env(
                     "FLOWSVC_EVENT_POLL_SECONDS", cast=seconds, default=d.event_poll_seconds
                 ),
+                metrics_listen=env("FLOWSVC_METRICS_LISTEN", cast=optional, default=None),
             )
         except (KeyError, ValueError) as error:
             raise SettingsError(str(error).strip("'\"")) from None

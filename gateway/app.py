@@ -141,9 +141,11 @@ def create_app(settings: Settings, *, transport: Transport | None = None) -> ASG
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[AppState]:
         if settings.dev_mode:
+            # On loopback (as `make run` starts it) dev mode is the plan, not a hazard: said at
+            # info, so that a first start shows no warning; reachable from elsewhere, it warns.
             log(
                 logger,
-                logging.WARNING,
+                logging.INFO if settings.listens_privately else logging.WARNING,
                 "DEV_MODE",
                 warning="accepting UNSIGNED webhooks and PRINTING outbound messages instead of "
                 "sending them; never expose this gateway to the internet",

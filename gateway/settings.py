@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 import uuid
@@ -117,6 +118,17 @@ class Settings:
                     f"{name} is missing: the gateway refuses to start without it "
                     "(set GATEWAY_DEV_MODE=1 to run locally without Meta credentials)"
                 )
+
+    @property
+    def listens_privately(self) -> bool:
+        """Whether only this machine can reach the gateway (a loopback address)."""
+        host = self.listen_host.removeprefix("[").removesuffix("]")
+        if host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False
 
     @property
     def send_budget_seconds(self) -> float:

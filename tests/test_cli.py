@@ -50,7 +50,7 @@ def test_validate_offline_shows_the_problems_per_file(folder: Path) -> None:
 
     assert result.returncode == 1
     assert f"{folder / 'main_menu.json'}: valid" in result.stdout
-    assert f"{folder / 'support.json'}: 1 problems" in result.stderr
+    assert f"{folder / 'support.json'}: 1 problem" in result.stderr
     assert "trigger_keywords[" in result.stderr and "is empty" in result.stderr
 
 
@@ -90,7 +90,7 @@ def test_push_refuses_the_whole_set_when_a_file_is_invalid(
     result = menuflow(flowsvc_target, "templates", "push", str(folder))
 
     assert result.returncode == 1
-    assert f"{folder / 'account.json'}: 1 problems" in result.stderr
+    assert f"{folder / 'account.json'}: 1 problem" in result.stderr
     assert "menu_structure.action.buttons[0].reply.title" in result.stderr
     assert row_counts(database_url) == before
 
@@ -143,6 +143,21 @@ def test_a_send_outside_the_window_says_why(flowsvc_target: str) -> None:
     )  # fmt: skip
     assert templated.returncode == 0, templated.stderr
     assert "template" in templated.stdout
+
+
+def test_push_shows_warnings_and_still_pushes(flowsvc_target: str, folder: Path) -> None:
+    support = json.loads((folder / "support.json").read_text())
+    support["menu_structure"]["steps"]["initial"]["prompt"] = "How can we help?"
+    (folder / "support.json").write_text(json.dumps(support))
+
+    result = menuflow(flowsvc_target, "templates", "push", str(folder))
+    offline = menuflow("127.0.0.1:9", "templates", "validate", str(folder))
+
+    assert result.returncode == 0, result.stderr
+    for shown in (result.stderr, offline.stderr):
+        assert f"{folder / 'support.json'}: 1 warning" in shown
+        assert "menu_structure.steps.initial.prompt: is never sent" in shown
+    assert offline.returncode == 0 and f"{folder / 'support.json'}: valid" in offline.stdout
 
 
 @pytest.mark.usefixtures("seeded")

@@ -207,25 +207,34 @@ def test_connection_from_the_environment() -> None:
 def test_watch_events_resumes_after_flowsvc_restarts_missing_none(settings: Settings) -> None:
     target = f"127.0.0.1:{free_port()}"
     seen: list[int] = []
+    stopping = threading.Event()
+    flow = FlowClient(connect(target, max_backoff=0.2))
 
     def watch() -> None:
-        with FlowClient(connect(target, max_backoff=0.2)) as flow:
+        try:
             for event in flow.watch_events(0):
                 seen.append(event.id)
+        except Exception:
+            if not stopping.is_set():
+                raise
 
-    with running_flowsvc(replace(settings, listen=target)):
-        watcher = threading.Thread(target=watch, daemon=True)
-        watcher.start()
-        with grpc.insecure_channel(target) as channel:
-            Chat(flow_pb2_grpc.FlowServiceStub(channel), PHONE).say("hi")
-    with running_flowsvc(replace(settings, listen=target)):  # the stream broke; it comes back
-        with grpc.insecure_channel(target) as channel:
-            grpc.channel_ready_future(channel).result(timeout=30)  # past the reconnect backoff
-            chat = Chat(flow_pb2_grpc.FlowServiceStub(channel), PHONE)
-            chat.say("menu")
-            with FlowClient(connect(target)) as flow:
+    watcher = threading.Thread(target=watch)
+    try:
+        with running_flowsvc(replace(settings, listen=target)):
+            watcher.start()
+            with grpc.insecure_channel(target) as channel:
+                Chat(flow_pb2_grpc.FlowServiceStub(channel), PHONE).say("hi")
+        with running_flowsvc(replace(settings, listen=target)):  # the stream broke; it's back
+            with grpc.insecure_channel(target) as channel:
+                grpc.channel_ready_future(channel).result(timeout=30)  # past the backoff
+                Chat(flow_pb2_grpc.FlowServiceStub(channel), PHONE).say("menu")
                 everything = [e.id for e in flow.list_events()]
                 wait_until(lambda: len(set(seen)) >= len(everything))
+    finally:
+        stopping.set()
+        flow.close()
+        watcher.join(timeout=30)
+    assert not watcher.is_alive()
     assert sorted(set(seen)) == everything  # none missing, none extra once deduped by id
     assert seen == sorted(seen)
 

@@ -154,3 +154,16 @@ def test_bad_event_endpoints_fail_fast_naming_the_problem(env: dict[str, str], n
 def test_plain_http_is_allowed_to_a_loopback_receiver() -> None:
     loopback = HOOK | {"url": "http://127.0.0.1:9000/hook"}
     assert Settings.from_env(hooks(loopback, KITCHEN_KEY="k")).event_endpoints[0].url
+
+
+@pytest.mark.parametrize(
+    ("host", "private"),
+    [("127.0.0.1", True), ("::1", True), ("[::1]", True), ("localhost", True)]
+    + [("0.0.0.0", False), ("10.0.0.5", False), ("gateway.example", False)],
+    ids=str,
+)
+def test_dev_mode_warns_only_when_others_can_reach_the_gateway(host: str, private: bool) -> None:
+    assert (
+        Settings.from_env({"GATEWAY_DEV_MODE": "1", "GATEWAY_LISTEN_HOST": host}).listens_privately
+        is private
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -95,8 +95,15 @@ def template(version: TemplateVersion) -> flow_pb2.Template:
 
 def imported(item: Imported) -> flow_pb2.ImportedTemplate:
     return flow_pb2.ImportedTemplate(
-        name=item.name, version=item.version, action=IMPORT_ACTIONS[item.action]
+        name=item.name,
+        version=item.version,
+        action=IMPORT_ACTIONS[item.action],
+        warnings=warnings(item.warnings),
     )
+
+
+def warnings(found: Iterable[tuple[str, str]]) -> list[flow_pb2.TemplateWarning]:
+    return [flow_pb2.TemplateWarning(field=field, description=text) for field, text in found]
 
 
 OUTCOMES = {

@@ -49,8 +49,10 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
     def CreateTemplate(
         self, request: flow_pb2.CreateTemplateRequest, context: grpc.ServicerContext
     ) -> flow_pb2.CreateTemplateResponse:
-        created = self._templates.create(convert.template_definition(request.template))
-        return flow_pb2.CreateTemplateResponse(template=convert.template(created))
+        created, warnings = self._templates.create(convert.template_definition(request.template))
+        return flow_pb2.CreateTemplateResponse(
+            template=convert.template(created), warnings=convert.warnings(warnings)
+        )
 
     def GetTemplate(
         self, request: flow_pb2.GetTemplateRequest, context: grpc.ServicerContext
@@ -74,12 +76,16 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
     def UpdateTemplate(
         self, request: flow_pb2.UpdateTemplateRequest, context: grpc.ServicerContext
     ) -> flow_pb2.UpdateTemplateResponse:
-        updated, changed = self._templates.update(
+        updated, changed, warnings = self._templates.update(
             convert.template_definition(request.template),
             tuple(request.update_mask.paths),
             request.expected_version,
         )
-        return flow_pb2.UpdateTemplateResponse(template=convert.template(updated), changed=changed)
+        return flow_pb2.UpdateTemplateResponse(
+            template=convert.template(updated),
+            changed=changed,
+            warnings=convert.warnings(warnings),
+        )
 
     def DeleteTemplate(
         self, request: flow_pb2.DeleteTemplateRequest, context: grpc.ServicerContext
@@ -90,8 +96,10 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
     def ValidateTemplate(
         self, request: flow_pb2.ValidateTemplateRequest, context: grpc.ServicerContext
     ) -> flow_pb2.ValidateTemplateResponse:
-        kind = self._templates.validate(convert.template_definition(request.template))
-        return flow_pb2.ValidateTemplateResponse(type=convert.TEMPLATE_TYPES[kind])
+        kind, warnings = self._templates.validate(convert.template_definition(request.template))
+        return flow_pb2.ValidateTemplateResponse(
+            type=convert.TEMPLATE_TYPES[kind], warnings=convert.warnings(warnings)
+        )
 
     def ListTemplateVersions(
         self, request: flow_pb2.ListTemplateVersionsRequest, context: grpc.ServicerContext

@@ -93,8 +93,10 @@ class MessageHandling:
         max_context_bytes: int = 16_384,
         expiry_notice: timedelta = timedelta(days=7),
         clock: Clock = utcnow,
+        observe: Callable[[str], None] = lambda outcome: None,
     ) -> None:
         self._sessions = sessions
+        self._observe = observe  # each message's outcome, "duplicate" or "failed" (metrics)
         self._catalog = catalog
         self._config = config
         self._max_context_bytes = max_context_bytes
@@ -108,8 +110,10 @@ class MessageHandling:
             handled = _retrying(partial(self._single, turn, lease), idempotent=True)
         except Exception as error:
             messagelog.message_failed(message, error, started)
+            self._observe("failed")
             raise
         messagelog.message_handled(message, handled, started)
+        self._observe("duplicate" if handled.duplicate else handled.outcome)
         return handled
 
     def handle_many(
@@ -149,8 +153,10 @@ class MessageHandling:
         for message, outcome in zip(messages, ordered, strict=True):
             if isinstance(outcome, Exception):
                 messagelog.message_failed(message, outcome, started)
+                self._observe("failed")
             else:
                 messagelog.message_handled(message, outcome, started)
+                self._observe("duplicate" if outcome.duplicate else outcome.outcome)
         return ordered
 
     def start(self, request: StartRequest, lease: LeaseRequest) -> Handled:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from flowsvc.store.db import affected_rows
@@ -56,6 +56,12 @@ def remove(session: Session, phone_number_id: str, phone_number: str) -> int:
             ConversationState.phone_number == phone_number,
         ),
     )
+
+
+def count_active(session: Session, now: datetime) -> int:
+    """Conversations not yet expired (for metrics)."""
+    query = select(func.count()).where(ConversationState.expires_at > now)
+    return int(session.scalar(query) or 0)
 
 
 def remove_expired(session: Session, now: datetime) -> list[tuple[str, str, str, int, str]]:

@@ -84,6 +84,16 @@ def count_pending(session: Session) -> int:
     return int(session.scalar(select(func.count()).where(OutboxMessage.state == PENDING)) or 0)
 
 
+def pending_depth(session: Session) -> tuple[int, datetime | None]:
+    """How many messages are pending, and when the oldest of them was written (for metrics)."""
+    count, oldest = session.execute(
+        select(func.count(), func.min(OutboxMessage.created_at)).where(
+            OutboxMessage.state == PENDING
+        )
+    ).one()
+    return int(count or 0), read_time(oldest) if oldest is not None else None
+
+
 def by_wa_message_id(session: Session, wa_message_id: str) -> OutboxMessage | None:
     return session.scalar(
         select(OutboxMessage).where(OutboxMessage.wa_message_id == wa_message_id).with_for_update()

@@ -102,6 +102,6 @@ def from_rpc_error(error: grpc.RpcError) -> MenuflowError:
         request = error_details_pb2.BadRequest()
         if detail.Unpack(request):
             violations += [FieldViolation(v.field, v.description) for v in request.field_violations]
-    if violations and " problems: " in message:  # the list is shown line by line instead
-        message = message.split(" (", 1)[0]
+    if violations and "\n" in message:  # the list is shown from the violations instead
+        message = message.split("\n", 1)[0].rsplit(" (", 1)[0]
     return _CLASSES.get(code, MenuflowError)(code, message, tuple(violations))
