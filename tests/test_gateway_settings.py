@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -167,3 +168,11 @@ def test_dev_mode_warns_only_when_others_can_reach_the_gateway(host: str, privat
         Settings.from_env({"GATEWAY_DEV_MODE": "1", "GATEWAY_LISTEN_HOST": host}).listens_privately
         is private
     )
+
+
+def test_the_readmes_event_endpoints_example_is_read() -> None:
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    line = next(x for x in readme.splitlines() if x.startswith("export EVENT_ENDPOINTS='"))
+    raw = line.removeprefix("export EVENT_ENDPOINTS='").removesuffix("'")
+    settings = Settings.from_env(SECRETS | {"EVENT_ENDPOINTS": raw, "KITCHEN_HOOK_SECRET": "k"})
+    assert [e.name for e in settings.event_endpoints] == ["kitchen"]
