@@ -35,9 +35,14 @@ GRAPH_PHASES = (
 )
 
 
+# Meta down: HTTP 500 with 131000 ("Something went wrong") for every message and read receipt.
+OUTAGE = {"kind": "error", "code": 131000, "reads": True}
+FLAPPING_DOWN, FLAPPING_UP = 5.0, 1.0  # seconds: down 5, up 1, again
+
+
 @dataclass(frozen=True)
 class Fault:
-    kind: str  # graph | kill_gateway | kill_flowsvc | postgres
+    kind: str  # graph | graph_outage | graph_flapping | kill_gateway | kill_flowsvc | postgres
     at: float  # seconds after the scenario started
     seconds: float  # how long it lasts (a killed process stays down this long)
 
@@ -78,6 +83,8 @@ def scenarios(short: bool) -> list[Scenario]:
     """Each fault on its own, then all together; customers keep coming until after the faults."""
     n, bursts = (50, 4) if short else (300, 12)
     graph, kill, pg = (10.0, 3.0, 5.0) if short else (36.0, 5.0, 8.0)
+    flapping = (Fault("graph_flapping", 2.0 if short else 8.0, 18.0 if short else 60.0),)
+    outage = (Fault("graph_outage", 8.0, 180.0),)
     at = 2.0 if short else 8.0
     tail = 4.0 if short else 10.0  # customers still arriving after the last fault ended
     quiet = 10.0 if short else 40.0  # ramp of the scenarios without faults
@@ -93,10 +100,13 @@ def scenarios(short: bool) -> list[Scenario]:
     def ramp(faults: tuple[Fault, ...]) -> float:
         return max(f.at + f.seconds for f in faults) + tail
 
+    long_only = [] if short else [Scenario("graph_outage_3min", n, ramp(outage), faults=outage)]
     return [
         Scenario("duplicates", n, quiet, DUPLICATES),
         Scenario("bursts", n, quiet, bursts=bursts),
         Scenario("graph_api_failing", n, ramp(every[:1]), faults=every[:1]),
+        *long_only,
+        Scenario("graph_flapping", n, ramp(flapping), faults=flapping),
         Scenario("sigkill", n, ramp(sigkill), faults=sigkill),
         Scenario("postgres_down", n, ramp(postgres), faults=postgres),
         Scenario("all_together", n, ramp(every), DUPLICATES, bursts=bursts, faults=every),
@@ -219,6 +229,17 @@ async def _fault(system: System, fault: Fault, started: float) -> Window:
             await asyncio.sleep(seconds)
             system.heal_graph()
         window.detail = "+".join(p for p, _ in GRAPH_PHASES)
+    elif fault.kind == "graph_outage":
+        await loop.run_in_executor(None, lambda: system.fail_graph(**OUTAGE))
+        window.detail = "HTTP 500 131000, messages and read receipts"
+        await asyncio.sleep(fault.seconds)
+        await loop.run_in_executor(None, system.heal_graph)
+    elif fault.kind == "graph_flapping":
+        flap = {"down": FLAPPING_DOWN, "up": FLAPPING_UP}
+        await loop.run_in_executor(None, lambda: system.fail_graph(**OUTAGE, **flap))
+        window.detail = f"HTTP 500 131000 for {FLAPPING_DOWN:g} s, up {FLAPPING_UP:g} s, again"
+        await asyncio.sleep(fault.seconds)
+        await loop.run_in_executor(None, system.heal_graph)
     elif fault.kind in ("kill_gateway", "kill_flowsvc"):
         group = system.gateways if fault.kind == "kill_gateway" else system.flowsvcs
         victim = min(group, key=lambda s: s.starts)  # take turns across scenarios

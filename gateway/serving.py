@@ -21,9 +21,9 @@ long a client may take to send a request head nor how many connections are open,
 
 from __future__ import annotations
 
-import copyreg
+import functools
 from asyncio import TimerHandle, Transport
-from typing import Any, cast
+from typing import Any
 
 from h11._connection import DEFAULT_MAX_INCOMPLETE_EVENT_SIZE  # h11 exports it only here
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -123,27 +123,32 @@ class GatewayProtocol(HttpToolsProtocol):
             self.transport.close()
 
 
-class _Bounded(type):
-    """The type of a `GatewayProtocol` made for some settings. uvicorn pickles the protocol class
-    to start its worker processes (GATEWAY_WORKERS): such a class is pickled as its bounds and
-    made again in the worker, since it is no module attribute pickle could name."""
+class WorkerProtocol(GatewayProtocol):
+    """`GatewayProtocol` with the bounds of the environment's settings, for GATEWAY_WORKERS > 1.
+
+    uvicorn hands its config to each worker process by pickling it, and a class is pickled by
+    its name: the class `protocol()` makes at run time has none a worker could import. This one
+    has, and reads the bounds in the worker, from the same environment as the worker's app."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        settings = _environment_settings()
+        self.head_timeout_seconds = settings.head_timeout_seconds
+        self.max_connections = settings.max_connections
+        super().__init__(*args, **kwargs)
 
 
-def _bounded(head_timeout_seconds: float, max_connections: int) -> type[GatewayProtocol]:
-    bounds = {"head_timeout_seconds": head_timeout_seconds, "max_connections": max_connections}
-    return cast(type[GatewayProtocol], _Bounded("GatewayProtocol", (GatewayProtocol,), bounds))
-
-
-def _reduce(made: Any) -> Any:
-    return _bounded, (made.head_timeout_seconds, made.max_connections)
-
-
-copyreg.pickle(_Bounded, _reduce)
+_environment_settings = functools.cache(Settings.from_env)
 
 
 def protocol(settings: Settings) -> type[GatewayProtocol]:
     """`GatewayProtocol` with these settings' bounds (uvicorn builds one per connection)."""
-    return _bounded(settings.head_timeout_seconds, settings.max_connections)
+    if settings.workers > 1:
+        return WorkerProtocol
+    bounds = {
+        "head_timeout_seconds": settings.head_timeout_seconds,
+        "max_connections": settings.max_connections,
+    }
+    return type("GatewayProtocol", (GatewayProtocol,), bounds)
 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
