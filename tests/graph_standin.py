@@ -100,12 +100,41 @@ def _text(obj: Any, path: str, limit: int, *, required: bool = True) -> str | No
     return obj
 
 
+MEDIA_TYPES = ("image", "document", "video", "audio", "sticker")
+
+
+def _media(media: Any, kind: str, path: str, *, header: bool = False) -> None:
+    """Meta's media object: `id` (uploaded) or `link` (hosted), never both; a caption (at most
+    1024 characters) on images, videos and documents; a filename on documents."""
+    allowed = {"id", "link"}
+    if kind in ("image", "video", "document") and not header:
+        allowed.add("caption")
+    if kind == "document":
+        allowed.add("filename")
+    media = _keys(media, path, allowed)
+    if ("id" in media) == ("link" in media):
+        raise Invalid(100, f"Param {path} must have exactly one of id or link")
+    if "id" in media:
+        _text(media["id"], f"{path}['id']", 256)
+    else:
+        link = _text(media["link"], f"{path}['link']", 2000)
+        if not (link or "").startswith(("https://", "http://")):
+            raise Invalid(100, f"Param {path}['link'] must be a URL")
+    _text(media.get("caption"), f"{path}['caption']", 1024, required=False)
+    _text(media.get("filename"), f"{path}['filename']", 240, required=False)
+
+
 def _header(header: Any, kinds: set[str]) -> None:
     header = _keys(header, "interactive['header']", {"type", "text", "image", "video", "document"})
     if header.get("type") not in kinds:
         raise Invalid(131009, f"Header type must be one of {sorted(kinds)}")
-    if header["type"] == "text":
+    kind = header["type"]
+    if kind == "text":
+        _keys(header, "interactive['header']", {"type", "text"})
         _text(header.get("text"), "interactive['header']['text']", 60)
+    else:
+        _keys(header, "interactive['header']", {"type", kind})
+        _media(header.get(kind), kind, f"interactive['header']['{kind}']", header=True)
 
 
 def _buttons(action: dict[str, Any]) -> None:
@@ -171,7 +200,7 @@ def validate(body: Any) -> Literal["message", "read"]:
             raise Invalid(100, "Param typing_indicator must be {'type': 'text'}")
         return "read"
     allowed = {"messaging_product", "recipient_type", "to", "type", "text", "interactive"}
-    allowed.add("template")
+    allowed |= {"template", *MEDIA_TYPES}
     _keys(body, "body", allowed | {"context", "biz_opaque_callback_data"})
     if body.get("recipient_type", "individual") != "individual":
         raise Invalid(100, "Param recipient_type must be 'individual'")
@@ -185,6 +214,22 @@ def validate(body: Any) -> Literal["message", "read"]:
     if kind == "text":
         text = _keys(body.get("text"), "text", {"body", "preview_url"})
         _text(text.get("body"), "text['body']", 4096)
+        return "message"
+    if kind in MEDIA_TYPES:
+        _keys(
+            body,
+            "body",
+            {
+                "messaging_product",
+                "recipient_type",
+                "to",
+                "type",
+                kind,
+                "context",
+                "biz_opaque_callback_data",
+            },
+        )
+        _media(body.get(kind), kind, kind)
         return "message"
     if kind != "interactive":
         raise Invalid(100, f"The stand-in only knows text and interactive messages, not {kind!r}")

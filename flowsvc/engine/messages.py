@@ -13,7 +13,7 @@ from typing import Any
 
 from flowsvc.engine import limits
 from flowsvc.engine.render import fill_capped, truncate
-from flowsvc.engine.template import INITIAL, Message, Step, Template
+from flowsvc.engine.template import INITIAL, Media, Message, Step, Template
 
 Bodies = tuple[dict[str, Any], ...]
 """Graph API request bodies, in the order they are sent."""
@@ -66,13 +66,18 @@ def text_message(to: str, body: str) -> dict[str, Any]:
 def build(to: str, message: Message, fill: Fill, *, body: str | None = None) -> dict[str, Any]:
     """The request body for a template message; `body` overrides the message's own (a prompt)."""
     source = body if body is not None else (message.body or "")
+    if message.media is not None:
+        return media_message(to, message.media, fill)
     if message.type == "text":
         return text_message(to, fill(source, limits.MAX_TEXT_BODY))
     body_limit = (
         limits.MAX_BODY_WITH_BUTTONS if message.type == "button" else limits.MAX_BODY_WITH_LIST
     )
     interactive: dict[str, Any] = {"type": message.type}
-    if message.header:
+    if message.header_media is not None:
+        media = message.header_media
+        interactive["header"] = {"type": media.type, media.type: _media_object(media, fill)}
+    elif message.header:
         interactive["header"] = {"type": "text", "text": fill(message.header, limits.MAX_HEADER)}
     interactive["body"] = {"text": fill(source, body_limit)}
     if message.footer:
@@ -89,6 +94,27 @@ def build(to: str, message: Message, fill: Fill, *, body: str | None = None) -> 
     }
 
 
+def media_message(to: str, media: Media, fill: Fill) -> dict[str, Any]:
+    """An image, document, video, audio or sticker message, by media id or by link."""
+    return {
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "to": to,
+        "type": media.type,
+        media.type: _media_object(media, fill),
+    }
+
+
+def _media_object(media: Media, fill: Fill) -> dict[str, Any]:
+    """Meta's media object: `id` or `link`, with a filled caption and a filename where set."""
+    item: dict[str, Any] = {"id": media.id} if media.id else {"link": media.link or ""}
+    if media.caption:
+        item["caption"] = fill(media.caption, limits.MAX_CAPTION)
+    if media.filename:
+        item["filename"] = media.filename
+    return item
+
+
 def step_messages(to: str, template: Template, step_name: str, values: Mapping[str, Any]) -> Bodies:
     """A step's messages, filled from `values`: `initial` sends the first message; other steps
     their prompt and/or their own message (a message without a body takes the prompt as body)."""
@@ -103,6 +129,8 @@ def step_messages(to: str, template: Template, step_name: str, values: Mapping[s
     prompt = (text_message(to, fill(step.prompt, limits.MAX_TEXT_BODY)),) if step.prompt else ()
     if message is None or (message.type == "text" and message.body is None):
         return prompt
+    if message.media is not None:
+        return (*prompt, build(to, message, fill))
     if message.body is None:
         return (build(to, message, fill, body=step.prompt or ""),)
     return (*prompt, build(to, message, fill))

@@ -16,6 +16,10 @@ from flowsvc.engine.state import HandoffSpec
 INITIAL = "initial"
 FLOW_PREFIX = "flow:"
 GUIDE_FLOW_SUFFIX = "_flow"
+MEDIA_TYPES = ("image", "document", "video", "audio", "sticker")
+"""Message types that send one media asset (Meta's media messages)."""
+HEADER_MEDIA_TYPES = ("image", "video", "document")
+"""Media a reply-button message may show as its header (lists take text headers only)."""
 
 
 @dataclass(frozen=True)
@@ -37,16 +41,30 @@ class Section:
 
 
 @dataclass(frozen=True)
+class Media:
+    """A media asset by Meta's media id or by a public link; caption and filename as allowed."""
+
+    type: str  # one of MEDIA_TYPES
+    id: str | None = None
+    link: str | None = None
+    caption: str | None = None  # may hold placeholders
+    filename: str | None = None  # documents only
+
+
+@dataclass(frozen=True)
 class Message:
     """A message as the template writes it, before placeholders are filled.
 
-    `type` is "button", "list" or "text"; `body` is None when the template leaves it to the
-    step's prompt. Only text headers are supported.
+    `type` is "button", "list", "text" or one of MEDIA_TYPES (then `media` is set); `body` is
+    None when the template leaves it to the step's prompt. A header is a text or, on a button
+    message, a media asset (`header_media`).
     """
 
     type: str
     body: str | None = None
     header: str | None = None
+    header_media: Media | None = None
+    media: Media | None = None
     footer: str | None = None
     buttons: tuple[Option, ...] = ()
     list_button: str = ""
@@ -195,16 +213,22 @@ def _handoff(raw: Any) -> HandoffSpec | None:
 
 def _message(raw: Mapping[str, Any], *, default_type: str | None) -> Message | None:
     kind = raw.get("type")
+    if kind in MEDIA_TYPES:
+        return Message(type=kind, media=_media(kind, raw.get(kind)))
     if kind not in ("button", "list", "text"):
         if default_type is None:
             return None
         kind = default_type
     action = _mapping(raw.get("action"))
     header = _mapping(raw.get("header"))
+    header_type = header.get("type", "text")
     return Message(
         type=kind,
         body=_body(raw.get("body")),
-        header=_text(header.get("text")) if header.get("type", "text") == "text" else None,
+        header=_text(header.get("text")) if header_type == "text" else None,
+        header_media=_media(header_type, header.get(header_type))
+        if header_type in HEADER_MEDIA_TYPES
+        else None,
         footer=_body(raw.get("footer")),
         buttons=tuple(_button(_mapping(b)) for b in _sequence(action.get("buttons"))),
         list_button=_text(action.get("button")) or "",
@@ -215,6 +239,17 @@ def _message(raw: Mapping[str, Any], *, default_type: str | None) -> Message | N
             )
             for s in _sequence(action.get("sections"))
         ),
+    )
+
+
+def _media(kind: str, raw: Any) -> Media:
+    fields = _mapping(raw)
+    return Media(
+        type=kind,
+        id=_text(fields.get("id")),
+        link=_text(fields.get("link")),
+        caption=_text(fields.get("caption")),
+        filename=_text(fields.get("filename")),
     )
 
 

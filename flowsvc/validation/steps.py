@@ -9,7 +9,12 @@ from flowsvc.engine.template import INITIAL
 from flowsvc.validation.context import check_compute, check_key, check_set, check_text
 from flowsvc.validation.handoff import check_handoff
 from flowsvc.validation.input_rules import check_input_rule
-from flowsvc.validation.messages import MESSAGE_KEYS, MESSAGE_TYPES, body_limit, check_message
+from flowsvc.validation.messages import (
+    STEP_MESSAGE_KEYS,
+    STEP_MESSAGE_TYPES,
+    body_limit,
+    check_message,
+)
 from flowsvc.validation.options import Offer
 from flowsvc.validation.targets import check_target
 from flowsvc.validation.violation import (
@@ -24,7 +29,7 @@ from flowsvc.validation.violation import (
 STEP_KEYS = (
     "prompt",
     "type",
-    *MESSAGE_KEYS,
+    *STEP_MESSAGE_KEYS,
     "next_steps",
     "next_step",
     "validation",
@@ -122,7 +127,7 @@ def _check_own_message(
     name: str, step: Mapping[Any, Any], path: str, scope: Scope
 ) -> tuple[list[Offer] | None, str]:
     """The choices of the message this step answers (None if unknown), and its name."""
-    fields = [key for key in ("type", *MESSAGE_KEYS) if key in step]
+    fields = [key for key in ("type", *STEP_MESSAGE_KEYS) if key in step]
     if name == INITIAL:
         if fields:
             scope.out.append(
@@ -146,12 +151,13 @@ def _check_own_message(
             return None, which
         return [], which
     message_type = step["type"]
-    if not (isinstance(message_type, str) and message_type in MESSAGE_TYPES):
+    if not (isinstance(message_type, str) and message_type in STEP_MESSAGE_TYPES):
         scope.out.append(
             Violation(
                 f"{path}.type",
-                f"is {quote(message_type)}: must be 'button', 'list' or 'text'"
-                f"{suggest(message_type, MESSAGE_TYPES)}",
+                f"is {quote(message_type)}: must be 'button', 'list' or 'text', or a media type "
+                f"('image', 'document', 'video', 'audio', 'sticker')"
+                f"{suggest(message_type, STEP_MESSAGE_TYPES)}",
             )
         )
         return None, which
