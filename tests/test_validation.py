@@ -1118,7 +1118,7 @@ def test_a_template_breaking_many_rules_gets_every_violation() -> None:
             "prompt, type, header, body, footer, action, image, document, video, audio, sticker, "
             "next_steps, next_step, validation, "
             "context_key, error_message, set, compute, lookup, end_conversation, save_result, "
-            "entry, template_replies, handoff",
+            "entry, template_replies, handoff, accept",
         ),
         Violation(
             "menu_structure.steps.help",

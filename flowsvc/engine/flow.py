@@ -13,7 +13,8 @@ Order of handling a message (docs/templates.md):
                           no state when the service says the customer's last one expired
     no state           -> cancel word: "nothing to cancel"; menu word: default template;
                           keyword: that template; otherwise the default template, or help text
-    unsupported type   -> what the bot understands, then the current step again
+    unsupported type   -> what the bot understands, then the current step again (unless the
+                          step accepts media, locations or contacts: then it is its answer)
     cancel/menu/back   -> end / default template / previous step
     tap                -> next_steps[id], or next_step when the step's message offers the id
     typed text         -> an option's id or title counts as its tap; otherwise validated
@@ -206,7 +207,7 @@ class _Rules:
 
     def reply(self, template: Template, state: State) -> Decision:
         """A message in a running conversation, waiting in `state.step` of `template`."""
-        if self.unsupported:
+        if self.unsupported and not template.step(state.step).accept:
             again = self.replies.step(template, state.step, state.context)
             notice = self.replies.text(self.config.unsupported_text)
             return self.stay(template, state, Outcome.UNSUPPORTED, (notice, *again))

@@ -19,6 +19,8 @@ GUIDE_FLOW_SUFFIX = "_flow"
 MEDIA_TYPES = ("image", "document", "video", "audio", "sticker")
 """Message types that send one media asset (Meta's media messages)."""
 HEADER_MEDIA_TYPES = ("image", "video", "document")
+ACCEPTABLE = ("text", "image", "document", "audio", "video", "sticker", "location", "contacts")
+"""What a step may accept (its `accept` field); without `accept`, text and taps."""
 """Media a reply-button message may show as its header (lists take text headers only)."""
 
 
@@ -102,6 +104,7 @@ class Step:
     end_conversation: bool = False
     save_result: bool = True
     handoff: HandoffSpec | None = None
+    accept: frozenset[str] = frozenset()  # kinds of ACCEPTABLE; empty: text and taps only
 
 
 @dataclass(frozen=True)
@@ -196,7 +199,13 @@ def _step(name: str, raw: Mapping[str, Any]) -> Step:
         end_conversation=raw.get("end_conversation") is True,
         save_result=save_result is not False,
         handoff=_handoff(raw.get("handoff")),
+        accept=_accept(raw.get("accept")),
     )
+
+
+def _accept(raw: Any) -> frozenset[str]:
+    kinds = [raw] if isinstance(raw, str) else _sequence(raw)
+    return frozenset(kind for kind in kinds if kind in ACCEPTABLE)
 
 
 def _handoff(raw: Any) -> HandoffSpec | None:

@@ -8,7 +8,7 @@ from flowsvc.engine import limits
 from flowsvc.engine.template import INITIAL
 from flowsvc.validation.context import check_compute, check_key, check_set, check_text
 from flowsvc.validation.handoff import check_handoff
-from flowsvc.validation.input_rules import check_input_rule
+from flowsvc.validation.input_rules import check_accept, check_input_rule
 from flowsvc.validation.messages import (
     STEP_MESSAGE_KEYS,
     STEP_MESSAGE_TYPES,
@@ -43,6 +43,7 @@ STEP_KEYS = (
     "entry",
     "template_replies",
     "handoff",
+    "accept",
 )
 MAX_REPLY_ID = 256
 LOOKUPS = ("order", "recent_orders")
@@ -80,6 +81,8 @@ def check_step(name: str, step: Mapping[Any, Any], path: str, scope: Scope) -> N
     branches = _check_next_steps(step, path, scope, offers, which)
     if "validation" in step:
         check_input_rule(step["validation"], f"{path}.validation", out)
+    if "accept" in step:
+        check_accept(step, path, out)
     if "context_key" in step:
         check_key(step["context_key"], f"{path}.context_key", out, what="context_key")
     elif "validation" in step:
