@@ -137,6 +137,19 @@ def _header(header: Any, kinds: set[str]) -> None:
         _media(header.get(kind), kind, f"interactive['header']['{kind}']", header=True)
 
 
+def _cta(action: Any) -> None:
+    """A CTA URL button: name cta_url, a display_text of at most 20 characters and a URL."""
+    action = _keys(action, "interactive['action']", {"name", "parameters"})
+    if action.get("name") != "cta_url":
+        raise Invalid(100, "Param interactive['action']['name'] must be 'cta_url'")
+    path = "interactive['action']['parameters']"
+    parameters = _keys(action.get("parameters"), path, {"display_text", "url"})
+    _text(parameters.get("display_text"), f"{path}['display_text']", 20)
+    url = _text(parameters.get("url"), f"{path}['url']", 2000) or ""
+    if not url.startswith(("https://", "http://")) or any(c.isspace() for c in url):
+        raise Invalid(100, f"Param {path}['url'] must be a URL")
+
+
 def _buttons(action: dict[str, Any]) -> None:
     _keys(action, "interactive['action']", {"buttons"})
     buttons = action.get("buttons")
@@ -237,9 +250,21 @@ def validate(body: Any) -> Literal["message", "read"]:
         body.get("interactive"), "interactive", {"type", "header", "body", "footer", "action"}
     )
     sub = interactive.get("type")
-    if sub not in ("button", "list"):
-        raise Invalid(100, "Param interactive['type'] must be 'button' or 'list'")
-    limit = 1024 if sub == "button" else 4096
+    if sub not in ("button", "list", "cta_url", "location_request_message"):
+        raise Invalid(
+            100,
+            "Param interactive['type'] must be 'button', 'list', 'cta_url' or "
+            "'location_request_message'",
+        )
+    if sub == "location_request_message":
+        # Meta: body text (at most 1024 characters) and the send-location action, nothing else.
+        _keys(interactive, "interactive", {"type", "body", "action"})
+        body_text = _keys(interactive.get("body"), "interactive['body']", {"text"}).get("text")
+        _text(body_text, "body", 1024)
+        if interactive.get("action") != {"name": "send_location"}:
+            raise Invalid(100, "Param interactive['action'] must be {'name': 'send_location'}")
+        return "message"
+    limit = 4096 if sub == "list" else 1024
     _text(
         _keys(interactive.get("body"), "interactive['body']", {"text"}).get("text"), "body", limit
     )
@@ -249,8 +274,11 @@ def validate(body: Any) -> Literal["message", "read"]:
     if "header" in interactive:
         _header(
             interactive["header"],
-            {"text", "image", "video", "document"} if sub == "button" else {"text"},
+            {"text", "image", "video", "document"} if sub != "list" else {"text"},
         )
+    if sub == "cta_url":
+        _cta(interactive.get("action"))
+        return "message"
     action = _keys(
         interactive.get("action"), "interactive['action']", {"buttons", "button", "sections"}
     )

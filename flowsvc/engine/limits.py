@@ -18,3 +18,4 @@ MAX_TEXT_BODY = 4096
 MAX_HEADER = 60
 MAX_FOOTER = 60
 MAX_CAPTION = 1024  # image, video and document captions
+MAX_CTA_DISPLAY_TEXT = 20  # a cta_url button's label

@@ -12,13 +12,23 @@ from dataclasses import dataclass
 from typing import Any
 
 from flowsvc.engine import limits
-from flowsvc.engine.render import fill_capped, truncate
-from flowsvc.engine.template import INITIAL, Media, Message, Step, Template
+from flowsvc.engine.render import fill_capped, fill_url, truncate
+from flowsvc.engine.template import (
+    CTA_URL,
+    INITIAL,
+    LOCATION_REQUEST,
+    Media,
+    Message,
+    Step,
+    Template,
+)
 
 Bodies = tuple[dict[str, Any], ...]
 """Graph API request bodies, in the order they are sent."""
 Fill = Callable[[str, int], str]
 """Fills a text's placeholders and keeps it within a code-point limit."""
+FillUrl = Callable[[str], str]
+"""Fills a URL's placeholders, percent-encoded."""
 
 
 @dataclass(slots=True)  # not frozen: one is built per message, and frozen makes __init__ slower
@@ -63,7 +73,14 @@ def text_message(to: str, body: str) -> dict[str, Any]:
     }
 
 
-def build(to: str, message: Message, fill: Fill, *, body: str | None = None) -> dict[str, Any]:
+def build(
+    to: str,
+    message: Message,
+    fill: Fill,
+    *,
+    body: str | None = None,
+    fill_link: FillUrl = lambda url: url,
+) -> dict[str, Any]:
     """The request body for a template message; `body` overrides the message's own (a prompt)."""
     source = body if body is not None else (message.body or "")
     if message.media is not None:
@@ -71,7 +88,7 @@ def build(to: str, message: Message, fill: Fill, *, body: str | None = None) -> 
     if message.type == "text":
         return text_message(to, fill(source, limits.MAX_TEXT_BODY))
     body_limit = (
-        limits.MAX_BODY_WITH_BUTTONS if message.type == "button" else limits.MAX_BODY_WITH_LIST
+        limits.MAX_BODY_WITH_LIST if message.type == "list" else limits.MAX_BODY_WITH_BUTTONS
     )
     interactive: dict[str, Any] = {"type": message.type}
     if message.header_media is not None:
@@ -82,9 +99,16 @@ def build(to: str, message: Message, fill: Fill, *, body: str | None = None) -> 
     interactive["body"] = {"text": fill(source, body_limit)}
     if message.footer:
         interactive["footer"] = {"text": fill(message.footer, limits.MAX_FOOTER)}
-    interactive["action"] = (
-        _button_action(message) if message.type == "button" else _list_action(message)
-    )
+    if message.type == "button":
+        interactive["action"] = _button_action(message)
+    elif message.type == CTA_URL:
+        label = truncate(message.cta_text, limits.MAX_CTA_DISPLAY_TEXT)
+        url = fill_link(message.cta_url)
+        interactive["action"] = {"name": CTA_URL, "parameters": {"display_text": label, "url": url}}
+    elif message.type == LOCATION_REQUEST:
+        interactive["action"] = {"name": "send_location"}
+    else:
+        interactive["action"] = _list_action(message)
     return {
         "messaging_product": "whatsapp",
         "recipient_type": "individual",
@@ -122,6 +146,9 @@ def step_messages(to: str, template: Template, step_name: str, values: Mapping[s
     def fill(text: str, limit: int) -> str:
         return fill_capped(text, values, limit, currency=template.currency)
 
+    def fill_link(url: str) -> str:
+        return fill_url(url, values)
+
     if step_name == INITIAL:
         return (build(to, template.first, fill),)
     step = template.step(step_name)
@@ -132,8 +159,8 @@ def step_messages(to: str, template: Template, step_name: str, values: Mapping[s
     if message.media is not None:
         return (*prompt, build(to, message, fill))
     if message.body is None:
-        return (build(to, message, fill, body=step.prompt or ""),)
-    return (*prompt, build(to, message, fill))
+        return (build(to, message, fill, body=step.prompt or "", fill_link=fill_link),)
+    return (*prompt, build(to, message, fill, fill_link=fill_link))
 
 
 def _button_action(message: Message) -> dict[str, Any]:

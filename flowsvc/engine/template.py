@@ -19,6 +19,11 @@ GUIDE_FLOW_SUFFIX = "_flow"
 MEDIA_TYPES = ("image", "document", "video", "audio", "sticker")
 """Message types that send one media asset (Meta's media messages)."""
 HEADER_MEDIA_TYPES = ("image", "video", "document")
+CTA_URL = "cta_url"
+LOCATION_REQUEST = "location_request_message"
+INTERACTIVE_TYPES = ("button", "list", CTA_URL, LOCATION_REQUEST)
+"""Meta's interactive message types a template writes (a step's own; the first message is a
+button, list or text message)."""
 ACCEPTABLE = ("text", "image", "document", "audio", "video", "sticker", "location", "contacts")
 """What a step may accept (its `accept` field); without `accept`, text and taps."""
 """Media a reply-button message may show as its header (lists take text headers only)."""
@@ -67,6 +72,8 @@ class Message:
     header: str | None = None
     header_media: Media | None = None
     media: Media | None = None
+    cta_text: str = ""  # cta_url: the button's label
+    cta_url: str = ""  # cta_url: the URL it opens; placeholders are filled URL-encoded
     footer: str | None = None
     buttons: tuple[Option, ...] = ()
     list_button: str = ""
@@ -224,7 +231,7 @@ def _message(raw: Mapping[str, Any], *, default_type: str | None) -> Message | N
     kind = raw.get("type")
     if kind in MEDIA_TYPES:
         return Message(type=kind, media=_media(kind, raw.get(kind)))
-    if kind not in ("button", "list", "text"):
+    if kind not in (*INTERACTIVE_TYPES, "text"):
         if default_type is None:
             return None
         kind = default_type
@@ -241,6 +248,8 @@ def _message(raw: Mapping[str, Any], *, default_type: str | None) -> Message | N
         footer=_body(raw.get("footer")),
         buttons=tuple(_button(_mapping(b)) for b in _sequence(action.get("buttons"))),
         list_button=_text(action.get("button")) or "",
+        cta_text=_text(_mapping(action.get("parameters")).get("display_text")) or "",
+        cta_url=_text(_mapping(action.get("parameters")).get("url")) or "",
         sections=tuple(
             Section(
                 title=_text(_mapping(s).get("title")),

@@ -3,6 +3,7 @@
 from collections.abc import Collection, Mapping
 
 from flowsvc.engine import limits
+from flowsvc.engine.render import PLACEHOLDER
 from flowsvc.validation.context import check_text
 from flowsvc.validation.violation import Violation, check_keys, clip, kind
 
@@ -64,4 +65,27 @@ def check_media(
                     f"{path}.filename",
                     f"must be a plain file name of at most {MAX_FILENAME} characters",
                 )
+            )
+
+
+def check_url(value: object, path: str, out: list[Violation], *, names: Collection[str]) -> None:
+    """A URL a button opens: http(s), its scheme and host written out (placeholders, filled
+    percent-encoded, only after them), at most MAX_LINK characters."""
+    if not isinstance(value, str) or not value.startswith(("https://", "http://")):
+        out.append(Violation(path, f"must be an http(s) URL, not '{clip(value)}'"))
+        return
+    if len(value) > MAX_LINK or any(char.isspace() for char in value):
+        out.append(Violation(path, f"must be one URL of at most {MAX_LINK} characters"))
+    host = value.split("://", 1)[1].split("/", 1)[0]
+    if "{" in host or not host:
+        out.append(
+            Violation(
+                path,
+                "must name its host: placeholders may fill the path or query, not the host",
+            )
+        )
+    for match in PLACEHOLDER.finditer(value):
+        if match.group(1) not in names:
+            out.append(
+                Violation(path, f"{{{match.group(1)}}} is not a context key this template sets")
             )

@@ -3,22 +3,26 @@
 from collections.abc import Collection, Mapping
 
 from flowsvc.engine import limits
-from flowsvc.engine.template import HEADER_MEDIA_TYPES, MEDIA_TYPES
+from flowsvc.engine.template import CTA_URL, HEADER_MEDIA_TYPES, LOCATION_REQUEST, MEDIA_TYPES
 from flowsvc.validation.context import check_text
-from flowsvc.validation.media import check_media
+from flowsvc.validation.media import check_media, check_url
 from flowsvc.validation.options import Offer, check_buttons, check_list
 from flowsvc.validation.violation import Violation, check_keys, kind, quote
 
 MESSAGE_TYPES = ("button", "list", "text")
-STEP_MESSAGE_TYPES = (*MESSAGE_TYPES, *MEDIA_TYPES)
-"""A step may also send a media message; the first message is text or interactive."""
+STEP_MESSAGE_TYPES = (*MESSAGE_TYPES, CTA_URL, LOCATION_REQUEST, *MEDIA_TYPES)
+"""A step may also send a URL button, a location request or a media message."""
+MEDIA_HEADERS = ("button", CTA_URL)
+"""Interactive types whose header may be an image, video or document."""
 MESSAGE_KEYS = ("header", "body", "footer", "action")
 STEP_MESSAGE_KEYS = (*MESSAGE_KEYS, *MEDIA_TYPES)
 
 
 def body_limit(message_type: object) -> int:
     """Meta allows a longer body with a list (or as plain text) than with reply buttons."""
-    return limits.MAX_BODY_WITH_BUTTONS if message_type == "button" else limits.MAX_BODY_WITH_LIST
+    if message_type in ("list", "text"):
+        return limits.MAX_BODY_WITH_LIST
+    return limits.MAX_BODY_WITH_BUTTONS
 
 
 def check_message(
@@ -91,6 +95,17 @@ def check_message(
                     )
                 )
         return []
+    if message_type == LOCATION_REQUEST:
+        for key in ("header", "footer"):
+            if key in holder:
+                out.append(
+                    Violation(f"{path}.{key}", "a location request shows a body only: remove it")
+                )
+        if "action" in holder and holder["action"] != {"name": "send_location"}:
+            out.append(
+                Violation(f"{path}.action", 'must be {"name": "send_location"}, or left out')
+            )
+        return []
     if "header" in holder:
         _check_header(
             holder["header"], f"{path}.header", out, names=names, message_type=message_type
@@ -111,7 +126,41 @@ def check_message(
         return None
     if message_type == "button":
         return check_buttons(action, f"{path}.action", out)
+    if message_type == CTA_URL:
+        _check_cta(action, f"{path}.action", out, names=names)
+        return []
     return check_list(action, f"{path}.action", out)
+
+
+def _check_cta(
+    action: Mapping[object, object], path: str, out: list[Violation], *, names: Collection[str]
+) -> None:
+    """A URL button: {"name": "cta_url", "parameters": {"display_text", "url"}}."""
+    check_keys(action, ("name", "parameters"), path, out)
+    if action.get("name") != CTA_URL:
+        out.append(Violation(f"{path}.name", f"must be 'cta_url', not {quote(action.get('name'))}"))
+    parameters = action.get("parameters")
+    if not isinstance(parameters, Mapping):
+        out.append(
+            Violation(
+                f"{path}.parameters",
+                'must be an object like {"display_text": "Pay now", "url": "https://..."}',
+            )
+        )
+        return
+    check_keys(parameters, ("display_text", "url"), path + ".parameters", out)
+    label = parameters.get("display_text")
+    if not isinstance(label, str) or not label.strip():
+        out.append(Violation(f"{path}.parameters.display_text", "must be the button's label"))
+    elif len(label) > limits.MAX_CTA_DISPLAY_TEXT:
+        out.append(
+            Violation(
+                f"{path}.parameters.display_text",
+                f"is {len(label)} characters long; WhatsApp allows at most "
+                f"{limits.MAX_CTA_DISPLAY_TEXT}",
+            )
+        )
+    check_url(parameters.get("url"), f"{path}.parameters.url", out, names=names)
 
 
 def _check_text_object(
@@ -138,7 +187,7 @@ def _check_header(
         )
         return
     header_type = value.get("type")
-    media_ok = message_type == "button"
+    media_ok = message_type in MEDIA_HEADERS
     if media_ok and header_type in HEADER_MEDIA_TYPES:
         check_keys(value, ("type", header_type), path, out)
         if header_type not in value:
@@ -166,7 +215,7 @@ def _check_header(
         allowed = (
             "'text', 'image', 'video' or 'document'"
             if media_ok
-            else "'text' (WhatsApp shows only text headers on list messages)"
+            else f"'text' (WhatsApp shows only text headers on {message_type} messages)"
         )
         out.append(Violation(f"{path}.type", f"is {quote(header_type)}: must be {allowed}"))
         return

@@ -172,7 +172,9 @@ def _check_own_message(
 
 def _check_texts(name: str, step: Mapping[Any, Any], path: str, scope: Scope) -> None:
     message_type = step.get("type")
-    prompt_is_body = message_type == "button" and "body" not in step
+    prompt_is_body = (
+        message_type in ("button", "cta_url", "location_request_message") and "body" not in step
+    )
     if "prompt" in step and name == INITIAL:
         scope.out.append(
             Violation(
@@ -189,7 +191,9 @@ def _check_texts(name: str, step: Mapping[Any, Any], path: str, scope: Scope) ->
             scope.out,
             limit=body_limit(message_type) if prompt_is_body else limits.MAX_TEXT_BODY,
             names=scope.names,
-            why=" (the prompt is the body of this step's button message)" if prompt_is_body else "",
+            why=f" (the prompt is the body of this step's {message_type} message)"
+            if prompt_is_body
+            else "",
         )
     elif name != INITIAL and "type" not in step and step.get("end_conversation") is not True:
         scope.out.append(
