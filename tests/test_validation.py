@@ -1058,7 +1058,8 @@ def test_a_template_breaking_many_rules_gets_every_violation() -> None:
         Violation(
             "menu_structure.colour",
             "unknown key 'colour': the keys allowed here are type, header, body, footer, action, "
-            "steps, currency, expiry_hours, context_keys, orders",
+            "steps, currency, expiry_hours, context_keys, orders, language, translations, texts, "
+            "language_keywords",
         ),
         Violation(
             "menu_structure.body.text",

@@ -23,6 +23,8 @@ from flowsvc.engine.template import (
     Template,
 )
 
+LANGUAGE_KEY = "language"
+"""The context key holding the customer's language (a translations key of the template)."""
 Bodies = tuple[dict[str, Any], ...]
 """Graph API request bodies, in the order they are sent."""
 Fill = Callable[[str, int], str]
@@ -40,12 +42,16 @@ class Replies:
     invalid_text: str  # the error text of a step that has no error_message
 
     def step(self, template: Template, step_name: str, context: Mapping[str, Any]) -> Bodies:
-        """The messages of a step as its context renders them (sent on entry and when re-asked)."""
-        return step_messages(self.to, template, step_name, self._values(context))
+        """The messages of a step as its context renders them (sent on entry and when re-asked),
+        in the customer's language (context key `language`) when the template is translated."""
+        spoken = template.speaking(context.get(LANGUAGE_KEY))
+        return step_messages(self.to, spoken, step_name, self._values(context))
 
     def error(self, template: Template, step: Step, context: Mapping[str, Any]) -> dict[str, Any]:
         """The text sent when a reply to `step` is not accepted, filled like the step's messages."""
-        text = step.error_message or self.invalid_text
+        language = context.get(LANGUAGE_KEY)
+        step = template.speaking(language).steps.get(step.name, step)
+        text = step.error_message or template.own_text(language, "invalid", self.invalid_text)
         body = fill_capped(
             text, self._values(context), limits.MAX_TEXT_BODY, currency=template.currency
         )

@@ -7,11 +7,13 @@ written, and anything missing here falls back to an empty value rather than rais
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from flowsvc.engine.inputs import InputRule, parse_input_rule
+from flowsvc.engine.keywords import phrase
 from flowsvc.engine.state import HandoffSpec
+from flowsvc.engine.translations import translated
 
 INITIAL = "initial"
 FLOW_PREFIX = "flow:"
@@ -127,6 +129,28 @@ class Template:
     currency: str = "$"
     expiry_hours: float | None = None
     orders: bool = False  # its saved results are the customer's orders (for order lookups)
+    language: str = ""  # the language its own texts are written in
+    translations: Mapping[str, Template] = field(default_factory=dict)  # by language
+    # menuflow's own words (cancelled, unsupported, expired, help, invalid) by language
+    texts: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    keyword_languages: Mapping[str, str] = field(default_factory=dict)  # phrase -> language
+
+    def speaking(self, language: object) -> Template:
+        """This template in `language` (a context value), or as written when not translated."""
+        if isinstance(language, str) and language in self.translations:
+            return self.translations[language]
+        return self
+
+    def own_text(self, language: object, key: str, default: str) -> str:
+        """One of menuflow's own texts in `language`, as this template words it, or `default`."""
+        for wanted in (language, self.language):
+            if isinstance(wanted, str) and key in self.texts.get(wanted, {}):
+                return self.texts[wanted][key]
+        return default
+
+    def language_of(self, keyword: str | None) -> str | None:
+        """The language a trigger keyword speaks, if the template says."""
+        return self.keyword_languages.get(phrase(keyword or ""))
 
     def has_step(self, name: str) -> bool:
         """True for every defined step, and for `initial`, which always exists."""
@@ -173,7 +197,31 @@ def load_template(
         str(step_name): _step(str(step_name), _mapping(raw)) for step_name, raw in raw_steps.items()
     }
     expiry = menu_structure.get("expiry_hours")
-    return Template(
+    raw_translations = _mapping(menu_structure.get("translations"))
+    translations = {
+        str(language): load_template(
+            name,
+            version,
+            {
+                **translated(menu_structure, _mapping(texts)),
+                "translations": {},
+                "language": str(language),
+            },
+            trigger_keywords=trigger_keywords,
+            is_active=is_active,
+        )
+        for language, texts in raw_translations.items()
+    }
+    own_texts = {
+        str(language): {str(k): v for k, v in _mapping(texts).items() if isinstance(v, str)}
+        for language, texts in _mapping(menu_structure.get("texts")).items()
+    }
+    keyword_languages = {
+        phrase(str(word)): str(language)
+        for language, words in _mapping(menu_structure.get("language_keywords")).items()
+        for word in _sequence(words)
+    }
+    template = Template(
         name=name,
         version=version,
         first=_message(menu_structure, default_type="text") or Message("text", body=""),
@@ -185,6 +233,20 @@ def load_template(
         if isinstance(expiry, int | float) and not isinstance(expiry, bool) and expiry > 0
         else None,
         orders=menu_structure.get("orders") is True,
+        language=_text(menu_structure.get("language")) or "",
+        texts=own_texts,
+        keyword_languages=keyword_languages,
+    )
+    if not translations:
+        return template
+    return replace(
+        template,
+        translations={
+            language: replace(
+                translated_template, texts=own_texts, keyword_languages=keyword_languages
+            )
+            for language, translated_template in translations.items()
+        },
     )
 
 
