@@ -5,15 +5,29 @@ the context key `language` (set by a button) or from a trigger keyword."""
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
+
+import httpx
+import pytest
 
 from flowsvc.engine import Inbound, State
 from flowsvc.engine.catalog import Catalog
 from flowsvc.engine.template import load_template
 from flowsvc.validation import validate_template
+from menuflow.v1 import flow_pb2, flow_pb2_grpc
 from tests.engine_calls import NOW, decide
+from tests.gateway_harness import (
+    gateway_settings,
+    message,
+    post_webhook,
+    running_gateway,
+    wait_until,
+    webhook,
+)
+from tests.graph_standin import StandinServer
 
 KEYWORDS = ["coffee", "cafe"]
 CAFE: dict[str, Any] = {
@@ -150,4 +164,45 @@ def test_a_translation_of_no_text_and_a_bad_language_are_rejected() -> None:
         "menu_structure.translations.es.steps.nope.prompt",
         "menu_structure.translations.Spanish",
         "menu_structure.language_keywords.es[1]",
+    ]
+
+
+@pytest.fixture
+def graph() -> Iterator[StandinServer]:
+    with StandinServer() as server:
+        yield server
+
+
+@pytest.fixture
+def client(
+    flowsvc_target: str, graph: StandinServer, stub: flow_pb2_grpc.FlowServiceStub
+) -> Iterator[httpx.Client]:
+    definition = flow_pb2.TemplateDefinition(name="cafe", trigger_keywords=KEYWORDS)
+    definition.menu_structure.update(CAFE)
+    stub.CreateTemplate(flow_pb2.CreateTemplateRequest(template=definition))
+    with running_gateway(gateway_settings(flowsvc_target, graph.url)) as server:
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            yield client
+
+
+def test_through_the_gateway_a_spanish_customer_is_answered_in_spanish(
+    client: httpx.Client, graph: StandinServer
+) -> None:
+    customer = "16505551234"
+    replies: list[str] = []
+    for inbound, count in (
+        (message(customer, text="cafe"), 1),
+        (message(customer, button=("latte", "Café con leche")), 2),
+        (message(customer, text="cancelar"), 3),  # not a command word: the step's error
+        (message(customer, text="cancel"), 4),
+    ):
+        assert post_webhook(client, webhook(inbound)).status_code == 200
+        wait_until(lambda n=count: len(graph.standin.accepted()) >= n, 15)
+    for record in graph.standin.accepted():
+        replies += said((record.body,))
+    assert replies == [
+        "¿Qué te apetece, Customer 1234? ['Café con leche', 'Té', 'Español']",
+        "¿Cuántos Café con leche?",
+        "Envía un número del 1 al 9.",
+        "Vale, cancelado.",
     ]
