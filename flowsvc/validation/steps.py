@@ -8,8 +8,13 @@ from flowsvc.engine import limits
 from flowsvc.engine.template import INITIAL
 from flowsvc.validation.context import check_compute, check_key, check_set, check_text
 from flowsvc.validation.handoff import check_handoff
-from flowsvc.validation.input_rules import check_input_rule
-from flowsvc.validation.messages import MESSAGE_KEYS, MESSAGE_TYPES, body_limit, check_message
+from flowsvc.validation.input_rules import check_accept, check_input_rule
+from flowsvc.validation.messages import (
+    STEP_MESSAGE_KEYS,
+    STEP_MESSAGE_TYPES,
+    body_limit,
+    check_message,
+)
 from flowsvc.validation.options import Offer
 from flowsvc.validation.targets import check_target
 from flowsvc.validation.violation import (
@@ -24,7 +29,7 @@ from flowsvc.validation.violation import (
 STEP_KEYS = (
     "prompt",
     "type",
-    *MESSAGE_KEYS,
+    *STEP_MESSAGE_KEYS,
     "next_steps",
     "next_step",
     "validation",
@@ -38,6 +43,7 @@ STEP_KEYS = (
     "entry",
     "template_replies",
     "handoff",
+    "accept",
 )
 MAX_REPLY_ID = 256
 LOOKUPS = ("order", "recent_orders")
@@ -75,6 +81,8 @@ def check_step(name: str, step: Mapping[Any, Any], path: str, scope: Scope) -> N
     branches = _check_next_steps(step, path, scope, offers, which)
     if "validation" in step:
         check_input_rule(step["validation"], f"{path}.validation", out)
+    if "accept" in step:
+        check_accept(step, path, out)
     if "context_key" in step:
         check_key(step["context_key"], f"{path}.context_key", out, what="context_key")
     elif "validation" in step:
@@ -122,7 +130,7 @@ def _check_own_message(
     name: str, step: Mapping[Any, Any], path: str, scope: Scope
 ) -> tuple[list[Offer] | None, str]:
     """The choices of the message this step answers (None if unknown), and its name."""
-    fields = [key for key in ("type", *MESSAGE_KEYS) if key in step]
+    fields = [key for key in ("type", *STEP_MESSAGE_KEYS) if key in step]
     if name == INITIAL:
         if fields:
             scope.out.append(
@@ -146,12 +154,13 @@ def _check_own_message(
             return None, which
         return [], which
     message_type = step["type"]
-    if not (isinstance(message_type, str) and message_type in MESSAGE_TYPES):
+    if not (isinstance(message_type, str) and message_type in STEP_MESSAGE_TYPES):
         scope.out.append(
             Violation(
                 f"{path}.type",
-                f"is {quote(message_type)}: must be 'button', 'list' or 'text'"
-                f"{suggest(message_type, MESSAGE_TYPES)}",
+                f"is {quote(message_type)}: must be 'button', 'list' or 'text', or a media type "
+                f"('image', 'document', 'video', 'audio', 'sticker')"
+                f"{suggest(message_type, STEP_MESSAGE_TYPES)}",
             )
         )
         return None, which
@@ -163,7 +172,9 @@ def _check_own_message(
 
 def _check_texts(name: str, step: Mapping[Any, Any], path: str, scope: Scope) -> None:
     message_type = step.get("type")
-    prompt_is_body = message_type == "button" and "body" not in step
+    prompt_is_body = (
+        message_type in ("button", "cta_url", "location_request_message") and "body" not in step
+    )
     if "prompt" in step and name == INITIAL:
         scope.out.append(
             Violation(
@@ -180,7 +191,9 @@ def _check_texts(name: str, step: Mapping[Any, Any], path: str, scope: Scope) ->
             scope.out,
             limit=body_limit(message_type) if prompt_is_body else limits.MAX_TEXT_BODY,
             names=scope.names,
-            why=" (the prompt is the body of this step's button message)" if prompt_is_body else "",
+            why=f" (the prompt is the body of this step's {message_type} message)"
+            if prompt_is_body
+            else "",
         )
     elif name != INITIAL and "type" not in step and step.get("end_conversation") is not True:
         scope.out.append(

@@ -13,6 +13,7 @@ from flowsvc.engine.orders import ORDER_LOOKUP_NAMES
 from flowsvc.engine.render import BUILTIN_NAMES
 from flowsvc.engine.template import INITIAL
 from flowsvc.validation.context import check_key
+from flowsvc.validation.languages import LANGUAGE_KEYS, check_languages
 from flowsvc.validation.messages import MESSAGE_KEYS, MESSAGE_TYPES, check_message
 from flowsvc.validation.options import Offer
 from flowsvc.validation.steps import Scope, check_step
@@ -42,6 +43,7 @@ TOP_LEVEL_KEYS = (
     "expiry_hours",
     "context_keys",
     "orders",
+    *LANGUAGE_KEYS,
 )
 
 
@@ -91,6 +93,12 @@ def review_template(
         first_offers = check_message(first_type, menu_structure, "menu_structure", out, names=names)
     own = name if isinstance(name, str) else ""
     _check_steps(menu_structure, first_offers, known, names, out, own)
+    if any(key in menu_structure for key in LANGUAGE_KEYS):
+
+        def review(menu: Mapping[str, Any]) -> list[Violation]:
+            return review_template(name, trigger_keywords, menu, known_templates=known_templates)
+
+        check_languages(menu_structure, trigger_keywords, out, review)
     return out
 
 
