@@ -1113,7 +1113,7 @@ def test_a_template_breaking_many_rules_gets_every_violation() -> None:
             "unknown key 'next_stpe' (did you mean 'next_step'?): the keys allowed here are "
             "prompt, type, header, body, footer, action, next_steps, next_step, validation, "
             "context_key, error_message, set, compute, lookup, end_conversation, save_result, "
-            "entry, template_replies, handoff",
+            "entry, template_replies, handoff, rules",
         ),
         Violation(
             "menu_structure.steps.help",
