@@ -317,3 +317,16 @@ def test_a_party_of_twelve_takes_the_large_party_path_through_flowsvc(
     assert chat.texts == ["Under what name?"]
     chat.say("Ada")
     assert chat.texts == ["Booked for 3, Ada."]
+
+
+def test_rules_on_a_step_that_ends_the_conversation_are_never_used() -> None:
+    menu = copy.deepcopy(BOOKING)
+    menu["steps"]["done"]["rules"] = [{"when": "guests > 1", "go": "name"}]
+
+    assert problems(menu) == [
+        (
+            "menu_structure.steps.done.rules",
+            "is never used: this step ends the conversation (end_conversation is true); remove "
+            "one or the other",
+        )
+    ]

@@ -272,7 +272,7 @@ def _check_end(
     which: str,
 ) -> None:
     """An end step sends its prompt and stops: anything about a reply to it is a mistake."""
-    for key in ("next_step", "next_steps"):
+    for key in ("next_step", "next_steps", "rules"):
         if key in step:
             out.append(
                 Violation(
