@@ -247,7 +247,8 @@ class _Rules:
         except ExpressionError:
             error = self.replies.error(template, step, state.context)
             return self.stay(template, state, Outcome.INVALID_INPUT, (error,))
-        return self.go(template, state, answer.target, context, answer.selection)
+        target = step.ruled_target(context) or answer.target
+        return self.go(template, state, target, context, answer.selection)
 
     def go(
         self,
@@ -279,10 +280,14 @@ class _Rules:
         context: Mapping[str, Any],
         history: tuple[HistoryEntry, ...],
         outcome: Outcome,
+        hops: int = 0,
     ) -> Decision:
-        """Arrive in a step: run its lookup, send its messages, or end the conversation."""
+        """Arrive in a step: run its lookup, send its messages, or end the conversation; a step
+        of rules that sends nothing passes the customer on at once (at most max_rule_hops)."""
         step = template.step(step_name)
         values = dict(context)
+        if step.routes_at_once:
+            return self.route(template, step_name, values, history, outcome, hops)
         if step.lookup == "recent_orders":
             values["recent_orders"] = recent_orders(
                 customer_orders(self.facts, self.config, self.catalog.order_templates),
@@ -311,6 +316,30 @@ class _Rules:
         )
         sent = self.replies.step(template, step_name, values)
         return Decision(outcome, new_state, sent, handoff=step.handoff)
+
+    def route(
+        self,
+        template: Template,
+        step_name: str,
+        context: dict[str, Any],
+        history: tuple[HistoryEntry, ...],
+        outcome: Outcome,
+        hops: int,
+    ) -> Decision:
+        """Leave a step of rules for its first rule that holds, else its next_step; the step is
+        never waited in, so it is not in the history ("back" skips it)."""
+        step = template.step(step_name)
+        target = step.ruled_target(context) or step.next_step
+        flow = self.catalog.switch_target(template, target) if target else None
+        following = self.catalog.current(flow) if flow is not None else None
+        if hops >= self.config.max_rule_hops or not target:
+            following = None
+        elif flow is None and template.has_step(target):
+            return self.enter(template, target, context, history, outcome, hops + 1)
+        if following is None or not following.is_active:
+            notice = self.replies.text(self.config.not_available_text)
+            return Decision(Outcome.CANCELLED, None, (notice,))
+        return self.enter(following, INITIAL, context, history, outcome, hops + 1)
 
     def back(self, template: Template, state: State) -> Decision:
         history = state.history

@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from flowsvc.engine.expressions import holds
 from flowsvc.engine.inputs import InputRule, parse_input_rule
 from flowsvc.engine.keywords import phrase
 from flowsvc.engine.state import HandoffSpec
@@ -96,6 +97,14 @@ class Message:
 
 
 @dataclass(frozen=True)
+class Rule:
+    """One of a step's `rules`: when the expression holds over the context, go to the target."""
+
+    when: str
+    go: str
+
+
+@dataclass(frozen=True)
 class Step:
     """One step of a template; every field is optional in the template (docs/templates.md)."""
 
@@ -114,6 +123,17 @@ class Step:
     save_result: bool = True
     handoff: HandoffSpec | None = None
     accept: frozenset[str] = frozenset()  # kinds of ACCEPTABLE; empty: text and taps only
+    rules: tuple[Rule, ...] = ()
+
+    @property
+    def routes_at_once(self) -> bool:
+        """A step of rules that sends nothing: entering it moves on at once (docs/templates.md)."""
+        quiet = self.message is None and self.prompt is None and self.handoff is None
+        return bool(self.rules) and quiet and self.name != INITIAL and not self.end_conversation
+
+    def ruled_target(self, context: Mapping[str, Any]) -> str | None:
+        """The target of the first rule whose condition holds over `context`, if any."""
+        return next((rule.go for rule in self.rules if holds(rule.when, context)), None)
 
 
 @dataclass(frozen=True)
@@ -170,7 +190,8 @@ class Template:
             answering = self.answering(name)
             shown = [o.id for o in answering.options] if answering is not None else []
             ids = [*shown, *sorted(set(step.next_steps) - set(shown))]
-            targets = [step.next_steps.get(i) for i in ids] + [step.next_step]
+            targets: list[str | None] = [rule.go for rule in step.rules]
+            targets += [step.next_steps.get(i) for i in ids] + [step.next_step]
             for target in targets:
                 if target and target in self.steps and target not in order:
                     order.append(target)
@@ -269,6 +290,11 @@ def _step(name: str, raw: Mapping[str, Any]) -> Step:
         save_result=save_result is not False,
         handoff=_handoff(raw.get("handoff")),
         accept=_accept(raw.get("accept")),
+        rules=tuple(
+            Rule(when=rule["when"], go=rule["go"])
+            for rule in (_mapping(r) for r in _sequence(raw.get("rules")))
+            if isinstance(rule.get("when"), str) and isinstance(rule.get("go"), str)
+        ),
     )
 
 

@@ -1,7 +1,7 @@
 """Checks on one step of a template: its fields, where it leads, whether every reply moves on."""
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from flowsvc.engine import limits
@@ -16,6 +16,7 @@ from flowsvc.validation.messages import (
     check_message,
 )
 from flowsvc.validation.options import Offer
+from flowsvc.validation.rules import check_rules, routes_at_once
 from flowsvc.validation.targets import check_target
 from flowsvc.validation.violation import (
     Violation,
@@ -44,6 +45,7 @@ STEP_KEYS = (
     "template_replies",
     "handoff",
     "accept",
+    "rules",
 )
 MAX_REPLY_ID = 256
 LOOKUPS = ("order", "recent_orders")
@@ -59,6 +61,7 @@ class Scope:
     names: frozenset[str]
     out: list[Violation]
     own: str = ""  # the template's own name
+    earlier: Mapping[str, frozenset[str]] = field(default_factory=dict)  # keys set before a step
 
 
 def check_step(name: str, step: Mapping[Any, Any], path: str, scope: Scope) -> None:
@@ -118,7 +121,21 @@ def check_step(name: str, step: Mapping[Any, Any], path: str, scope: Scope) -> N
             )
     if "handoff" in step:
         check_handoff(step, path, out, scope.names)
-    if is_end:
+    if "rules" in step:
+        check_rules(
+            name,
+            step,
+            path,
+            steps=scope.steps,
+            known=scope.known,
+            earlier=scope.earlier.get(name, scope.names),
+            later=scope.names,
+            out=out,
+            own=scope.own,
+        )
+    if routes_at_once(name, step):
+        pass  # checked with its rules: it moves on at once to a rule's target or next_step
+    elif is_end:
         _check_end(step, path, out, offers, which)
     elif "handoff" in step and "next_step" not in step and not branches:
         pass  # the customer waits for people, who say where the bot takes over (Resume)
@@ -195,7 +212,12 @@ def _check_texts(name: str, step: Mapping[Any, Any], path: str, scope: Scope) ->
             if prompt_is_body
             else "",
         )
-    elif name != INITIAL and "type" not in step and step.get("end_conversation") is not True:
+    elif (
+        name != INITIAL
+        and "type" not in step
+        and step.get("end_conversation") is not True
+        and "rules" not in step
+    ):
         scope.out.append(
             Violation(
                 path,
@@ -263,7 +285,7 @@ def _check_end(
     which: str,
 ) -> None:
     """An end step sends its prompt and stops: anything about a reply to it is a mistake."""
-    for key in ("next_step", "next_steps"):
+    for key in ("next_step", "next_steps", "rules"):
         if key in step:
             out.append(
                 Violation(
@@ -325,6 +347,8 @@ def _check_moves_on(
                 "is missing: a step with validation needs next_step, where valid input goes",
             )
         )
+    if "rules" in step:
+        return  # the rules read the context: the reply matters to them
     if "next_step" not in step or branches or "context_key" in step or offers is None:
         return
     target = clip(step["next_step"])
