@@ -159,6 +159,64 @@ def test_the_stats_give_the_median_time_per_step(
     assert menu.steps[0].median_time.ToTimedelta() == timedelta(seconds=40.5)
 
 
+def test_two_hundred_customers_funnel_exactly(
+    stub: flow_pb2_grpc.FlowServiceStub, database_url: str
+) -> None:
+    """A bench run's mix, scripted: 120 order, 40 stop at the quantity, 25 cancel there, 15 go
+    quiet there and expire in the sweep; sent in HandleMessages batches as the gateway does."""
+    chats = [Chat(stub, phone_number=f"1650556{n:04d}") for n in range(200)]
+    completing, stopping, cancelling, expiring = (
+        chats[:120],
+        chats[120:160],
+        chats[160:185],
+        chats[185:],
+    )
+
+    def turn(messages: list[flow_pb2.InboundMessage]) -> None:
+        for at in range(0, len(messages), 100):
+            batch = flow_pb2.HandleMessagesRequest(messages=messages[at : at + 100])
+            results = stub.HandleMessages(batch).results
+            assert [r.WhichOneof("result") for r in results] == ["handled"] * len(results)
+
+    turn([c.message(text="hi") for c in chats])
+    turn([c.message(selection=flow_pb2.Selection(id="new_order")) for c in chats])
+    turn([c.message(selection=flow_pb2.Selection(id="coffee", title="Coffee")) for c in chats])
+    turn([c.message(text="2") for c in completing] + [c.message(text="cancel") for c in cancelling])
+    turn([c.message(selection=flow_pb2.Selection(id="yes")) for c in completing])
+    execute(
+        database_url,
+        "UPDATE conversation_state SET expires_at = :past WHERE phone_number >= :first",
+        past=datetime.now(UTC) - timedelta(hours=1),
+        first=expiring[0].phone_number,
+    )
+    assert stub.SweepExpired(flow_pb2.SweepExpiredRequest()).expired_conversations == 15
+
+    assert len(stopping) == 40
+    assert funnel(stats(stub, name="new_order")) == {
+        "started": 200,
+        "completed": 120,
+        "expired": 15,
+        "cancelled": 25,
+        "steps": {
+            "initial": {"entered": 200, "exits": {"quantity": 200}},
+            "quantity": {
+                "entered": 200,
+                "exits": {"confirmation": 120},
+                "expired": 15,
+                "cancelled": 25,
+                "stopped": 40,
+            },
+            "confirmation": {"entered": 120, "exits": {}, "completed": 120},
+            "complete": {"exits": {}},
+            "cancelled": {"exits": {}},
+        },
+    }
+    assert funnel(stats(stub, name="main_menu")) == {
+        "started": 200,
+        "steps": {"initial": {"entered": 200, "exits": {"new_order:initial": 200}}},
+    }
+
+
 def test_a_version_counts_only_its_conversations(
     stub: flow_pb2_grpc.FlowServiceStub,
 ) -> None:
