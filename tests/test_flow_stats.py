@@ -1,6 +1,7 @@
 """GetFlowStats over gRPC, from the event log that real conversations wrote: customers walk the
 order flow through HandleMessage, some stop at the quantity step, some complete, one cancels, one
-expires in the sweep; the stats say exactly that, per version and time range."""
+expires in the sweep; the stats say exactly that, per version and time range, with the median
+time per step (event times rewritten to known spacing), and for a bench-sized mix of 200."""
 
 from __future__ import annotations
 

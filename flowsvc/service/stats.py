@@ -1,7 +1,8 @@
 """GetFlowStats: where customers drop off, counted from the event log.
 
-The counts come from one aggregate query (store.stats); this module lays them out per step in
-the order a customer meets the steps. The range is bounded (by default the last week), and the
+The counts come from aggregate queries (store.stats); this module lays them out per step in
+the order a customer meets the steps, with the median time spent at each (over the durations
+store.stats reads). The range is bounded (by default the last week), and the
 event log keeps no more than FLOWSVC_EVENT_RETENTION_DAYS anyway.
 """
 

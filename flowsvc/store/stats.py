@@ -4,7 +4,9 @@ A GROUP BY over the template's events in a time range (the index on template_nam
 created_at finds them without reading other templates' events), so the rows that come back are
 a few per step whatever the number of events. Moves into other templates are step_entered events
 of those templates naming this one as previous_template: a second GROUP BY reads them among the
-events of the templates this one targets (flow:NAME), through the same index.
+events of the templates this one targets (flow:NAME), through the same index. The time spent at
+each step: LEAD() over each customer's moves of the range (this template's and its targets'),
+one row per step entered, so that read grows with the range (which is bounded).
 """
 
 from __future__ import annotations
