@@ -1,6 +1,7 @@
 """GetFlowStats over gRPC, from the event log that real conversations wrote: customers walk the
 order flow through HandleMessage, some stop at the quantity step, some complete, one cancels, one
-expires in the sweep; the stats say exactly that, per version and time range."""
+expires in the sweep; the stats say exactly that, per version and time range, with the median
+time per step (event times rewritten to known spacing), and for a bench-sized mix of 200."""
 
 from __future__ import annotations
 
@@ -10,7 +11,11 @@ from typing import Any
 import grpc
 import pytest
 from google.protobuf import json_format
+from sqlalchemy import select, update
 
+from flowsvc.store.db import create_db_engine
+from flowsvc.store.models import Event
+from flowsvc.store.stats import MOVES
 from menuflow.v1 import flow_pb2, flow_pb2_grpc
 from tests.chat import Chat
 from tests.database import execute
@@ -25,7 +30,8 @@ def stats(stub: flow_pb2_grpc.FlowServiceStub, **request: Any) -> flow_pb2.GetFl
 
 
 def funnel(response: flow_pb2.GetFlowStatsResponse) -> dict[str, Any]:
-    """The response as plain data: totals, then each step's counts (zeros left out)."""
+    """The response as plain data: totals, then each step's counts (zeros and the median times
+    left out)."""
     found = json_format.MessageToDict(
         response, preserving_proto_field_name=True, always_print_fields_with_no_presence=False
     )
@@ -33,12 +39,39 @@ def funnel(response: flow_pb2.GetFlowStatsResponse) -> dict[str, Any]:
         found.pop(key, None)
     found["steps"] = {
         step.pop("step"): {
-            **{k: int(v) for k, v in step.items() if k != "exits"},
+            **{k: int(v) for k, v in step.items() if k not in ("exits", "median_time")},
             "exits": {e["next_step"]: int(e["count"]) for e in step.get("exits", [])},
         }
         for step in found.get("steps", [])
     }
     return {k: (int(v) if isinstance(v, str) else v) for k, v in found.items()}
+
+
+def space_out(url: str, gaps: dict[tuple[str, str, str], int]) -> None:
+    """Rewrite the events' times: each customer starts an hour ago, and every move (entering a
+    step, completing, ending) comes `gaps[(phone number, template, step it leaves)]` seconds
+    (default 1) after the one before; other events take the time of the move before them."""
+    base = datetime.now(UTC) - timedelta(hours=1)
+    engine = create_db_engine(url, pool_size=1)
+    try:
+        with engine.begin() as connection:
+            rows = connection.execute(
+                select(
+                    Event.id, Event.phone_number, Event.template_name, Event.type, Event.payload
+                ).order_by(Event.id)
+            ).all()
+            at: dict[str, tuple[datetime, tuple[str, str, str] | None]] = {}
+            for id_, number, template, type_, payload in rows:
+                when, leaving = at.get(number, (base, None))
+                if type_ in MOVES:
+                    if leaving is not None:
+                        when += timedelta(seconds=gaps.get(leaving, 1))
+                    step = payload.get("step") if type_ == "step_entered" else None
+                    leaving = (number, template, step) if step else None
+                at[number] = (when, leaving)
+                connection.execute(update(Event).where(Event.id == id_).values(created_at=when))
+    finally:
+        engine.dispose()
 
 
 def to_quantity(chat: Chat) -> None:
@@ -87,6 +120,101 @@ def test_the_stats_say_where_customers_dropped_off(
     assert funnel(stats(stub, name="main_menu")) == {
         "started": 7,
         "steps": {"initial": {"entered": 7, "exits": {"new_order:initial": 7}}},
+    }
+
+
+def test_the_stats_give_the_median_time_per_step(
+    stub: flow_pb2_grpc.FlowServiceStub, database_url: str
+) -> None:
+    done = [Chat(stub, phone_number=f"165055504{n:02d}") for n in range(3)]
+    for chat in done:
+        order_coffee(chat)
+    waiting = Chat(stub, phone_number="16505550499")
+    to_quantity(waiting)
+    gaps = {
+        "initial": (5, 7, 9, 100),  # the last is the one still at quantity
+        "quantity": (30, 90, 60),
+        "confirmation": (2, 6, 4),
+    }
+    space_out(
+        database_url,
+        {
+            (chat.phone_number, "new_order", step): seconds[i]
+            for step, seconds in gaps.items()
+            for i, chat in enumerate([*done, waiting][: len(seconds)])
+        }
+        | {(chat.phone_number, "main_menu", "initial"): 40 + i for i, chat in enumerate(done)},
+    )
+
+    found = stats(stub, name="new_order")
+    medians = {
+        s.step: s.median_time.ToTimedelta() for s in found.steps if s.HasField("median_time")
+    }
+    assert medians == {
+        "initial": timedelta(seconds=8),  # 5, 7, 9, 100: between 7 and 9
+        "quantity": timedelta(seconds=60),  # the one still there has no time yet
+        "confirmation": timedelta(seconds=4),
+    }
+    menu = stats(stub, name="main_menu")
+    # Until the step_entered of new_order, another template: 40, 41, 42 and the default 1.
+    assert menu.steps[0].median_time.ToTimedelta() == timedelta(seconds=40.5)
+
+
+def test_two_hundred_customers_funnel_exactly(
+    stub: flow_pb2_grpc.FlowServiceStub, database_url: str
+) -> None:
+    """A bench run's mix, scripted: 120 order, 40 stop at the quantity, 25 cancel there, 15 go
+    quiet there and expire in the sweep; sent in HandleMessages batches as the gateway does."""
+    chats = [Chat(stub, phone_number=f"1650556{n:04d}") for n in range(200)]
+    completing, stopping, cancelling, expiring = (
+        chats[:120],
+        chats[120:160],
+        chats[160:185],
+        chats[185:],
+    )
+
+    def turn(messages: list[flow_pb2.InboundMessage]) -> None:
+        for at in range(0, len(messages), 100):
+            batch = flow_pb2.HandleMessagesRequest(messages=messages[at : at + 100])
+            results = stub.HandleMessages(batch).results
+            assert [r.WhichOneof("result") for r in results] == ["handled"] * len(results)
+
+    turn([c.message(text="hi") for c in chats])
+    turn([c.message(selection=flow_pb2.Selection(id="new_order")) for c in chats])
+    turn([c.message(selection=flow_pb2.Selection(id="coffee", title="Coffee")) for c in chats])
+    turn([c.message(text="2") for c in completing] + [c.message(text="cancel") for c in cancelling])
+    turn([c.message(selection=flow_pb2.Selection(id="yes")) for c in completing])
+    execute(
+        database_url,
+        "UPDATE conversation_state SET expires_at = :past WHERE phone_number >= :first",
+        past=datetime.now(UTC) - timedelta(hours=1),
+        first=expiring[0].phone_number,
+    )
+    assert stub.SweepExpired(flow_pb2.SweepExpiredRequest()).expired_conversations == 15
+
+    assert len(stopping) == 40
+    assert funnel(stats(stub, name="new_order")) == {
+        "started": 200,
+        "completed": 120,
+        "expired": 15,
+        "cancelled": 25,
+        "steps": {
+            "initial": {"entered": 200, "exits": {"quantity": 200}},
+            "quantity": {
+                "entered": 200,
+                "exits": {"confirmation": 120},
+                "expired": 15,
+                "cancelled": 25,
+                "stopped": 40,
+            },
+            "confirmation": {"entered": 120, "exits": {}, "completed": 120},
+            "complete": {"exits": {}},
+            "cancelled": {"exits": {}},
+        },
+    }
+    assert funnel(stats(stub, name="main_menu")) == {
+        "started": 200,
+        "steps": {"initial": {"entered": 200, "exits": {"new_order:initial": 200}}},
     }
 
 
@@ -186,10 +314,19 @@ def test_a_range_that_ends_before_it_starts_is_invalid(
 
 
 def test_the_cli_prints_the_funnel(
-    stub: flow_pb2_grpc.FlowServiceStub, flowsvc_target: str
+    stub: flow_pb2_grpc.FlowServiceStub, flowsvc_target: str, database_url: str
 ) -> None:
     order_coffee(Chat(stub, phone_number="16505550301"))
     to_quantity(Chat(stub, phone_number="16505550302"))
+    space_out(
+        database_url,
+        {
+            ("16505550301", "new_order", "initial"): 5,
+            ("16505550302", "new_order", "initial"): 9,
+            ("16505550301", "new_order", "quantity"): 75,
+            ("16505550301", "new_order", "confirmation"): 3,
+        },
+    )
 
     shown = menuflow(flowsvc_target, "templates", "stats", "new_order")
 
@@ -198,12 +335,12 @@ def test_the_cli_prints_the_funnel(
     assert lines[0].startswith("new_order (all versions), ")
     assert lines[1:] == [
         "started 2, completed 1 (50%), cancelled 0, expired 0, ended 0, handed off 0",
-        "initial 2 entered #################### 100%",
+        "initial 2 entered #################### 100% median 7s",
         "-> quantity: 2",
-        "quantity 2 entered #################### 100%",
+        "quantity 2 entered #################### 100% median 1m 15s",
         "-> confirmation: 1",
         "stopped here 1",
-        "confirmation 1 entered ########## 50%",
+        "confirmation 1 entered ########## 50% median 3s",
         "completed 1",
         "complete 0 entered 0%",
         "cancelled 0 entered 0%",

@@ -13,6 +13,7 @@ from flowsvc.rpc.convert import (
     from_struct,
     template,
     template_definition,
+    to_duration,
     to_struct,
     to_timestamp,
 )
@@ -160,6 +161,7 @@ def stats_response(found: FlowStats) -> flow_pb2.GetFlowStatsResponse:
                 handed_off=step.handed_off,
                 completed=step.completed,
                 stopped=step.stopped,
+                median_time=to_duration(step.median_time),
             )
             for step in found.steps
         ],

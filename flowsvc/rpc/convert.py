@@ -5,10 +5,10 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from google.protobuf import json_format, struct_pb2, timestamp_pb2
+from google.protobuf import duration_pb2, json_format, struct_pb2, timestamp_pb2
 
 from flowsvc.engine.message_templates import Button, Media, MessageTemplate, Parameter
 from flowsvc.errors import InvalidArgument
@@ -70,6 +70,14 @@ def to_timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
     stamp = timestamp_pb2.Timestamp()
     stamp.FromDatetime(value)
     return stamp
+
+
+def to_duration(value: timedelta | None) -> duration_pb2.Duration | None:
+    if value is None:
+        return None
+    duration = duration_pb2.Duration()
+    duration.FromTimedelta(value)
+    return duration
 
 
 def template_definition(

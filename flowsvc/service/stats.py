@@ -1,7 +1,8 @@
 """GetFlowStats: where customers drop off, counted from the event log.
 
-The counts come from one aggregate query (store.stats); this module lays them out per step in
-the order a customer meets the steps. The range is bounded (by default the last week), and the
+The counts come from aggregate queries (store.stats); this module lays them out per step in
+the order a customer meets the steps, with the median time spent at each (over the durations
+store.stats reads). The range is bounded (by default the last week), and the
 event log keeps no more than FLOWSVC_EVENT_RETENTION_DAYS anyway.
 """
 
@@ -43,6 +44,7 @@ class StepStats:
     ended: int = 0
     handed_off: int = 0
     completed: int = 0
+    median_time: timedelta | None = None  # from entering it until the next move; None: no one left
 
     @property
     def stopped(self) -> int:
@@ -113,6 +115,7 @@ class FlowStatistics:
             )
             targets = set().union(*(template_targets(s) for s in structures)) - {name}
             departures = stats.departures(session, name, version, targets, start, end)
+            spent = stats.durations(session, name, version, targets, start, end)
             oldest = stats.oldest(session)
         found = FlowStats(name, version, start, end, oldest_event=oldest)
         steps: dict[str, StepStats] = {step: StepStats(step) for step in order}
@@ -142,11 +145,21 @@ class FlowStatistics:
             if departure.step:
                 target = f"{departure.template}:{departure.next_step}"
                 at(departure.step).exits[target] += departure.count
+        for step, times in spent.items():
+            at(step).median_time = _median(times)
         known = [steps.pop(step) for step in order]
         found.steps = known + sorted(
             (s for s in steps.values() if _counted(s)), key=lambda s: s.step
         )
         return found
+
+
+def _median(times: list[timedelta]) -> timedelta:
+    ordered = sorted(times)
+    middle = len(ordered) // 2
+    if len(ordered) % 2:
+        return ordered[middle]
+    return (ordered[middle - 1] + ordered[middle]) / 2
 
 
 def _counted(step: StepStats) -> bool:

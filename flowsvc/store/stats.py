@@ -4,14 +4,16 @@ A GROUP BY over the template's events in a time range (the index on template_nam
 created_at finds them without reading other templates' events), so the rows that come back are
 a few per step whatever the number of events. Moves into other templates are step_entered events
 of those templates naming this one as previous_template: a second GROUP BY reads them among the
-events of the templates this one targets (flow:NAME), through the same index.
+events of the templates this one targets (flow:NAME), through the same index. The time spent at
+each step: LEAD() over each customer's moves of the range (this template's and its targets'),
+one row per step entered, so that read grows with the range (which is bounded).
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -109,6 +111,55 @@ def departures(
         Departure(previous_ or "", template, step_ or "", int(n))
         for previous_, template, step_, n in session.execute(query).all()
     ]
+
+
+# The events that leave a step (a step_entered event's duration runs until the next of these).
+MOVES = tuple(t for t in TYPES if t != "conversation_started")
+
+
+def durations(
+    session: Session,
+    name: str,
+    version: int,
+    targets: Collection[str],
+    start: datetime,
+    end: datetime,
+) -> dict[str, list[timedelta]]:
+    """Per step of the template (version, if not 0): how long each entry in [start, end) stayed,
+    until the customer's next move (entering a step of it or of a template it targets,
+    completing, ending) in the range. LEAD() over the customer's moves in id order, in SQL (both
+    SQLite and PostgreSQL have it); entries whose next move is not in the range are left out."""
+    moves = (
+        select(
+            Event.template_name,
+            Event.template_version,
+            Event.type,
+            Event.payload["step"].as_string().label("step"),
+            Event.created_at,
+            func.lead(Event.created_at, type_=Event.__table__.c.created_at.type)
+            .over(partition_by=(Event.phone_number_id, Event.phone_number), order_by=Event.id)
+            .label("left_at"),
+        )
+        .where(
+            Event.template_name.in_(sorted({name, *targets})),
+            Event.created_at >= start,
+            Event.created_at < end,
+            Event.type.in_(MOVES),
+        )
+        .subquery()
+    )
+    query = select(moves.c.step, moves.c.created_at, moves.c.left_at).where(
+        moves.c.template_name == name,
+        moves.c.type == "step_entered",
+        moves.c.left_at.is_not(None),
+    )
+    if version:
+        query = query.where(moves.c.template_version == version)
+    found: dict[str, list[timedelta]] = {}
+    for step, entered_at, left_at in session.execute(query).all():
+        if step:
+            found.setdefault(step, []).append(left_at - entered_at)
+    return found
 
 
 def oldest(session: Session) -> datetime | None:

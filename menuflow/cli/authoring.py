@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import click
@@ -259,9 +259,14 @@ def funnel_lines(found: flow_pb2.GetFlowStatsResponse) -> list[str]:
     top = max([found.started, *(s.entered for s in found.steps)]) or 1
     for step in found.steps:
         bar = "#" * round(20 * step.entered / top)
+        spent = (
+            f"  median {_spent(step.median_time.ToTimedelta())}"
+            if step.HasField("median_time")
+            else ""
+        )
         lines.append(
             f"  {step.step:<{widest}}  {step.entered:>6} entered  {bar:<20}  "
-            f"{_share(step.entered, found.started)}"
+            f"{_share(step.entered, found.started)}{spent}"
         )
         for exit_ in step.exits:
             lines.append(f"  {'':<{widest}}    -> {exit_.next_step}: {exit_.count}")
@@ -283,6 +288,16 @@ def funnel_lines(found: flow_pb2.GetFlowStatsResponse) -> list[str]:
     if not found.started and not any(s.entered for s in found.steps):
         lines.append("  (no conversations in this range)")
     return lines
+
+
+def _spent(time: timedelta) -> str:
+    """A median time in a glance: 42s, 3m 05s, 2h 10m."""
+    seconds = round(time.total_seconds())
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m {seconds % 60:02d}s"
+    return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
 
 
 def _share(part: int, whole: int) -> str:

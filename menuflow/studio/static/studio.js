@@ -120,7 +120,8 @@ function fillVersions() {
   }
 }
 
-// One step's flow stats as a line: entered, where they went, and how many stopped there.
+// One step's flow stats as a line: entered, where they went, how many stopped there, and the
+// median time spent there.
 function stepCounts(step) {
   const parts = [`entered ${step.entered || 0}`];
   for (const exit of step.exits || []) parts.push(`→ ${exit.next_step} ${exit.count}`);
@@ -129,6 +130,8 @@ function stepCounts(step) {
     ["handed_off", "handed off"]]) {
     if (step[key]) parts.push(`${label} ${step[key]}`);
   }
+  // A protobuf JSON Duration ("42.500s"): whole seconds are enough at a glance.
+  if (step.median_time) parts.push(`median ${Math.round(parseFloat(step.median_time))}s`);
   return parts.join(" · ");
 }
 
