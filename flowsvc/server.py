@@ -80,7 +80,7 @@ class Server:
             ),
             self.conversations,
             Results(sessions),
-            Deliveries(sessions),
+            Deliveries(sessions, maybe_sent_grace=settings.maybe_sent_grace),
             self.retention,
         )
         flow_pb2_grpc.add_FlowServiceServicer_to_server(servicer, self.grpc)

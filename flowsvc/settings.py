@@ -70,6 +70,7 @@ class Settings:
     tls_key: str | None = None
     tls_client_ca: str | None = None
     retention: timedelta | None = timedelta(days=90)
+    maybe_sent_grace: timedelta = timedelta(seconds=5)
 
     def __post_init__(self) -> None:
         if bool(self.tls_cert) != bool(self.tls_key):
@@ -165,6 +166,9 @@ class Settings:
                 tls_key=env("FLOWSVC_TLS_KEY", cast=optional, default=None),
                 tls_client_ca=env("FLOWSVC_TLS_CLIENT_CA", cast=optional, default=None),
                 retention=timedelta(days=retention_days) if retention_days else None,
+                maybe_sent_grace=timedelta(
+                    seconds=env("FLOWSVC_MAYBE_SENT_GRACE_SECONDS", cast=seconds, default=5.0)
+                ),
             )
         except (KeyError, ValueError) as error:
             raise SettingsError(str(error).strip("'\"")) from None

@@ -22,6 +22,7 @@ from gateway.metrics import Metrics
 from gateway.pair_rate import PairRateBackoff
 from gateway.ratelimit import RateLimiter
 from gateway.sender import GraphSender
+from gateway.tracker import tracked
 from menuflow.logs import log, mask_message_id, mask_phone
 from menuflow.v1 import flow_pb2
 
@@ -146,7 +147,7 @@ class Lanes:
         self._metrics.queue_seconds.observe(started - item.leased_at)
         verdict = await self._sender.send(
             number,
-            message.body_json,
+            tracked(message.body_json, message.id),
             message.attempts + 1,
             self._pair_rate.hits(customer),
         )

@@ -7,6 +7,7 @@ from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from gateway import tracker
 from gateway.json_fields import as_dict, as_list, as_str
 from gateway.meta_errors import meta_error
 from menuflow.v1 import flow_pb2
@@ -105,6 +106,7 @@ def _status(raw: Any) -> flow_pb2.RecordStatusRequest | None:
         wa_message_id=wa_message_id,
         status=kind,
         recipient_id=as_str(status.get("recipient_id")),
+        outbox_id=tracker.outbox_id(as_str(status.get(tracker.FIELD))),
         errors=[meta_error(error) for error in as_list(status.get("errors"))],
     )
     when = _timestamp(status.get("timestamp"))

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 
 import grpc
 import pytest
 
+from flowsvc.store.times import sqlite_time
 from menuflow.v1 import flow_pb2, flow_pb2_grpc
 from tests.chat import Chat
 from tests.database import execute
@@ -204,3 +206,70 @@ def test_a_failed_status_keeps_metas_error(stub: flow_pb2_grpc.FlowServiceStub) 
     )
 
     assert recorded.delivery_status == flow_pb2.DELIVERY_STATUS_FAILED
+
+
+def _ended_ago(database_url: str, seconds: float) -> None:
+    """Age every lease so that it ended `seconds` ago."""
+    ended = datetime.now(UTC) - timedelta(seconds=seconds)
+    value: object = ended if database_url.startswith("postgresql") else sqlite_time(ended)
+    execute(database_url, "UPDATE outbox SET lease_expires_at = :ended", ended=value)
+
+
+def test_a_status_naming_the_outbox_id_records_a_message_sent_before_its_ack(
+    stub: flow_pb2_grpc.FlowServiceStub, database_url: str
+) -> None:
+    chat = Chat(stub)
+    message = chat.say("hi", lease_owner="gateway-a").messages[0]
+
+    # Meta's "sent" status overtakes the ack (or the sender died before sending one).
+    status = stub.RecordStatus(
+        flow_pb2.RecordStatusRequest(
+            wa_message_id="wamid.EARLY",
+            status=flow_pb2.DELIVERY_STATUS_SENT,
+            recipient_id=chat.phone_number,
+            outbox_id=message.id,
+        )
+    )
+    _ended_ago(database_url, 3600)
+
+    assert status.matched and status.delivery_status == flow_pb2.DELIVERY_STATUS_SENT
+    assert claim(stub, "gateway-b") == []  # sent: nobody sends it again
+    late = flow_pb2.OutboxAck(id=message.id, sent_wa_message_id="wamid.EARLY")
+    assert ack(stub, "gateway-a", late) == []
+    delivered = stub.RecordStatus(
+        flow_pb2.RecordStatusRequest(
+            wa_message_id="wamid.EARLY", status=flow_pb2.DELIVERY_STATUS_DELIVERED
+        )
+    )
+    assert delivered.matched and delivered.delivery_status == flow_pb2.DELIVERY_STATUS_DELIVERED
+
+
+def test_a_tracker_naming_another_customers_message_matches_nothing(
+    stub: flow_pb2_grpc.FlowServiceStub, database_url: str
+) -> None:
+    message = Chat(stub).say("hi", lease_owner="gateway-a").messages[0]
+
+    status = stub.RecordStatus(
+        flow_pb2.RecordStatusRequest(
+            wa_message_id="wamid.OTHER",
+            status=flow_pb2.DELIVERY_STATUS_SENT,
+            recipient_id="4915799999999",
+            outbox_id=message.id,
+        )
+    )
+    _ended_ago(database_url, 3600)
+
+    assert not status.matched
+    assert [m.id for m in claim(stub, "gateway-b")] == [message.id]
+
+
+def test_a_lease_that_ended_without_an_ack_waits_a_grace_for_its_status(
+    stub: flow_pb2_grpc.FlowServiceStub, database_url: str
+) -> None:
+    message = Chat(stub).say("hi", lease_owner="gateway-a").messages[0]
+
+    _ended_ago(database_url, 1)  # maybe sent: its status webhook may still come
+    assert claim(stub, "gateway-b") == []
+
+    _ended_ago(database_url, 6)  # past the grace (5 s by default)
+    assert [m.id for m in claim(stub, "gateway-b")] == [message.id]

@@ -225,6 +225,8 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
             request.wa_message_id,
             convert.STATUS_NAMES.get(request.status, ""),
             [(e.code, e.title, e.details) for e in request.errors],
+            outbox_id=request.outbox_id,
+            recipient=request.recipient_id,
         )
         return flow_pb2.RecordStatusResponse(
             matched=matched, delivery_status=convert.delivery_status(status)
