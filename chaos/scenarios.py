@@ -26,11 +26,15 @@ GRAPH_PHASES = (
     ("80007", 0.13),
     ("130429", 0.14),
 )
+# Sends held this long by the Graph API when both gateways are killed in flight: every message
+# whose request arrived in the last IN_FLIGHT seconds before the SIGKILL is accepted by "Meta"
+# after its sender died, so no ack ever comes for it.
+IN_FLIGHT = 1.0
 
 
 @dataclass(frozen=True)
 class Fault:
-    kind: str  # graph | kill_gateway | kill_flowsvc | postgres
+    kind: str  # graph | kill_gateway | kill_flowsvc | postgres | kill_in_flight
     at: float  # seconds after the scenario started
     seconds: float  # how long it lasts (a killed process stays down this long)
 
@@ -65,6 +69,7 @@ class Outcome:
     failed_requests: int  # Graph API requests answered with an error or dropped
     crashed: list[str] = field(default_factory=list)
     logs: LogScan | None = None
+    in_flight: int = 0  # replies Meta accepted after their gateway was killed (no ack came)
 
 
 def scenarios(short: bool) -> list[Scenario]:
@@ -82,6 +87,7 @@ def scenarios(short: bool) -> list[Scenario]:
     )
     postgres = (Fault("postgres", at, pg),)
     sigkill = (Fault("kill_gateway", at, kill), Fault("kill_flowsvc", at + kill + 2, kill))
+    in_flight = (Fault("kill_in_flight", at, kill), Fault("kill_in_flight", at + kill + 4, kill))
 
     def ramp(faults: tuple[Fault, ...]) -> float:
         return max(f.at + f.seconds for f in faults) + tail
@@ -91,6 +97,7 @@ def scenarios(short: bool) -> list[Scenario]:
         Scenario("bursts", n, quiet, bursts=bursts),
         Scenario("graph_api_failing", n, ramp(every[:1]), faults=every[:1]),
         Scenario("sigkill", n, ramp(sigkill), faults=sigkill),
+        Scenario("sigkill_in_flight", n, ramp(in_flight), faults=in_flight),
         Scenario("postgres_down", n, ramp(postgres), faults=postgres),
         Scenario("all_together", n, ramp(every), DUPLICATES, bursts=bursts, faults=every),
     ]
@@ -138,10 +145,12 @@ async def run(
         Ambiguity(
             logs.ambiguous_ids,
             logs.wa_ids,
-            [w.start for w in windows if w.kind == "kill_gateway"],
+            [w.start for w in windows if w.kind in ("kill_gateway", "kill_in_flight")],
         ),
     )
     accepted = sorted(r["at"] for r in mine if r["kind"] == "message" and r["status"] == 200)
+    kills = [w.start for w in windows if w.kind == "kill_in_flight"]
+    in_flight = sum(1 for at in accepted if any(k - IN_FLIGHT <= at <= k for k in kills))
     return Outcome(
         scenario,
         driver.tally,
@@ -151,6 +160,7 @@ async def run(
         drain,
         failed + system.proxy.dropped - dropped_before,
         crashed=[s.name for s in system.services if not s.alive()],
+        in_flight=in_flight,
     )
 
 
@@ -183,6 +193,18 @@ async def _fault(system: System, fault: Fault, started: float) -> Window:
         await loop.run_in_executor(None, victim.start)
         if victim.failed_starts:
             window.detail += f", {len(victim.failed_starts)} failed restarts so far"
+    elif fault.kind == "kill_in_flight":
+        # Every gateway dies with sends in flight, Meta accepts them all after their senders died.
+        system.fail_graph(kind="slow", delay=IN_FLIGHT + 1.0, seconds=IN_FLIGHT + 0.5)
+        await asyncio.sleep(IN_FLIGHT + 0.5)
+        window.start = time.time()
+        for gateway in system.gateways:
+            gateway.kill()
+        window.detail = f"SIGKILL {', '.join(g.name for g in system.gateways)} in flight"
+        await asyncio.sleep(fault.seconds)
+        system.heal_graph()
+        for gateway in system.gateways:
+            await loop.run_in_executor(None, gateway.start)
     elif fault.kind == "postgres":
         await loop.run_in_executor(None, system.postgres.stop, "immediate")
         window.detail = "pg_ctl stop -m immediate"

@@ -24,7 +24,10 @@ class System:
         self.folder = folder
         self.postgres = Postgres(free_port())
         standin_port = free_port()
-        self.standin = processes.standin(standin_port, folder)
+        g1, g2 = free_port(), free_port()
+        self.webhook_urls = [f"http://127.0.0.1:{p}/webhook" for p in (g1, g2)]
+        # Like Meta, the stand-in follows each accepted message with a "sent" status webhook.
+        self.standin = processes.standin(standin_port, folder, statuses_to=self.webhook_urls)
         self.standin_url = f"http://127.0.0.1:{standin_port}"
         self.proxy = DropProxy(standin_port)
         a, b = free_port(), free_port()
@@ -34,12 +37,10 @@ class System:
             processes.flowsvc("flowsvc-b", b, url, folder),
         ]
         graph = f"http://127.0.0.1:{self.proxy.port}"
-        g1, g2 = free_port(), free_port()
         self.gateways = [
             processes.gateway("gateway-1", g1, [a, b], graph, folder, graph_timeout=graph_timeout),
             processes.gateway("gateway-2", g2, [b, a], graph, folder, graph_timeout=graph_timeout),
         ]
-        self.webhook_urls = [f"http://127.0.0.1:{p}/webhook" for p in (g1, g2)]
         self._control = httpx.Client(base_url=self.standin_url, timeout=30.0)
 
     @property
