@@ -25,6 +25,7 @@ from flowsvc.service.deliveries import Deliveries
 from flowsvc.service.handling import MessageHandling
 from flowsvc.service.results import Results
 from flowsvc.service.retention import Retention
+from flowsvc.service.send_slots import SendSlots
 from flowsvc.service.templates import Templates
 from flowsvc.settings import Settings
 from flowsvc.store.db import UNREACHABLE, check_schema, create_db_engine, create_sessionmaker
@@ -82,6 +83,7 @@ class Server:
             Results(sessions),
             Deliveries(sessions, maybe_sent_grace=settings.maybe_sent_grace),
             self.retention,
+            SendSlots(sessions),
         )
         flow_pb2_grpc.add_FlowServiceServicer_to_server(servicer, self.grpc)
         self._stopping = threading.Event()

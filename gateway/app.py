@@ -24,8 +24,8 @@ from gateway.inbox import Inbox
 from gateway.lanes import Lanes
 from gateway.metrics import Metrics
 from gateway.pump import OutboxPump
-from gateway.ratelimit import RateLimiter
 from gateway.receipts import Receipts
+from gateway.send_slots import SharedRateLimiter
 from gateway.sender import GraphSender
 from gateway.settings import Settings
 from gateway.transport import Transport
@@ -153,7 +153,7 @@ def create_app(settings: Settings, *, transport: Transport | None = None) -> ASG
         )
         # Graph API requests in flight and the per-number rate: replies and receipts share both.
         slots = asyncio.Semaphore(settings.send_concurrency)
-        limiter = RateLimiter(settings.send_rate_per_second)
+        limiter = SharedRateLimiter(calls, settings.send_rate_per_second)
         lanes = Lanes(calls=calls, sender=sender, limiter=limiter, slots=slots, metrics=app_metrics)
         receipts = Receipts(sender=sender, slots=slots, limiter=limiter, metrics=app_metrics)
         pump = OutboxPump(
@@ -201,6 +201,7 @@ def create_app(settings: Settings, *, transport: Transport | None = None) -> ASG
             receipts.stop()  # none starts while the lanes close; those waiting may still send
             await lanes.close(settings.shutdown_grace_seconds)
             await receipts.close()
+            await limiter.close()
             await sender.aclose()
             for channel in channels:
                 await channel.close()

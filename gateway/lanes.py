@@ -20,7 +20,7 @@ from gateway.customer import Customer
 from gateway.leases import Leased
 from gateway.metrics import Metrics
 from gateway.pair_rate import PairRateBackoff
-from gateway.ratelimit import RateLimiter
+from gateway.ratelimit import Limiter
 from gateway.sender import GraphSender
 from gateway.tracker import tracked
 from menuflow.logs import log, mask_message_id, mask_phone
@@ -39,7 +39,7 @@ class Lanes:
         *,
         calls: Calls,
         sender: GraphSender,
-        limiter: RateLimiter,
+        limiter: Limiter,
         slots: asyncio.Semaphore,
         metrics: Metrics,
     ) -> None:

@@ -6,7 +6,7 @@ import asyncio
 
 from gateway.customer import Customer
 from gateway.metrics import Metrics
-from gateway.ratelimit import RateLimiter
+from gateway.ratelimit import Limiter
 from gateway.sender import GraphSender
 
 
@@ -18,7 +18,7 @@ class Receipts:
         *,
         sender: GraphSender,
         slots: asyncio.Semaphore,
-        limiter: RateLimiter,
+        limiter: Limiter,
         metrics: Metrics,
     ) -> None:
         self._sender = sender

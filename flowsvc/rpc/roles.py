@@ -42,6 +42,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "ClaimOutbox": _GATEWAY,
     "AckOutbox": _GATEWAY,
     "RecordStatus": _GATEWAY,
+    "GrantSendSlots": _GATEWAY,
 }
 # Reflection maps the API: any caller with a valid token may read the map.
 _ANY_ROLE_SERVICES = (reflection.SERVICE_NAME, "grpc.reflection.v1.ServerReflection")

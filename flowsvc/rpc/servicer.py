@@ -12,6 +12,7 @@ from flowsvc.service.deliveries import Deliveries
 from flowsvc.service.handling import MessageHandling
 from flowsvc.service.results import Results
 from flowsvc.service.retention import Retention
+from flowsvc.service.send_slots import SendSlots
 from flowsvc.service.templates import Templates
 from flowsvc.service.turns import LeaseRequest
 from menuflow.v1 import flow_pb2, flow_pb2_grpc
@@ -29,6 +30,7 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
         results: Results,
         deliveries: Deliveries,
         retention: Retention,
+        send_slots: SendSlots,
     ) -> None:
         self._templates = templates
         self._handling = handling
@@ -36,6 +38,7 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
         self._results = results
         self._deliveries = deliveries
         self._retention = retention
+        self._send_slots = send_slots
 
     def CreateTemplate(
         self, request: flow_pb2.CreateTemplateRequest, context: grpc.ServicerContext
@@ -230,4 +233,14 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
         )
         return flow_pb2.RecordStatusResponse(
             matched=matched, delivery_status=convert.delivery_status(status)
+        )
+
+    def GrantSendSlots(
+        self, request: flow_pb2.GrantSendSlotsRequest, context: grpc.ServicerContext
+    ) -> flow_pb2.GrantSendSlotsResponse:
+        grant = self._send_slots.grant(
+            request.phone_number_id, request.count, request.rate_per_second, request.burst
+        )
+        return flow_pb2.GrantSendSlotsResponse(
+            granted=grant.count, first_in_seconds=grant.first_in, interval_seconds=grant.interval
         )
