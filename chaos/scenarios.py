@@ -26,10 +26,10 @@ GRAPH_PHASES = (
     ("80007", 0.13),
     ("130429", 0.14),
 )
-# Sends held this long by the Graph API when both gateways are killed in flight: every message
-# whose request arrived in the last IN_FLIGHT seconds before the SIGKILL is accepted by "Meta"
-# after its sender died, so no ack ever comes for it.
-IN_FLIGHT = 1.0
+# The Graph API holds every send for this long, then both gateways are SIGKILLed: each message
+# whose request arrived meanwhile is accepted by "Meta" after its sender died, so no ack comes.
+IN_FLIGHT = 1.5
+IN_FLIGHT_ROUNDS = 2
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,7 @@ class Window:
     end: float = 0.0
     detail: str = ""
     recovery: float | None = None  # seconds from `end` until the system worked again
+    held: list[tuple[float, float]] = field(default_factory=list)  # sends held, then SIGKILL
 
 
 @dataclass
@@ -87,7 +88,7 @@ def scenarios(short: bool) -> list[Scenario]:
     )
     postgres = (Fault("postgres", at, pg),)
     sigkill = (Fault("kill_gateway", at, kill), Fault("kill_flowsvc", at + kill + 2, kill))
-    in_flight = (Fault("kill_in_flight", at, kill), Fault("kill_in_flight", at + kill + 4, kill))
+    in_flight = (Fault("kill_in_flight", at, kill),)
 
     def ramp(faults: tuple[Fault, ...]) -> float:
         return max(f.at + f.seconds for f in faults) + tail
@@ -97,7 +98,12 @@ def scenarios(short: bool) -> list[Scenario]:
         Scenario("bursts", n, quiet, bursts=bursts),
         Scenario("graph_api_failing", n, ramp(every[:1]), faults=every[:1]),
         Scenario("sigkill", n, ramp(sigkill), faults=sigkill),
-        Scenario("sigkill_in_flight", n, ramp(in_flight), faults=in_flight),
+        Scenario(
+            "sigkill_in_flight",
+            n,
+            at + IN_FLIGHT_ROUNDS * (IN_FLIGHT + 2 * kill + 5) + tail,
+            faults=in_flight,
+        ),
         Scenario("postgres_down", n, ramp(postgres), faults=postgres),
         Scenario("all_together", n, ramp(every), DUPLICATES, bursts=bursts, faults=every),
     ]
@@ -145,12 +151,13 @@ async def run(
         Ambiguity(
             logs.ambiguous_ids,
             logs.wa_ids,
-            [w.start for w in windows if w.kind in ("kill_gateway", "kill_in_flight")],
+            [w.start for w in windows if w.kind == "kill_gateway"]
+            + [kill for w in windows for _, kill in w.held],
         ),
     )
     accepted = sorted(r["at"] for r in mine if r["kind"] == "message" and r["status"] == 200)
-    kills = [w.start for w in windows if w.kind == "kill_in_flight"]
-    in_flight = sum(1 for at in accepted if any(k - IN_FLIGHT <= at <= k for k in kills))
+    held = [span for w in windows for span in w.held]
+    in_flight = sum(1 for at in accepted if any(start <= at <= kill for start, kill in held))
     return Outcome(
         scenario,
         driver.tally,
@@ -195,16 +202,21 @@ async def _fault(system: System, fault: Fault, started: float) -> Window:
             window.detail += f", {len(victim.failed_starts)} failed restarts so far"
     elif fault.kind == "kill_in_flight":
         # Every gateway dies with sends in flight, Meta accepts them all after their senders died.
-        system.fail_graph(kind="slow", delay=IN_FLIGHT + 1.0, seconds=IN_FLIGHT + 0.5)
-        await asyncio.sleep(IN_FLIGHT + 0.5)
-        window.start = time.time()
-        for gateway in system.gateways:
-            gateway.kill()
-        window.detail = f"SIGKILL {', '.join(g.name for g in system.gateways)} in flight"
-        await asyncio.sleep(fault.seconds)
-        system.heal_graph()
-        for gateway in system.gateways:
-            await loop.run_in_executor(None, gateway.start)
+        for _ in range(IN_FLIGHT_ROUNDS):
+            held = time.time()
+            system.fail_graph(kind="slow", delay=IN_FLIGHT + 1.0, seconds=IN_FLIGHT)
+            await asyncio.sleep(IN_FLIGHT)
+            for gateway in system.gateways:
+                gateway.kill()
+            window.held.append((held, time.time()))
+            await asyncio.sleep(fault.seconds)
+            system.heal_graph()
+            await asyncio.gather(
+                *(loop.run_in_executor(None, gateway.start) for gateway in system.gateways)
+            )
+            await asyncio.sleep(fault.seconds)
+        names = ", ".join(g.name for g in system.gateways)
+        window.detail = f"{IN_FLIGHT_ROUNDS} x SIGKILL {names} with sends in flight"
     elif fault.kind == "postgres":
         await loop.run_in_executor(None, system.postgres.stop, "immediate")
         window.detail = "pg_ctl stop -m immediate"

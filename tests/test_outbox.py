@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 import grpc
 import pytest
 
+from flowsvc.service.send_slots import SendSlots
+from flowsvc.store.db import create_db_engine, create_sessionmaker
 from flowsvc.store.times import sqlite_time
 from menuflow.v1 import flow_pb2, flow_pb2_grpc
 from tests.chat import Chat
@@ -273,3 +275,35 @@ def test_a_lease_that_ended_without_an_ack_waits_a_grace_for_its_status(
 
     _ended_ago(database_url, 6)  # past the grace (5 s by default)
     assert [m.id for m in claim(stub, "gateway-b")] == [message.id]
+
+
+def test_send_slots_of_a_number_are_shared_by_every_caller(database_url: str) -> None:
+    now = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+    engine = create_db_engine(database_url, pool_size=1)
+    slots = SendSlots(create_sessionmaker(engine), clock=lambda: now)
+    number, other = "106540352242922", "106540352249999"
+    try:
+        # At 10 per second, a burst is a tenth of a second's worth: one slot.
+        first, second, third = (slots.grant(number, 5, 10.0, 0) for _ in range(3))
+        elsewhere = slots.grant(other, 1, 10.0, 0)
+        bursty = [slots.grant("106540352240000", 5, 100.0, 0) for _ in range(2)]
+    finally:
+        engine.dispose()
+
+    assert (first.count, first.first_in, first.interval) == (1, 0.0, pytest.approx(0.1))
+    # Whoever asks next (another gateway or worker) gets the slots after it, 0.1 s apart.
+    assert [second.first_in, third.first_in] == pytest.approx([0.1, 0.2])
+    assert elsewhere.first_in == 0.0  # numbers do not share a budget
+    # At 100 per second, 10 slots go at once (the first is due 0.09 s ago), then one per 0.01 s.
+    assert [(g.count, g.first_in) for g in bursty] == [
+        (5, pytest.approx(-0.09)),
+        (5, pytest.approx(-0.04)),
+    ]
+
+
+def test_a_send_slot_request_without_a_rate_is_invalid(
+    stub: flow_pb2_grpc.FlowServiceStub,
+) -> None:
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.GrantSendSlots(flow_pb2.GrantSendSlotsRequest(phone_number_id="1", count=1))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
