@@ -2,9 +2,11 @@
 
 Meta limits each business number, not each gateway process. FlowService keeps one token bucket
 per number in the database (GrantSendSlots), so every worker of every gateway draws from the same
-budget: adding replicas never sends faster than SEND_RATE_PER_SECOND from a number. Each process
-asks for as many slots as it has sends waiting (at most a tenth of a second's worth, one call in
-flight per number), so under load one call covers many sends and an idle gateway asks for one.
+budget: adding replicas never sends faster than SEND_RATE_PER_SECOND from a number.
+
+Each process asks for the slots its sends waiting now need, plus AHEAD seconds of its recent pace
+(so that a busy gateway has slots on hand while its next call is in flight), one call in flight
+per number: under load one call covers many sends, and an idle gateway asks for one at a time.
 A slot is used at its time or, if the sender comes late, up to MAX_LATE seconds after it; older
 slots are dropped unused, so a late sender never bunches its sends with the next slots' owners.
 """
@@ -29,13 +31,16 @@ from menuflow.v1 import flow_pb2
 logger = logging.getLogger("gateway.send_slots")
 
 MAX_LATE = 0.1  # seconds a granted slot stays usable after its time
+AHEAD = 0.2  # seconds of a process's recent pace it asks for beyond what waits now
+PACE_WINDOW = 0.5  # seconds of sends the pace is measured over
 RETRY_SECONDS = 0.5  # after a failed GrantSendSlots
 
 
 @dataclass
 class _Number:
     slots: deque[float] = field(default_factory=deque)  # monotonic start times, in order
-    waiting: int = 0
+    used: deque[float] = field(default_factory=deque)  # when slots were taken, last PACE_WINDOW
+    waiting: int = 0  # callers without a slot
     fetching: asyncio.Task[None] | None = None
     paused_until: float = 0.0
 
@@ -48,7 +53,7 @@ class SharedRateLimiter:
     ) -> None:
         self._calls = calls
         self._rate = rate
-        self._burst = max(1, int(rate / 10))
+        self._most = max(1, int(rate / 10), int(rate * AHEAD))  # slots per call
         self._clock = clock
         self._numbers: dict[str, _Number] = {}
         self._local: RateLimiter | None = None  # only with a FlowService that cannot grant slots
@@ -59,6 +64,7 @@ class SharedRateLimiter:
             return await self._local.acquire(key)
         number = self._numbers.setdefault(key, _Number())
         number.waiting += 1
+        waiting = True
         try:
             while True:
                 now = self._clock()
@@ -66,6 +72,9 @@ class SharedRateLimiter:
                     number.slots.popleft()
                 if number.slots:
                     at = number.slots.popleft()
+                    number.waiting -= 1
+                    waiting = False
+                    self._took(key, number, now)
                     if at > now:
                         await asyncio.sleep(at - now)
                     return
@@ -73,12 +82,30 @@ class SharedRateLimiter:
                     await asyncio.sleep(number.paused_until - now)
                     continue
                 if self._local is not None:
+                    number.waiting -= 1
+                    waiting = False
                     return await self._local.acquire(key)
-                if number.fetching is None:
-                    number.fetching = asyncio.create_task(self._fetch(key, number))
+                self._refill(key, number)
+                assert number.fetching is not None
                 await asyncio.shield(number.fetching)
         finally:
-            number.waiting -= 1
+            if waiting:
+                number.waiting -= 1
+
+    def _took(self, key: str, number: _Number, now: float) -> None:
+        """Count a slot taken at `now`; ask for more before they run out at this pace."""
+        number.used.append(now)
+        while number.used and number.used[0] < now - PACE_WINDOW:
+            number.used.popleft()
+        if len(number.slots) < self._ahead(number) / 2:
+            self._refill(key, number)
+
+    def _ahead(self, number: _Number) -> float:
+        return len(number.used) / PACE_WINDOW * AHEAD
+
+    def _refill(self, key: str, number: _Number) -> None:
+        if number.fetching is None:
+            number.fetching = asyncio.create_task(self._fetch(key, number))
 
     def pause(self, key: str, seconds: float) -> None:
         """Meta said the number is over its throughput: this process sends nothing from it for
@@ -99,7 +126,10 @@ class SharedRateLimiter:
         try:
             request = flow_pb2.GrantSendSlotsRequest(
                 phone_number_id=key,
-                count=min(max(number.waiting, 1), self._burst),
+                count=min(
+                    max(1, round(number.waiting + self._ahead(number) - len(number.slots))),
+                    self._most,
+                ),
                 rate_per_second=self._rate,
             )
             try:

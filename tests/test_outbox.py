@@ -287,12 +287,14 @@ def test_send_slots_of_a_number_are_shared_by_every_caller(database_url: str) ->
         first, second, third = (slots.grant(number, 5, 10.0, 0) for _ in range(3))
         elsewhere = slots.grant(other, 1, 10.0, 0)
         bursty = [slots.grant("106540352240000", 5, 100.0, 0) for _ in range(2)]
+        at_most = slots.grant("106540352241111", 50, 10.0, 0)
     finally:
         engine.dispose()
 
-    assert (first.count, first.first_in, first.interval) == (1, 0.0, pytest.approx(0.1))
-    # Whoever asks next (another gateway or worker) gets the slots after it, 0.1 s apart.
-    assert [second.first_in, third.first_in] == pytest.approx([0.1, 0.2])
+    assert (first.count, first.first_in, first.interval) == (5, 0.0, pytest.approx(0.1))
+    # Whoever asks next (another gateway or worker) gets the slots after these, 0.1 s apart.
+    assert [second.first_in, third.first_in] == pytest.approx([0.5, 1.0])
+    assert at_most.count == 10  # a second's worth
     assert elsewhere.first_in == 0.0  # numbers do not share a budget
     # At 100 per second, 10 slots go at once (the first is due 0.09 s ago), then one per 0.01 s.
     assert [(g.count, g.first_in) for g in bursty] == [

@@ -34,8 +34,8 @@ class SendSlots:
         self._clock = clock
 
     def grant(self, phone_number_id: str, count: int, rate: float, burst: int) -> Grant:
-        """Reserve up to `count` sends from `phone_number_id` at `rate` per second, of which up to
-        `burst` may go at once (0: a tenth of a second's worth)."""
+        """Reserve `count` sends (at most a second's worth) from `phone_number_id` at `rate` per
+        second, of which up to `burst` may go at once (0: a tenth of a second's worth)."""
         problems = []
         if not phone_number_id or len(phone_number_id) > 64:
             problems.append(("phone_number_id", "required, at most 64 characters"))
@@ -46,7 +46,7 @@ class SendSlots:
         if problems:
             raise InvalidArgument("bad send slot request", problems)
         burst = burst or max(1, int(rate / 10))
-        granted = min(max(count, 1), burst, MAX_SLOTS)
+        granted = min(max(count, 1), max(1, int(rate)), MAX_SLOTS)
         interval = 1.0 / rate
         now = self._clock().timestamp()
         with self._sessions.begin() as session:
