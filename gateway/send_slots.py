@@ -30,7 +30,7 @@ from menuflow.v1 import flow_pb2
 
 logger = logging.getLogger("gateway.send_slots")
 
-MAX_LATE = 0.1  # seconds a granted slot stays usable after its time
+MAX_LATE = 0.05  # seconds a granted slot stays usable after its time
 AHEAD = 0.2  # seconds of a process's recent pace it asks for beyond what waits now
 PACE_WINDOW = 0.5  # seconds of sends the pace is measured over
 RETRY_SECONDS = 0.5  # after a failed GrantSendSlots
