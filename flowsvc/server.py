@@ -66,7 +66,7 @@ class Server:
                 ErrorStatus(),
             ],
             options=[
-                ("grpc.max_receive_message_length", 8 * 1024 * 1024),
+                ("grpc.max_receive_message_length", settings.max_request_bytes),
                 ("grpc.so_reuseport", 0),
             ],
         )

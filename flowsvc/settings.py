@@ -59,6 +59,7 @@ class Settings:
     expiry_notice: timedelta = timedelta(days=7)
     sweep_interval_seconds: float = 300.0
     max_context_bytes: int = 16_384
+    max_request_bytes: int = 8 * 1024 * 1024  # a larger gRPC request is refused whole
     cancel_words: frozenset[str] = frozenset({"cancel", "exit", "quit"})
     menu_words: frozenset[str] = frozenset({"menu", "restart"})
     back_words: frozenset[str] = frozenset({"back"})
@@ -149,6 +150,9 @@ class Settings:
                 ),
                 sweep_interval_seconds=env(
                     "FLOWSVC_SWEEP_INTERVAL_SECONDS", cast=seconds, default=d.sweep_interval_seconds
+                ),
+                max_request_bytes=env(
+                    "FLOWSVC_MAX_REQUEST_BYTES", cast=count, default=d.max_request_bytes
                 ),
                 max_context_bytes=env(
                     "FLOWSVC_MAX_CONTEXT_BYTES", cast=count, default=d.max_context_bytes

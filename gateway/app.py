@@ -66,11 +66,16 @@ async def metrics(request: Request) -> Response:
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
 
+_CLOSING = (408, 413, 431)
+
+
 async def _rejected(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, webhook.Rejected)
     request.state.metrics.webhooks.labels(result=exc.result).inc()
     log(logger, logging.WARNING, "webhook.rejected", status=exc.status_code, result=exc.result)
-    return PlainTextResponse(exc.detail, status_code=exc.status_code)
+    # A body refused unread (413) or half read (408) must not be parsed as the next request.
+    close = {"connection": "close"} if exc.status_code in _CLOSING else None
+    return PlainTextResponse(exc.detail, status_code=exc.status_code, headers=close)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -172,6 +177,7 @@ def create_app(settings: Settings, *, transport: Transport | None = None) -> ASG
             metrics=app_metrics,
             concurrency=settings.concurrency,
             batch_size=settings.batch_size,
+            batch_max_bytes=settings.batch_max_bytes,
             lease_seconds=settings.outbox_lease_seconds,
             send_budget=settings.send_budget_seconds,
             mark_as_read=settings.mark_as_read,

@@ -2,7 +2,9 @@
 
 `record` answers True only when FlowService durably recorded everything that can be recorded, so
 that a 200 to Meta never loses a message. A message FlowService refuses for good (INVALID_ARGUMENT,
-or RESOURCE_EXHAUSTED when it would grow a conversation past its cap) is skipped: Meta would
+or RESOURCE_EXHAUSTED when it would grow a conversation past its cap) is skipped, but only when it
+is FlowService's result for that message: a call refused as a whole says nothing of its messages
+(gateway/batches.py): Meta would
 redeliver it for days, and it would fail the same way every time. Any other error stops that
 customer's batch (a later message must not overtake it) and makes the webhook answer 503, so Meta
 redelivers and dedupe absorbs what was done. The replies HandleMessage leased to this gateway go to
@@ -59,6 +61,7 @@ class Inbox:
         metrics: Metrics,
         concurrency: int,
         batch_size: int,
+        batch_max_bytes: int,
         lease_seconds: int,
         send_budget: float,
         mark_as_read: bool,
@@ -66,7 +69,11 @@ class Inbox:
     ) -> None:
         self._calls = calls
         self._batches = Batches(
-            calls, lease_seconds=lease_seconds, max_in_flight=concurrency, max_batch=batch_size
+            calls,
+            lease_seconds=lease_seconds,
+            max_in_flight=concurrency,
+            max_batch=batch_size,
+            max_bytes=batch_max_bytes,
         )
         self._lanes = lanes
         self._receipts = receipts
@@ -99,7 +106,7 @@ class Inbox:
             try:
                 response = await self._batches.handle(message)
             except HandleError as error:
-                skip = error.code in _SKIPPABLE
+                skip = error.code in _SKIPPABLE and not error.whole_call
                 self._metrics.messages.labels(outcome="invalid" if skip else "error").inc()
                 log(
                     logger,

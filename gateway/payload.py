@@ -1,14 +1,30 @@
-"""Meta webhook JSON to FlowService requests; tolerant: it skips and counts what it can't read."""
+"""Meta webhook JSON to FlowService requests; tolerant: it skips and counts what it can't read.
+
+Every field is read by the type Meta documents for it and within the length Meta sends
+(`gateway/json_fields.py`): a value that does not fit reads as absent, so an item without a
+readable id, sender or business number is skipped, while the other items of the same POST are
+handled. What the items of one change have in common (the business number, the contact names) is
+read once per change.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from gateway import tracker
-from gateway.json_fields import as_dict, as_list, as_str
+from gateway.json_fields import (
+    NAME_CHARS,
+    NUMBER_CHARS,
+    TEXT_CHARS,
+    WORD_CHARS,
+    as_dict,
+    as_list,
+    as_str,
+)
 from gateway.meta_errors import meta_error
 from menuflow.v1 import flow_pb2
 
@@ -19,6 +35,8 @@ _STATUSES = {
     "played": flow_pb2.DELIVERY_STATUS_PLAYED,
     "failed": flow_pb2.DELIVERY_STATUS_FAILED,
 }
+_Item = TypeVar("_Item", flow_pb2.InboundMessage, flow_pb2.RecordStatusRequest)
+MAX_ERRORS = 10  # errors[] of one status kept (Meta sends one)
 
 
 @dataclass
@@ -32,36 +50,38 @@ class Parsed:
 
 
 def _timestamp(value: Any) -> Timestamp | None:
-    raw = as_str(value)
+    raw = as_str(value, WORD_CHARS)
     if not (raw.isascii() and raw.isdigit()) or len(raw) > 12:
         return None
     return Timestamp(seconds=int(raw))
 
 
 def _content(message: dict[str, Any], inbound: flow_pb2.InboundMessage) -> None:
-    kind = as_str(message.get("type")) or "unknown"
+    kind = as_str(message.get("type"), WORD_CHARS) or "unknown"
     if kind == "text":
         body = as_dict(message.get("text")).get("body")
-        if isinstance(body, str):
-            inbound.text = body
+        if isinstance(body, str) and len(body) <= TEXT_CHARS:  # a number is not a text body
+            inbound.text = as_str(body, TEXT_CHARS)  # lone surrogates repaired
             return
     elif kind == "interactive":
         interactive = as_dict(message.get("interactive"))
-        sub = as_str(interactive.get("type"))
+        sub = as_str(interactive.get("type"), WORD_CHARS)
         if sub in ("button_reply", "list_reply"):
             reply = as_dict(interactive.get(sub))
-            if as_str(reply.get("id")):
-                inbound.selection.id = as_str(reply.get("id"))
-                inbound.selection.title = as_str(reply.get("title"))
-                inbound.selection.description = as_str(reply.get("description"))
+            if as_str(reply.get("id"), NAME_CHARS):
+                inbound.selection.id = as_str(reply.get("id"), NAME_CHARS)
+                inbound.selection.title = as_str(reply.get("title"), NAME_CHARS)
+                inbound.selection.description = as_str(reply.get("description"), NAME_CHARS)
                 return
         inbound.unsupported_type = sub or kind
         return
     elif kind == "button":
         button = as_dict(message.get("button"))
-        if as_str(button.get("payload")) or as_str(button.get("text")):
-            inbound.selection.id = as_str(button.get("payload")) or as_str(button.get("text"))
-            inbound.selection.title = as_str(button.get("text"))
+        payload = as_str(button.get("payload"), TEXT_CHARS)
+        text = as_str(button.get("text"), NAME_CHARS)
+        if payload or text:
+            inbound.selection.id = payload or text
+            inbound.selection.title = text
             return
     inbound.unsupported_type = kind
 
@@ -70,8 +90,8 @@ def _contact_names(value: dict[str, Any]) -> dict[str, str]:
     names: dict[str, str] = {}
     for contact in as_list(value.get("contacts")):
         contact = as_dict(contact)
-        name = as_str(as_dict(contact.get("profile")).get("name"))
-        wa_id = as_str(contact.get("wa_id"))
+        name = as_str(as_dict(contact.get("profile")).get("name"), NAME_CHARS)
+        wa_id = as_str(contact.get("wa_id"), NUMBER_CHARS)
         if name and wa_id:
             names[wa_id] = name
     return names
@@ -81,7 +101,7 @@ def _message(
     raw: Any, phone_number_id: str, names: dict[str, str]
 ) -> flow_pb2.InboundMessage | None:
     message = as_dict(raw)
-    message_id, sender = as_str(message.get("id")), as_str(message.get("from"))
+    message_id, sender = as_str(message.get("id")), as_str(message.get("from"), NUMBER_CHARS)
     if not (message_id and sender and phone_number_id):
         return None
     inbound = flow_pb2.InboundMessage(
@@ -99,15 +119,15 @@ def _message(
 def _status(raw: Any) -> flow_pb2.RecordStatusRequest | None:
     status = as_dict(raw)
     wa_message_id = as_str(status.get("id"))
-    kind = _STATUSES.get(as_str(status.get("status")))
+    kind = _STATUSES.get(as_str(status.get("status"), WORD_CHARS))
     if not wa_message_id or kind is None:
         return None
     request = flow_pb2.RecordStatusRequest(
         wa_message_id=wa_message_id,
         status=kind,
-        recipient_id=as_str(status.get("recipient_id")),
+        recipient_id=as_str(status.get("recipient_id"), NUMBER_CHARS),
         outbox_id=tracker.outbox_id(as_str(status.get(tracker.FIELD))),
-        errors=[meta_error(error) for error in as_list(status.get("errors"))],
+        errors=[meta_error(error) for error in as_list(status.get("errors"))[:MAX_ERRORS]],
     )
     when = _timestamp(status.get("timestamp"))
     if when is not None:
@@ -115,28 +135,52 @@ def _status(raw: Any) -> flow_pb2.RecordStatusRequest | None:
     return request
 
 
+def _changes(document: Any) -> Iterator[dict[str, Any]]:
+    for entry in as_list(as_dict(document).get("entry")):
+        for change in as_list(as_dict(entry).get("changes")):
+            yield as_dict(change)
+
+
+def updates(document: Any) -> int:
+    """How many updates (messages and statuses) a webhook carries, counted without reading them:
+    Meta sends at most 1,000 in one POST."""
+    total = 0
+    for change in _changes(document):
+        value = as_dict(change.get("value"))
+        total += len(as_list(value.get("messages"))) + len(as_list(value.get("statuses")))
+    return total
+
+
+def _item(read: Callable[..., _Item | None], *args: Any) -> _Item | None:
+    """An item read alone: whatever is wrong with it, the other items of the POST still count."""
+    try:
+        return read(*args)
+    except (ValueError, TypeError):  # a value protobuf refuses that the typed reading let by
+        return None
+
+
 def parse(document: Any) -> Parsed:
     """Every message and status of every change of every entry; never raises."""
     parsed = Parsed()
-    for entry in as_list(as_dict(document).get("entry")):
-        for change in as_list(as_dict(entry).get("changes")):
-            change = as_dict(change)
-            if change.get("field") != "messages":
-                parsed.ignored += 1
-                continue
-            value = as_dict(change.get("value"))
-            phone_number_id = as_str(as_dict(value.get("metadata")).get("phone_number_id"))
-            names = _contact_names(value)
-            for raw in as_list(value.get("messages")):
-                inbound = _message(raw, phone_number_id, names)
-                if inbound is None:
-                    parsed.skipped += 1
-                else:
-                    parsed.messages.append(inbound)
-            for raw in as_list(value.get("statuses")):
-                status = _status(raw)
-                if status is None:
-                    parsed.skipped += 1
-                else:
-                    parsed.statuses.append(status)
+    for change in _changes(document):
+        if change.get("field") != "messages":
+            parsed.ignored += 1
+            continue
+        value = as_dict(change.get("value"))
+        phone_number_id = as_str(
+            as_dict(value.get("metadata")).get("phone_number_id"), NUMBER_CHARS
+        )
+        names = _contact_names(value)
+        for raw in as_list(value.get("messages")):
+            inbound = _item(_message, raw, phone_number_id, names)
+            if inbound is None:
+                parsed.skipped += 1
+            else:
+                parsed.messages.append(inbound)
+        for raw in as_list(value.get("statuses")):
+            status = _item(_status, raw)
+            if status is None:
+                parsed.skipped += 1
+            else:
+                parsed.statuses.append(status)
     return parsed

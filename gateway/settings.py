@@ -13,6 +13,8 @@ from menuflow.environment import SettingsError, config, optional, positive
 __all__ = ["Settings", "SettingsError"]
 
 MAX_BATCH_SIZE = 100  # FlowService's limit on messages in one HandleMessages call
+# FlowService refuses a request larger than 8 MiB whole; a batch stays well under it.
+MAX_BATCH_BYTES = 4 * 1024 * 1024
 
 
 def _default_gateway_id() -> str:
@@ -44,6 +46,10 @@ class Settings:
     max_body_bytes: int = 4 * 1024 * 1024
     max_header_bytes: int = 16 * 1024
     body_timeout_seconds: float = 10.0
+    head_timeout_seconds: float = 5.0
+    idle_timeout_seconds: float = 75.0  # longer than Meta's and most proxies' idle timeouts
+    max_connections: int = 512
+    max_updates: int = 1000
     send_rate_per_second: float = 80.0
     # Graph API requests in flight: the request rate (a reply and a read receipt per message) times
     # Meta's answer time.
@@ -51,6 +57,7 @@ class Settings:
     mark_as_read: bool = True
     concurrency: int = 2
     batch_size: int = 100
+    batch_max_bytes: int = 1024 * 1024
     outbox_poll_seconds: float = 1.0
     outbox_lease_seconds: int = 60
     outbox_claim_max: int = 100
@@ -63,6 +70,11 @@ class Settings:
             raise SettingsError(
                 f"GATEWAY_BATCH_SIZE={self.batch_size} is too large: FlowService takes at most "
                 f"{MAX_BATCH_SIZE} messages in one HandleMessages call"
+            )
+        if self.batch_max_bytes > MAX_BATCH_BYTES:
+            raise SettingsError(
+                f"GATEWAY_BATCH_MAX_BYTES={self.batch_max_bytes} is too large: FlowService refuses "
+                f"a call over 8 MiB whole; at most {MAX_BATCH_BYTES}"
             )
         if self.outbox_lease_seconds < 2 * self.send_budget_seconds:
             raise SettingsError(
@@ -144,6 +156,16 @@ class Settings:
                 body_timeout_seconds=env(
                     "GATEWAY_BODY_TIMEOUT_SECONDS", cast=number, default=d.body_timeout_seconds
                 ),
+                head_timeout_seconds=env(
+                    "GATEWAY_HEAD_TIMEOUT_SECONDS", cast=number, default=d.head_timeout_seconds
+                ),
+                idle_timeout_seconds=env(
+                    "GATEWAY_IDLE_TIMEOUT_SECONDS", cast=number, default=d.idle_timeout_seconds
+                ),
+                max_connections=env(
+                    "GATEWAY_MAX_CONNECTIONS", cast=count, default=d.max_connections
+                ),
+                max_updates=env("GATEWAY_MAX_UPDATES", cast=count, default=d.max_updates),
                 send_rate_per_second=env(
                     "SEND_RATE_PER_SECOND", cast=number, default=d.send_rate_per_second
                 ),
@@ -151,6 +173,9 @@ class Settings:
                 mark_as_read=env("MARK_AS_READ", cast=bool, default=d.mark_as_read),
                 concurrency=env("GATEWAY_CONCURRENCY", cast=count, default=d.concurrency),
                 batch_size=env("GATEWAY_BATCH_SIZE", cast=count, default=d.batch_size),
+                batch_max_bytes=env(
+                    "GATEWAY_BATCH_MAX_BYTES", cast=count, default=d.batch_max_bytes
+                ),
                 outbox_poll_seconds=env(
                     "OUTBOX_POLL_SECONDS", cast=number, default=d.outbox_poll_seconds
                 ),

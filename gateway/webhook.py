@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
 from gateway import signature
-from gateway.payload import parse
+from gateway.payload import parse, updates
 from menuflow.logs import log
 
 logger = logging.getLogger("gateway.webhook")
@@ -82,7 +82,12 @@ async def receive(request: Request) -> Response:
         raise Rejected(400, "bad_json", "Malformed JSON") from None
     if not isinstance(document, dict):
         raise Rejected(400, "bad_json", "Not a webhook object")
+    if updates(document) > settings.max_updates:  # counted before anything is built
+        raise Rejected(413, "too_many_updates", f"More than {settings.max_updates} updates")
     parsed = parse(document)
+    if any(m.ByteSize() > settings.batch_max_bytes for m in parsed.messages):
+        # Never sent, so never refused after the 200: FlowService takes a batch of this size.
+        raise Rejected(413, "message_too_large", "A message larger than a batch may be")
     metrics = state.metrics
     if parsed.skipped or parsed.ignored:
         metrics.webhook_items.labels(kind="item", fate="skipped").inc(parsed.skipped)

@@ -79,3 +79,15 @@ def execute(url: str, statement: str, **parameters: object) -> None:
             connection.execute(text(statement), parameters)
     finally:
         engine.dispose()
+
+
+def processed_ids(url: str) -> set[str]:
+    """The inbound message ids flowsvc recorded as handled (its dedupe table)."""
+    engine = create_db_engine(url, pool_size=1)
+    try:
+        with engine.connect() as connection:
+            return set(
+                connection.execute(text("SELECT message_id FROM processed_messages")).scalars()
+            )
+    finally:
+        engine.dispose()

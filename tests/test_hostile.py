@@ -420,3 +420,73 @@ def test_a_negative_claim_is_invalid_argument(
         stub.ClaimOutbox(request_)
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert field in caught.value.details()
+
+
+def _with_non_finite(value: float) -> struct_pb2.Struct:
+    struct = struct_pb2.Struct()
+    struct.update({"order": {"items": [1, value]}})
+    return struct
+
+
+NON_FINITE = {"nan": float("nan"), "infinity": float("inf"), "minus-infinity": float("-inf")}
+
+
+@pytest.mark.parametrize("value", NON_FINITE.values(), ids=NON_FINITE.keys())
+def test_nan_or_infinity_in_a_struct_is_invalid_argument_naming_the_field(
+    stub: flow_pb2_grpc.FlowServiceStub, value: float
+) -> None:
+    customer = new_customer(stub).customer
+    template = flow_pb2.TemplateDefinition(name="non_finite", trigger_keywords=["x"])
+    template.menu_structure.CopyFrom(_with_non_finite(value))
+    calls = {
+        "template.menu_structure": lambda: stub.CreateTemplate(
+            flow_pb2.CreateTemplateRequest(template=template)
+        ),
+        "context": lambda: stub.StartConversation(
+            flow_pb2.StartConversationRequest(
+                customer=customer, template_name="main_menu", context=_with_non_finite(value)
+            )
+        ),
+        "interactive": lambda: stub.SendMessage(
+            flow_pb2.SendMessageRequest(customer=customer, interactive=_with_non_finite(value))
+        ),
+    }
+    for field, call in calls.items():
+        with pytest.raises(grpc.RpcError) as caught:
+            call()
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, caught.value.details()
+        assert field in caught.value.details()
+
+
+def _leased(stub: flow_pb2_grpc.FlowServiceStub, count: int) -> list[int]:
+    for _ in range(count):
+        new_customer(stub).say("hi")
+    claimed = stub.ClaimOutbox(flow_pb2.ClaimOutboxRequest(owner="g", lease_seconds=60)).messages
+    return sorted(m.id for m in claimed)
+
+
+def test_an_ack_with_a_meta_id_the_outbox_cannot_hold_records_it_and_acks_the_rest(
+    stub: flow_pb2_grpc.FlowServiceStub,
+) -> None:
+    ids = _leased(stub, 4)
+    assert len(ids) == 4
+    first = flow_pb2.AckOutboxRequest(
+        owner="g", acks=[flow_pb2.OutboxAck(id=ids[0], sent_wa_message_id="wamid.taken")]
+    )
+    assert list(stub.AckOutbox(first).lease_lost_ids) == []
+    acks = [
+        flow_pb2.OutboxAck(id=ids[1], sent_wa_message_id="wamid." + "A" * 300),  # too long
+        flow_pb2.OutboxAck(id=ids[2], sent_wa_message_id="wamid.taken"),  # already recorded
+        flow_pb2.OutboxAck(id=ids[3], sent_wa_message_id="wamid.fine"),
+    ]
+    answer = stub.AckOutbox(flow_pb2.AckOutboxRequest(owner="g", acks=acks))
+
+    assert list(answer.lease_lost_ids) == []
+    # Every one is settled as sent: nothing is claimed (and sent) again.
+    claim = flow_pb2.ClaimOutboxRequest(owner="h", lease_seconds=60)
+    assert list(stub.ClaimOutbox(claim).messages) == []
+    for wa_id in ("wamid.taken", "wamid.fine"):
+        status = flow_pb2.RecordStatusRequest(
+            wa_message_id=wa_id, status=flow_pb2.DELIVERY_STATUS_DELIVERED
+        )
+        assert stub.RecordStatus(status).matched

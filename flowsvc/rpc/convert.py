@@ -38,8 +38,15 @@ ACTIVE_FILTERS = {
 }
 
 
-def from_struct(struct: struct_pb2.Struct) -> dict[str, Any]:
-    return integral(json_format.MessageToDict(struct))  # type: ignore[no-any-return]
+def from_struct(struct: struct_pb2.Struct, field: str) -> dict[str, Any]:
+    """A Struct as JSON data; InvalidArgument naming `field` when it holds NaN or Infinity, which
+    a Struct can carry and JSON cannot."""
+    try:
+        return integral(json_format.MessageToDict(struct))  # type: ignore[no-any-return]
+    except ValueError:  # protobuf: "Fail to serialize NaN for Value.number_value"
+        raise InvalidArgument(
+            f"bad {field}", [(field, "NaN and Infinity are not JSON numbers")]
+        ) from None
 
 
 def to_struct(value: dict[str, Any]) -> struct_pb2.Struct:
@@ -60,7 +67,7 @@ def template_definition(message: flow_pb2.TemplateDefinition) -> TemplateDefinit
     return TemplateDefinition(
         name=message.name,
         trigger_keywords=tuple(message.trigger_keywords),
-        menu_structure=from_struct(message.menu_structure),
+        menu_structure=from_struct(message.menu_structure, "template.menu_structure"),
         is_active=message.is_active if message.HasField("is_active") else None,
     )
 
@@ -134,7 +141,7 @@ def start_request(request: flow_pb2.StartConversationRequest) -> StartRequest:
         phone_number_id=request.customer.phone_number_id,
         phone_number=request.customer.phone_number,
         template_name=request.template_name,
-        context=from_struct(request.context),
+        context=from_struct(request.context, "context"),
         request_id=request.request_id,
         initial_step=request.initial_step,
         ttl=request.ttl.ToTimedelta() if request.HasField("ttl") else None,
@@ -146,7 +153,7 @@ def update_request(request: flow_pb2.UpdateConversationRequest) -> UpdateRequest
     return UpdateRequest(
         phone_number_id=request.customer.phone_number_id,
         phone_number=request.customer.phone_number,
-        context=from_struct(request.context),
+        context=from_struct(request.context, "context"),
         step=request.step,
         flow=request.flow,
         expected_revision=request.expected_revision,
@@ -162,7 +169,9 @@ def send_request(request: flow_pb2.SendMessageRequest) -> SendRequest:
         phone_number_id=request.customer.phone_number_id,
         phone_number=request.customer.phone_number,
         text=request.text if content == "text" else None,
-        interactive=from_struct(request.interactive) if content == "interactive" else None,
+        interactive=from_struct(request.interactive, "interactive")
+        if content == "interactive"
+        else None,
         message_template=_message_template(request),
         request_id=request.request_id,
     )

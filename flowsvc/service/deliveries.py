@@ -12,7 +12,7 @@ record it as sent.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -110,8 +110,14 @@ class Deliveries:
             raise InvalidArgument("bad ack", [("owner", "required")])
         now = self._clock()
         by_id = {ack.id: ack for ack in acks}
-        settlements = [_settlement(ack, now) for ack in by_id.values()]
         with self._sessions.begin() as session:
+            checked = _recordable(
+                by_id.values(),
+                outbox.wa_message_id_holders(
+                    session, (a.wa_message_id for a in by_id.values() if a.kind is AckKind.SENT)
+                ),
+            )
+            settlements = [_settlement(ack, now) for ack in checked]
             lost = outbox.settle(session.connection(), owner, now, settlements)
         return sorted(lost)
 
@@ -162,6 +168,28 @@ class Deliveries:
 
 def _leased(message: OutboxMessage, now: datetime) -> bool:
     return message.lease_expires_at is not None and message.lease_expires_at > now
+
+
+MAX_WA_MESSAGE_ID = 255  # characters the column holds
+
+
+def _recordable(acks: Iterable[Ack], holders: dict[str, int]) -> list[Ack]:
+    """`acks`, each sent one with a Meta message id the outbox cannot hold (too long, or another
+    message's already) recorded as sent without it, the reason in its error title: Meta took the
+    message, so it must not be sent again, and one odd id must not fail the others' acks."""
+    checked, taken = [], dict(holders)
+    for ack in acks:
+        wa_id = ack.wa_message_id
+        if ack.kind is AckKind.SENT and wa_id:
+            problem = ""
+            if len(wa_id) > MAX_WA_MESSAGE_ID:
+                problem = f"Meta's message id is longer than {MAX_WA_MESSAGE_ID} characters"
+            elif taken.setdefault(wa_id, ack.id) != ack.id:
+                problem = f"Meta's message id is already recorded for message {taken[wa_id]}"
+            if problem:
+                ack = replace(ack, wa_message_id="", error_title=f"{problem}: not recorded")
+        checked.append(ack)
+    return checked
 
 
 def _settlement(ack: Ack, now: datetime) -> outbox.Settlement:

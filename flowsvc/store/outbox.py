@@ -101,6 +101,19 @@ def by_wa_message_id(session: Session, wa_message_id: str) -> OutboxMessage | No
     )
 
 
+def wa_message_id_holders(session: Session, wa_message_ids: Iterable[str]) -> dict[str, int]:
+    """Which message already holds each of these Meta message ids (the column is unique)."""
+    wanted = sorted(set(wa_message_ids))
+    if not wanted:
+        return {}
+    rows = session.execute(
+        select(OutboxMessage.wa_message_id, OutboxMessage.id).where(
+            OutboxMessage.wa_message_id.in_(wanted)
+        )
+    )
+    return {wa_id: id_ for wa_id, id_ in rows if wa_id is not None}
+
+
 @dataclass(frozen=True, slots=True)
 class Settlement:
     """What one ack writes to its message if the ack counts: `kind` is sent, failed, retry or
