@@ -21,6 +21,7 @@ long a client may take to send a request head nor how many connections are open,
 
 from __future__ import annotations
 
+import functools
 from asyncio import TimerHandle, Transport
 from typing import Any
 
@@ -129,6 +130,23 @@ def protocol(settings: Settings) -> type[GatewayProtocol]:
         "max_connections": settings.max_connections,
     }
     return type("GatewayProtocol", (GatewayProtocol,), bounds)
+
+
+class WorkerProtocol(GatewayProtocol):
+    """`GatewayProtocol` with the bounds of the environment's settings, for GATEWAY_WORKERS > 1:
+    uvicorn hands its worker processes the protocol by pickling it, which a class made at run time
+    (`protocol`) does not survive, so they import this one and read the settings themselves."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        settings = _environment_settings()
+        self.head_timeout_seconds = settings.head_timeout_seconds
+        self.max_connections = settings.max_connections
+
+
+@functools.cache
+def _environment_settings() -> Settings:
+    return Settings.from_env()
 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
