@@ -59,7 +59,7 @@ def test_list_services_and_every_rpc(address: str) -> None:
     assert f"{SERVICE}.HandleMessage" in methods
     assert f"{SERVICE}.UpdateConversation" in methods
     assert f"{SERVICE}.SendMessage" in methods
-    assert len(methods) == 22
+    assert len(methods) == 23
 
 
 def test_describe_a_message(address: str) -> None:
