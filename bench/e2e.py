@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
+import signal
 import socket
 import statistics
 import subprocess
@@ -26,6 +28,7 @@ import tempfile
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -230,6 +233,7 @@ def end_to_end(args: argparse.Namespace, url: str, folder: Path) -> dict[str, An
             log=folder / "gateway.log",
             ready=lambda: http_ok(f"http://127.0.0.1:{gateway_port}/readyz"),
         ) as gateway,
+        watching(args, flow_address, folder) as watchers,
     ):
         groups = {
             "gateway": procstat.Group("gateway", gateway.pid),
@@ -277,6 +281,9 @@ def end_to_end(args: argparse.Namespace, url: str, folder: Path) -> dict[str, An
         memory = {name: group.peak_mib() for name, group in groups.items() if name != "postgresql"}
         processes = {name: len(group.pids()) for name, group in groups.items()}
         received = http_json(f"http://127.0.0.1:{graph_port}/_standin/requests?since=0")
+        if watchers is not None:
+            watchers.send_signal(signal.SIGTERM)
+            watchers.wait(30)
     db.close()
     sql = [json.loads(p.read_text()) for p in folder.glob("sql-*.json")]
     cpu["driver"] = run["cpu_seconds"]
@@ -296,7 +303,30 @@ def end_to_end(args: argparse.Namespace, url: str, folder: Path) -> dict[str, An
         "transactions": commits_after - commits_before - own_between,
         "statements": sum(c["statements"] for c in sql) if sql else None,
         "flowsvc_commits": sum(c["commits"] for c in sql) if sql else None,
+        "watchers": json.loads((folder / "watchers.json").read_text())
+        if (folder / "watchers.json").exists()
+        else None,
     }
+
+
+@contextlib.contextmanager
+def watching(
+    args: argparse.Namespace, flow_address: str, folder: Path
+) -> Iterator[subprocess.Popen[bytes] | None]:
+    """--watchers N: N WatchEvents streams (bench/watchers.py) open through the run."""
+    if not args.watchers:
+        yield None
+        return
+    ready = folder / "watchers.ready"
+    with service(
+        "bench.watchers",
+        ["--target", flow_address, "--streams", str(args.watchers), "--out"]
+        + [str(folder / "watchers.json"), "--ready", str(ready), "--types", *args.watch_types],
+        env={},
+        log=folder / "watchers.log",
+        ready=ready.exists,
+    ) as process:
+        yield process
 
 
 def _unread(records: list[list[Any]], reads: set[str]) -> int:
@@ -434,6 +464,18 @@ def main() -> None:
         type=int,
         default=1,
         help="GATEWAY_CONCURRENCY, per worker; 0: the gateway default",
+    )
+    parser.add_argument(
+        "--watchers",
+        type=int,
+        default=0,
+        help="WatchEvents streams open through the run; their event latency is reported",
+    )
+    parser.add_argument(
+        "--watch-types",
+        nargs="*",
+        default=["flow_completed"],
+        help="event types the watchers ask for (none: every event)",
     )
     parser.add_argument("--drain-seconds", type=float, default=60.0)
     parser.add_argument("--baseline-seconds", type=int, default=5)

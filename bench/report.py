@@ -63,6 +63,14 @@ def render(
             f"   (every statement flowsvc ran, all RPCs; commits "
             f"{result['flowsvc_commits'] / answered:.2f}/msg)"
         )
+    watchers = result.get("watchers")
+    if watchers and watchers["p50"] is not None:
+        lines.append(
+            f"  {'event latency p50 / p99 (watchers)':<40}{_ms(watchers['p50']):>10} / "
+            f"{_ms(watchers['p99'])}   (commit -> each of {watchers['streams']} WatchEvents "
+            f"streams; {watchers['events']} deliveries of {watchers['distinct']} events, max "
+            f"{_ms(watchers['max'])})"
+        )
     walk = args.walk
     lines.append(
         f"  {'HandleMessage statements by step':<40}"

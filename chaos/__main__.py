@@ -82,8 +82,10 @@ async def _run_all(system: System, chosen: list, seed: int, short: bool) -> list
     try:
         for index, scenario in enumerate(chosen):
             began = time.monotonic()
+            # Customers keep coming until after the scenario's faults (3 minutes for the longest).
+            longest = max(limit, scenario.ramp + 20.0)
             outcome = await run(
-                system, scenario, index, rng, engine, limit=limit, drain_limit=drain
+                system, scenario, index, rng, engine, limit=longest, drain_limit=drain
             )
             outcomes.append(outcome)
             print(

@@ -35,6 +35,9 @@ class Findings:
     phantom: int = 0  # accepted by the stand-in, never committed by FlowService
     out_of_order: int = 0
     wrong_results: int = 0  # customers whose stored orders differ from what their walk made
+    events_missing: int = 0  # committed completions a watcher never got (per watcher)
+    events_extra: int = 0  # completions a watcher got that were never committed
+    event_deliveries: int = 0  # flow_completed events the watchers got, repeats included
     stuck: list[str] = field(default_factory=list)
     conversations: int = 0  # open conversations checked for a way on
     notes: list[str] = field(default_factory=list)
@@ -50,6 +53,8 @@ class Findings:
             + self.phantom
             + self.out_of_order
             + self.wrong_results
+            + self.events_missing
+            + self.events_extra
             + len(self.stuck)
         )
 
@@ -281,3 +286,15 @@ def _leads(target: str, steps: dict[str, Any], names: set[str]) -> bool:
 
 def _obj(value: Any) -> dict[str, Any]:
     return json.loads(value) if isinstance(value, str) else dict(value)
+
+
+def committed_completions(engine: Engine, keys: set[Key]) -> dict[Key, set[str]]:
+    """The references of the results (completed flows) committed for `keys`."""
+    found: dict[Key, set[str]] = defaultdict(set)
+    with engine.connect() as connection:
+        for business, customer, reference in connection.execute(
+            text("SELECT phone_number_id, phone_number, reference FROM flow_results")
+        ):
+            if (business, customer) in keys:
+                found[(business, customer)].add(reference)
+    return found

@@ -16,6 +16,7 @@ COLUMNS = (
     "out of order",
     "max recovery",
     "ambiguous twice",
+    "completions watched (missing / extra)",
     "drain",
 )
 
@@ -37,6 +38,7 @@ def row(outcome: Outcome) -> tuple[str, ...]:
         str(f.out_of_order),
         recovery,
         str(f.ambiguous_twice),
+        f"{f.event_deliveries} ({f.events_missing} / {f.events_extra})",
         f"{outcome.drain:.1f} s",
     )
 

@@ -6,12 +6,19 @@ import asyncio
 import random
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import Engine
 
 from chaos.customers import make_customers
 from chaos.driver import Delivery, Driver, Tally
-from chaos.invariants import Ambiguity, Findings, check, pending_replies
+from chaos.invariants import (
+    Ambiguity,
+    Findings,
+    check,
+    committed_completions,
+    pending_replies,
+)
 from chaos.logs import LogScan, scan
 from chaos.system import System
 
@@ -32,9 +39,15 @@ IN_FLIGHT = 1.5
 IN_FLIGHT_ROUNDS = 2
 
 
+# Meta down: HTTP 500 with 131000 ("Something went wrong") for every message and read receipt.
+OUTAGE = {"kind": "error", "code": 131000, "reads": True}
+FLAPPING_DOWN, FLAPPING_UP = 5.0, 1.0  # seconds: down 5, up 1, again
+
+
 @dataclass(frozen=True)
 class Fault:
     kind: str  # graph | kill_gateway | kill_flowsvc | postgres | kill_in_flight
+    kind: str  # graph | graph_outage | graph_flapping | kill_gateway | kill_flowsvc | postgres
     at: float  # seconds after the scenario started
     seconds: float  # how long it lasts (a killed process stays down this long)
 
@@ -77,6 +90,8 @@ def scenarios(short: bool) -> list[Scenario]:
     """Each fault on its own, then all together; customers keep coming until after the faults."""
     n, bursts = (50, 4) if short else (300, 12)
     graph, kill, pg = (10.0, 3.0, 5.0) if short else (36.0, 5.0, 8.0)
+    flapping = (Fault("graph_flapping", 2.0 if short else 8.0, 18.0 if short else 60.0),)
+    outage = (Fault("graph_outage", 8.0, 180.0),)
     at = 2.0 if short else 8.0
     tail = 4.0 if short else 10.0  # customers still arriving after the last fault ended
     quiet = 10.0 if short else 40.0  # ramp of the scenarios without faults
@@ -93,10 +108,13 @@ def scenarios(short: bool) -> list[Scenario]:
     def ramp(faults: tuple[Fault, ...]) -> float:
         return max(f.at + f.seconds for f in faults) + tail
 
+    long_only = [] if short else [Scenario("graph_outage_3min", n, ramp(outage), faults=outage)]
     return [
         Scenario("duplicates", n, quiet, DUPLICATES),
         Scenario("bursts", n, quiet, bursts=bursts),
         Scenario("graph_api_failing", n, ramp(every[:1]), faults=every[:1]),
+        *long_only,
+        Scenario("graph_flapping", n, ramp(flapping), faults=flapping),
         Scenario("sigkill", n, ramp(sigkill), faults=sigkill),
         Scenario(
             "sigkill_in_flight",
@@ -155,6 +173,7 @@ async def run(
             + [kill for w in windows for _, kill in w.held],
         ),
     )
+    await loop.run_in_executor(None, _watched, system, engine, keys, findings)
     accepted = sorted(r["at"] for r in mine if r["kind"] == "message" and r["status"] == 200)
     held = [span for w in windows for span in w.held]
     in_flight = sum(1 for at in accepted if any(start <= at <= kill for start, kill in held))
@@ -169,6 +188,29 @@ async def run(
         crashed=[s.name for s in system.services if not s.alive()],
         in_flight=in_flight,
     )
+
+
+def _watched(system: System, engine: Engine, keys: set[Any], findings: Findings) -> None:
+    """Every committed completion of the scenario's customers reached every watcher (waiting up
+    to 30 s for them to catch up), and nothing else did."""
+    committed = committed_completions(engine, keys)
+    expected = {(key, ref) for key, refs in committed.items() for ref in refs}
+    for watcher in system.watchers:
+        deadline = time.monotonic() + 30
+        while True:
+            seen = {(k, r) for k, refs in watcher.references().items() if k in keys for r in refs}
+            if expected <= seen or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        missing, extra = expected - seen, seen - expected
+        findings.events_missing += len(missing)
+        findings.events_extra += len(extra)
+        findings.event_deliveries = max(findings.event_deliveries, watcher.deliveries)
+        if missing or extra:
+            findings.notes.append(
+                f"watcher {watcher.target}: {len(missing)} completions missing, "
+                f"{len(extra)} extra ({watcher.reconnects} reconnects)"
+            )
 
 
 async def _inject(system: System, faults: tuple[Fault, ...], started: float) -> list[Window]:
@@ -191,6 +233,17 @@ async def _fault(system: System, fault: Fault, started: float) -> Window:
             await asyncio.sleep(seconds)
             system.heal_graph()
         window.detail = "+".join(p for p, _ in GRAPH_PHASES)
+    elif fault.kind == "graph_outage":
+        await loop.run_in_executor(None, lambda: system.fail_graph(**OUTAGE))
+        window.detail = "HTTP 500 131000, messages and read receipts"
+        await asyncio.sleep(fault.seconds)
+        await loop.run_in_executor(None, system.heal_graph)
+    elif fault.kind == "graph_flapping":
+        flap = {"down": FLAPPING_DOWN, "up": FLAPPING_UP}
+        await loop.run_in_executor(None, lambda: system.fail_graph(**OUTAGE, **flap))
+        window.detail = f"HTTP 500 131000 for {FLAPPING_DOWN:g} s, up {FLAPPING_UP:g} s, again"
+        await asyncio.sleep(fault.seconds)
+        await loop.run_in_executor(None, system.heal_graph)
     elif fault.kind in ("kill_gateway", "kill_flowsvc"):
         group = system.gateways if fault.kind == "kill_gateway" else system.flowsvcs
         victim = min(group, key=lambda s: s.starts)  # take turns across scenarios

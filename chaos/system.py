@@ -12,6 +12,7 @@ from chaos import processes
 from chaos.postgres import Postgres
 from chaos.processes import Service
 from chaos.proxy import DropProxy
+from chaos.watcher import Watcher
 from flowsvc.seed import seed
 from flowsvc.service.templates import Templates
 from flowsvc.store.db import create_db_engine, create_sessionmaker
@@ -41,6 +42,9 @@ class System:
             processes.gateway("gateway-1", g1, [a, b], graph, folder, graph_timeout=graph_timeout),
             processes.gateway("gateway-2", g2, [b, a], graph, folder, graph_timeout=graph_timeout),
         ]
+        self.webhook_urls = [f"http://127.0.0.1:{p}/webhook" for p in (g1, g2)]
+        # A watcher of flow completions on each flowsvc, resuming across its SIGKILLs.
+        self.watchers = [Watcher(f"127.0.0.1:{port}", processes.FLOWSVC_TOKEN) for port in (a, b)]
         self._control = httpx.Client(base_url=self.standin_url, timeout=30.0)
 
     @property
@@ -59,9 +63,13 @@ class System:
         self.proxy.start()
         for service in (*self.flowsvcs, *self.gateways):
             service.start()
+        for watcher in self.watchers:
+            watcher.start()
 
     def stop(self) -> dict[str, list[int]]:
         """Stop everything gracefully (gateways first); returns each service's exit codes."""
+        for watcher in self.watchers:
+            watcher.stop()
         for service in (*self.gateways, *self.flowsvcs, self.standin):
             service.stop()
         self.proxy.stop()

@@ -14,14 +14,18 @@ from grpc_reflection.v1alpha import reflection
 from sqlalchemy import Engine
 
 from flowsvc.engine import EngineConfig
+from flowsvc.metrics import Metrics, MetricsServer
 from flowsvc.rpc.auth import TokenAuth
 from flowsvc.rpc.binding import add_port
+from flowsvc.rpc.metering import CallMetrics
 from flowsvc.rpc.request_parsing import ParseRequests
 from flowsvc.rpc.servicer import FlowServicer
 from flowsvc.rpc.status import ErrorStatus
 from flowsvc.service.catalog import TemplateCatalog
 from flowsvc.service.conversations import Conversations
 from flowsvc.service.deliveries import Deliveries
+from flowsvc.service.event_feed import EventFeed
+from flowsvc.service.event_hub import EventHub
 from flowsvc.service.handling import MessageHandling
 from flowsvc.service.results import Results
 from flowsvc.service.retention import Retention
@@ -47,20 +51,35 @@ class Server:
     def __init__(self, settings: Settings, engine: Engine) -> None:
         self.settings = settings
         self.engine = engine
-        self.executor = ThreadPoolExecutor(settings.worker_threads, thread_name_prefix="flowsvc")
+        # A watcher of events keeps a thread for as long as it watches: they get threads of their
+        # own, so that calls never wait for one behind the streams.
+        self.executor = ThreadPoolExecutor(
+            settings.worker_threads + settings.event_max_watchers, thread_name_prefix="flowsvc"
+        )
         sessions = create_sessionmaker(engine)
+        self.events = EventHub(
+            sessions,
+            max_watchers=settings.event_max_watchers,
+            poll_seconds=settings.event_poll_seconds,
+        )
         catalog = TemplateCatalog()
         self.conversations = Conversations(
             sessions,
             dedupe_retention=settings.dedupe_retention,
             expiry_notice=settings.expiry_notice,
         )
-        self.retention = Retention(sessions, settings.retention)
+        self.retention = Retention(
+            sessions, settings.retention, keep_events=settings.event_retention
+        )
         self.health = health.HealthServicer()
+        self.metrics = Metrics(sessions)
+        self.metrics_server: MetricsServer | None = None
         self.grpc = grpc.server(
             self.executor,
             # The token comes first: a caller without it learns nothing, not even a parse error.
+            # Only the metrics see calls before it, so that refused calls are counted too.
             interceptors=[
+                CallMetrics(self.metrics),
                 *([TokenAuth(settings.role_tokens)] if settings.role_tokens else []),
                 ParseRequests(),
                 ErrorStatus(),
@@ -78,12 +97,14 @@ class Server:
                 engine_config(settings),
                 max_context_bytes=settings.max_context_bytes,
                 expiry_notice=settings.expiry_notice,
+                observe=self.metrics.message,
             ),
             self.conversations,
             Results(sessions),
             Deliveries(sessions, maybe_sent_grace=settings.maybe_sent_grace),
             self.retention,
             SendSlots(sessions),
+            EventFeed(sessions, self.events),
         )
         flow_pb2_grpc.add_FlowServiceServicer_to_server(servicer, self.grpc)
         self._stopping = threading.Event()
@@ -95,6 +116,9 @@ class Server:
         self.port = add_port(self.grpc, settings)
 
     def start(self) -> None:
+        self.events.start()
+        if self.settings.metrics_listen is not None:
+            self.metrics_server = MetricsServer(self.metrics, self.settings.metrics_listen)
         self.grpc.start()
         for name in ("", SERVICE_NAME):
             self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -117,6 +141,7 @@ class Server:
                 "client_certificates": bool(settings.tls_client_ca),
                 "token": bool(settings.role_tokens),
                 "roles": sorted({role for role, _ in settings.role_tokens}),
+                "metrics_port": self.metrics_server.port if self.metrics_server else None,
             },
         )
 
@@ -124,10 +149,13 @@ class Server:
         """Stop taking calls, let running ones finish within the grace period, release the DB."""
         self.health.enter_graceful_shutdown()
         self._stopping.set()
+        self.events.stop()  # ends the event streams: they would hold the grace period
         self.grpc.stop(self.settings.grace_seconds).wait()
         if self._sweeper.is_alive():
             self._sweeper.join()
         self.executor.shutdown(wait=True)
+        if self.metrics_server is not None:
+            self.metrics_server.stop()
         self.engine.dispose()
         log.info("flowsvc stopped")
 
@@ -140,8 +168,18 @@ class Server:
                 purged = self.retention.sweep()
             except Exception:  # the database may be down for a while: try again next time
                 log.exception("sweep failed")
+                self.metrics.sweeps.labels("failed").inc()
                 continue
-            if expired or old or purged.results or purged.outbox_messages:
+            self.metrics.sweeps.labels("ok").inc()
+            for kind, rows in (
+                ("conversations", expired),
+                ("processed", old),
+                ("results", purged.results),
+                ("outbox_messages", purged.outbox_messages),
+                ("events", purged.events),
+            ):
+                self.metrics.swept.labels(kind).inc(rows)
+            if expired or old or purged.results or purged.outbox_messages or purged.events:
                 log.info(
                     "swept",
                     extra={
@@ -149,6 +187,7 @@ class Server:
                         "processed": old,
                         "results": purged.results,
                         "outbox_messages": purged.outbox_messages,
+                        "events": purged.events,
                     },
                 )
 

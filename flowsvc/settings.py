@@ -72,8 +72,19 @@ class Settings:
     tls_client_ca: str | None = None
     retention: timedelta | None = timedelta(days=90)
     maybe_sent_grace: timedelta = timedelta(seconds=5)
+    event_retention: timedelta | None = timedelta(days=7)
+    event_max_watchers: int = 100
+    event_poll_seconds: float = 0.5
+    metrics_listen: str | None = None  # host:port of /metrics; None: no metrics endpoint
 
     def __post_init__(self) -> None:
+        if self.metrics_listen is not None:
+            host, colon, port = self.metrics_listen.rpartition(":")
+            if not (colon and port.isdigit() and int(port) < 65536):
+                raise SettingsError(
+                    f"FLOWSVC_METRICS_LISTEN={self.metrics_listen} is not host:port "
+                    "(e.g. 127.0.0.1:9464; 0.0.0.0:9464 for a scraper on another machine)"
+                )
         if bool(self.tls_cert) != bool(self.tls_key):
             raise SettingsError("FLOWSVC_TLS_CERT and FLOWSVC_TLS_KEY must be set together")
         if self.tls_client_ca and not self.tls_cert:
@@ -127,6 +138,7 @@ class Settings:
         seconds, count = non_negative(float), non_negative(int)
         try:
             retention_days = env("FLOWSVC_RETENTION_DAYS", cast=seconds, default=90.0)
+            event_days = env("FLOWSVC_EVENT_RETENTION_DAYS", cast=seconds, default=7.0)
             return cls(
                 database_url=env("DATABASE_URL", default=d.database_url) or d.database_url,
                 listen=env("FLOWSVC_LISTEN", default=d.listen) or d.listen,
@@ -173,6 +185,14 @@ class Settings:
                 maybe_sent_grace=timedelta(
                     seconds=env("FLOWSVC_MAYBE_SENT_GRACE_SECONDS", cast=seconds, default=5.0)
                 ),
+                event_retention=timedelta(days=event_days) if event_days else None,
+                event_max_watchers=env(
+                    "FLOWSVC_EVENT_MAX_WATCHERS", cast=count, default=d.event_max_watchers
+                ),
+                event_poll_seconds=env(
+                    "FLOWSVC_EVENT_POLL_SECONDS", cast=seconds, default=d.event_poll_seconds
+                ),
+                metrics_listen=env("FLOWSVC_METRICS_LISTEN", cast=optional, default=None),
             )
         except (KeyError, ValueError) as error:
             raise SettingsError(str(error).strip("'\"")) from None

@@ -14,11 +14,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway import webhook
+from gateway.breaker import Breakers, State
 from gateway.channel import Calls, call_metadata, open_channels
 from gateway.inbox import Inbox
 from gateway.lanes import Lanes
@@ -44,6 +45,7 @@ class AppState(TypedDict):
     calls: Calls
     inbox: Inbox
     lanes: Lanes
+    breakers: Breakers
 
 
 async def healthz(request: Request) -> Response:
@@ -51,17 +53,37 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    """Ready when FlowService answers its health check with SERVING."""
+    """Ready when FlowService answers its health check with SERVING.
+
+    An outage of the Graph API keeps the gateway ready (200): it still records every webhook, and
+    taking it out of rotation would lose those, not bring Meta back. The body says so instead:
+    each business number whose breaker is not closed, and the oldest reply held unsent.
+    """
     calls: Calls = request.state.calls
     reply = await request.state.health.Check(
         health_pb2.HealthCheckRequest(service=""), timeout=2.0, metadata=calls.metadata
     )
     if reply.status != health_pb2.HealthCheckResponse.SERVING:
         return PlainTextResponse("FlowService not serving", status_code=503)
-    return PlainTextResponse("OK")
+    breakers: Breakers = request.state.breakers
+    failing = {
+        number: state.name.lower()
+        for number, state in breakers.states().items()
+        if state is not State.CLOSED
+    }
+    lanes: Lanes = request.state.lanes
+    return JSONResponse(
+        {
+            "status": "graph_api_failing" if failing else "ok",
+            "flowsvc": "serving",
+            "breakers": failing,
+            "oldest_waiting_seconds": round(lanes.oldest_waiting(), 1),
+        }
+    )
 
 
 async def metrics(request: Request) -> Response:
+    request.state.lanes.observe()
     registry = request.state.metrics.registry
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
@@ -94,6 +116,14 @@ async def _disconnected(request: Request, exc: Exception) -> Response:
     # The sender hung up mid-body: nobody reads this answer, and nothing was processed.
     log(logger, logging.INFO, "webhook.client_gone", path=request.url.path)
     return PlainTextResponse("Client disconnected", status_code=400)
+
+
+def _breaker_changed(metrics: Metrics, number: str, was: State | None, state: State) -> None:
+    metrics.breaker_state.labels(phone_number_id=number).set(int(state))
+    if state is State.OPEN and was is State.CLOSED:
+        log(logger, logging.WARNING, "breaker.open", phone_number_id=number)
+    elif state is State.CLOSED and was is not None:
+        log(logger, logging.WARNING, "breaker.closed", phone_number_id=number)
 
 
 # Error -> answer, looked up along the error's class hierarchy (a Rejected is an HTTPException).
@@ -139,9 +169,11 @@ def create_app(settings: Settings, *, transport: Transport | None = None) -> ASG
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[AppState]:
         if settings.dev_mode:
+            # On loopback (as `make run` starts it) dev mode is the plan, not a hazard: said at
+            # info, so that a first start shows no warning; reachable from elsewhere, it warns.
             log(
                 logger,
-                logging.WARNING,
+                logging.INFO if settings.listens_privately else logging.WARNING,
                 "DEV_MODE",
                 warning="accepting UNSIGNED webhooks and PRINTING outbound messages instead of "
                 "sending them; never expose this gateway to the internet",
@@ -159,8 +191,24 @@ def create_app(settings: Settings, *, transport: Transport | None = None) -> ASG
         # Graph API requests in flight and the per-number rate: replies and receipts share both.
         slots = asyncio.Semaphore(settings.send_concurrency)
         limiter = SharedRateLimiter(calls, settings.send_rate_per_second)
-        lanes = Lanes(calls=calls, sender=sender, limiter=limiter, slots=slots, metrics=app_metrics)
-        receipts = Receipts(sender=sender, slots=slots, limiter=limiter, metrics=app_metrics)
+        breakers = Breakers(
+            threshold=settings.breaker_failures,
+            cooldown=settings.breaker_cooldown_seconds,
+            cooldown_max=settings.breaker_cooldown_max_seconds,
+            on_change=lambda number, was, state: _breaker_changed(app_metrics, number, was, state),
+        )
+        lanes = Lanes(
+            calls=calls,
+            sender=sender,
+            limiter=limiter,
+            slots=slots,
+            metrics=app_metrics,
+            breakers=breakers,
+            send_deadline=settings.send_deadline_seconds,
+        )
+        receipts = Receipts(
+            sender=sender, slots=slots, limiter=limiter, metrics=app_metrics, breakers=breakers
+        )
         pump = OutboxPump(
             calls=calls,
             lanes=lanes,
@@ -199,6 +247,7 @@ def create_app(settings: Settings, *, transport: Transport | None = None) -> ASG
                 calls=calls,
                 inbox=inbox,
                 lanes=lanes,
+                breakers=breakers,
             )
         finally:
             # uvicorn has stopped accepting and finished in-flight requests before this runs.

@@ -15,6 +15,7 @@ class Leased:
 
     message: flow_pb2.OutboxMessage
     deadline: float  # monotonic time after which a send must not start
+    requested_at: float = 0.0  # monotonic time the call that leased it was made
     leased_at: float = field(default_factory=time.monotonic)
     started: bool = False  # a send began: never release it, its outcome is unknown until acked
 
@@ -32,4 +33,4 @@ def leased_message(
     if message.HasField("lease_expire_time"):
         end = message.lease_expire_time.seconds + message.lease_expire_time.nanos / 1e9
         deadline = min(deadline, time.monotonic() + (end - time.time()) - budget)
-    return Leased(message, deadline)
+    return Leased(message, deadline, requested_at)

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+)
 
 _FAST = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -11,6 +17,8 @@ class Metrics:
     """Every metric the gateway exports; labels never carry phone numbers or text."""
 
     def __init__(self) -> None:
+        # A `_created` series beside every counter and histogram is noise to every scraper.
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.webhooks = Counter(
@@ -36,7 +44,8 @@ class Metrics:
         )
         self.reads = Counter(
             "gateway_reads",
-            "Read receipts by result: ok, error, or covered (a later message's receipt marked it)",
+            "Read receipts by result: ok, error, covered (a later message's receipt marked it) "
+            "or skipped (the number's Graph API breaker was open)",
             ["result"],
             registry=r,
         )
@@ -46,6 +55,36 @@ class Metrics:
         self.lane_messages = Gauge(
             "gateway_lane_messages",
             "Leased messages waiting in this gateway's send lanes",
+            registry=r,
+        )
+        self.waiting = Gauge(
+            "gateway_send_waiting",
+            "Messages this gateway holds that wait to be sent, by business number",
+            ["phone_number_id"],
+            registry=r,
+        )
+        self.oldest_waiting = Gauge(
+            "gateway_send_oldest_waiting_seconds",
+            "Age (since flowsvc queued it) of the oldest message this gateway holds unsent",
+            ["phone_number_id"],
+            registry=r,
+        )
+        self.retries = Counter(
+            "gateway_send_retries",
+            "Sends put back for a retry, by reason: Meta's code, http_<status>, network, ambiguous",
+            ["reason"],
+            registry=r,
+        )
+        self.breaker_state = Gauge(
+            "gateway_breaker_state",
+            "Circuit breaker per business number: 0 closed, 1 half-open (probing), 2 open",
+            ["phone_number_id"],
+            registry=r,
+        )
+        self.breaker_openings = Counter(
+            "gateway_breaker_openings",
+            "Times a business number's breaker opened after consecutive transient failures",
+            ["phone_number_id"],
             registry=r,
         )
         self.webhook_seconds = Histogram(

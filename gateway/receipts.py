@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+from gateway.breaker import Breakers
 from gateway.customer import Customer
 from gateway.metrics import Metrics
 from gateway.ratelimit import Limiter
@@ -20,8 +21,10 @@ class Receipts:
         slots: asyncio.Semaphore,
         limiter: Limiter,
         metrics: Metrics,
+        breakers: Breakers,
     ) -> None:
         self._sender = sender
+        self._breakers = breakers  # no receipts while the number's Graph API is failing
         self._slots = slots  # Graph API requests in flight, the lanes' sends included
         self._limiter = limiter
         self._metrics = metrics
@@ -67,5 +70,8 @@ class Receipts:
             # From here on, a newer message starts a receipt of its own. (Only close() cancels a
             # receipt still waiting; none is asked for after it, so what it leaves here is unused.)
             message_id = self._unread.pop(customer)
+            if not self._breakers.closed(phone_number_id):
+                self._metrics.reads.labels(result="skipped").inc()
+                return
             ok = await self._sender.mark_read(phone_number_id, message_id)
         self._metrics.reads.labels(result="ok" if ok else "error").inc()

@@ -51,6 +51,7 @@ class GraphSender:
             "Content-Type": "application/json",
         }
         self._total = settings.send_budget_seconds  # connect + write + read must fit the lease
+        self._cap = settings.send_backoff_max_seconds
 
     async def __aenter__(self) -> GraphSender:
         return self
@@ -70,10 +71,10 @@ class GraphSender:
             async with asyncio.timeout(self._total):
                 status, content = await self._post(phone_number_id, body_json.encode())
         except NotSent:
-            return network_error(attempts, ambiguous=False)
+            return network_error(attempts, ambiguous=False, cap=self._cap)
         except (MaybeSent, TimeoutError):
-            return network_error(attempts, ambiguous=True)
-        return classify(status, content, attempts, pair_rate_hits)
+            return network_error(attempts, ambiguous=True, cap=self._cap)
+        return classify(status, content, attempts, pair_rate_hits, cap=self._cap)
 
     async def mark_read(self, phone_number_id: str, message_id: str) -> bool:
         """Best effort: blue ticks for the customer's message; never retried."""

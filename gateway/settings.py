@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 import uuid
@@ -61,6 +62,13 @@ class Settings:
     outbox_poll_seconds: float = 1.0
     outbox_lease_seconds: int = 60
     outbox_claim_max: int = 100
+    # A message not sent this long after it was queued fails as "deadline passed" (free-form
+    # messages never wait past Meta's 24-hour window); transient failures are retried until then.
+    send_deadline_seconds: float = 3600.0
+    send_backoff_max_seconds: float = 30.0
+    breaker_failures: int = 5
+    breaker_cooldown_seconds: float = 2.0
+    breaker_cooldown_max_seconds: float = 30.0
     shutdown_grace_seconds: float = 10.0
     gateway_id: str = field(default_factory=_default_gateway_id)
     log_level: str = "INFO"
@@ -82,6 +90,11 @@ class Settings:
                 f"{self.send_budget_seconds:g} s (from GRAPH_TIMEOUT_SECONDS), and a lease must "
                 "last at least two of them"
             )
+        if self.breaker_cooldown_max_seconds < self.breaker_cooldown_seconds:
+            raise SettingsError(
+                f"BREAKER_COOLDOWN_MAX_SECONDS={self.breaker_cooldown_max_seconds:g} is shorter "
+                f"than BREAKER_COOLDOWN_SECONDS={self.breaker_cooldown_seconds:g}"
+            )
         if bool(self.flowsvc_tls_cert) != bool(self.flowsvc_tls_key):
             raise SettingsError(
                 "FLOWSVC_TLS_CLIENT_CERT and FLOWSVC_TLS_CLIENT_KEY go together: set both or none"
@@ -102,6 +115,17 @@ class Settings:
                     f"{name} is missing: the gateway refuses to start without it "
                     "(set GATEWAY_DEV_MODE=1 to run locally without Meta credentials)"
                 )
+
+    @property
+    def listens_privately(self) -> bool:
+        """Whether only this machine can reach the gateway (a loopback address)."""
+        host = self.listen_host.removeprefix("[").removesuffix("]")
+        if host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False
 
     @property
     def send_budget_seconds(self) -> float:
@@ -183,6 +207,21 @@ class Settings:
                     "OUTBOX_LEASE_SECONDS", cast=count, default=d.outbox_lease_seconds
                 ),
                 outbox_claim_max=env("OUTBOX_CLAIM_MAX", cast=count, default=d.outbox_claim_max),
+                send_deadline_seconds=env(
+                    "SEND_DEADLINE_SECONDS", cast=number, default=d.send_deadline_seconds
+                ),
+                send_backoff_max_seconds=env(
+                    "SEND_BACKOFF_MAX_SECONDS", cast=number, default=d.send_backoff_max_seconds
+                ),
+                breaker_failures=env("BREAKER_FAILURES", cast=count, default=d.breaker_failures),
+                breaker_cooldown_seconds=env(
+                    "BREAKER_COOLDOWN_SECONDS", cast=number, default=d.breaker_cooldown_seconds
+                ),
+                breaker_cooldown_max_seconds=env(
+                    "BREAKER_COOLDOWN_MAX_SECONDS",
+                    cast=number,
+                    default=d.breaker_cooldown_max_seconds,
+                ),
                 shutdown_grace_seconds=env(
                     "GATEWAY_SHUTDOWN_GRACE_SECONDS", cast=number, default=10.0
                 ),

@@ -1,7 +1,9 @@
 """What a Graph API answer means for an outbox message: sent, retry later, or failed for good.
 
-The code lists follow meta-contract.md §7. Retry delays are seconds (AckOutbox carries whole
-seconds) with jitter, so that many gateways hitting the same limit do not come back in lockstep.
+The code lists follow meta-contract.md §7. A transient failure is retried however often it
+happens, until the message's send deadline (gateway/deadline.py) passes, never by a count alone.
+Retry delays are whole seconds (AckOutbox carries seconds): capped exponential backoff with full
+jitter, so that many gateways hitting the same outage do not come back in lockstep.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import random
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from gateway.deadline import DEADLINE_PASSED, WINDOW_CLOSED
 from gateway.meta_errors import graph_error
 from gateway.pair_rate import PAIR_RATE, PairRateBackoff
 from menuflow.v1 import flow_pb2
@@ -30,8 +33,8 @@ PERMANENT = frozenset(
 # Throughput limits of the business number or the app: slow the number down, not only this message.
 THROUGHPUT = frozenset({4, 80007, 130429})
 SPAM_RATE = 131048  # quality limit: a long pause, never hammering
-UNKNOWN = 131000  # "something went wrong": retried a bounded number of times
-UNKNOWN_MAX_ATTEMPTS = 5
+BACKOFF_BASE = 1.0
+BACKOFF_CAP = 30.0
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,7 @@ class Verdict:
     delay_seconds: int = 0
     ambiguous: bool = False  # the request may have reached Meta; a retry may duplicate it
     throttled: bool = False  # the business number's rate should back off
+    transient: bool = False  # Meta failed or did not answer: counts towards the breaker
 
     @property
     def label(self) -> str:
@@ -52,6 +56,8 @@ class Verdict:
             return "ambiguous" if self.ambiguous else ("network" if self.kind == "retry" else "")
         if self.error.code == 0 and self.error.title.startswith("HTTP "):
             return "http_" + self.error.title.removeprefix("HTTP ")
+        if self.error.code == 0 and self.error.title in (DEADLINE_PASSED, WINDOW_CLOSED):
+            return self.error.title.replace(" ", "_")
         return str(self.error.code)
 
     def ack(self, outbox_id: int) -> flow_pb2.OutboxAck:
@@ -65,24 +71,36 @@ class Verdict:
         return flow_pb2.OutboxAck(id=outbox_id, retry=retry)
 
 
-def backoff(attempts: int, *, base: float = 1.0, cap: float = 300.0) -> int:
-    """Exponential backoff, "equal jitter": between half and all of base * 2^attempts seconds."""
-    ceiling = min(cap, base * 2 ** min(max(attempts, 0), 20))
-    return max(1, round(random.uniform(ceiling / 2, ceiling)))
+def backoff(attempts: int, *, base: float = BACKOFF_BASE, cap: float = BACKOFF_CAP) -> int:
+    """Capped exponential backoff with full jitter: anywhere from 0 to base * 2^(attempts - 1)
+    seconds, at most `cap`, rounded to whole seconds (0: at the next claim)."""
+    ceiling = min(cap, base * 2 ** min(max(attempts - 1, 0), 30))
+    return round(random.uniform(0, ceiling))
 
 
-def network_error(attempts: int, *, ambiguous: bool) -> Verdict:
+def network_error(attempts: int, *, ambiguous: bool, cap: float = BACKOFF_CAP) -> Verdict:
     """No answer from Meta: retried, flagged ambiguous when the request may have been received."""
-    delay = backoff(attempts)
+    delay = backoff(attempts, cap=cap)
     # Give a status webhook for a message Meta did accept time to arrive before resending it.
     return Verdict(
-        "retry", delay_seconds=max(5, delay) if ambiguous else delay, ambiguous=ambiguous
+        "retry",
+        delay_seconds=max(5, delay) if ambiguous else delay,
+        ambiguous=ambiguous,
+        transient=True,
     )
 
 
-def classify(status: int, content: bytes, attempts: int, pair_rate_hits: int = 0) -> Verdict:
-    """Turn one Graph API HTTP answer into a verdict; `attempts` counts this one, and
-    `pair_rate_hits` how often this customer hit the pair rate limit (131056) before."""
+def classify(
+    status: int,
+    content: bytes,
+    attempts: int,
+    pair_rate_hits: int = 0,
+    *,
+    cap: float = BACKOFF_CAP,
+) -> Verdict:
+    """Turn one Graph API HTTP answer into a verdict; `attempts` counts this one,
+    `pair_rate_hits` how often this customer hit the pair rate limit (131056) before, and `cap`
+    is the longest backoff (SEND_BACKOFF_MAX_SECONDS)."""
     try:
         body: Any = json.loads(content) if content else None
     except ValueError:
@@ -94,20 +112,21 @@ def classify(status: int, content: bytes, attempts: int, pair_rate_hits: int = 0
         # Meta accepted it even if the answer is odd: resending would duplicate the message.
         return Verdict("sent", wa_message_id=wa_id if isinstance(wa_id, str) else "")
     error, code = graph_error(body, status, content)
+    # A limit on one customer (131056) or on the business's quality (131048) is an answer, not an
+    # outage: retried, but not counted towards the business number's circuit breaker.
     if code == PAIR_RATE:
         return Verdict("retry", error=error, delay_seconds=PairRateBackoff.delay(pair_rate_hits))
     if code == SPAM_RATE:
         return Verdict("retry", error=error, delay_seconds=backoff(attempts, base=60, cap=900))
-    if code == UNKNOWN and attempts >= UNKNOWN_MAX_ATTEMPTS:
-        return Verdict("failed", error=error)
+    delay = backoff(attempts, cap=cap)
     if code in THROUGHPUT:
-        return Verdict("retry", error=error, delay_seconds=backoff(attempts), throttled=True)
+        return Verdict("retry", error=error, delay_seconds=delay, throttled=True, transient=True)
     if code in RETRYABLE:
-        return Verdict("retry", error=error, delay_seconds=backoff(attempts))
+        return Verdict("retry", error=error, delay_seconds=delay, transient=True)
     if code in PERMANENT:
         return Verdict("failed", error=error)
     if status >= 500 or status == 429:
         return Verdict(
-            "retry", error=error, delay_seconds=backoff(attempts), throttled=status == 429
+            "retry", error=error, delay_seconds=delay, throttled=status == 429, transient=True
         )
     return Verdict("failed", error=error)

@@ -3,8 +3,10 @@
 It answers like Meta (`messages[0].id`), records every request in order, validates bodies against
 WhatsApp's limits (meta-contract.md §5-6; a broken body gets a Meta-like 400 with code 100 or
 131009), and can be told to fail: Meta errors with any code and HTTP status, slow answers, dropped
-connections. Use it in-process (`StandinServer`, `Standin.fail(...)`) or as a process for benchmarks
-and the fault suite: `python -m tests.graph_standin --port N`, controlled over HTTP under
+connections, for a count, a window, or flapping (down for a while, up for a while, again). It
+counts the requests in flight per business number, so that tests see how hard a sender hammers.
+Use it in-process (`StandinServer`, `Standin.fail(...)`) or as a process for benchmarks and the
+fault suite: `python -m tests.graph_standin --port N`, controlled over HTTP under
 `/_standin/` (POST/DELETE faults, GET/DELETE requests).
 
 Like Meta, it can follow each accepted message with a signed `sent` status webhook to the
@@ -234,11 +236,19 @@ class Fault:
     seconds: float | None = None  # for how long from now (None: no limit)
     to: str | None = None  # only messages to this recipient
     reads: bool = False  # also mark-as-read requests (otherwise messages only)
+    # Flapping: hits for `down` seconds, then not for `up` seconds, and again (both or neither).
+    down: float | None = None
+    up: float | None = None
     until: float = field(default=0.0, repr=False)
+    since: float = field(default=0.0, repr=False)
 
     def hits(self, body: Any, kind: str) -> bool:
-        if self.until and time.monotonic() > self.until:
+        now = time.monotonic()
+        if self.until and now > self.until:
             return False
+        if self.down is not None and self.up is not None:
+            if (now - self.since) % (self.down + self.up) >= self.down:
+                return False
         if self.count is not None and self.count <= 0:
             return False
         if kind == "read" and not self.reads:
@@ -260,6 +270,7 @@ class Received:
     wa_message_id: str = ""
     error_code: int | None = None
     callback_data: str = ""  # the tracker sent with it (biz_opaque_callback_data), not in `body`
+    in_flight: int = 0  # requests to this business number in flight when it came, itself included
 
 
 @dataclass(frozen=True)
@@ -323,6 +334,7 @@ class Standin:
         self._bearer = f"Bearer {access_token}".encode()
         self.templates: dict[tuple[str, str], Approved] = {}
         self._windows: dict[str, float] = {}
+        self._in_flight: dict[str, int] = {}
         self.app = self._build()
 
     def approve(self, template: Approved) -> None:
@@ -358,8 +370,11 @@ class Standin:
     def fail(self, kind: Literal["error", "slow", "drop"] = "error", **options: Any) -> Fault:
         """Inject a fault; the oldest matching fault applies first."""
         fault = Fault(kind=kind, **options)
+        fault.since = time.monotonic()
         if fault.seconds is not None:
-            fault.until = time.monotonic() + fault.seconds
+            fault.until = fault.since + fault.seconds
+        if (fault.down is None) != (fault.up is None):
+            raise ValueError("a flapping fault needs both `down` and `up`")
         with self._lock:
             self._faults.append(fault)
         return fault
@@ -395,14 +410,37 @@ class Standin:
         with self._lock:
             self._received.append(record)
 
+    def in_flight(self, phone_number_id: str) -> int:
+        """Requests to this business number being answered now."""
+        with self._lock:
+            return self._in_flight.get(phone_number_id, 0)
+
     async def _messages(self, scope: Scope, receive: Receive, send: Send) -> None:
+        match = _PATH.match(scope["path"])
+        number = match["number"] if match else ""
+        with self._lock:
+            self._in_flight[number] = in_flight = self._in_flight.get(number, 0) + 1
+        try:
+            await self._answer(scope, receive, send, match, in_flight)
+        finally:
+            with self._lock:
+                self._in_flight[number] -= 1
+
+    async def _answer(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        match: re.Match[str] | None,
+        in_flight: int,
+    ) -> None:
         # Plain ASGI, not Starlette's Request and Response: the benchmark runs this on the same two
         # cores as what it measures, two requests per inbound message.
         raw = await _body(receive)
         path: str = scope["path"]
         headers = dict(scope["headers"])
-        match = _PATH.match(path)
         record = Received(time.time(), match["number"] if match else "", None, "invalid")
+        record.in_flight = in_flight
         try:
             record.body = json.loads(raw)
         except ValueError:

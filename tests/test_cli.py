@@ -50,7 +50,7 @@ def test_validate_offline_shows_the_problems_per_file(folder: Path) -> None:
 
     assert result.returncode == 1
     assert f"{folder / 'main_menu.json'}: valid" in result.stdout
-    assert f"{folder / 'support.json'}: 1 problems" in result.stderr
+    assert f"{folder / 'support.json'}: 1 problem" in result.stderr
     assert "trigger_keywords[" in result.stderr and "is empty" in result.stderr
 
 
@@ -90,7 +90,7 @@ def test_push_refuses_the_whole_set_when_a_file_is_invalid(
     result = menuflow(flowsvc_target, "templates", "push", str(folder))
 
     assert result.returncode == 1
-    assert f"{folder / 'account.json'}: 1 problems" in result.stderr
+    assert f"{folder / 'account.json'}: 1 problem" in result.stderr
     assert "menu_structure.action.buttons[0].reply.title" in result.stderr
     assert row_counts(database_url) == before
 
@@ -143,3 +143,47 @@ def test_a_send_outside_the_window_says_why(flowsvc_target: str) -> None:
     )  # fmt: skip
     assert templated.returncode == 0, templated.stderr
     assert "template" in templated.stdout
+
+
+def test_push_shows_warnings_and_still_pushes(flowsvc_target: str, folder: Path) -> None:
+    support = json.loads((folder / "support.json").read_text())
+    support["menu_structure"]["steps"]["initial"]["prompt"] = "How can we help?"
+    (folder / "support.json").write_text(json.dumps(support))
+
+    result = menuflow(flowsvc_target, "templates", "push", str(folder))
+    offline = menuflow("127.0.0.1:9", "templates", "validate", str(folder))
+
+    assert result.returncode == 0, result.stderr
+    for shown in (result.stderr, offline.stderr):
+        assert f"{folder / 'support.json'}: 1 warning" in shown
+        assert "menu_structure.steps.initial.prompt: is never sent" in shown
+    assert offline.returncode == 0 and f"{folder / 'support.json'}: valid" in offline.stdout
+
+
+@pytest.mark.usefixtures("seeded")
+def test_events_list_and_tail(flowsvc_target: str, stub: flow_pb2_grpc.FlowServiceStub) -> None:
+    Chat(stub).say("hi")
+    listed = menuflow(flowsvc_target, "--json", "events", "list", "--type", "step_entered")
+    assert listed.returncode == 0, listed.stderr
+    entered = json.loads(listed.stdout)
+    assert [e["type"] for e in entered] == ["EVENT_TYPE_STEP_ENTERED"]
+
+    env = {**os.environ, "MENUFLOW_TARGET": flowsvc_target, "MENUFLOW_BUSINESS": BUSINESS}
+    tail = subprocess.Popen(
+        [MENUFLOW, "events", "tail", "--from", "0", "--type", "step_entered"],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert tail.stdout is not None
+        first = tail.stdout.readline()
+        Chat(stub, phone_number="16505550077").say("hi")
+        second = tail.stdout.readline()
+    finally:
+        tail.kill()
+        tail.wait()
+        if tail.stdout is not None:
+            tail.stdout.close()
+    assert first.split()[0] == str(entered[0]["id"]) and "step_entered" in first
+    assert "16505550077" in second and "main_menu@1" in second

@@ -8,9 +8,11 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -200,3 +202,60 @@ def test_connection_from_the_environment() -> None:
     )
     assert connection.business == "123"
     assert "s3cret" not in repr(connection)
+
+
+def test_watch_events_resumes_after_flowsvc_restarts_missing_none(settings: Settings) -> None:
+    target = f"127.0.0.1:{free_port()}"
+    seen: list[int] = []
+    stopping = threading.Event()
+    flow = FlowClient(connect(target, max_backoff=0.2))
+
+    def watch() -> None:
+        try:
+            for event in flow.watch_events(0):
+                seen.append(event.id)
+        except Exception:
+            if not stopping.is_set():
+                raise
+
+    watcher = threading.Thread(target=watch)
+    try:
+        with running_flowsvc(replace(settings, listen=target)):
+            watcher.start()
+            with grpc.insecure_channel(target) as channel:
+                Chat(flow_pb2_grpc.FlowServiceStub(channel), PHONE).say("hi")
+        with running_flowsvc(replace(settings, listen=target)):  # the stream broke; it's back
+            with grpc.insecure_channel(target) as channel:
+                grpc.channel_ready_future(channel).result(timeout=30)  # past the backoff
+                Chat(flow_pb2_grpc.FlowServiceStub(channel), PHONE).say("menu")
+                everything = [e.id for e in flow.list_events()]
+                wait_until(lambda: len(set(seen)) >= len(everything))
+    finally:
+        stopping.set()
+        flow.close()
+        watcher.join(timeout=30)
+    assert not watcher.is_alive()
+    assert sorted(set(seen)) == everything  # none missing, none extra once deduped by id
+    assert seen == sorted(seen)
+
+
+def test_the_async_client_lists_and_watches_events(flowsvc_target: str, client: FlowClient) -> None:
+    async def walk() -> tuple[list[int], list[int]]:
+        async with AsyncFlowClient(connect(flowsvc_target)) as flow:
+            listed = [e.id for e in await flow.list_events(types=["step_entered"])]
+            watched: list[int] = []
+            async for event in flow.watch_events(0, types=["STEP_ENTERED"]):
+                watched.append(event.id)
+                if len(watched) == len(listed):
+                    break
+            return listed, watched
+
+    listed, watched = asyncio.run(walk())
+    assert listed and watched == listed
+
+
+def wait_until(condition: Any, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "never happened"
+        time.sleep(0.05)

@@ -273,3 +273,49 @@ def test_every_branch_of_every_shipped_template_leads_somewhere(
             step = menus[conversation.flow]["steps"][conversation.current_step]
             paths.append(path + [("say", valid_input(step, reference))])
     assert endings + switches > 0
+
+
+def copy_of_new_order(stub: flow_pb2_grpc.FlowServiceStub, name: str, *, orders: bool) -> None:
+    """new_order under another name and keyword, declaring (or not) that its results are orders."""
+    template = json.loads((TEMPLATES / "new_order.json").read_text("utf-8"))
+    menu = template["menu_structure"] | {"orders": orders}
+    definition = flow_pb2.TemplateDefinition(name=name, trigger_keywords=[name])
+    definition.menu_structure.update(menu)
+    stub.CreateTemplate(flow_pb2.CreateTemplateRequest(template=definition))
+
+
+def order_through(chat: Chat, keyword: str) -> str:
+    chat.say(keyword)
+    chat.tap("coffee", "Coffee")
+    chat.say("2")
+    chat.tap("yes")
+    found = REFERENCE.search(chat.texts[-1])
+    assert found, chat.texts
+    return found.group()
+
+
+def test_a_template_that_declares_orders_is_listed_and_tracked_whatever_its_name(
+    stub: flow_pb2_grpc.FlowServiceStub,
+) -> None:
+    copy_of_new_order(stub, "shop", orders=True)
+    copy_of_new_order(stub, "quote", orders=False)
+    chat = Chat(stub)
+    ordered, quoted = order_through(chat, "shop"), order_through(chat, "quote")
+
+    chat.say("my orders")
+    chat.tap("orders")
+    listing = chat.texts[-1]
+    chat.tap("done")
+    chat.say("track order")
+    chat.tap("track_order")
+    chat.say(ordered)
+    tracked = chat.last.outcome
+    chat.say("cancel")
+    chat.say("track order")
+    chat.tap("track_order")
+    chat.say(quoted)
+
+    assert ordered in listing and "2 x Coffee" in listing
+    assert quoted not in listing
+    assert tracked == flow_pb2.OUTCOME_ADVANCED
+    assert chat.last.outcome == flow_pb2.OUTCOME_INVALID_INPUT

@@ -629,7 +629,7 @@ def test_a_template_whose_first_step_looks_up_asks_once_then_decides() -> None:
     needs = advance(
         catalog, None, Inbound(text="mine"), to=TO, now=NOW, config=CONFIG, reference=REF
     )
-    assert needs == Needs(reference=None, recent_limit=5, templates=("new_order",))
+    assert needs == Needs(reference=None, recent_limit=5, templates=())
     decision = decide(catalog, None, Inbound(text="mine"), facts=Facts())
     assert bodies(decision) == ["Orders: You have no orders yet."]
     assert decision.state is not None

@@ -23,6 +23,8 @@ def test_defaults_from_an_environment_with_only_the_secrets() -> None:
     assert settings.mark_as_read is True
     assert settings.dev_mode is False
     assert settings.gateway_id.startswith("gateway-")
+    assert (settings.send_deadline_seconds, settings.send_backoff_max_seconds) == (3600, 30)
+    assert (settings.breaker_failures, settings.breaker_cooldown_max_seconds) == (5, 30)
 
 
 def test_every_name_is_read() -> None:
@@ -44,6 +46,11 @@ def test_every_name_is_read() -> None:
             "OUTBOX_LEASE_SECONDS": "120",
             "GATEWAY_ID": "gw-1",
             "LOG_LEVEL": "debug",
+            "SEND_DEADLINE_SECONDS": "7200",
+            "SEND_BACKOFF_MAX_SECONDS": "10",
+            "BREAKER_FAILURES": "3",
+            "BREAKER_COOLDOWN_SECONDS": "0.5",
+            "BREAKER_COOLDOWN_MAX_SECONDS": "60",
         }
     )
     assert settings.graph_base_url == "http://127.0.0.1:1/v26.0"
@@ -53,6 +60,9 @@ def test_every_name_is_read() -> None:
     assert (settings.outbox_poll_seconds, settings.outbox_lease_seconds) == (0.2, 120)
     assert (settings.gateway_id, settings.log_level) == ("gw-1", "DEBUG")
     assert settings.flowsvc_token == "grpc-token"
+    assert (settings.send_deadline_seconds, settings.send_backoff_max_seconds) == (7200, 10)
+    assert settings.breaker_failures == 3
+    assert (settings.breaker_cooldown_seconds, settings.breaker_cooldown_max_seconds) == (0.5, 60)
 
 
 @pytest.mark.parametrize("missing", sorted(SECRETS), ids=str)
@@ -75,6 +85,8 @@ def test_dev_mode_needs_no_secrets() -> None:
         {"OUTBOX_LEASE_SECONDS": "40"},
         {"GATEWAY_BATCH_SIZE": "101"},
         {"GATEWAY_BATCH_SIZE": "0"},
+        {"SEND_DEADLINE_SECONDS": "0"},
+        {"BREAKER_COOLDOWN_SECONDS": "10", "BREAKER_COOLDOWN_MAX_SECONDS": "5"},
     ],
     ids=[
         "not_a_number",
@@ -83,6 +95,8 @@ def test_dev_mode_needs_no_secrets() -> None:
         "lease_shorter_than_a_send",
         "batch_past_flowsvcs_limit",
         "empty_batch",
+        "no_send_deadline",
+        "cooldown_cap_below_the_first",
     ],
 )
 def test_bad_values_fail_fast(env: dict[str, str]) -> None:
@@ -93,3 +107,16 @@ def test_bad_values_fail_fast(env: dict[str, str]) -> None:
 def test_secrets_are_not_in_the_repr() -> None:
     shown = repr(Settings.from_env(SECRETS | {"FLOWSVC_TOKEN": "s3cret-grpc"}))
     assert "s3cret" not in shown
+
+
+@pytest.mark.parametrize(
+    ("host", "private"),
+    [("127.0.0.1", True), ("::1", True), ("[::1]", True), ("localhost", True)]
+    + [("0.0.0.0", False), ("10.0.0.5", False), ("gateway.example", False)],
+    ids=str,
+)
+def test_dev_mode_warns_only_when_others_can_reach_the_gateway(host: str, private: bool) -> None:
+    assert (
+        Settings.from_env({"GATEWAY_DEV_MODE": "1", "GATEWAY_LISTEN_HOST": host}).listens_privately
+        is private
+    )

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from menuflow.v1 import flow_pb2
 from tests.servers import flowsvc_process
 
 GRPCURL = shutil.which("grpcurl", path=str(Path(sys.executable).parent)) or "grpcurl"
@@ -59,7 +60,9 @@ def test_list_services_and_every_rpc(address: str) -> None:
     assert f"{SERVICE}.HandleMessage" in methods
     assert f"{SERVICE}.UpdateConversation" in methods
     assert f"{SERVICE}.SendMessage" in methods
-    assert len(methods) == 23
+    assert f"{SERVICE}.WatchEvents" in methods
+    declared = flow_pb2.DESCRIPTOR.services_by_name["FlowService"].methods
+    assert sorted(methods) == sorted(f"{SERVICE}.{m.name}" for m in declared)
 
 
 def test_describe_a_message(address: str) -> None:
@@ -153,3 +156,25 @@ def test_steer_a_conversation_and_send_messages(address: str) -> None:
     assert refused.returncode != 0 and "FailedPrecondition" in refused.stderr
     assert "24-hour customer service window" in refused.stderr
     assert json.loads(json.loads(sent.stdout)["message"]["body_json"])["type"] == "template"
+
+
+def test_what_get_template_returns_can_be_edited_and_sent_back(address: str) -> None:
+    got = grpcurl(address, f"{SERVICE}/GetTemplate", data='{"name": "support"}')
+    assert got.returncode == 0, got.stderr
+    assert '"version": 1' in got.stdout and '"create_time"' in got.stdout
+    # The edit a person makes in an editor: one text, the rest of grpcurl's output as it is.
+    edited = got.stdout.replace("How can we help", "How may we help", 1)
+    assert edited != got.stdout
+
+    sent = grpcurl(address, f"{SERVICE}/UpdateTemplate", data=edited)
+    again = grpcurl(address, f"{SERVICE}/UpdateTemplate", data=edited)
+
+    assert sent.returncode == 0, sent.stderr
+    updated = json.loads(sent.stdout)
+    assert updated["changed"] is True and updated["template"]["version"] == 2
+    assert "How may we help" in json.dumps(updated["template"]["menu_structure"])
+    assert (
+        updated["template"]["trigger_keywords"]
+        == json.loads(got.stdout)["template"]["trigger_keywords"]
+    )
+    assert again.returncode == 0 and "changed" not in json.loads(again.stdout)

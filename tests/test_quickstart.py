@@ -90,6 +90,11 @@ def test_make_run_says_ready_and_post_sample_gets_the_main_menu_once(run: Run) -
     run.wait_for("ready line", lambda: "ready: " in run.text())
     ready = next(line for line in run.text().splitlines() if line.startswith("ready: "))
     assert "make chat" in ready and "make post-sample" in ready
+    # Every line a newcomer reads before "ready": no warning (dev mode on loopback is the plan).
+    first = run.text().split("ready: ", 1)[0]
+    assert [line for line in run.lines() if line.get("level") in ("warning", "error")] == []
+    assert "Traceback" not in first
+    assert next(line for line in run.lines() if line["event"] == "DEV_MODE")["level"] == "info"
 
     posted = run.make("post-sample")
     assert posted.returncode == 0, posted.stdout + posted.stderr

@@ -30,6 +30,7 @@ from tests.gateway_harness import (
 )
 from tests.graph_standin import StandinServer
 from tests.graph_templates import Approved
+from tests.payloads import load_webhook
 from tests.steering import PAY_ORDER
 
 DAY = 24 * 3600
@@ -210,3 +211,46 @@ def test_metas_refusals_are_failed_for_good_with_their_code(
     assert outbox_failure(database_url, customer) == ("failed", code)
     attempts = [r for r in graph.standin.received() if r.error_code == code]
     assert len(attempts) == 1  # never retried
+
+
+def test_delivery_shows_up_as_events(
+    meta: httpx.Client, graph: StandinServer, shop: FlowClient
+) -> None:
+    """Through the gateway and the stand-in: a reply queued, sent (Meta's id), delivered and read
+    (status webhooks), and a message template Meta refuses failed with Meta's code."""
+    customer = "15551110009"
+    say(meta, customer, text="hi")
+    [sent] = sent_to(graph, customer, 1)
+    wamid = [r for r in graph.standin.accepted() if r.body["to"] == customer][0].wa_message_id
+    wait_until(lambda: shop.list_events(types=["message_sent"], phone_number=customer), 15)
+    status = load_webhook("status_delivered")
+    change = status["entry"][0]["changes"][0]["value"]
+    for kind in ("delivered", "read"):
+        change["statuses"][0] |= {"id": wamid, "status": kind}
+        assert post_webhook(meta, status).status_code == 200
+    unknown = message_template("order_shipped", "en_US", body=["K7M4Q2"])  # Meta: 132001
+    shop.send_message(customer, template=unknown)
+
+    wanted = ["message_queued", "message_sent", "message_delivered", "message_read"]
+    wanted.append("message_failed")
+    found = wait_until(
+        lambda: (
+            events
+            if len(events := shop.list_events(types=wanted, phone_number=customer)) >= 6
+            else None
+        ),
+        15,
+    )
+    first = found[0].message_queued.outbox_id
+    assert [(e.WhichOneof("payload"), e.customer.phone_number) for e in found[:4]] == [
+        ("message_queued", customer),
+        ("message_sent", customer),
+        ("message_delivered", customer),
+        ("message_read", customer),
+    ]
+    assert {e.message_sent.outbox_id for e in found[1:2]} == {first}
+    assert found[1].message_sent.wa_message_id == wamid
+    assert found[3].message_read.wa_message_id == wamid
+    assert sent["to"] == customer
+    assert [e.WhichOneof("payload") for e in found[4:]] == ["message_queued", "message_failed"]
+    assert found[5].message_failed.error_code == 132001

@@ -10,6 +10,7 @@ from hypothesis import given, settings, strategies as st
 from flowsvc.validation import (
     NAME_PATTERN,
     Violation,
+    review_template,
     template_targets,
     template_type,
     validate_template,
@@ -541,11 +542,6 @@ CASES = [
     ),
     pytest.param({"steps.cancelled.prompt": DELETE}, [], id="end-step-without-prompt"),
     pytest.param(
-        {"steps.initial.prompt": "Pick one"},
-        [("menu_structure.steps.initial.prompt", "is never sent")],
-        id="initial-prompt",
-    ),
-    pytest.param(
         {"steps.done.end_conversation": "yes"},
         [
             ("menu_structure.steps.done.end_conversation", "true or false"),
@@ -572,11 +568,8 @@ CASES = [
                 "target 'confirmation' names no step of this template and no template (did you "
                 "mean 'confirm'?)",
             ),
-            ("menu_structure.steps.confirm", "unreachable"),
-            ("menu_structure.steps.done", "unreachable"),
-            ("menu_structure.steps.cancelled", "unreachable"),
         ],
-        id="dangling-step",
+        id="dangling-step-reported-once",
     ),
     pytest.param(
         {"steps.initial.next_steps.support": "flow:suport"},
@@ -1064,7 +1057,7 @@ def test_a_template_breaking_many_rules_gets_every_violation() -> None:
         Violation(
             "menu_structure.colour",
             "unknown key 'colour': the keys allowed here are type, header, body, footer, action, "
-            "steps, currency, expiry_hours, context_keys",
+            "steps, currency, expiry_hours, context_keys, orders",
         ),
         Violation(
             "menu_structure.body.text",
@@ -1380,3 +1373,111 @@ def test_damaged_templates_never_raise(edits: dict[str, Any]) -> None:
             continue  # an earlier edit removed this path's parent
     found = validate_template("shop", ["shop"], menu, known_templates=KNOWN)
     assert all(isinstance(v, Violation) for v in found)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param(
+            "Table for {party_size:money2}",
+            "'{party_size:money2}' uses unknown format 'money2', so it would be sent as it is: "
+            "the formats are lower, money, upper (did you mean 'money'?)",
+            id="unknown-format-with-a-digit",
+        ),
+        pytest.param(
+            "Table for {party_size",
+            "'{party_size' opens a placeholder that is never closed, so it would be sent as it "
+            "is: write '{party_size}'",
+            id="unclosed-at-the-end",
+        ),
+        pytest.param(
+            "Table for {party_size:money and more",
+            "'{party_size:money' opens a placeholder that is never closed",
+            id="unclosed-with-format",
+        ),
+        pytest.param(
+            "{ total } and {total",
+            "'{total' opens a placeholder that is never closed",
+            id="unclosed-beside-a-near-miss",
+        ),
+    ],
+)
+def test_placeholder_mistakes_are_named_for_what_they_are(text: str, expected: str) -> None:
+    menu = copy.deepcopy(SHOP)
+    menu["steps"]["confirm"]["prompt"] = text
+
+    found = [d for f, d in problems(menu) if f == "menu_structure.steps.confirm.prompt"]
+
+    assert any(expected in description for description in found), found
+    assert not any("without spaces" in d for d in found if "{ total }" not in d)
+
+
+def test_a_closed_placeholder_is_not_called_unclosed() -> None:
+    menu = copy.deepcopy(SHOP)
+    menu["steps"]["confirm"]["prompt"] = "{quantity} x {product_title}: {total:money}. OK?"
+
+    assert problems(menu) == []
+
+
+def test_a_missing_step_is_reported_once_not_as_unreachable_steps_behind_it() -> None:
+    menu = copy.deepcopy(SHOP)
+    del menu["steps"]["quantity"]
+
+    found = problems(menu)
+
+    assert (
+        "menu_structure.steps.initial.next_step",
+        "target 'quantity' names no step of this template and no template",
+    ) in found
+    assert not [d for _, d in found if "unreachable" in d]
+
+
+def test_a_typo_is_never_answered_with_the_template_itself() -> None:
+    menu = copy.deepcopy(SHOP)
+    menu["steps"]["initial"]["next_steps"]["support"] = "shpo"
+    menu["steps"]["confirm"]["next_steps"]["yes"] = "flow:shpo"
+
+    found = dict(problems(menu, name="shop"))
+
+    assert "did you mean" not in found["menu_structure.steps.initial.next_steps.support"]
+    assert "did you mean" not in found["menu_structure.steps.confirm.next_steps.yes"]
+
+
+WARNED = [
+    pytest.param(
+        {"steps.initial.prompt": "What would you like?"},
+        ("menu_structure.steps.initial.prompt", "is never sent"),
+        id="initial-prompt",
+    ),
+    pytest.param(
+        {"steps.confirm.prompt": "You said {user_input}. Place the order?"},
+        ("menu_structure.steps.confirm.prompt", "placeholder {user_input} is always empty"),
+        id="guide-user-input",
+    ),
+    pytest.param(
+        {
+            "steps.quantity.context_key": DELETE,
+            "steps.quantity.compute": DELETE,
+            "steps.confirm.prompt": "Place the order?",
+        },
+        ("menu_structure.steps.quantity.validation", "the answer is dropped once checked"),
+        id="validation-without-context-key",
+    ),
+]
+
+
+@pytest.mark.parametrize(("edits", "expected"), WARNED)
+def test_legal_but_probably_wrong_is_a_warning_not_a_problem(
+    edits: dict[str, object], expected: tuple[str, str]
+) -> None:
+    menu = changed(edits)
+
+    found = review_template("shop", ["coffee"], menu, known_templates=KNOWN)
+
+    assert validate_template("shop", ["coffee"], menu, known_templates=KNOWN) == []
+    assert [(v.field, v.warning) for v in found] == [(expected[0], True)]
+    assert expected[1] in found[0].description
+
+
+def test_a_valid_template_without_surprises_has_no_warnings() -> None:
+    assert review_template("shop", ["coffee"], SHOP, known_templates=KNOWN) == []

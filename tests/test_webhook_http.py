@@ -240,3 +240,12 @@ def test_a_body_that_drips_in_is_cut_off_with_408(tmp_path: Path) -> None:
 
     assert answer.startswith(b"HTTP/1.1 408")
     assert time.monotonic() - started < 5
+
+
+def test_metrics_carry_no_created_series(client: httpx.Client) -> None:
+    post_webhook(client, load_webhook(webhook_names()[0]))
+
+    text = client.get("/metrics").text
+
+    assert "gateway_webhooks_total" in text
+    assert "_created" not in text

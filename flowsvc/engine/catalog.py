@@ -22,14 +22,27 @@ class Catalog:
     templates: Mapping[tuple[str, int], Template]
     latest: Mapping[str, int]
     _keywords: KeywordIndex = field(init=False, repr=False, compare=False)
+    # Templates whose latest version declares "orders": true (see order_templates).
+    _orders: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         pairs: list[tuple[str, str]] = []  # (template name, keyword)
+        orders: list[str] = []
         for name in self.latest:
             template = self.current(name)
             if template is not None and template.is_active:
                 pairs.extend((name, keyword) for keyword in template.trigger_keywords)
+            if template is not None and template.orders:
+                orders.append(name)
         object.__setattr__(self, "_keywords", KeywordIndex(pairs))
+        object.__setattr__(self, "_orders", tuple(sorted(orders)))
+
+    @property
+    def order_templates(self) -> tuple[str, ...]:
+        """The templates whose results order lookups list: those declaring "orders": true
+        (active or not, so that switching one off keeps its orders visible); empty (every
+        result counts) when none does."""
+        return self._orders
 
     @classmethod
     def build(cls, templates: Iterable[Template]) -> Catalog:

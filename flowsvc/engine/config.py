@@ -23,7 +23,6 @@ class EngineConfig:
     )
     max_input_chars: int = 1000
     max_history: int = 20
-    order_templates: tuple[str, ...] = ("new_order",)
     recent_orders_limit: int = 5
     help_text: str = 'Hi! Send "hi" to see what I can do for you.'
     cancelled_text: str = 'Okay, cancelled. Send "menu" whenever you want to start again.'

@@ -231,7 +231,9 @@ class _Rules:
             again = self.replies.step(template, state.step, state.context)
             return self.stay(template, state, Outcome.STALE_SELECTION, again)
         if answer.reference is not None:
-            order = quoted_order(self.facts, answer.reference, self.config)
+            order = quoted_order(
+                self.facts, answer.reference, self.config, self.catalog.order_templates
+            )
             if order is None:
                 return self.rejected(template, state, resend=False)
             answer = replace(answer, value=answer.reference, extra=order_context(order))
@@ -279,7 +281,7 @@ class _Rules:
         values = dict(context)
         if step.lookup == "recent_orders":
             values["recent_orders"] = recent_orders(
-                customer_orders(self.facts, self.config),
+                customer_orders(self.facts, self.config, self.catalog.order_templates),
                 currency=template.currency,
                 limit=self.config.recent_orders_limit,
                 empty=self.config.no_orders_text,

@@ -84,32 +84,40 @@ def find_order(facts: Facts, reference: str) -> OrderFact | None:
     return next((order for order in facts.orders if order.reference.upper() == reference), None)
 
 
-def quoted_order(facts: Facts | None, reference: str, config: EngineConfig) -> OrderFact | None:
-    """The order a customer quoted for an `order` lookup, if it is theirs and an order."""
-    order = find_order(_required(facts, reference, config), reference)
-    return order if order is not None and _is_order(order, config) else None
+def quoted_order(
+    facts: Facts | None, reference: str, config: EngineConfig, templates: tuple[str, ...]
+) -> OrderFact | None:
+    """The order a customer quoted for an `order` lookup, if it is theirs and an order.
+
+    `templates`: those whose results are orders (Catalog.order_templates; empty: every result).
+    """
+    order = find_order(_required(facts, reference, config, templates), reference)
+    return order if order is not None and _is_order(order, templates) else None
 
 
-def customer_orders(facts: Facts | None, config: EngineConfig) -> list[OrderFact]:
+def customer_orders(
+    facts: Facts | None, config: EngineConfig, templates: tuple[str, ...]
+) -> list[OrderFact]:
     """The customer's orders, for a `recent_orders` lookup."""
-    return [order for order in _required(facts, None, config).orders if _is_order(order, config)]
+    found = _required(facts, None, config, templates).orders
+    return [order for order in found if _is_order(order, templates)]
 
 
-def _required(facts: Facts | None, reference: str | None, config: EngineConfig) -> Facts:
+def _required(
+    facts: Facts | None, reference: str | None, config: EngineConfig, templates: tuple[str, ...]
+) -> Facts:
     """`facts`, or MissingFacts with the Needs that a second call answers in full."""
     if facts is None:
         needs = Needs(
-            reference=reference,
-            recent_limit=config.recent_orders_limit,
-            templates=config.order_templates,
+            reference=reference, recent_limit=config.recent_orders_limit, templates=templates
         )
         raise MissingFacts(needs)
     return facts
 
 
-def _is_order(order: OrderFact, config: EngineConfig) -> bool:
-    """Results of the order templates count as orders; all results do when none are named."""
-    return not config.order_templates or order.template in config.order_templates
+def _is_order(order: OrderFact, templates: tuple[str, ...]) -> bool:
+    """Results of the order templates count as orders; all results do when none is declared."""
+    return not templates or order.template in templates
 
 
 def summary(order: OrderFact) -> str:

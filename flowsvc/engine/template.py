@@ -96,6 +96,7 @@ class Template:
     is_active: bool = True
     currency: str = "$"
     expiry_hours: float | None = None
+    orders: bool = False  # its saved results are the customer's orders (for order lookups)
 
     def has_step(self, name: str) -> bool:
         """True for every defined step, and for `initial`, which always exists."""
@@ -137,6 +138,7 @@ def load_template(
         expiry_hours=float(expiry)
         if isinstance(expiry, int | float) and not isinstance(expiry, bool) and expiry > 0
         else None,
+        orders=menu_structure.get("orders") is True,
     )
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,6 +14,7 @@ from flowsvc.engine.message_templates import Button, Media, MessageTemplate, Par
 from flowsvc.errors import InvalidArgument
 from flowsvc.service.conversations import Conversation
 from flowsvc.service.deliveries import Ack, AckKind
+from flowsvc.service.event_hub import Committed
 from flowsvc.service.handling import StartRequest
 from flowsvc.service.inbound import InboundMessage
 from flowsvc.service.outbox_entries import OutboxEntry
@@ -18,6 +22,7 @@ from flowsvc.service.results import Result
 from flowsvc.service.steering import SendRequest, UpdateRequest
 from flowsvc.service.templates import ImportAction, Imported, TemplateDefinition, TemplateVersion
 from flowsvc.service.turns import Handled, LeaseRequest
+from flowsvc.store.events import Filter
 from menuflow.v1 import flow_pb2
 from menuflow.values import integral
 
@@ -87,8 +92,15 @@ def template(version: TemplateVersion) -> flow_pb2.Template:
 
 def imported(item: Imported) -> flow_pb2.ImportedTemplate:
     return flow_pb2.ImportedTemplate(
-        name=item.name, version=item.version, action=IMPORT_ACTIONS[item.action]
+        name=item.name,
+        version=item.version,
+        action=IMPORT_ACTIONS[item.action],
+        warnings=warnings(item.warnings),
     )
+
+
+def warnings(found: Iterable[tuple[str, str]]) -> list[flow_pb2.TemplateWarning]:
+    return [flow_pb2.TemplateWarning(field=field, description=text) for field, text in found]
 
 
 OUTCOMES = {
@@ -325,4 +337,55 @@ def ack(message: flow_pb2.OutboxAck) -> Ack:
         return Ack(message.id, AckKind.RELEASED)
     raise InvalidArgument(
         "bad ack", [(f"acks[id={message.id}].result", "one of sent, failed, retry, released")]
+    )
+
+
+class EventCache:
+    """Events as messages, each built once however many watchers it goes to (building the
+    payload is what costs), the latest `size` kept."""
+
+    def __init__(self, size: int = 20_000) -> None:
+        self._size = size
+        self._built: OrderedDict[int, flow_pb2.Event] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, item: Committed) -> flow_pb2.Event:
+        with self._lock:
+            found = self._built.get(item.id)
+        if found is None:
+            found = event(item)
+            with self._lock:
+                self._built[item.id] = found
+                while len(self._built) > self._size:
+                    self._built.popitem(last=False)
+        return found
+
+
+def event(item: Committed) -> flow_pb2.Event:
+    """An event with its payload in the oneof field its type names."""
+    message = flow_pb2.Event(
+        id=item.id,
+        type=flow_pb2.EventType.Value(f"EVENT_TYPE_{item.type.upper()}"),
+        customer=flow_pb2.Customer(phone_number_id=item.customer[0], phone_number=item.customer[1]),
+        template_name=item.template_name,
+        template_version=item.template_version,
+        create_time=to_timestamp(item.created_at),
+    )
+    payload = getattr(message, item.type)
+    payload.SetInParent()
+    json_format.ParseDict(item.payload, payload, ignore_unknown_fields=True)
+    return message
+
+
+def event_filter(message: flow_pb2.EventFilter) -> Filter:
+    return Filter(
+        types=frozenset(
+            flow_pb2.EventType.Name(t).removeprefix("EVENT_TYPE_").lower()
+            if t in flow_pb2.EventType.values()
+            else str(t)
+            for t in message.types
+        ),
+        template_name=message.template_name,
+        phone_number_id=message.phone_number_id,
+        phone_number=message.phone_number,
     )

@@ -1,8 +1,9 @@
 """Who may call what: each FlowService RPC and the roles whose tokens may call it.
 
 admin: everything (templates, the sweep, and all below). client: what other services steer and
-read (conversations, sends, results). gateway: what the webhook gateway does (handing messages
-over, the outbox, delivery statuses). Reflection answers any valid token; health needs none.
+read (conversations, sends, results, events). gateway: what the webhook gateway does (handing
+messages over, the outbox, delivery statuses). Reflection answers any valid token; health needs
+none.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ ALLOWED: dict[str, frozenset[str]] = {
     "SendMessage": _CLIENT,
     "GetResult": _CLIENT,
     "ListResults": _CLIENT,
+    "WatchEvents": _CLIENT,
+    "ListEvents": _CLIENT,
     "HandleMessage": _GATEWAY,
     "HandleMessages": _GATEWAY,
     "ClaimOutbox": _GATEWAY,

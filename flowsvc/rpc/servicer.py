@@ -3,12 +3,15 @@ translates the answer. Errors become statuses in rpc.status, for every method al
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import grpc
 
 from flowsvc.rpc import convert
 from flowsvc.rpc.status import status_message
 from flowsvc.service.conversations import Conversations
 from flowsvc.service.deliveries import Deliveries
+from flowsvc.service.event_feed import EventFeed
 from flowsvc.service.handling import MessageHandling
 from flowsvc.service.results import Results
 from flowsvc.service.retention import Retention
@@ -31,6 +34,7 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
         deliveries: Deliveries,
         retention: Retention,
         send_slots: SendSlots,
+        feed: EventFeed,
     ) -> None:
         self._templates = templates
         self._handling = handling
@@ -39,12 +43,16 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
         self._deliveries = deliveries
         self._retention = retention
         self._send_slots = send_slots
+        self._feed = feed
+        self._events = convert.EventCache()
 
     def CreateTemplate(
         self, request: flow_pb2.CreateTemplateRequest, context: grpc.ServicerContext
     ) -> flow_pb2.CreateTemplateResponse:
-        created = self._templates.create(convert.template_definition(request.template))
-        return flow_pb2.CreateTemplateResponse(template=convert.template(created))
+        created, warnings = self._templates.create(convert.template_definition(request.template))
+        return flow_pb2.CreateTemplateResponse(
+            template=convert.template(created), warnings=convert.warnings(warnings)
+        )
 
     def GetTemplate(
         self, request: flow_pb2.GetTemplateRequest, context: grpc.ServicerContext
@@ -68,12 +76,16 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
     def UpdateTemplate(
         self, request: flow_pb2.UpdateTemplateRequest, context: grpc.ServicerContext
     ) -> flow_pb2.UpdateTemplateResponse:
-        updated, changed = self._templates.update(
+        updated, changed, warnings = self._templates.update(
             convert.template_definition(request.template),
             tuple(request.update_mask.paths),
             request.expected_version,
         )
-        return flow_pb2.UpdateTemplateResponse(template=convert.template(updated), changed=changed)
+        return flow_pb2.UpdateTemplateResponse(
+            template=convert.template(updated),
+            changed=changed,
+            warnings=convert.warnings(warnings),
+        )
 
     def DeleteTemplate(
         self, request: flow_pb2.DeleteTemplateRequest, context: grpc.ServicerContext
@@ -84,8 +96,10 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
     def ValidateTemplate(
         self, request: flow_pb2.ValidateTemplateRequest, context: grpc.ServicerContext
     ) -> flow_pb2.ValidateTemplateResponse:
-        kind = self._templates.validate(convert.template_definition(request.template))
-        return flow_pb2.ValidateTemplateResponse(type=convert.TEMPLATE_TYPES[kind])
+        kind, warnings = self._templates.validate(convert.template_definition(request.template))
+        return flow_pb2.ValidateTemplateResponse(
+            type=convert.TEMPLATE_TYPES[kind], warnings=convert.warnings(warnings)
+        )
 
     def ListTemplateVersions(
         self, request: flow_pb2.ListTemplateVersionsRequest, context: grpc.ServicerContext
@@ -183,6 +197,7 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
             processed_messages=old,
             results=purged.results,
             outbox_messages=purged.outbox_messages,
+            events=purged.events,
         )
 
     def GetResult(
@@ -243,4 +258,29 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
         )
         return flow_pb2.GrantSendSlotsResponse(
             granted=grant.count, first_in_seconds=grant.first_in, interval_seconds=grant.interval
+        )
+
+    def WatchEvents(
+        self, request: flow_pb2.WatchEventsRequest, context: grpc.ServicerContext
+    ) -> Iterator[flow_pb2.WatchEventsResponse]:
+        after_id = request.after_id if request.HasField("after_id") else None
+        found = self._feed.watch(after_id, convert.event_filter(request.filter), context.is_active)
+        # Headers at once: the caller knows the stream is open before the first event.
+        context.send_initial_metadata(())
+        for batch in found:
+            yield flow_pb2.WatchEventsResponse(events=[self._events.get(item) for item in batch])
+
+    def ListEvents(
+        self, request: flow_pb2.ListEventsRequest, context: grpc.ServicerContext
+    ) -> flow_pb2.ListEventsResponse:
+        page = self._feed.page(
+            request.after_id,
+            convert.event_filter(request.filter),
+            request.page_size,
+            request.page_token,
+        )
+        return flow_pb2.ListEventsResponse(
+            events=[convert.event(item) for item in page.items],
+            next_page_token=page.next_page_token,
+            last_id=page.last_id,
         )

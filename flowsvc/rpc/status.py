@@ -9,6 +9,7 @@ answers so for every unary call, so that servicer methods only translate.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 import grpc
@@ -23,7 +24,9 @@ from flowsvc.errors import (
     FlowError,
     InvalidArgument,
     NotFound,
+    OutOfRange,
     ResourceExhausted,
+    count,
 )
 from flowsvc.rpc import Continuation
 from flowsvc.store.db import UNREACHABLE
@@ -39,10 +42,14 @@ STATUS_CODES: dict[type[FlowError], int] = {
     FailedPrecondition: code_pb2.FAILED_PRECONDITION,
     ResourceExhausted: code_pb2.RESOURCE_EXHAUSTED,
     Aborted: code_pb2.ABORTED,
+    OutOfRange: code_pb2.OUT_OF_RANGE,
 }
-# A status travels in HTTP/2 trailers, and clients refuse trailers over 8 KiB: the message and the
-# details each get a share of that, and what does not fit is counted instead of sent.
-MAX_MESSAGE_CHARS = 1500
+# A status travels in HTTP/2 trailers, and gRPC clients start refusing trailers over 8 KiB, counted
+# as received: grpc-message percent-encoded, and grpc-status-details-bin decoded, which holds the
+# google.rpc.Status (the message again, plus the details). The details take up to
+# MAX_DETAILS_BYTES, the message what is left of TRAILER_BUDGET (twice: it is sent twice), and what
+# does not fit is counted instead of sent.
+TRAILER_BUDGET = 7600
 MAX_DETAILS_BYTES = 4000
 # Calls that log each message's failure themselves, with the message's fields (service.messagelog).
 SELF_LOGGING = frozenset(
@@ -63,10 +70,7 @@ def status_message(error: Exception) -> status_pb2.Status:
         return status_pb2.Status(code=code_pb2.UNAVAILABLE, message=UNAVAILABLE)
     if not isinstance(error, FlowError):
         return status_pb2.Status(code=code_pb2.INTERNAL, message=INTERNAL)
-    message = str(error)
-    if len(message) > MAX_MESSAGE_CHARS:
-        message = message[: MAX_MESSAGE_CHARS - 1] + "…"
-    status = status_pb2.Status(code=STATUS_CODES[type(error)], message=message)
+    status = status_pb2.Status(code=STATUS_CODES[type(error)])
     if isinstance(error, InvalidArgument) and error.violations:
         request = error_details_pb2.BadRequest()
         for index, (field, reason) in enumerate(error.violations):
@@ -75,13 +79,57 @@ def status_message(error: Exception) -> status_pb2.Status:
                 del request.field_violations[-1]
                 request.field_violations.add(
                     field=field[:300],
-                    description=f"and {len(error.violations) - index} more problems",
+                    description=f"and {count(len(error.violations) - index, 'more problem')}",
                 )
                 break
         detail = any_pb2.Any()
         detail.Pack(request)
         status.details.append(detail)
+    status.message = readable(error, (TRAILER_BUDGET - status.ByteSize()) // 2)
     return status
+
+
+def readable(error: FlowError, budget: int) -> str:
+    """The status message within `budget` bytes as sent: an InvalidArgument's problems one per
+    line, as many as fit, then how many were left out (every one is also in the BadRequest
+    detail, as far as it fits)."""
+    if not (isinstance(error, InvalidArgument) and error.violations):
+        return _cut(str(error), budget)
+    lines = error.lines()
+    kept = [_cut(error.headline(), budget // 2)]
+    used = wire_size(kept[0])
+    for index, line in enumerate(lines):
+        line = _cut(line, budget // 2)
+        left = len(lines) - index - 1
+        # Room for this line, and for the "and N more" line if others would still follow.
+        reserve = wire_size(_more(left)) + 1 if left else 0
+        if used + 1 + wire_size(line) + reserve > budget:
+            kept.append(_more(len(lines) - index))
+            break
+        kept.append(line)
+        used += 1 + wire_size(line)
+    return "\n".join(kept)
+
+
+def _more(left: int) -> str:
+    return f"… and {count(left, 'more problem')} not shown here"
+
+
+def wire_size(text: str) -> int:
+    """How many bytes `text` takes as grpc-message: printable ASCII as is, the rest %XX."""
+    return sum(1 if 0x20 <= byte <= 0x7E and byte != 0x25 else 3 for byte in text.encode())
+
+
+def _cut(text: str, limit: int) -> str:
+    if wire_size(text) <= limit:
+        return text
+    budget, kept = limit - wire_size("…"), []
+    for character in text:
+        budget -= wire_size(character)
+        if budget < 0:
+            break
+        kept.append(character)
+    return "".join(kept) + "…"
 
 
 class ErrorStatus(grpc.ServerInterceptor):
@@ -91,6 +139,8 @@ class ErrorStatus(grpc.ServerInterceptor):
         self, continuation: Continuation, details: grpc.HandlerCallDetails
     ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = continuation(details)
+        if handler is not None and handler.unary_stream is not None:
+            return _streaming(handler, details.method)
         if handler is None or handler.unary_unary is None:
             return handler
         return _answering(handler, details.method)
@@ -112,6 +162,27 @@ def _answering(
             context.abort_with_status(rpc_status.to_status(status_message(error)))
 
     return grpc.unary_unary_rpc_method_handler(
+        answered,
+        request_deserializer=handler.request_deserializer,
+        response_serializer=handler.response_serializer,
+    )
+
+
+def _streaming(
+    handler: grpc.RpcMethodHandler[Any, Any], method: str
+) -> grpc.RpcMethodHandler[Any, Any]:
+    """As _answering, for a server stream: an exception ends the stream with its status."""
+    behavior = handler.unary_stream
+    assert behavior is not None
+
+    def answered(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+        try:
+            yield from behavior(request, context)
+        except Exception as error:
+            _log(method, error)
+            context.abort_with_status(rpc_status.to_status(status_message(error)))
+
+    return grpc.unary_stream_rpc_method_handler(
         answered,
         request_deserializer=handler.request_deserializer,
         response_serializer=handler.response_serializer,

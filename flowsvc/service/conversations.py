@@ -14,7 +14,7 @@ from flowsvc.engine import State
 from flowsvc.errors import InvalidArgument, NotFound
 from flowsvc.service.inbound import check_customer
 from flowsvc.service.paging import decode_token, encode_token, page_size
-from flowsvc.store import conversations, customers, processed
+from flowsvc.store import conversations, customers, events, processed
 from flowsvc.store.customers import Customer
 from flowsvc.store.models import ConversationState
 
@@ -121,6 +121,18 @@ class Conversations:
                 raise NotFound("the customer has no active conversation")
             ended = from_row(row)
             conversations.remove(session, phone_number_id, phone_number)
+            events.record(
+                session,
+                [
+                    events.Draft(
+                        "conversation_ended",
+                        (phone_number_id, phone_number),
+                        ended.flow,
+                        ended.template_version,
+                        {"step": ended.current_step, "reason": "EndConversation"},
+                    )
+                ],
+            )
         return ended
 
     def sweep(self) -> tuple[int, int]:
@@ -130,9 +142,22 @@ class Conversations:
         with self._sessions.begin() as session:
             customers.remember_expired(session, now)
             expired = conversations.remove_expired(session, now)
+            events.record(
+                session,
+                [
+                    events.Draft(
+                        "conversation_expired",
+                        (phone_number_id, phone_number),
+                        flow,
+                        version,
+                        {"step": step, "reason": "swept"},
+                    )
+                    for phone_number_id, phone_number, flow, version, step in expired
+                ],
+            )
             customers.forget_expiries_before(session, now - self._expiry_notice)
             old = processed.remove_older_than(session, now - self._dedupe_retention)
-        return expired, old
+        return len(expired), old
 
 
 def _check(phone_number_id: str, phone_number: str) -> None:

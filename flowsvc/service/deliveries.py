@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from flowsvc.clock import Clock, utcnow
 from flowsvc.errors import InvalidArgument
 from flowsvc.service.outbox_entries import OutboxEntry, from_row
-from flowsvc.store import customers, outbox
+from flowsvc.store import customers, events, outbox
 from flowsvc.store.models import OutboxMessage
 
 
@@ -118,8 +118,9 @@ class Deliveries:
                 ),
             )
             settlements = [_settlement(ack, now) for ack in checked]
-            lost = outbox.settle(session.connection(), owner, now, settlements)
-        return sorted(lost)
+            settled = outbox.settle(session.connection(), owner, now, settlements)
+            events.record(session, [_finished(who, s) for who, s in settled.finished])
+        return sorted(settled.lost)
 
     def record_status(
         self,
@@ -163,6 +164,7 @@ class Deliveries:
                     code, title, details = errors[0]
                     message.error_code, message.error_title = code, title
                     message.error_details = details
+                events.record(session, _status_events(message, status))
             return True, message.delivery_status or ""
 
 
@@ -208,3 +210,37 @@ def _settlement(ack: Ack, now: datetime) -> outbox.Settlement:
         error_title=ack.error_title,
         error_details=ack.error_details,
     )
+
+
+def _finished(customer: customers.Customer, settlement: outbox.Settlement) -> events.Draft:
+    """The event of a message Meta took (an ack `sent`) or that failed for good."""
+    if settlement.kind == outbox.SENT:
+        payload = {"outbox_id": settlement.id, "wa_message_id": settlement.wa_message_id or ""}
+        return events.Draft("message_sent", customer, payload=payload)
+    return events.Draft(
+        "message_failed",
+        customer,
+        payload={
+            "outbox_id": settlement.id,
+            "error_code": settlement.error_code or 0,
+            "error_title": settlement.error_title,
+            "error_details": settlement.error_details,
+        },
+    )
+
+
+def _status_events(message: OutboxMessage, status: str) -> list[events.Draft]:
+    """The event of a delivery status that moved forward: delivered, read or failed (Meta's
+    "sent" status repeats what the sender's ack already said)."""
+    customer = (message.phone_number_id, message.phone_number)
+    ids = {"outbox_id": message.id, "wa_message_id": message.wa_message_id or ""}
+    if status in ("delivered", "read"):
+        return [events.Draft(f"message_{status}", customer, payload=ids)]
+    if status == "failed":
+        error = {
+            "error_code": message.error_code or 0,
+            "error_title": message.error_title or "",
+            "error_details": message.error_details or "",
+        }
+        return [events.Draft("message_failed", customer, payload=ids | error)]
+    return []

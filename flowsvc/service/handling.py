@@ -8,7 +8,9 @@ statements and the commit) in rounds (service.turns). Each round:
   2. answers a redelivery with its stored outcome; otherwise runs the engine, and once more with
      the customer's orders if a step needs them (one query); a turn another service asked for
      sends free-form messages only within the customer service window (service.steering);
-  3. writes the conversations, results, outbox replies and dedupe records (store.turns.write).
+  3. writes the conversations, results, outbox replies and dedupe records (store.turns.write),
+     and records the turns' events (service.turn_events), written as the commit's last statement
+     (store.events).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from flowsvc.engine import (
 from flowsvc.engine.message_templates import MessageTemplate
 from flowsvc.engine.template import INITIAL
 from flowsvc.errors import FailedPrecondition, InvalidArgument, NotFound
-from flowsvc.service import messagelog, outbox_entries, steering
+from flowsvc.service import messagelog, outbox_entries, steering, turn_events
 from flowsvc.service.catalog import TemplateCatalog
 from flowsvc.service.inbound import InboundMessage, engine_input
 from flowsvc.service.turns import (
@@ -57,7 +59,7 @@ from flowsvc.service.turns import (
     handled_now,
     rounds,
 )
-from flowsvc.store import outbox, results, turns
+from flowsvc.store import events, outbox, results, turns
 from flowsvc.store.customers import Customer
 from flowsvc.store.db import UNREACHABLE
 
@@ -91,8 +93,10 @@ class MessageHandling:
         max_context_bytes: int = 16_384,
         expiry_notice: timedelta = timedelta(days=7),
         clock: Clock = utcnow,
+        observe: Callable[[str], None] = lambda outcome: None,
     ) -> None:
         self._sessions = sessions
+        self._observe = observe  # each message's outcome, "duplicate" or "failed" (metrics)
         self._catalog = catalog
         self._config = config
         self._max_context_bytes = max_context_bytes
@@ -106,8 +110,10 @@ class MessageHandling:
             handled = _retrying(partial(self._single, turn, lease), idempotent=True)
         except Exception as error:
             messagelog.message_failed(message, error, started)
+            self._observe("failed")
             raise
         messagelog.message_handled(message, handled, started)
+        self._observe("duplicate" if handled.duplicate else handled.outcome)
         return handled
 
     def handle_many(
@@ -147,8 +153,10 @@ class MessageHandling:
         for message, outcome in zip(messages, ordered, strict=True):
             if isinstance(outcome, Exception):
                 messagelog.message_failed(message, outcome, started)
+                self._observe("failed")
             else:
                 messagelog.message_handled(message, outcome, started)
+                self._observe("duplicate" if outcome.duplicate else outcome.outcome)
         return ordered
 
     def start(self, request: StartRequest, lease: LeaseRequest) -> Handled:
@@ -213,7 +221,7 @@ class MessageHandling:
                 now = self._clock()
                 openings = [_opening(todo[i], now) for i in round_]
                 opened = turns.lock_and_read(session.connection(), openings, lease.owner, now)
-                writing: list[tuple[int, turns.Opened, turns.Closing]] = []
+                writing: list[tuple[int, turns.Opened, Decision, turns.Closing]] = []
                 for index, found in zip(round_, opened, strict=True):
                     turn = todo[index]
                     if found.prior_outcome is not None:
@@ -228,12 +236,15 @@ class MessageHandling:
                     )
                     decision = self._decide(session, turn, found, now, expired_since)
                     writes = closing(turn, decision, found, now, lease, self._max_context_bytes)
-                    writing.append((index, found, writes))
+                    writing.append((index, found, decision, writes))
                 written = turns.write(
-                    session.connection(), now, [(todo[i].customer, w) for i, _, w in writing]
+                    session.connection(), now, [(todo[i].customer, w) for i, _, _, w in writing]
                 )
-                for (index, found, writes), ids in zip(writing, written, strict=True):
+                drafts: list[events.Draft] = []
+                for (index, found, decision, writes), ids in zip(writing, written, strict=True):
                     handled[index] = handled_now(todo[index], found, writes, ids, now)
+                    drafts += turn_events.drafts(todo[index], found, decision, writes, ids)
+                events.record(session, drafts)
         return [handled[index] for index in range(len(todo))]
 
     def _decide(

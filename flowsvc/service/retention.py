@@ -1,15 +1,16 @@
-"""Retention: finished results and sent or failed outbox messages are deleted past their age."""
+"""Retention: finished results, sent or failed outbox messages and events are deleted past their
+age."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from flowsvc.clock import Clock, utcnow
-from flowsvc.store import retention
+from flowsvc.store import events, retention
 
 
 @dataclass(frozen=True)
@@ -18,13 +19,15 @@ class Purged:
 
     results: int = 0
     outbox_messages: int = 0
+    events: int = 0
 
 
 class Retention:
     """The privacy half of the sweep (conversations and dedupe records are Conversations.sweep's).
 
-    `keep` None keeps everything forever. Deletes run in batches of `batch` rows, one short
-    transaction each, so a first sweep over years of rows never locks them all at once.
+    `keep` None keeps everything forever; `keep_events` is the event log's own (None: forever).
+    Deletes run in batches of `batch` rows, one short transaction each, so a first sweep over
+    years of rows never locks them all at once.
     """
 
     def __init__(
@@ -32,22 +35,29 @@ class Retention:
         sessions: sessionmaker[Session],
         keep: timedelta | None,
         *,
+        keep_events: timedelta | None = None,
         batch: int = 1000,
         clock: Clock = utcnow,
     ) -> None:
         self._sessions = sessions
         self._keep = keep
+        self._keep_events = keep_events
         self._batch = batch
         self._clock = clock
 
     def sweep(self) -> Purged:
-        if self._keep is None:
-            return Purged()
-        cutoff = self._clock() - self._keep
-        return Purged(
-            results=self._in_batches(retention.remove_results, cutoff),
-            outbox_messages=self._in_batches(retention.remove_finished_outbox, cutoff),
-        )
+        now = self._clock()
+        purged = Purged()
+        if self._keep is not None:
+            cutoff = now - self._keep
+            purged = Purged(
+                results=self._in_batches(retention.remove_results, cutoff),
+                outbox_messages=self._in_batches(retention.remove_finished_outbox, cutoff),
+            )
+        if self._keep_events is not None:
+            removed = self._in_batches(events.remove_older_than, now - self._keep_events)
+            purged = replace(purged, events=removed)
+        return purged
 
     def _in_batches(self, remove: Callable[[Session, datetime, int], int], cutoff: datetime) -> int:
         total = 0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -14,7 +14,12 @@ from flowsvc.errors import AlreadyExists, FailedPrecondition, InvalidArgument, N
 from flowsvc.service.paging import decode_token, encode_token, page_size
 from flowsvc.store import conversations, templates
 from flowsvc.store.models import WorkflowTemplate, WorkflowTemplateVersion
-from flowsvc.validation import template_targets, template_type, validate_template
+from flowsvc.validation import (
+    keyword_conflicts,
+    review_template,
+    template_targets,
+    template_type,
+)
 
 UPDATABLE_FIELDS = frozenset({"trigger_keywords", "menu_structure", "is_active"})
 
@@ -49,11 +54,15 @@ class ImportAction(StrEnum):
     UNCHANGED = "unchanged"
 
 
+TemplateWarning = tuple[str, str]  # (field path, what is probably wrong): legal, never blocking
+
+
 @dataclass(frozen=True)
 class Imported:
     name: str
     version: int
     action: ImportAction
+    warnings: tuple[TemplateWarning, ...] = ()
 
 
 @dataclass
@@ -75,18 +84,27 @@ def _version(head: WorkflowTemplate, row: WorkflowTemplateVersion) -> TemplateVe
     )
 
 
-def _check(definition: TemplateDefinition, known: Iterable[str]) -> None:
-    violations = validate_template(
+def _check(
+    definition: TemplateDefinition,
+    known: Iterable[str],
+    active: Mapping[str, Sequence[str]] | None = None,
+) -> list[TemplateWarning]:
+    """Raise InvalidArgument with every problem; return the warnings of a valid template.
+
+    `active`: the other active templates' keywords, when this template is to be active.
+    """
+    found = review_template(
         definition.name,
         definition.trigger_keywords,
         definition.menu_structure,
         known_templates=set(known) | {definition.name},
     )
+    if active is not None:
+        found += keyword_conflicts(definition.name, definition.trigger_keywords, active)
+    violations = [(v.field, v.description) for v in found if not v.warning]
     if violations:
-        raise InvalidArgument(
-            f"template {definition.name!r} is invalid",
-            [(v.field, v.description) for v in violations],
-        )
+        raise InvalidArgument(f"template {definition.name!r} is invalid", violations)
+    return [(v.field, v.description) for v in found if v.warning]
 
 
 class Templates:
@@ -98,20 +116,29 @@ class Templates:
         self._sessions = sessions
         self._on_change = on_change  # e.g. drop cached catalogs, so the change shows at once
 
-    def validate(self, definition: TemplateDefinition) -> str:
+    def validate(self, definition: TemplateDefinition) -> tuple[str, list[TemplateWarning]]:
+        """The type the template would be stored with, and its warnings."""
         with self._sessions() as session:
-            _check(definition, templates.names(session))
-        return template_type(definition.menu_structure)
+            active = (
+                templates.active_keywords(session) if definition.is_active is not False else None
+            )
+            warnings = _check(definition, templates.names(session), active)
+        return template_type(definition.menu_structure), warnings
 
-    def create(self, definition: TemplateDefinition) -> TemplateVersion:
+    def create(
+        self, definition: TemplateDefinition
+    ) -> tuple[TemplateVersion, list[TemplateWarning]]:
         with self._sessions.begin() as session:
             names = templates.names(session)
             if definition.name in names:
                 raise AlreadyExists(f"template {definition.name!r} already exists")
-            _check(definition, names)
+            active = (
+                templates.active_keywords(session) if definition.is_active is not False else None
+            )
+            warnings = _check(definition, names, active)
             created = _write(session, None, definition, is_active=definition.is_active is not False)
         self._on_change()
-        return created
+        return created, warnings
 
     def get(self, name: str, version: int = 0) -> TemplateVersion:
         with self._sessions() as session:
@@ -147,9 +174,9 @@ class Templates:
         definition: TemplateDefinition,
         fields: Sequence[str] = (),
         expected_version: int = 0,
-    ) -> tuple[TemplateVersion, bool]:
+    ) -> tuple[TemplateVersion, bool, list[TemplateWarning]]:
         """Write a new version with `fields` (all when empty) taken from `definition`; whether
-        anything changed."""
+        anything changed, and the warnings of the template as it now is."""
         unknown = sorted(set(fields) - UPDATABLE_FIELDS)
         if unknown:
             raise InvalidArgument(
@@ -176,12 +203,13 @@ class Templates:
             is_active = head.is_active
             if "is_active" in changing and definition.is_active is not None:
                 is_active = definition.is_active
-            _check(merged, templates.names(session))
+            active = templates.active_keywords(session) if is_active else None
+            warnings = _check(merged, templates.names(session), active)
             if _same(head, merged, is_active):
-                return _version(head, _version_row(session, head, head.version)), False
+                return _version(head, _version_row(session, head, head.version)), False, warnings
             updated = _write(session, head, merged, is_active=is_active)
         self._on_change()
-        return updated, True
+        return updated, True, warnings
 
     def delete(self, name: str) -> tuple[int, int]:
         """Delete a template, its versions and its conversations: (versions, conversations)."""
@@ -213,28 +241,34 @@ class Templates:
             )
         with self._sessions.begin() as session:
             known = templates.names(session) | set(names)
+            # Active after the import: the stored ones it leaves alone, and its own active ones.
+            active: dict[str, Sequence[str]] = {
+                n: k for n, k in templates.active_keywords(session).items() if n not in names
+            }
+            active |= {d.name: d.trigger_keywords for d in definitions if d.is_active is not False}
             violations: list[tuple[str, str]] = []
+            warned: list[tuple[TemplateWarning, ...]] = []
             for index, definition in enumerate(definitions):
+                others = active if definition.is_active is not False else None
                 try:
-                    _check(definition, known)
+                    warned.append(tuple(_check(definition, known, others)))
                 except InvalidArgument as invalid:
                     violations += [(f"templates[{index}].{f}", r) for f, r in invalid.violations]
             if violations:
                 raise InvalidArgument("templates are invalid", violations)
             imported = []
-            for definition in definitions:
+            for definition, warnings in zip(definitions, warned, strict=True):
                 head = templates.head(session, definition.name)
                 is_active = definition.is_active is not False
                 if head is None:
                     stored = _write(session, None, definition, is_active=is_active)
-                    imported.append(Imported(stored.name, stored.version, ImportAction.CREATED))
+                    action, version = ImportAction.CREATED, stored.version
                 elif _same(head, definition, is_active):
-                    imported.append(
-                        Imported(head.template_name, head.version, ImportAction.UNCHANGED)
-                    )
+                    action, version = ImportAction.UNCHANGED, head.version
                 else:
                     stored = _write(session, head, definition, is_active=is_active)
-                    imported.append(Imported(stored.name, stored.version, ImportAction.UPDATED))
+                    action, version = ImportAction.UPDATED, stored.version
+                imported.append(Imported(definition.name, version, action, warnings))
         self._on_change()
         return imported
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from flowsvc.store.db import affected_rows
@@ -58,10 +58,27 @@ def remove(session: Session, phone_number_id: str, phone_number: str) -> int:
     )
 
 
-def remove_expired(session: Session, now: datetime) -> int:
-    return affected_rows(
-        session, delete(ConversationState).where(ConversationState.expires_at <= now)
+def count_active(session: Session, now: datetime) -> int:
+    """Conversations not yet expired (for metrics)."""
+    query = select(func.count()).where(ConversationState.expires_at > now)
+    return int(session.scalar(query) or 0)
+
+
+def remove_expired(session: Session, now: datetime) -> list[tuple[str, str, str, int, str]]:
+    """Delete the expired conversations; whose they were, of which template, in which step."""
+    statement = (
+        delete(ConversationState)
+        .where(ConversationState.expires_at <= now)
+        .returning(
+            ConversationState.phone_number_id,
+            ConversationState.phone_number,
+            ConversationState.conversation_flow,
+            ConversationState.template_version,
+            ConversationState.current_step,
+        )
+        .execution_options(synchronize_session=False)
     )
+    return [(r[0], r[1], r[2], r[3], r[4]) for r in session.execute(statement)]
 
 
 def remove_of_template(session: Session, name: str) -> int:

@@ -111,7 +111,12 @@ def _serialize_sqlite_writers(engine: Engine) -> None:
 
 
 def create_sessionmaker(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False)
+    """Sessions whose commits also write the events their work recorded (store.events)."""
+    from flowsvc.store import events  # it reads this module: imported once both exist
+
+    sessions = sessionmaker(engine, expire_on_commit=False)
+    events.attach(sessions)
+    return sessions
 
 
 def affected_rows(session: Session, statement: Delete | Update) -> int:

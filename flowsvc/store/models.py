@@ -237,3 +237,31 @@ class SendRate(Base):
 
     phone_number_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     next_slot_at: Mapped[float] = mapped_column(Float(precision=53))
+
+
+class Event(Base):
+    """Something that happened (a conversation started, a message delivered), written in the same
+    transaction as the change it describes. Ids are given at commit, in commit order (see
+    store.events), so a consumer resuming after an id misses nothing."""
+
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=False)
+    type: Mapped[str] = mapped_column(String(32))
+    phone_number_id: Mapped[str] = mapped_column(String(64))
+    phone_number: Mapped[str] = mapped_column(String(32))
+    template_name: Mapped[str] = mapped_column(String(64))
+    template_version: Mapped[int]
+    payload: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(index=True)  # the retention sweep
+
+
+class EventCounter(Base):
+    """The one row that numbers events: taken as a transaction's last write, so ids are given in
+    commit order; and how far retention has deleted them (a resume from before is refused)."""
+
+    __tablename__ = "event_counter"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last_id: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    purged_through: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))

@@ -95,6 +95,16 @@ def by_id_for_update(session: Session, outbox_id: int) -> OutboxMessage | None:
     )
 
 
+def pending_depth(session: Session) -> tuple[int, datetime | None]:
+    """How many messages are pending, and when the oldest of them was written (for metrics)."""
+    count, oldest = session.execute(
+        select(func.count(), func.min(OutboxMessage.created_at)).where(
+            OutboxMessage.state == PENDING
+        )
+    ).one()
+    return int(count or 0), read_time(oldest) if oldest is not None else None
+
+
 def by_wa_message_id(session: Session, wa_message_id: str) -> OutboxMessage | None:
     return session.scalar(
         select(OutboxMessage).where(OutboxMessage.wa_message_id == wa_message_id).with_for_update()
@@ -130,7 +140,8 @@ class Settlement:
 
 
 _LOCK = (
-    "SELECT id, state, lease_owner, lease_expires_at FROM outbox WHERE id IN ({ids}) ORDER BY id"
+    "SELECT id, state, lease_owner, lease_expires_at, phone_number_id, phone_number FROM outbox"
+    " WHERE id IN ({ids}) ORDER BY id"
 )
 _PG_SETTLE = """
 UPDATE outbox o SET
@@ -166,24 +177,34 @@ WHERE id = :id
 """
 
 
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """What settle did: the messages whose lease the owner no longer held (in id order), and the
+    messages it sent or failed for good, with whose they are."""
+
+    lost: list[int]
+    finished: list[tuple[Customer, Settlement]]
+
+
 def settle(
     connection: Connection, owner: str, now: datetime, settlements: Sequence[Settlement]
-) -> list[int]:
-    """Apply acks (at most one per id) under the messages' row locks, taken in id order; returns,
-    in id order, the pending messages whose lease `owner` no longer held.
+) -> Settled:
+    """Apply acks (at most one per id) under the messages' row locks, taken in id order; returns
+    the pending messages whose lease `owner` no longer held, and those now sent or failed.
 
     A settled message is left alone (a repeated ack); an ack counts if the lease is `owner`'s or
     expired, and a `sent` always (Meta took it, whoever holds the lease now).
     """
     if not settlements:
-        return []
+        return Settled([], [])
     postgres = connection.dialect.name == "postgresql"
     by_id = {s.id: s for s in settlements}
     lock = _lock_sql(postgres, len(by_id))
     found = connection.exec_driver_sql(lock, tuple(by_id)).all()
     lost: list[int] = []
     settling: list[tuple[Settlement, dict[str, Any]]] = []
-    for id_, state, lease_owner, lease_expires_at in found:
+    finished: list[tuple[Customer, Settlement]] = []
+    for id_, state, lease_owner, lease_expires_at, phone_number_id, phone_number in found:
         if state != PENDING:
             continue
         s = by_id[id_]
@@ -193,6 +214,8 @@ def settle(
             if s.kind != SENT:
                 continue
         released = s.kind == "released"
+        if s.kind in (SENT, FAILED):
+            finished.append(((phone_number_id, phone_number), s))
         settling.append(
             (
                 s,
@@ -211,20 +234,20 @@ def settle(
             )
         )
     if not settling:
-        return lost
+        return Settled(lost, finished)
     if postgres:
         parameters: dict[str, Any] = {"now": now}
         for n, (_, values) in enumerate(settling):
             parameters |= {f"{name}_{n}": value for name, value in values.items()}
         connection.exec_driver_sql(_pg_settle_sql(len(settling)), parameters)
-        return lost
+        return Settled(lost, finished)
     for _, values in settling:
         next_at = values["next_attempt_at"]
         connection.exec_driver_sql(
             _SQLITE_SETTLE,
             values | {"now": sqlite_time(now), "next_attempt_at": next_at and sqlite_time(next_at)},
         )
-    return lost
+    return Settled(lost, finished)
 
 
 @lru_cache(maxsize=128)

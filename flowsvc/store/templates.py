@@ -65,6 +65,16 @@ def versions_page(
     return list(session.scalars(query))
 
 
+def active_keywords(session: Session) -> dict[str, list[Any]]:
+    """Every active template's trigger keywords (of its latest version), by name."""
+    rows = session.execute(
+        select(WorkflowTemplate.template_name, WorkflowTemplate.trigger_keywords).where(
+            WorkflowTemplate.is_active.is_(True)
+        )
+    )
+    return {name: list(keywords) for name, keywords in rows}
+
+
 def others(session: Session, head: WorkflowTemplate) -> list[WorkflowTemplate]:
     """Every other template's head."""
     return list(session.scalars(select(WorkflowTemplate).where(WorkflowTemplate.id != head.id)))

@@ -11,7 +11,21 @@ input_rules (a step's `validation`), context (context keys, placeholders, comput
 """
 
 from flowsvc.validation.targets import template_targets
-from flowsvc.validation.template import NAME_PATTERN, template_type, validate_template
+from flowsvc.validation.template import (
+    NAME_PATTERN,
+    keyword_conflicts,
+    review_template,
+    template_type,
+    validate_template,
+)
 from flowsvc.validation.violation import Violation
 
-__all__ = ["NAME_PATTERN", "Violation", "template_targets", "template_type", "validate_template"]
+__all__ = [
+    "NAME_PATTERN",
+    "Violation",
+    "keyword_conflicts",
+    "review_template",
+    "template_targets",
+    "template_type",
+    "validate_template",
+]

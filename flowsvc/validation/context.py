@@ -16,9 +16,14 @@ from flowsvc.validation.violation import Violation, clip, kind, suggest
 KEY_PATTERN = re.compile(r"^[a-z_][a-z0-9_]{0,63}\Z")
 
 RESERVED_NAMES = (*BUILTIN_NAMES, *ORDER_LOOKUP_NAMES)
+# Where the guide's code put every answer; here it is an ordinary key a step may choose.
+GUIDE_INPUT = "user_input"
 FORMATS = tuple(sorted(render.FORMATS))
 
 _NEAR_MISS = re.compile(r"\{\s*[A-Za-z_][A-Za-z0-9_ ]*(?::[^{}\n]*)?\}")
+_ODD_FORMAT = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*):([^{}\s]*)\}")
+# An opening brace and a name that no closing brace follows before the next brace or line end.
+_UNCLOSED = re.compile(r"\{\s*[A-Za-z_][A-Za-z0-9_]*(?::[A-Za-z0-9_]*)?(?=[^A-Za-z0-9_:}]|\Z)")
 
 
 def check_key(key: object, path: str, out: list[Violation], *, what: str) -> bool:
@@ -79,12 +84,41 @@ def placeholders(text: str) -> tuple[list[str], list[str]]:
             )
         names.append(name)
     for near in dict.fromkeys(_NEAR_MISS.findall(text)):
-        if not PLACEHOLDER.fullmatch(near):
+        if PLACEHOLDER.fullmatch(near):
+            continue
+        odd = _ODD_FORMAT.fullmatch(near)
+        if odd:
+            name, form = odd.groups()
+            problems.append(
+                f"'{clip(near)}' uses unknown format '{clip(form)}', so it would be sent as it "
+                f"is: the formats are {', '.join(FORMATS)}{suggest(form, FORMATS)}"
+            )
+            names.append(name)
+        else:
             problems.append(
                 f"'{clip(near)}' looks like a placeholder but is not one, so it would be sent "
                 "as it is: write {name} or {name:format}, without spaces"
             )
+    for opened in dict.fromkeys(_UNCLOSED.findall(text)):
+        if not _after_closing(text, opened):
+            problems.append(
+                f"'{clip(opened)}' opens a placeholder that is never closed, so it would be sent "
+                f"as it is: write '{clip(opened.replace(' ', ''))}}}'"
+            )
     return names, problems
+
+
+def _after_closing(text: str, opened: str) -> bool:
+    """Whether every occurrence of `opened` is followed by its closing brace (a near miss that
+    is reported already, such as '{ total }', is not also unclosed)."""
+    start = text.find(opened)
+    while start != -1:
+        rest = text[start + len(opened) :]
+        end = min((i for i in (rest.find(c) for c in "{}\n") if i != -1), default=-1)
+        if end == -1 or rest[end] != "}":
+            return False
+        start = text.find(opened, start + 1)
+    return True
 
 
 def check_text(
@@ -119,6 +153,18 @@ def check_text(
             continue
         if name in ORDER_LOOKUP_NAMES:
             reason = f'{{{name}}} is only known after a step with "lookup": "order"'
+        elif name == GUIDE_INPUT:
+            out.append(
+                Violation(
+                    path,
+                    f"placeholder {{{GUIDE_INPUT}}} is always empty: menuflow keeps an answer "
+                    "only under its step's context_key (the guide put every answer in "
+                    f'{GUIDE_INPUT}); add "context_key": "{GUIDE_INPUT}" to the step that asks, '
+                    "or read that step's own key",
+                    warning=True,
+                )
+            )
+            continue
         else:
             reason = (
                 f"placeholder {{{name}}} names nothing this template sets (no context_key, set "

@@ -50,6 +50,7 @@ class Scope:
     known: set[str]
     names: frozenset[str]
     out: list[Violation]
+    own: str = ""  # the template's own name
 
 
 def check_step(name: str, step: Mapping[Any, Any], path: str, scope: Scope) -> None:
@@ -63,7 +64,9 @@ def check_step(name: str, step: Mapping[Any, Any], path: str, scope: Scope) -> N
     offers, which = _check_own_message(name, step, path, scope)
     _check_texts(name, step, path, scope)
     if "next_step" in step:
-        check_target(step["next_step"], f"{path}.next_step", scope.steps, scope.known, scope.out)
+        check_target(
+            step["next_step"], f"{path}.next_step", scope.steps, scope.known, out, own=scope.own
+        )
     if "entry" in step and not isinstance(step["entry"], bool):
         out.append(Violation(f"{path}.entry", f"must be true or false, not {kind(step['entry'])}"))
     _check_template_replies(step, path, out)
@@ -72,6 +75,15 @@ def check_step(name: str, step: Mapping[Any, Any], path: str, scope: Scope) -> N
         check_input_rule(step["validation"], f"{path}.validation", out)
     if "context_key" in step:
         check_key(step["context_key"], f"{path}.context_key", out, what="context_key")
+    elif "validation" in step:
+        out.append(
+            Violation(
+                f"{path}.validation",
+                "checks the customer's answer, but the step has no context_key, so the answer "
+                'is dropped once checked: add "context_key" to keep it',
+                warning=True,
+            )
+        )
     if "set" in step:
         check_set(step["set"], f"{path}.set", out)
     if "compute" in step:
@@ -152,6 +164,7 @@ def _check_texts(name: str, step: Mapping[Any, Any], path: str, scope: Scope) ->
                 f"{path}.prompt",
                 "is never sent: step 'initial' is entered by sending the first message, so put "
                 "this text in menu_structure.body",
+                warning=True,
             )
         )
     elif "prompt" in step:
@@ -209,7 +222,7 @@ def _check_next_steps(
             scope.out.append(
                 Violation(choice_path, f"'{clip(choice)}' {problem}{suggest(choice, offered)}")
             )
-        check_target(target, choice_path, scope.steps, scope.known, scope.out)
+        check_target(target, choice_path, scope.steps, scope.known, scope.out, own=scope.own)
     if "next_step" not in step and step.get("end_conversation") is not True:
         for option in offered:
             if option not in next_steps:

@@ -13,8 +13,14 @@ def check_target(
     steps: Mapping[Any, Any],
     known: Collection[str],
     out: list[Violation],
+    *,
+    own: str = "",
 ) -> None:
-    """A target is a step of this template, flow:<template>, or the guide's <template>_flow."""
+    """A target is a step of this template, flow:<template>, or the guide's <template>_flow.
+
+    `own` (the template's name) is a valid target but never a hint: a typo is not a request to
+    start the template over.
+    """
     if not isinstance(target, str) or not target:
         out.append(
             Violation(path, f"must be a step name or 'flow:<template>', not {quote(target)}")
@@ -23,11 +29,12 @@ def check_target(
     if target in steps:
         return
     step_names = [step for step in steps if isinstance(step, str)]
+    others = [template for template in known if template != own]
     if target.startswith(FLOW_PREFIX):
         wanted = target[len(FLOW_PREFIX) :]
         if wanted in known:
             return
-        match = closest(wanted, known)
+        match = closest(wanted, others)
         hint = f" (did you mean 'flow:{match}'?)" if match else ""
         out.append(
             Violation(path, f"target '{clip(target)}' names no template '{clip(wanted)}'{hint}")
@@ -46,7 +53,7 @@ def check_target(
         )
         return
     step_match = closest(target, step_names)
-    template_match = closest(base or target, known)
+    template_match = closest(base or target, others)
     if step_match:
         hint = f" (did you mean '{step_match}'?)"
     elif template_match:
@@ -108,6 +115,10 @@ def check_reachability(steps: Mapping[Any, Any], out: list[Violation]) -> None:
             if target in steps and target not in reached:
                 reached.add(target)
                 pending.append(target)
+    if any(_dangling(steps[name], steps) for name in reached):
+        # A target names no step: that is reported where it is, and the steps it was meant to
+        # lead to would only repeat the one cause as "unreachable".
+        return
     for step_name in steps:
         if step_name not in reached:
             out.append(
@@ -118,3 +129,13 @@ def check_reachability(steps: Mapping[Any, Any], out: list[Violation]) -> None:
                     "conversations there)",
                 )
             )
+
+
+def _dangling(step: object, steps: Mapping[Any, Any]) -> bool:
+    """Whether a step leads to a step name that does not exist (rather than to a template)."""
+    return any(
+        target not in steps
+        and not target.startswith(FLOW_PREFIX)
+        and not target.endswith(GUIDE_FLOW_SUFFIX)
+        for target in _step_targets(step)
+    )

@@ -34,7 +34,15 @@ MAX_KEYWORD = 100
 MAX_CURRENCY = 5
 EXPIRY_HOURS = (1, 720)
 
-TOP_LEVEL_KEYS = ("type", *MESSAGE_KEYS, "steps", "currency", "expiry_hours", "context_keys")
+TOP_LEVEL_KEYS = (
+    "type",
+    *MESSAGE_KEYS,
+    "steps",
+    "currency",
+    "expiry_hours",
+    "context_keys",
+    "orders",
+)
 
 
 def validate_template(
@@ -49,6 +57,18 @@ def validate_template(
     `known_templates` names the templates a target may switch to (those stored, or imported in the
     same batch); the template's own name always counts.
     """
+    found = review_template(name, trigger_keywords, menu_structure, known_templates=known_templates)
+    return [violation for violation in found if not violation.warning]
+
+
+def review_template(
+    name: str,
+    trigger_keywords: Sequence[str],
+    menu_structure: Any,
+    *,
+    known_templates: Collection[str],
+) -> list[Violation]:
+    """Every problem and every warning (Violation.warning) with a template, in document order."""
     out: list[Violation] = []
     _check_name(name, out)
     _check_keywords(trigger_keywords, out)
@@ -69,7 +89,36 @@ def validate_template(
     first_offers: list[Offer] | None = None
     if isinstance(first_type, str) and first_type in MESSAGE_TYPES:
         first_offers = check_message(first_type, menu_structure, "menu_structure", out, names=names)
-    _check_steps(menu_structure, first_offers, known, names, out)
+    own = name if isinstance(name, str) else ""
+    _check_steps(menu_structure, first_offers, known, names, out, own)
+    return out
+
+
+def keyword_conflicts(
+    name: str, trigger_keywords: Sequence[str], active: Mapping[str, Sequence[str]]
+) -> list[Violation]:
+    """Keywords of an active template `name` that another active template has already.
+
+    `active` maps the other active templates to their keywords. Compared as they are matched
+    (words only, case and accents folded): two templates with one keyword would leave a
+    customer's text to a tie-break, and the author of the second one would not know.
+    """
+    out: list[Violation] = []
+    owners: dict[str, str] = {}
+    for other in sorted(active, reverse=True):  # the first by name wins where two share one
+        if other != name:
+            owners.update((phrase(k), other) for k in active[other] if isinstance(k, str))
+    for index, keyword in enumerate(trigger_keywords):
+        owner = owners.get(phrase(keyword)) if isinstance(keyword, str) else None
+        if owner is not None:
+            out.append(
+                Violation(
+                    f"trigger_keywords[{index}]",
+                    f"'{clip(keyword)}' is already a trigger keyword of the active template "
+                    f"'{owner}': a customer who writes it would start only one of '{name}' and "
+                    f"'{owner}'; remove it from one of them, or deactivate one",
+                )
+            )
     return out
 
 
@@ -183,6 +232,14 @@ def _check_top_level(menu: Mapping[Any, Any], out: list[Violation]) -> None:
         else:
             for index, key in enumerate(keys):
                 check_key(key, f"menu_structure.context_keys[{index}]", out, what="context key")
+    if "orders" in menu and not isinstance(menu["orders"], bool):
+        out.append(
+            Violation(
+                "menu_structure.orders",
+                f"must be true (this template's results are orders) or false, "
+                f"not {quote(menu['orders'])}",
+            )
+        )
     if "expiry_hours" in menu:
         hours = menu["expiry_hours"]
         low, high = EXPIRY_HOURS
@@ -255,6 +312,7 @@ def _check_steps(
     known: set[str],
     names: frozenset[str],
     out: list[Violation],
+    own: str,
 ) -> None:
     if "steps" not in menu:
         ids = ", ".join(f"'{clip(offer.id)}'" for offer in first_offers or ())
@@ -281,7 +339,7 @@ def _check_steps(
                 f"to the first message{suggest(INITIAL, [s for s in steps if isinstance(s, str)])}",
             )
         )
-    scope = Scope(steps, first_offers, known, names, out)
+    scope = Scope(steps, first_offers, known, names, out, own)
     for step_name, step in steps.items():
         path = f"menu_structure.steps.{step_name}"
         if not (isinstance(step_name, str) and STEP_NAME_PATTERN.match(step_name)):

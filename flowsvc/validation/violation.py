@@ -9,10 +9,14 @@ MAX_HINT_POOL = 100
 
 @dataclass(frozen=True)
 class Violation:
-    """One problem: `field` is a path into the template; `description` says what to change."""
+    """One problem: `field` is a path into the template; `description` says what to change.
+
+    A warning is legal but probably not what the author meant: it never makes a template invalid.
+    """
 
     field: str
     description: str
+    warning: bool = False
 
 
 def kind(value: object) -> str:

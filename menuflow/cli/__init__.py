@@ -7,6 +7,7 @@
     menuflow conversations list|show|start|update|end
     menuflow results list|show
     menuflow send PHONE --text ...              (or --interactive FILE, --template NAME ...)
+    menuflow events tail [--from ID] [--type T] follow events as they commit; events list
 
 Connection options come from the environment (MENUFLOW_TARGET, MENUFLOW_TOKEN,
 MENUFLOW_BUSINESS, MENUFLOW_TLS_CA, MENUFLOW_TLS_CERT, MENUFLOW_TLS_KEY, MENUFLOW_TIMEOUT) or
@@ -20,6 +21,7 @@ import sys
 import click
 
 from menuflow.cli.conversations import conversations, results, send
+from menuflow.cli.events import events
 from menuflow.cli.output import failure
 from menuflow.cli.templates import templates
 from menuflow.client import Connection, MenuflowError
@@ -68,6 +70,7 @@ cli.add_command(templates)
 cli.add_command(conversations)
 cli.add_command(results)
 cli.add_command(send)
+cli.add_command(events)
 
 
 def main() -> None:

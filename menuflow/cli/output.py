@@ -45,3 +45,8 @@ def failure(error: MenuflowError) -> None:
     err.print(f"[red]{error.code.name}[/red]: {error.message}", markup=True)
     for violation in error.violations:
         err.print(f"  {violation.field}: {violation.description}", markup=False)
+
+
+def count(number: int, noun: str) -> str:
+    """'1 problem', '2 problems'."""
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"

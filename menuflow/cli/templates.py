@@ -17,7 +17,7 @@ from typing import Any, cast
 import click
 from rich.progress import track
 
-from menuflow.cli.output import document, err, out, table
+from menuflow.cli.output import count, document, err, out, table
 from menuflow.client import FlowClient, InvalidArgument, NotFound, to_dict
 from menuflow.v1 import flow_pb2
 from menuflow.values import integral
@@ -60,6 +60,14 @@ def dumps(data: dict[str, Any], *, sort_keys: bool = False) -> str:
     return json.dumps(data, indent=2, ensure_ascii=False, sort_keys=sort_keys) + "\n"
 
 
+def warn(path: Path, warnings: Sequence[str]) -> None:
+    """Say what is legal but probably wrong in a template file (it does not fail the command)."""
+    if warnings:
+        err.print(f"[yellow]{path}[/yellow]: {count(len(warnings), 'warning')}", markup=True)
+        for warning in warnings:
+            err.print(f"  {warning}", markup=False)
+
+
 def _client(context: click.Context) -> FlowClient:
     return FlowClient(context.obj["connection"])
 
@@ -88,10 +96,12 @@ def push(context: click.Context, paths: tuple[str, ...]) -> None:
                 field = match[2] if match else violation.field
                 by_file[where].append(f"{field}: {violation.description}")
             for path, problems in by_file.items():
-                err.print(f"[red]{path}[/red]: {len(problems)} problems", markup=True)
+                err.print(f"[red]{path}[/red]: {count(len(problems), 'problem')}", markup=True)
                 for problem in problems:
                     err.print(f"  {problem}", markup=False)
             raise SystemExit(1) from None
+    for path, item in zip(files, imported, strict=True):
+        warn(path, [f"{w.field}: {w.description}" for w in item.warnings])
     actions = {1: "created", 2: "updated", 3: "unchanged"}
     if context.obj["json"]:
         document([to_dict(item) for item in imported])
@@ -128,22 +138,24 @@ def pull(context: click.Context, folder: str, names: tuple[str, ...]) -> None:
 )
 def validate(paths: tuple[str, ...], known: tuple[str, ...]) -> None:
     """Check template files offline, as flowsvc would: every problem, per file."""
-    from flowsvc.validation import validate_template
+    from flowsvc.validation import review_template
 
     files = template_files(paths)
     loaded = [(path, read(path)) for path in files]
     names = {str(data.get("name")) for _, data in loaded} | set(known)
     failed = 0
     for path, data in loaded:
-        problems = validate_template(
+        found = review_template(
             cast(str, data.get("name")),  # validation says so when it is not a string
             data.get("trigger_keywords", []),
             data.get("menu_structure"),
             known_templates=names,
         )
+        problems = [problem for problem in found if not problem.warning]
+        warn(path, [f"{w.field}: {w.description}" for w in found if w.warning])
         if problems:
             failed += 1
-            err.print(f"[red]{path}[/red]: {len(problems)} problems", markup=True)
+            err.print(f"[red]{path}[/red]: {count(len(problems), 'problem')}", markup=True)
             for problem in problems:
                 err.print(f"  {problem.field}: {problem.description}", markup=False)
         else:

@@ -64,6 +64,11 @@ class ResourceExhausted(MenuflowError):
     """A size limit was reached."""
 
 
+class OutOfRange(MenuflowError):
+    """A position past what exists: events after the id were deleted by retention, or it is past
+    the newest event (the violation on after_id says which)."""
+
+
 class Unavailable(MenuflowError):
     """flowsvc (or its database) could not be reached, even after the retries."""
 
@@ -82,6 +87,7 @@ _CLASSES: dict[grpc.StatusCode, type[MenuflowError]] = {
     grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
     grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhausted,
     grpc.StatusCode.UNAVAILABLE: Unavailable,
+    grpc.StatusCode.OUT_OF_RANGE: OutOfRange,
     grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceeded,
 }
 
@@ -96,6 +102,6 @@ def from_rpc_error(error: grpc.RpcError) -> MenuflowError:
         request = error_details_pb2.BadRequest()
         if detail.Unpack(request):
             violations += [FieldViolation(v.field, v.description) for v in request.field_violations]
-    if violations and " problems: " in message:  # the list is shown line by line instead
-        message = message.split(" (", 1)[0]
+    if violations and "\n" in message:  # the list is shown from the violations instead
+        message = message.split("\n", 1)[0].rsplit(" (", 1)[0]
     return _CLASSES.get(code, MenuflowError)(code, message, tuple(violations))

@@ -150,3 +150,24 @@ def update_template(
         update_mask=field_mask_pb2.FieldMask(paths=list(fields)),
         expected_version=expected_version,
     )
+
+
+def event_filter(
+    types: Iterable[str | int], template_name: str, business: str, phone_number: str
+) -> flow_pb2.EventFilter:
+    """Types as EventType values or names, with or without the prefix ("flow_completed")."""
+    return flow_pb2.EventFilter(
+        types=[event_type(t) for t in types],
+        template_name=template_name,
+        phone_number_id=business,
+        phone_number=phone_number,
+    )
+
+
+def event_type(given: str | int) -> flow_pb2.EventType.ValueType:
+    if isinstance(given, int):
+        return flow_pb2.EventType.ValueType(given)
+    name = given.upper()
+    return flow_pb2.EventType.Value(
+        name if name.startswith("EVENT_TYPE_") else f"EVENT_TYPE_{name}"
+    )

@@ -1,0 +1,150 @@
+"""WatchEvents and ListEvents: the event log read in id order (which is commit order), filtered.
+
+A watcher resumes after the last id it saw and gets every later event at least once. Catching up
+it reads the database a batch at a time, one short session per batch; following along it reads
+the process's EventHub, holding no connection while it waits. A position retention has deleted
+past is refused (OUT_OF_RANGE), never skipped over in silence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from flowsvc.errors import InvalidArgument, OutOfRange
+from flowsvc.service.event_hub import Committed, EventHub, committed
+from flowsvc.service.paging import decode_token, encode_token, page_size
+from flowsvc.store import events
+from flowsvc.store.events import Filter
+
+TYPES = frozenset(
+    {
+        "conversation_started",
+        "step_entered",
+        "flow_completed",
+        "conversation_ended",
+        "conversation_cancelled",
+        "conversation_expired",
+        "conversation_updated",
+        "message_queued",
+        "message_sent",
+        "message_delivered",
+        "message_read",
+        "message_failed",
+        "inbound_unhandled",
+    }
+)
+_CATCH_UP_BATCH = 500
+_BATCH = 500  # events in one response at most
+_WAIT_SECONDS = 1.0  # how often a waiting watcher checks that its caller is still there
+
+
+@dataclass(frozen=True)
+class Page:
+    """A page of ListEvents."""
+
+    items: list[Committed]
+    next_page_token: str
+    last_id: int
+
+
+def matches(item: Committed, wanted: Filter) -> bool:
+    return (
+        (not wanted.types or item.type in wanted.types)
+        and (not wanted.template_name or item.template_name == wanted.template_name)
+        and (not wanted.phone_number_id or item.customer[0] == wanted.phone_number_id)
+        and (not wanted.phone_number or item.customer[1] == wanted.phone_number)
+    )
+
+
+class EventFeed:
+    """The event log for readers."""
+
+    def __init__(self, sessions: sessionmaker[Session], hub: EventHub) -> None:
+        self._sessions = sessions
+        self._hub = hub
+
+    def page(self, after_id: int, wanted: Filter, requested_size: int, token: str) -> Page:
+        size = page_size(requested_size)
+        _check(after_id, wanted)
+        cursor = decode_token(token, int)
+        with self._sessions() as session:
+            last, purged = events.bounds(session)
+            start = _start(after_id if cursor is None else cursor, last, purged)
+            rows = events.read(session, start, last, wanted, size + 1)
+        items = [committed(row) for row in rows[:size]]
+        more = len(rows) > size
+        return Page(items, encode_token(items[-1].id) if more else "", last)
+
+    def watch(
+        self, after_id: int | None, wanted: Filter, active: Callable[[], bool]
+    ) -> Iterator[list[Committed]]:
+        """Events after `after_id` (None: from now on) as they commit, in batches of at most
+        `_BATCH`, until `active()` is false or the process stops."""
+        _check(after_id or 0, wanted)
+        with self._hub.watcher():
+            with self._sessions() as session:
+                last, purged = events.bounds(session)
+            cursor = last if after_id is None else _start(after_id, last, purged)
+            while active() and not self._hub.stopping:
+                buffered = self._hub.after(cursor, _WAIT_SECONDS)
+                if buffered is None:
+                    found, cursor = self._catch_up(cursor, wanted)
+                else:
+                    found, cursor = buffered
+                    found = [item for item in found if matches(item, wanted)]
+                for start in range(0, len(found), _BATCH):
+                    yield found[start : start + _BATCH]
+
+    def _catch_up(self, cursor: int, wanted: Filter) -> tuple[list[Committed], int]:
+        """The next batch from the database, for a watcher behind the hub's buffer."""
+        with self._sessions() as session:
+            last, purged = events.bounds(session)
+            if cursor < purged:
+                raise _past_retention(cursor, purged)
+            rows = events.read(session, cursor, last, wanted, _CATCH_UP_BATCH)
+        found = [committed(row) for row in rows]
+        full = len(rows) == _CATCH_UP_BATCH
+        return found, found[-1].id if full else last
+
+
+def _check(after_id: int, wanted: Filter) -> None:
+    problems = []
+    if after_id < 0:
+        problems.append(("after_id", "must not be negative"))
+    unknown = wanted.types - TYPES
+    if unknown:
+        problems.append(("filter.types", f"unknown event types {sorted(unknown)}"))
+    if problems:
+        raise InvalidArgument("bad event request", problems)
+
+
+def _start(after_id: int, last: int, purged: int) -> int:
+    """Where reading after `after_id` starts: there, or refused if retention deleted events
+    after it or it is past the newest event (0: from the oldest kept)."""
+    if after_id == 0:
+        return purged
+    if after_id > last:
+        raise OutOfRange(
+            "no such event",
+            [("after_id", f"{after_id} is past the newest event, {last}")],
+        )
+    if after_id < purged:
+        raise _past_retention(after_id, purged)
+    return after_id
+
+
+def _past_retention(after_id: int, purged: int) -> OutOfRange:
+    return OutOfRange(
+        "events past retention",
+        [
+            (
+                "after_id",
+                f"the events after {after_id} through {purged} were deleted by retention "
+                f"(FLOWSVC_EVENT_RETENTION_DAYS); the oldest kept is {purged + 1}: resume from "
+                f"{purged} (events were missed) or from now",
+            )
+        ],
+    )

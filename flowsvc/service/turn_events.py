@@ -1,0 +1,126 @@
+"""What a turn tells the event log: the conversation it closed or started, the step it entered,
+the flow it completed, the message no flow handled, the replies it queued. Pure: the turn, what it
+read and what it writes in, drafts out (store.events writes them with the turn's commit)."""
+
+from __future__ import annotations
+
+from flowsvc.engine import Decision, Outcome, State
+from flowsvc.service.turns import MessageTurn, SendTurn, StartTurn, Turn, UpdateTurn
+from flowsvc.store import turns
+from flowsvc.store.events import Draft
+
+# Outcomes of a customer's message that no flow took up.
+_UNHANDLED = frozenset({Outcome.IGNORED, Outcome.UNSUPPORTED})
+# Outcomes that begin a conversation (replacing any the customer had).
+_BEGINNINGS = frozenset({Outcome.STARTED, Outcome.RESTARTED, Outcome.EXPIRED})
+
+
+def drafts(
+    turn: Turn,
+    opened: turns.Opened,
+    decision: Decision,
+    written: turns.Closing,
+    outbox_ids: list[int],
+) -> list[Draft]:
+    """The events of one turn, in the order they happened."""
+    customer = turn.customer
+    before = opened.state
+    after = before if written.keep else decision.state
+    outcome = decision.outcome
+    found: list[Draft] = []
+
+    def of(state: State | None, type_: str, **payload: object) -> Draft:
+        name, version = (state.flow, state.version) if state is not None else ("", 0)
+        return Draft(type_, customer, name, version, dict(payload))
+
+    fresh = after is not None and (before is None or turn.fresh or outcome in _BEGINNINGS)
+    if isinstance(turn, SendTurn):
+        fresh = False
+    elif before is not None and not written.keep and (after is None or fresh):
+        if outcome == Outcome.EXPIRED:
+            found.append(of(before, "conversation_expired", step=before.step, reason="expired"))
+        elif outcome == Outcome.CANCELLED:
+            found.append(of(before, "conversation_cancelled", step=before.step, reason="cancel"))
+        elif not (decision.result is not None and after is None):
+            found.append(of(before, "conversation_ended", step=before.step, reason=_why(turn)))
+    if fresh and after is not None:
+        found.append(
+            of(
+                after,
+                "conversation_started",
+                step=after.step,
+                business_initiated=isinstance(turn, StartTurn),
+            )
+        )
+    if isinstance(turn, UpdateTurn):
+        found.append(
+            of(
+                after or before,
+                "conversation_updated",
+                revision=written.revision,
+                step=after.step if after is not None else "",
+                context_keys=sorted(turn.context),
+            )
+        )
+    moved = after is not None and (
+        fresh or before is None or (after.flow, after.step) != (before.flow, before.step)
+    )
+    if moved and after is not None and not written.keep:
+        found.append(
+            of(
+                after,
+                "step_entered",
+                step=after.step,
+                previous_step="" if fresh or before is None else before.step,
+                input=_input(turn),
+                source_id=turn.source_id,
+            )
+        )
+    result = decision.result
+    if result is not None:
+        found.append(
+            Draft(
+                "flow_completed",
+                customer,
+                result.template,
+                result.version,
+                {"reference": result.reference, "result": dict(result.context)},
+            )
+        )
+    if isinstance(turn, MessageTurn) and (
+        outcome in _UNHANDLED or (before is None and after is None and result is None)
+    ):
+        found.append(
+            of(
+                before,
+                "inbound_unhandled",
+                message_id=turn.message_id,
+                outcome=f"OUTCOME_{outcome.name}",
+            )
+        )
+    for id_, body in zip(outbox_ids, decision.messages, strict=False):
+        found.append(
+            of(
+                after or before,
+                "message_queued",
+                outbox_id=id_,
+                source_id=turn.source_id,
+                message_type=str(body.get("type", "")),
+            )
+        )
+    return found
+
+
+def _why(turn: Turn) -> str:
+    if isinstance(turn, StartTurn):
+        return "replaced by StartConversation"
+    if isinstance(turn, UpdateTurn):
+        return "UpdateConversation"
+    return "ended by the flow"
+
+
+def _input(turn: Turn) -> str:
+    if isinstance(turn, MessageTurn):
+        inbound = turn.inbound
+        return inbound.selection_id or inbound.text or ""
+    return ""

@@ -1,0 +1,192 @@
+"""The event log: what happened, written in the same transaction as the change it describes.
+
+A unit of work records drafts as it goes (`record`); when its session commits, they are written
+in one statement just before COMMIT (`attach` installs that on a sessionmaker). Ids are given
+there, from the one row of event_counter that the statement updates: the row lock is held until
+COMMIT, so transactions take their ids one after the other and commit in that order. An id a
+reader can see is therefore never followed by a smaller one committing later (a sequence would
+allow that: ids drawn in one order, committed in another), ids have no gaps, and a reader that
+resumes after the last id it saw misses nothing. The lock is taken as each transaction's last
+statement, so it is held only for the COMMIT itself, and never while waiting for another lock.
+
+On PostgreSQL the statement also NOTIFYs `menuflow_events` with the last id (delivered at
+COMMIT, and not at all after a rollback), which wakes the watchers of every flowsvc process.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, delete, event, func, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from flowsvc.clock import utcnow
+from flowsvc.store import prepared
+from flowsvc.store.customers import Customer
+from flowsvc.store.db import affected_rows
+from flowsvc.store.models import Event, EventCounter
+from flowsvc.store.times import sqlite_time
+
+CHANNEL = "menuflow_events"
+_DRAFTS = "menuflow_event_drafts"
+LAST_ID = "menuflow_event_last_id"  # session.info: the last id the session's commit wrote
+
+_PG_WRITE = """
+WITH counter AS (
+    INSERT INTO event_counter (id, last_id, purged_through) VALUES (1, :count, 0)
+    ON CONFLICT (id) DO UPDATE SET last_id = event_counter.last_id + excluded.last_id
+    RETURNING last_id
+), written AS (
+    INSERT INTO events (id, type, phone_number_id, phone_number, template_name,
+        template_version, payload, created_at)
+    SELECT counter.last_id - :count + e.n, e.type, e.phone_number_id, e.phone_number,
+           e.template_name, e.template_version, e.payload::jsonb, :now
+    FROM counter, unnest(:types::text[], :phone_number_ids::text[], :phone_numbers::text[],
+                         :template_names::text[], :template_versions::int[], :payloads::text[])
+         WITH ORDINALITY AS e(type, phone_number_id, phone_number, template_name,
+                              template_version, payload, n)
+)
+SELECT last_id, pg_notify('menuflow_events', last_id::text) FROM counter
+"""
+# The row is made if missing (a database emptied by hand keeps working).
+_SQLITE_COUNT = """
+INSERT INTO event_counter (id, last_id, purged_through) VALUES (1, ?, 0)
+ON CONFLICT (id) DO UPDATE SET last_id = event_counter.last_id + excluded.last_id
+RETURNING last_id
+"""
+_SQLITE_ROW = "(?, ?, ?, ?, ?, ?, ?, ?)"
+_SQLITE_INSERT = """
+INSERT INTO events (id, type, phone_number_id, phone_number, template_name, template_version,
+    payload, created_at)
+VALUES {rows}
+"""
+_SQLITE_CHUNK = 500  # rows per INSERT (8 parameters each, well under SQLite's limit)
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """An event to write: its type (EventType's name without the prefix, lower case), whose, of
+    which template, and its payload (the proto payload message's fields)."""
+
+    type: str
+    customer: Customer
+    template_name: str = ""
+    template_version: int = 0
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Filter:
+    """Which events a reader wants; an empty field does not narrow."""
+
+    types: frozenset[str] = frozenset()
+    template_name: str = ""
+    phone_number_id: str = ""
+    phone_number: str = ""
+
+
+def record(session: Session, drafts: Sequence[Draft]) -> None:
+    """Write `drafts` with the session's transaction, when it commits (nothing if it rolls back)."""
+    if drafts:
+        session.info.setdefault(_DRAFTS, []).extend(drafts)
+
+
+def attach(sessions: sessionmaker[Session]) -> None:
+    """Make the sessions write their recorded events as the last statement before COMMIT."""
+
+    @event.listens_for(sessions, "before_commit")
+    def _before_commit(session: Session) -> None:
+        drafts = session.info.pop(_DRAFTS, None)
+        if drafts:
+            session.info[LAST_ID] = write(session.connection(), drafts, utcnow())
+
+    @event.listens_for(sessions, "after_rollback")
+    def _after_rollback(session: Session) -> None:
+        session.info.pop(_DRAFTS, None)
+
+
+def write(connection: Connection, drafts: Sequence[Draft], now: datetime) -> int:
+    """Number and insert `drafts` (one statement on PostgreSQL, two on SQLite); the last id."""
+    if connection.dialect.name == "postgresql":
+        parameters = {
+            "count": len(drafts),
+            "now": now,
+            "types": [d.type for d in drafts],
+            "phone_number_ids": [d.customer[0] for d in drafts],
+            "phone_numbers": [d.customer[1] for d in drafts],
+            "template_names": [d.template_name for d in drafts],
+            "template_versions": [d.template_version for d in drafts],
+            "payloads": [_json(d.payload) for d in drafts],
+        }
+        last_id: int = prepared.run(connection, (_PG_WRITE,), parameters).one()[0]
+        return last_id
+    last_id = connection.exec_driver_sql(_SQLITE_COUNT, (len(drafts),)).one()[0]
+    first = last_id - len(drafts) + 1
+    at = sqlite_time(now)
+    for start in range(0, len(drafts), _SQLITE_CHUNK):
+        chunk = drafts[start : start + _SQLITE_CHUNK]
+        values: list[Any] = []
+        for n, d in enumerate(chunk, start=first + start):
+            values += [n, d.type, *d.customer, d.template_name, d.template_version]
+            values += [_json(d.payload), at]
+        rows = ", ".join([_SQLITE_ROW] * len(chunk))
+        connection.exec_driver_sql(_SQLITE_INSERT.format(rows=rows), tuple(values))
+    return last_id
+
+
+def bounds(session: Session) -> tuple[int, int]:
+    """(the last id given, the last id retention deleted through)."""
+    row = session.execute(
+        select(EventCounter.last_id, EventCounter.purged_through).where(EventCounter.id == 1)
+    ).one_or_none()
+    return (row.last_id, row.purged_through) if row is not None else (0, 0)
+
+
+def read(
+    session: Session, after_id: int, through_id: int, wanted: Filter, limit: int
+) -> list[Row[Any]]:
+    """Events with after_id < id <= through_id that `wanted` matches, oldest first, as rows
+    with Event's columns (no ORM objects: a watcher's reader loads every event)."""
+    query = (
+        select(*Event.__table__.columns)
+        .where(Event.id > after_id, Event.id <= through_id)
+        .order_by(Event.id)
+        .limit(limit)
+    )
+    if wanted.types:
+        query = query.where(Event.type.in_(sorted(wanted.types)))
+    if wanted.template_name:
+        query = query.where(Event.template_name == wanted.template_name)
+    if wanted.phone_number_id:
+        query = query.where(Event.phone_number_id == wanted.phone_number_id)
+    if wanted.phone_number:
+        query = query.where(Event.phone_number == wanted.phone_number)
+    return list(session.execute(query).all())
+
+
+def remove_older_than(session: Session, cutoff: datetime, limit: int) -> int:
+    """Delete the oldest events, at most `limit`, up to the last one written before `cutoff`;
+    remember how far (a reader resuming from before it is told, not silently skipped)."""
+    through = session.scalar(select(func.max(Event.id)).where(Event.created_at < cutoff))
+    if through is None:
+        return 0
+    oldest = select(Event.id).where(Event.id <= through).order_by(Event.id).limit(limit)
+    doomed = list(session.scalars(oldest))
+    if not doomed:
+        return 0
+    removed = affected_rows(session, delete(Event).where(Event.id <= doomed[-1]))
+    affected_rows(
+        session,
+        update(EventCounter)
+        .where(EventCounter.id == 1, EventCounter.purged_through < doomed[-1])
+        .values(purged_through=doomed[-1]),
+    )
+    return removed
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)

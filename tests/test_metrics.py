@@ -1,0 +1,92 @@
+"""flowsvc's Prometheus endpoint, scraped over HTTP from a real flowsvc after real calls."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+
+import grpc
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from flowsvc.server import Server
+from flowsvc.settings import Settings, SettingsError
+from menuflow.v1 import flow_pb2, flow_pb2_grpc
+from tests.chat import Chat
+from tests.gateway_harness import wait_until
+from tests.servers import running_flowsvc
+
+pytestmark = pytest.mark.usefixtures("seeded")
+TOKEN = "metrics-admin-token"
+
+
+@pytest.fixture
+def server(settings: Settings) -> Iterator[Server]:
+    metered = dataclasses.replace(
+        settings, metrics_listen="127.0.0.1:0", sweep_interval_seconds=0.05, auth_token=TOKEN
+    )
+    with running_flowsvc(metered) as server:
+        yield server
+
+
+@pytest.fixture
+def channel(server: Server) -> Iterator[grpc.Channel]:
+    with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        yield channel
+
+
+def scrape(server: Server) -> tuple[str, dict[tuple[str, tuple[tuple[str, str], ...]], float]]:
+    """The endpoint's text, and each sample by (name, sorted labels)."""
+    assert server.metrics_server is not None
+    text = httpx.get(f"http://127.0.0.1:{server.metrics_server.port}/metrics", timeout=10).text
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+    return text, samples
+
+
+def test_flowsvc_exports_calls_messages_conversations_outbox_and_sweeps(
+    server: Server, channel: grpc.Channel
+) -> None:
+    authorized = (("authorization", f"Bearer {TOKEN}"),)
+    stub = flow_pb2_grpc.FlowServiceStub(channel)
+    chat = Chat(stub)
+    message = chat.message(text="hi")
+    stub.HandleMessage(flow_pb2.HandleMessageRequest(message=message), metadata=authorized)
+    stub.HandleMessage(flow_pb2.HandleMessageRequest(message=message), metadata=authorized)
+    with pytest.raises(grpc.RpcError):
+        stub.GetTemplate(flow_pb2.GetTemplateRequest(name="nope"), metadata=authorized)
+    with pytest.raises(grpc.RpcError):
+        stub.GetTemplate(flow_pb2.GetTemplateRequest(name="main_menu"))  # no token
+
+    wait_until(lambda: scrape(server)[1].get(("flowsvc_sweeps_total", (("result", "ok"),))))
+    text, samples = scrape(server)
+
+    def value(name: str, **labels: str) -> float | None:
+        return samples.get((name, tuple(sorted(labels.items()))))
+
+    assert value("flowsvc_rpcs_total", method="HandleMessage", code="OK") == 2
+    assert value("flowsvc_rpcs_total", method="GetTemplate", code="NOT_FOUND") == 1
+    assert value("flowsvc_rpcs_total", method="GetTemplate", code="UNAUTHENTICATED") == 1
+    assert value("flowsvc_rpc_seconds_count", method="HandleMessage") == 2
+    assert value("flowsvc_rpc_seconds_bucket", method="HandleMessage", le="+Inf") == 2
+    assert value("flowsvc_messages_total", outcome="started") == 1
+    assert value("flowsvc_messages_total", outcome="duplicate") == 1
+    assert value("flowsvc_conversations_active") == 1
+    assert value("flowsvc_outbox_pending") == 1  # the menu, never claimed by a gateway here
+    oldest = value("flowsvc_outbox_oldest_pending_seconds")
+    assert oldest is not None and oldest >= 0
+    assert value("flowsvc_swept_rows_total", kind="conversations") == 0
+    assert "_created" not in text
+
+
+def test_without_the_setting_there_is_no_metrics_endpoint(flowsvc: Server) -> None:
+    assert flowsvc.metrics_server is None
+
+
+def test_a_metrics_address_without_a_port_is_refused() -> None:
+    with pytest.raises(SettingsError, match="FLOWSVC_METRICS_LISTEN=localhost is not host:port"):
+        Settings.from_env({"FLOWSVC_METRICS_LISTEN": "localhost"})
