@@ -42,8 +42,25 @@ SCRIPTS: dict[str, list[Step]] = {
     # Leaves a conversation waiting for a quantity: it must still offer a way on.
     "abandon": [HI, NEW_ORDER, ("row", "tea", "Tea", "$2.50")],
     "cancel": [HI, NEW_ORDER, ("text", "cancel", "", "")],
+    # Asks for a person (support's "Talk to a person" hands off), then writes twice: recorded,
+    # emitted as customer_message events, answered by no bot reply.
+    "person": [
+        HI,
+        ("button", "support", "💬 Support", ""),
+        ("button", "contact", "📞 Contact Us", ""),
+        ("button", "person", "Talk to a person", ""),
+        ("text", "my order is late", "", ""),
+        ("text", "anyone there?", "", ""),
+    ],
 }
-MIX = [("order", 60), ("support", 15), ("account", 10), ("abandon", 8), ("cancel", 7)]
+MIX = [
+    ("order", 60),
+    ("support", 15),
+    ("account", 10),
+    ("abandon", 8),
+    ("cancel", 7),
+    ("person", 5),
+]
 RESULTS = {"order": 1}  # flow_results rows a completed walk leaves
 BURST_TEXTS = ["hi", "menu", "order", "help", "1", "2", "back", "cancel", "hello", "what?", "ok"]
 

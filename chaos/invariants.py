@@ -35,6 +35,9 @@ class Findings:
     phantom: int = 0  # accepted by the stand-in, never committed by FlowService
     out_of_order: int = 0
     wrong_results: int = 0  # customers whose stored orders differ from what their walk made
+    bot_answered_handed_off: int = 0  # a handed-off customer's message the bot replied to
+    handed_off_unseen: int = 0  # ... not emitted once as a customer_message event
+    handed_off: int = 0  # messages of handed-off customers checked
     events_missing: int = 0  # committed completions a watcher never got (per watcher)
     events_extra: int = 0  # completions a watcher got that were never committed
     event_deliveries: int = 0  # flow_completed events the watchers got, repeats included
@@ -53,6 +56,8 @@ class Findings:
             + self.phantom
             + self.out_of_order
             + self.wrong_results
+            + self.bot_answered_handed_off
+            + self.handed_off_unseen
             + self.events_missing
             + self.events_extra
             + len(self.stuck)
@@ -105,7 +110,7 @@ def check(
             row
             for row in connection.execute(
                 text(
-                    "SELECT message_id, phone_number_id, phone_number, outbox_ids "
+                    "SELECT message_id, phone_number_id, phone_number, outbox_ids, outcome "
                     "FROM processed_messages"
                 )
             )
@@ -126,7 +131,13 @@ def check(
             text("SELECT phone_number_id, phone_number FROM flow_results")
         ):
             results[(row[0], row[1])] += 1
+        seen: dict[str, int] = defaultdict(int)
+        for (payload,) in connection.execute(
+            text("SELECT payload FROM events WHERE type = 'customer_message'")
+        ):
+            seen[str(_obj(payload).get("message_id", ""))] += 1
     _inbound(found, processed, outbox, driven)
+    _handed_off(found, processed, seen)
     _replies(found, outbox, accepted, keys, ambiguity)
     for key, expected in customers.items():
         if expected is not None and results[key] != expected:
@@ -134,6 +145,21 @@ def check(
             found.notes.append(f"customer ***{key[1][-4:]}: {results[key]} results, not {expected}")
     found.conversations, found.stuck = stuck_conversations(engine)
     return found
+
+
+def _handed_off(found: Findings, processed: list[Any], seen: dict[str, int]) -> None:
+    """A handed-off customer's message: answered by no bot reply, and seen by the agents once
+    (a customer_message event), however often it was delivered."""
+    for row in processed:
+        if row[4] != "handed_off":
+            continue
+        found.handed_off += 1
+        if _json(row[3]):
+            found.bot_answered_handed_off += 1
+            found.notes.append(f"handed-off message {row[0]}: bot replies {row[3]}")
+        if seen.get(row[0], 0) != 1:
+            found.handed_off_unseen += 1
+            found.notes.append(f"handed-off message {row[0]}: {seen.get(row[0], 0)} events")
 
 
 def _inbound(found: Findings, processed: list[Any], outbox: list[Any], driven: set[str]) -> None:
@@ -266,6 +292,8 @@ def stuck_conversations(engine: Engine) -> tuple[int, list[str]]:
         if step.get("end_conversation"):
             stuck.append(f"{where}: resting on an end step")
             continue
+        if "handoff" in step:
+            continue  # with people, who say where the bot takes over
         targets = list((step.get("next_steps") or {}).values())
         if step.get("next_step"):
             targets.append(step["next_step"])

@@ -73,7 +73,8 @@ def details(
             f"{name}: {t.posts} posts, {t.redeliveries} redeliveries, non-200: "
             f"{dict(sorted(t.refused.items())) or 'none'}, undelivered payloads: {t.undelivered}; "
             f"replies pending {f.pending}, failed {f.failed}; "
-            f"{f.conversations} open conversations checked for a way on"
+            f"{f.conversations} open conversations checked for a way on; "
+            f"{f.handed_off} messages of handed-off customers checked"
         )
         for w in o.windows:
             back = "no traffic after it" if w.recovery is None else f"{w.recovery:.1f} s"
@@ -85,6 +86,8 @@ def details(
             "replies lost": f.lost,
             "accepted but never committed": f.phantom,
             "wrong stored results": f.wrong_results,
+            "handed-off messages the bot answered": f.bot_answered_handed_off,
+            "handed-off messages not emitted once as customer_message": f.handed_off_unseen,
             "stuck conversations": len(f.stuck),
         }
         for label, count in problems.items():

@@ -24,7 +24,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy.orm import Session, sessionmaker
 
 from flowsvc.clock import Clock, utcnow
-from flowsvc.store import conversations, outbox
+from flowsvc.store import conversations, handoffs, outbox
 
 log = logging.getLogger("flowsvc.metrics")
 
@@ -86,6 +86,7 @@ class StoreCollector(Collector):
             with self._sessions() as session:
                 active = conversations.count_active(session, now)
                 pending, oldest = outbox.pending_depth(session)
+                queues = handoffs.queues(session)
         except Exception as error:  # a scrape during an outage shows the gap, not an error page
             log.warning("metrics: database unreadable", extra={"error": type(error).__name__})
             return
@@ -101,6 +102,21 @@ class StoreCollector(Collector):
             "Age of the oldest outbox message waiting to be sent (0 when none is)",
             value=max(age, 0.0),
         )
+        waiting = GaugeMetricFamily(
+            "flowsvc_handoff_waiting",
+            "Customers handed off to people, per queue",
+            labels=["queue"],
+        )
+        longest = GaugeMetricFamily(
+            "flowsvc_handoff_oldest_wait_seconds",
+            "How long the longest-waiting handed-off customer of each queue has waited",
+            labels=["queue"],
+        )
+        for queue, count, since in queues:
+            waiting.add_metric([queue], count)
+            longest.add_metric([queue], max((now - since).total_seconds(), 0.0))
+        yield waiting
+        yield longest
 
 
 class MetricsServer:

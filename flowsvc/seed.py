@@ -17,7 +17,7 @@ DEFAULT_TEMPLATES = Path(__file__).parent / "default_templates"
 def load_definitions(folder: Path = DEFAULT_TEMPLATES) -> list[TemplateDefinition]:
     """Every `*.json` template file in `folder`, by file name."""
     definitions = []
-    for path in sorted(folder.glob("*.json")):
+    for path in sorted(p for p in folder.glob("*.json") if not p.name.endswith(".test.json")):
         data = json.loads(path.read_text(encoding="utf-8"))
         definitions.append(
             TemplateDefinition(

@@ -30,6 +30,7 @@ from flowsvc.service.handling import MessageHandling
 from flowsvc.service.results import Results
 from flowsvc.service.retention import Retention
 from flowsvc.service.send_slots import SendSlots
+from flowsvc.service.sandbox import Sandbox
 from flowsvc.service.templates import Templates
 from flowsvc.settings import Settings
 from flowsvc.store.db import UNREACHABLE, check_schema, create_db_engine, create_sessionmaker
@@ -89,22 +90,24 @@ class Server:
                 ("grpc.so_reuseport", 0),
             ],
         )
+        self.handling = MessageHandling(
+            sessions,
+            catalog,
+            engine_config(settings),
+            max_context_bytes=settings.max_context_bytes,
+            expiry_notice=settings.expiry_notice,
+            observe=self.metrics.message,
+        )
         servicer = FlowServicer(
             Templates(sessions, on_change=catalog.invalidate),
-            MessageHandling(
-                sessions,
-                catalog,
-                engine_config(settings),
-                max_context_bytes=settings.max_context_bytes,
-                expiry_notice=settings.expiry_notice,
-                observe=self.metrics.message,
-            ),
+            self.handling,
             self.conversations,
             Results(sessions),
             Deliveries(sessions, maybe_sent_grace=settings.maybe_sent_grace),
             self.retention,
             SendSlots(sessions),
             EventFeed(sessions, self.events),
+            Sandbox(sessions, catalog, engine_config(settings)),
         )
         flow_pb2_grpc.add_FlowServiceServicer_to_server(servicer, self.grpc)
         self._stopping = threading.Event()
@@ -164,6 +167,7 @@ class Server:
         messages past retention, every sweep interval."""
         while not self._stopping.wait(self.settings.sweep_interval_seconds):
             try:
+                self.handling.resume_idle()
                 expired, old = self.conversations.sweep()
                 purged = self.retention.sweep()
             except Exception:  # the database may be down for a while: try again next time
@@ -221,6 +225,10 @@ def engine_config(settings: Settings) -> EngineConfig:
         cancel_words=settings.cancel_words,
         menu_words=settings.menu_words,
         back_words=settings.back_words,
+        handoff_idle=settings.handoff_idle,
+        handoff_resume_text=settings.handoff_resume_text,
+        handoff_leave_words=settings.handoff_leave_words,
+        handoff_default_queue=settings.handoff_default_queue,
     )
 
 

@@ -75,6 +75,10 @@ class Settings:
     event_retention: timedelta | None = timedelta(days=7)
     event_max_watchers: int = 100
     event_poll_seconds: float = 0.5
+    handoff_idle: timedelta | None = timedelta(hours=4)
+    handoff_resume_text: str = "Our team will get back to you; meanwhile, here is the menu."
+    handoff_leave_words: frozenset[str] = frozenset()
+    handoff_default_queue: str = "support"
     metrics_listen: str | None = None  # host:port of /metrics; None: no metrics endpoint
 
     def __post_init__(self) -> None:
@@ -139,6 +143,7 @@ class Settings:
         try:
             retention_days = env("FLOWSVC_RETENTION_DAYS", cast=seconds, default=90.0)
             event_days = env("FLOWSVC_EVENT_RETENTION_DAYS", cast=seconds, default=7.0)
+            idle_minutes = env("FLOWSVC_HANDOFF_IDLE_MINUTES", cast=seconds, default=240.0)
             return cls(
                 database_url=env("DATABASE_URL", default=d.database_url) or d.database_url,
                 listen=env("FLOWSVC_LISTEN", default=d.listen) or d.listen,
@@ -192,6 +197,16 @@ class Settings:
                 event_poll_seconds=env(
                     "FLOWSVC_EVENT_POLL_SECONDS", cast=seconds, default=d.event_poll_seconds
                 ),
+                handoff_idle=timedelta(minutes=idle_minutes) if idle_minutes else None,
+                handoff_resume_text=env(
+                    "FLOWSVC_HANDOFF_RESUME_TEXT", default=d.handoff_resume_text
+                )
+                or d.handoff_resume_text,
+                handoff_leave_words=env("FLOWSVC_HANDOFF_LEAVE_WORDS", cast=words, default=""),
+                handoff_default_queue=env(
+                    "FLOWSVC_HANDOFF_DEFAULT_QUEUE", default=d.handoff_default_queue
+                )
+                or d.handoff_default_queue,
                 metrics_listen=env("FLOWSVC_METRICS_LISTEN", cast=optional, default=None),
             )
         except (KeyError, ValueError) as error:

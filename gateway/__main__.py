@@ -66,7 +66,6 @@ def main() -> None:
         **uvicorn_options(settings),
     }
     if settings.workers > 1:
-        options["http"] = "gateway.serving:WorkerProtocol"  # a class made here cannot be pickled
         uvicorn.run(
             "gateway.__main__:worker_app", factory=True, workers=settings.workers, **options
         )

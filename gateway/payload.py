@@ -39,6 +39,10 @@ _Item = TypeVar("_Item", flow_pb2.InboundMessage, flow_pb2.RecordStatusRequest)
 MAX_ERRORS = 10  # errors[] of one status kept (Meta sends one)
 
 
+# Message types whose object carries a media id (and maybe a caption): an agent downloads them.
+_MEDIA = ("image", "video", "audio", "document", "sticker")
+
+
 @dataclass
 class Parsed:
     """What one webhook POST holds, in payload order."""
@@ -82,6 +86,24 @@ def _content(message: dict[str, Any], inbound: flow_pb2.InboundMessage) -> None:
         if payload or text:
             inbound.selection.id = payload or text
             inbound.selection.title = text
+            return
+    elif kind in _MEDIA:
+        media = as_dict(message.get(kind))
+        if as_str(media.get("id")):
+            inbound.media.type = kind
+            inbound.media.id = as_str(media.get("id"))
+            inbound.media.mime_type = as_str(media.get("mime_type"))
+            inbound.media.caption = as_str(media.get("caption"))
+            inbound.media.filename = as_str(media.get("filename"))
+            return
+    elif kind == "location":
+        location = as_dict(message.get("location"))
+        latitude, longitude = location.get("latitude"), location.get("longitude")
+        if isinstance(latitude, int | float) and isinstance(longitude, int | float):
+            inbound.location.latitude = float(latitude)
+            inbound.location.longitude = float(longitude)
+            inbound.location.name = as_str(location.get("name"))
+            inbound.location.address = as_str(location.get("address"))
             return
     inbound.unsupported_type = kind
 

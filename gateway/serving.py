@@ -123,30 +123,32 @@ class GatewayProtocol(HttpToolsProtocol):
             self.transport.close()
 
 
+class WorkerProtocol(GatewayProtocol):
+    """`GatewayProtocol` with the bounds of the environment's settings, for GATEWAY_WORKERS > 1.
+
+    uvicorn hands its config to each worker process by pickling it, and a class is pickled by
+    its name: the class `protocol()` makes at run time has none a worker could import. This one
+    has, and reads the bounds in the worker, from the same environment as the worker's app."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        settings = _environment_settings()
+        self.head_timeout_seconds = settings.head_timeout_seconds
+        self.max_connections = settings.max_connections
+        super().__init__(*args, **kwargs)
+
+
+_environment_settings = functools.cache(Settings.from_env)
+
+
 def protocol(settings: Settings) -> type[GatewayProtocol]:
     """`GatewayProtocol` with these settings' bounds (uvicorn builds one per connection)."""
+    if settings.workers > 1:
+        return WorkerProtocol
     bounds = {
         "head_timeout_seconds": settings.head_timeout_seconds,
         "max_connections": settings.max_connections,
     }
     return type("GatewayProtocol", (GatewayProtocol,), bounds)
-
-
-class WorkerProtocol(GatewayProtocol):
-    """`GatewayProtocol` with the bounds of the environment's settings, for GATEWAY_WORKERS > 1:
-    uvicorn hands its worker processes the protocol by pickling it, which a class made at run time
-    (`protocol`) does not survive, so they import this one and read the settings themselves."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        settings = _environment_settings()
-        self.head_timeout_seconds = settings.head_timeout_seconds
-        self.max_connections = settings.max_connections
-
-
-@functools.cache
-def _environment_settings() -> Settings:
-    return Settings.from_env()
 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:

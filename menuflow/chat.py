@@ -1,7 +1,10 @@
 """`make chat`: talk to a running flowsvc as a WhatsApp customer would, in a terminal.
 
-Buttons and list rows are numbered: type the number to tap one, or type any text. The messages
-shown are marked sent, so a gateway's outbox pump running beside it does not send them again.
+Buttons and list rows are numbered: type the number to tap one, or type any text. By default the
+chat runs in the sandbox (RunSandbox): the same engine, but nothing is queued or stored, and
+`--template NAME [--version N]` tries any version, drafts included (`TEMPLATE=... VERSION=...
+make chat`). `--live` talks as a real customer (HandleMessage): the messages shown are marked
+sent, so a gateway's outbox pump running beside it does not send them again.
 flowsvc is found as the gateway finds it: FLOWSVC_TARGET (else the address FLOWSVC_LISTEN gives
 `make run`), FLOWSVC_TOKEN, and FLOWSVC_TLS_CA with FLOWSVC_TLS_CLIENT_CERT/KEY for TLS.
 """
@@ -19,6 +22,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import grpc
+from google.protobuf import json_format
 
 from menuflow.connection import FlowsvcConnection, is_serving
 from menuflow.v1 import flow_pb2, flow_pb2_grpc
@@ -63,6 +67,113 @@ def render(body: dict[str, Any]) -> tuple[str, list[tuple[str, str]]]:
     return "\n".join(lines), options
 
 
+class Fatal(Exception):
+    """An error after which another message cannot fare better."""
+
+
+Said = str | flow_pb2.Selection | None
+"""A typed text, a tap, or (None) nothing: the sandbox then starts its template."""
+
+
+def show(bodies: list[dict[str, Any]] | None, options: list[tuple[str, str]]) -> list[Any]:
+    """Print the bot's replies; the options now on offer (the last ones, if none are new)."""
+    if bodies is None:
+        return options
+    offered_now: list[tuple[str, str]] = []
+    for body in bodies:
+        text, offered = render(body)
+        offered_now = offered or offered_now
+        print(f"bot> {text}\n")
+    return offered_now or ([] if bodies else options)
+
+
+def _failed(error: grpc.RpcError, target: str) -> None:
+    """Raise Fatal for errors that end the chat; print the others (None: the turn is lost)."""
+    fatal = FATAL.get(error.code())
+    if fatal is not None:
+        raise Fatal(fatal.format(target=target)) from None
+    print(f"!! {error.code().name}: {error.details()}", file=sys.stderr)
+
+
+@dataclasses.dataclass
+class Live:
+    """A real customer: HandleMessage, replies leased to the chat and acknowledged as sent."""
+
+    stub: flow_pb2_grpc.FlowServiceStub
+    client: FlowsvcConnection
+    customer: flow_pb2.Customer
+    name: str
+    owner: str = dataclasses.field(default_factory=lambda: f"chat-{os.getpid()}")
+
+    def turn(self, said: Said) -> list[dict[str, Any]] | None:
+        message = flow_pb2.InboundMessage(
+            message_id=f"chat.{self.owner}.{time.time_ns()}",
+            customer=self.customer,
+            contact_name=self.name,
+        )
+        if isinstance(said, flow_pb2.Selection):
+            message.selection.CopyFrom(said)
+        else:
+            message.text = said or ""
+        try:
+            response = self.stub.HandleMessage(
+                flow_pb2.HandleMessageRequest(message=message, lease_owner=self.owner),
+                metadata=self.client.metadata,
+            )
+        except grpc.RpcError as error:
+            _failed(error, self.client.target)
+            return None
+        acks = [
+            flow_pb2.OutboxAck(id=outbox.id, sent_wa_message_id=f"chat.{outbox.id}")
+            for outbox in response.messages
+            if outbox.lease_owner == self.owner
+        ]
+        if acks:
+            self.stub.AckOutbox(
+                flow_pb2.AckOutboxRequest(owner=self.owner, acks=acks),
+                metadata=self.client.metadata,
+            )
+        return [json.loads(outbox.body_json) for outbox in response.messages]
+
+
+class Sandbox:
+    """A sandbox customer: RunSandbox, the conversation kept here between turns."""
+
+    def __init__(
+        self,
+        stub: flow_pb2_grpc.FlowServiceStub,
+        client: FlowsvcConnection,
+        args: argparse.Namespace,
+    ) -> None:
+        self.stub = stub
+        self.client = client
+        self.template = args.template
+        self.version = args.version
+        self.name = args.name
+        self.conversation: flow_pb2.SandboxConversation | None = None
+
+    def turn(self, said: Said) -> list[dict[str, Any]] | None:
+        request = flow_pb2.RunSandboxRequest(
+            template_name=self.template,
+            version=self.version,
+            contact_name=self.name,
+            conversation=self.conversation,
+        )
+        if isinstance(said, flow_pb2.Selection):
+            request.selection.CopyFrom(said)
+        elif said is not None:
+            request.text = said
+        try:
+            response = self.stub.RunSandbox(request, metadata=self.client.metadata)
+        except grpc.RpcError as error:
+            _failed(error, self.client.target)
+            return None
+        self.conversation = response.conversation if response.HasField("conversation") else None
+        if response.result_reference:
+            print(f"(sandbox: a result {response.result_reference} would be stored)\n")
+        return [json_format.MessageToDict(body) for body in response.messages]
+
+
 def inputs(prompt: str) -> Iterator[str]:
     while True:
         try:
@@ -78,8 +189,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--phone", default="15550001234", help="the customer's number (digits)")
     parser.add_argument("--business", default="100000000000001", help="phone_number_id")
     parser.add_argument("--name", default="Terminal Customer", help="the profile name")
+    parser.add_argument(
+        "--live", action="store_true", help="be a real customer: replies are queued, orders stored"
+    )
+    parser.add_argument(
+        "--template", default="", help="(sandbox) start this template, e.g. a draft, at once"
+    )
+    parser.add_argument(
+        "--version", type=int, default=0, help="(sandbox) its version; default: the latest"
+    )
     args = parser.parse_args(argv)
-    owner = f"chat-{os.getpid()}"
+    if args.live and (args.template or args.version):
+        parser.error("--template and --version try a version in the sandbox: drop --live")
     customer = flow_pb2.Customer(phone_number_id=args.business, phone_number=args.phone)
     options: list[tuple[str, str]] = []
     client = dataclasses.replace(client, target=args.target)
@@ -91,50 +212,28 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 1
-        print(f"Chatting with {client.target} as {args.phone}. Type /quit to leave.\n")
+        mode = "live" if args.live else "sandbox: nothing is sent or stored"
+        print(f"Chatting with {client.target} as {args.phone} ({mode}). Type /quit to leave.\n")
         stub = flow_pb2_grpc.FlowServiceStub(channel)
-        for line in inputs("you> "):
-            line = line.strip()
-            if line == "/quit":
-                break
-            if not line:
-                continue
-            message = flow_pb2.InboundMessage(
-                message_id=f"chat.{owner}.{time.time_ns()}",
-                customer=customer,
-                contact_name=args.name,
-            )
-            if line.isdigit() and 1 <= int(line) <= len(options):
-                option_id, title = options[int(line) - 1]
-                message.selection.CopyFrom(flow_pb2.Selection(id=option_id, title=title))
-            else:
-                message.text = line
-            try:
-                response = stub.HandleMessage(
-                    flow_pb2.HandleMessageRequest(message=message, lease_owner=owner),
-                    metadata=client.metadata,
-                )
-            except grpc.RpcError as error:
-                fatal = FATAL.get(error.code())
-                if fatal is not None:
-                    print(f"chat: {fatal.format(target=client.target)}", file=sys.stderr)
-                    return 1
-                print(f"!! {error.code().name}: {error.details()}", file=sys.stderr)
-                continue
-            options = []
-            acks = []
-            for outbox in response.messages:
-                text, offered = render(json.loads(outbox.body_json))
-                options = offered or options
-                print(f"bot> {text}\n")
-                if outbox.lease_owner == owner:
-                    acks.append(
-                        flow_pb2.OutboxAck(id=outbox.id, sent_wa_message_id=f"chat.{outbox.id}")
-                    )
-            if acks:
-                stub.AckOutbox(
-                    flow_pb2.AckOutboxRequest(owner=owner, acks=acks), metadata=client.metadata
-                )
+        talk = Live(stub, client, customer, args.name) if args.live else Sandbox(stub, client, args)
+        try:
+            if args.template:
+                options = show(talk.turn(None), options)
+            for line in inputs("you> "):
+                line = line.strip()
+                if line == "/quit":
+                    break
+                if not line:
+                    continue
+                if line.isdigit() and 1 <= int(line) <= len(options):
+                    option_id, title = options[int(line) - 1]
+                    said: str | flow_pb2.Selection = flow_pb2.Selection(id=option_id, title=title)
+                else:
+                    said = line
+                options = show(talk.turn(said), options)
+        except Fatal as fatal:
+            print(f"chat: {fatal}", file=sys.stderr)
+            return 1
     return 0
 
 

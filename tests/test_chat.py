@@ -10,10 +10,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from google.protobuf import json_format
 
 from flowsvc.server import Server
 from flowsvc.settings import Settings
+from menuflow.v1 import flow_pb2, flow_pb2_grpc
 from tests.certificates import issue
+from tests.database import row_counts
 from tests.servers import free_port, running_flowsvc
 
 pytestmark = pytest.mark.usefixtures("seeded")
@@ -42,8 +45,50 @@ def assert_ordered(result: subprocess.CompletedProcess[str]) -> None:
     assert "Order placed! Your order number is" in result.stdout
 
 
-def test_a_newcomer_orders_a_coffee_from_the_terminal(flowsvc_target: str) -> None:
-    assert_ordered(chat(ORDER, "--target", flowsvc_target))
+def test_a_newcomer_orders_a_coffee_from_the_terminal_in_the_sandbox(
+    flowsvc_target: str, database_url: str
+) -> None:
+    before = row_counts(database_url)
+
+    result = chat(ORDER, "--target", flowsvc_target)
+
+    assert_ordered(result)
+    assert "(sandbox: nothing is sent or stored)" in result.stdout
+    assert "(sandbox: a result" in result.stdout
+    assert row_counts(database_url) == before
+
+
+def test_live_chat_is_a_real_customer(flowsvc_target: str, database_url: str) -> None:
+    result = chat(ORDER, "--target", flowsvc_target, "--live")
+
+    assert_ordered(result)
+    assert "(live)" in result.stdout
+    counts = row_counts(database_url)
+    assert counts["flow_results"] == 1 and counts["processed_messages"] == 5
+
+
+def test_chat_tries_a_draft_that_customers_do_not_see(
+    flowsvc_target: str, stub: flow_pb2_grpc.FlowServiceStub
+) -> None:
+    live = stub.GetTemplate(flow_pb2.GetTemplateRequest(name="new_order")).template
+    menu = json_format.MessageToDict(live.menu_structure)
+    menu["body"]["text"] = "Draft menu: what will it be?"
+    definition = flow_pb2.TemplateDefinition(
+        name="new_order", trigger_keywords=live.trigger_keywords
+    )
+    definition.menu_structure.update(menu)
+    stub.UpdateTemplate(flow_pb2.UpdateTemplateRequest(template=definition, draft=True))
+
+    tried = chat("1\n2\n1\n/quit\n", "--target", flowsvc_target, "--template", "new_order")
+    customer = chat("hi\n1\n/quit\n", "--target", flowsvc_target)
+
+    assert tried.returncode == 0, tried.stderr
+    assert tried.stdout.index("Draft menu: what will it be?") < tried.stdout.index(
+        "2 x Coffee = $7.00"
+    )
+    assert "Order placed! Your order number is" in tried.stdout
+    assert "What would you like to order?" in customer.stdout
+    assert "Draft menu" not in customer.stdout
 
 
 @pytest.fixture

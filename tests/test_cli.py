@@ -69,7 +69,7 @@ def test_push_pull_and_diff(flowsvc_target: str, folder: Path, tmp_path: Path) -
     assert {t["action"] for t in json.loads(again.stdout)} == {"IMPORT_ACTION_UNCHANGED"}
     assert pulled.returncode == 0, pulled.stderr
     assert sorted(p.name for p in (tmp_path / "live").iterdir()) == sorted(
-        p.name for p in folder.iterdir()
+        p.name for p in folder.glob("*.json")
     )
     assert json.loads((tmp_path / "live" / "pay_order.json").read_text()) == json.loads(
         PAY_ORDER.read_text()
@@ -187,3 +187,33 @@ def test_events_list_and_tail(flowsvc_target: str, stub: flow_pb2_grpc.FlowServi
             tail.stdout.close()
     assert first.split()[0] == str(entered[0]["id"]) and "step_entered" in first
     assert "16505550077" in second and "main_menu@1" in second
+
+
+@pytest.mark.usefixtures("seeded")
+def test_a_terminal_agent_console_hands_off_lists_the_queue_answers_and_resumes(
+    flowsvc_target: str, stub: flow_pb2_grpc.FlowServiceStub
+) -> None:
+    chat = Chat(stub)
+    chat.say("hi")
+
+    handed = menuflow(
+        flowsvc_target, "handoff", chat.phone_number, "--queue", "billing", "--reason", "refund"
+    )
+    chat.say("I want my money back")
+    waiting = menuflow(flowsvc_target, "--json", "queue", "--queue", "billing")
+    tail = menuflow(flowsvc_target, "events", "list", "--type", "customer_message")
+    answered = menuflow(
+        flowsvc_target, "send", chat.phone_number, "--text", "On it", "--agent", "Ana"
+    )
+    resumed = menuflow(flowsvc_target, "resume", chat.phone_number, "--text", "Back to the menu")
+    again = menuflow(flowsvc_target, "resume", chat.phone_number)
+
+    assert handed.returncode == 0, handed.stderr
+    assert "handed off to queue billing" in handed.stdout
+    assert [c["handoff"]["reason"] for c in json.loads(waiting.stdout)] == ["refund"]
+    assert "I want my money back" in tail.stdout
+    assert answered.returncode == 0, answered.stderr
+    assert resumed.returncode == 0, resumed.stderr
+    assert "main_menu" in resumed.stdout
+    assert again.returncode == 1
+    assert "FAILED_PRECONDITION" in again.stderr and "not handed off" in again.stderr

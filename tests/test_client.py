@@ -91,6 +91,36 @@ def test_the_async_client_has_the_same_calls(flowsvc_target: str, client: FlowCl
     assert count > 1
 
 
+def test_handing_off_and_resuming_sync_and_async(flowsvc_target: str, client: FlowClient) -> None:
+    client.start_conversation(PHONE, "pay_order", context={"item": "Tea"})
+    handed = client.hand_off(PHONE, reason="asks for a refund", queue="billing", priority=2)
+    assert handed.conversation.handoff.queue == "billing"
+    assert [c.customer.phone_number for c in client.handed_off(queue="billing")] == [PHONE]
+    with pytest.raises(NotFound):
+        client.hand_off("15550009999")
+
+    async def walk() -> tuple[bool, str, bool]:
+        async with AsyncFlowClient(connect(flowsvc_target)) as flow:
+            again = await flow.hand_off(PHONE)
+            waiting = await flow.handed_off()
+            back = await flow.resume(PHONE, step="awaiting_payment", context={"refund": False})
+            try:
+                await flow.resume(PHONE)
+            except FailedPrecondition:
+                refused = True
+            else:
+                refused = False
+            return (
+                again.already_handed_off and len(waiting) == 1,
+                back.conversation.current_step,
+                refused,
+            )
+
+    already, step, refused = asyncio.run(walk())
+    assert (already, step, refused) == (True, "awaiting_payment", True)
+    assert client.get_conversation(PHONE).context["refund"] is False
+
+
 def test_invalid_arguments_list_every_violation_readably(client: FlowClient) -> None:
     with pytest.raises(InvalidArgument) as caught:
         client.create_template({"name": "Bad Name", "menu_structure": {"type": "button"}})

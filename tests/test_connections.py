@@ -4,11 +4,15 @@ the client keeps sending, and past the connection cap a new connection is refuse
 
 from __future__ import annotations
 
+import os
 import selectors
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -24,7 +28,9 @@ from tests.gateway_harness import (
     webhook,
 )
 from tests.graph_standin import ServerThread, StandinServer
+from tests.servers import free_port
 
+ROOT = Path(__file__).resolve().parents[1]
 HEAD_TIMEOUT = 1.0
 IDLE, DRIPPING = 300, 30
 
@@ -198,3 +204,36 @@ def test_a_keep_alive_connection_idle_past_the_idle_limit_is_closed(
         finally:
             watched.close()
     assert watched.answers[sock].startswith(b"HTTP/1.1 200")  # answered, then closed when idle
+
+
+def test_each_worker_process_keeps_the_head_deadline(flowsvc_target: str) -> None:
+    """With GATEWAY_WORKERS > 1 uvicorn sends its config to the worker processes by pickling:
+    the gateway starts, answers, and cuts off an idle connection in whichever worker took it."""
+    port = free_port()
+    env = os.environ | {
+        "FLOWSVC_TARGET": flowsvc_target,
+        "GATEWAY_PORT": str(port),
+        "GATEWAY_WORKERS": "2",
+        "GATEWAY_DEV_MODE": "1",
+        "GATEWAY_HEAD_TIMEOUT_SECONDS": "1",
+        "LOG_LEVEL": "WARNING",
+    }
+    env.pop("META_ACCESS_TOKEN", None)
+    process = subprocess.Popen([sys.executable, "-m", "gateway"], cwd=ROOT, env=env)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
+
+            def healthy() -> bool:
+                try:
+                    return client.get("/healthz").status_code == 200
+                except httpx.TransportError:
+                    return False
+
+            wait_until(healthy, timeout=30)
+        idle = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(4)]
+        for sock in idle:
+            assert sock.recv(4096).startswith(b"HTTP/1.1 408 ")  # waits at most the timeout
+            sock.close()
+    finally:
+        process.terminate()
+        process.wait(30)

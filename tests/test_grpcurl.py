@@ -60,7 +60,9 @@ def test_list_services_and_every_rpc(address: str) -> None:
     assert f"{SERVICE}.HandleMessage" in methods
     assert f"{SERVICE}.UpdateConversation" in methods
     assert f"{SERVICE}.SendMessage" in methods
+    assert f"{SERVICE}.HandOff" in methods and f"{SERVICE}.Resume" in methods
     assert f"{SERVICE}.WatchEvents" in methods
+    assert f"{SERVICE}.RunSandbox" in methods
     declared = flow_pb2.DESCRIPTOR.services_by_name["FlowService"].methods
     assert sorted(methods) == sorted(f"{SERVICE}.{m.name}" for m in declared)
 

@@ -90,3 +90,23 @@ def test_without_the_setting_there_is_no_metrics_endpoint(flowsvc: Server) -> No
 def test_a_metrics_address_without_a_port_is_refused() -> None:
     with pytest.raises(SettingsError, match="FLOWSVC_METRICS_LISTEN=localhost is not host:port"):
         Settings.from_env({"FLOWSVC_METRICS_LISTEN": "localhost"})
+
+
+def test_customers_waiting_per_handoff_queue_and_the_oldest_wait(
+    server: Server, channel: grpc.Channel
+) -> None:
+    authorized = (("authorization", f"Bearer {TOKEN}"),)
+    stub = flow_pb2_grpc.FlowServiceStub(channel)
+    for number in ("16505550001", "16505550002", "16505550003"):
+        chat = Chat(stub, phone_number=number)
+        message = chat.message(text="hi")
+        stub.HandleMessage(flow_pb2.HandleMessageRequest(message=message), metadata=authorized)
+        queue = "billing" if number.endswith("1") else "support"
+        request = flow_pb2.HandOffRequest(customer=chat.customer, queue=queue)
+        stub.HandOff(request, metadata=authorized)
+
+    samples = scrape(server)[1]
+
+    assert samples[("flowsvc_handoff_waiting", (("queue", "billing"),))] == 1
+    assert samples[("flowsvc_handoff_waiting", (("queue", "support"),))] == 2
+    assert samples[("flowsvc_handoff_oldest_wait_seconds", (("queue", "support"),))] >= 0

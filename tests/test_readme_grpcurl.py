@@ -85,6 +85,10 @@ def test_the_readme_has_the_examples_an_admin_needs() -> None:
         "EndConversation",
         "GetResult",
         "ListResults",
+        "PublishTemplate",
+        "DiffTemplateVersions",
+        "PreviewTemplate",
+        "RunSandbox",
     } <= methods
     assert any(line.startswith("alias grpcurl=") for line in SETUP)
 
@@ -99,7 +103,7 @@ def order_a_coffee(address: str) -> str:
     """The README's customer orders through `make chat`; the reference the bot quotes."""
     env = os.environ | {"FLOWSVC_TARGET": address, "FLOWSVC_TOKEN": TOKEN}
     chat = subprocess.run(
-        [sys.executable, "-m", "menuflow.chat", "--business", "100000000000001"]
+        [sys.executable, "-m", "menuflow.chat", "--live", "--business", "100000000000001"]
         + ["--phone", "15551230001"],
         input="hi\n1\n1\n2\n1\n/quit\n",
         env=env,

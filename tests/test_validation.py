@@ -1113,7 +1113,7 @@ def test_a_template_breaking_many_rules_gets_every_violation() -> None:
             "unknown key 'next_stpe' (did you mean 'next_step'?): the keys allowed here are "
             "prompt, type, header, body, footer, action, next_steps, next_step, validation, "
             "context_key, error_message, set, compute, lookup, end_conversation, save_result, "
-            "entry, template_replies",
+            "entry, template_replies, handoff",
         ),
         Violation(
             "menu_structure.steps.help",
@@ -1481,3 +1481,69 @@ def test_legal_but_probably_wrong_is_a_warning_not_a_problem(
 
 def test_a_valid_template_without_surprises_has_no_warnings() -> None:
     assert review_template("shop", ["coffee"], SHOP, known_templates=KNOWN) == []
+
+
+PERSON = {"prompt": "A person will answer you shortly.", "handoff": {"queue": "support"}}
+HANDOFF_CASES = [
+    pytest.param(
+        {
+            "steps.confirm.next_steps.no": "person",
+            "steps.cancelled": DELETE,
+            "steps.person": PERSON,
+        },
+        [],
+        id="valid",
+    ),
+    pytest.param(
+        {
+            "steps.confirm.next_steps.no": "person",
+            "steps.cancelled": DELETE,
+            "steps.person": {**PERSON, "handoff": {"priority": 12, "queu": "x", "queue": 3}},
+        },
+        [
+            ("menu_structure.steps.person.handoff.queu", "unknown key 'queu'"),
+            ("menu_structure.steps.person.handoff.queue", "at most 64"),
+            ("menu_structure.steps.person.handoff.priority", "0-9"),
+        ],
+        id="bad-fields",
+    ),
+    pytest.param(
+        {
+            "steps.confirm.next_steps.no": "person",
+            "steps.cancelled": DELETE,
+            "steps.person": {**PERSON, "end_conversation": True},
+        },
+        [("menu_structure.steps.person.handoff", "cannot end the conversation")],
+        id="handoff-that-ends",
+    ),
+    pytest.param(
+        {
+            "steps.confirm.next_steps.no": "person",
+            "steps.cancelled": DELETE,
+            "steps.person": {"handoff": "support"},
+        },
+        [
+            ("menu_structure.steps.person", "sends nothing when entered"),
+            ("menu_structure.steps.person.handoff", "must be an object"),
+        ],
+        id="not-an-object-and-silent",
+    ),
+    pytest.param(
+        {
+            "steps.confirm.next_steps.no": "person",
+            "steps.cancelled": DELETE,
+            "steps.person": {**PERSON, "handoff": {"resume_message": "{nope}"}},
+        },
+        [("menu_structure.steps.person.handoff.resume_message", "placeholder {nope}")],
+        id="resume-message-placeholder",
+    ),
+]
+
+
+@pytest.mark.parametrize(("edits", "expected"), HANDOFF_CASES)
+def test_handoff_steps(edits: dict[str, object], expected: list[tuple[str, str]]) -> None:
+    """A step that hands the customer to people needs no next_step; its fields are checked."""
+    found = problems(changed(edits))
+    assert [field for field, _ in found] == [field for field, _ in expected], found
+    for (_, description), (_, fragment) in zip(found, expected, strict=True):
+        assert fragment in description

@@ -16,6 +16,10 @@ def content(message: flow_pb2.InboundMessage) -> tuple[str, Any]:
     value = getattr(message, kind) if kind else None
     if kind == "selection":
         value = (value.id, value.title, value.description)
+    elif kind == "media":
+        value = (value.type, value.id, value.mime_type, value.caption)
+    elif kind == "location":
+        value = (value.latitude, value.longitude, value.name, value.address)
     return kind, value
 
 
@@ -28,12 +32,12 @@ ONE_MESSAGE = {
     "interactive_button_reply": ("selection", ("new_order", "🛒 New Order", "")),
     "interactive_list_reply": ("selection", ("coffee", "Coffee", "$3.50")),
     "button_quick_reply": ("selection", ("track_order", "Track my order", "")),
-    "image": ("unsupported_type", "image"),
-    "audio": ("unsupported_type", "audio"),
-    "video": ("unsupported_type", "video"),
-    "document": ("unsupported_type", "document"),
-    "sticker": ("unsupported_type", "sticker"),
-    "location": ("unsupported_type", "location"),
+    "image": ("media", ("image", "1555000000000001", "image/jpeg", "My receipt")),
+    "audio": ("media", ("audio", "1555000000000002", "audio/ogg; codecs=opus", "")),
+    "video": ("media", ("video", "1555000000000003", "video/mp4", "Unboxing")),
+    "document": ("media", ("document", "1555000000000004", "application/pdf", "Invoice")),
+    "sticker": ("media", ("sticker", "1555000000000005", "image/webp", "")),
+    "location": ("location", (52.52, 13.405, "Coffee Corner", "1 Example Street")),
     "contacts": ("unsupported_type", "contacts"),
     "reaction": ("unsupported_type", "reaction"),
     "revoke": ("unsupported_type", "revoke"),

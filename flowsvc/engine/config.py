@@ -34,3 +34,10 @@ class EngineConfig:
     not_available_text: str = "That option is not available right now."
     completed_text: str = "Thank you! All done."
     no_orders_text: str = "You have no orders yet."
+    # Handing a customer to people: how long a handoff may stay idle before the bot takes the
+    # customer back (None: never on its own), what it says then, the words with which a
+    # customer may leave the queue themselves (none: they may not), the queue when none is given.
+    handoff_idle: timedelta | None = timedelta(hours=4)
+    handoff_resume_text: str = "Our team will get back to you; meanwhile, here is the menu."
+    handoff_leave_words: frozenset[str] = frozenset()
+    handoff_default_queue: str = "support"

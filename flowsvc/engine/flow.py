@@ -305,7 +305,8 @@ class _Rules:
             expires_at=self.expiry(template),
             last_interaction=self.now,
         )
-        return Decision(outcome, new_state, self.replies.step(template, step_name, values))
+        sent = self.replies.step(template, step_name, values)
+        return Decision(outcome, new_state, sent, handoff=step.handoff)
 
     def back(self, template: Template, state: State) -> Decision:
         history = state.history

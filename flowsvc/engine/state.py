@@ -69,6 +69,17 @@ class Outcome(enum.StrEnum):
     UNSUPPORTED = enum.auto()
     EXPIRED = enum.auto()
     IGNORED = enum.auto()
+    HANDED_OFF = enum.auto()
+
+
+@dataclass(frozen=True)
+class HandoffSpec:
+    """A template step's `handoff`: the customer goes to people when the step is entered."""
+
+    queue: str = ""
+    priority: int = 0
+    reason: str = ""
+    resume_text: str | None = None  # said when the bot takes the customer back after idling
 
 
 @dataclass(frozen=True)
@@ -89,6 +100,7 @@ class Decision:
     state: State | None
     messages: tuple[dict[str, Any], ...]
     result: ResultDraft | None = None
+    handoff: HandoffSpec | None = None  # the step entered hands the customer to people
 
 
 def history_to_json(history: tuple[HistoryEntry, ...]) -> list[list[Any]]:

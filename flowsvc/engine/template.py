@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flowsvc.engine.inputs import InputRule, parse_input_rule
+from flowsvc.engine.state import HandoffSpec
 
 INITIAL = "initial"
 FLOW_PREFIX = "flow:"
@@ -82,6 +83,7 @@ class Step:
     lookup: str | None = None
     end_conversation: bool = False
     save_result: bool = True
+    handoff: HandoffSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,22 @@ class Template:
     def step(self, name: str) -> Step:
         """The named step, or an empty one (a guide template may define no steps at all)."""
         return self.steps.get(name) or Step(name)
+
+    def step_order(self) -> list[str]:
+        """Every step, in the order a customer meets them: initial, then breadth-first along
+        each step's options (in the order shown), other selections (by id) and next_step; steps
+        no path reaches last, by name. Stable however the JSON object's keys were ordered."""
+        order = [INITIAL]
+        for name in order:
+            step = self.step(name)
+            answering = self.answering(name)
+            shown = [o.id for o in answering.options] if answering is not None else []
+            ids = [*shown, *sorted(set(step.next_steps) - set(shown))]
+            targets = [step.next_steps.get(i) for i in ids] + [step.next_step]
+            for target in targets:
+                if target and target in self.steps and target not in order:
+                    order.append(target)
+        return order + sorted(set(self.steps) - set(order))
 
     def answering(self, step_name: str) -> Message | None:
         """The message a customer in `step_name` is answering: whose buttons or rows they tap."""
@@ -159,6 +177,19 @@ def _step(name: str, raw: Mapping[str, Any]) -> Step:
         lookup=lookup if isinstance(lookup, str) else None,
         end_conversation=raw.get("end_conversation") is True,
         save_result=save_result is not False,
+        handoff=_handoff(raw.get("handoff")),
+    )
+
+
+def _handoff(raw: Any) -> HandoffSpec | None:
+    if not isinstance(raw, Mapping):
+        return None
+    priority = raw.get("priority")
+    return HandoffSpec(
+        queue=_text(raw.get("queue")) or "",
+        priority=priority if isinstance(priority, int) and not isinstance(priority, bool) else 0,
+        reason=_text(raw.get("reason")) or "",
+        resume_text=_text(raw.get("resume_message")),
     )
 
 

@@ -16,6 +16,7 @@ from flowsvc.service.conversations import Conversation
 from flowsvc.service.deliveries import Ack, AckKind
 from flowsvc.service.event_hub import Committed
 from flowsvc.service.handling import StartRequest
+from flowsvc.service.handoff import HandOffRequest, ResumeRequest
 from flowsvc.service.inbound import InboundMessage
 from flowsvc.service.outbox_entries import OutboxEntry
 from flowsvc.service.results import Result
@@ -68,12 +69,15 @@ def to_timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
     return stamp
 
 
-def template_definition(message: flow_pb2.TemplateDefinition) -> TemplateDefinition:
+def template_definition(
+    message: flow_pb2.TemplateDefinition, *, draft: bool = False
+) -> TemplateDefinition:
     return TemplateDefinition(
         name=message.name,
         trigger_keywords=tuple(message.trigger_keywords),
         menu_structure=from_struct(message.menu_structure, "template.menu_structure"),
         is_active=message.is_active if message.HasField("is_active") else None,
+        draft=draft,
     )
 
 
@@ -87,6 +91,9 @@ def template(version: TemplateVersion) -> flow_pb2.Template:
         is_active=version.is_active,
         create_time=to_timestamp(version.created_at),
         version_create_time=to_timestamp(version.version_created_at),
+        live=version.live,
+        draft=version.draft,
+        live_version=version.live_version or 0,
     )
 
 
@@ -137,6 +144,72 @@ def inbound(message: flow_pb2.InboundMessage) -> InboundMessage:
         selection_title=message.selection.title if content == "selection" else "",
         unsupported_type=message.unsupported_type if content == "unsupported_type" else None,
         sent_at=message.sent_time.ToDatetime(UTC) if message.HasField("sent_time") else None,
+        media=_fields(message.media) if content == "media" else None,
+        location=_fields(message.location) if content == "location" else None,
+    )
+
+
+def _fields(message: flow_pb2.InboundMedia | flow_pb2.InboundLocation) -> dict[str, Any]:
+    return json_format.MessageToDict(message, preserving_proto_field_name=True)
+
+
+def hand_off_request(request: flow_pb2.HandOffRequest) -> HandOffRequest:
+    return HandOffRequest(
+        phone_number_id=request.customer.phone_number_id,
+        phone_number=request.customer.phone_number,
+        reason=request.reason,
+        queue=request.queue,
+        priority=request.priority,
+        until=request.until.ToDatetime(UTC) if request.HasField("until") else None,
+        text=request.text,
+        request_id=request.request_id,
+    )
+
+
+def resume_request(request: flow_pb2.ResumeRequest) -> ResumeRequest:
+    return ResumeRequest(
+        phone_number_id=request.customer.phone_number_id,
+        phone_number=request.customer.phone_number,
+        step=request.step,
+        flow=request.flow,
+        end=request.end,
+        context=from_struct(request.context, "context"),
+        text=request.text,
+        expected_revision=request.expected_revision,
+        request_id=request.request_id,
+    )
+
+
+def hand_off_response(handled: Handled) -> flow_pb2.HandOffResponse:
+    return flow_pb2.HandOffResponse(
+        conversation=_conversation_or_none(handled),
+        # The engine's IGNORED: the customer was handed off already, and nothing changed.
+        already_handed_off=handled.outcome == "ignored",
+        messages=[outbox_message(entry) for entry in handled.messages],
+    )
+
+
+def resume_response(handled: Handled) -> flow_pb2.ResumeResponse:
+    return flow_pb2.ResumeResponse(
+        conversation=_conversation_or_none(handled),
+        messages=[outbox_message(entry) for entry in handled.messages],
+    )
+
+
+def handoff(details: Any) -> flow_pb2.Handoff | None:
+    if not details:
+        return None
+
+    def time(key: str) -> timestamp_pb2.Timestamp | None:
+        value = details.get(key)
+        return to_timestamp(datetime.fromisoformat(value)) if isinstance(value, str) else None
+
+    return flow_pb2.Handoff(
+        queue=str(details.get("queue", "")),
+        reason=str(details.get("reason", "")),
+        priority=int(details.get("priority", 0)),
+        create_time=time("since"),
+        resume_time=time("resume_at"),
     )
 
 
@@ -186,6 +259,7 @@ def send_request(request: flow_pb2.SendMessageRequest) -> SendRequest:
         else None,
         message_template=_message_template(request),
         request_id=request.request_id,
+        agent=request.agent,
     )
 
 
@@ -237,6 +311,7 @@ def conversation(found: Conversation) -> flow_pb2.Conversation:
         expire_time=to_timestamp(found.expires_at),
         create_time=to_timestamp(found.created_at),
         revision=found.revision,
+        handoff=handoff(found.handoff),
     )
 
 

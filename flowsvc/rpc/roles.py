@@ -36,6 +36,8 @@ ALLOWED: dict[str, frozenset[str]] = {
     "EndConversation": _CLIENT,
     "UpdateConversation": _CLIENT,
     "SendMessage": _CLIENT,
+    "HandOff": _CLIENT,
+    "Resume": _CLIENT,
     "GetResult": _CLIENT,
     "ListResults": _CLIENT,
     "WatchEvents": _CLIENT,
@@ -46,6 +48,11 @@ ALLOWED: dict[str, frozenset[str]] = {
     "AckOutbox": _GATEWAY,
     "RecordStatus": _GATEWAY,
     "GrantSendSlots": _GATEWAY,
+    # Authoring (drafts, preview, sandbox).
+    "PublishTemplate": _ADMIN,
+    "DiffTemplateVersions": _ADMIN,
+    "PreviewTemplate": _ADMIN,
+    "RunSandbox": _ADMIN,
 }
 # Reflection maps the API: any caller with a valid token may read the map.
 _ANY_ROLE_SERVICES = (reflection.SERVICE_NAME, "grpc.reflection.v1.ServerReflection")

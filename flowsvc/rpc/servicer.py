@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import grpc
 
-from flowsvc.rpc import convert
+from flowsvc.rpc import authoring, convert
 from flowsvc.rpc.status import status_message
 from flowsvc.service.conversations import Conversations
 from flowsvc.service.deliveries import Deliveries
@@ -16,6 +16,7 @@ from flowsvc.service.handling import MessageHandling
 from flowsvc.service.results import Results
 from flowsvc.service.retention import Retention
 from flowsvc.service.send_slots import SendSlots
+from flowsvc.service.sandbox import Sandbox
 from flowsvc.service.templates import Templates
 from flowsvc.service.turns import LeaseRequest
 from menuflow.v1 import flow_pb2, flow_pb2_grpc
@@ -35,6 +36,7 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
         retention: Retention,
         send_slots: SendSlots,
         feed: EventFeed,
+        sandbox: Sandbox,
     ) -> None:
         self._templates = templates
         self._handling = handling
@@ -45,11 +47,14 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
         self._send_slots = send_slots
         self._feed = feed
         self._events = convert.EventCache()
+        self._sandbox = sandbox
 
     def CreateTemplate(
         self, request: flow_pb2.CreateTemplateRequest, context: grpc.ServicerContext
     ) -> flow_pb2.CreateTemplateResponse:
-        created, warnings = self._templates.create(convert.template_definition(request.template))
+        created, warnings = self._templates.create(
+            convert.template_definition(request.template, draft=request.draft)
+        )
         return flow_pb2.CreateTemplateResponse(
             template=convert.template(created), warnings=convert.warnings(warnings)
         )
@@ -77,7 +82,7 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
         self, request: flow_pb2.UpdateTemplateRequest, context: grpc.ServicerContext
     ) -> flow_pb2.UpdateTemplateResponse:
         updated, changed, warnings = self._templates.update(
-            convert.template_definition(request.template),
+            convert.template_definition(request.template, draft=request.draft),
             tuple(request.update_mask.paths),
             request.expected_version,
         )
@@ -114,7 +119,7 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
         self, request: flow_pb2.ImportTemplatesRequest, context: grpc.ServicerContext
     ) -> flow_pb2.ImportTemplatesResponse:
         imported = self._templates.import_(
-            [convert.template_definition(item) for item in request.templates]
+            [convert.template_definition(item, draft=request.draft) for item in request.templates]
         )
         return flow_pb2.ImportTemplatesResponse(
             templates=[convert.imported(item) for item in imported]
@@ -159,6 +164,18 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
         handled = self._handling.send(convert.send_request(request), LeaseRequest())
         return convert.send_response(handled)
 
+    def HandOff(
+        self, request: flow_pb2.HandOffRequest, context: grpc.ServicerContext
+    ) -> flow_pb2.HandOffResponse:
+        handled = self._handling.hand_off(convert.hand_off_request(request))
+        return convert.hand_off_response(handled)
+
+    def Resume(
+        self, request: flow_pb2.ResumeRequest, context: grpc.ServicerContext
+    ) -> flow_pb2.ResumeResponse:
+        handled = self._handling.resume(convert.resume_request(request))
+        return convert.resume_response(handled)
+
     def GetConversation(
         self, request: flow_pb2.GetConversationRequest, context: grpc.ServicerContext
     ) -> flow_pb2.GetConversationResponse:
@@ -175,6 +192,8 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
             request.phone_number_id,
             request.page_size,
             request.page_token,
+            handed_off=request.handed_off,
+            queue=request.queue,
         )
         return flow_pb2.ListConversationsResponse(
             conversations=[convert.conversation(item) for item in items], next_page_token=token
@@ -190,6 +209,7 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
     def SweepExpired(
         self, request: flow_pb2.SweepExpiredRequest, context: grpc.ServicerContext
     ) -> flow_pb2.SweepExpiredResponse:
+        self._handling.resume_idle()
         expired, old = self._conversations.sweep()
         purged = self._retention.sweep()
         return flow_pb2.SweepExpiredResponse(
@@ -284,3 +304,35 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
             next_page_token=page.next_page_token,
             last_id=page.last_id,
         )
+
+    # Authoring (drafts, preview, sandbox).
+
+    def PublishTemplate(
+        self, request: flow_pb2.PublishTemplateRequest, context: grpc.ServicerContext
+    ) -> flow_pb2.PublishTemplateResponse:
+        published, previous = self._templates.publish(request.name, request.version)
+        return flow_pb2.PublishTemplateResponse(
+            template=convert.template(published), previous_live_version=previous or 0
+        )
+
+    def DiffTemplateVersions(
+        self, request: flow_pb2.DiffTemplateVersionsRequest, context: grpc.ServicerContext
+    ) -> flow_pb2.DiffTemplateVersionsResponse:
+        old, new, changes = self._templates.diff(
+            request.name, request.from_version, request.to_version
+        )
+        return authoring.diff_response(old, new, changes)
+
+    def PreviewTemplate(
+        self, request: flow_pb2.PreviewTemplateRequest, context: grpc.ServicerContext
+    ) -> flow_pb2.PreviewTemplateResponse:
+        version, steps = self._templates.preview(
+            request.name, request.version, convert.from_struct(request.context, "context")
+        )
+        return authoring.preview_response(version, steps)
+
+    def RunSandbox(
+        self, request: flow_pb2.RunSandboxRequest, context: grpc.ServicerContext
+    ) -> flow_pb2.RunSandboxResponse:
+        decision = self._sandbox.run(authoring.sandbox_turn(request))
+        return authoring.sandbox_response(decision)

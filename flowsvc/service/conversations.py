@@ -33,6 +33,7 @@ class Conversation:
     expires_at: datetime
     created_at: datetime | None
     revision: int = 0  # changes with every write (UpdateConversation's expected_revision)
+    handoff: Mapping[str, Any] | None = None  # set while handed off to people (service.handoff)
 
 
 def from_row(row: ConversationState) -> Conversation:
@@ -47,6 +48,7 @@ def from_row(row: ConversationState) -> Conversation:
         expires_at=row.expires_at,
         created_at=row.created_at,
         revision=row.revision,
+        handoff=row.handoff,
     )
 
 
@@ -92,7 +94,15 @@ class Conversations:
         return from_row(row)
 
     def list_active(
-        self, flow: str, step: str, phone_number_id: str, requested_size: int, token: str
+        self,
+        flow: str,
+        step: str,
+        phone_number_id: str,
+        requested_size: int,
+        token: str,
+        *,
+        handed_off: bool = False,
+        queue: str = "",
     ) -> tuple[list[Conversation], str]:
         """Unexpired conversations, optionally of one flow, step or business number; a page and
         the token of the next one ("" at the end)."""
@@ -107,6 +117,8 @@ class Conversations:
                 phone_number_id=phone_number_id,
                 after_id=after,
                 limit=size + 1,
+                handed_off=handed_off,
+                queue=queue,
             )
         items = [from_row(row) for row in rows[:size]]
         return items, encode_token(rows[size - 1].id) if len(rows) > size else ""

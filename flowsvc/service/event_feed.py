@@ -34,6 +34,9 @@ TYPES = frozenset(
         "message_read",
         "message_failed",
         "inbound_unhandled",
+        "handoff_requested",
+        "customer_message",
+        "handoff_resumed",
     }
 )
 _CATCH_UP_BATCH = 500

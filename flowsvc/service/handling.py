@@ -18,7 +18,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
@@ -34,6 +34,7 @@ from flowsvc.engine import (
     Facts,
     Needs,
     OrderFact,
+    Outcome,
     State,
     advance,
     enter,
@@ -42,14 +43,23 @@ from flowsvc.engine import (
 )
 from flowsvc.engine.message_templates import MessageTemplate
 from flowsvc.engine.template import INITIAL
-from flowsvc.errors import FailedPrecondition, InvalidArgument, NotFound
-from flowsvc.service import messagelog, outbox_entries, steering, turn_events
+from flowsvc.errors import FailedPrecondition, FlowError, InvalidArgument, NotFound
+from flowsvc.service import (
+    handoff,
+    handoff_writes,
+    messagelog,
+    outbox_entries,
+    steering,
+    turn_events,
+)
 from flowsvc.service.catalog import TemplateCatalog
-from flowsvc.service.inbound import InboundMessage, engine_input
+from flowsvc.service.inbound import InboundMessage, content, engine_input
 from flowsvc.service.turns import (
     Handled,
+    HandOffTurn,
     LeaseRequest,
     MessageTurn,
+    ResumeTurn,
     SendTurn,
     StartTurn,
     Turn,
@@ -59,7 +69,7 @@ from flowsvc.service.turns import (
     handled_now,
     rounds,
 )
-from flowsvc.store import events, outbox, results, turns
+from flowsvc.store import events, handoffs, outbox, results, turns
 from flowsvc.store.customers import Customer
 from flowsvc.store.db import UNREACHABLE
 
@@ -181,10 +191,42 @@ class MessageHandling:
         """Queue a message to a customer behind their earlier replies (SendMessage)."""
         return self._steer("send", request, steering.send_turn, lease)
 
+    def hand_off(self, request: handoff.HandOffRequest) -> Handled:
+        """Hand a customer to people (HandOff); NOT_FOUND without a conversation."""
+        make = partial(handoff.hand_off_turn, config=self._config)
+        return self._steer("handoff", request, make, LeaseRequest())
+
+    def resume(self, request: handoff.ResumeRequest) -> Handled:
+        """Give a handed-off customer back to the bot (Resume); FAILED_PRECONDITION when they
+        are not handed off, ABORTED at another revision."""
+        return self._steer("resume", request, handoff.resume_turn, LeaseRequest())
+
+    def resume_idle(self, limit: int = 100) -> int:
+        """Give back to the bot the handed-off customers whose handoff idled past its time;
+        how many."""
+        now = self._clock()
+        with self._sessions() as session:
+            due = handoffs.due(session, now, limit)
+        resumed = 0
+        for customer in due:
+            started = time.perf_counter()
+            turn = handoff.idle_turn(customer, self._config, now)
+            try:
+                handled = _retrying(partial(self._single, turn, LeaseRequest()))
+            except FlowError as error:  # e.g. its template is gone: the others still resume
+                messagelog.steer_failed("resume", customer[1], "idle", error, started)
+                continue
+            messagelog.steered("resume", customer[1], "idle", handled, started)
+            resumed += handled.outcome != str(Outcome.IGNORED)
+        return resumed
+
     def _steer(
         self,
         kind: str,
-        request: steering.UpdateRequest | steering.SendRequest,
+        request: steering.UpdateRequest
+        | steering.SendRequest
+        | handoff.HandOffRequest
+        | handoff.ResumeRequest,
         make_turn: Callable[[Any], Turn],
         lease: LeaseRequest,
     ) -> Handled:
@@ -226,9 +268,14 @@ class MessageHandling:
                     turn = todo[index]
                     if found.prior_outcome is not None:
                         replies = outbox.by_ids(session, found.prior_outbox_ids)
-                        handled[index] = handled_before(
+                        before = handled_before(
                             turn, found, [outbox_entries.from_row(row) for row in replies]
                         )
+                        if before.conversation is not None:
+                            before.conversation = replace(
+                                before.conversation, handoff=found.handoff
+                            )
+                        handled[index] = before
                         continue
                     expired_since = (
                         found.expired_at is not None
@@ -242,8 +289,16 @@ class MessageHandling:
                 )
                 drafts: list[events.Draft] = []
                 for (index, found, decision, writes), ids in zip(writing, written, strict=True):
-                    handled[index] = handled_now(todo[index], found, writes, ids, now)
-                    drafts += turn_events.drafts(todo[index], found, decision, writes, ids)
+                    turn = todo[index]
+                    done = handled_now(turn, found, writes, ids, now)
+                    drafts += turn_events.drafts(turn, found, decision, writes, ids)
+                    more, details = handoff_writes.after(
+                        session, turn, found, decision, now, self._config
+                    )
+                    drafts += more
+                    if done.conversation is not None:
+                        done.conversation = replace(done.conversation, handoff=details)
+                    handled[index] = done
                 events.record(session, drafts)
         return [handled[index] for index in range(len(todo))]
 
@@ -261,14 +316,32 @@ class MessageHandling:
             return steering.business_initiated(
                 turn, steering.send_decision(turn, found), found, now
             )
+        if isinstance(turn, HandOffTurn):
+            return handoff.hand_off_decision(turn, found, now)
         state = found.state
+        text = ""
         if isinstance(turn, MessageTurn):
+            paused = handoff.paused(turn, found, now, self._config)
+            if paused is not None:
+                return paused
             # A conversation whose template was deleted meanwhile is not in the catalog: the
             # engine then starts over as for a first message.
             catalog = self._catalog.get(session, (state.flow, state.version) if state else None)
         elif isinstance(turn, UpdateTurn):
             state = steering.steerable(turn, found, now)
             catalog = self._catalog.get(session, (state.flow, state.version))
+            steering.check_target(catalog, turn, state)
+        elif isinstance(turn, ResumeTurn):
+            resumable = handoff.resumable(turn, found, now)
+            if resumable is None:
+                return Decision(Outcome.IGNORED, found.state, ())
+            state = resumable
+            catalog = self._catalog.get(session, (state.flow, state.version))
+            text = handoff.resume_text(turn, found, self._config)
+            turn = handoff.resume_target(turn, catalog, state, self._config)
+            if turn.end:
+                ended = Decision(Outcome.ADVANCED, None, ())
+                return handoff.resumed(turn, ended, found, now, text)
             steering.check_target(catalog, turn, state)
         else:
             catalog = self._catalog.get(session)
@@ -282,6 +355,8 @@ class MessageHandling:
             decision = run(facts=_orders(session, turn.customer, decision))
         if isinstance(decision, Needs):
             raise AssertionError("the engine needs facts only once")
+        if isinstance(turn, ResumeTurn):
+            return handoff.resumed(turn, decision, found, now, text)
         return steering.business_initiated(turn, decision, found, now)
 
     def _run_engine(
@@ -308,8 +383,8 @@ class MessageHandling:
                 facts=facts,
                 expired_since=expired_since,
             )
-        if isinstance(turn, UpdateTurn):
-            assert state is not None  # steering.steerable checked it
+        if isinstance(turn, UpdateTurn | ResumeTurn):
+            assert state is not None  # steering.steerable (handoff.resumable) checked it
             return enter(
                 catalog,
                 state,
@@ -339,7 +414,7 @@ class MessageHandling:
 def _message_turn(message: InboundMessage) -> MessageTurn:
     inbound = engine_input(message)
     customer = (message.phone_number_id, message.phone_number)
-    return MessageTurn(customer, message.message_id, inbound, message.sent_at)
+    return MessageTurn(customer, message.message_id, inbound, message.sent_at, content(message))
 
 
 def _opening(turn: Turn, now: datetime) -> turns.Opening:
@@ -377,7 +452,7 @@ def _start_turn(request: StartRequest) -> StartTurn:
 def _check_startable(catalog: Catalog, name: str, step: str) -> None:
     template = catalog.current(name)
     if template is None:
-        raise NotFound(f"template {name!r} does not exist")
+        raise NotFound(f"template {name!r} does not exist or has no live version (only drafts)")
     if not template.is_active:
         raise FailedPrecondition(f"template {name!r} is not active")
     steering.check_step(template, step)

@@ -4,8 +4,10 @@ before anything is locked or written."""
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from flowsvc.engine import Inbound
 from flowsvc.errors import InvalidArgument
@@ -27,6 +29,10 @@ class InboundMessage:
     selection_title: str = ""
     unsupported_type: str | None = None
     sent_at: datetime | None = None  # the webhook's timestamp: when the customer sent it
+    # Media (type, id, mime_type, caption, filename) or a location (latitude, longitude, name,
+    # address): the bot does not read them, an agent does (a handed-off customer's message).
+    media: Mapping[str, str] | None = None
+    location: Mapping[str, Any] | None = None
 
 
 def check_customer(phone_number_id: str, phone_number: str) -> list[tuple[str, str]]:
@@ -48,10 +54,20 @@ def engine_input(message: InboundMessage) -> Inbound:
         (f"message.{field}", reason)
         for field, reason in check_customer(message.phone_number_id, message.phone_number)
     ]
-    if message.text is None and message.selection_id is None and message.unsupported_type is None:
+    unsupported = message.unsupported_type
+    if message.media is not None:
+        unsupported = message.media.get("type") or "media"
+    elif message.location is not None:
+        unsupported = "location"
+    if message.text is None and message.selection_id is None and unsupported is None:
         problems.append(
-            ("message.content", "one of text, selection or unsupported_type is required")
+            (
+                "message.content",
+                "one of text, selection, media, location or unsupported_type is required",
+            )
         )
+    if message.media is not None and len(message.media.get("caption", "")) > MAX_TEXT_CHARS:
+        problems.append(("message.media.caption", f"longer than {MAX_TEXT_CHARS} characters"))
     if message.text is not None and len(message.text) > MAX_TEXT_CHARS:
         problems.append(("message.text", f"longer than WhatsApp's {MAX_TEXT_CHARS} characters"))
     if problems:
@@ -60,6 +76,19 @@ def engine_input(message: InboundMessage) -> Inbound:
         text=message.text,
         selection_id=message.selection_id,
         selection_title=message.selection_title,
-        unsupported_type=message.unsupported_type,
+        unsupported_type=unsupported,
         contact_name=message.contact_name,
     )
+
+
+def content(message: InboundMessage) -> dict[str, Any]:
+    """What the customer sent, as an agent sees it (a customer_message event's fields)."""
+    if message.text is not None:
+        return {"text": message.text}
+    if message.selection_id is not None:
+        return {"selection": {"id": message.selection_id, "title": message.selection_title}}
+    if message.media is not None:
+        return {"media": {k: v for k, v in message.media.items() if v}}
+    if message.location is not None:
+        return {"location": {k: v for k, v in message.location.items() if v not in ("", None)}}
+    return {"unsupported_type": message.unsupported_type or ""}

@@ -42,13 +42,18 @@ def start_failed(request: StartRequest, error: Exception, started: float) -> Non
     _failure("start refused", "start failed", error, started, lambda: _start(request))
 
 
-STEERED = {"update": "conversation updated", "send": "message sent"}
+STEERED = {
+    "update": "conversation updated",
+    "send": "message sent",
+    "handoff": "handed off",
+    "resume": "resumed",
+}
 
 
 def steered(
     kind: str, phone_number: str, request_id: str, handled: Handled, started: float
 ) -> None:
-    """An UpdateConversation ("update") or SendMessage ("send") done."""
+    """An UpdateConversation, SendMessage, HandOff or Resume (STEERED's keys) done."""
     if log.isEnabledFor(logging.INFO):
         log.info(STEERED[kind], extra=_steer(phone_number, request_id) | _handled(handled, started))
 

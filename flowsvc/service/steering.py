@@ -21,10 +21,18 @@ from flowsvc.errors import Aborted, FailedPrecondition, InvalidArgument, NotFoun
 from flowsvc.service import window
 from flowsvc.service.inbound import check_customer
 from flowsvc.service.outbound import check_template, free_form
-from flowsvc.service.turns import MessageTurn, SendTurn, StartTurn, Turn, UpdateTurn
+from flowsvc.service.turns import (
+    MessageTurn,
+    ResumeTurn,
+    SendTurn,
+    StartTurn,
+    Turn,
+    UpdateTurn,
+)
 from flowsvc.store import turns
 
 MAX_REQUEST_ID = 200
+MAX_AGENT = 100
 
 
 @dataclass(frozen=True)
@@ -52,6 +60,7 @@ class SendRequest:
     interactive: Mapping[str, Any] | None = None
     message_template: MessageTemplate | None = None
     request_id: str = ""
+    agent: str = ""  # who sends it, for a handed-off customer
 
 
 def source_id(kind: str, request_id: str) -> str:
@@ -103,6 +112,8 @@ def send_turn(request: SendRequest) -> SendTurn:
     message = free_form(request.text, request.interactive, problems)
     if message is None and request.message_template is None and not problems:
         problems.append(("content", "one of text, interactive or template is required"))
+    if len(request.agent) > MAX_AGENT:
+        problems.append(("agent", f"at most {MAX_AGENT} characters"))
     if problems:
         raise InvalidArgument("bad message", problems)
     return SendTurn(
@@ -111,6 +122,7 @@ def send_turn(request: SendRequest) -> SendTurn:
         dedupe=bool(request.request_id),
         free_form=message,
         message_template=request.message_template,
+        agent=request.agent,
     )
 
 
@@ -127,7 +139,7 @@ def steerable(turn: UpdateTurn, opened: turns.Opened, now: datetime) -> State:
     return state
 
 
-def check_target(catalog: Catalog, turn: UpdateTurn, state: State) -> None:
+def check_target(catalog: Catalog, turn: UpdateTurn | ResumeTurn, state: State) -> None:
     """FAILED_PRECONDITION (or NOT_FOUND for a flow) unless the update can arrive where it asks."""
     if turn.flow:
         template = catalog.current(turn.flow)
@@ -183,5 +195,5 @@ def business_initiated(
     if sent_as_template:
         return decision
     if turn.message_template is None:
-        raise window.closed(opened.last_inbound_at)
+        raise window.closed(opened.last_inbound_at, handed_off=opened.handoff is not None)
     return replace(decision, messages=(template_message(turn.customer[1], turn.message_template),))

@@ -1,4 +1,5 @@
-"""Template lifecycle: every write is validated and creates a new immutable version."""
+"""Template lifecycle: every write is validated and creates a new immutable version, live at once
+or a draft that only the sandbox reaches until it is published."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from flowsvc.engine import Template, load_template
+from flowsvc.engine.diff import Change, diff_versions
+from flowsvc.engine.preview import PreviewStep, preview
 from flowsvc.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from flowsvc.service.paging import decode_token, encode_token, page_size
 from flowsvc.store import conversations, templates
@@ -32,6 +36,7 @@ class TemplateDefinition:
     menu_structure: Any
     trigger_keywords: tuple[str, ...] = ()
     is_active: bool | None = None
+    draft: bool = False
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,9 @@ class TemplateVersion:
     is_active: bool
     created_at: datetime
     version_created_at: datetime
+    live: bool
+    draft: bool
+    live_version: int | None
 
 
 class ImportAction(StrEnum):
@@ -81,6 +89,9 @@ def _version(head: WorkflowTemplate, row: WorkflowTemplateVersion) -> TemplateVe
         is_active=row.is_active,
         created_at=head.created_at,
         version_created_at=row.created_at,
+        live=row.version == head.live_version,
+        draft=row.is_draft,
+        live_version=head.live_version,
     )
 
 
@@ -105,6 +116,20 @@ def _check(
     if violations:
         raise InvalidArgument(f"template {definition.name!r} is invalid", violations)
     return [(v.field, v.description) for v in found if v.warning]
+
+
+def check_set(definitions: Sequence[TemplateDefinition], known: Iterable[str]) -> None:
+    """Validate templates as a set (they may target each other and the `known` names);
+    INVALID_ARGUMENT naming every problem as `templates[i].<field>`."""
+    names = set(known) | {d.name for d in definitions}
+    violations: list[tuple[str, str]] = []
+    for index, definition in enumerate(definitions):
+        try:
+            _check(definition, names)
+        except InvalidArgument as invalid:
+            violations += [(f"templates[{index}].{f}", r) for f, r in invalid.violations]
+    if violations:
+        raise InvalidArgument("templates are invalid", violations)
 
 
 class Templates:
@@ -199,17 +224,66 @@ class Templates:
                 menu_structure=definition.menu_structure
                 if "menu_structure" in changing
                 else head.menu_structure,
+                draft=definition.draft,
             )
             is_active = head.is_active
             if "is_active" in changing and definition.is_active is not None:
                 is_active = definition.is_active
             active = templates.active_keywords(session) if is_active else None
             warnings = _check(merged, templates.names(session), active)
-            if _same(head, merged, is_active):
+            if _same(head, merged, is_active) and (
+                merged.draft or head.live_version == head.version
+            ):
                 return _version(head, _version_row(session, head, head.version)), False, warnings
             updated = _write(session, head, merged, is_active=is_active)
         self._on_change()
         return updated, True, warnings
+
+    def publish(self, name: str, version: int = 0) -> tuple[TemplateVersion, int | None]:
+        """Make a version (default: the latest) live, checked again against today's templates;
+        publishing an earlier version is a rollback. Returns it and the version live before."""
+        with self._sessions.begin() as session:
+            head = _head(session, name, for_update=True)
+            row = _version_row(session, head, version or head.version)
+            others = {n: k for n, k in templates.active_keywords(session).items() if n != name}
+            _check(
+                TemplateDefinition(
+                    name=row.template_name,
+                    trigger_keywords=tuple(row.trigger_keywords),
+                    menu_structure=row.menu_structure,
+                ),
+                templates.names(session),
+                others if row.is_active else None,
+            )
+            previous = head.live_version
+            templates.publish(session, head, row)
+            published = _version(head, row)
+        self._on_change()
+        return published, previous
+
+    def diff(self, name: str, old: int, new: int) -> tuple[int, int, list[Change]]:
+        """What changed from version `old` (default: the live one) to `new` (default: the
+        latest): (old, new, changes)."""
+        with self._sessions() as session:
+            head = _head(session, name)
+            if not old and head.live_version is None:
+                raise FailedPrecondition(
+                    f"template {name!r} has no live version: name the version to compare with"
+                )
+            before = _version_row(session, head, old or head.live_version or 0)
+            after = _version_row(session, head, new or head.version)
+            changes = diff_versions(_engine_template(before), _engine_template(after))
+        return before.version, after.version, changes
+
+    def preview(
+        self, name: str, version: int, context: dict[str, Any]
+    ) -> tuple[TemplateVersion, list[PreviewStep]]:
+        """A version (default: the live one, else the latest) step by step as WhatsApp shows it,
+        its placeholders filled from the sample `context`."""
+        with self._sessions() as session:
+            head = _head(session, name)
+            row = _version_row(session, head, version or head.live_version or head.version)
+            return _version(head, row), preview(_engine_template(row), context)
 
     def delete(self, name: str) -> tuple[int, int]:
         """Delete a template, its versions and its conversations: (versions, conversations)."""
@@ -263,7 +337,9 @@ class Templates:
                 if head is None:
                     stored = _write(session, None, definition, is_active=is_active)
                     action, version = ImportAction.CREATED, stored.version
-                elif _same(head, definition, is_active):
+                elif _same(head, definition, is_active) and (
+                    definition.draft or head.live_version == head.version
+                ):
                     action, version = ImportAction.UNCHANGED, head.version
                 else:
                     stored = _write(session, head, definition, is_active=is_active)
@@ -311,5 +387,16 @@ def _write(
         trigger_keywords=definition.trigger_keywords,
         menu_structure=definition.menu_structure,
         is_active=is_active,
+        draft=definition.draft,
     )
     return _version(stored_head, row)
+
+
+def _engine_template(row: WorkflowTemplateVersion) -> Template:
+    return load_template(
+        row.template_name,
+        row.version,
+        row.menu_structure,
+        trigger_keywords=row.trigger_keywords,
+        is_active=row.is_active,
+    )

@@ -5,7 +5,7 @@ read and what it writes in, drafts out (store.events writes them with the turn's
 from __future__ import annotations
 
 from flowsvc.engine import Decision, Outcome, State
-from flowsvc.service.turns import MessageTurn, SendTurn, StartTurn, Turn, UpdateTurn
+from flowsvc.service.turns import MessageTurn, ResumeTurn, SendTurn, StartTurn, Turn, UpdateTurn
 from flowsvc.store import turns
 from flowsvc.store.events import Draft
 
@@ -98,6 +98,7 @@ def drafts(
                 outcome=f"OUTCOME_{outcome.name}",
             )
         )
+    agent = {"agent": turn.agent} if isinstance(turn, SendTurn) and turn.agent else {}
     for id_, body in zip(outbox_ids, decision.messages, strict=False):
         found.append(
             of(
@@ -106,6 +107,7 @@ def drafts(
                 outbox_id=id_,
                 source_id=turn.source_id,
                 message_type=str(body.get("type", "")),
+                **agent,
             )
         )
     return found
@@ -116,6 +118,8 @@ def _why(turn: Turn) -> str:
         return "replaced by StartConversation"
     if isinstance(turn, UpdateTurn):
         return "UpdateConversation"
+    if isinstance(turn, ResumeTurn):
+        return "Resume"
     return "ended by the flow"
 
 

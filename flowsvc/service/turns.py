@@ -35,6 +35,7 @@ class MessageTurn:
     message_id: str
     inbound: Inbound
     sent_at: datetime | None = None  # when the customer sent it, if the webhook said
+    content: Mapping[str, Any] = field(default_factory=dict)  # as an agent sees it (handoff)
 
     dedupe: ClassVar[bool] = True  # read and record source_id
     fresh: ClassVar[bool] = False  # continues the customer's conversation
@@ -91,12 +92,51 @@ class SendTurn:
     dedupe: bool
     free_form: FreeForm | None
     message_template: MessageTemplate | None
+    agent: str = ""  # who sent it, for a handed-off customer
 
     fresh: ClassVar[bool] = False
     keep: ClassVar[bool] = True
 
 
-Turn = MessageTurn | StartTurn | UpdateTurn | SendTurn
+@dataclass(frozen=True)
+class HandOffTurn:
+    """A conversation handed to people by another service (HandOff): paused, kept as it is."""
+
+    customer: Customer
+    source_id: str
+    dedupe: bool
+    reason: str
+    queue: str
+    priority: int
+    until: datetime | None
+    text: str  # said to the customer as they are handed off ("": nothing)
+
+    fresh: ClassVar[bool] = False
+    keep: ClassVar[bool] = True
+    message_template: ClassVar[MessageTemplate | None] = None
+
+
+@dataclass(frozen=True)
+class ResumeTurn:
+    """A handed-off customer returned to the bot: by an agent (Resume), or after idling."""
+
+    customer: Customer
+    source_id: str
+    dedupe: bool
+    step: str
+    flow: str
+    end: bool
+    context: Mapping[str, Any]
+    text: str  # said first ("": nothing)
+    expected_revision: int = 0
+    idle: bool = False  # the sweep's: only if the handoff is still due, and silent if it may not
+
+    fresh: ClassVar[bool] = False
+    keep: ClassVar[bool] = False
+    message_template: ClassVar[MessageTemplate | None] = None
+
+
+Turn = MessageTurn | StartTurn | UpdateTurn | SendTurn | HandOffTurn | ResumeTurn
 
 
 @dataclass(frozen=True)
@@ -173,7 +213,7 @@ def closing(
         revision=opened.turn,
         # Nothing to write when the conversation stays as it was: a message beside it, or one
         # answered by nothing (its revision does not move either).
-        keep=turn.keep or decision.outcome == Outcome.IGNORED,
+        keep=turn.keep or decision.outcome in (Outcome.IGNORED, Outcome.HANDED_OFF),
     )
 
 

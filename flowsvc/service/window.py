@@ -17,7 +17,7 @@ def is_open(last_inbound_at: datetime | None, now: datetime) -> bool:
     return last_inbound_at is not None and now - last_inbound_at < WINDOW
 
 
-def closed(last_inbound_at: datetime | None) -> FailedPrecondition:
+def closed(last_inbound_at: datetime | None, *, handed_off: bool = False) -> FailedPrecondition:
     """The refusal of a free-form message outside the window, saying why and what to do."""
     when = (
         f"last wrote at {last_inbound_at.isoformat(timespec='seconds')}"
@@ -28,4 +28,10 @@ def closed(last_inbound_at: datetime | None) -> FailedPrecondition:
         f"outside Meta's 24-hour customer service window: the customer {when}, so WhatsApp "
         "delivers no free-form message (it would fail with 131047); send a message template "
         "(the request's template field) instead"
+        + (
+            "; the customer is handed off to people: an agent's reply must be a message "
+            "template (SendMessage with template) until the customer writes again"
+            if handed_off
+            else ""
+        )
     )

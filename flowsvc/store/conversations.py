@@ -29,6 +29,8 @@ def page(
     phone_number_id: str,
     after_id: int | None,
     limit: int,
+    handed_off: bool = False,
+    queue: str = "",
 ) -> list[ConversationState]:
     """Unexpired conversations in id order, after `after_id`; empty filters match everything."""
     query = (
@@ -45,6 +47,10 @@ def page(
         query = query.where(ConversationState.phone_number_id == phone_number_id)
     if after_id is not None:
         query = query.where(ConversationState.id > after_id)
+    if handed_off:
+        query = query.where(ConversationState.handoff_queue.is_not(None))
+    if queue:
+        query = query.where(ConversationState.handoff_queue == queue)
     return list(session.scalars(query))
 
 

@@ -65,7 +65,7 @@ class Base(DeclarativeBase):
 
 
 class WorkflowTemplate(Base):
-    """A template's head: its name, latest version and whether it is active."""
+    """A template's head: its name, latest version (draft or not) and the version customers get."""
 
     __tablename__ = "workflow_templates"
 
@@ -76,6 +76,9 @@ class WorkflowTemplate(Base):
     menu_structure: Mapped[dict[str, Any]]
     is_active: Mapped[bool] = mapped_column(Boolean)
     version: Mapped[int]
+    # The version keywords, starts and other templates' targets use; None while the template
+    # has only drafts. Running conversations stay on the version they started on.
+    live_version: Mapped[int | None]
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
@@ -96,6 +99,8 @@ class WorkflowTemplateVersion(Base):
     trigger_keywords: Mapped[list[Any]]
     menu_structure: Mapped[dict[str, Any]]
     is_active: Mapped[bool] = mapped_column(Boolean)
+    # Saved (and validated) but never live: customers cannot reach it, the sandbox can.
+    is_draft: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
 
@@ -143,6 +148,13 @@ class ConversationState(Base):
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     # Changes with every write of the conversation (UpdateConversation's expected_revision).
     revision: Mapped[int] = mapped_column(BigInteger, server_default=text("1"))
+    # Set while the customer is handed off to people (the bot is paused): the queue, the details
+    # (reason, priority, since, until, resume text) and when the bot takes the customer back on
+    # its own. A turn's save leaves them as they are (store.handoffs writes them).
+    handoff_queue: Mapped[str | None] = mapped_column(String(64), index=True)
+    handoff: Mapped[dict[str, Any] | None]
+    handoff_resume_at: Mapped[datetime | None] = mapped_column(index=True)
+    handoff_at: Mapped[datetime | None]  # when the customer was handed off
 
 
 class ProcessedMessage(Base):

@@ -1,5 +1,5 @@
-"""workflow_templates (each template's head: name, latest version, active) and
-workflow_template_versions (every version, immutable)."""
+"""workflow_templates (each template's head: name, latest version, live version) and
+workflow_template_versions (every version, immutable but for leaving the draft state)."""
 
 from __future__ import annotations
 
@@ -89,17 +89,21 @@ def write(
     trigger_keywords: Sequence[str],
     menu_structure: Any,
     is_active: bool,
+    draft: bool = False,
 ) -> tuple[WorkflowTemplate, WorkflowTemplateVersion]:
-    """Store the next version (version 1 for a new template, `head` None) and move the head."""
+    """Store the next version (version 1 for a new template, `head` None) and move the head; it
+    goes live at once unless it is a `draft`."""
     keywords = list(trigger_keywords)
     if head is None:
-        head = WorkflowTemplate(template_name=name, version=0)
+        head = WorkflowTemplate(template_name=name, version=0, live_version=None)
         session.add(head)
     head.template_type = kind
     head.trigger_keywords = keywords
     head.menu_structure = menu_structure
     head.is_active = is_active
     head.version += 1
+    if not draft:
+        head.live_version = head.version
     head.updated_at = func.now()
     session.flush()
     row = WorkflowTemplateVersion(
@@ -110,6 +114,7 @@ def write(
         trigger_keywords=keywords,
         menu_structure=menu_structure,
         is_active=is_active,
+        is_draft=draft,
     )
     session.add(row)
     session.flush()
@@ -130,12 +135,23 @@ def remove(session: Session, head: WorkflowTemplate) -> int:
     return int(versions or 0)
 
 
+def publish(session: Session, head: WorkflowTemplate, row: WorkflowTemplateVersion) -> None:
+    """Make `row` (a version of `head`) the live version."""
+    head.live_version = row.version
+    head.updated_at = func.now()
+    row.is_draft = False
+    session.flush()
+    session.refresh(head)
+
+
 def latest(session: Session) -> list[tuple[str, int, int]]:
-    """(name, latest version, head id) of every template."""
+    """(name, live version, head id) of every template that has a live version."""
     rows = session.execute(
-        select(WorkflowTemplate.template_name, WorkflowTemplate.version, WorkflowTemplate.id)
+        select(
+            WorkflowTemplate.template_name, WorkflowTemplate.live_version, WorkflowTemplate.id
+        ).where(WorkflowTemplate.live_version.is_not(None))
     )
-    return [(name, number, head_id) for name, number, head_id in rows]
+    return [(name, number or 0, head_id) for name, number, head_id in rows]
 
 
 def versions(session: Session, keys: Sequence[VersionKey]) -> list[WorkflowTemplateVersion]:

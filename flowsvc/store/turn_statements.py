@@ -13,7 +13,7 @@ READ = """
 SELECT p.outcome, p.outbox_ids,
        c.conversation_flow, c.template_version, c.current_step, c.context, c.history,
        c.last_interaction, c.expires_at, c.created_at, k.expired_at,
-       c.revision, k.turns, k.last_inbound_at,
+       c.revision, k.turns, k.last_inbound_at, c.handoff,
        EXISTS (SELECT 1 FROM outbox o WHERE o.phone_number_id = :phone_number_id
                AND o.phone_number = :phone_number AND o.state = 'pending'
                AND NOT COALESCE(o.lease_owner = :lease_owner AND o.lease_expires_at > :now,
@@ -74,7 +74,7 @@ READ_MANY = """
 SELECT p.outcome, p.outbox_ids,
        c.conversation_flow, c.template_version, c.current_step, c.context, c.history,
        c.last_interaction, c.expires_at, c.created_at, k.expired_at,
-       c.revision, k.turns, k.last_inbound_at,
+       c.revision, k.turns, k.last_inbound_at, c.handoff,
        EXISTS (SELECT 1 FROM outbox o WHERE o.phone_number_id = t.phone_number_id
                AND o.phone_number = t.phone_number AND o.state = 'pending'
                AND NOT COALESCE(o.lease_owner = :lease_owner AND o.lease_expires_at > :now,

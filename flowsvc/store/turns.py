@@ -70,6 +70,7 @@ class Opened:
     revision: int  # the conversation's (0: none)
     turn: int  # this turn's number among the customer's: the revision a write of it stores
     last_inbound_at: datetime | None  # when the customer last wrote (None: never)
+    handoff: dict[str, Any] | None = None  # set while the customer is handed off to people
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +144,7 @@ def _time(value: datetime | None, postgres: bool) -> datetime | str | None:
 
 def _opened(row: Any, *, postgres: bool) -> Opened:
     (outcome, outbox_ids, flow, version, step, context, history, last, expires, created) = row[:10]
-    expired, revision, turn, last_inbound, pending = row[10:]
+    expired, revision, turn, last_inbound, handoff, pending = row[10:]
     state = None
     if flow is not None:
         state = State(
@@ -167,6 +168,7 @@ def _opened(row: Any, *, postgres: bool) -> Opened:
         revision=revision or 0,
         turn=turn or 0,
         last_inbound_at=read_time(last_inbound) if last_inbound is not None else None,
+        handoff=(handoff if postgres else json.loads(handoff)) if handoff is not None else None,
     )
 
 

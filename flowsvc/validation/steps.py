@@ -7,6 +7,7 @@ from typing import Any
 from flowsvc.engine import limits
 from flowsvc.engine.template import INITIAL
 from flowsvc.validation.context import check_compute, check_key, check_set, check_text
+from flowsvc.validation.handoff import check_handoff
 from flowsvc.validation.input_rules import check_input_rule
 from flowsvc.validation.messages import MESSAGE_KEYS, MESSAGE_TYPES, body_limit, check_message
 from flowsvc.validation.options import Offer
@@ -36,6 +37,7 @@ STEP_KEYS = (
     "save_result",
     "entry",
     "template_replies",
+    "handoff",
 )
 MAX_REPLY_ID = 256
 LOOKUPS = ("order", "recent_orders")
@@ -106,8 +108,12 @@ def check_step(name: str, step: Mapping[Any, Any], path: str, scope: Scope) -> N
                     f"{path}.save_result", "only applies to a step with end_conversation true"
                 )
             )
+    if "handoff" in step:
+        check_handoff(step, path, out, scope.names)
     if is_end:
         _check_end(step, path, out, offers, which)
+    elif "handoff" in step and "next_step" not in step and not branches:
+        pass  # the customer waits for people, who say where the bot takes over (Resume)
     else:
         _check_moves_on(name, step, path, out, offers, which, branches)
 

@@ -4,6 +4,10 @@
     menuflow templates pull templates/          write the live templates as files
     menuflow templates validate templates/      check files offline, problems per file
     menuflow templates diff templates/x.json    the file against the live version
+    menuflow templates push --draft templates/  save as drafts; customers keep the live versions
+    menuflow templates preview|changes|versions|publish|rollback NAME
+    menuflow test templates/tests/              scripted conversation tests, in the sandbox
+    menuflow studio                             a web page to try templates in the sandbox
     menuflow conversations list|show|start|update|end
     menuflow results list|show
     menuflow send PHONE --text ...              (or --interactive FILE, --template NAME ...)
@@ -22,7 +26,10 @@ import click
 
 from menuflow.cli.conversations import conversations, results, send
 from menuflow.cli.events import events
+from menuflow.cli.flowtests import test
+from menuflow.cli.handoff import handoff, queue, resume
 from menuflow.cli.output import failure
+from menuflow.cli.studio import studio
 from menuflow.cli.templates import templates
 from menuflow.client import Connection, MenuflowError
 
@@ -71,6 +78,11 @@ cli.add_command(conversations)
 cli.add_command(results)
 cli.add_command(send)
 cli.add_command(events)
+cli.add_command(test)
+cli.add_command(studio)
+cli.add_command(handoff)
+cli.add_command(resume)
+cli.add_command(queue)
 
 
 def main() -> None:

@@ -276,6 +276,7 @@ def show_result(context: click.Context, reference: str) -> None:
     type=click.Path(exists=True, dir_okay=False),
     help="A JSON file with a button or list message, written as in templates.",
 )
+@click.option("--agent", default="", help="Your name, for a handed-off customer's agents.")
 @template_options
 @click.pass_context
 def send(context: click.Context, /, phone: str, **options: Any) -> None:
@@ -291,6 +292,7 @@ def send(context: click.Context, /, phone: str, **options: Any) -> None:
             text=options["text"],
             interactive=interactive,
             template=message_template_of(fields),
+            agent=options["agent"],
         )
     if context.obj["json"]:
         document(sent)

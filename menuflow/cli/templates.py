@@ -17,6 +17,7 @@ from typing import Any, cast
 import click
 from rich.progress import track
 
+from menuflow.cli.authoring import COMMANDS
 from menuflow.cli.output import count, document, err, out, table
 from menuflow.client import FlowClient, InvalidArgument, NotFound, to_dict
 from menuflow.v1 import flow_pb2
@@ -25,12 +26,19 @@ from menuflow.values import integral
 _IN_IMPORT = re.compile(r"^templates\[(\d+)\]\.(.*)$")
 
 
+TEST_SUFFIX = ".test.json"
+
+
 def template_files(paths: Sequence[str]) -> list[Path]:
-    """The .json files named, and those in the folders named, in name order."""
+    """The .json files named, and those in the folders named (but scripted tests, *.test.json),
+    in name order."""
     files: list[Path] = []
     for raw in paths:
         path = Path(raw)
-        files += sorted(path.glob("*.json")) if path.is_dir() else [path]
+        if path.is_dir():
+            files += sorted(p for p in path.glob("*.json") if not p.name.endswith(TEST_SUFFIX))
+        else:
+            files.append(path)
     if not files:
         raise click.UsageError("no template files (*.json) found")
     return files
@@ -72,6 +80,13 @@ def _client(context: click.Context) -> FlowClient:
     return FlowClient(context.obj["connection"])
 
 
+def live(flow: FlowClient, template: flow_pb2.Template) -> flow_pb2.Template:
+    """The live version of a template read at its latest version (which may be a draft)."""
+    if template.live_version and template.live_version != template.version:
+        return flow.get_template(template.name, template.live_version)
+    return template
+
+
 @click.group()
 def templates() -> None:
     """Template files: push, pull, validate, diff, list."""
@@ -79,15 +94,18 @@ def templates() -> None:
 
 @templates.command()
 @click.argument("paths", nargs=-1, required=True)
+@click.option(
+    "--draft", is_flag=True, help="Save new versions as drafts (publish makes them live)."
+)
 @click.pass_context
-def push(context: click.Context, paths: tuple[str, ...]) -> None:
+def push(context: click.Context, paths: tuple[str, ...], draft: bool) -> None:
     """Create or update the templates in PATHS (files or folders) as one set: every file is
     checked first, and nothing is written unless all are valid."""
     files = template_files(paths)
     definitions = [read(path) for path in track(files, description="reading", console=err)]
     with _client(context) as flow:
         try:
-            imported = flow.import_templates(definitions)
+            imported = flow.import_templates(definitions, draft=draft)
         except InvalidArgument as invalid:
             by_file: dict[Path, list[str]] = defaultdict(list)
             for violation in invalid.violations:
@@ -125,7 +143,8 @@ def pull(context: click.Context, folder: str, names: tuple[str, ...]) -> None:
     target = Path(folder)
     target.mkdir(parents=True, exist_ok=True)
     with _client(context) as flow:
-        found = [flow.get_template(name) for name in names] if names else flow.list_templates()
+        latest = [flow.get_template(name) for name in names] if names else flow.list_templates()
+        found = [live(flow, template) for template in latest]
     for template in track(found, description="writing", console=err):
         (target / f"{template.name}.json").write_text(dumps(as_file(template)), encoding="utf-8")
     out.print(f"{len(found)} templates written to {target}")
@@ -172,12 +191,13 @@ def diff(context: click.Context, file: str) -> None:
     local = read(Path(file))
     with _client(context) as flow:
         try:
-            live = dumps(as_file(flow.get_template(str(local.get("name", "")))), sort_keys=True)
+            current = live(flow, flow.get_template(str(local.get("name", ""))))
+            shown = dumps(as_file(current), sort_keys=True)
         except NotFound:
-            live = ""
+            shown = ""
     lines = list(
         difflib.unified_diff(
-            live.splitlines(keepends=True),
+            shown.splitlines(keepends=True),
             dumps({"is_active": True, **local}, sort_keys=True).splitlines(keepends=True),
             fromfile=f"live/{local.get('name')}",
             tofile=file,
@@ -204,3 +224,7 @@ def list_(context: click.Context) -> None:
         ("name", "version", "active", "keywords"),
         ((t.name, t.version, t.is_active, ", ".join(t.trigger_keywords)) for t in found),
     )
+
+
+for _command in COMMANDS:
+    templates.add_command(_command)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import grpc
@@ -90,9 +90,14 @@ class AsyncFlowClient:
                 return found
 
     async def update_template(
-        self, definition: Mapping[str, Any], fields: Iterable[str] = (), expected_version: int = 0
+        self,
+        definition: Mapping[str, Any],
+        fields: Iterable[str] = (),
+        expected_version: int = 0,
+        *,
+        draft: bool = False,
     ) -> flow_pb2.UpdateTemplateResponse:
-        request = build.update_template(definition, fields, expected_version)
+        request = build.update_template(definition, fields, expected_version, draft)
         return await self._call("UpdateTemplate", request)  # type: ignore[no-any-return]
 
     async def delete_template(self, name: str) -> flow_pb2.DeleteTemplateResponse:
@@ -106,12 +111,51 @@ class AsyncFlowClient:
         return (await self._call("ValidateTemplate", request)).type  # type: ignore[no-any-return]
 
     async def import_templates(
-        self, definitions: Iterable[Mapping[str, Any]]
+        self, definitions: Iterable[Mapping[str, Any]], *, draft: bool = False
     ) -> list[flow_pb2.ImportedTemplate]:
         request = flow_pb2.ImportTemplatesRequest(
-            templates=[build.template_definition(d) for d in definitions]
+            templates=[build.template_definition(d) for d in definitions], draft=draft
         )
         return list((await self._call("ImportTemplates", request)).templates)
+
+    async def publish_template(
+        self, name: str, version: int = 0
+    ) -> flow_pb2.PublishTemplateResponse:
+        request = flow_pb2.PublishTemplateRequest(name=name, version=version)
+        return await self._call("PublishTemplate", request)  # type: ignore[no-any-return]
+
+    async def diff_template_versions(
+        self, name: str, from_version: int = 0, to_version: int = 0
+    ) -> flow_pb2.DiffTemplateVersionsResponse:
+        request = flow_pb2.DiffTemplateVersionsRequest(
+            name=name, from_version=from_version, to_version=to_version
+        )
+        return await self._call("DiffTemplateVersions", request)  # type: ignore[no-any-return]
+
+    async def list_template_versions(self, name: str) -> list[flow_pb2.Template]:
+        found: list[flow_pb2.Template] = []
+        token = ""
+        while True:
+            request = flow_pb2.ListTemplateVersionsRequest(
+                name=name, page_size=500, page_token=token
+            )
+            page = await self._call("ListTemplateVersions", request)
+            found += page.versions
+            token = page.next_page_token
+            if not token:
+                return found
+
+    async def preview_template(
+        self, name: str, version: int = 0, context: Mapping[str, Any] | None = None
+    ) -> flow_pb2.PreviewTemplateResponse:
+        request = flow_pb2.PreviewTemplateRequest(
+            name=name, version=version, context=build.struct(context)
+        )
+        return await self._call("PreviewTemplate", request)  # type: ignore[no-any-return]
+
+    async def run_sandbox(self, request: flow_pb2.RunSandboxRequest) -> flow_pb2.RunSandboxResponse:
+        """One sandbox turn (see menuflow.client.requests.sandbox to build the request)."""
+        return await self._call("RunSandbox", request)  # type: ignore[no-any-return]
 
     # Conversations (client)
 
@@ -199,6 +243,7 @@ class AsyncFlowClient:
         template: flow_pb2.MessageTemplate | None = None,
         business: str | None = None,
         request_id: str | None = None,
+        agent: str = "",
     ) -> flow_pb2.OutboxMessage:
         request = build.send(
             self._customer(phone_number, business),
@@ -206,8 +251,81 @@ class AsyncFlowClient:
             interactive=interactive,
             template=template,
             request_id_=request_id,
+            agent=agent,
         )
         return (await self._call("SendMessage", request)).message  # type: ignore[no-any-return]
+
+    # Handing customers to people (client)
+
+    async def hand_off(
+        self,
+        phone_number: str,
+        *,
+        reason: str = "",
+        queue: str = "",
+        priority: int = 0,
+        until: datetime | None = None,
+        text: str = "",
+        business: str | None = None,
+        request_id: str | None = None,
+    ) -> flow_pb2.HandOffResponse:
+        """Hand a customer to people: the bot steps aside until resume() (or idling)."""
+        request = build.hand_off(
+            self._customer(phone_number, business),
+            reason=reason,
+            queue=queue,
+            priority=priority,
+            until=until,
+            text=text,
+            request_id_=request_id,
+        )
+        return await self._call("HandOff", request)  # type: ignore[no-any-return]
+
+    async def resume(
+        self,
+        phone_number: str,
+        *,
+        step: str = "",
+        flow: str = "",
+        end: bool = False,
+        context: Mapping[str, Any] | None = None,
+        text: str = "",
+        expected_revision: int = 0,
+        business: str | None = None,
+        request_id: str | None = None,
+    ) -> flow_pb2.ResumeResponse:
+        """Give a handed-off customer back to the bot: to `step` (or `flow`), or `end`."""
+        request = build.resume(
+            self._customer(phone_number, business),
+            step=step,
+            flow=flow,
+            end=end,
+            context=context,
+            text=text,
+            expected_revision=expected_revision,
+            request_id_=request_id,
+        )
+        return await self._call("Resume", request)  # type: ignore[no-any-return]
+
+    async def handed_off(
+        self, *, queue: str = "", business: str = ""
+    ) -> list[flow_pb2.Conversation]:
+        """The customers handed off to people (in `queue`), oldest first."""
+        found: list[flow_pb2.Conversation] = []
+        token = ""
+        while True:
+            request = flow_pb2.ListConversationsRequest(
+                phone_number_id=business,
+                handed_off=True,
+                queue=queue,
+                page_size=500,
+                page_token=token,
+            )
+            page = await self._call("ListConversations", request)
+            found += page.conversations
+            token = page.next_page_token
+            if not token:
+                return found
 
     # Results (client)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from google.protobuf import duration_pb2, field_mask_pb2, json_format, struct_pb2
@@ -131,9 +131,10 @@ def send(
     interactive: Mapping[str, Any] | None,
     template: flow_pb2.MessageTemplate | None,
     request_id_: str | None,
+    agent: str = "",
 ) -> flow_pb2.SendMessageRequest:
     request = flow_pb2.SendMessageRequest(
-        customer=who, template=template, request_id=request_id(request_id_)
+        customer=who, template=template, request_id=request_id(request_id_), agent=agent
     )
     if text is not None:
         request.text = text
@@ -142,13 +143,60 @@ def send(
     return request
 
 
+def hand_off(
+    who: flow_pb2.Customer,
+    *,
+    reason: str,
+    queue: str,
+    priority: int,
+    until: datetime | None,
+    text: str,
+    request_id_: str | None,
+) -> flow_pb2.HandOffRequest:
+    request = flow_pb2.HandOffRequest(
+        customer=who,
+        reason=reason,
+        queue=queue,
+        priority=priority,
+        text=text,
+        request_id=request_id(request_id_),
+    )
+    if until is not None:
+        request.until.FromDatetime(until)
+    return request
+
+
+def resume(
+    who: flow_pb2.Customer,
+    *,
+    step: str,
+    flow: str,
+    end: bool,
+    context: Mapping[str, Any] | None,
+    text: str,
+    expected_revision: int,
+    request_id_: str | None,
+) -> flow_pb2.ResumeRequest:
+    return flow_pb2.ResumeRequest(
+        customer=who,
+        step=step,
+        flow=flow,
+        end=end,
+        context=struct(context),
+        text=text,
+        expected_revision=expected_revision,
+        request_id=request_id(request_id_),
+    )
+
+
 def update_template(
-    definition: Mapping[str, Any], fields: Iterable[str], expected_version: int
+    definition: Mapping[str, Any], fields: Iterable[str], expected_version: int, draft: bool
 ) -> flow_pb2.UpdateTemplateRequest:
     return flow_pb2.UpdateTemplateRequest(
         template=template_definition(definition),
         update_mask=field_mask_pb2.FieldMask(paths=list(fields)),
         expected_version=expected_version,
+        draft=draft,
     )
 
 
