@@ -29,8 +29,8 @@ from flowsvc.service.event_hub import EventHub
 from flowsvc.service.handling import MessageHandling
 from flowsvc.service.results import Results
 from flowsvc.service.retention import Retention
-from flowsvc.service.send_slots import SendSlots
 from flowsvc.service.sandbox import Sandbox
+from flowsvc.service.send_slots import SendSlots
 from flowsvc.service.templates import Templates
 from flowsvc.settings import Settings
 from flowsvc.store.db import UNREACHABLE, check_schema, create_db_engine, create_sessionmaker

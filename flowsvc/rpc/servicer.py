@@ -15,8 +15,8 @@ from flowsvc.service.event_feed import EventFeed
 from flowsvc.service.handling import MessageHandling
 from flowsvc.service.results import Results
 from flowsvc.service.retention import Retention
-from flowsvc.service.send_slots import SendSlots
 from flowsvc.service.sandbox import Sandbox
+from flowsvc.service.send_slots import SendSlots
 from flowsvc.service.templates import Templates
 from flowsvc.service.turns import LeaseRequest
 from menuflow.v1 import flow_pb2, flow_pb2_grpc
