@@ -277,12 +277,28 @@ class Received:
 class StatusWebhooks:
     """Where and how the stand-in reports statuses: each accepted message gets a `sent` status
     `delay` seconds later, POSTed signed with `app_secret` to the first of `urls` that answers 200
-    (the next one on failure, again and again for `give_up` seconds, as Meta retries)."""
+    (the next one on failure, again and again for `give_up` seconds, as Meta retries).
+
+    At most `senders` status webhooks are in flight, in the order they fell due: like Meta's, the
+    stand-in's webhook delivery is apart from its API, so a backlog of statuses (a business slow to
+    take them) waits in a queue and never slows the sends it answers."""
 
     urls: Sequence[str]
     app_secret: str
     delay: float = 0.2
     give_up: float = 120.0
+    senders: int = 16
+
+
+@dataclass
+class _Due:
+    """A status webhook waiting to be posted: when, what, and how many times it was tried."""
+
+    at: float  # monotonic
+    body: bytes
+    headers: dict[str, str]
+    give_up: float  # monotonic
+    attempt: int = 0
 
 
 def status_webhook(record: Received, status: str = "sent") -> dict[str, Any]:
@@ -324,7 +340,8 @@ class Standin:
         self.statuses = statuses
         # Called with each accepted message before its 200 is written (e.g. to kill its sender).
         self.on_accept: Callable[[Received], None] | None = None
-        self._status_tasks: set[asyncio.Task[None]] = set()
+        self._status_queue: asyncio.Queue[_Due] | None = None
+        self._status_senders: list[asyncio.Task[None]] = []
         self._status_client: httpx.AsyncClient | None = None
         self.version = version
         self._lock = threading.Lock()
@@ -492,9 +509,7 @@ class Standin:
         record.wa_message_id = meta_message_id(to.lstrip("+"), f"STANDIN{next(self._ids):010d}")
         self._record(record)
         if self.statuses is not None:
-            task = asyncio.create_task(self._report(record, self.statuses))
-            self._status_tasks.add(task)
-            task.add_done_callback(self._status_tasks.discard)
+            self._report(record, self.statuses)
         if self.on_accept is not None:
             self.on_accept(record)
         answer = {
@@ -504,26 +519,51 @@ class Standin:
         }
         await _answer(send, 200, answer)
 
-    async def _report(self, record: Received, statuses: StatusWebhooks) -> None:
-        """Send `record`'s status webhook as Meta would: signed, retried until some URL takes it."""
-        if self._status_client is None:
-            self._status_client = httpx.AsyncClient(timeout=5.0)
+    def _report(self, record: Received, statuses: StatusWebhooks) -> None:
+        """Queue `record`'s status webhook, signed as Meta signs it, for the status senders."""
+        if self._status_queue is None:
+            self._status_queue = asyncio.Queue()
+            self._status_client = httpx.AsyncClient(
+                timeout=5.0,
+                limits=httpx.Limits(
+                    max_connections=statuses.senders, max_keepalive_connections=statuses.senders
+                ),
+            )
+            self._status_senders = [
+                asyncio.create_task(self._send_statuses(statuses), name=f"status-sender-{n}")
+                for n in range(statuses.senders)
+            ]
         body = json.dumps(status_webhook(record)).encode()
         digest = hmac.new(statuses.app_secret.encode(), body, hashlib.sha256).hexdigest()
         headers = {"Content-Type": "application/json", "X-Hub-Signature-256": f"sha256={digest}"}
-        await asyncio.sleep(statuses.delay)
-        give_up = time.monotonic() + statuses.give_up
-        for attempt in itertools.count():
-            url = statuses.urls[attempt % len(statuses.urls)]
+        now = time.monotonic()
+        due = _Due(now + statuses.delay, body, headers, now + statuses.delay + statuses.give_up)
+        self._status_queue.put_nowait(due)
+
+    async def _send_statuses(self, statuses: StatusWebhooks) -> None:
+        """One status sender: posts queued statuses in turn; one that fails goes back to the queue
+        after a backoff (to the next URL), until it is taken or its time to give up has come."""
+        assert self._status_queue is not None and self._status_client is not None
+        queue, client = self._status_queue, self._status_client
+        loop = asyncio.get_running_loop()
+        while True:
+            due = await queue.get()
+            wait = due.at - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            url = statuses.urls[due.attempt % len(statuses.urls)]
             try:
-                response = await self._status_client.post(url, content=body, headers=headers)
+                response = await client.post(url, content=due.body, headers=due.headers)
                 if response.status_code == 200:
-                    return
+                    continue
             except httpx.HTTPError:
                 pass
-            if time.monotonic() > give_up:
-                return
-            await asyncio.sleep(min(2.0, 0.1 * 2 ** (attempt // len(statuses.urls))))
+            if time.monotonic() > due.give_up:
+                continue
+            backoff = min(2.0, 0.1 * 2 ** (due.attempt // len(statuses.urls)))
+            due.attempt += 1
+            due.at = time.monotonic() + backoff
+            loop.call_later(backoff, queue.put_nowait, due)  # a sender is free meanwhile
 
     def _build(self) -> Any:
         async def add_fault(request: Request) -> Response:
@@ -546,9 +586,11 @@ class Standin:
         @contextlib.asynccontextmanager
         async def lifespan(app: Starlette) -> AsyncIterator[None]:
             yield
-            for task in list(self._status_tasks):
+            for task in self._status_senders:
                 task.cancel()
-            await asyncio.gather(*self._status_tasks, return_exceptions=True)
+            await asyncio.gather(*self._status_senders, return_exceptions=True)
+            self._status_senders = []
+            self._status_queue = None
             if self._status_client is not None:
                 await self._status_client.aclose()
                 self._status_client = None
