@@ -238,6 +238,16 @@ def test_a_status_naming_the_outbox_id_records_a_message_sent_before_its_ack(
     assert claim(stub, "gateway-b") == []  # sent: nobody sends it again
     late = flow_pb2.OutboxAck(id=message.id, sent_wa_message_id="wamid.EARLY")
     assert ack(stub, "gateway-a", late) == []
+    # The event feed says it was sent, once: the late ack adds nothing.
+    sent = stub.ListEvents(
+        flow_pb2.ListEventsRequest(
+            filter=flow_pb2.EventFilter(
+                types=[flow_pb2.EVENT_TYPE_MESSAGE_SENT], phone_number=chat.phone_number
+            )
+        )
+    ).events
+    found = [(e.message_sent.outbox_id, e.message_sent.wa_message_id) for e in sent]
+    assert found == [(message.id, "wamid.EARLY")]
     delivered = stub.RecordStatus(
         flow_pb2.RecordStatusRequest(
             wa_message_id="wamid.EARLY", status=flow_pb2.DELIVERY_STATUS_DELIVERED

@@ -153,6 +153,12 @@ class Deliveries:
                     message.state = outbox.SENT
                     message.attempts += 1
                     message.lease_owner = message.lease_expires_at = None
+                    # What the sender's ack would have said (a late ack then changes nothing).
+                    customer = (message.phone_number_id, message.phone_number)
+                    payload = {"outbox_id": message.id, "wa_message_id": message.wa_message_id}
+                    events.record(
+                        session, [events.Draft("message_sent", customer, payload=payload)]
+                    )
                 message.updated_at = self._clock()
             if message is None:
                 return False, ""
