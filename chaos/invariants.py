@@ -41,6 +41,10 @@ class Findings:
     events_missing: int = 0  # committed completions a watcher never got (per watcher)
     events_extra: int = 0  # completions a watcher got that were never committed
     event_deliveries: int = 0  # flow_completed events the watchers got, repeats included
+    hook_missing: int = 0  # committed completions the webhook endpoint never got
+    hook_extra: int = 0  # completions posted to it that were never committed
+    hook_deliveries: int = 0  # completions posted to it, repeats included
+    bad_signatures: int = 0  # event POSTs whose signature did not verify
     stuck: list[str] = field(default_factory=list)
     conversations: int = 0  # open conversations checked for a way on
     notes: list[str] = field(default_factory=list)
@@ -60,6 +64,9 @@ class Findings:
             + self.handed_off_unseen
             + self.events_missing
             + self.events_extra
+            + self.hook_missing
+            + self.hook_extra
+            + self.bad_signatures
             + len(self.stuck)
         )
 

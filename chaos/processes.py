@@ -154,25 +154,30 @@ def gateway(
     folder: Path,
     *,
     graph_timeout: int,
+    extra_env: dict[str, str] | None = None,
 ) -> Service:
     # Each gateway prefers its own replica and fails over to the other (pick_first over a list).
     target = "ipv4:" + ",".join(f"127.0.0.1:{p}" for p in flowsvc_ports)
-    env = dict(os.environ) | {
-        "META_APP_SECRET": APP_SECRET,
-        "META_VERIFY_TOKEN": VERIFY_TOKEN,
-        "META_ACCESS_TOKEN": ACCESS_TOKEN,
-        "GRAPH_API_URL": graph_url,
-        "GRAPH_TIMEOUT_SECONDS": str(graph_timeout),
-        # As short as the gateway allows: how long a killed gateway's messages wait for it.
-        "OUTBOX_LEASE_SECONDS": str(2 * (graph_timeout + min(5, graph_timeout) + 1)),
-        "OUTBOX_POLL_SECONDS": "0.5",
-        "FLOWSVC_TARGET": target,
-        "FLOWSVC_TOKEN": FLOWSVC_TOKEN,
-        "FLOWSVC_TIMEOUT_SECONDS": "10",
-        "GATEWAY_PORT": str(port),
-        "GATEWAY_SHUTDOWN_GRACE_SECONDS": "5",
-        "LOG_LEVEL": "INFO",
-    }
+    env = (
+        dict(os.environ)
+        | {
+            "META_APP_SECRET": APP_SECRET,
+            "META_VERIFY_TOKEN": VERIFY_TOKEN,
+            "META_ACCESS_TOKEN": ACCESS_TOKEN,
+            "GRAPH_API_URL": graph_url,
+            "GRAPH_TIMEOUT_SECONDS": str(graph_timeout),
+            # As short as the gateway allows: how long a killed gateway's messages wait for it.
+            "OUTBOX_LEASE_SECONDS": str(2 * (graph_timeout + min(5, graph_timeout) + 1)),
+            "OUTBOX_POLL_SECONDS": "0.5",
+            "FLOWSVC_TARGET": target,
+            "FLOWSVC_TOKEN": FLOWSVC_TOKEN,
+            "FLOWSVC_TIMEOUT_SECONDS": "10",
+            "GATEWAY_PORT": str(port),
+            "GATEWAY_SHUTDOWN_GRACE_SECONDS": "5",
+            "LOG_LEVEL": "INFO",
+        }
+        | (extra_env or {})
+    )
     return Service(
         name,
         [sys.executable, "-m", "gateway"],

@@ -17,6 +17,7 @@ COLUMNS = (
     "max recovery",
     "ambiguous twice",
     "completions watched (missing / extra)",
+    "completions posted (missing / extra)",
     "drain",
 )
 
@@ -39,6 +40,7 @@ def row(outcome: Outcome) -> tuple[str, ...]:
         recovery,
         str(f.ambiguous_twice),
         f"{f.event_deliveries} ({f.events_missing} / {f.events_extra})",
+        f"{f.hook_deliveries} ({f.hook_missing} / {f.hook_extra})",
         f"{outcome.drain:.1f} s",
     )
 
@@ -89,6 +91,7 @@ def details(
             "handed-off messages the bot answered": f.bot_answered_handed_off,
             "handed-off messages not emitted once as customer_message": f.handed_off_unseen,
             "stuck conversations": len(f.stuck),
+            "event webhook POSTs with a bad signature": f.bad_signatures,
         }
         for label, count in problems.items():
             if count:

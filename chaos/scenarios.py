@@ -191,8 +191,8 @@ async def run(
 
 
 def _watched(system: System, engine: Engine, keys: set[Any], findings: Findings) -> None:
-    """Every committed completion of the scenario's customers reached every watcher (waiting up
-    to 30 s for them to catch up), and nothing else did."""
+    """Every committed completion of the scenario's customers reached every watcher and the
+    webhook endpoint (waiting up to 30 s for each to catch up), and nothing else did."""
     committed = committed_completions(engine, keys)
     expected = {(key, ref) for key, refs in committed.items() for ref in refs}
     for watcher in system.watchers:
@@ -211,6 +211,20 @@ def _watched(system: System, engine: Engine, keys: set[Any], findings: Findings)
                 f"watcher {watcher.target}: {len(missing)} completions missing, "
                 f"{len(extra)} extra ({watcher.reconnects} reconnects)"
             )
+    deadline = time.monotonic() + 30
+    while True:
+        posted = {(k, r) for k, refs in system.hook.references().items() if k in keys for r in refs}
+        if expected <= posted or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    missing, extra = expected - posted, posted - expected
+    findings.hook_missing, findings.hook_extra = len(missing), len(extra)
+    findings.hook_deliveries = sum(1 for _, key, _ in system.hook.deliveries() if key in keys)
+    findings.bad_signatures = system.hook.bad_signatures()
+    if missing or extra:
+        findings.notes.append(
+            f"webhook endpoint: {len(missing)} completions missing, {len(extra)} extra"
+        )
 
 
 async def _inject(system: System, faults: tuple[Fault, ...], started: float) -> list[Window]:

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 
 from chaos import processes
+from chaos.hook_endpoint import HookEndpoint
 from chaos.postgres import Postgres
 from chaos.processes import Service
 from chaos.proxy import DropProxy
@@ -38,11 +39,17 @@ class System:
             processes.flowsvc("flowsvc-b", b, url, folder),
         ]
         graph = f"http://127.0.0.1:{self.proxy.port}"
+        # Both gateways deliver flow completions to one endpoint (one at a time, by lease).
+        self.hook = HookEndpoint()
+        hooks = self.hook.gateway_env()
         self.gateways = [
-            processes.gateway("gateway-1", g1, [a, b], graph, folder, graph_timeout=graph_timeout),
-            processes.gateway("gateway-2", g2, [b, a], graph, folder, graph_timeout=graph_timeout),
+            processes.gateway(
+                "gateway-1", g1, [a, b], graph, folder, graph_timeout=graph_timeout, extra_env=hooks
+            ),
+            processes.gateway(
+                "gateway-2", g2, [b, a], graph, folder, graph_timeout=graph_timeout, extra_env=hooks
+            ),
         ]
-        self.webhook_urls = [f"http://127.0.0.1:{p}/webhook" for p in (g1, g2)]
         # A watcher of flow completions on each flowsvc, resuming across its SIGKILLs.
         self.watchers = [Watcher(f"127.0.0.1:{port}", processes.FLOWSVC_TOKEN) for port in (a, b)]
         self._control = httpx.Client(base_url=self.standin_url, timeout=30.0)
@@ -61,6 +68,7 @@ class System:
             engine.dispose()
         self.standin.start()
         self.proxy.start()
+        self.hook.server.start()
         for service in (*self.flowsvcs, *self.gateways):
             service.start()
         for watcher in self.watchers:
@@ -73,6 +81,7 @@ class System:
         for service in (*self.gateways, *self.flowsvcs, self.standin):
             service.stop()
         self.proxy.stop()
+        self.hook.server.stop()
         self._control.close()
         self.postgres.destroy()
         return {s.name: s.exits for s in self.services}

@@ -24,6 +24,7 @@ from flowsvc.rpc.status import ErrorStatus
 from flowsvc.service.catalog import TemplateCatalog
 from flowsvc.service.conversations import Conversations
 from flowsvc.service.deliveries import Deliveries
+from flowsvc.service.event_delivery import EventDeliveries
 from flowsvc.service.event_feed import EventFeed
 from flowsvc.service.event_hub import EventHub
 from flowsvc.service.handling import MessageHandling
@@ -107,6 +108,7 @@ class Server:
             self.retention,
             SendSlots(sessions),
             EventFeed(sessions, self.events),
+            EventDeliveries(sessions, self.events),
             Sandbox(sessions, catalog, engine_config(settings)),
         )
         flow_pb2_grpc.add_FlowServiceServicer_to_server(servicer, self.grpc)

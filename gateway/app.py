@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from typing import TypedDict
 
 import grpc
+import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
@@ -21,6 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from gateway import webhook
 from gateway.breaker import Breakers, State
 from gateway.channel import Calls, call_metadata, open_channels
+from gateway.event_delivery import EndpointDelivery, EventDelivery
 from gateway.inbox import Inbox
 from gateway.lanes import Lanes
 from gateway.metrics import Metrics
@@ -232,6 +234,26 @@ def create_app(settings: Settings, *, transport: Transport | None = None) -> ASG
             on_held_elsewhere=pump.hurry,
         )
         pump_task = asyncio.create_task(pump.run(), name="outbox-pump")
+        # Event webhooks: their own HTTP client (other hosts, other timeouts than Meta's).
+        hooks_http = httpx.AsyncClient(
+            timeout=settings.event_timeout_seconds, follow_redirects=False
+        )
+        hooks = EventDelivery(
+            [
+                EndpointDelivery(
+                    endpoint,
+                    calls=calls,
+                    http=hooks_http,
+                    metrics=app_metrics,
+                    lease_seconds=settings.event_lease_seconds,
+                    wait_seconds=settings.event_wait_seconds,
+                    retry_min=settings.event_retry_min_seconds,
+                    retry_max=settings.event_retry_max_seconds,
+                )
+                for endpoint in settings.event_endpoints
+            ]
+        )
+        hooks.start()
         log(
             logger,
             logging.INFO,
@@ -253,6 +275,8 @@ def create_app(settings: Settings, *, transport: Transport | None = None) -> ASG
             # uvicorn has stopped accepting and finished in-flight requests before this runs.
             pump.stop()
             await pump_task
+            await hooks.stop()
+            await hooks_http.aclose()
             receipts.stop()  # none starts while the lanes close; those waiting may still send
             await lanes.close(settings.shutdown_grace_seconds)
             await receipts.close()

@@ -105,3 +105,34 @@ class Metrics:
             buckets=_FAST,
             registry=r,
         )
+        self.event_posts = Counter(
+            "gateway_event_posts",
+            "Event deliveries' POSTs by endpoint and result: ok, retry (5xx, 408, 429, timeout, "
+            "connection error) or dead (a permanent 4xx, or retries past the deadline)",
+            ["endpoint", "result"],
+            registry=r,
+        )
+        self.events_delivered = Counter(
+            "gateway_events_delivered",
+            "Events an endpoint accepted (2xx), by endpoint",
+            ["endpoint"],
+            registry=r,
+        )
+        self.events_dead_lettered = Counter(
+            "gateway_events_dead_lettered",
+            "Events given up on (dead letters; ListDeadLetters lists them), by endpoint",
+            ["endpoint"],
+            registry=r,
+        )
+        self.event_cursor = Gauge(
+            "gateway_event_cursor",
+            "The last event id delivered or given up on, per endpoint this gateway delivers",
+            ["endpoint"],
+            registry=r,
+        )
+        self.event_lag_seconds = Histogram(
+            "gateway_event_delivery_lag_seconds",
+            "From an event's commit to its endpoint's 2xx",
+            buckets=_FAST,
+            registry=r,
+        )

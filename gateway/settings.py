@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from gateway.event_endpoints import Endpoint, parse
 from menuflow.environment import SettingsError, config, optional, positive
 
 __all__ = ["Settings", "SettingsError"]
@@ -71,6 +72,12 @@ class Settings:
     breaker_cooldown_max_seconds: float = 30.0
     shutdown_grace_seconds: float = 10.0
     gateway_id: str = field(default_factory=_default_gateway_id)
+    event_endpoints: tuple[Endpoint, ...] = ()
+    event_lease_seconds: int = 30
+    event_timeout_seconds: float = 10.0
+    event_retry_min_seconds: float = 0.5
+    event_retry_max_seconds: float = 60.0
+    event_wait_seconds: float = 1.0
     log_level: str = "INFO"
 
     def __post_init__(self) -> None:
@@ -89,6 +96,14 @@ class Settings:
                 f"OUTBOX_LEASE_SECONDS={self.outbox_lease_seconds} is too short: one send may take "
                 f"{self.send_budget_seconds:g} s (from GRAPH_TIMEOUT_SECONDS), and a lease must "
                 "last at least two of them"
+            )
+        if self.event_endpoints and self.event_lease_seconds < 2 * (
+            self.event_timeout_seconds + self.event_wait_seconds
+        ):
+            raise SettingsError(
+                f"EVENT_LEASE_SECONDS={self.event_lease_seconds} is too short: a lease must "
+                "last at least two event POSTs (EVENT_TIMEOUT_SECONDS) and claims "
+                "(EVENT_WAIT_SECONDS)"
             )
         if self.breaker_cooldown_max_seconds < self.breaker_cooldown_seconds:
             raise SettingsError(
@@ -226,6 +241,24 @@ class Settings:
                     "GATEWAY_SHUTDOWN_GRACE_SECONDS", cast=number, default=10.0
                 ),
                 log_level=text("LOG_LEVEL", d.log_level).upper(),
+                event_endpoints=parse(
+                    text("EVENT_ENDPOINTS", ""), os.environ if environ is None else environ
+                ),
+                event_lease_seconds=env(
+                    "EVENT_LEASE_SECONDS", cast=count, default=d.event_lease_seconds
+                ),
+                event_timeout_seconds=env(
+                    "EVENT_TIMEOUT_SECONDS", cast=number, default=d.event_timeout_seconds
+                ),
+                event_retry_min_seconds=env(
+                    "EVENT_RETRY_MIN_SECONDS", cast=number, default=d.event_retry_min_seconds
+                ),
+                event_retry_max_seconds=env(
+                    "EVENT_RETRY_MAX_SECONDS", cast=number, default=d.event_retry_max_seconds
+                ),
+                event_wait_seconds=env(
+                    "EVENT_WAIT_SECONDS", cast=number, default=d.event_wait_seconds
+                ),
                 **extra,
             )
         except (KeyError, ValueError) as error:

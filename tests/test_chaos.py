@@ -96,3 +96,28 @@ def test_a_dropped_request_never_reaches_the_standin() -> None:
             proxy.stop()
         assert len(graph.standin.received()) == 2
         assert proxy.dropped == 2
+
+
+def test_the_hook_endpoint_dedupes_by_event_id_and_counts_bad_signatures() -> None:
+    from chaos.hook_endpoint import HookEndpoint
+    from tests.event_receiver import Post
+
+    customer = {"phoneNumberId": "1065", "phoneNumber": "491500000001"}
+
+    def completion(event_id: int, reference: str) -> dict[str, Any]:
+        return {
+            "id": str(event_id),
+            "customer": customer,
+            "flowCompleted": {"reference": reference},
+        }
+
+    hook = HookEndpoint()
+    with hook.server:
+        hook.server.receiver.posts += [
+            Post("chaos", [completion(1, "A"), completion(2, "B")], signed=True, answered=200),
+            Post("chaos", [completion(2, "B")], signed=True, answered=200),  # again
+            Post("chaos", [completion(3, "C")], signed=False, answered=0),  # never answered
+        ]
+        assert hook.references() == {("1065", "491500000001"): {"A", "B"}}
+        assert len(hook.deliveries()) == 3
+        assert hook.bad_signatures() == 1

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import re
+from pathlib import Path
+
 import pytest
 
 from gateway.settings import Settings, SettingsError
@@ -109,6 +113,64 @@ def test_secrets_are_not_in_the_repr() -> None:
     assert "s3cret" not in shown
 
 
+HOOK = {"name": "kitchen", "url": "https://kitchen.example/hook", "secret_env": "KITCHEN_KEY"}
+
+
+def hooks(*items: dict[str, object], **env: str) -> dict[str, str]:
+    return SECRETS | {"EVENT_ENDPOINTS": json.dumps(list(items))} | env
+
+
+def test_event_endpoints_are_read_with_their_secret_from_the_variable_they_name() -> None:
+    item = HOOK | {"types": ["flow_completed", "EVENT_TYPE_MESSAGE_FAILED"], "start": "oldest"}
+    settings = Settings.from_env(
+        hooks(item, KITCHEN_KEY="s3cret-hook", EVENT_LEASE_SECONDS="40", EVENT_WAIT_SECONDS="2")
+    )
+    (endpoint,) = settings.event_endpoints
+    assert (endpoint.name, endpoint.url, endpoint.secret) == (
+        "kitchen",
+        "https://kitchen.example/hook",
+        "s3cret-hook",
+    )
+    assert endpoint.types == {"flow_completed", "message_failed"}
+    assert endpoint.from_oldest and endpoint.deadline_seconds == 3600
+    assert (settings.event_lease_seconds, settings.event_wait_seconds) == (40, 2.0)
+    assert "s3cret" not in repr(settings)
+    assert Settings.from_env(SECRETS).event_endpoints == ()
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        (hooks(HOOK), "KITCHEN_KEY is not set"),
+        (hooks(HOOK | {"url": "http://kitchen.example/"}, KITCHEN_KEY="k"), "https only"),
+        (hooks(HOOK | {"types": ["flow_done"]}, KITCHEN_KEY="k"), "unknown ['flow_done']"),
+        (hooks(HOOK, HOOK, KITCHEN_KEY="k"), "unique"),
+        (hooks(HOOK | {"deadline": 3}, KITCHEN_KEY="k"), "unknown keys ['deadline']"),
+        (hooks(HOOK | {"deadline_seconds": 0}, KITCHEN_KEY="k"), "deadline_seconds"),
+        (SECRETS | {"EVENT_ENDPOINTS": "{"}, "not JSON"),
+        (hooks(HOOK, KITCHEN_KEY="k", EVENT_LEASE_SECONDS="5"), "EVENT_LEASE_SECONDS=5"),
+    ],
+    ids=[
+        "no_secret",
+        "plain_http",
+        "unknown_type",
+        "twice",
+        "unknown_key",
+        "zero_deadline",
+        "not_json",
+        "lease_too_short",
+    ],
+)
+def test_bad_event_endpoints_fail_fast_naming_the_problem(env: dict[str, str], named: str) -> None:
+    with pytest.raises(SettingsError, match=re.escape(named)):
+        Settings.from_env(env)
+
+
+def test_plain_http_is_allowed_to_a_loopback_receiver() -> None:
+    loopback = HOOK | {"url": "http://127.0.0.1:9000/hook"}
+    assert Settings.from_env(hooks(loopback, KITCHEN_KEY="k")).event_endpoints[0].url
+
+
 @pytest.mark.parametrize(
     ("host", "private"),
     [("127.0.0.1", True), ("::1", True), ("[::1]", True), ("localhost", True)]
@@ -120,3 +182,11 @@ def test_dev_mode_warns_only_when_others_can_reach_the_gateway(host: str, privat
         Settings.from_env({"GATEWAY_DEV_MODE": "1", "GATEWAY_LISTEN_HOST": host}).listens_privately
         is private
     )
+
+
+def test_the_readmes_event_endpoints_example_is_read() -> None:
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    line = next(x for x in readme.splitlines() if x.startswith("export EVENT_ENDPOINTS='"))
+    raw = line.removeprefix("export EVENT_ENDPOINTS='").removesuffix("'")
+    settings = Settings.from_env(SECRETS | {"EVENT_ENDPOINTS": raw, "KITCHEN_HOOK_SECRET": "k"})
+    assert [e.name for e in settings.event_endpoints] == ["kitchen"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,6 +14,7 @@ from flowsvc.engine.message_templates import Button, Media, MessageTemplate, Par
 from flowsvc.errors import InvalidArgument
 from flowsvc.service.conversations import Conversation
 from flowsvc.service.deliveries import Ack, AckKind
+from flowsvc.service.event_delivery import Claim, ClaimRequest
 from flowsvc.service.event_hub import Committed
 from flowsvc.service.handling import StartRequest
 from flowsvc.service.handoff import HandOffRequest, ResumeRequest
@@ -23,7 +24,9 @@ from flowsvc.service.results import Result
 from flowsvc.service.steering import SendRequest, UpdateRequest
 from flowsvc.service.templates import ImportAction, Imported, TemplateDefinition, TemplateVersion
 from flowsvc.service.turns import Handled, LeaseRequest
+from flowsvc.store.event_deliveries import Letter
 from flowsvc.store.events import Filter
+from flowsvc.store.models import EventDeadLetter
 from menuflow.v1 import flow_pb2
 from menuflow.values import integral
 
@@ -463,4 +466,44 @@ def event_filter(message: flow_pb2.EventFilter) -> Filter:
         template_name=message.template_name,
         phone_number_id=message.phone_number_id,
         phone_number=message.phone_number,
+    )
+
+
+def claim_request(request: flow_pb2.ClaimEventDeliveryRequest) -> ClaimRequest:
+    return ClaimRequest(
+        endpoint=request.endpoint,
+        owner=request.owner,
+        lease_seconds=request.lease_seconds,
+        max_events=request.max_events,
+        wait_ms=request.wait_ms,
+        wanted=event_filter(request.filter),
+        from_oldest=request.start == flow_pb2.DELIVERY_START_OLDEST,
+        renew_only=request.renew_only,
+    )
+
+
+def claim_response(
+    claim: Claim, build: Callable[[Committed], flow_pb2.Event] = event
+) -> flow_pb2.ClaimEventDeliveryResponse:
+    return flow_pb2.ClaimEventDeliveryResponse(
+        leased=claim.leased,
+        holder=claim.holder,
+        lease_expire_time=to_timestamp(claim.lease_expires_at),
+        cursor=claim.cursor,
+        events=[build(item) for item in claim.items],
+        through_id=claim.through_id,
+    )
+
+
+def letter(message: flow_pb2.DeadLetter) -> Letter:
+    return Letter(message.event_id, message.reason, message.http_status)
+
+
+def dead_letter(row: EventDeadLetter) -> flow_pb2.DeadLetter:
+    return flow_pb2.DeadLetter(
+        event_id=row.event_id,
+        reason=row.reason,
+        http_status=row.http_status,
+        endpoint=row.endpoint,
+        create_time=to_timestamp(row.created_at),
     )

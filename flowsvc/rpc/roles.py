@@ -1,9 +1,9 @@
 """Who may call what: each FlowService RPC and the roles whose tokens may call it.
 
 admin: everything (templates, the sweep, and all below). client: what other services steer and
-read (conversations, sends, results, events). gateway: what the webhook gateway does (handing
-messages over, the outbox, delivery statuses). Reflection answers any valid token; health needs
-none.
+read (conversations, sends, results, events, dead letters). gateway: what the webhook gateway
+does (handing messages over, the outbox, delivery statuses, delivering events to webhook
+endpoints). Reflection answers any valid token; health needs none.
 """
 
 from __future__ import annotations
@@ -42,12 +42,15 @@ ALLOWED: dict[str, frozenset[str]] = {
     "ListResults": _CLIENT,
     "WatchEvents": _CLIENT,
     "ListEvents": _CLIENT,
+    "ListDeadLetters": _CLIENT,
     "HandleMessage": _GATEWAY,
     "HandleMessages": _GATEWAY,
     "ClaimOutbox": _GATEWAY,
     "AckOutbox": _GATEWAY,
     "RecordStatus": _GATEWAY,
     "GrantSendSlots": _GATEWAY,
+    "ClaimEventDelivery": _GATEWAY,
+    "AckEventDelivery": _GATEWAY,
     # Authoring (drafts, preview, sandbox).
     "PublishTemplate": _ADMIN,
     "DiffTemplateVersions": _ADMIN,

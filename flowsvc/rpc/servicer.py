@@ -11,6 +11,7 @@ from flowsvc.rpc import authoring, convert
 from flowsvc.rpc.status import status_message
 from flowsvc.service.conversations import Conversations
 from flowsvc.service.deliveries import Deliveries
+from flowsvc.service.event_delivery import EventDeliveries
 from flowsvc.service.event_feed import EventFeed
 from flowsvc.service.handling import MessageHandling
 from flowsvc.service.results import Results
@@ -36,6 +37,7 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
         retention: Retention,
         send_slots: SendSlots,
         feed: EventFeed,
+        event_deliveries: EventDeliveries,
         sandbox: Sandbox,
     ) -> None:
         self._templates = templates
@@ -46,6 +48,7 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
         self._retention = retention
         self._send_slots = send_slots
         self._feed = feed
+        self._event_deliveries = event_deliveries
         self._events = convert.EventCache()
         self._sandbox = sandbox
 
@@ -303,6 +306,35 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
             events=[convert.event(item) for item in page.items],
             next_page_token=page.next_page_token,
             last_id=page.last_id,
+        )
+
+    def ClaimEventDelivery(
+        self, request: flow_pb2.ClaimEventDeliveryRequest, context: grpc.ServicerContext
+    ) -> flow_pb2.ClaimEventDeliveryResponse:
+        claim = self._event_deliveries.claim(convert.claim_request(request))
+        return convert.claim_response(claim, self._events.get)
+
+    def AckEventDelivery(
+        self, request: flow_pb2.AckEventDeliveryRequest, context: grpc.ServicerContext
+    ) -> flow_pb2.AckEventDeliveryResponse:
+        cursor = self._event_deliveries.ack(
+            request.endpoint,
+            request.owner,
+            request.from_id,
+            request.through_id,
+            [convert.letter(item) for item in request.dead_letters],
+            release=request.release,
+        )
+        return flow_pb2.AckEventDeliveryResponse(cursor=cursor)
+
+    def ListDeadLetters(
+        self, request: flow_pb2.ListDeadLettersRequest, context: grpc.ServicerContext
+    ) -> flow_pb2.ListDeadLettersResponse:
+        rows, token = self._event_deliveries.dead_letters(
+            request.endpoint, request.page_size, request.page_token
+        )
+        return flow_pb2.ListDeadLettersResponse(
+            dead_letters=[convert.dead_letter(row) for row in rows], next_page_token=token
         )
 
     # Authoring (drafts, preview, sandbox).

@@ -277,3 +277,30 @@ class EventCounter(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     last_id: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
     purged_through: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+
+
+class EventDelivery(Base):
+    """A webhook endpoint's delivery: the cursor (every event up to it was delivered or given up
+    on), moved only after the endpoint answered, and the lease of the one gateway delivering it."""
+
+    __tablename__ = "event_deliveries"
+
+    endpoint: Mapped[str] = mapped_column(String(128), primary_key=True)
+    cursor: Mapped[int] = mapped_column(BigInteger)
+    owner: Mapped[str] = mapped_column(String(128))
+    lease_expires_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class EventDeadLetter(Base):
+    """An event an endpoint gave up on (a permanent refusal, or retries past its deadline)."""
+
+    __tablename__ = "event_dead_letters"
+    __table_args__ = (Index("ix_event_dead_letters_endpoint", "endpoint", "id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    endpoint: Mapped[str] = mapped_column(String(128))
+    event_id: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(Text)
+    http_status: Mapped[int]
+    created_at: Mapped[datetime]
