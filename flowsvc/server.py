@@ -32,6 +32,7 @@ from flowsvc.service.results import Results
 from flowsvc.service.retention import Retention
 from flowsvc.service.sandbox import Sandbox
 from flowsvc.service.send_slots import SendSlots
+from flowsvc.service.stats import FlowStatistics
 from flowsvc.service.templates import Templates
 from flowsvc.settings import Settings
 from flowsvc.store.db import UNREACHABLE, check_schema, create_db_engine, create_sessionmaker
@@ -110,6 +111,7 @@ class Server:
             EventFeed(sessions, self.events),
             EventDeliveries(sessions, self.events),
             Sandbox(sessions, catalog, engine_config(settings)),
+            FlowStatistics(sessions),
         )
         flow_pb2_grpc.add_FlowServiceServicer_to_server(servicer, self.grpc)
         self._stopping = threading.Event()

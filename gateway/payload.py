@@ -37,6 +37,7 @@ _STATUSES = {
 }
 _Item = TypeVar("_Item", flow_pb2.InboundMessage, flow_pb2.RecordStatusRequest)
 MAX_ERRORS = 10  # errors[] of one status kept (Meta sends one)
+MAX_CARDS = 10  # contact cards of one message kept, and phone numbers of one card
 
 
 # Message types whose object carries a media id (and maybe a caption): an agent downloads them.
@@ -104,6 +105,19 @@ def _content(message: dict[str, Any], inbound: flow_pb2.InboundMessage) -> None:
             inbound.location.longitude = float(longitude)
             inbound.location.name = as_str(location.get("name"))
             inbound.location.address = as_str(location.get("address"))
+            return
+    elif kind == "contacts":
+        for card in as_list(message.get("contacts"))[:MAX_CARDS]:
+            card = as_dict(card)
+            name = as_dict(card.get("name"))
+            phones = [
+                as_str(as_dict(p).get("phone"), NAME_CHARS) for p in as_list(card.get("phones"))
+            ]
+            inbound.contacts.cards.add(
+                name=as_str(name.get("formatted_name"), NAME_CHARS),
+                phones=[phone for phone in phones if phone][:MAX_CARDS],
+            )
+        if inbound.contacts.cards:
             return
     inbound.unsupported_type = kind
 

@@ -109,12 +109,54 @@ def _text(obj: Any, path: str, limit: int, *, required: bool = True) -> str | No
     return obj
 
 
+MEDIA_TYPES = ("image", "document", "video", "audio", "sticker")
+
+
+def _media(media: Any, kind: str, path: str, *, header: bool = False) -> None:
+    """Meta's media object: `id` (uploaded) or `link` (hosted), never both; a caption (at most
+    1024 characters) on images, videos and documents; a filename on documents."""
+    allowed = {"id", "link"}
+    if kind in ("image", "video", "document") and not header:
+        allowed.add("caption")
+    if kind == "document":
+        allowed.add("filename")
+    media = _keys(media, path, allowed)
+    if ("id" in media) == ("link" in media):
+        raise Invalid(100, f"Param {path} must have exactly one of id or link")
+    if "id" in media:
+        _text(media["id"], f"{path}['id']", 256)
+    else:
+        link = _text(media["link"], f"{path}['link']", 2000)
+        if not (link or "").startswith(("https://", "http://")):
+            raise Invalid(100, f"Param {path}['link'] must be a URL")
+    _text(media.get("caption"), f"{path}['caption']", 1024, required=False)
+    _text(media.get("filename"), f"{path}['filename']", 240, required=False)
+
+
 def _header(header: Any, kinds: set[str]) -> None:
     header = _keys(header, "interactive['header']", {"type", "text", "image", "video", "document"})
     if header.get("type") not in kinds:
         raise Invalid(131009, f"Header type must be one of {sorted(kinds)}")
-    if header["type"] == "text":
+    kind = header["type"]
+    if kind == "text":
+        _keys(header, "interactive['header']", {"type", "text"})
         _text(header.get("text"), "interactive['header']['text']", 60)
+    else:
+        _keys(header, "interactive['header']", {"type", kind})
+        _media(header.get(kind), kind, f"interactive['header']['{kind}']", header=True)
+
+
+def _cta(action: Any) -> None:
+    """A CTA URL button: name cta_url, a display_text of at most 20 characters and a URL."""
+    action = _keys(action, "interactive['action']", {"name", "parameters"})
+    if action.get("name") != "cta_url":
+        raise Invalid(100, "Param interactive['action']['name'] must be 'cta_url'")
+    path = "interactive['action']['parameters']"
+    parameters = _keys(action.get("parameters"), path, {"display_text", "url"})
+    _text(parameters.get("display_text"), f"{path}['display_text']", 20)
+    url = _text(parameters.get("url"), f"{path}['url']", 2000) or ""
+    if not url.startswith(("https://", "http://")) or any(c.isspace() for c in url):
+        raise Invalid(100, f"Param {path}['url'] must be a URL")
 
 
 def _buttons(action: dict[str, Any]) -> None:
@@ -180,7 +222,7 @@ def validate(body: Any) -> Literal["message", "read"]:
             raise Invalid(100, "Param typing_indicator must be {'type': 'text'}")
         return "read"
     allowed = {"messaging_product", "recipient_type", "to", "type", "text", "interactive"}
-    allowed.add("template")
+    allowed |= {"template", *MEDIA_TYPES}
     _keys(body, "body", allowed | {"context", "biz_opaque_callback_data"})
     if "biz_opaque_callback_data" in body:
         _text(body["biz_opaque_callback_data"], "biz_opaque_callback_data", 512)
@@ -197,15 +239,43 @@ def validate(body: Any) -> Literal["message", "read"]:
         text = _keys(body.get("text"), "text", {"body", "preview_url"})
         _text(text.get("body"), "text['body']", 4096)
         return "message"
+    if kind in MEDIA_TYPES:
+        _keys(
+            body,
+            "body",
+            {
+                "messaging_product",
+                "recipient_type",
+                "to",
+                "type",
+                kind,
+                "context",
+                "biz_opaque_callback_data",
+            },
+        )
+        _media(body.get(kind), kind, kind)
+        return "message"
     if kind != "interactive":
         raise Invalid(100, f"The stand-in only knows text and interactive messages, not {kind!r}")
     interactive = _keys(
         body.get("interactive"), "interactive", {"type", "header", "body", "footer", "action"}
     )
     sub = interactive.get("type")
-    if sub not in ("button", "list"):
-        raise Invalid(100, "Param interactive['type'] must be 'button' or 'list'")
-    limit = 1024 if sub == "button" else 4096
+    if sub not in ("button", "list", "cta_url", "location_request_message"):
+        raise Invalid(
+            100,
+            "Param interactive['type'] must be 'button', 'list', 'cta_url' or "
+            "'location_request_message'",
+        )
+    if sub == "location_request_message":
+        # Meta: body text (at most 1024 characters) and the send-location action, nothing else.
+        _keys(interactive, "interactive", {"type", "body", "action"})
+        body_text = _keys(interactive.get("body"), "interactive['body']", {"text"}).get("text")
+        _text(body_text, "body", 1024)
+        if interactive.get("action") != {"name": "send_location"}:
+            raise Invalid(100, "Param interactive['action'] must be {'name': 'send_location'}")
+        return "message"
+    limit = 4096 if sub == "list" else 1024
     _text(
         _keys(interactive.get("body"), "interactive['body']", {"text"}).get("text"), "body", limit
     )
@@ -215,8 +285,11 @@ def validate(body: Any) -> Literal["message", "read"]:
     if "header" in interactive:
         _header(
             interactive["header"],
-            {"text", "image", "video", "document"} if sub == "button" else {"text"},
+            {"text", "image", "video", "document"} if sub != "list" else {"text"},
         )
+    if sub == "cta_url":
+        _cta(interactive.get("action"))
+        return "message"
     action = _keys(
         interactive.get("action"), "interactive['action']", {"buttons", "button", "sections"}
     )

@@ -89,6 +89,7 @@ def test_the_readme_has_the_examples_an_admin_needs() -> None:
         "DiffTemplateVersions",
         "PreviewTemplate",
         "RunSandbox",
+        "GetFlowStats",
     } <= methods
     assert any(line.startswith("alias grpcurl=") for line in SETUP)
 

@@ -19,10 +19,12 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from tests.chat import BUSINESS
+from menuflow.v1 import flow_pb2_grpc
+from tests.chat import BUSINESS, Chat
 from tests.database import row_counts
 from tests.servers import free_port
 from tests.test_cli import MENUFLOW
+from tests.test_conversations import order_coffee
 
 pytestmark = pytest.mark.usefixtures("seeded")
 CHROMIUM = shutil.which("chromium")
@@ -97,8 +99,13 @@ def click_enabled(driver: WebDriver, css: str, text: str) -> None:
 
 
 def test_the_order_flow_is_walked_by_clicks_in_the_studio(
-    studio: str, browser: WebDriver, database_url: str, tmp_path: Path
+    studio: str,
+    browser: WebDriver,
+    database_url: str,
+    tmp_path: Path,
+    stub: flow_pb2_grpc.FlowServiceStub,
 ) -> None:
+    order_coffee(Chat(stub))  # a live customer: the preview shows the flow stats beside each step
     before = row_counts(database_url)
     browser.get(studio)
     WebDriverWait(browser, WAIT).until(
@@ -124,6 +131,9 @@ def test_the_order_flow_is_walked_by_clicks_in_the_studio(
     browser.find_element(By.ID, "show-preview").click()
     wait_for_text(browser, "preview", "new_order version 1")
     wait_for_text(browser, "preview", "✅ Yes → complete")
+    wait_for_text(browser, "preview", "Last 7 days: 1 started, 1 completed")
+    wait_for_text(browser, "preview", "entered 1 · → quantity 1")
+    wait_for_text(browser, "preview", "entered 1 · completed 1")
 
     screenshot = tmp_path / "studio.png"
     assert browser.save_screenshot(str(screenshot))

@@ -518,7 +518,8 @@ CASES = [
         [
             (
                 "menu_structure.steps.confirm.type",
-                "is 'buttons': must be 'button', 'list' or 'text' (did you mean 'button'?)",
+                "is 'buttons': must be 'button', 'list' or 'text', or a media type "
+                "('image', 'document', 'video', 'audio', 'sticker') (did you mean 'button'?)",
             ),
         ],
         id="step-type-typo",
@@ -1057,7 +1058,8 @@ def test_a_template_breaking_many_rules_gets_every_violation() -> None:
         Violation(
             "menu_structure.colour",
             "unknown key 'colour': the keys allowed here are type, header, body, footer, action, "
-            "steps, currency, expiry_hours, context_keys, orders",
+            "steps, currency, expiry_hours, context_keys, orders, language, translations, texts, "
+            "language_keywords",
         ),
         Violation(
             "menu_structure.body.text",
@@ -1066,9 +1068,12 @@ def test_a_template_breaking_many_rules_gets_every_violation() -> None:
             "previous_selection)",
         ),
         Violation(
-            "menu_structure.header.type",
-            "is 'image': only text headers are supported "
-            '(set "type": "text"); media headers need hosting that menuflow does not do',
+            "menu_structure.header.text",
+            "unknown key 'text': the keys allowed here are type, image",
+        ),
+        Violation(
+            "menu_structure.header.image",
+            'is missing: an image header needs {"link": "https://..."} or {"id": "<media id>"}',
         ),
         Violation(
             "menu_structure.action.buttons",
@@ -1111,9 +1116,10 @@ def test_a_template_breaking_many_rules_gets_every_violation() -> None:
         Violation(
             "menu_structure.steps.help.next_stpe",
             "unknown key 'next_stpe' (did you mean 'next_step'?): the keys allowed here are "
-            "prompt, type, header, body, footer, action, next_steps, next_step, validation, "
+            "prompt, type, header, body, footer, action, image, document, video, audio, sticker, "
+            "next_steps, next_step, validation, "
             "context_key, error_message, set, compute, lookup, end_conversation, save_result, "
-            "entry, template_replies, handoff",
+            "entry, template_replies, handoff, accept, rules",
         ),
         Violation(
             "menu_structure.steps.help",

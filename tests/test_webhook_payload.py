@@ -20,6 +20,8 @@ def content(message: flow_pb2.InboundMessage) -> tuple[str, Any]:
         value = (value.type, value.id, value.mime_type, value.caption)
     elif kind == "location":
         value = (value.latitude, value.longitude, value.name, value.address)
+    elif kind == "contacts":
+        value = [(card.name, list(card.phones)) for card in value.cards]
     return kind, value
 
 
@@ -38,7 +40,7 @@ ONE_MESSAGE = {
     "document": ("media", ("document", "1555000000000004", "application/pdf", "Invoice")),
     "sticker": ("media", ("sticker", "1555000000000005", "image/webp", "")),
     "location": ("location", (52.52, 13.405, "Coffee Corner", "1 Example Street")),
-    "contacts": ("unsupported_type", "contacts"),
+    "contacts": ("contacts", [("Carol Example", ["+1 555 123 0003"])]),
     "reaction": ("unsupported_type", "reaction"),
     "revoke": ("unsupported_type", "revoke"),
     "edit": ("unsupported_type", "edit"),

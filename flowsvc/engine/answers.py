@@ -48,11 +48,17 @@ def interpret(template: Template, step_name: str, inbound: Inbound) -> Answer | 
     options = answering.options if answering is not None else ()
     if inbound.selection_id is not None:
         return _tap(step, options, inbound.selection_id, inbound.selection_title)
+    if step.accept and inbound.text is None:
+        if inbound.unsupported_type in step.accept and step.next_step is not None:
+            return Answer(step.next_step, value=dict(inbound.attachment or {}))
+        return Rejection(resend=True)
     text = inbound.text or ""
     chosen = matching_option(text, options, step.next_steps)
     if chosen is not None:
         return _tap(step, options, chosen, "")
     free_text = not options or step.validation is not None or step.lookup is not None
+    if step.accept and "text" not in step.accept:
+        return Rejection(resend=True)
     if step.next_step is None or not free_text:
         return Rejection(resend=True)
     if step.lookup == "order":

@@ -23,6 +23,9 @@ class EngineConfig:
     )
     max_input_chars: int = 1000
     max_history: int = 20
+    # Steps of rules without a message pass the customer on at once; at most this many in one
+    # turn (validation rejects a cycle of them in a template; this stops one across templates).
+    max_rule_hops: int = 20
     recent_orders_limit: int = 5
     help_text: str = 'Hi! Send "hi" to see what I can do for you.'
     cancelled_text: str = 'Okay, cancelled. Send "menu" whenever you want to start again.'

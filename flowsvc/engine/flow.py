@@ -13,7 +13,8 @@ Order of handling a message (docs/templates.md):
                           no state when the service says the customer's last one expired
     no state           -> cancel word: "nothing to cancel"; menu word: default template;
                           keyword: that template; otherwise the default template, or help text
-    unsupported type   -> what the bot understands, then the current step again
+    unsupported type   -> what the bot understands, then the current step again (unless the
+                          step accepts media, locations or contacts: then it is its answer)
     cancel/menu/back   -> end / default template / previous step
     tap                -> next_steps[id], or next_step when the step's message offers the id
     typed text         -> an option's id or title counts as its tap; otherwise validated
@@ -33,7 +34,7 @@ from flowsvc.engine.catalog import Catalog
 from flowsvc.engine.config import EngineConfig
 from flowsvc.engine.expressions import ExpressionError
 from flowsvc.engine.keywords import command
-from flowsvc.engine.messages import Bodies, Replies
+from flowsvc.engine.messages import LANGUAGE_KEY, Bodies, Replies
 from flowsvc.engine.orders import (
     Facts,
     MissingFacts,
@@ -166,7 +167,7 @@ class _Rules:
         expired = state.expires_at <= self.now if state is not None else expired_since
         if expired:
             fresh = self.first_message()
-            notice = self.replies.text(self.config.expired_text)
+            notice = self.replies.text(self.own_text(state, "expired", self.config.expired_text))
             return replace(fresh, outcome=Outcome.EXPIRED, messages=(notice, *fresh.messages))
         if state is None:
             return self.first_message()
@@ -190,7 +191,9 @@ class _Rules:
         if said is None and self.inbound.text is not None:
             matched = self.catalog.match_keyword(self.inbound.text)
             if matched is not None:
-                return self.enter(matched, INITIAL, {}, (), Outcome.STARTED)
+                language = matched.language_of(self.inbound.text)
+                context = {LANGUAGE_KEY: language} if language else {}
+                return self.enter(matched, INITIAL, context, (), Outcome.STARTED)
         return self.start_default(Outcome.STARTED)
 
     def start_default(self, outcome: Outcome) -> Decision:
@@ -206,25 +209,26 @@ class _Rules:
 
     def reply(self, template: Template, state: State) -> Decision:
         """A message in a running conversation, waiting in `state.step` of `template`."""
-        if self.unsupported:
+        if self.unsupported and not template.step(state.step).accept:
             again = self.replies.step(template, state.step, state.context)
-            notice = self.replies.text(self.config.unsupported_text)
+            unsupported = self.config.unsupported_text
+            notice = self.replies.text(self.own_text(state, "unsupported", unsupported))
             return self.stay(template, state, Outcome.UNSUPPORTED, (notice, *again))
         said = command(self.inbound.text, self.config)
         if said == "cancel":
-            return Decision(
-                Outcome.CANCELLED, None, (self.replies.text(self.config.cancelled_text),)
-            )
+            cancelled = self.own_text(state, "cancelled", self.config.cancelled_text)
+            return Decision(Outcome.CANCELLED, None, (self.replies.text(cancelled),))
         if said == "menu":
             default = self.default_template()
             if default is None:
-                return self.stay(
-                    template, state, Outcome.HELP, (self.replies.text(self.config.help_text),)
-                )
+                help_text = self.own_text(state, "help", self.config.help_text)
+                return self.stay(template, state, Outcome.HELP, (self.replies.text(help_text),))
             return self.enter(default, INITIAL, {}, (), Outcome.RESTARTED)
         if said == "back":
             return self.back(template, state)
-        answer = interpret(template, state.step, self.inbound)
+        answer = interpret(
+            template.speaking(state.context.get(LANGUAGE_KEY)), state.step, self.inbound
+        )
         if isinstance(answer, Rejection):
             if not answer.stale:
                 return self.rejected(template, state, resend=answer.resend)
@@ -243,7 +247,8 @@ class _Rules:
         except ExpressionError:
             error = self.replies.error(template, step, state.context)
             return self.stay(template, state, Outcome.INVALID_INPUT, (error,))
-        return self.go(template, state, answer.target, context, answer.selection)
+        target = step.ruled_target(context) or answer.target
+        return self.go(template, state, target, context, answer.selection)
 
     def go(
         self,
@@ -275,10 +280,14 @@ class _Rules:
         context: Mapping[str, Any],
         history: tuple[HistoryEntry, ...],
         outcome: Outcome,
+        hops: int = 0,
     ) -> Decision:
-        """Arrive in a step: run its lookup, send its messages, or end the conversation."""
+        """Arrive in a step: run its lookup, send its messages, or end the conversation; a step
+        of rules that sends nothing passes the customer on at once (at most max_rule_hops)."""
         step = template.step(step_name)
         values = dict(context)
+        if step.routes_at_once:
+            return self.route(template, step_name, values, history, outcome, hops)
         if step.lookup == "recent_orders":
             values["recent_orders"] = recent_orders(
                 customer_orders(self.facts, self.config, self.catalog.order_templates),
@@ -307,6 +316,30 @@ class _Rules:
         )
         sent = self.replies.step(template, step_name, values)
         return Decision(outcome, new_state, sent, handoff=step.handoff)
+
+    def route(
+        self,
+        template: Template,
+        step_name: str,
+        context: dict[str, Any],
+        history: tuple[HistoryEntry, ...],
+        outcome: Outcome,
+        hops: int,
+    ) -> Decision:
+        """Leave a step of rules for its first rule that holds, else its next_step; the step is
+        never waited in, so it is not in the history ("back" skips it)."""
+        step = template.step(step_name)
+        target = step.ruled_target(context) or step.next_step
+        flow = self.catalog.switch_target(template, target) if target else None
+        following = self.catalog.current(flow) if flow is not None else None
+        if hops >= self.config.max_rule_hops or not target:
+            following = None
+        elif flow is None and template.has_step(target):
+            return self.enter(template, target, context, history, outcome, hops + 1)
+        if following is None or not following.is_active:
+            notice = self.replies.text(self.config.not_available_text)
+            return Decision(Outcome.CANCELLED, None, (notice,))
+        return self.enter(following, INITIAL, context, history, outcome, hops + 1)
 
     def back(self, template: Template, state: State) -> Decision:
         history = state.history
@@ -352,6 +385,13 @@ class _Rules:
     def push(self, history: tuple[HistoryEntry, ...], state: State) -> tuple[HistoryEntry, ...]:
         entry = (state.flow, state.version, state.step)
         return (*history, entry)[-self.config.max_history :]
+
+    def own_text(self, state: State | None, key: str, default: str) -> str:
+        """One of menuflow's own texts in the customer's language, as their template words it."""
+        template = self.catalog.get(state.flow, state.version) if state is not None else None
+        if template is None or state is None:
+            return default
+        return template.own_text(state.context.get(LANGUAGE_KEY), key, default)
 
     @property
     def unsupported(self) -> bool:

@@ -17,3 +17,5 @@ MAX_BODY_WITH_LIST = 4096
 MAX_TEXT_BODY = 4096
 MAX_HEADER = 60
 MAX_FOOTER = 60
+MAX_CAPTION = 1024  # image, video and document captions
+MAX_CTA_DISPLAY_TEXT = 20  # a cta_url button's label

@@ -12,13 +12,25 @@ from dataclasses import dataclass
 from typing import Any
 
 from flowsvc.engine import limits
-from flowsvc.engine.render import fill_capped, truncate
-from flowsvc.engine.template import INITIAL, Message, Step, Template
+from flowsvc.engine.render import fill_capped, fill_url, truncate
+from flowsvc.engine.template import (
+    CTA_URL,
+    INITIAL,
+    LOCATION_REQUEST,
+    Media,
+    Message,
+    Step,
+    Template,
+)
 
+LANGUAGE_KEY = "language"
+"""The context key holding the customer's language (a translations key of the template)."""
 Bodies = tuple[dict[str, Any], ...]
 """Graph API request bodies, in the order they are sent."""
 Fill = Callable[[str, int], str]
 """Fills a text's placeholders and keeps it within a code-point limit."""
+FillUrl = Callable[[str], str]
+"""Fills a URL's placeholders, percent-encoded."""
 
 
 @dataclass(slots=True)  # not frozen: one is built per message, and frozen makes __init__ slower
@@ -30,12 +42,16 @@ class Replies:
     invalid_text: str  # the error text of a step that has no error_message
 
     def step(self, template: Template, step_name: str, context: Mapping[str, Any]) -> Bodies:
-        """The messages of a step as its context renders them (sent on entry and when re-asked)."""
-        return step_messages(self.to, template, step_name, self._values(context))
+        """The messages of a step as its context renders them (sent on entry and when re-asked),
+        in the customer's language (context key `language`) when the template is translated."""
+        spoken = template.speaking(context.get(LANGUAGE_KEY))
+        return step_messages(self.to, spoken, step_name, self._values(context))
 
     def error(self, template: Template, step: Step, context: Mapping[str, Any]) -> dict[str, Any]:
         """The text sent when a reply to `step` is not accepted, filled like the step's messages."""
-        text = step.error_message or self.invalid_text
+        language = context.get(LANGUAGE_KEY)
+        step = template.speaking(language).steps.get(step.name, step)
+        text = step.error_message or template.own_text(language, "invalid", self.invalid_text)
         body = fill_capped(
             text, self._values(context), limits.MAX_TEXT_BODY, currency=template.currency
         )
@@ -63,23 +79,42 @@ def text_message(to: str, body: str) -> dict[str, Any]:
     }
 
 
-def build(to: str, message: Message, fill: Fill, *, body: str | None = None) -> dict[str, Any]:
+def build(
+    to: str,
+    message: Message,
+    fill: Fill,
+    *,
+    body: str | None = None,
+    fill_link: FillUrl = lambda url: url,
+) -> dict[str, Any]:
     """The request body for a template message; `body` overrides the message's own (a prompt)."""
     source = body if body is not None else (message.body or "")
+    if message.media is not None:
+        return media_message(to, message.media, fill)
     if message.type == "text":
         return text_message(to, fill(source, limits.MAX_TEXT_BODY))
     body_limit = (
-        limits.MAX_BODY_WITH_BUTTONS if message.type == "button" else limits.MAX_BODY_WITH_LIST
+        limits.MAX_BODY_WITH_LIST if message.type == "list" else limits.MAX_BODY_WITH_BUTTONS
     )
     interactive: dict[str, Any] = {"type": message.type}
-    if message.header:
+    if message.header_media is not None:
+        media = message.header_media
+        interactive["header"] = {"type": media.type, media.type: _media_object(media, fill)}
+    elif message.header:
         interactive["header"] = {"type": "text", "text": fill(message.header, limits.MAX_HEADER)}
     interactive["body"] = {"text": fill(source, body_limit)}
     if message.footer:
         interactive["footer"] = {"text": fill(message.footer, limits.MAX_FOOTER)}
-    interactive["action"] = (
-        _button_action(message) if message.type == "button" else _list_action(message)
-    )
+    if message.type == "button":
+        interactive["action"] = _button_action(message)
+    elif message.type == CTA_URL:
+        label = truncate(message.cta_text, limits.MAX_CTA_DISPLAY_TEXT)
+        url = fill_link(message.cta_url)
+        interactive["action"] = {"name": CTA_URL, "parameters": {"display_text": label, "url": url}}
+    elif message.type == LOCATION_REQUEST:
+        interactive["action"] = {"name": "send_location"}
+    else:
+        interactive["action"] = _list_action(message)
     return {
         "messaging_product": "whatsapp",
         "recipient_type": "individual",
@@ -89,12 +124,36 @@ def build(to: str, message: Message, fill: Fill, *, body: str | None = None) -> 
     }
 
 
+def media_message(to: str, media: Media, fill: Fill) -> dict[str, Any]:
+    """An image, document, video, audio or sticker message, by media id or by link."""
+    return {
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "to": to,
+        "type": media.type,
+        media.type: _media_object(media, fill),
+    }
+
+
+def _media_object(media: Media, fill: Fill) -> dict[str, Any]:
+    """Meta's media object: `id` or `link`, with a filled caption and a filename where set."""
+    item: dict[str, Any] = {"id": media.id} if media.id else {"link": media.link or ""}
+    if media.caption:
+        item["caption"] = fill(media.caption, limits.MAX_CAPTION)
+    if media.filename:
+        item["filename"] = media.filename
+    return item
+
+
 def step_messages(to: str, template: Template, step_name: str, values: Mapping[str, Any]) -> Bodies:
     """A step's messages, filled from `values`: `initial` sends the first message; other steps
     their prompt and/or their own message (a message without a body takes the prompt as body)."""
 
     def fill(text: str, limit: int) -> str:
         return fill_capped(text, values, limit, currency=template.currency)
+
+    def fill_link(url: str) -> str:
+        return fill_url(url, values)
 
     if step_name == INITIAL:
         return (build(to, template.first, fill),)
@@ -103,9 +162,11 @@ def step_messages(to: str, template: Template, step_name: str, values: Mapping[s
     prompt = (text_message(to, fill(step.prompt, limits.MAX_TEXT_BODY)),) if step.prompt else ()
     if message is None or (message.type == "text" and message.body is None):
         return prompt
+    if message.media is not None:
+        return (*prompt, build(to, message, fill))
     if message.body is None:
-        return (build(to, message, fill, body=step.prompt or ""),)
-    return (*prompt, build(to, message, fill))
+        return (build(to, message, fill, body=step.prompt or "", fill_link=fill_link),)
+    return (*prompt, build(to, message, fill, fill_link=fill_link))
 
 
 def _button_action(message: Message) -> dict[str, Any]:

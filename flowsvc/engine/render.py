@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
+from urllib.parse import quote
 
 PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::([A-Za-z_]+))?\}")
 # Names the engine fills in itself (a flow switch adds previous_selection); templates read them.
@@ -89,3 +90,14 @@ def fill_capped(text: str, context: Mapping[str, Any], limit: int, *, currency: 
     """Fill placeholders, then keep within `limit`; never empty, since Meta rejects empty texts."""
     rendered = truncate(fill(text, context, currency=currency).strip(), limit)
     return rendered or ELLIPSIS
+
+
+def fill_url(url: str, context: Mapping[str, Any]) -> str:
+    """Fill a URL's placeholders with their values percent-encoded, so that a value (perhaps the
+    customer's own words) stays one path segment or query value and cannot change the URL's
+    host, path or other parameters."""
+
+    def replace(match: re.Match[str]) -> str:
+        return quote(plain(context.get(match.group(1))), safe="")
+
+    return PLACEHOLDER.sub(replace, url)

@@ -25,6 +25,9 @@ class Inbound:
     selection_title: str = ""
     unsupported_type: str | None = None
     contact_name: str = ""
+    # What a media, location or contacts message carried (its kind is unsupported_type): a
+    # step that accepts that kind stores it in the context.
+    attachment: Mapping[str, Any] | None = None
 
     def clipped(self, limit: int) -> Inbound:
         """This message with each of its texts cut to `limit` characters, however long it came."""

@@ -7,15 +7,29 @@ written, and anything missing here falls back to an empty value rather than rais
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from flowsvc.engine.expressions import holds
 from flowsvc.engine.inputs import InputRule, parse_input_rule
+from flowsvc.engine.keywords import phrase
 from flowsvc.engine.state import HandoffSpec
+from flowsvc.engine.translations import translated
 
 INITIAL = "initial"
 FLOW_PREFIX = "flow:"
 GUIDE_FLOW_SUFFIX = "_flow"
+MEDIA_TYPES = ("image", "document", "video", "audio", "sticker")
+"""Message types that send one media asset (Meta's media messages)."""
+HEADER_MEDIA_TYPES = ("image", "video", "document")
+CTA_URL = "cta_url"
+LOCATION_REQUEST = "location_request_message"
+INTERACTIVE_TYPES = ("button", "list", CTA_URL, LOCATION_REQUEST)
+"""Meta's interactive message types a template writes (a step's own; the first message is a
+button, list or text message)."""
+ACCEPTABLE = ("text", "image", "document", "audio", "video", "sticker", "location", "contacts")
+"""What a step may accept (its `accept` field); without `accept`, text and taps."""
+"""Media a reply-button message may show as its header (lists take text headers only)."""
 
 
 @dataclass(frozen=True)
@@ -37,16 +51,32 @@ class Section:
 
 
 @dataclass(frozen=True)
+class Media:
+    """A media asset by Meta's media id or by a public link; caption and filename as allowed."""
+
+    type: str  # one of MEDIA_TYPES
+    id: str | None = None
+    link: str | None = None
+    caption: str | None = None  # may hold placeholders
+    filename: str | None = None  # documents only
+
+
+@dataclass(frozen=True)
 class Message:
     """A message as the template writes it, before placeholders are filled.
 
-    `type` is "button", "list" or "text"; `body` is None when the template leaves it to the
-    step's prompt. Only text headers are supported.
+    `type` is "button", "list", "text" or one of MEDIA_TYPES (then `media` is set); `body` is
+    None when the template leaves it to the step's prompt. A header is a text or, on a button
+    message, a media asset (`header_media`).
     """
 
     type: str
     body: str | None = None
     header: str | None = None
+    header_media: Media | None = None
+    media: Media | None = None
+    cta_text: str = ""  # cta_url: the button's label
+    cta_url: str = ""  # cta_url: the URL it opens; placeholders are filled URL-encoded
     footer: str | None = None
     buttons: tuple[Option, ...] = ()
     list_button: str = ""
@@ -67,6 +97,14 @@ class Message:
 
 
 @dataclass(frozen=True)
+class Rule:
+    """One of a step's `rules`: when the expression holds over the context, go to the target."""
+
+    when: str
+    go: str
+
+
+@dataclass(frozen=True)
 class Step:
     """One step of a template; every field is optional in the template (docs/templates.md)."""
 
@@ -84,6 +122,18 @@ class Step:
     end_conversation: bool = False
     save_result: bool = True
     handoff: HandoffSpec | None = None
+    accept: frozenset[str] = frozenset()  # kinds of ACCEPTABLE; empty: text and taps only
+    rules: tuple[Rule, ...] = ()
+
+    @property
+    def routes_at_once(self) -> bool:
+        """A step of rules that sends nothing: entering it moves on at once (docs/templates.md)."""
+        quiet = self.message is None and self.prompt is None and self.handoff is None
+        return bool(self.rules) and quiet and self.name != INITIAL and not self.end_conversation
+
+    def ruled_target(self, context: Mapping[str, Any]) -> str | None:
+        """The target of the first rule whose condition holds over `context`, if any."""
+        return next((rule.go for rule in self.rules if holds(rule.when, context)), None)
 
 
 @dataclass(frozen=True)
@@ -99,6 +149,28 @@ class Template:
     currency: str = "$"
     expiry_hours: float | None = None
     orders: bool = False  # its saved results are the customer's orders (for order lookups)
+    language: str = ""  # the language its own texts are written in
+    translations: Mapping[str, Template] = field(default_factory=dict)  # by language
+    # menuflow's own words (cancelled, unsupported, expired, help, invalid) by language
+    texts: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    keyword_languages: Mapping[str, str] = field(default_factory=dict)  # phrase -> language
+
+    def speaking(self, language: object) -> Template:
+        """This template in `language` (a context value), or as written when not translated."""
+        if isinstance(language, str) and language in self.translations:
+            return self.translations[language]
+        return self
+
+    def own_text(self, language: object, key: str, default: str) -> str:
+        """One of menuflow's own texts in `language`, as this template words it, or `default`."""
+        for wanted in (language, self.language):
+            if isinstance(wanted, str) and key in self.texts.get(wanted, {}):
+                return self.texts[wanted][key]
+        return default
+
+    def language_of(self, keyword: str | None) -> str | None:
+        """The language a trigger keyword speaks, if the template says."""
+        return self.keyword_languages.get(phrase(keyword or ""))
 
     def has_step(self, name: str) -> bool:
         """True for every defined step, and for `initial`, which always exists."""
@@ -118,7 +190,8 @@ class Template:
             answering = self.answering(name)
             shown = [o.id for o in answering.options] if answering is not None else []
             ids = [*shown, *sorted(set(step.next_steps) - set(shown))]
-            targets = [step.next_steps.get(i) for i in ids] + [step.next_step]
+            targets: list[str | None] = [rule.go for rule in step.rules]
+            targets += [step.next_steps.get(i) for i in ids] + [step.next_step]
             for target in targets:
                 if target and target in self.steps and target not in order:
                     order.append(target)
@@ -145,7 +218,31 @@ def load_template(
         str(step_name): _step(str(step_name), _mapping(raw)) for step_name, raw in raw_steps.items()
     }
     expiry = menu_structure.get("expiry_hours")
-    return Template(
+    raw_translations = _mapping(menu_structure.get("translations"))
+    translations = {
+        str(language): load_template(
+            name,
+            version,
+            {
+                **translated(menu_structure, _mapping(texts)),
+                "translations": {},
+                "language": str(language),
+            },
+            trigger_keywords=trigger_keywords,
+            is_active=is_active,
+        )
+        for language, texts in raw_translations.items()
+    }
+    own_texts = {
+        str(language): {str(k): v for k, v in _mapping(texts).items() if isinstance(v, str)}
+        for language, texts in _mapping(menu_structure.get("texts")).items()
+    }
+    keyword_languages = {
+        phrase(str(word)): str(language)
+        for language, words in _mapping(menu_structure.get("language_keywords")).items()
+        for word in _sequence(words)
+    }
+    template = Template(
         name=name,
         version=version,
         first=_message(menu_structure, default_type="text") or Message("text", body=""),
@@ -157,6 +254,20 @@ def load_template(
         if isinstance(expiry, int | float) and not isinstance(expiry, bool) and expiry > 0
         else None,
         orders=menu_structure.get("orders") is True,
+        language=_text(menu_structure.get("language")) or "",
+        texts=own_texts,
+        keyword_languages=keyword_languages,
+    )
+    if not translations:
+        return template
+    return replace(
+        template,
+        translations={
+            language: replace(
+                translated_template, texts=own_texts, keyword_languages=keyword_languages
+            )
+            for language, translated_template in translations.items()
+        },
     )
 
 
@@ -178,7 +289,18 @@ def _step(name: str, raw: Mapping[str, Any]) -> Step:
         end_conversation=raw.get("end_conversation") is True,
         save_result=save_result is not False,
         handoff=_handoff(raw.get("handoff")),
+        accept=_accept(raw.get("accept")),
+        rules=tuple(
+            Rule(when=rule["when"], go=rule["go"])
+            for rule in (_mapping(r) for r in _sequence(raw.get("rules")))
+            if isinstance(rule.get("when"), str) and isinstance(rule.get("go"), str)
+        ),
     )
+
+
+def _accept(raw: Any) -> frozenset[str]:
+    kinds = [raw] if isinstance(raw, str) else _sequence(raw)
+    return frozenset(kind for kind in kinds if kind in ACCEPTABLE)
 
 
 def _handoff(raw: Any) -> HandoffSpec | None:
@@ -195,19 +317,27 @@ def _handoff(raw: Any) -> HandoffSpec | None:
 
 def _message(raw: Mapping[str, Any], *, default_type: str | None) -> Message | None:
     kind = raw.get("type")
-    if kind not in ("button", "list", "text"):
+    if kind in MEDIA_TYPES:
+        return Message(type=kind, media=_media(kind, raw.get(kind)))
+    if kind not in (*INTERACTIVE_TYPES, "text"):
         if default_type is None:
             return None
         kind = default_type
     action = _mapping(raw.get("action"))
     header = _mapping(raw.get("header"))
+    header_type = header.get("type", "text")
     return Message(
         type=kind,
         body=_body(raw.get("body")),
-        header=_text(header.get("text")) if header.get("type", "text") == "text" else None,
+        header=_text(header.get("text")) if header_type == "text" else None,
+        header_media=_media(header_type, header.get(header_type))
+        if header_type in HEADER_MEDIA_TYPES
+        else None,
         footer=_body(raw.get("footer")),
         buttons=tuple(_button(_mapping(b)) for b in _sequence(action.get("buttons"))),
         list_button=_text(action.get("button")) or "",
+        cta_text=_text(_mapping(action.get("parameters")).get("display_text")) or "",
+        cta_url=_text(_mapping(action.get("parameters")).get("url")) or "",
         sections=tuple(
             Section(
                 title=_text(_mapping(s).get("title")),
@@ -215,6 +345,17 @@ def _message(raw: Mapping[str, Any], *, default_type: str | None) -> Message | N
             )
             for s in _sequence(action.get("sections"))
         ),
+    )
+
+
+def _media(kind: str, raw: Any) -> Media:
+    fields = _mapping(raw)
+    return Media(
+        type=kind,
+        id=_text(fields.get("id")),
+        link=_text(fields.get("link")),
+        caption=_text(fields.get("caption")),
+        filename=_text(fields.get("filename")),
     )
 
 

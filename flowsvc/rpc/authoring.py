@@ -1,4 +1,5 @@
-"""Translation of the authoring RPCs (diff, preview, sandbox) between protobuf and the service."""
+"""Translation of the authoring RPCs (diff, preview, sandbox, flow stats) between protobuf and
+the service."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from flowsvc.rpc.convert import (
     to_timestamp,
 )
 from flowsvc.service.sandbox import SandboxTurn
+from flowsvc.service.stats import FlowStats
 from flowsvc.service.templates import TemplateVersion
 from menuflow.v1 import flow_pb2
 
@@ -130,3 +132,36 @@ def sandbox_response(decision: Decision) -> flow_pb2.RunSandboxResponse:
         response.result.CopyFrom(to_struct(dict(decision.result.context)))
         response.result_reference = decision.result.reference
     return response
+
+
+def stats_response(found: FlowStats) -> flow_pb2.GetFlowStatsResponse:
+    return flow_pb2.GetFlowStatsResponse(
+        name=found.name,
+        version=found.version,
+        start_time=to_timestamp(found.start),
+        end_time=to_timestamp(found.end),
+        started=found.started,
+        completed=found.completed,
+        expired=found.total("expired"),
+        cancelled=found.total("cancelled"),
+        ended=found.total("ended"),
+        handed_off=found.total("handed_off"),
+        steps=[
+            flow_pb2.StepStats(
+                step=step.step,
+                entered=step.entered,
+                exits=[
+                    flow_pb2.StepExit(next_step=target, count=count)
+                    for target, count in sorted(step.exits.items(), key=lambda e: (-e[1], e[0]))
+                ],
+                expired=step.expired,
+                cancelled=step.cancelled,
+                ended=step.ended,
+                handed_off=step.handed_off,
+                completed=step.completed,
+                stopped=step.stopped,
+            )
+            for step in found.steps
+        ],
+        oldest_event_time=to_timestamp(found.oldest_event),
+    )

@@ -149,6 +149,11 @@ def inbound(message: flow_pb2.InboundMessage) -> InboundMessage:
         sent_at=message.sent_time.ToDatetime(UTC) if message.HasField("sent_time") else None,
         media=_fields(message.media) if content == "media" else None,
         location=_fields(message.location) if content == "location" else None,
+        contacts=tuple(
+            {"name": card.name, "phones": list(card.phones)} for card in message.contacts.cards
+        )
+        if content == "contacts"
+        else None,
     )
 
 

@@ -56,6 +56,8 @@ ALLOWED: dict[str, frozenset[str]] = {
     "DiffTemplateVersions": _ADMIN,
     "PreviewTemplate": _ADMIN,
     "RunSandbox": _ADMIN,
+    # Where customers drop off (from the event log, which clients read too).
+    "GetFlowStats": _CLIENT,
 }
 # Reflection maps the API: any caller with a valid token may read the map.
 _ANY_ROLE_SERVICES = (reflection.SERVICE_NAME, "grpc.reflection.v1.ServerReflection")

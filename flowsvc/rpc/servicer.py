@@ -4,6 +4,7 @@ translates the answer. Errors become statuses in rpc.status, for every method al
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC
 
 import grpc
 
@@ -18,6 +19,7 @@ from flowsvc.service.results import Results
 from flowsvc.service.retention import Retention
 from flowsvc.service.sandbox import Sandbox
 from flowsvc.service.send_slots import SendSlots
+from flowsvc.service.stats import FlowStatistics
 from flowsvc.service.templates import Templates
 from flowsvc.service.turns import LeaseRequest
 from menuflow.v1 import flow_pb2, flow_pb2_grpc
@@ -39,6 +41,7 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
         feed: EventFeed,
         event_deliveries: EventDeliveries,
         sandbox: Sandbox,
+        stats: FlowStatistics,
     ) -> None:
         self._templates = templates
         self._handling = handling
@@ -51,6 +54,7 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
         self._event_deliveries = event_deliveries
         self._events = convert.EventCache()
         self._sandbox = sandbox
+        self._stats = stats
 
     def CreateTemplate(
         self, request: flow_pb2.CreateTemplateRequest, context: grpc.ServicerContext
@@ -368,3 +372,14 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
     ) -> flow_pb2.RunSandboxResponse:
         decision = self._sandbox.run(authoring.sandbox_turn(request))
         return authoring.sandbox_response(decision)
+
+    def GetFlowStats(
+        self, request: flow_pb2.GetFlowStatsRequest, context: grpc.ServicerContext
+    ) -> flow_pb2.GetFlowStatsResponse:
+        found = self._stats.get(
+            request.name,
+            request.version,
+            request.start_time.ToDatetime(UTC) if request.HasField("start_time") else None,
+            request.end_time.ToDatetime(UTC) if request.HasField("end_time") else None,
+        )
+        return authoring.stats_response(found)

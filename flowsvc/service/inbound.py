@@ -29,10 +29,11 @@ class InboundMessage:
     selection_title: str = ""
     unsupported_type: str | None = None
     sent_at: datetime | None = None  # the webhook's timestamp: when the customer sent it
-    # Media (type, id, mime_type, caption, filename) or a location (latitude, longitude, name,
-    # address): the bot does not read them, an agent does (a handed-off customer's message).
+    # Media (type, id, mime_type, caption, filename), a location (latitude, longitude, name,
+    # address) or contact cards: a step that accepts them stores them; an agent sees them.
     media: Mapping[str, str] | None = None
     location: Mapping[str, Any] | None = None
+    contacts: tuple[Mapping[str, Any], ...] | None = None  # cards: name, phones
 
 
 def check_customer(phone_number_id: str, phone_number: str) -> list[tuple[str, str]]:
@@ -55,10 +56,16 @@ def engine_input(message: InboundMessage) -> Inbound:
         for field, reason in check_customer(message.phone_number_id, message.phone_number)
     ]
     unsupported = message.unsupported_type
+    attachment: Mapping[str, Any] | None = None
     if message.media is not None:
         unsupported = message.media.get("type") or "media"
+        attachment = {k: v for k, v in message.media.items() if v}
     elif message.location is not None:
         unsupported = "location"
+        attachment = {k: v for k, v in message.location.items() if v not in ("", None)}
+    elif message.contacts is not None:
+        unsupported = "contacts"
+        attachment = {"cards": [dict(card) for card in message.contacts]}
     if message.text is None and message.selection_id is None and unsupported is None:
         problems.append(
             (
@@ -78,6 +85,7 @@ def engine_input(message: InboundMessage) -> Inbound:
         selection_title=message.selection_title,
         unsupported_type=unsupported,
         contact_name=message.contact_name,
+        attachment=attachment,
     )
 
 
@@ -91,4 +99,6 @@ def content(message: InboundMessage) -> dict[str, Any]:
         return {"media": {k: v for k, v in message.media.items() if v}}
     if message.location is not None:
         return {"location": {k: v for k, v in message.location.items() if v not in ("", None)}}
+    if message.contacts is not None:
+        return {"contacts": [dict(card) for card in message.contacts]}
     return {"unsupported_type": message.unsupported_type or ""}

@@ -66,6 +66,13 @@ def drafts(
         fresh or before is None or (after.flow, after.step) != (before.flow, before.step)
     )
     if moved and after is not None and not written.keep:
+        # Coming from another template's step: which one (GetFlowStats counts it as that
+        # template's exit, not as a move within this one).
+        switched = (
+            {"previous_template": before.flow, "previous_version": before.version}
+            if before is not None and not fresh and before.flow != after.flow
+            else {}
+        )
         found.append(
             of(
                 after,
@@ -74,6 +81,7 @@ def drafts(
                 previous_step="" if fresh or before is None else before.step,
                 input=_input(turn),
                 source_id=turn.source_id,
+                **switched,
             )
         )
     result = decision.result
@@ -84,7 +92,11 @@ def drafts(
                 customer,
                 result.template,
                 result.version,
-                {"reference": result.reference, "result": dict(result.context)},
+                {
+                    "reference": result.reference,
+                    "result": dict(result.context),
+                    "step": before.step if before is not None else "",
+                },
             )
         )
     if isinstance(turn, MessageTurn) and (

@@ -257,6 +257,10 @@ class Event(Base):
     store.events), so a consumer resuming after an id misses nothing."""
 
     __tablename__ = "events"
+    __table_args__ = (
+        # GetFlowStats: one template's events in a time range.
+        Index("ix_events_template_name_created_at", "template_name", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=False)
     type: Mapped[str] = mapped_column(String(32))

@@ -1,9 +1,11 @@
-"""Checks on a step's `validation`: what typed input it accepts, as docs/templates.md lists."""
+"""Checks on what a step takes in: its `validation` of typed input and its `accept` of media,
+locations and contacts, as docs/templates.md lists."""
 
 import re
 from collections.abc import Mapping
 from typing import Any
 
+from flowsvc.engine.template import ACCEPTABLE
 from flowsvc.validation.violation import Violation, clip, is_number, kind, quote, suggest
 
 SHORTHANDS = ("number", "integer", "decimal", "yes_no", "email", "text")
@@ -141,3 +143,43 @@ def _check_pattern(value: Mapping[Any, Any], path: str, out: list[Violation]) ->
         re.compile(pattern, re.IGNORECASE if flags == "i" else 0)
     except (re.error, RecursionError, OverflowError, ValueError) as exc:
         out.append(Violation(f"{path}.pattern", f"does not compile: {exc}"))
+
+
+def check_accept(step: Mapping[Any, Any], path: str, out: list[Violation]) -> None:
+    """`accept`: what the step takes besides taps ("text", media types, "location", "contacts"),
+    as one kind or a list; what arrives is stored under context_key and leads to next_step."""
+    raw = step["accept"]
+    kinds = [raw] if isinstance(raw, str) else raw
+    if not isinstance(kinds, list) or not kinds:
+        out.append(
+            Violation(
+                f"{path}.accept",
+                f"must be one of {', '.join(ACCEPTABLE)}, or a list of them, not {kind(raw)}",
+            )
+        )
+        return
+    for index, item in enumerate(kinds):
+        where = f"{path}.accept" if isinstance(raw, str) else f"{path}.accept[{index}]"
+        if item not in ACCEPTABLE:
+            out.append(
+                Violation(
+                    where,
+                    f"is {quote(item)}: must be one of {', '.join(ACCEPTABLE)}"
+                    f"{suggest(item, ACCEPTABLE)}",
+                )
+            )
+    if "next_step" not in step:
+        out.append(
+            Violation(
+                f"{path}.accept",
+                "takes what the customer sends, but the step has no next_step to go on to",
+            )
+        )
+    if "context_key" not in step:
+        out.append(
+            Violation(
+                f"{path}.accept",
+                'what arrives is dropped: add "context_key" to keep it in the context',
+                warning=True,
+            )
+        )

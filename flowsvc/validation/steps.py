@@ -1,16 +1,22 @@
 """Checks on one step of a template: its fields, where it leads, whether every reply moves on."""
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from flowsvc.engine import limits
 from flowsvc.engine.template import INITIAL
 from flowsvc.validation.context import check_compute, check_key, check_set, check_text
 from flowsvc.validation.handoff import check_handoff
-from flowsvc.validation.input_rules import check_input_rule
-from flowsvc.validation.messages import MESSAGE_KEYS, MESSAGE_TYPES, body_limit, check_message
+from flowsvc.validation.input_rules import check_accept, check_input_rule
+from flowsvc.validation.messages import (
+    STEP_MESSAGE_KEYS,
+    STEP_MESSAGE_TYPES,
+    body_limit,
+    check_message,
+)
 from flowsvc.validation.options import Offer
+from flowsvc.validation.rules import check_rules, routes_at_once
 from flowsvc.validation.targets import check_target
 from flowsvc.validation.violation import (
     Violation,
@@ -24,7 +30,7 @@ from flowsvc.validation.violation import (
 STEP_KEYS = (
     "prompt",
     "type",
-    *MESSAGE_KEYS,
+    *STEP_MESSAGE_KEYS,
     "next_steps",
     "next_step",
     "validation",
@@ -38,6 +44,8 @@ STEP_KEYS = (
     "entry",
     "template_replies",
     "handoff",
+    "accept",
+    "rules",
 )
 MAX_REPLY_ID = 256
 LOOKUPS = ("order", "recent_orders")
@@ -53,6 +61,7 @@ class Scope:
     names: frozenset[str]
     out: list[Violation]
     own: str = ""  # the template's own name
+    earlier: Mapping[str, frozenset[str]] = field(default_factory=dict)  # keys set before a step
 
 
 def check_step(name: str, step: Mapping[Any, Any], path: str, scope: Scope) -> None:
@@ -75,6 +84,8 @@ def check_step(name: str, step: Mapping[Any, Any], path: str, scope: Scope) -> N
     branches = _check_next_steps(step, path, scope, offers, which)
     if "validation" in step:
         check_input_rule(step["validation"], f"{path}.validation", out)
+    if "accept" in step:
+        check_accept(step, path, out)
     if "context_key" in step:
         check_key(step["context_key"], f"{path}.context_key", out, what="context_key")
     elif "validation" in step:
@@ -110,7 +121,21 @@ def check_step(name: str, step: Mapping[Any, Any], path: str, scope: Scope) -> N
             )
     if "handoff" in step:
         check_handoff(step, path, out, scope.names)
-    if is_end:
+    if "rules" in step:
+        check_rules(
+            name,
+            step,
+            path,
+            steps=scope.steps,
+            known=scope.known,
+            earlier=scope.earlier.get(name, scope.names),
+            later=scope.names,
+            out=out,
+            own=scope.own,
+        )
+    if routes_at_once(name, step):
+        pass  # checked with its rules: it moves on at once to a rule's target or next_step
+    elif is_end:
         _check_end(step, path, out, offers, which)
     elif "handoff" in step and "next_step" not in step and not branches:
         pass  # the customer waits for people, who say where the bot takes over (Resume)
@@ -122,7 +147,7 @@ def _check_own_message(
     name: str, step: Mapping[Any, Any], path: str, scope: Scope
 ) -> tuple[list[Offer] | None, str]:
     """The choices of the message this step answers (None if unknown), and its name."""
-    fields = [key for key in ("type", *MESSAGE_KEYS) if key in step]
+    fields = [key for key in ("type", *STEP_MESSAGE_KEYS) if key in step]
     if name == INITIAL:
         if fields:
             scope.out.append(
@@ -146,12 +171,13 @@ def _check_own_message(
             return None, which
         return [], which
     message_type = step["type"]
-    if not (isinstance(message_type, str) and message_type in MESSAGE_TYPES):
+    if not (isinstance(message_type, str) and message_type in STEP_MESSAGE_TYPES):
         scope.out.append(
             Violation(
                 f"{path}.type",
-                f"is {quote(message_type)}: must be 'button', 'list' or 'text'"
-                f"{suggest(message_type, MESSAGE_TYPES)}",
+                f"is {quote(message_type)}: must be 'button', 'list' or 'text', or a media type "
+                f"('image', 'document', 'video', 'audio', 'sticker')"
+                f"{suggest(message_type, STEP_MESSAGE_TYPES)}",
             )
         )
         return None, which
@@ -163,7 +189,9 @@ def _check_own_message(
 
 def _check_texts(name: str, step: Mapping[Any, Any], path: str, scope: Scope) -> None:
     message_type = step.get("type")
-    prompt_is_body = message_type == "button" and "body" not in step
+    prompt_is_body = (
+        message_type in ("button", "cta_url", "location_request_message") and "body" not in step
+    )
     if "prompt" in step and name == INITIAL:
         scope.out.append(
             Violation(
@@ -180,9 +208,16 @@ def _check_texts(name: str, step: Mapping[Any, Any], path: str, scope: Scope) ->
             scope.out,
             limit=body_limit(message_type) if prompt_is_body else limits.MAX_TEXT_BODY,
             names=scope.names,
-            why=" (the prompt is the body of this step's button message)" if prompt_is_body else "",
+            why=f" (the prompt is the body of this step's {message_type} message)"
+            if prompt_is_body
+            else "",
         )
-    elif name != INITIAL and "type" not in step and step.get("end_conversation") is not True:
+    elif (
+        name != INITIAL
+        and "type" not in step
+        and step.get("end_conversation") is not True
+        and "rules" not in step
+    ):
         scope.out.append(
             Violation(
                 path,
@@ -250,7 +285,7 @@ def _check_end(
     which: str,
 ) -> None:
     """An end step sends its prompt and stops: anything about a reply to it is a mistake."""
-    for key in ("next_step", "next_steps"):
+    for key in ("next_step", "next_steps", "rules"):
         if key in step:
             out.append(
                 Violation(
@@ -312,6 +347,8 @@ def _check_moves_on(
                 "is missing: a step with validation needs next_step, where valid input goes",
             )
         )
+    if "rules" in step:
+        return  # the rules read the context: the reply matters to them
     if "next_step" not in step or branches or "context_key" in step or offers is None:
         return
     target = clip(step["next_step"])

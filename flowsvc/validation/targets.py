@@ -78,7 +78,7 @@ def template_targets(menu_structure: Mapping[str, Any]) -> set[str]:
         return set()
     targets: set[str] = set()
     for step in steps.values():
-        for target in _step_targets(step):
+        for target in step_targets(step):
             if target in steps:
                 continue
             if target.startswith(FLOW_PREFIX) and len(target) > len(FLOW_PREFIX):
@@ -88,11 +88,14 @@ def template_targets(menu_structure: Mapping[str, Any]) -> set[str]:
     return targets
 
 
-def _step_targets(step: object) -> list[str]:
+def step_targets(step: object) -> list[str]:
     """The string targets of a step's next_step and next_steps, whatever else it holds."""
     if not isinstance(step, Mapping):
         return []
     found = [step.get("next_step")]
+    rules = step.get("rules")
+    if isinstance(rules, list):
+        found.extend(rule.get("go") for rule in rules if isinstance(rule, Mapping))
     next_steps = step.get("next_steps")
     if isinstance(next_steps, Mapping):
         found.extend(next_steps.values())
@@ -111,7 +114,7 @@ def check_reachability(steps: Mapping[Any, Any], out: list[Violation]) -> None:
     reached = {INITIAL, *entries}
     pending = [INITIAL, *entries]
     while pending:
-        for target in _step_targets(steps.get(pending.pop())):
+        for target in step_targets(steps.get(pending.pop())):
             if target in steps and target not in reached:
                 reached.add(target)
                 pending.append(target)
@@ -137,5 +140,5 @@ def _dangling(step: object, steps: Mapping[Any, Any]) -> bool:
         target not in steps
         and not target.startswith(FLOW_PREFIX)
         and not target.endswith(GUIDE_FLOW_SUFFIX)
-        for target in _step_targets(step)
+        for target in step_targets(step)
     )

@@ -13,8 +13,10 @@ from flowsvc.engine.orders import ORDER_LOOKUP_NAMES
 from flowsvc.engine.render import BUILTIN_NAMES
 from flowsvc.engine.template import INITIAL
 from flowsvc.validation.context import check_key
+from flowsvc.validation.languages import LANGUAGE_KEYS, check_languages
 from flowsvc.validation.messages import MESSAGE_KEYS, MESSAGE_TYPES, check_message
 from flowsvc.validation.options import Offer
+from flowsvc.validation.rules import check_quiet_cycles, earlier_names
 from flowsvc.validation.steps import Scope, check_step
 from flowsvc.validation.targets import check_reachability
 from flowsvc.validation.violation import (
@@ -42,6 +44,7 @@ TOP_LEVEL_KEYS = (
     "expiry_hours",
     "context_keys",
     "orders",
+    *LANGUAGE_KEYS,
 )
 
 
@@ -91,6 +94,12 @@ def review_template(
         first_offers = check_message(first_type, menu_structure, "menu_structure", out, names=names)
     own = name if isinstance(name, str) else ""
     _check_steps(menu_structure, first_offers, known, names, out, own)
+    if any(key in menu_structure for key in LANGUAGE_KEYS):
+
+        def review(menu: Mapping[str, Any]) -> list[Violation]:
+            return review_template(name, trigger_keywords, menu, known_templates=known_templates)
+
+        check_languages(menu_structure, trigger_keywords, out, review)
     return out
 
 
@@ -254,21 +263,39 @@ def _check_top_level(menu: Mapping[Any, Any], out: list[Violation]) -> None:
 
 def _settable_names(menu: Mapping[Any, Any]) -> frozenset[str]:
     """Every context key some step, row or button of the template can set."""
-    names: set[str] = set()
-    # Keys other services put in the context (StartConversation's, UpdateConversation's).
+    names: set[str] = set(_declared_names(menu))
+    for keys in _settable_by_step(menu).values():
+        names |= keys
+    for option in _raw_options(menu):  # also when step 'initial' (which answers it) is missing
+        for values in (option.get("set"), _mapping(option.get("reply")).get("set")):
+            if isinstance(values, Mapping):
+                names.update(k for k in values if isinstance(k, str))
+    return frozenset(names)
+
+
+def _declared_names(menu: Mapping[Any, Any]) -> frozenset[str]:
+    """Keys other services put in the context (StartConversation's, UpdateConversation's)."""
     declared = menu.get("context_keys")
-    if isinstance(declared, list):
-        names.update(key for key in declared if isinstance(key, str))
+    if not isinstance(declared, list):
+        return frozenset()
+    return frozenset(key for key in declared if isinstance(key, str))
+
+
+def _settable_by_step(menu: Mapping[Any, Any]) -> dict[str, frozenset[str]]:
+    """The context keys each step sets when it is answered (its answer, set, compute, lookup,
+    and the set of the rows and buttons of the message it answers)."""
     steps = menu.get("steps")
     if not isinstance(steps, Mapping):
         steps = {}
+    found: dict[str, frozenset[str]] = {}
     for step_name, step in steps.items():
         if not isinstance(step, Mapping):
             continue
+        names: set[str] = set()
+        answering = menu if step_name == INITIAL else step
         key = step.get("context_key")
         if isinstance(key, str):
             names.add(key)
-            answering = menu if step_name == INITIAL else step
             if _offers_choices(answering):
                 names.add(key + "_title")
         for field in ("set", "compute"):
@@ -277,12 +304,12 @@ def _settable_names(menu: Mapping[Any, Any]) -> frozenset[str]:
                 names.update(k for k in values if isinstance(k, str))
         if step.get("lookup") == "order":
             names.update(ORDER_LOOKUP_NAMES)
-    for holder in (menu, *steps.values()):
-        for option in _raw_options(holder):
+        for option in _raw_options(answering):
             for values in (option.get("set"), _mapping(option.get("reply")).get("set")):
                 if isinstance(values, Mapping):
                     names.update(k for k in values if isinstance(k, str))
-    return frozenset(names)
+        found[str(step_name)] = frozenset(names)
+    return found
 
 
 def _offers_choices(holder: Mapping[Any, Any]) -> bool:
@@ -339,7 +366,9 @@ def _check_steps(
                 f"to the first message{suggest(INITIAL, [s for s in steps if isinstance(s, str)])}",
             )
         )
-    scope = Scope(steps, first_offers, known, names, out, own)
+    always = frozenset(BUILTIN_NAMES) | _declared_names(menu)
+    earlier = earlier_names(steps, _settable_by_step(menu), always)
+    scope = Scope(steps, first_offers, known, names, out, own, earlier)
     for step_name, step in steps.items():
         path = f"menu_structure.steps.{step_name}"
         if not (isinstance(step_name, str) and STEP_NAME_PATTERN.match(step_name)):
@@ -354,5 +383,6 @@ def _check_steps(
             out.append(Violation(path, f"must be an object, not {kind(step)}"))
             continue
         check_step(str(step_name), step, path, scope)
+    check_quiet_cycles(steps, out)
     if INITIAL in steps:
         check_reachability(steps, out)

@@ -1,10 +1,12 @@
-"""`menuflow templates publish|rollback|versions|changes|preview`: drafts made live, earlier
-versions restored, versions compared, and a version shown as WhatsApp shows it."""
+"""`menuflow templates publish|rollback|versions|changes|preview|stats`: drafts made live,
+earlier versions restored, versions compared, a version shown as WhatsApp shows it, and where
+customers drop off."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import click
@@ -215,4 +217,76 @@ def bubble(body: dict[str, Any]) -> Panel:
     return Panel(text, expand=False, border_style="green")
 
 
-COMMANDS: Sequence[click.Command] = (publish, rollback, versions, changes, preview)
+_MOMENT = click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"])
+
+
+@click.command()
+@click.argument("name")
+@click.option("--version", type=int, default=0, help="One version (default: all).")
+@click.option("--since", type=_MOMENT, default=None, help="From (UTC; default: a week ago).")
+@click.option("--until", type=_MOMENT, default=None, help="Until (UTC; default: now).")
+@click.pass_context
+def stats(
+    context: click.Context,
+    name: str,
+    version: int,
+    since: datetime | None,
+    until: datetime | None,
+) -> None:
+    """Where customers drop off in NAME: per step, how many entered, went on where, completed,
+    and stopped, cancelled, expired, ended or were handed off there (from the event log)."""
+    start, end = (t.replace(tzinfo=UTC) if t is not None else None for t in (since, until))
+    with _client(context) as flow:
+        found = flow.flow_stats(name, version, start, end)
+    if context.obj["json"]:
+        document(found)
+        return
+    for line in funnel_lines(found):
+        out.print(line, highlight=False, markup=False)
+
+
+def funnel_lines(found: flow_pb2.GetFlowStatsResponse) -> list[str]:
+    """The funnel as lines of text: the totals, then each step with a bar of who entered it."""
+    which = f"version {found.version}" if found.version else "all versions"
+    lines = [
+        f"{found.name} ({which}), {when(found.start_time)} to {when(found.end_time)} UTC",
+        f"started {found.started}, completed {found.completed}"
+        f" ({_share(found.completed, found.started)})"
+        f", cancelled {found.cancelled}, expired {found.expired}, ended {found.ended}"
+        f", handed off {found.handed_off}",
+    ]
+    widest = max((len(s.step) for s in found.steps), default=0)
+    top = max([found.started, *(s.entered for s in found.steps)]) or 1
+    for step in found.steps:
+        bar = "#" * round(20 * step.entered / top)
+        lines.append(
+            f"  {step.step:<{widest}}  {step.entered:>6} entered  {bar:<20}  "
+            f"{_share(step.entered, found.started)}"
+        )
+        for exit_ in step.exits:
+            lines.append(f"  {'':<{widest}}    -> {exit_.next_step}: {exit_.count}")
+        ends = [
+            (label, count)
+            for label, count in (
+                ("completed", step.completed),
+                ("stopped here", step.stopped),
+                ("cancelled", step.cancelled),
+                ("expired", step.expired),
+                ("ended", step.ended),
+                ("handed off", step.handed_off),
+            )
+            if count
+        ]
+        if ends:
+            said = ", ".join(f"{label} {count}" for label, count in ends)
+            lines.append(f"  {'':<{widest}}    {said}")
+    if not found.started and not any(s.entered for s in found.steps):
+        lines.append("  (no conversations in this range)")
+    return lines
+
+
+def _share(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.0f}%" if whole else "-"
+
+
+COMMANDS: Sequence[click.Command] = (publish, rollback, versions, changes, preview, stats)

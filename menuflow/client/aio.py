@@ -157,6 +157,18 @@ class AsyncFlowClient:
         """One sandbox turn (see menuflow.client.requests.sandbox to build the request)."""
         return await self._call("RunSandbox", request)  # type: ignore[no-any-return]
 
+    async def flow_stats(
+        self,
+        name: str,
+        version: int = 0,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> flow_pb2.GetFlowStatsResponse:
+        """Where customers drop off: NAME's funnel (all versions, or one) over [start, end)
+        (default: the week until now), from the event log."""
+        request = build.flow_stats(name, version, start, end)
+        return await self._call("GetFlowStats", request)  # type: ignore[no-any-return]
+
     # Conversations (client)
 
     async def start_conversation(

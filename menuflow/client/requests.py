@@ -219,3 +219,14 @@ def event_type(given: str | int) -> flow_pb2.EventType.ValueType:
     return flow_pb2.EventType.Value(
         name if name.startswith("EVENT_TYPE_") else f"EVENT_TYPE_{name}"
     )
+
+
+def flow_stats(
+    name: str, version: int, start: datetime | None, end: datetime | None
+) -> flow_pb2.GetFlowStatsRequest:
+    request = flow_pb2.GetFlowStatsRequest(name=name, version=version)
+    if start is not None:
+        request.start_time.FromDatetime(start)
+    if end is not None:
+        request.end_time.FromDatetime(end)
+    return request

@@ -151,6 +151,18 @@ class FlowClient:
         """One sandbox turn (see menuflow.client.requests.sandbox to build the request)."""
         return self._call("RunSandbox", request)  # type: ignore[no-any-return]
 
+    def flow_stats(
+        self,
+        name: str,
+        version: int = 0,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> flow_pb2.GetFlowStatsResponse:
+        """Where customers drop off: NAME's funnel (all versions, or one) over [start, end)
+        (default: the week until now), from the event log."""
+        request = build.flow_stats(name, version, start, end)
+        return self._call("GetFlowStats", request)  # type: ignore[no-any-return]
+
     # Conversations (client)
 
     def start_conversation(

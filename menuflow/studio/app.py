@@ -1,5 +1,6 @@
 """The studio's Starlette app: the page (static files) and a small JSON API over the admin's
-FlowClient: templates and their versions, a version's preview, and one sandbox turn."""
+FlowClient: templates and their versions, a version's preview with its flow stats, and one
+sandbox turn."""
 
 from __future__ import annotations
 
@@ -47,7 +48,10 @@ async def preview(request: Request) -> JSONResponse:
     flow: AsyncFlowClient = request.state.flow
     name = request.query_params.get("name", "")
     version = int(request.query_params.get("version") or 0)
-    return JSONResponse(to_dict(await flow.preview_template(name, version)))
+    shown = await flow.preview_template(name, version)
+    # Where customers dropped off in that version over the last week, beside its steps.
+    stats = await flow.flow_stats(name, shown.template.version)
+    return JSONResponse({**to_dict(shown), "stats": to_dict(stats)})
 
 
 async def turn(request: Request) -> JSONResponse:

@@ -120,14 +120,31 @@ function fillVersions() {
   }
 }
 
+// One step's flow stats as a line: entered, where they went, and how many stopped there.
+function stepCounts(step) {
+  const parts = [`entered ${step.entered || 0}`];
+  for (const exit of step.exits || []) parts.push(`→ ${exit.next_step} ${exit.count}`);
+  for (const [key, label] of [["completed", "completed"], ["stopped", "stopped here"],
+    ["cancelled", "cancelled"], ["expired", "expired"], ["ended", "ended"],
+    ["handed_off", "handed off"]]) {
+    if (step[key]) parts.push(`${label} ${step[key]}`);
+  }
+  return parts.join(" · ");
+}
+
 async function preview() {
   const name = encodeURIComponent($("template").value);
   const shown = await api(`/api/preview?name=${name}&version=${$("version").value}`);
   const pane = $("preview");
   pane.replaceChildren(element("h2", "", `${shown.template.name} version ${shown.template.version}`));
+  const stats = shown.stats || {};
+  const counted = new Map((stats.steps || []).map((s) => [s.step, s]));
+  pane.appendChild(element("p", "stats",
+    `Last 7 days: ${stats.started || 0} started, ${stats.completed || 0} completed`));
   for (const step of shown.steps) {
     const box = element("div", "step");
     box.appendChild(element("h3", "", step.step));
+    box.appendChild(element("div", "stats", stepCounts(counted.get(step.step) || {})));
     for (const body of step.messages || []) draw(body, box, false);
     const leads = element("div", "leads");
     for (const choice of step.choices || []) {

@@ -1,0 +1,208 @@
+"""Languages: a template's default language, translations of its texts by field path, its own
+texts (cancel, unsupported, expiry, invalid) per language, and the customer's language from
+the context key `language` (set by a button) or from a trigger keyword."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from flowsvc.engine import Inbound, State
+from flowsvc.engine.catalog import Catalog
+from flowsvc.engine.template import load_template
+from flowsvc.validation import validate_template
+from menuflow.v1 import flow_pb2, flow_pb2_grpc
+from tests.engine_calls import NOW, decide
+from tests.gateway_harness import (
+    gateway_settings,
+    message,
+    post_webhook,
+    running_gateway,
+    wait_until,
+    webhook,
+)
+from tests.graph_standin import StandinServer
+
+KEYWORDS = ["coffee", "cafe"]
+CAFE: dict[str, Any] = {
+    "type": "button",
+    "body": {"text": "What would you like, {contact_name}?"},
+    "action": {
+        "buttons": [
+            {"type": "reply", "reply": {"id": "latte", "title": "Latte"}},
+            {"type": "reply", "reply": {"id": "tea", "title": "Tea"}},
+            {"type": "reply", "reply": {"id": "es", "title": "Español"}, "set": {"language": "es"}},
+        ]
+    },
+    "steps": {
+        "initial": {"next_steps": {"es": "initial"}, "next_step": "qty", "context_key": "drink"},
+        "qty": {
+            "prompt": "How many {drink_title}?",
+            "validation": {"type": "integer", "min": 1, "max": 9},
+            "context_key": "qty",
+            "error_message": "Send a number from 1 to 9.",
+            "next_step": "done",
+        },
+        "done": {"prompt": "{qty} x {drink_title}, thanks!", "end_conversation": True},
+    },
+    "language": "en",
+    "language_keywords": {"es": ["cafe"]},
+    "translations": {
+        "es": {
+            "body.text": "¿Qué te apetece, {contact_name}?",
+            "action.buttons[0].reply.title": "Café con leche",
+            "action.buttons[1].reply.title": "Té",
+            "steps.qty.prompt": "¿Cuántos {drink_title}?",
+            "steps.qty.error_message": "Envía un número del 1 al 9.",
+            "steps.done.prompt": "{qty} x {drink_title}, ¡gracias!",
+        }
+    },
+    "texts": {
+        "es": {
+            "cancelled": "Vale, cancelado.",
+            "unsupported": "Lo siento, solo leo textos y toques.",
+            "expired": "Tu sesión caducó; empecemos de nuevo.",
+        }
+    },
+}
+CATALOG = Catalog.build([load_template("cafe", 1, CAFE, trigger_keywords=KEYWORDS)])
+
+
+def said(bodies: tuple[dict[str, Any], ...]) -> list[str]:
+    """What the customer reads: texts, and interactive bodies with their button titles."""
+    shown = []
+    for body in bodies:
+        if body["type"] == "text":
+            shown.append(body["text"]["body"])
+        else:
+            titles = [b["reply"]["title"] for b in body["interactive"]["action"]["buttons"]]
+            shown.append(f"{body['interactive']['body']['text']} {titles}")
+    return shown
+
+
+class Customer:
+    def __init__(self) -> None:
+        self.state: State | None = None
+
+    def send(self, **message: Any) -> list[str]:
+        decision = decide(self.state, Inbound(contact_name="Ana", **message), catalog=CATALOG)
+        self.state = decision.state
+        return said(decision.messages)
+
+
+def test_the_bilingual_template_is_valid() -> None:
+    assert validate_template("cafe", KEYWORDS, CAFE, known_templates=()) == []
+
+
+def test_a_spanish_keyword_walks_the_flow_in_spanish() -> None:
+    ana = Customer()
+    assert ana.send(text="cafe") == ["¿Qué te apetece, Ana? ['Café con leche', 'Té', 'Español']"]
+    assert ana.send(text="café con leche") == ["¿Cuántos Café con leche?"]
+    assert ana.send(text="lots") == ["Envía un número del 1 al 9."]
+    assert ana.send(unsupported_type="sticker") == [
+        "Lo siento, solo leo textos y toques.",
+        "¿Cuántos Café con leche?",
+    ]
+    assert ana.send(text="2") == ["2 x Café con leche, ¡gracias!"]
+
+
+def test_an_english_keyword_speaks_english_until_the_customer_picks_espanol() -> None:
+    bob = Customer()
+    assert bob.send(text="coffee") == ["What would you like, Ana? ['Latte', 'Tea', 'Español']"]
+    assert bob.send(selection_id="es", selection_title="Español") == [
+        "¿Qué te apetece, Ana? ['Café con leche', 'Té', 'Español']"
+    ]
+    assert bob.send(selection_id="tea", selection_title="Té") == ["¿Cuántos Té?"]
+    assert bob.send(text="cancel") == ["Vale, cancelado."]
+
+
+def test_the_expiry_notice_is_in_the_customers_language() -> None:
+    ana = Customer()
+    ana.send(text="cafe")
+    assert ana.state is not None
+    ana.state = replace(ana.state, expires_at=NOW - timedelta(minutes=1))
+    assert ana.send(text="cafe")[0] == "Tu sesión caducó; empecemos de nuevo."
+
+
+def translation_problems(**texts: Any) -> list[tuple[str, str]]:
+    menu = copy.deepcopy(CAFE)
+    menu["translations"]["es"].update(texts)
+    found = validate_template("cafe", KEYWORDS, menu, known_templates=())
+    return [(v.field, v.description) for v in found]
+
+
+def test_a_translation_missing_a_placeholder_is_rejected_naming_the_language() -> None:
+    assert translation_problems(**{"steps.qty.prompt": "¿Cuántos?"}) == [
+        (
+            "menu_structure.translations.es.steps.qty.prompt",
+            "must keep the placeholders of the es text's original: missing drink_title",
+        )
+    ]
+
+
+def test_an_overlong_translated_title_is_rejected_naming_the_language() -> None:
+    found = translation_problems(**{"action.buttons[1].reply.title": "Té verde con menta fresca"})
+    assert [field for field, _ in found] == [
+        "menu_structure.translations.es.action.buttons[1].reply.title"
+    ]
+    assert "20" in found[0][1]
+
+
+def test_a_translation_of_no_text_and_a_bad_language_are_rejected() -> None:
+    menu = copy.deepcopy(CAFE)
+    menu["translations"]["es"]["steps.nope.prompt"] = "x"
+    menu["translations"]["Spanish"] = {}
+    menu["language_keywords"]["es"].append("hola")
+    fields = [v.field for v in validate_template("cafe", KEYWORDS, menu, known_templates=())]
+    assert fields == [
+        "menu_structure.translations.es.steps.nope.prompt",
+        "menu_structure.translations.Spanish",
+        "menu_structure.language_keywords.es[1]",
+    ]
+
+
+@pytest.fixture
+def graph() -> Iterator[StandinServer]:
+    with StandinServer() as server:
+        yield server
+
+
+@pytest.fixture
+def client(
+    flowsvc_target: str, graph: StandinServer, stub: flow_pb2_grpc.FlowServiceStub
+) -> Iterator[httpx.Client]:
+    definition = flow_pb2.TemplateDefinition(name="cafe", trigger_keywords=KEYWORDS)
+    definition.menu_structure.update(CAFE)
+    stub.CreateTemplate(flow_pb2.CreateTemplateRequest(template=definition))
+    with running_gateway(gateway_settings(flowsvc_target, graph.url)) as server:
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            yield client
+
+
+def test_through_the_gateway_a_spanish_customer_is_answered_in_spanish(
+    client: httpx.Client, graph: StandinServer
+) -> None:
+    customer = "16505551234"
+    replies: list[str] = []
+    for inbound, count in (
+        (message(customer, text="cafe"), 1),
+        (message(customer, button=("latte", "Café con leche")), 2),
+        (message(customer, text="cancelar"), 3),  # not a command word: the step's error
+        (message(customer, text="cancel"), 4),
+    ):
+        assert post_webhook(client, webhook(inbound)).status_code == 200
+        wait_until(lambda n=count: len(graph.standin.accepted()) >= n, 15)
+    for record in graph.standin.accepted():
+        replies += said((record.body,))
+    assert replies == [
+        "¿Qué te apetece, Customer 1234? ['Café con leche', 'Té', 'Español']",
+        "¿Cuántos Café con leche?",
+        "Envía un número del 1 al 9.",
+        "Vale, cancelado.",
+    ]
