@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -114,9 +115,11 @@ class Service:
         return self.popen is not None and self.popen.poll() is None
 
 
-def standin(port: int, folder: Path) -> Service:
+def standin(port: int, folder: Path, *, statuses_to: Sequence[str] = ()) -> Service:
     argv = [sys.executable, "-m", "tests.graph_standin", "--port", str(port)]
-    argv += ["--token", ACCESS_TOKEN]
+    argv += ["--token", ACCESS_TOKEN, "--app-secret", APP_SECRET]
+    for url in statuses_to:
+        argv += ["--statuses-to", url]
     return Service(
         "graph-standin",
         argv,

@@ -33,6 +33,10 @@ GRAPH_PHASES = (
     ("80007", 0.13),
     ("130429", 0.14),
 )
+# The Graph API holds every send for this long, then both gateways are SIGKILLed: each message
+# whose request arrived meanwhile is accepted by "Meta" after its sender died, so no ack comes.
+IN_FLIGHT = 1.5
+IN_FLIGHT_ROUNDS = 2
 
 
 # Meta down: HTTP 500 with 131000 ("Something went wrong") for every message and read receipt.
@@ -42,6 +46,7 @@ FLAPPING_DOWN, FLAPPING_UP = 5.0, 1.0  # seconds: down 5, up 1, again
 
 @dataclass(frozen=True)
 class Fault:
+    kind: str  # graph | kill_gateway | kill_flowsvc | postgres | kill_in_flight
     kind: str  # graph | graph_outage | graph_flapping | kill_gateway | kill_flowsvc | postgres
     at: float  # seconds after the scenario started
     seconds: float  # how long it lasts (a killed process stays down this long)
@@ -64,6 +69,7 @@ class Window:
     end: float = 0.0
     detail: str = ""
     recovery: float | None = None  # seconds from `end` until the system worked again
+    held: list[tuple[float, float]] = field(default_factory=list)  # sends held, then SIGKILL
 
 
 @dataclass
@@ -77,6 +83,7 @@ class Outcome:
     failed_requests: int  # Graph API requests answered with an error or dropped
     crashed: list[str] = field(default_factory=list)
     logs: LogScan | None = None
+    in_flight: int = 0  # replies Meta accepted after their gateway was killed (no ack came)
 
 
 def scenarios(short: bool) -> list[Scenario]:
@@ -96,6 +103,7 @@ def scenarios(short: bool) -> list[Scenario]:
     )
     postgres = (Fault("postgres", at, pg),)
     sigkill = (Fault("kill_gateway", at, kill), Fault("kill_flowsvc", at + kill + 2, kill))
+    in_flight = (Fault("kill_in_flight", at, kill),)
 
     def ramp(faults: tuple[Fault, ...]) -> float:
         return max(f.at + f.seconds for f in faults) + tail
@@ -108,6 +116,12 @@ def scenarios(short: bool) -> list[Scenario]:
         *long_only,
         Scenario("graph_flapping", n, ramp(flapping), faults=flapping),
         Scenario("sigkill", n, ramp(sigkill), faults=sigkill),
+        Scenario(
+            "sigkill_in_flight",
+            n,
+            at + IN_FLIGHT_ROUNDS * (IN_FLIGHT + 2 * kill + 5) + tail,
+            faults=in_flight,
+        ),
         Scenario("postgres_down", n, ramp(postgres), faults=postgres),
         Scenario("all_together", n, ramp(every), DUPLICATES, bursts=bursts, faults=every),
     ]
@@ -155,11 +169,14 @@ async def run(
         Ambiguity(
             logs.ambiguous_ids,
             logs.wa_ids,
-            [w.start for w in windows if w.kind == "kill_gateway"],
+            [w.start for w in windows if w.kind == "kill_gateway"]
+            + [kill for w in windows for _, kill in w.held],
         ),
     )
     await loop.run_in_executor(None, _watched, system, engine, keys, findings)
     accepted = sorted(r["at"] for r in mine if r["kind"] == "message" and r["status"] == 200)
+    held = [span for w in windows for span in w.held]
+    in_flight = sum(1 for at in accepted if any(start <= at <= kill for start, kill in held))
     return Outcome(
         scenario,
         driver.tally,
@@ -169,6 +186,7 @@ async def run(
         drain,
         failed + system.proxy.dropped - dropped_before,
         crashed=[s.name for s in system.services if not s.alive()],
+        in_flight=in_flight,
     )
 
 
@@ -249,6 +267,23 @@ async def _fault(system: System, fault: Fault, started: float) -> Window:
         await loop.run_in_executor(None, victim.start)
         if victim.failed_starts:
             window.detail += f", {len(victim.failed_starts)} failed restarts so far"
+    elif fault.kind == "kill_in_flight":
+        # Every gateway dies with sends in flight, Meta accepts them all after their senders died.
+        for _ in range(IN_FLIGHT_ROUNDS):
+            held = time.time()
+            system.fail_graph(kind="slow", delay=IN_FLIGHT + 1.0, seconds=IN_FLIGHT)
+            await asyncio.sleep(IN_FLIGHT)
+            for gateway in system.gateways:
+                gateway.kill()
+            window.held.append((held, time.time()))
+            await asyncio.sleep(fault.seconds)
+            system.heal_graph()
+            await asyncio.gather(
+                *(loop.run_in_executor(None, gateway.start) for gateway in system.gateways)
+            )
+            await asyncio.sleep(fault.seconds)
+        names = ", ".join(g.name for g in system.gateways)
+        window.detail = f"{IN_FLIGHT_ROUNDS} x SIGKILL {names} with sends in flight"
     elif fault.kind == "postgres":
         await loop.run_in_executor(None, system.postgres.stop, "immediate")
         window.detail = "pg_ctl stop -m immediate"

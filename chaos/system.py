@@ -26,7 +26,10 @@ class System:
         self.folder = folder
         self.postgres = Postgres(free_port())
         standin_port = free_port()
-        self.standin = processes.standin(standin_port, folder)
+        g1, g2 = free_port(), free_port()
+        self.webhook_urls = [f"http://127.0.0.1:{p}/webhook" for p in (g1, g2)]
+        # Like Meta, the stand-in follows each accepted message with a "sent" status webhook.
+        self.standin = processes.standin(standin_port, folder, statuses_to=self.webhook_urls)
         self.standin_url = f"http://127.0.0.1:{standin_port}"
         self.proxy = DropProxy(standin_port)
         a, b = free_port(), free_port()
@@ -36,7 +39,6 @@ class System:
             processes.flowsvc("flowsvc-b", b, url, folder),
         ]
         graph = f"http://127.0.0.1:{self.proxy.port}"
-        g1, g2 = free_port(), free_port()
         # Both gateways deliver flow completions to one endpoint (one at a time, by lease).
         self.hook = HookEndpoint()
         hooks = self.hook.gateway_env()
@@ -48,7 +50,6 @@ class System:
                 "gateway-2", g2, [b, a], graph, folder, graph_timeout=graph_timeout, extra_env=hooks
             ),
         ]
-        self.webhook_urls = [f"http://127.0.0.1:{p}/webhook" for p in (g1, g2)]
         # A watcher of flow completions on each flowsvc, resuming across its SIGKILLs.
         self.watchers = [Watcher(f"127.0.0.1:{port}", processes.FLOWSVC_TOKEN) for port in (a, b)]
         self._control = httpx.Client(base_url=self.standin_url, timeout=30.0)

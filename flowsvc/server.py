@@ -31,6 +31,7 @@ from flowsvc.service.handling import MessageHandling
 from flowsvc.service.results import Results
 from flowsvc.service.retention import Retention
 from flowsvc.service.sandbox import Sandbox
+from flowsvc.service.send_slots import SendSlots
 from flowsvc.service.stats import FlowStatistics
 from flowsvc.service.templates import Templates
 from flowsvc.settings import Settings
@@ -104,8 +105,9 @@ class Server:
             self.handling,
             self.conversations,
             Results(sessions),
-            Deliveries(sessions),
+            Deliveries(sessions, maybe_sent_grace=settings.maybe_sent_grace),
             self.retention,
+            SendSlots(sessions),
             EventFeed(sessions, self.events),
             EventDeliveries(sessions, self.events),
             Sandbox(sessions, catalog, engine_config(settings)),

@@ -71,6 +71,7 @@ class Settings:
     tls_key: str | None = None
     tls_client_ca: str | None = None
     retention: timedelta | None = timedelta(days=90)
+    maybe_sent_grace: timedelta = timedelta(seconds=5)
     event_retention: timedelta | None = timedelta(days=7)
     event_max_watchers: int = 100
     event_poll_seconds: float = 0.5
@@ -186,6 +187,9 @@ class Settings:
                 tls_key=env("FLOWSVC_TLS_KEY", cast=optional, default=None),
                 tls_client_ca=env("FLOWSVC_TLS_CLIENT_CA", cast=optional, default=None),
                 retention=timedelta(days=retention_days) if retention_days else None,
+                maybe_sent_grace=timedelta(
+                    seconds=env("FLOWSVC_MAYBE_SENT_GRACE_SECONDS", cast=seconds, default=5.0)
+                ),
                 event_retention=timedelta(days=event_days) if event_days else None,
                 event_max_watchers=env(
                     "FLOWSVC_EVENT_MAX_WATCHERS", cast=count, default=d.event_max_watchers

@@ -27,8 +27,8 @@ from gateway.inbox import Inbox
 from gateway.lanes import Lanes
 from gateway.metrics import Metrics
 from gateway.pump import OutboxPump
-from gateway.ratelimit import RateLimiter
 from gateway.receipts import Receipts
+from gateway.send_slots import SharedRateLimiter
 from gateway.sender import GraphSender
 from gateway.settings import Settings
 from gateway.transport import Transport
@@ -192,7 +192,7 @@ def create_app(settings: Settings, *, transport: Transport | None = None) -> ASG
         )
         # Graph API requests in flight and the per-number rate: replies and receipts share both.
         slots = asyncio.Semaphore(settings.send_concurrency)
-        limiter = RateLimiter(settings.send_rate_per_second)
+        limiter = SharedRateLimiter(calls, settings.send_rate_per_second)
         breakers = Breakers(
             threshold=settings.breaker_failures,
             cooldown=settings.breaker_cooldown_seconds,
@@ -280,6 +280,7 @@ def create_app(settings: Settings, *, transport: Transport | None = None) -> ASG
             receipts.stop()  # none starts while the lanes close; those waiting may still send
             await lanes.close(settings.shutdown_grace_seconds)
             await receipts.close()
+            await limiter.close()
             await sender.aclose()
             for channel in channels:
                 await channel.close()

@@ -26,8 +26,9 @@ from gateway.customer import Customer
 from gateway.leases import Leased
 from gateway.metrics import Metrics
 from gateway.pair_rate import PairRateBackoff
-from gateway.ratelimit import RateLimiter
+from gateway.ratelimit import Limiter
 from gateway.sender import GraphSender
+from gateway.tracker import tracked
 from gateway.verdict import Verdict
 from menuflow.logs import log, mask_message_id, mask_phone
 from menuflow.v1 import flow_pb2
@@ -45,7 +46,7 @@ class Lanes:
         *,
         calls: Calls,
         sender: GraphSender,
-        limiter: RateLimiter,
+        limiter: Limiter,
         slots: asyncio.Semaphore,
         metrics: Metrics,
         breakers: Breakers,
@@ -211,7 +212,7 @@ class Lanes:
         self._metrics.queue_seconds.observe(started - item.leased_at)
         verdict = await self._sender.send(
             number,
-            message.body_json,
+            tracked(message.body_json, message.id),
             message.attempts + 1,
             self._pair_rate.hits(customer),
         )

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from gateway import tracker
 from gateway.json_fields import (
     NAME_CHARS,
     NUMBER_CHARS,
@@ -161,6 +162,7 @@ def _status(raw: Any) -> flow_pb2.RecordStatusRequest | None:
         wa_message_id=wa_message_id,
         status=kind,
         recipient_id=as_str(status.get("recipient_id"), NUMBER_CHARS),
+        outbox_id=tracker.outbox_id(as_str(status.get(tracker.FIELD))),
         errors=[meta_error(error) for error in as_list(status.get("errors"))[:MAX_ERRORS]],
     )
     when = _timestamp(status.get("timestamp"))

@@ -5,6 +5,15 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from typing import Protocol
+
+
+class Limiter(Protocol):
+    """A per-business-number send rate: this process's (RateLimiter) or the deployment's."""
+
+    async def acquire(self, key: str) -> None: ...
+
+    def pause(self, key: str, seconds: float) -> None: ...
 
 
 class RateLimiter:

@@ -7,7 +7,7 @@ import asyncio
 from gateway.breaker import Breakers
 from gateway.customer import Customer
 from gateway.metrics import Metrics
-from gateway.ratelimit import RateLimiter
+from gateway.ratelimit import Limiter
 from gateway.sender import GraphSender
 
 
@@ -19,7 +19,7 @@ class Receipts:
         *,
         sender: GraphSender,
         slots: asyncio.Semaphore,
-        limiter: RateLimiter,
+        limiter: Limiter,
         metrics: Metrics,
         breakers: Breakers,
     ) -> None:

@@ -8,6 +8,10 @@ counts the requests in flight per business number, so that tests see how hard a 
 Use it in-process (`StandinServer`, `Standin.fail(...)`) or as a process for benchmarks and the
 fault suite: `python -m tests.graph_standin --port N`, controlled over HTTP under
 `/_standin/` (POST/DELETE faults, GET/DELETE requests).
+
+Like Meta, it can follow each accepted message with a signed `sent` status webhook to the
+business's webhook URLs (`StatusWebhooks`, `--statuses-to`), echoing the message's tracker
+(`biz_opaque_callback_data`, at most 512 characters: Meta's limit).
 """
 
 from __future__ import annotations
@@ -15,15 +19,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
+import hashlib
+import hmac
 import itertools
 import json
 import re
 import socket
 import threading
 import time
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+import httpx
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -215,6 +224,8 @@ def validate(body: Any) -> Literal["message", "read"]:
     allowed = {"messaging_product", "recipient_type", "to", "type", "text", "interactive"}
     allowed |= {"template", *MEDIA_TYPES}
     _keys(body, "body", allowed | {"context", "biz_opaque_callback_data"})
+    if "biz_opaque_callback_data" in body:
+        _text(body["biz_opaque_callback_data"], "biz_opaque_callback_data", 512)
     if body.get("recipient_type", "individual") != "individual":
         raise Invalid(100, "Param recipient_type must be 'individual'")
     _text(body.get("to"), "to", 32)
@@ -331,14 +342,80 @@ class Received:
     status: int = 0
     wa_message_id: str = ""
     error_code: int | None = None
+    callback_data: str = ""  # the tracker sent with it (biz_opaque_callback_data), not in `body`
     in_flight: int = 0  # requests to this business number in flight when it came, itself included
+
+
+@dataclass(frozen=True)
+class StatusWebhooks:
+    """Where and how the stand-in reports statuses: each accepted message gets a `sent` status
+    `delay` seconds later, POSTed signed with `app_secret` to the first of `urls` that answers 200
+    (the next one on failure, again and again for `give_up` seconds, as Meta retries).
+
+    At most `senders` status webhooks are in flight, in the order they fell due: like Meta's, the
+    stand-in's webhook delivery is apart from its API, so a backlog of statuses (a business slow to
+    take them) waits in a queue and never slows the sends it answers."""
+
+    urls: Sequence[str]
+    app_secret: str
+    delay: float = 0.2
+    give_up: float = 120.0
+    senders: int = 16
+
+
+@dataclass
+class _Due:
+    """A status webhook waiting to be posted: when, what, and how many times it was tried."""
+
+    at: float  # monotonic
+    body: bytes
+    headers: dict[str, str]
+    give_up: float  # monotonic
+    attempt: int = 0
+
+
+def status_webhook(record: Received, status: str = "sent") -> dict[str, Any]:
+    """The status webhook Meta sends about an accepted message, with its tracker if it had one."""
+    item: dict[str, Any] = {
+        "id": record.wa_message_id,
+        "status": status,
+        "timestamp": str(int(time.time())),
+        "recipient_id": str(record.body.get("to", "")).lstrip("+"),
+        "pricing": {"billable": False, "pricing_model": "PMP", "category": "service"},
+    }
+    if record.callback_data:
+        item["biz_opaque_callback_data"] = record.callback_data
+    value = {
+        "messaging_product": "whatsapp",
+        "metadata": {
+            "display_phone_number": "15550783881",
+            "phone_number_id": record.phone_number_id,
+        },
+        "statuses": [item],
+    }
+    return {
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "102290129340398", "changes": [{"value": value, "field": "messages"}]}],
+    }
 
 
 class Standin:
     """The stand-in's state and its ASGI app; safe to control from another thread."""
 
-    def __init__(self, *, access_token: str = "test-access-token", version: str = "v25.0") -> None:
+    def __init__(
+        self,
+        *,
+        access_token: str = "test-access-token",
+        version: str = "v25.0",
+        statuses: StatusWebhooks | None = None,
+    ) -> None:
         self.access_token = access_token
+        self.statuses = statuses
+        # Called with each accepted message before its 200 is written (e.g. to kill its sender).
+        self.on_accept: Callable[[Received], None] | None = None
+        self._status_queue: asyncio.Queue[_Due] | None = None
+        self._status_senders: list[asyncio.Task[None]] = []
+        self._status_client: httpx.AsyncClient | None = None
         self.version = version
         self._lock = threading.Lock()
         self._faults: list[Fault] = []
@@ -466,6 +543,8 @@ class Standin:
             if not headers.get(b"content-type", b"").startswith(b"application/json"):
                 raise Invalid(100, "Content-Type must be application/json")
             record.kind = validate(record.body)
+            if record.kind == "message":  # kept apart: it is not part of what the customer gets
+                record.callback_data = record.body.pop("biz_opaque_callback_data", "")
             if record.kind == "message":
                 self._check_delivery(record.body)
         except Invalid as exc:
@@ -502,12 +581,62 @@ class Standin:
         record.status = 200
         record.wa_message_id = meta_message_id(to.lstrip("+"), f"STANDIN{next(self._ids):010d}")
         self._record(record)
+        if self.statuses is not None:
+            self._report(record, self.statuses)
+        if self.on_accept is not None:
+            self.on_accept(record)
         answer = {
             "messaging_product": "whatsapp",
             "contacts": [{"input": to, "wa_id": to.lstrip("+")}],
             "messages": [{"id": record.wa_message_id}],
         }
         await _answer(send, 200, answer)
+
+    def _report(self, record: Received, statuses: StatusWebhooks) -> None:
+        """Queue `record`'s status webhook, signed as Meta signs it, for the status senders."""
+        if self._status_queue is None:
+            self._status_queue = asyncio.Queue()
+            self._status_client = httpx.AsyncClient(
+                timeout=5.0,
+                limits=httpx.Limits(
+                    max_connections=statuses.senders, max_keepalive_connections=statuses.senders
+                ),
+            )
+            self._status_senders = [
+                asyncio.create_task(self._send_statuses(statuses), name=f"status-sender-{n}")
+                for n in range(statuses.senders)
+            ]
+        body = json.dumps(status_webhook(record)).encode()
+        digest = hmac.new(statuses.app_secret.encode(), body, hashlib.sha256).hexdigest()
+        headers = {"Content-Type": "application/json", "X-Hub-Signature-256": f"sha256={digest}"}
+        now = time.monotonic()
+        due = _Due(now + statuses.delay, body, headers, now + statuses.delay + statuses.give_up)
+        self._status_queue.put_nowait(due)
+
+    async def _send_statuses(self, statuses: StatusWebhooks) -> None:
+        """One status sender: posts queued statuses in turn; one that fails goes back to the queue
+        after a backoff (to the next URL), until it is taken or its time to give up has come."""
+        assert self._status_queue is not None and self._status_client is not None
+        queue, client = self._status_queue, self._status_client
+        loop = asyncio.get_running_loop()
+        while True:
+            due = await queue.get()
+            wait = due.at - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            url = statuses.urls[due.attempt % len(statuses.urls)]
+            try:
+                response = await client.post(url, content=due.body, headers=due.headers)
+                if response.status_code == 200:
+                    continue
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > due.give_up:
+                continue
+            backoff = min(2.0, 0.1 * 2 ** (due.attempt // len(statuses.urls)))
+            due.attempt += 1
+            due.at = time.monotonic() + backoff
+            loop.call_later(backoff, queue.put_nowait, due)  # a sender is free meanwhile
 
     def _build(self) -> Any:
         async def add_fault(request: Request) -> Response:
@@ -527,13 +656,26 @@ class Standin:
             self.reset()
             return Response(status_code=204)
 
+        @contextlib.asynccontextmanager
+        async def lifespan(app: Starlette) -> AsyncIterator[None]:
+            yield
+            for task in self._status_senders:
+                task.cancel()
+            await asyncio.gather(*self._status_senders, return_exceptions=True)
+            self._status_senders = []
+            self._status_queue = None
+            if self._status_client is not None:
+                await self._status_client.aclose()
+                self._status_client = None
+
         control = Starlette(
+            lifespan=lifespan,
             routes=[
                 Route("/_standin/faults", add_fault, methods=["POST"]),
                 Route("/_standin/faults", clear_faults, methods=["DELETE"]),
                 Route("/_standin/requests", list_received, methods=["GET"]),
                 Route("/_standin/requests", clear_received, methods=["DELETE"]),
-            ]
+            ],
         )
 
         async def app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -627,8 +769,19 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8090)
     parser.add_argument("--token", default="test-access-token", help="the bearer token to accept")
     parser.add_argument("--version", default="v25.0", help="the Graph API version in paths")
+    parser.add_argument(
+        "--statuses-to",
+        action="append",
+        default=[],
+        help="a webhook URL to send a signed `sent` status to for each accepted message, as Meta "
+        "does (repeatable: the next one is tried when one fails)",
+    )
+    parser.add_argument(
+        "--app-secret", default="", help="the secret status webhooks are signed with"
+    )
     args = parser.parse_args()
-    standin = Standin(access_token=args.token, version=args.version)
+    statuses = StatusWebhooks(args.statuses_to, args.app_secret) if args.statuses_to else None
+    standin = Standin(access_token=args.token, version=args.version, statuses=statuses)
     tune_garbage_collector()  # as the services do: it shares the benchmark's cores with them
     uvicorn.run(
         standin.app,

@@ -10,11 +10,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import text
 
+from flowsvc.store.db import create_db_engine
 from menuflow.v1 import flow_pb2_grpc
 from tests.gateway_harness import (
     ACCESS_TOKEN,
@@ -29,7 +32,7 @@ from tests.gateway_harness import (
     wait_until,
     webhook,
 )
-from tests.graph_standin import StandinServer
+from tests.graph_standin import Received, StandinServer, StatusWebhooks
 
 ROOT = Path(__file__).resolve().parents[1]
 HI = {"text": "hi"}
@@ -118,6 +121,75 @@ def test_a_gateway_killed_right_after_its_200_is_replaced_by_another(
             process.kill()
             process.wait(10)
         blackhole.close()
+
+
+def test_a_reply_meta_accepted_just_before_its_gateway_died_is_not_sent_again(
+    flowsvc_target: str, seeded: flow_pb2_grpc.FlowServiceStub, database_url: str
+) -> None:
+    customer = "491750000002"
+    port = free_port()
+    survivor_settings = gateway_settings(flowsvc_target, "http://127.0.0.1:1")
+    with (
+        StandinServer() as graph,
+        running_gateway(replace(survivor_settings, graph_api_url=graph.url)) as survivor,
+    ):
+        # Meta: each accepted message gets a "sent" status webhook, echoing its tracker.
+        graph.standin.statuses = StatusWebhooks([f"{survivor.url}/webhook"], APP_SECRET)
+        env = os.environ | {
+            "META_APP_SECRET": APP_SECRET,
+            "META_VERIFY_TOKEN": VERIFY_TOKEN,
+            "META_ACCESS_TOKEN": ACCESS_TOKEN,
+            "FLOWSVC_TARGET": flowsvc_target,
+            "GRAPH_API_URL": graph.url,
+            "GRAPH_TIMEOUT_SECONDS": "1",
+            "OUTBOX_LEASE_SECONDS": "6",
+            "GATEWAY_PORT": str(port),
+            "MARK_AS_READ": "0",
+            "LOG_LEVEL": "WARNING",
+        }
+        process = subprocess.Popen([sys.executable, "-m", "gateway"], cwd=ROOT, env=env)
+
+        def die(accepted: Received) -> None:
+            # Meta has taken the message; its sender dies before it reads the 200 (so no ack).
+            if process.poll() is None:
+                process.send_signal(signal.SIGKILL)
+                process.wait(10)
+
+        graph.standin.on_accept = die
+        try:
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+                wait_until(lambda: _healthy(client), timeout=15)
+                document = webhook(message(customer, **HI))
+                assert post_webhook(client, document).status_code == 200
+            wait_until(lambda: process.poll() is not None, timeout=15)
+            # Sent once: recorded from its status webhook, or (without one) sent again after the
+            # dead gateway's lease and the grace ended.
+            wait_until(lambda: _pending_replies(database_url) == 0, timeout=30, interval=0.1)
+            accepted = graph.standin.accepted()
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait(10)
+    assert [r.body for r in accepted] == [main_menu(customer)]
+    assert accepted[0].callback_data.startswith("menuflow:outbox:")
+
+
+def _healthy(client: httpx.Client) -> bool:
+    try:
+        return client.get("/healthz").status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def _pending_replies(database_url: str) -> int:
+    engine = create_db_engine(database_url, pool_size=1)
+    try:
+        with engine.connect() as connection:
+            return int(
+                connection.scalar(text("SELECT count(*) FROM outbox WHERE state = 'pending'")) or 0
+            )
+    finally:
+        engine.dispose()
 
 
 def test_a_gateway_with_two_worker_processes_starts_and_answers(flowsvc_target: str) -> None:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 
 import grpc
 import pytest
 
+from flowsvc.service.send_slots import SendSlots
+from flowsvc.store.db import create_db_engine, create_sessionmaker
+from flowsvc.store.times import sqlite_time
 from menuflow.v1 import flow_pb2, flow_pb2_grpc
 from tests.chat import Chat
 from tests.database import execute
@@ -204,3 +208,114 @@ def test_a_failed_status_keeps_metas_error(stub: flow_pb2_grpc.FlowServiceStub) 
     )
 
     assert recorded.delivery_status == flow_pb2.DELIVERY_STATUS_FAILED
+
+
+def _ended_ago(database_url: str, seconds: float) -> None:
+    """Age every lease so that it ended `seconds` ago."""
+    ended = datetime.now(UTC) - timedelta(seconds=seconds)
+    value: object = ended if database_url.startswith("postgresql") else sqlite_time(ended)
+    execute(database_url, "UPDATE outbox SET lease_expires_at = :ended", ended=value)
+
+
+def test_a_status_naming_the_outbox_id_records_a_message_sent_before_its_ack(
+    stub: flow_pb2_grpc.FlowServiceStub, database_url: str
+) -> None:
+    chat = Chat(stub)
+    message = chat.say("hi", lease_owner="gateway-a").messages[0]
+
+    # Meta's "sent" status overtakes the ack (or the sender died before sending one).
+    status = stub.RecordStatus(
+        flow_pb2.RecordStatusRequest(
+            wa_message_id="wamid.EARLY",
+            status=flow_pb2.DELIVERY_STATUS_SENT,
+            recipient_id=chat.phone_number,
+            outbox_id=message.id,
+        )
+    )
+    _ended_ago(database_url, 3600)
+
+    assert status.matched and status.delivery_status == flow_pb2.DELIVERY_STATUS_SENT
+    assert claim(stub, "gateway-b") == []  # sent: nobody sends it again
+    late = flow_pb2.OutboxAck(id=message.id, sent_wa_message_id="wamid.EARLY")
+    assert ack(stub, "gateway-a", late) == []
+    # The event feed says it was sent, once: the late ack adds nothing.
+    sent = stub.ListEvents(
+        flow_pb2.ListEventsRequest(
+            filter=flow_pb2.EventFilter(
+                types=[flow_pb2.EVENT_TYPE_MESSAGE_SENT], phone_number=chat.phone_number
+            )
+        )
+    ).events
+    found = [(e.message_sent.outbox_id, e.message_sent.wa_message_id) for e in sent]
+    assert found == [(message.id, "wamid.EARLY")]
+    delivered = stub.RecordStatus(
+        flow_pb2.RecordStatusRequest(
+            wa_message_id="wamid.EARLY", status=flow_pb2.DELIVERY_STATUS_DELIVERED
+        )
+    )
+    assert delivered.matched and delivered.delivery_status == flow_pb2.DELIVERY_STATUS_DELIVERED
+
+
+def test_a_tracker_naming_another_customers_message_matches_nothing(
+    stub: flow_pb2_grpc.FlowServiceStub, database_url: str
+) -> None:
+    message = Chat(stub).say("hi", lease_owner="gateway-a").messages[0]
+
+    status = stub.RecordStatus(
+        flow_pb2.RecordStatusRequest(
+            wa_message_id="wamid.OTHER",
+            status=flow_pb2.DELIVERY_STATUS_SENT,
+            recipient_id="4915799999999",
+            outbox_id=message.id,
+        )
+    )
+    _ended_ago(database_url, 3600)
+
+    assert not status.matched
+    assert [m.id for m in claim(stub, "gateway-b")] == [message.id]
+
+
+def test_a_lease_that_ended_without_an_ack_waits_a_grace_for_its_status(
+    stub: flow_pb2_grpc.FlowServiceStub, database_url: str
+) -> None:
+    message = Chat(stub).say("hi", lease_owner="gateway-a").messages[0]
+
+    _ended_ago(database_url, 1)  # maybe sent: its status webhook may still come
+    assert claim(stub, "gateway-b") == []
+
+    _ended_ago(database_url, 6)  # past the grace (5 s by default)
+    assert [m.id for m in claim(stub, "gateway-b")] == [message.id]
+
+
+def test_send_slots_of_a_number_are_shared_by_every_caller(database_url: str) -> None:
+    now = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+    engine = create_db_engine(database_url, pool_size=1)
+    slots = SendSlots(create_sessionmaker(engine), clock=lambda: now)
+    number, other = "106540352242922", "106540352249999"
+    try:
+        # At 10 per second, a burst is a tenth of a second's worth: one slot.
+        first, second, third = (slots.grant(number, 5, 10.0, 0) for _ in range(3))
+        elsewhere = slots.grant(other, 1, 10.0, 0)
+        bursty = [slots.grant("106540352240000", 5, 100.0, 0) for _ in range(2)]
+        at_most = slots.grant("106540352241111", 50, 10.0, 0)
+    finally:
+        engine.dispose()
+
+    assert (first.count, first.first_in, first.interval) == (5, 0.0, pytest.approx(0.1))
+    # Whoever asks next (another gateway or worker) gets the slots after these, 0.1 s apart.
+    assert [second.first_in, third.first_in] == pytest.approx([0.5, 1.0])
+    assert at_most.count == 10  # a second's worth
+    assert elsewhere.first_in == 0.0  # numbers do not share a budget
+    # At 100 per second, 10 slots go at once (the first is due 0.09 s ago), then one per 0.01 s.
+    assert [(g.count, g.first_in) for g in bursty] == [
+        (5, pytest.approx(-0.09)),
+        (5, pytest.approx(-0.04)),
+    ]
+
+
+def test_a_send_slot_request_without_a_rate_is_invalid(
+    stub: flow_pb2_grpc.FlowServiceStub,
+) -> None:
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.GrantSendSlots(flow_pb2.GrantSendSlotsRequest(phone_number_id="1", count=1))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT

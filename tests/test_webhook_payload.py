@@ -55,6 +55,7 @@ STATUSES = {
     "status_read": flow_pb2.DELIVERY_STATUS_READ,
     "status_played": flow_pb2.DELIVERY_STATUS_PLAYED,
     "status_failed": flow_pb2.DELIVERY_STATUS_FAILED,
+    "status_sent_tracked": flow_pb2.DELIVERY_STATUS_SENT,
 }
 BATCHES = ["several_messages", "several_entries"]
 OTHER_FIELDS = ["template_status_update"]
@@ -217,3 +218,9 @@ def test_what_weird_shapes_become() -> None:
     assert [s.wa_message_id for s in parsed.statuses] == ["t"]
     assert parsed.statuses[0].errors[0].code == 0
     assert parsed.skipped == 2
+
+
+def test_a_status_echoing_our_tracker_names_the_outbox_message() -> None:
+    [tracked] = parse(load_webhook("status_sent_tracked")).statuses
+    [untracked] = parse(load_webhook("status_sent")).statuses
+    assert (tracked.outbox_id, untracked.outbox_id) == (42, 0)

@@ -48,6 +48,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "ClaimOutbox": _GATEWAY,
     "AckOutbox": _GATEWAY,
     "RecordStatus": _GATEWAY,
+    "GrantSendSlots": _GATEWAY,
     "ClaimEventDelivery": _GATEWAY,
     "AckEventDelivery": _GATEWAY,
     # Authoring (drafts, preview, sandbox).

@@ -18,6 +18,7 @@ from flowsvc.service.handling import MessageHandling
 from flowsvc.service.results import Results
 from flowsvc.service.retention import Retention
 from flowsvc.service.sandbox import Sandbox
+from flowsvc.service.send_slots import SendSlots
 from flowsvc.service.stats import FlowStatistics
 from flowsvc.service.templates import Templates
 from flowsvc.service.turns import LeaseRequest
@@ -36,6 +37,7 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
         results: Results,
         deliveries: Deliveries,
         retention: Retention,
+        send_slots: SendSlots,
         feed: EventFeed,
         event_deliveries: EventDeliveries,
         sandbox: Sandbox,
@@ -47,6 +49,7 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
         self._results = results
         self._deliveries = deliveries
         self._retention = retention
+        self._send_slots = send_slots
         self._feed = feed
         self._event_deliveries = event_deliveries
         self._events = convert.EventCache()
@@ -267,9 +270,21 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
             request.wa_message_id,
             convert.STATUS_NAMES.get(request.status, ""),
             [(e.code, e.title, e.details) for e in request.errors],
+            outbox_id=request.outbox_id,
+            recipient=request.recipient_id,
         )
         return flow_pb2.RecordStatusResponse(
             matched=matched, delivery_status=convert.delivery_status(status)
+        )
+
+    def GrantSendSlots(
+        self, request: flow_pb2.GrantSendSlotsRequest, context: grpc.ServicerContext
+    ) -> flow_pb2.GrantSendSlotsResponse:
+        grant = self._send_slots.grant(
+            request.phone_number_id, request.count, request.rate_per_second, request.burst
+        )
+        return flow_pb2.GrantSendSlotsResponse(
+            granted=grant.count, first_in_seconds=grant.first_in, interval_seconds=grant.interval
         )
 
     def WatchEvents(

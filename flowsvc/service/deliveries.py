@@ -3,6 +3,11 @@
 A customer's messages form a lane, sent strictly in id order by one sender at a time: a claim
 takes all of a lane's pending messages (or none), and skips a lane while any of its messages is
 leased to someone or its oldest message waits for a retry.
+
+A message whose lease ended without an ack is "maybe sent": its sender may have died between
+Meta's 200 and its ack. Its lane is claimed again only `maybe_sent_grace` after the lease ended,
+time for the message's status webhook (which names the outbox id: see RecordStatus) to arrive and
+record it as sent.
 """
 
 from __future__ import annotations
@@ -49,9 +54,16 @@ STATUS_RANK = {"sent": 1, "failed": 2, "delivered": 3, "read": 4, "played": 5}
 class Deliveries:
     """ClaimOutbox, AckOutbox and RecordStatus."""
 
-    def __init__(self, sessions: sessionmaker[Session], *, clock: Clock = utcnow) -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        *,
+        clock: Clock = utcnow,
+        maybe_sent_grace: timedelta = timedelta(seconds=5),
+    ) -> None:
         self._sessions = sessions
         self._clock = clock
+        self._grace = maybe_sent_grace
 
     def claim(
         self, owner: str, max_messages: int, lease_seconds: int
@@ -69,8 +81,11 @@ class Deliveries:
         limit = min(max_messages or 100, 1000)
         now = self._clock()
         lease = outbox.Lease(owner, now + timedelta(seconds=lease_seconds or 60))
+        # A lease that ended less than the grace ago still holds its lane: the message may be sent.
+        ended_by = now - self._grace
         with self._sessions.begin() as session:
-            free = customers.lock_free(session, outbox.due_customers(session, now, limit))
+            due = outbox.due_customers(session, now, limit, lease_ended_by=ended_by)
+            free = customers.lock_free(session, due)
             claimed: list[OutboxMessage] = []
             for _, rows in groupby(
                 outbox.pending_of(session, free), key=lambda m: (m.phone_number_id, m.phone_number)
@@ -78,7 +93,7 @@ class Deliveries:
                 lane = list(rows)
                 if len(claimed) + len(lane) > limit and claimed:
                     break
-                if lane[0].next_attempt_at > now or any(_leased(m, now) for m in lane):
+                if lane[0].next_attempt_at > now or any(_leased(m, ended_by) for m in lane):
                     continue
                 claimed += lane
             outbox.set_lease(session, [m.id for m in claimed], lease, now)
@@ -112,14 +127,39 @@ class Deliveries:
         wa_message_id: str,
         status: str,
         errors: Sequence[tuple[int, str, str]] = (),
+        *,
+        outbox_id: int = 0,
+        recipient: str = "",
     ) -> tuple[bool, str]:
-        """Apply a delivery status unless it would move backwards: (matched, status now)."""
+        """Apply a delivery status unless it would move backwards: (matched, status now).
+
+        The message is found by Meta's id, or else by `outbox_id` (the tracker it was sent with)
+        when `recipient` is its customer: a status means Meta accepted the message, so a pending
+        one is recorded as sent with Meta's id, whether or not its sender's ack ever comes.
+        """
         if not wa_message_id:
             raise InvalidArgument("bad status", [("wa_message_id", "required")])
         if status not in STATUS_RANK:
             raise InvalidArgument("bad status", [("status", f"unknown status {status!r}")])
         with self._sessions.begin() as session:
             message = outbox.by_wa_message_id(session, wa_message_id)
+            if message is None and outbox_id > 0:
+                message = outbox.by_id_for_update(session, outbox_id)
+                if message is None or (recipient and message.phone_number != recipient.lstrip("+")):
+                    return False, ""
+                if message.wa_message_id is None:
+                    message.wa_message_id = wa_message_id
+                if message.state == outbox.PENDING:
+                    message.state = outbox.SENT
+                    message.attempts += 1
+                    message.lease_owner = message.lease_expires_at = None
+                    # What the sender's ack would have said (a late ack then changes nothing).
+                    customer = (message.phone_number_id, message.phone_number)
+                    payload = {"outbox_id": message.id, "wa_message_id": message.wa_message_id}
+                    events.record(
+                        session, [events.Draft("message_sent", customer, payload=payload)]
+                    )
+                message.updated_at = self._clock()
             if message is None:
                 return False, ""
             current = message.delivery_status

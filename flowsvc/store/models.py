@@ -10,6 +10,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -238,6 +239,16 @@ class FlowResult(Base):
     phone_number: Mapped[str] = mapped_column(String(32))
     context: Mapped[dict[str, Any]]
     created_at: Mapped[datetime]
+
+
+class SendRate(Base):
+    """Meta's per-number send rate across the deployment: when the number's next send slot starts
+    (a token bucket kept as its theoretical arrival time, epoch seconds; see store/send_rates)."""
+
+    __tablename__ = "send_rates"
+
+    phone_number_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    next_slot_at: Mapped[float] = mapped_column(Float(precision=53))
 
 
 class Event(Base):

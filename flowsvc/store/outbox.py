@@ -38,15 +38,20 @@ def by_ids(session: Session, ids: Iterable[int]) -> list[OutboxMessage]:
     )
 
 
-def due_customers(session: Session, now: datetime, limit: int) -> list[Customer]:
-    """Customers with a pending, unleased message due now, oldest first."""
+def due_customers(
+    session: Session, now: datetime, limit: int, *, lease_ended_by: datetime | None = None
+) -> list[Customer]:
+    """Customers with a pending message due now whose lease (if any) ended by `lease_ended_by`
+    (default: now), oldest first."""
+    ended_by = now if lease_ended_by is None else lease_ended_by
     customer = (OutboxMessage.phone_number_id, OutboxMessage.phone_number)
     rows = session.execute(
         select(*customer)
         .where(
             OutboxMessage.state == PENDING,
             OutboxMessage.next_attempt_at <= now,
-            (OutboxMessage.lease_expires_at.is_(None)) | (OutboxMessage.lease_expires_at <= now),
+            (OutboxMessage.lease_expires_at.is_(None))
+            | (OutboxMessage.lease_expires_at <= ended_by),
         )
         .group_by(*customer)
         .order_by(func.min(OutboxMessage.id))
@@ -82,6 +87,12 @@ def set_lease(session: Session, ids: Sequence[int], lease: Lease, now: datetime)
 
 def count_pending(session: Session) -> int:
     return int(session.scalar(select(func.count()).where(OutboxMessage.state == PENDING)) or 0)
+
+
+def by_id_for_update(session: Session, outbox_id: int) -> OutboxMessage | None:
+    return session.scalar(
+        select(OutboxMessage).where(OutboxMessage.id == outbox_id).with_for_update()
+    )
 
 
 def pending_depth(session: Session) -> tuple[int, datetime | None]:
