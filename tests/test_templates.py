@@ -388,7 +388,7 @@ def test_the_readable_error_lists_each_problem_on_its_own_line_and_counts_the_re
     lines = (caught.value.details() or "").split("\n")
     assert lines[0] == "template 'greeting' is invalid (60 problems):"
     shown = [line for line in lines[1:] if line.startswith("- menu_structure.steps.done_")]
-    assert 4 < len(shown) < 60
+    assert 2 <= len(shown) < 60  # as many as the budget holds (each names every allowed key)
     assert all(
         line.endswith(
             "(did you mean 'next_step'?): the keys allowed here are " + line.split("are ", 1)[1]

@@ -134,8 +134,10 @@ def _check_quiet(name: str, step: Mapping[Any, Any], path: str, out: list[Violat
 def earlier_names(
     steps: Mapping[Any, Any], own: Mapping[str, frozenset[str]], always: frozenset[str]
 ) -> dict[str, frozenset[str]]:
-    """For each step, the keys set before its rules run: by every step that leads to it, and by
-    the step itself when it waits for a reply (its answer is stored before the rules decide)."""
+    """For each step with rules, the keys set before its rules run: by every step that leads to
+    it, and by the step itself when it waits for a reply (its answer is stored before the rules
+    decide). Only steps with rules are walked back, so a long template without rules costs one
+    pass, not a walk per step."""
     before: dict[str, set[str]] = {str(name): set() for name in steps}
     for name, step in steps.items():
         for target in step_targets(step):
@@ -143,6 +145,8 @@ def earlier_names(
                 before[target].add(str(name))
     found: dict[str, frozenset[str]] = {}
     for name, step in steps.items():
+        if not (isinstance(step, Mapping) and "rules" in step):
+            continue
         seen: set[str] = set()
         pending = list(before.get(str(name), ()))
         while pending:
