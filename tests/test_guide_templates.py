@@ -1,6 +1,6 @@
 """The guide's four templates, exactly as printed, and the shipped defaults, through the validator.
 
-The guide (shared/seed/conversation-tables-guide.md, create_initial_templates.py) is copied
+The user's original guide (conversation-tables-guide.md, create_initial_templates.py) is copied
 verbatim into tests/data/guide_templates.json. Each of its templates is rejected for the reasons
 its bugs show when run; the shipped defaults (flowsvc/default_templates) fix them all.
 """
