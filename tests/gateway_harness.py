@@ -156,3 +156,22 @@ def main_menu(to: str) -> dict[str, Any]:
             "action": {"buttons": buttons},
         },
     }
+
+
+@contextmanager
+def gateway_for_template(
+    stub: flow_pb2_grpc.FlowServiceStub,
+    flowsvc_target: str,
+    graph_url: str,
+    name: str,
+    keywords: list[str],
+    menu: dict[str, Any],
+) -> Iterator[httpx.Client]:
+    """Template `name` (active, with `keywords`) created in flowsvc, and a client of a real
+    gateway in front of it that sends to the Graph API at `graph_url`."""
+    definition = flow_pb2.TemplateDefinition(name=name, trigger_keywords=keywords)
+    definition.menu_structure.update(menu)
+    stub.CreateTemplate(flow_pb2.CreateTemplateRequest(template=definition))
+    with running_gateway(gateway_settings(flowsvc_target, graph_url)) as server:
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            yield client

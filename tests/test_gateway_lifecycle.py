@@ -190,30 +190,3 @@ def _pending_replies(database_url: str) -> int:
             )
     finally:
         engine.dispose()
-
-
-def test_a_gateway_with_two_worker_processes_starts_and_answers(flowsvc_target: str) -> None:
-    """uvicorn pickles the protocol class (bounded by the settings) to start each worker."""
-    port = free_port()
-    env = os.environ | {
-        "GATEWAY_DEV_MODE": "1",
-        "FLOWSVC_TARGET": flowsvc_target,
-        "GATEWAY_PORT": str(port),
-        "GATEWAY_WORKERS": "2",
-        "LOG_LEVEL": "WARNING",
-    }
-    process = subprocess.Popen([sys.executable, "-m", "gateway"], cwd=ROOT, env=env)
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
-
-            def ready() -> bool:
-                try:
-                    return client.get("/readyz").status_code == 200
-                except httpx.TransportError:
-                    return process.poll() is not None  # died: fail below, not by timeout
-
-            wait_until(ready, timeout=30)
-            assert process.poll() is None
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(30)

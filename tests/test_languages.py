@@ -17,13 +17,12 @@ from flowsvc.engine import Inbound, State
 from flowsvc.engine.catalog import Catalog
 from flowsvc.engine.template import load_template
 from flowsvc.validation import validate_template
-from menuflow.v1 import flow_pb2, flow_pb2_grpc
+from menuflow.v1 import flow_pb2_grpc
 from tests.engine_calls import NOW, decide
 from tests.gateway_harness import (
-    gateway_settings,
+    gateway_for_template,
     message,
     post_webhook,
-    running_gateway,
     wait_until,
     webhook,
 )
@@ -177,12 +176,8 @@ def graph() -> Iterator[StandinServer]:
 def client(
     flowsvc_target: str, graph: StandinServer, stub: flow_pb2_grpc.FlowServiceStub
 ) -> Iterator[httpx.Client]:
-    definition = flow_pb2.TemplateDefinition(name="cafe", trigger_keywords=KEYWORDS)
-    definition.menu_structure.update(CAFE)
-    stub.CreateTemplate(flow_pb2.CreateTemplateRequest(template=definition))
-    with running_gateway(gateway_settings(flowsvc_target, graph.url)) as server:
-        with httpx.Client(base_url=server.url, timeout=30) as client:
-            yield client
+    with gateway_for_template(stub, flowsvc_target, graph.url, "cafe", KEYWORDS, CAFE) as client:
+        yield client
 
 
 def test_through_the_gateway_a_spanish_customer_is_answered_in_spanish(

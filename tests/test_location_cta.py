@@ -12,12 +12,11 @@ import httpx
 import pytest
 
 from flowsvc.validation import validate_template
-from menuflow.v1 import flow_pb2, flow_pb2_grpc
+from menuflow.v1 import flow_pb2_grpc
 from tests.gateway_harness import (
-    gateway_settings,
+    gateway_for_template,
     message,
     post_webhook,
-    running_gateway,
     wait_until,
     webhook,
 )
@@ -170,12 +169,10 @@ def graph() -> Iterator[StandinServer]:
 def client(
     flowsvc_target: str, graph: StandinServer, stub: flow_pb2_grpc.FlowServiceStub
 ) -> Iterator[httpx.Client]:
-    definition = flow_pb2.TemplateDefinition(name="delivery", trigger_keywords=["deliver"])
-    definition.menu_structure.update(DELIVERY)
-    stub.CreateTemplate(flow_pb2.CreateTemplateRequest(template=definition))
-    with running_gateway(gateway_settings(flowsvc_target, graph.url)) as server:
-        with httpx.Client(base_url=server.url, timeout=30) as client:
-            yield client
+    with gateway_for_template(
+        stub, flowsvc_target, graph.url, "delivery", ["deliver"], DELIVERY
+    ) as client:
+        yield client
 
 
 def send(client: httpx.Client, graph: StandinServer, inbound: dict[str, Any]) -> dict[str, Any]:

@@ -13,12 +13,11 @@ import pytest
 from flowsvc.engine.messages import step_messages
 from flowsvc.engine.template import load_template
 from flowsvc.validation import validate_template
-from menuflow.v1 import flow_pb2, flow_pb2_grpc
+from menuflow.v1 import flow_pb2_grpc
 from tests.gateway_harness import (
-    gateway_settings,
+    gateway_for_template,
     message,
     post_webhook,
-    running_gateway,
     wait_until,
     webhook,
 )
@@ -217,12 +216,10 @@ def graph() -> Iterator[StandinServer]:
 def client(
     flowsvc_target: str, graph: StandinServer, stub: flow_pb2_grpc.FlowServiceStub
 ) -> Iterator[httpx.Client]:
-    definition = flow_pb2.TemplateDefinition(name="dishes", trigger_keywords=["dishes"])
-    definition.menu_structure.update(DISHES)
-    stub.CreateTemplate(flow_pb2.CreateTemplateRequest(template=definition))
-    with running_gateway(gateway_settings(flowsvc_target, graph.url)) as server:
-        with httpx.Client(base_url=server.url, timeout=30) as client:
-            yield client
+    with gateway_for_template(
+        stub, flowsvc_target, graph.url, "dishes", ["dishes"], DISHES
+    ) as client:
+        yield client
 
 
 def walk(

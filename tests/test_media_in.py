@@ -15,10 +15,9 @@ from google.protobuf import json_format
 from flowsvc.validation import validate_template
 from menuflow.v1 import flow_pb2, flow_pb2_grpc
 from tests.gateway_harness import (
-    gateway_settings,
+    gateway_for_template,
     message,
     post_webhook,
-    running_gateway,
     wait_until,
     webhook,
 )
@@ -121,12 +120,8 @@ def graph() -> Iterator[StandinServer]:
 def client(
     flowsvc_target: str, graph: StandinServer, stub: flow_pb2_grpc.FlowServiceStub
 ) -> Iterator[httpx.Client]:
-    definition = flow_pb2.TemplateDefinition(name="claim", trigger_keywords=["claim"])
-    definition.menu_structure.update(CLAIM)
-    stub.CreateTemplate(flow_pb2.CreateTemplateRequest(template=definition))
-    with running_gateway(gateway_settings(flowsvc_target, graph.url)) as server:
-        with httpx.Client(base_url=server.url, timeout=30) as client:
-            yield client
+    with gateway_for_template(stub, flowsvc_target, graph.url, "claim", ["claim"], CLAIM) as client:
+        yield client
 
 
 def send(
