@@ -14,6 +14,7 @@ from flowsvc.engine.expressions import holds
 from flowsvc.engine.inputs import InputRule, parse_input_rule
 from flowsvc.engine.keywords import phrase
 from flowsvc.engine.state import HandoffSpec
+from flowsvc.engine.timers import TimeoutSpec, parse_timeout
 from flowsvc.engine.translations import translated
 
 INITIAL = "initial"
@@ -124,6 +125,7 @@ class Step:
     handoff: HandoffSpec | None = None
     accept: frozenset[str] = frozenset()  # kinds of ACCEPTABLE; empty: text and taps only
     rules: tuple[Rule, ...] = ()
+    timeout: TimeoutSpec | None = None  # what the customer's silence in this step does
 
     @property
     def routes_at_once(self) -> bool:
@@ -289,6 +291,7 @@ def _step(name: str, raw: Mapping[str, Any]) -> Step:
         end_conversation=raw.get("end_conversation") is True,
         save_result=save_result is not False,
         handoff=_handoff(raw.get("handoff")),
+        timeout=parse_timeout(raw.get("timeout")),
         accept=_accept(raw.get("accept")),
         rules=tuple(
             Rule(when=rule["when"], go=rule["go"])
