@@ -45,8 +45,8 @@ from flowsvc.engine.orders import (
     quoted_order,
     recent_orders,
 )
-from flowsvc.engine.state import Decision, HistoryEntry, Inbound, Outcome, ResultDraft, State
 from flowsvc.engine.render import fill_capped
+from flowsvc.engine.state import Decision, HistoryEntry, Inbound, Outcome, ResultDraft, State
 from flowsvc.engine.template import INITIAL, Step, Template
 
 
