@@ -194,6 +194,7 @@ class Template:
             ids = [*shown, *sorted(set(step.next_steps) - set(shown))]
             targets: list[str | None] = [rule.go for rule in step.rules]
             targets += [step.next_steps.get(i) for i in ids] + [step.next_step]
+            targets.append(step.timeout.go if step.timeout is not None else None)
             for target in targets:
                 if target and target in self.steps and target not in order:
                     order.append(target)

@@ -18,6 +18,7 @@ from flowsvc.validation.messages import (
 from flowsvc.validation.options import Offer
 from flowsvc.validation.rules import check_rules, routes_at_once
 from flowsvc.validation.targets import check_target
+from flowsvc.validation.timeouts import check_timeout
 from flowsvc.validation.violation import (
     Violation,
     check_keys,
@@ -46,6 +47,7 @@ STEP_KEYS = (
     "handoff",
     "accept",
     "rules",
+    "timeout",
 )
 MAX_REPLY_ID = 256
 LOOKUPS = ("order", "recent_orders")
@@ -133,6 +135,8 @@ def check_step(name: str, step: Mapping[Any, Any], path: str, scope: Scope) -> N
             out=out,
             own=scope.own,
         )
+    if "timeout" in step:
+        check_timeout(step, path, scope, waited_in=not (is_end or routes_at_once(name, step)))
     if routes_at_once(name, step):
         pass  # checked with its rules: it moves on at once to a rule's target or next_step
     elif is_end:
