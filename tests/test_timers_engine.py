@@ -149,3 +149,30 @@ def test_a_timer_of_an_expired_conversation_does_nothing() -> None:
     state = at_quantity()
     gone = quiet(state, state.expires_at + MINUTE)
     assert gone.outcome == Outcome.IGNORED and gone.messages == ()
+
+
+def test_the_reminder_speaks_the_customers_language() -> None:
+    timeout = {"after": "5m", "remind": {"after": "1m", "text": "Name?"}, "end": "Bye."}
+    menu = {
+        "type": "text",
+        "body": {"text": "Your name?"},
+        "translations": {
+            "es": {
+                "steps.initial.timeout.remind.text": "¿Nombre?",
+                "steps.initial.timeout.end": "Adiós.",
+            }
+        },
+        "steps": {
+            "initial": {"context_key": "name", "next_step": "done", "timeout": timeout},
+            "done": {"prompt": "Thanks {name}.", "end_conversation": True},
+        },
+    }
+    catalog = Catalog.build([load_template("signup", 1, menu)])
+    started = start(
+        catalog, "signup", context={"language": "es"}, to=TO, now=NOW, config=CONFIG, reference=REF
+    )
+    assert isinstance(started, Decision) and started.state is not None
+    reminded = quiet(started.state, NOW + MINUTE, catalog)
+    assert texts(reminded) == ["¿Nombre?"]
+    assert reminded.state is not None
+    assert texts(quiet(reminded.state, NOW + 5 * MINUTE, catalog)) == ["Adiós."]
