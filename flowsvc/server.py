@@ -182,7 +182,12 @@ class Server:
                 while self.handling.fire_timers(TIMER_BATCH) >= TIMER_BATCH:
                     if self._stopping.is_set():
                         break
-            except Exception:  # the database may be down for a while: try again next time
+            except UNREACHABLE as error:  # down for a while: every second, a line, no traceback
+                log.warning(
+                    "firing timers: database unreachable, retrying",
+                    extra={"error": type(getattr(error, "orig", None) or error).__name__},
+                )
+            except Exception:
                 log.exception("firing timers failed")
 
     def _sweep_periodically(self) -> None:
