@@ -19,6 +19,7 @@ from google.protobuf import json_format
 from flowsvc.engine import Catalog, Inbound, Outcome, State, load_template
 from flowsvc.validation import validate_template
 from gateway.payload import parse
+from menuflow.chat import render
 from menuflow.v1 import flow_pb2, flow_pb2_grpc
 from tests.engine_calls import CONFIG, NOW, REF, decide
 from tests.gateway_harness import (
@@ -188,9 +189,7 @@ def flow_reply(token: str, **fields: Any) -> Inbound:
 
 
 def test_the_flow_is_sent_with_its_first_screens_data_from_the_context() -> None:
-    decision = decide(
-        waiting("party", {}), Inbound(text="4", contact_name="Ada"), catalog=CATALOG
-    )
+    decision = decide(waiting("party", {}), Inbound(text="4", contact_name="Ada"), catalog=CATALOG)
     [sent] = decision.messages
     assert sent["interactive"] == {
         "type": "flow",
@@ -217,6 +216,8 @@ def test_the_flow_is_sent_with_its_first_screens_data_from_the_context() -> None
     assert validate(sent) == "message"
     assert decision.state is not None
     assert decision.state.context == {"party": 4, "flow_token": REF}
+    shown, options = render(sent)  # as `make chat` prints it
+    assert "[ Choose a time ] (WhatsApp Flow 1234567890 BOOKING)" in shown and options == []
 
 
 def test_a_spanish_customer_gets_the_flow_in_spanish() -> None:
