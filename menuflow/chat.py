@@ -50,7 +50,12 @@ def render(body: dict[str, Any]) -> tuple[str, list[tuple[str, str]]]:
         lines.append(f"_{interactive['footer']['text']}_")
     action = interactive.get("action", {})
     numbers = itertools.count(1)
-    if interactive.get("type") == "button":
+    if interactive.get("type") == "flow":
+        parameters = action.get("parameters", {})
+        flow = parameters.get("flow_id") or parameters.get("flow_name", "")
+        screen = parameters.get("flow_action_payload", {}).get("screen", "")
+        lines.append(f"  [ {parameters.get('flow_cta', '')} ] (WhatsApp Flow {flow} {screen})")
+    elif interactive.get("type") == "button":
         for button in action.get("buttons", []):
             reply = button["reply"]
             options.append((reply["id"], reply["title"]))

@@ -14,7 +14,9 @@ Order of handling a message (docs/templates.md):
     no state           -> cancel word: "nothing to cancel"; menu word: default template;
                           keyword: that template; otherwise the default template, or help text
     unsupported type   -> what the bot understands, then the current step again (unless the
-                          step accepts media, locations or contacts: then it is its answer)
+                          step accepts media, locations or contacts, or sent a Flow whose
+                          reply this is: then it is its answer; a Flow reply whose
+                          flow_token is not the one sent last gets the step again)
     cancel/menu/back   -> end / default template / previous step
     tap                -> next_steps[id], or next_step when the step's message offers the id
     typed text         -> an option's id or title counts as its tap; otherwise validated
@@ -34,7 +36,7 @@ from flowsvc.engine.catalog import Catalog
 from flowsvc.engine.config import EngineConfig
 from flowsvc.engine.expressions import ExpressionError
 from flowsvc.engine.keywords import command
-from flowsvc.engine.messages import LANGUAGE_KEY, Bodies, Replies
+from flowsvc.engine.messages import FLOW_TOKEN_KEY, LANGUAGE_KEY, Bodies, Replies
 from flowsvc.engine.orders import (
     Facts,
     MissingFacts,
@@ -45,7 +47,7 @@ from flowsvc.engine.orders import (
     recent_orders,
 )
 from flowsvc.engine.state import Decision, HistoryEntry, Inbound, Outcome, ResultDraft, State
-from flowsvc.engine.template import INITIAL, Template
+from flowsvc.engine.template import FLOW, INITIAL, Template
 
 
 def advance(
@@ -209,7 +211,7 @@ class _Rules:
 
     def reply(self, template: Template, state: State) -> Decision:
         """A message in a running conversation, waiting in `state.step` of `template`."""
-        if self.unsupported and not template.step(state.step).accept:
+        if self.unsupported and not template.step(state.step).accepted:
             again = self.replies.step(template, state.step, state.context)
             unsupported = self.config.unsupported_text
             notice = self.replies.text(self.own_text(state, "unsupported", unsupported))
@@ -227,7 +229,10 @@ class _Rules:
         if said == "back":
             return self.back(template, state)
         answer = interpret(
-            template.speaking(state.context.get(LANGUAGE_KEY)), state.step, self.inbound
+            template.speaking(state.context.get(LANGUAGE_KEY)),
+            state.step,
+            self.inbound,
+            flow_token=state.context.get(FLOW_TOKEN_KEY),
         )
         if isinstance(answer, Rejection):
             if not answer.stale:
@@ -305,6 +310,10 @@ class _Rules:
                 self.replies.text(self.config.completed_text),
             )
             return Decision(Outcome.COMPLETED, None, sent, result)
+        if step.message is not None and step.message.type == FLOW:
+            # A new token each time the step is entered: a reply to an older Flow message (an
+            # earlier visit, another conversation) carries another one and is not taken.
+            values[FLOW_TOKEN_KEY] = self.reference
         new_state = State(
             flow=template.name,
             version=template.version,

@@ -12,11 +12,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from flowsvc.engine import limits
-from flowsvc.engine.render import fill_capped, fill_url, truncate
+from flowsvc.engine.render import fill_capped, fill_data, fill_url, truncate
 from flowsvc.engine.template import (
     CTA_URL,
+    FLOW,
     INITIAL,
     LOCATION_REQUEST,
+    FlowSpec,
     Media,
     Message,
     Step,
@@ -25,12 +27,18 @@ from flowsvc.engine.template import (
 
 LANGUAGE_KEY = "language"
 """The context key holding the customer's language (a translations key of the template)."""
+FLOW_TOKEN_KEY = "flow_token"
+"""The context key holding the flow_token of the Flow message the conversation sent last: a
+Flow reply carrying another token answers an older message and is not taken."""
+FLOW_MESSAGE_VERSION = "3"  # Meta: "Must be 3"
 Bodies = tuple[dict[str, Any], ...]
 """Graph API request bodies, in the order they are sent."""
 Fill = Callable[[str, int], str]
 """Fills a text's placeholders and keeps it within a code-point limit."""
 FillUrl = Callable[[str], str]
 """Fills a URL's placeholders, percent-encoded."""
+FillData = Callable[[Any], Any]
+"""Fills the placeholders of a Flow screen's data, keeping the context values' types."""
 
 
 @dataclass(slots=True)  # not frozen: one is built per message, and frozen makes __init__ slower
@@ -86,8 +94,11 @@ def build(
     *,
     body: str | None = None,
     fill_link: FillUrl = lambda url: url,
+    fill_flow: FillData = lambda data: data,
+    flow_token: str = "",
 ) -> dict[str, Any]:
-    """The request body for a template message; `body` overrides the message's own (a prompt)."""
+    """The request body for a template message; `body` overrides the message's own (a prompt);
+    a Flow message carries `flow_token` and its screen's data filled by `fill_flow`."""
     source = body if body is not None else (message.body or "")
     if message.media is not None:
         return media_message(to, message.media, fill)
@@ -113,6 +124,9 @@ def build(
         interactive["action"] = {"name": CTA_URL, "parameters": {"display_text": label, "url": url}}
     elif message.type == LOCATION_REQUEST:
         interactive["action"] = {"name": "send_location"}
+    elif message.type == FLOW and message.flow is not None:
+        parameters = flow_parameters(message.flow, flow_token, fill_flow)
+        interactive["action"] = {"name": FLOW, "parameters": parameters}
     else:
         interactive["action"] = _list_action(message)
     return {
@@ -122,6 +136,31 @@ def build(
         "type": "interactive",
         "interactive": interactive,
     }
+
+
+def flow_parameters(flow: FlowSpec, token: str, fill_flow: FillData) -> dict[str, Any]:
+    """Meta's action.parameters of a Flow message: version "3", the token, the Flow by id or
+    name, its button's label, and the first screen with its data (navigate) or none
+    (data_exchange: the Flow's endpoint answers with it)."""
+    parameters: dict[str, Any] = {
+        "flow_message_version": FLOW_MESSAGE_VERSION,
+        "flow_token": token or "unused",
+    }
+    if flow.flow_id:
+        parameters["flow_id"] = flow.flow_id
+    else:
+        parameters["flow_name"] = flow.flow_name or ""
+    parameters["flow_cta"] = truncate(flow.cta, limits.MAX_FLOW_CTA)
+    parameters["flow_action"] = flow.action
+    if flow.action == "navigate":
+        payload: dict[str, Any] = {"screen": flow.screen or ""}
+        data = fill_flow(flow.data) if flow.data else None
+        if data:  # Meta: data, when given, is a non-empty object
+            payload["data"] = data
+        parameters["flow_action_payload"] = payload
+    if flow.mode:
+        parameters["mode"] = flow.mode
+    return parameters
 
 
 def media_message(to: str, media: Media, fill: Fill) -> dict[str, Any]:
@@ -155,6 +194,12 @@ def step_messages(to: str, template: Template, step_name: str, values: Mapping[s
     def fill_link(url: str) -> str:
         return fill_url(url, values)
 
+    def fill_flow(data: Any) -> Any:
+        return fill_data(data, values, currency=template.currency)
+
+    stored = values.get(FLOW_TOKEN_KEY)
+    token = stored if isinstance(stored, str) else ""
+
     if step_name == INITIAL:
         return (build(to, template.first, fill),)
     step = template.step(step_name)
@@ -165,8 +210,13 @@ def step_messages(to: str, template: Template, step_name: str, values: Mapping[s
     if message.media is not None:
         return (*prompt, build(to, message, fill))
     if message.body is None:
-        return (build(to, message, fill, body=step.prompt or "", fill_link=fill_link),)
-    return (*prompt, build(to, message, fill, fill_link=fill_link))
+        body = step.prompt or ""
+        sent = build(
+            to, message, fill, body=body, fill_link=fill_link, fill_flow=fill_flow, flow_token=token
+        )
+        return (sent,)
+    sent = build(to, message, fill, fill_link=fill_link, fill_flow=fill_flow, flow_token=token)
+    return (*prompt, sent)
 
 
 def _button_action(message: Message) -> dict[str, Any]:

@@ -5,8 +5,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flowsvc.engine import limits
-from flowsvc.engine.template import INITIAL
+from flowsvc.engine.template import FLOW, INITIAL
 from flowsvc.validation.context import check_compute, check_key, check_set, check_text
+from flowsvc.validation.flows import check_flow_fields, check_flow_step
 from flowsvc.validation.handoff import check_handoff
 from flowsvc.validation.input_rules import check_accept, check_input_rule
 from flowsvc.validation.messages import (
@@ -46,6 +47,7 @@ STEP_KEYS = (
     "handoff",
     "accept",
     "rules",
+    "flow_fields",
 )
 MAX_REPLY_ID = 256
 LOOKUPS = ("order", "recent_orders")
@@ -86,6 +88,10 @@ def check_step(name: str, step: Mapping[Any, Any], path: str, scope: Scope) -> N
         check_input_rule(step["validation"], f"{path}.validation", out)
     if "accept" in step:
         check_accept(step, path, out)
+    if step.get("type") == FLOW and name != INITIAL:
+        check_flow_step(step, path, out)
+    if "flow_fields" in step:
+        check_flow_fields(step, path, out)
     if "context_key" in step:
         check_key(step["context_key"], f"{path}.context_key", out, what="context_key")
     elif "validation" in step:
@@ -175,7 +181,8 @@ def _check_own_message(
         scope.out.append(
             Violation(
                 f"{path}.type",
-                f"is {quote(message_type)}: must be 'button', 'list' or 'text', or a media type "
+                f"is {quote(message_type)}: must be 'button', 'list' or 'text', "
+                "'cta_url', 'location_request_message' or 'flow', or a media type "
                 f"('image', 'document', 'video', 'audio', 'sticker')"
                 f"{suggest(message_type, STEP_MESSAGE_TYPES)}",
             )
@@ -190,7 +197,8 @@ def _check_own_message(
 def _check_texts(name: str, step: Mapping[Any, Any], path: str, scope: Scope) -> None:
     message_type = step.get("type")
     prompt_is_body = (
-        message_type in ("button", "cta_url", "location_request_message") and "body" not in step
+        message_type in ("button", "cta_url", "location_request_message", FLOW)
+        and "body" not in step
     )
     if "prompt" in step and name == INITIAL:
         scope.out.append(

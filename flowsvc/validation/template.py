@@ -302,6 +302,9 @@ def _settable_by_step(menu: Mapping[Any, Any]) -> dict[str, frozenset[str]]:
             values = step.get(field)
             if isinstance(values, Mapping):
                 names.update(k for k in values if isinstance(k, str))
+        fields = step.get("flow_fields")
+        if isinstance(fields, list):
+            names.update(f for f in fields if isinstance(f, str))
         if step.get("lookup") == "order":
             names.update(ORDER_LOOKUP_NAMES)
         for option in _raw_options(answering):
