@@ -194,9 +194,7 @@ def _page(
 ) -> built.BuiltPage | None:
     if message.built is None:
         return None
-    return built.page(
-        message.built, values, number, buttons=message.type == "button", items=items
-    )
+    return built.page(message.built, values, number, buttons=message.type == "button", items=items)
 
 
 def _built_action(message: Message, page: built.BuiltPage) -> dict[str, Any]:
