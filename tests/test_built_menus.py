@@ -200,7 +200,8 @@ def test_a_tap_on_a_slot_that_left_the_list_is_told_so_and_shown_the_list_again(
 
 
 def test_an_empty_or_missing_list_takes_the_empty_target() -> None:
-    for context in ({"slots": []}, {}, {"slots": "not a list"}):
+    contexts: list[dict[str, Any]] = [{"slots": []}, {}, {"slots": "not a list"}]
+    for context in contexts:
         decision = begin(context)
         assert decision.outcome is Outcome.COMPLETED
         assert [text(m) for m in decision.messages] == [
