@@ -104,7 +104,7 @@ def build(
         kind = "list" if page.as_list else "button"
     body_limit = limits.MAX_BODY_WITH_LIST if kind == "list" else limits.MAX_BODY_WITH_BUTTONS
     interactive: dict[str, Any] = {"type": kind}
-    if message.header_media is not None and kind == "button":
+    if message.header_media is not None and kind != "list":  # lists take text headers only
         media = message.header_media
         interactive["header"] = {"type": media.type, media.type: _media_object(media, fill)}
     elif message.header:
