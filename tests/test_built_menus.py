@@ -253,19 +253,33 @@ def test_the_booking_template_is_valid() -> None:
 
 def test_the_items_key_must_be_set_before_the_menu_is_sent() -> None:
     menu = copy.deepcopy(MENU)
-    menu["context_keys"] = ["doctors"]
-    menu["action"]["rows_from"]["items"] = "slot"
+    menu["action"]["rows_from"]["items"] = "slotz"
 
     [(field, description)] = problems(menu)
 
     assert field == "menu_structure.action.rows_from.items"
-    assert description.startswith("reads 'slot', which no step before this one can set")
+    assert description.startswith("reads 'slotz', which no step before this one can set")
+    assert description.endswith("(did you mean 'slots'?)")
 
     later = copy.deepcopy(MENU)
     later["context_keys"] = ["slots"]  # doctors: nothing sets it before step 'doctor'
     [(field, description)] = problems(later)
     assert field == "menu_structure.steps.doctor.action.buttons_from.items"
     assert "reads 'doctors'" in description
+
+
+def test_a_key_only_a_later_step_sets_is_named_so() -> None:
+    menu = copy.deepcopy(MENU)
+    menu["context_keys"] = ["slots"]
+    menu["steps"]["booked"]["set"] = {"doctors": None}
+
+    [(field, description)] = problems(menu)
+
+    assert field == "menu_structure.steps.doctor.action.buttons_from.items"
+    assert description == (
+        "reads 'doctors', which only steps after this one set: no step before it can have "
+        "stored it"
+    )
 
 
 def test_a_key_set_by_an_earlier_step_may_be_read() -> None:

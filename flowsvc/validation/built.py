@@ -58,11 +58,13 @@ def check_built(
     steps: Mapping[Any, Any],
     known: Collection[str],
     before: Collection[str],
+    later: Collection[str],
     out: list[Violation],
     own: str,
 ) -> None:
     """`holder` is the message (a step, or menu_structure for 'initial'), `step` the step that
-    answers it; `before` the keys set before the message is sent."""
+    answers it; `before` the keys set before the message is sent, `later` any the template
+    sets."""
     found = built_spec(holder)
     if found is None:
         return
@@ -77,7 +79,7 @@ def check_built(
             out.append(Violation(f"{spec_path}.{required}", f"is missing: see {EXAMPLE}"))
     items = spec.get("items")
     if "items" in spec:
-        _check_items(items, f"{spec_path}.items", before, out)
+        _check_items(items, f"{spec_path}.items", before, later, out)
     for text_key in ("title", "description"):
         if text_key in spec:
             _check_item_text(spec[text_key], f"{spec_path}.{text_key}", out)
@@ -122,21 +124,39 @@ def check_built(
         )
 
 
-def _check_items(items: object, path: str, before: Collection[str], out: list[Violation]) -> None:
-    if not isinstance(items, str) or not KEY_PATTERN.match(items):
+def _check_items(
+    items: object,
+    path: str,
+    before: Collection[str],
+    later: Collection[str],
+    out: list[Violation],
+) -> None:
+    if not isinstance(items, str):
         out.append(Violation(path, f"must name a context key holding a list, not {kind(items)}"))
+        return
+    if not KEY_PATTERN.match(items):
+        out.append(
+            Violation(
+                path,
+                f"'{clip(items)}' is not a context key: use lowercase letters, digits and "
+                "underscores, starting with a letter or underscore (at most 64)",
+            )
+        )
         return
     if items in before:
         return
-    out.append(
-        Violation(
-            path,
+    if items in later:
+        reason = (
+            f"reads '{clip(items)}', which only steps after this one set: no step before it "
+            "can have stored it"
+        )
+    else:
+        reason = (
             f"reads '{clip(items)}', which no step before this one can set (no context_key, "
             f"set or compute key '{clip(items)}', and it is not in context_keys, where keys "
-            f"that StartConversation or UpdateConversation put in the context are named)"
-            f"{suggest(items, before)}",
+            "that StartConversation or UpdateConversation put in the context are named)"
         )
-    )
+    out.append(Violation(path, reason + suggest(items, before)))
 
 
 def _check_item_text(value: object, path: str, out: list[Violation]) -> None:

@@ -148,6 +148,7 @@ def check_step(name: str, step: Mapping[Any, Any], path: str, scope: Scope) -> N
             steps=scope.steps,
             known=scope.known,
             before=scope.entering.get(name, scope.names),
+            later=scope.names,
             out=out,
             own=scope.own,
         )
