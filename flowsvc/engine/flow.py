@@ -20,6 +20,9 @@ Order of handling a message (docs/templates.md):
     typed text         -> an option's id or title counts as its tap; otherwise validated
                           (or looked up) input for next_step; invalid input that is a trigger
                           keyword starts that template, else the step's error text
+    built menu         -> (rows_from / buttons_from, built.py) a tap on an item of any page, or
+                          its typed title or number, stores it and goes on; More / Previous
+                          send another page; a tap on an item no longer listed is told so
 """
 
 from __future__ import annotations
