@@ -277,8 +277,7 @@ def test_a_key_only_a_later_step_sets_is_named_so() -> None:
 
     assert field == "menu_structure.steps.doctor.action.buttons_from.items"
     assert description == (
-        "reads 'doctors', which only steps after this one set: no step before it can have "
-        "stored it"
+        "reads 'doctors', which only steps after this one set: no step before it can have stored it"
     )
 
 
