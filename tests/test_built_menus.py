@@ -354,3 +354,42 @@ def test_a_changed_rows_from_shows_in_the_diff() -> None:
         "message.rows_from",
     )
     assert '"title": "{label} ({time})"' in change.new
+
+
+def test_rules_of_the_step_read_the_chosen_items_fields() -> None:
+    menu = copy.deepcopy(MENU)
+    menu["steps"]["initial"]["rules"] = [{"when": "slot_time == '08:15'", "go": "booked_any"}]
+    assert problems(menu) == []
+    decision = begin({"slots": slots(3), "doctors": DOCTORS}, menu)
+
+    early = tap(decision, item_rows(decision.messages[0])[0], menu)
+    later = tap(decision, item_rows(decision.messages[0])[1], menu)
+
+    assert text(early.messages[0]).startswith("Booked: Slot 1 at 08:15 with the first doctor free")
+    assert later.state is not None and later.state.step == "doctor"
+
+
+def test_a_translated_title_is_used_in_the_customers_language() -> None:
+    menu = copy.deepcopy(MENU)
+    menu["translations"] = {"es": {"action.rows_from.title": "{label} (es)"}}
+    assert problems(menu) == []
+
+    [body] = begin({"slots": slots(2), "language": "es"}, menu).messages
+
+    assert [row["title"] for row in rows(body)] == ["Slot 1 (es)", "Slot 2 (es)"]
+
+
+def test_buttons_with_a_media_header_that_become_a_list_drop_it() -> None:
+    menu = copy.deepcopy(MENU)
+    image = {"link": "https://example.com/doctors.png"}
+    menu["steps"]["doctor"]["header"] = {"type": "image", "image": image}
+    assert problems(menu) == []
+    decision = begin({"slots": slots(2), "doctors": DOCTORS * 2}, menu)
+
+    [body] = tap(decision, item_rows(decision.messages[0])[0], menu).messages
+
+    assert body["interactive"]["type"] == "list"
+    assert "header" not in body["interactive"]  # WhatsApp lists take text headers only
+    decision = begin({"slots": slots(2), "doctors": DOCTORS}, menu)
+    [body] = tap(decision, item_rows(decision.messages[0])[0], menu).messages
+    assert body["interactive"]["header"] == {"type": "image", "image": image}
