@@ -22,6 +22,9 @@ Order of handling a message (docs/templates.md):
     typed text         -> an option's id or title counts as its tap; otherwise validated
                           (or looked up) input for next_step; invalid input that is a trigger
                           keyword starts that template, else the step's error text
+    built menu         -> (rows_from / buttons_from, built.py) a tap on an item of any page, or
+                          its typed title or number, stores it and goes on; More / Previous
+                          send another page; a tap on an item no longer listed is told so
 """
 
 from __future__ import annotations
@@ -31,7 +34,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from flowsvc.engine.answers import Rejection, interpret, updated_context
+from flowsvc.engine import built
+from flowsvc.engine.answers import Answer, Rejection, interpret, updated_context
 from flowsvc.engine.catalog import Catalog
 from flowsvc.engine.config import EngineConfig
 from flowsvc.engine.expressions import ExpressionError
@@ -228,12 +232,17 @@ class _Rules:
             return self.enter(default, INITIAL, {}, (), Outcome.RESTARTED)
         if said == "back":
             return self.back(template, state)
-        answer = interpret(
-            template.speaking(state.context.get(LANGUAGE_KEY)),
-            state.step,
-            self.inbound,
-            flow_token=state.context.get(FLOW_TOKEN_KEY),
-        )
+        spoken = template.speaking(state.context.get(LANGUAGE_KEY))
+        answering = spoken.answering(state.step)
+        if answering is not None and answering.built is not None:
+            choice = self.built_choice(template, state, answering.built)
+            if isinstance(choice, Decision):
+                return choice
+            answer = choice
+        else:
+            answer = interpret(
+                spoken, state.step, self.inbound, flow_token=state.context.get(FLOW_TOKEN_KEY)
+            )
         if isinstance(answer, Rejection):
             if not answer.stale:
                 return self.rejected(template, state, resend=answer.resend)
@@ -254,6 +263,43 @@ class _Rules:
             return self.stay(template, state, Outcome.INVALID_INPUT, (error,))
         target = step.ruled_target(context) or answer.target
         return self.go(template, state, target, context, answer.selection)
+
+    def built_choice(
+        self, template: Template, state: State, spec: built.RowsFrom
+    ) -> Answer | Rejection | Decision:
+        """A reply to a menu built from data: a tap on an item (of any page, as long as the
+        item is still in the list) or its typed title or number chooses it; "More" and
+        "Previous" show another page; a tap on an item that left the list is told so and shown
+        the menu again. Other typed text is the step's free input when it has validation or a
+        lookup, else invalid."""
+        step = template.step(state.step)
+        target = step.next_step or ""
+        selected = self.inbound.selection_id
+        if selected is not None:
+            resolved = built.resolve(spec, state.context, selected)
+            if isinstance(resolved, built.Page):
+                pages = self.replies.step(template, state.step, state.context, resolved.number)
+                return self.stay(template, state, Outcome.ADVANCED, pages[-1:])
+            if resolved is None:
+                if selected in step.next_steps:
+                    return Answer(step.next_steps[selected], value=selected, selection=selected)
+                notice = self.replies.text(self.config.not_available_text)
+                again = self.replies.step(template, state.step, state.context)
+                return self.stay(template, state, Outcome.STALE_SELECTION, (notice, *again))
+            chosen: built.Chosen | None = resolved
+        else:
+            chosen = built.match_typed(spec, state.context, self.inbound.text or "")
+        if chosen is None:
+            if step.validation is None and step.lookup is None:
+                return Rejection(resend=True)
+            return interpret(template, state.step, self.inbound)
+        return Answer(
+            target,
+            value=selected or chosen.title,
+            title=chosen.title,
+            selection=selected,
+            extra=chosen.stored(spec.store_as),
+        )
 
     def go(
         self,
@@ -293,6 +339,11 @@ class _Rules:
         values = dict(context)
         if step.routes_at_once:
             return self.route(template, step_name, values, history, outcome, hops)
+        answering = template.answering(step_name)
+        if answering is not None and answering.built is not None:
+            if not built.items_of(answering.built, values):
+                empty = answering.built.empty
+                return self.leave(template, empty, values, history, outcome, hops + 1)
         if step.lookup == "recent_orders":
             values["recent_orders"] = recent_orders(
                 customer_orders(self.facts, self.config, self.catalog.order_templates),
@@ -339,6 +390,19 @@ class _Rules:
         never waited in, so it is not in the history ("back" skips it)."""
         step = template.step(step_name)
         target = step.ruled_target(context) or step.next_step
+        return self.leave(template, target, context, history, outcome, hops)
+
+    def leave(
+        self,
+        template: Template,
+        target: str | None,
+        context: dict[str, Any],
+        history: tuple[HistoryEntry, ...],
+        outcome: Outcome,
+        hops: int,
+    ) -> Decision:
+        """Pass on at once to `target` from a step that is never waited in (a step of rules,
+        a menu built from an empty list); nowhere to go ends the conversation politely."""
         flow = self.catalog.switch_target(template, target) if target else None
         following = self.catalog.current(flow) if flow is not None else None
         if hops >= self.config.max_rule_hops or not target:

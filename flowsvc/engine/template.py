@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from flowsvc.engine.built import RowsFrom, parse_rows_from
 from flowsvc.engine.expressions import holds
 from flowsvc.engine.inputs import InputRule, parse_input_rule
 from flowsvc.engine.keywords import phrase
@@ -99,6 +100,7 @@ class Message:
     list_button: str = ""
     sections: tuple[Section, ...] = ()
     flow: FlowSpec | None = None  # type "flow"
+    built: RowsFrom | None = None  # rows_from (list) or buttons_from (button): see built.py
 
     @property
     def options(self) -> tuple[Option, ...]:
@@ -219,6 +221,8 @@ class Template:
             ids = [*shown, *sorted(set(step.next_steps) - set(shown))]
             targets: list[str | None] = [rule.go for rule in step.rules]
             targets += [step.next_steps.get(i) for i in ids] + [step.next_step]
+            if answering is not None and answering.built is not None:
+                targets.append(answering.built.empty)
             for target in targets:
                 if target and target in self.steps and target not in order:
                     order.append(target)
@@ -366,6 +370,11 @@ def _message(raw: Mapping[str, Any], *, default_type: str | None) -> Message | N
         list_button=_text(action.get("button")) or "",
         cta_text=_text(_mapping(action.get("parameters")).get("display_text")) or "",
         cta_url=_text(_mapping(action.get("parameters")).get("url")) or "",
+        built=parse_rows_from(
+            action.get("rows_from") if kind == "list" else action.get("buttons_from")
+        )
+        if kind in ("list", "button")
+        else None,
         sections=tuple(
             Section(
                 title=_text(_mapping(s).get("title")),

@@ -6,6 +6,7 @@ from typing import Any
 
 from flowsvc.engine import limits
 from flowsvc.engine.template import FLOW, INITIAL
+from flowsvc.validation.built import built_spec, check_built
 from flowsvc.validation.context import check_compute, check_key, check_set, check_text
 from flowsvc.validation.flows import check_flow_fields, check_flow_step
 from flowsvc.validation.handoff import check_handoff
@@ -64,6 +65,9 @@ class Scope:
     out: list[Violation]
     own: str = ""  # the template's own name
     earlier: Mapping[str, frozenset[str]] = field(default_factory=dict)  # keys set before a step
+    menu: Mapping[Any, Any] = field(default_factory=dict)  # menu_structure (the first message)
+    # keys set before the customer arrives in a step whose menu is built from data
+    entering: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
 
 def check_step(name: str, step: Mapping[Any, Any], path: str, scope: Scope) -> None:
@@ -139,12 +143,29 @@ def check_step(name: str, step: Mapping[Any, Any], path: str, scope: Scope) -> N
             out=out,
             own=scope.own,
         )
+    holder, holder_path = (scope.menu, "menu_structure") if name == INITIAL else (step, path)
+    is_built = built_spec(holder) is not None
+    if is_built:
+        check_built(
+            holder,
+            holder_path,
+            step,
+            path,
+            steps=scope.steps,
+            known=scope.known,
+            before=scope.entering.get(name, scope.names),
+            later=scope.names,
+            out=out,
+            own=scope.own,
+        )
     if routes_at_once(name, step):
         pass  # checked with its rules: it moves on at once to a rule's target or next_step
     elif is_end:
         _check_end(step, path, out, offers, which)
     elif "handoff" in step and "next_step" not in step and not branches:
         pass  # the customer waits for people, who say where the bot takes over (Resume)
+    elif is_built:
+        pass  # checked with its menu: a choice goes to next_step, an empty list to `empty`
     else:
         _check_moves_on(name, step, path, out, offers, which, branches)
 
