@@ -44,6 +44,9 @@ SCRIPTS: dict[str, list[Step]] = {
     "cancel": [HI, NEW_ORDER, ("text", "cancel", "", "")],
     # Asks for a person (support's "Talk to a person" hands off), then writes twice: recorded,
     # emitted as customer_message events, answered by no bot reply.
+    # Starts the timer template and says nothing more: reminded once, then ended, by whichever
+    # flowsvc fires the timers (exactly once each, through kills and outages).
+    "silent": [("text", "remind me", "", "")],
     "person": [
         HI,
         ("button", "support", "💬 Support", ""),
@@ -60,7 +63,30 @@ MIX = [
     ("abandon", 8),
     ("cancel", 7),
     ("person", 5),
+    ("silent", 5),
 ]
+# The template the silent walk starts: short timers, so that they fire within a scenario.
+TIMER_TEMPLATE: dict[str, Any] = {
+    "name": "chaos_timer",
+    "trigger_keywords": ["remind me"],
+    "menu_structure": {
+        "type": "text",
+        "body": {"text": "What is your name?"},
+        "steps": {
+            "initial": {
+                "context_key": "name",
+                "next_step": "done",
+                "timeout": {
+                    "after": "8s",
+                    "remind": {"after": "3s", "text": "Still there? What is your name?"},
+                    "end": 'We stopped here: send "remind me" to start again.',
+                },
+            },
+            "done": {"prompt": "Thanks {name}.", "end_conversation": True, "save_result": False},
+        },
+    },
+}
+TIMER_STAGES = {"reminded": 1, "timed_out": 1}  # the timer turns a silent walk must leave
 RESULTS = {"order": 1}  # flow_results rows a completed walk leaves
 BURST_TEXTS = ["hi", "menu", "order", "help", "1", "2", "back", "cancel", "hello", "what?", "ok"]
 

@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import Engine, text
 
 Key = tuple[str, str]
+TIMER_PREFIX = "timer:"  # the dedupe ids of step timers' turns (service.turns.SilenceTurn)
 
 
 @dataclass
@@ -45,6 +46,8 @@ class Findings:
     hook_extra: int = 0  # completions posted to it that were never committed
     hook_deliveries: int = 0  # completions posted to it, repeats included
     bad_signatures: int = 0  # event POSTs whose signature did not verify
+    timers_fired: int = 0  # timer turns (processed timer:... records) of the scenario's customers
+    timers_wrong: int = 0  # silent walks whose timers did not fire once each (reminder, end)
     stuck: list[str] = field(default_factory=list)
     conversations: int = 0  # open conversations checked for a way on
     notes: list[str] = field(default_factory=list)
@@ -67,8 +70,25 @@ class Findings:
             + self.hook_missing
             + self.hook_extra
             + self.bad_signatures
+            + self.timers_wrong
             + len(self.stuck)
         )
+
+
+def armed_timers(engine: Engine, customers: set[Key], within: float = 60.0) -> int:
+    """Timers of these customers due within `within` seconds (still to fire: the scenario waits
+    for them as for pending replies; the order flow's half-hour ones are not waited for)."""
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text(
+                "SELECT phone_number_id, phone_number FROM conversation_state "
+                "WHERE silence_due_at IS NOT NULL AND handoff IS NULL "
+                "AND silence_due_at < now() + make_interval(secs => :within) "
+                "AND expires_at > now()"
+            ),
+            {"within": within},
+        ).all()
+    return sum(1 for row in rows if (row[0], row[1]) in customers)
 
 
 def pending_replies(engine: Engine, customers: set[Key]) -> int:
@@ -107,9 +127,11 @@ def check(
     driven: set[str],
     accepted: list[dict[str, Any]],
     ambiguity: Ambiguity,
+    timers: dict[Key, dict[str, int]] | None = None,
 ) -> Findings:
     """`customers` maps each customer to the results its walk must leave (None: not checked);
-    `accepted` is the stand-in's record."""
+    `accepted` is the stand-in's record; `timers` the timer turns (by outcome) the customers
+    whose walk ends in silence must leave."""
     found = Findings()
     keys = set(customers)
     with engine.connect() as connection:
@@ -144,6 +166,7 @@ def check(
         ):
             seen[str(_obj(payload).get("message_id", ""))] += 1
     _inbound(found, processed, outbox, driven)
+    _timers(found, processed, timers or {})
     _handed_off(found, processed, seen)
     _replies(found, outbox, accepted, keys, ambiguity)
     for key, expected in customers.items():
@@ -169,8 +192,25 @@ def _handed_off(found: Findings, processed: list[Any], seen: dict[str, int]) -> 
             found.notes.append(f"handed-off message {row[0]}: {seen.get(row[0], 0)} events")
 
 
+def _timers(found: Findings, processed: list[Any], expected: dict[Key, dict[str, int]]) -> None:
+    """Each silent walk's timers fired once each: one reminder, one end (a timer's dedupe record
+    is its id, so a second firing of the same timer cannot be recorded; a second reminder or end
+    would be another timer, armed by a firing counted twice)."""
+    fired: dict[Key, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for row in processed:
+        if str(row[0]).startswith(TIMER_PREFIX) and row[4] != "ignored":
+            found.timers_fired += 1
+            fired[(row[1], row[2])][row[4]] += 1
+    for key, stages in expected.items():
+        got = dict(fired.get(key, {}))
+        if got != stages:
+            found.timers_wrong += 1
+            found.notes.append(f"customer ***{key[1][-4:]}: timer turns {got}, not {stages}")
+
+
 def _inbound(found: Findings, processed: list[Any], outbox: list[Any], driven: set[str]) -> None:
-    ids = {row[0] for row in processed}
+    # A timer's turn is recorded like a message's (its id: timer:...); it was not driven.
+    ids = {row[0] for row in processed if not str(row[0]).startswith(TIMER_PREFIX)}
     found.inbound_missing = len(driven - ids)
     found.inbound_unexpected = len(ids - driven)
     listed = {int(i) for row in processed for i in _json(row[3])}

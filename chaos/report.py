@@ -76,7 +76,8 @@ def details(
             f"{dict(sorted(t.refused.items())) or 'none'}, undelivered payloads: {t.undelivered}; "
             f"replies pending {f.pending}, failed {f.failed}; "
             f"{f.conversations} open conversations checked for a way on; "
-            f"{f.handed_off} messages of handed-off customers checked"
+            f"{f.handed_off} messages of handed-off customers checked; "
+            f"{f.timers_fired} timers fired"
         )
         for w in o.windows:
             back = "no traffic after it" if w.recovery is None else f"{w.recovery:.1f} s"
@@ -92,6 +93,7 @@ def details(
             "handed-off messages not emitted once as customer_message": f.handed_off_unseen,
             "stuck conversations": len(f.stuck),
             "event webhook POSTs with a bad signature": f.bad_signatures,
+            "silent customers whose timers did not fire once each": f.timers_wrong,
         }
         for label, count in problems.items():
             if count:

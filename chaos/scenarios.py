@@ -10,11 +10,12 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from chaos.customers import make_customers
+from chaos.customers import TIMER_STAGES, make_customers
 from chaos.driver import Delivery, Driver, Tally
 from chaos.invariants import (
     Ambiguity,
     Findings,
+    armed_timers,
     check,
     committed_completions,
     pending_replies,
@@ -149,7 +150,9 @@ async def run(
     keys = {c.key for c in customers}
     loop = asyncio.get_running_loop()
     while time.monotonic() - quiet < drain_limit:
-        if await loop.run_in_executor(None, pending_replies, engine, keys) == 0:
+        if await loop.run_in_executor(None, pending_replies, engine, keys) == 0 and (
+            await loop.run_in_executor(None, armed_timers, engine, keys) == 0
+        ):
             break
         await asyncio.sleep(0.5)
     drain = time.monotonic() - quiet
@@ -172,6 +175,7 @@ async def run(
             [w.start for w in windows if w.kind == "kill_gateway"]
             + [kill for w in windows for _, kill in w.held],
         ),
+        {c.key: dict(TIMER_STAGES) for c in customers if c.kind == "silent" and not c.burst},
     )
     await loop.run_in_executor(None, _watched, system, engine, keys, findings)
     accepted = sorted(r["at"] for r in mine if r["kind"] == "message" and r["status"] == 200)

@@ -9,13 +9,14 @@ from typing import Any
 import httpx
 
 from chaos import processes
+from chaos.customers import TIMER_TEMPLATE
 from chaos.hook_endpoint import HookEndpoint
 from chaos.postgres import Postgres
 from chaos.processes import Service
 from chaos.proxy import DropProxy
 from chaos.watcher import Watcher
 from flowsvc.seed import seed
-from flowsvc.service.templates import Templates
+from flowsvc.service.templates import TemplateDefinition, Templates
 from flowsvc.store.db import create_db_engine, create_sessionmaker
 from tests.database import migrate
 from tests.servers import free_port
@@ -63,7 +64,15 @@ class System:
         migrate(self.postgres.url)
         engine = create_db_engine(self.postgres.url, pool_size=1)
         try:
-            seed(Templates(create_sessionmaker(engine)))
+            templates = Templates(create_sessionmaker(engine))
+            seed(templates)
+            templates.create(
+                TemplateDefinition(
+                    TIMER_TEMPLATE["name"],
+                    TIMER_TEMPLATE["menu_structure"],
+                    tuple(TIMER_TEMPLATE["trigger_keywords"]),
+                )
+            )
         finally:
             engine.dispose()
         self.standin.start()

@@ -40,6 +40,7 @@ from menuflow.v1 import flow_pb2, flow_pb2_grpc
 
 log = logging.getLogger("flowsvc")
 
+TIMER_BATCH = 100  # due timers one pass of the timer sweep reads at once
 SERVICE_NAME = flow_pb2.DESCRIPTOR.services_by_name["FlowService"].full_name
 
 
@@ -116,6 +117,9 @@ class Server:
         flow_pb2_grpc.add_FlowServiceServicer_to_server(servicer, self.grpc)
         self._stopping = threading.Event()
         self._sweeper = threading.Thread(target=self._sweep_periodically, name="flowsvc-sweeper")
+        self._timers = threading.Thread(
+            target=self._fire_timers_periodically, name="flowsvc-timers"
+        )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.grpc)
         reflection.enable_server_reflection(
             (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self.grpc
@@ -131,6 +135,8 @@ class Server:
             self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         if self.settings.sweep_interval_seconds > 0:
             self._sweeper.start()
+        if self.settings.timer_interval_seconds > 0:
+            self._timers.start()
         settings = self.settings
         if not (settings.listens_privately or settings.authenticates_callers):
             log.warning(
@@ -160,11 +166,29 @@ class Server:
         self.grpc.stop(self.settings.grace_seconds).wait()
         if self._sweeper.is_alive():
             self._sweeper.join()
+        if self._timers.is_alive():
+            self._timers.join()
         self.executor.shutdown(wait=True)
         if self.metrics_server is not None:
             self.metrics_server.stop()
         self.engine.dispose()
         log.info("flowsvc stopped")
+
+    def _fire_timers_periodically(self) -> None:
+        """Fire the step timers that came due, every timer interval (a full batch: at once
+        again). Every replica does: a timer fires once whichever claims it (store.timers)."""
+        while not self._stopping.wait(self.settings.timer_interval_seconds):
+            try:
+                while self.handling.fire_timers(TIMER_BATCH) >= TIMER_BATCH:
+                    if self._stopping.is_set():
+                        break
+            except UNREACHABLE as error:  # down for a while: every second, a line, no traceback
+                log.warning(
+                    "firing timers: database unreachable, retrying",
+                    extra={"error": type(getattr(error, "orig", None) or error).__name__},
+                )
+            except Exception:
+                log.exception("firing timers failed")
 
     def _sweep_periodically(self) -> None:
         """Delete expired conversations, old dedupe records, and results and finished outbox

@@ -58,6 +58,9 @@ class Settings:
     dedupe_retention: timedelta = timedelta(days=8)
     expiry_notice: timedelta = timedelta(days=7)
     sweep_interval_seconds: float = 300.0
+    # How often each replica fires the step timers that are due (a timer fires at most this
+    # late, while flowsvc runs); 0: never on its own (SweepExpired still does).
+    timer_interval_seconds: float = 1.0
     max_context_bytes: int = 16_384
     max_request_bytes: int = 8 * 1024 * 1024  # a larger gRPC request is refused whole
     cancel_words: frozenset[str] = frozenset({"cancel", "exit", "quit"})
@@ -167,6 +170,9 @@ class Settings:
                 ),
                 sweep_interval_seconds=env(
                     "FLOWSVC_SWEEP_INTERVAL_SECONDS", cast=seconds, default=d.sweep_interval_seconds
+                ),
+                timer_interval_seconds=env(
+                    "FLOWSVC_TIMER_INTERVAL_SECONDS", cast=seconds, default=d.timer_interval_seconds
                 ),
                 max_request_bytes=env(
                     "FLOWSVC_MAX_REQUEST_BYTES", cast=count, default=d.max_request_bytes

@@ -13,7 +13,11 @@ A file names a template and holds tests; each test is a list of turns:
 
 A turn sends one of: "start" (start the template, optionally with "context"), "send" (a text),
 "tap" (a button or row offered by the last message, by id or title), "media" (a message type
-the bot does not read, e.g. "image"); "silence_minutes" lets time pass before it. Its "expect"
+the bot does not read, e.g. "image"); "silence_minutes" lets time pass before it, and the step
+timers that come due meanwhile fire first (a turn of "silence_minutes" alone: the customer says
+nothing, only the timers answer, e.g. a reminder: outcome "reminded"). Sandbox time counts from
+the customer's last message: silences of 10 and then 30 minutes reach the 10th and the 30th minute
+of one silence. Its "expect"
 may check: "text" (a text, or texts, each contained in some reply), "matches" (a regular
 expression searched in the replies), "options" (the titles the last message offers, in order),
 "step" and "flow" (where the conversation waits), "context" (values it holds), "outcome"
@@ -72,6 +76,8 @@ class Turn:
         if "start" in self.data:
             said = "start"
         silence = self.data.get("silence_minutes")
+        if not said:
+            return f"turn {self.number} (silence for {silence} min)"
         return f"turn {self.number} ({said}{f' after {silence} min' if silence else ''})"
 
 
@@ -139,8 +145,10 @@ def _checked_turn(turn: Any, where: str) -> Mapping[str, Any]:
     if unknown:
         raise ScriptError(f"{where}: unknown keys {unknown} (a turn has {sorted(TURN_KEYS)})")
     said = [key for key in INPUTS if key in turn]
-    if len(said) != 1:
-        raise ScriptError(f"{where}: a turn has exactly one of {list(INPUTS)}")
+    if len(said) > 1 or (not said and not turn.get("silence_minutes")):
+        raise ScriptError(
+            f"{where}: a turn has exactly one of {list(INPUTS)}, or only silence_minutes"
+        )
     expect = turn.get("expect", {})
     if not isinstance(expect, dict):
         raise ScriptError(f'{where}: "expect" is an object')
@@ -203,6 +211,10 @@ def run(
             request.text = str(data["send"])
         elif "media" in data:
             request.unsupported_type = str(data["media"])
+        elif "tap" not in data:  # silence alone: only the step's timers answer
+            if conversation is None:
+                outcome.failures.append(f"{turn.label}: no conversation runs to be silent in")
+                return outcome
         else:
             chosen = _option(offered, str(data["tap"]))
             if chosen is None:

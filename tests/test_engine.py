@@ -153,6 +153,8 @@ def test_a_bad_quantity_is_re_asked_and_changes_nothing(typed: str) -> None:
         quantity.state,
         last_interaction=NOW + timedelta(minutes=5),
         expires_at=NOW + timedelta(minutes=5, hours=24),
+        # The reply restarts the step's silence: its reminder is 10 minutes from now.
+        silence_due_at=NOW + timedelta(minutes=15),
     )
 
 

@@ -20,7 +20,7 @@ two cannot disagree, and the engine never reads it.
 
 from flowsvc.engine.catalog import Catalog
 from flowsvc.engine.config import EngineConfig
-from flowsvc.engine.flow import advance, enter, start
+from flowsvc.engine.flow import advance, enter, silence, start
 from flowsvc.engine.orders import (
     REFERENCE_ALPHABET,
     Facts,
@@ -59,6 +59,7 @@ __all__ = [
     "Template",
     "advance",
     "enter",
+    "silence",
     "history_from_json",
     "history_to_json",
     "load_template",

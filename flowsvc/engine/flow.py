@@ -34,7 +34,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from flowsvc.engine import built
+from flowsvc.engine import built, limits
 from flowsvc.engine.answers import Answer, Rejection, interpret, updated_context
 from flowsvc.engine.catalog import Catalog
 from flowsvc.engine.config import EngineConfig
@@ -50,8 +50,9 @@ from flowsvc.engine.orders import (
     quoted_order,
     recent_orders,
 )
+from flowsvc.engine.render import fill_capped
 from flowsvc.engine.state import Decision, HistoryEntry, Inbound, Outcome, ResultDraft, State
-from flowsvc.engine.template import FLOW, INITIAL, Template
+from flowsvc.engine.template import FLOW, INITIAL, Step, Template
 
 
 def advance(
@@ -153,6 +154,35 @@ def enter(
     if decision.state is None:
         return decision
     return replace(decision, state=replace(decision.state, last_interaction=state.last_interaction))
+
+
+def silence(
+    catalog: Catalog,
+    state: State,
+    *,
+    to: str,
+    now: datetime,
+    config: EngineConfig,
+    reference: str,
+    facts: Facts | None = None,
+) -> Decision | Needs:
+    """The customer said nothing until their step's timer was due (`state.silence_due_at` is
+    at or before `now`; the service checks that it is the timer it claimed): send the next
+    reminder, or go to the timeout's target, or end the conversation with its text
+    (engine.timers). A timer not due yet, or of a conversation that expired or whose template
+    is gone, does nothing (IGNORED). The same Needs/Facts protocol as advance()."""
+    due = state.silence_due_at
+    template = catalog.get(state.flow, state.version)
+    if due is None or due > now or state.expires_at <= now:
+        return Decision(Outcome.IGNORED, state, ())
+    replies = Replies(to, "", config.invalid_text)
+    rules = _Rules(catalog, Inbound(), replies, now, config, reference, facts)
+    if template is None or not template.has_step(state.step):
+        return Decision(Outcome.TIMED_OUT, replace(state, silence_due_at=None), ())
+    try:
+        return rules.silence(template, state)
+    except MissingFacts as missing:
+        return missing.needs
 
 
 @dataclass(frozen=True)
@@ -373,6 +403,7 @@ class _Rules:
             history=history,
             expires_at=self.expiry(template),
             last_interaction=self.now,
+            silence_due_at=self.armed(step),
         )
         sent = self.replies.step(template, step_name, values)
         return Decision(outcome, new_state, sent, handoff=step.handoff)
@@ -428,6 +459,7 @@ class _Rules:
                     history=history,
                     expires_at=self.expiry(previous),
                     last_interaction=self.now,
+                    silence_due_at=self.armed(previous.step(step_name)),
                 )
                 again = self.replies.step(previous, step_name, state.context)
                 return Decision(Outcome.WENT_BACK, moved, again)
@@ -448,8 +480,50 @@ class _Rules:
         self, template: Template, state: State, outcome: Outcome, messages: Bodies
     ) -> Decision:
         """The conversation waits where it is; only its expiry slides."""
-        kept = replace(state, last_interaction=self.now, expires_at=self.expiry(template))
+        kept = replace(
+            state,
+            last_interaction=self.now,
+            expires_at=self.expiry(template),
+            silence_due_at=self.armed(template.step(state.step)),
+            reminders=0,
+        )
         return Decision(outcome, kept, messages)
+
+    def armed(self, step: Step) -> datetime | None:
+        """When the timer of a customer waiting in `step` from now is due (engine.timers): every
+        arrival and every reply starts the silence afresh, which cancels the timer before."""
+        return step.timeout.first_due(self.now) if step.timeout is not None else None
+
+    def silence(self, template: Template, state: State) -> Decision:
+        """The customer said nothing until their timer was due: the next reminder, else the
+        timeout's target (a step, flow:<template>, or the end with its text)."""
+        spoken = template.speaking(state.context.get(LANGUAGE_KEY))  # its texts, translated
+        spec = spoken.step(state.step).timeout
+        if spec is None:  # nothing to do (the step lost its timeout): disarm
+            return Decision(Outcome.TIMED_OUT, replace(state, silence_due_at=None), ())
+        if state.reminders < spec.reminders:
+            sent = state.reminders + 1
+            values = self.replies.values(state.context)
+            text = fill_capped(
+                spec.remind_text, values, limits.MAX_TEXT_BODY, currency=template.currency
+            )
+            due = spec.due_after_reminder(sent, self.now)
+            kept = replace(state, silence_due_at=due, reminders=sent)
+            return Decision(Outcome.REMINDED, kept, (self.replies.text(text),))
+        if spec.end is not None:
+            values = self.replies.values(state.context)
+            text = fill_capped(spec.end, values, limits.MAX_TEXT_BODY, currency=template.currency)
+            return Decision(Outcome.TIMED_OUT, None, (self.replies.text(text),))
+        if spec.go is None:
+            return Decision(Outcome.TIMED_OUT, replace(state, silence_due_at=None), ())
+        moved = self.go(template, state, spec.go, dict(state.context), None)
+        if moved.outcome == Outcome.STALE_SELECTION:  # its target is gone: stop, say nothing
+            return Decision(Outcome.TIMED_OUT, replace(state, silence_due_at=None), ())
+        if moved.state is not None:  # the customer did not write: their last message stands
+            moved = replace(
+                moved, state=replace(moved.state, last_interaction=state.last_interaction)
+            )
+        return replace(moved, outcome=Outcome.TIMED_OUT)
 
     def expiry(self, template: Template) -> datetime:
         hours = template.expiry_hours

@@ -72,6 +72,10 @@ class Replies:
         """One of the engine's own texts (EngineConfig's), within Meta's limit."""
         return text_message(self.to, truncate(body, limits.MAX_TEXT_BODY))
 
+    def values(self, context: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The context plus built-ins, for placeholders."""
+        return self._values(context)
+
     def _values(self, context: Mapping[str, Any]) -> Mapping[str, Any]:
         """The context plus built-ins, for placeholders."""
         if not self.contact_name:

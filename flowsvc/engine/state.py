@@ -58,6 +58,10 @@ class State:
     history: tuple[HistoryEntry, ...]
     expires_at: datetime
     last_interaction: datetime
+    # The step's timeout (engine.timers): when the customer's silence is next acted on (None:
+    # never) and how many reminders they were sent since they last wrote or arrived.
+    silence_due_at: datetime | None = None
+    reminders: int = 0
 
 
 class Outcome(enum.StrEnum):
@@ -76,6 +80,8 @@ class Outcome(enum.StrEnum):
     EXPIRED = enum.auto()
     IGNORED = enum.auto()
     HANDED_OFF = enum.auto()
+    REMINDED = enum.auto()  # a step's timer sent a reminder
+    TIMED_OUT = enum.auto()  # a step's timer took the customer on (or ended the conversation)
 
 
 @dataclass(frozen=True)

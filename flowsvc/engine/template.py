@@ -15,6 +15,7 @@ from flowsvc.engine.expressions import holds
 from flowsvc.engine.inputs import InputRule, parse_input_rule
 from flowsvc.engine.keywords import phrase
 from flowsvc.engine.state import HandoffSpec
+from flowsvc.engine.timers import TimeoutSpec, parse_timeout
 from flowsvc.engine.translations import translated
 
 INITIAL = "initial"
@@ -144,6 +145,7 @@ class Step:
     handoff: HandoffSpec | None = None
     accept: frozenset[str] = frozenset()  # kinds of ACCEPTABLE; empty: text and taps only
     rules: tuple[Rule, ...] = ()
+    timeout: TimeoutSpec | None = None  # what the customer's silence in this step does
     flow_fields: tuple[str, ...] = ()  # fields of a Flow's response also kept under their names
 
     @property
@@ -221,6 +223,7 @@ class Template:
             ids = [*shown, *sorted(set(step.next_steps) - set(shown))]
             targets: list[str | None] = [rule.go for rule in step.rules]
             targets += [step.next_steps.get(i) for i in ids] + [step.next_step]
+            targets.append(step.timeout.go if step.timeout is not None else None)
             if answering is not None and answering.built is not None:
                 targets.append(answering.built.empty)
             for target in targets:
@@ -320,6 +323,7 @@ def _step(name: str, raw: Mapping[str, Any]) -> Step:
         end_conversation=raw.get("end_conversation") is True,
         save_result=save_result is not False,
         handoff=_handoff(raw.get("handoff")),
+        timeout=parse_timeout(raw.get("timeout")),
         accept=_accept(raw.get("accept")),
         rules=tuple(
             Rule(when=rule["when"], go=rule["go"])

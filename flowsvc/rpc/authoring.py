@@ -105,6 +105,10 @@ def _state(message: flow_pb2.SandboxConversation) -> State:
         history=history_from_json([[h.flow, h.version, h.step] for h in message.history]),
         expires_at=message.expire_time.ToDatetime(UTC),
         last_interaction=message.last_interaction_time.ToDatetime(UTC),
+        silence_due_at=message.silence_due_time.ToDatetime(UTC)
+        if message.HasField("silence_due_time")
+        else None,
+        reminders=message.reminders,
     )
 
 
@@ -127,6 +131,10 @@ def sandbox_response(decision: Decision) -> flow_pb2.RunSandboxResponse:
                 ],
                 expire_time=to_timestamp(state.expires_at),
                 last_interaction_time=to_timestamp(state.last_interaction),
+                silence_due_time=to_timestamp(state.silence_due_at)
+                if state.silence_due_at is not None
+                else None,
+                reminders=state.reminders,
             )
         )
     if decision.result is not None:

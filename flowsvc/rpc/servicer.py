@@ -217,6 +217,7 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
         self, request: flow_pb2.SweepExpiredRequest, context: grpc.ServicerContext
     ) -> flow_pb2.SweepExpiredResponse:
         self._handling.resume_idle()
+        self._handling.fire_timers()
         expired, old = self._conversations.sweep()
         purged = self._retention.sweep()
         return flow_pb2.SweepExpiredResponse(

@@ -37,6 +37,7 @@ TYPES = frozenset(
         "handoff_requested",
         "customer_message",
         "handoff_resumed",
+        "timer_fired",
     }
 )
 _CATCH_UP_BATCH = 500

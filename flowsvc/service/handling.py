@@ -39,6 +39,7 @@ from flowsvc.engine import (
     advance,
     enter,
     new_reference,
+    silence,
     start,
 )
 from flowsvc.engine.message_templates import MessageTemplate
@@ -51,6 +52,7 @@ from flowsvc.service import (
     outbox_entries,
     steering,
     turn_events,
+    window,
 )
 from flowsvc.service.catalog import TemplateCatalog
 from flowsvc.service.inbound import InboundMessage, content, engine_input
@@ -61,6 +63,7 @@ from flowsvc.service.turns import (
     MessageTurn,
     ResumeTurn,
     SendTurn,
+    SilenceTurn,
     StartTurn,
     Turn,
     UpdateTurn,
@@ -69,7 +72,7 @@ from flowsvc.service.turns import (
     handled_now,
     rounds,
 )
-from flowsvc.store import events, handoffs, outbox, results, turns
+from flowsvc.store import events, handoffs, outbox, results, timers, turns
 from flowsvc.store.customers import Customer
 from flowsvc.store.db import UNREACHABLE
 
@@ -220,6 +223,32 @@ class MessageHandling:
             resumed += handled.outcome != str(Outcome.IGNORED)
         return resumed
 
+    def fire_timers(self, limit: int = 100) -> int:
+        """Fire the step timers that are due (the customers said nothing for a step's
+        `timeout`), each as a turn of its own under the customer's lock; how many fired.
+
+        Every replica's sweep may see the same due timers: the turn claims the customer first
+        (PostgreSQL: SKIP LOCKED, so a timer another replica is firing, or whose customer is
+        writing now, is left to that turn) and fires only if the conversation still holds that
+        due time; its dedupe record (the timer's id) answers a second try with the first's."""
+        now = self._clock()
+        with self._sessions() as session:
+            found = timers.due(session, now, limit)
+        fired = 0
+        for timer in found:
+            started = time.perf_counter()
+            turn = SilenceTurn(timer.customer, timer.conversation_id, timer.due)
+            try:
+                handled = _retrying(partial(self._single, turn, LeaseRequest()), idempotent=True)
+            except FlowError as error:  # e.g. its template is gone: the others still fire
+                messagelog.steer_failed("timer", timer.customer[1], turn.source_id, error, started)
+                continue
+            if handled.duplicate or handled.outcome in ("", str(Outcome.IGNORED)):
+                continue
+            messagelog.steered("timer", timer.customer[1], turn.source_id, handled, started)
+            fired += 1
+        return fired
+
     def _steer(
         self,
         kind: str,
@@ -258,9 +287,13 @@ class MessageHandling:
         """Run the turns in one transaction, a round at a time: lock and read the round's
         customers at once, decide each turn, write them at once."""
         handled: dict[int, Handled] = {}
+        timed: dict[int, bool] = {}  # a timer turn's: what it would send was not sent
         with self._sessions.begin() as session:
             for round_ in rounds(todo):
                 now = self._clock()
+                round_ = self._claimed(session, todo, round_, handled)
+                if not round_:
+                    continue
                 openings = [_opening(todo[i], now) for i in round_]
                 opened = turns.lock_and_read(session.connection(), openings, lease.owner, now)
                 writing: list[tuple[int, turns.Opened, Decision, turns.Closing]] = []
@@ -282,6 +315,14 @@ class MessageHandling:
                         and now - found.expired_at < self._expiry_notice
                     )
                     decision = self._decide(session, turn, found, now, expired_since)
+                    closed_window = False
+                    if isinstance(turn, SilenceTurn) and decision.messages:
+                        # What a timer sends is free-form: outside the window it is not sent
+                        # (it could not be delivered); the move still happens.
+                        closed_window = not window.is_open(found.last_inbound_at, now)
+                        if closed_window:
+                            decision = replace(decision, messages=())
+                    timed[index] = closed_window
                     writes = closing(turn, decision, found, now, lease, self._max_context_bytes)
                     writing.append((index, found, decision, writes))
                 written = turns.write(
@@ -291,6 +332,8 @@ class MessageHandling:
                 for (index, found, decision, writes), ids in zip(writing, written, strict=True):
                     turn = todo[index]
                     done = handled_now(turn, found, writes, ids, now)
+                    if isinstance(turn, SilenceTurn) and decision.outcome != Outcome.IGNORED:
+                        drafts.append(turn_events.timer_fired(turn, found, decision, timed[index]))
                     drafts += turn_events.drafts(turn, found, decision, writes, ids)
                     more, details = handoff_writes.after(
                         session, turn, found, decision, now, self._config
@@ -301,6 +344,22 @@ class MessageHandling:
                     handled[index] = done
                 events.record(session, drafts)
         return [handled[index] for index in range(len(todo))]
+
+    def _claimed(
+        self, session: Session, todo: Sequence[Turn], round_: list[int], handled: dict[int, Handled]
+    ) -> list[int]:
+        """The round's turns less the timers whose customer another transaction holds (answered
+        as not fired: that transaction's turn decides; the timer is seen again if still due)."""
+        kept = []
+        for index in round_:
+            turn = todo[index]
+            if isinstance(turn, SilenceTurn) and not timers.claim(
+                session.connection(), turn.customer
+            ):
+                handled[index] = Handled(str(Outcome.IGNORED), False, None)
+                continue
+            kept.append(index)
+        return kept
 
     def _decide(
         self,
@@ -318,6 +377,8 @@ class MessageHandling:
             )
         if isinstance(turn, HandOffTurn):
             return handoff.hand_off_decision(turn, found, now)
+        if isinstance(turn, SilenceTurn):
+            return self._silence(session, turn, found, now)
         state = found.state
         text = ""
         if isinstance(turn, MessageTurn):
@@ -358,6 +419,32 @@ class MessageHandling:
         if isinstance(turn, ResumeTurn):
             return handoff.resumed(turn, decision, found, now, text)
         return steering.business_initiated(turn, decision, found, now)
+
+    def _silence(
+        self, session: Session, turn: SilenceTurn, found: turns.Opened, now: datetime
+    ) -> Decision:
+        """A due timer: nothing when the customer wrote meanwhile (the timer moved or went),
+        is handed off, or has no conversation; else the engine's silence turn."""
+        state = found.state
+        if state is None or found.handoff is not None or state.silence_due_at != turn.due:
+            return Decision(Outcome.IGNORED, state, ())
+        catalog = self._catalog.get(session, (state.flow, state.version))
+        reference = new_reference(secrets.randbelow)
+        run = partial(
+            silence,
+            catalog,
+            state,
+            to=turn.customer[1],
+            now=now,
+            config=self._config,
+            reference=reference,
+        )
+        decision = run(facts=None)
+        if isinstance(decision, Needs):
+            decision = run(facts=_orders(session, turn.customer, decision))
+        if isinstance(decision, Needs):
+            raise AssertionError("the engine needs facts only once")
+        return decision
 
     def _run_engine(
         self,

@@ -47,6 +47,7 @@ STEERED = {
     "send": "message sent",
     "handoff": "handed off",
     "resume": "resumed",
+    "timer": "timer fired",
 }
 
 

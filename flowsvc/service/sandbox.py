@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,11 +19,13 @@ from flowsvc.engine import (
     Facts,
     Inbound,
     Needs,
+    Outcome,
     State,
     Template,
     advance,
     load_template,
     new_reference,
+    silence,
     start,
 )
 from flowsvc.errors import FailedPrecondition, InvalidArgument, NotFound
@@ -33,6 +35,7 @@ from flowsvc.store import templates
 
 SANDBOX_RECIPIENT = "sandbox"
 UNSAVED_VERSION = 0
+MAX_TIMERS = 50  # timers one sandbox silence fires at most (a timeout may lead to a step with one)
 
 
 @dataclass(frozen=True)
@@ -158,8 +161,11 @@ def check(turn: SandboxTurn) -> None:
         )
     if turn.silence < timedelta(0):
         raise InvalidArgument("bad sandbox turn", [("silence", "must not be negative")])
-    if turn.state is not None and turn.inbound is None:
-        raise InvalidArgument("bad sandbox turn", [("input", "required while a conversation runs")])
+    if turn.state is not None and turn.inbound is None and not turn.silence:
+        raise InvalidArgument(
+            "bad sandbox turn",
+            [("input", "required while a conversation runs (or a silence, for its timers)")],
+        )
 
 
 def decide(catalog: Catalog, turn: SandboxTurn, now: datetime, config: EngineConfig) -> Decision:
@@ -170,6 +176,54 @@ def decide(catalog: Catalog, turn: SandboxTurn, now: datetime, config: EngineCon
     now += turn.silence
     # Never stored, so it need not be unique; it reads like a real one in {order_id}.
     reference = new_reference(secrets.randbelow)
+    if turn.state is not None:
+        timed = _timers(catalog, turn.state, now, config, reference)
+        if turn.inbound is None:
+            return timed
+        if timed.outcome != Outcome.IGNORED:
+            after = _answer(catalog, replace(turn, state=timed.state), now, config, reference)
+            return replace(
+                after,
+                messages=timed.messages + after.messages,
+                result=after.result or timed.result,
+            )
+    return _answer(catalog, turn, now, config, reference)
+
+
+def _timers(
+    catalog: Catalog, state: State, now: datetime, config: EngineConfig, reference: str
+) -> Decision:
+    """The step timers that come due by `now`, each fired at its due time, as flowsvc's sweep
+    would: their messages in order, the last one's outcome (IGNORED: none was due)."""
+    decided = Decision(Outcome.IGNORED, state, ())
+    messages: tuple[dict[str, Any], ...] = ()
+    current: State | None = state
+    for _ in range(MAX_TIMERS):
+        if current is None or current.silence_due_at is None or current.silence_due_at > now:
+            break
+        fired = silence(
+            catalog,
+            current,
+            to=SANDBOX_RECIPIENT,
+            now=current.silence_due_at,
+            config=config,
+            reference=reference,
+            facts=Facts(),
+        )
+        if isinstance(fired, Needs):
+            raise AssertionError("the engine needs no facts once given them")
+        if fired.outcome == Outcome.IGNORED:
+            break
+        messages += fired.messages
+        decided = replace(fired, messages=messages, result=fired.result or decided.result)
+        current = fired.state
+    return decided
+
+
+def _answer(
+    catalog: Catalog, turn: SandboxTurn, now: datetime, config: EngineConfig, reference: str
+) -> Decision:
+    """The turn's input (or the template's start) as the engine answers it."""
     if turn.inbound is None:
         template = catalog.current(turn.template_name)
         assert template is not None  # the caller's catalog holds it

@@ -5,7 +5,15 @@ read and what it writes in, drafts out (store.events writes them with the turn's
 from __future__ import annotations
 
 from flowsvc.engine import Decision, Outcome, State
-from flowsvc.service.turns import MessageTurn, ResumeTurn, SendTurn, StartTurn, Turn, UpdateTurn
+from flowsvc.service.turns import (
+    MessageTurn,
+    ResumeTurn,
+    SendTurn,
+    SilenceTurn,
+    StartTurn,
+    Turn,
+    UpdateTurn,
+)
 from flowsvc.store import turns
 from flowsvc.store.events import Draft
 
@@ -125,7 +133,48 @@ def drafts(
     return found
 
 
+def timer_fired(
+    turn: SilenceTurn, opened: turns.Opened, decision: Decision, window_closed: bool
+) -> Draft:
+    """A step's timer fired: in which step, what it did, when it was due."""
+    before = opened.state
+    after = decision.state
+    name, version = (before.flow, before.version) if before is not None else ("", 0)
+    if decision.outcome == Outcome.REMINDED:
+        action = "remind"
+    elif after is None:
+        action = "end"
+    else:
+        action = "go"
+    moved = (
+        after is not None
+        and before is not None
+        and (after.flow, after.step)
+        != (
+            before.flow,
+            before.step,
+        )
+    )
+    return Draft(
+        "timer_fired",
+        turn.customer,
+        name,
+        version,
+        {
+            "step": before.step if before is not None else "",
+            "action": action,
+            "reminders": after.reminders if after is not None and action == "remind" else 0,
+            "due_time": turn.due.isoformat(),
+            "next_step": after.step if moved and after is not None else "",
+            "window_closed": window_closed,
+            "source_id": turn.source_id,
+        },
+    )
+
+
 def _why(turn: Turn) -> str:
+    if isinstance(turn, SilenceTurn):
+        return "timeout"
     if isinstance(turn, StartTurn):
         return "replaced by StartConversation"
     if isinstance(turn, UpdateTurn):

@@ -136,7 +136,26 @@ class ResumeTurn:
     message_template: ClassVar[MessageTemplate | None] = None
 
 
-Turn = MessageTurn | StartTurn | UpdateTurn | SendTurn | HandOffTurn | ResumeTurn
+@dataclass(frozen=True)
+class SilenceTurn:
+    """A step's timer that came due (the customer said nothing): handled like a customer's
+    message, under their lock, deduped by the timer (the conversation row and the due time)."""
+
+    customer: Customer
+    conversation_id: int
+    due: datetime
+
+    dedupe: ClassVar[bool] = True
+    fresh: ClassVar[bool] = False
+    keep: ClassVar[bool] = False
+    message_template: ClassVar[MessageTemplate | None] = None
+
+    @property
+    def source_id(self) -> str:
+        return f"timer:{self.conversation_id}:{self.due.isoformat()}"
+
+
+Turn = MessageTurn | StartTurn | UpdateTurn | SendTurn | HandOffTurn | ResumeTurn | SilenceTurn
 
 
 @dataclass(frozen=True)

@@ -133,6 +133,12 @@ class ConversationState(Base):
     __table_args__ = (
         UniqueConstraint("phone_number_id", "phone_number"),
         Index("ix_conversation_state_flow_step", "conversation_flow", "current_step"),
+        Index(  # the timer sweep: only conversations with a timer armed
+            "ix_conversation_state_silence_due_at",
+            "silence_due_at",
+            postgresql_where=text("silence_due_at IS NOT NULL"),
+            sqlite_where=text("silence_due_at IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -155,6 +161,10 @@ class ConversationState(Base):
     handoff: Mapped[dict[str, Any] | None]
     handoff_resume_at: Mapped[datetime | None] = mapped_column(index=True)
     handoff_at: Mapped[datetime | None]  # when the customer was handed off
+    # The step's timer (engine.timers): when the customer's silence is next acted on, and how
+    # many reminders were sent since they last wrote. Written by every save of the turn.
+    silence_due_at: Mapped[datetime | None]
+    reminders: Mapped[int] = mapped_column(server_default=text("0"))
 
 
 class ProcessedMessage(Base):

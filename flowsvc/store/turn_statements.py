@@ -13,7 +13,7 @@ READ = """
 SELECT p.outcome, p.outbox_ids,
        c.conversation_flow, c.template_version, c.current_step, c.context, c.history,
        c.last_interaction, c.expires_at, c.created_at, k.expired_at,
-       c.revision, k.turns, k.last_inbound_at, c.handoff,
+       c.revision, k.turns, k.last_inbound_at, c.handoff, c.silence_due_at, c.reminders,
        EXISTS (SELECT 1 FROM outbox o WHERE o.phone_number_id = :phone_number_id
                AND o.phone_number = :phone_number AND o.state = 'pending'
                AND NOT COALESCE(o.lease_owner = :lease_owner AND o.lease_expires_at > :now,
@@ -27,14 +27,16 @@ LEFT JOIN customers k
 """
 SAVE = """
 INSERT INTO conversation_state (phone_number_id, phone_number, conversation_flow, template_version,
-    current_step, context, history, last_interaction, expires_at, revision)
+    current_step, context, history, last_interaction, expires_at, revision, silence_due_at,
+    reminders)
 VALUES (:phone_number_id, :phone_number, :flow, :version, :step, :context, :history,
-    :last_interaction, :expires_at, :revision)
+    :last_interaction, :expires_at, :revision, :silence_due_at, :reminders)
 ON CONFLICT (phone_number_id, phone_number) DO UPDATE SET
     conversation_flow = excluded.conversation_flow, template_version = excluded.template_version,
     current_step = excluded.current_step, context = excluded.context, history = excluded.history,
     last_interaction = excluded.last_interaction, expires_at = excluded.expires_at,
-    revision = excluded.revision
+    revision = excluded.revision, silence_due_at = excluded.silence_due_at,
+    reminders = excluded.reminders
 """
 REMOVE = """
 DELETE FROM conversation_state
@@ -74,7 +76,7 @@ READ_MANY = """
 SELECT p.outcome, p.outbox_ids,
        c.conversation_flow, c.template_version, c.current_step, c.context, c.history,
        c.last_interaction, c.expires_at, c.created_at, k.expired_at,
-       c.revision, k.turns, k.last_inbound_at, c.handoff,
+       c.revision, k.turns, k.last_inbound_at, c.handoff, c.silence_due_at, c.reminders,
        EXISTS (SELECT 1 FROM outbox o WHERE o.phone_number_id = t.phone_number_id
                AND o.phone_number = t.phone_number AND o.state = 'pending'
                AND NOT COALESCE(o.lease_owner = :lease_owner AND o.lease_expires_at > :now,
@@ -92,21 +94,23 @@ CLOSE_MANY = """
 WITH saved AS (
     INSERT INTO conversation_state (phone_number_id, phone_number, conversation_flow,
         template_version, current_step, context, history, last_interaction, expires_at,
-        revision)
+        revision, silence_due_at, reminders)
     SELECT s.phone_number_id, s.phone_number, s.flow, s.version, s.step, s.context::jsonb,
-           s.history::jsonb, s.last_interaction, s.expires_at, s.revision
+           s.history::jsonb, s.last_interaction, s.expires_at, s.revision, s.silence_due_at,
+           s.reminders
     FROM unnest(:save_phone_number_ids::text[], :save_phone_numbers::text[], :flows::text[],
                 :versions::int[], :steps::text[], :contexts::text[], :histories::text[],
                 :last_interactions::timestamptz[], :expires::timestamptz[],
-                :revisions::bigint[])
+                :revisions::bigint[], :silence_due_times::timestamptz[], :reminders::int[])
          AS s(phone_number_id, phone_number, flow, version, step, context, history,
-              last_interaction, expires_at, revision)
+              last_interaction, expires_at, revision, silence_due_at, reminders)
     ON CONFLICT (phone_number_id, phone_number) DO UPDATE SET
         conversation_flow = excluded.conversation_flow,
         template_version = excluded.template_version, current_step = excluded.current_step,
         context = excluded.context, history = excluded.history,
         last_interaction = excluded.last_interaction, expires_at = excluded.expires_at,
-        revision = excluded.revision
+        revision = excluded.revision, silence_due_at = excluded.silence_due_at,
+        reminders = excluded.reminders
 ), removed AS (
     DELETE FROM conversation_state c
     USING unnest(:remove_phone_number_ids::text[], :remove_phone_numbers::text[])

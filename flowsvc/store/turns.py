@@ -144,7 +144,7 @@ def _time(value: datetime | None, postgres: bool) -> datetime | str | None:
 
 def _opened(row: Any, *, postgres: bool) -> Opened:
     (outcome, outbox_ids, flow, version, step, context, history, last, expires, created) = row[:10]
-    expired, revision, turn, last_inbound, handoff, pending = row[10:]
+    expired, revision, turn, last_inbound, handoff, due, reminders, pending = row[10:]
     state = None
     if flow is not None:
         state = State(
@@ -155,6 +155,8 @@ def _opened(row: Any, *, postgres: bool) -> Opened:
             history=history_from_json(history if postgres else json.loads(history)),
             expires_at=read_time(expires),
             last_interaction=read_time(last),
+            silence_due_at=read_time(due) if due is not None else None,
+            reminders=reminders or 0,
         )
     if outcome is not None and not postgres:
         outbox_ids = json.loads(outbox_ids)
@@ -207,6 +209,8 @@ def _write_postgres_many(
         "last_interactions": [c.state.last_interaction for _, c in saved if c.state],
         "expires": [c.state.expires_at for _, c in saved if c.state],
         "revisions": [c.revision for _, c in saved],
+        "silence_due_times": [c.state.silence_due_at for _, c in saved if c.state],
+        "reminders": [c.state.reminders for _, c in saved if c.state],
         "remove_phone_number_ids": [who[0] for who in removed],
         "remove_phone_numbers": [who[1] for who in removed],
         "references": [result.reference for _, result in results],
@@ -283,6 +287,8 @@ def _parameters(
             "last_interaction": time(state.last_interaction),
             "expires_at": time(state.expires_at),
             "revision": closing.revision,
+            "silence_due_at": time(state.silence_due_at) if state.silence_due_at else None,
+            "reminders": state.reminders,
         }
     if result is not None:
         parameters |= {

@@ -20,6 +20,7 @@ from flowsvc.validation.messages import (
 from flowsvc.validation.options import Offer
 from flowsvc.validation.rules import check_rules, routes_at_once
 from flowsvc.validation.targets import check_target
+from flowsvc.validation.timeouts import check_timeout
 from flowsvc.validation.violation import (
     Violation,
     check_keys,
@@ -49,6 +50,7 @@ STEP_KEYS = (
     "accept",
     "rules",
     "flow_fields",
+    "timeout",
 )
 MAX_REPLY_ID = 256
 LOOKUPS = ("order", "recent_orders")
@@ -143,6 +145,8 @@ def check_step(name: str, step: Mapping[Any, Any], path: str, scope: Scope) -> N
             out=out,
             own=scope.own,
         )
+    if "timeout" in step:
+        check_timeout(step, path, scope, waited_in=not (is_end or routes_at_once(name, step)))
     holder, holder_path = (scope.menu, "menu_structure") if name == INITIAL else (step, path)
     is_built = built_spec(holder) is not None
     if is_built:

@@ -89,7 +89,8 @@ def template_targets(menu_structure: Mapping[str, Any]) -> set[str]:
 
 
 def step_targets(step: object) -> list[str]:
-    """The string targets of a step's next_step and next_steps, whatever else it holds."""
+    """The string targets of a step's next_step, rules, next_steps and timeout, whatever else it
+    holds."""
     if not isinstance(step, Mapping):
         return []
     found = [step.get("next_step")]
@@ -99,6 +100,9 @@ def step_targets(step: object) -> list[str]:
     next_steps = step.get("next_steps")
     if isinstance(next_steps, Mapping):
         found.extend(next_steps.values())
+    timeout = step.get("timeout")
+    if isinstance(timeout, Mapping):
+        found.append(timeout.get("go"))
     action = step.get("action")  # a menu built from data goes to `empty` when there is none
     if isinstance(action, Mapping):
         for key in ("rows_from", "buttons_from"):
