@@ -19,7 +19,8 @@ two cannot disagree, and the engine never reads it.
 
 from flowsvc.engine.catalog import Catalog
 from flowsvc.engine.config import EngineConfig
-from flowsvc.engine.flow import advance, enter, start
+from flowsvc.engine.calls import CallRequest, CallResult
+from flowsvc.engine.flow import advance, continue_call, enter, start
 from flowsvc.engine.orders import (
     REFERENCE_ALPHABET,
     Facts,
@@ -41,6 +42,8 @@ from flowsvc.engine.template import Message, Option, Section, Step, Template, lo
 
 __all__ = [
     "REFERENCE_ALPHABET",
+    "CallRequest",
+    "CallResult",
     "Catalog",
     "Decision",
     "EngineConfig",
@@ -57,6 +60,7 @@ __all__ = [
     "Step",
     "Template",
     "advance",
+    "continue_call",
     "enter",
     "history_from_json",
     "history_to_json",

@@ -30,6 +30,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flowsvc.engine.answers import Rejection, interpret, updated_context
+from flowsvc.engine.calls import CallResult, outcome_of, request_for
 from flowsvc.engine.catalog import Catalog
 from flowsvc.engine.config import EngineConfig
 from flowsvc.engine.expressions import ExpressionError
@@ -149,6 +150,44 @@ def enter(
     return replace(decision, state=replace(decision.state, last_interaction=state.last_interaction))
 
 
+def continue_call(
+    catalog: Catalog,
+    state: State | None,
+    result: CallResult,
+    *,
+    step: str,
+    to: str,
+    now: datetime,
+    config: EngineConfig,
+    reference: str,
+    facts: Facts | None = None,
+) -> Decision | Needs:
+    """A call's result arrives for a conversation that entered call step `step` (the service
+    checked that the call is still the one it waits for): map the response into the context and
+    go on to the step's next_step, or to its on_error / on_timeout step (calls.outcome_of).
+
+    A conversation that is no longer in that step (it was cancelled, went back, moved on) is left
+    as it is: IGNORED. The customer did not write: last_interaction stays theirs.
+    """
+    template = catalog.get(state.flow, state.version) if state is not None else None
+    if state is None or template is None or state.step != step:
+        return Decision(Outcome.IGNORED, state, ())
+    spec = template.step(step).call
+    if spec is None:
+        return Decision(Outcome.IGNORED, state, ())
+    target, mapped = outcome_of(spec, result)
+    target = target or template.step(step).next_step or ""
+    replies = Replies(to, "", config.invalid_text)
+    rules = _Rules(catalog, Inbound(), replies, now, config, reference, facts)
+    try:
+        decision = rules.leave(template, target, {**state.context, **mapped}, state.history)
+    except MissingFacts as missing:
+        return missing.needs
+    if decision.state is None:
+        return decision
+    return replace(decision, state=replace(decision.state, last_interaction=state.last_interaction))
+
+
 @dataclass(frozen=True)
 class _Rules:
     """The rules of the flow, as methods over the arguments of one advance() or start() call."""
@@ -226,6 +265,8 @@ class _Rules:
             return self.enter(default, INITIAL, {}, (), Outcome.RESTARTED)
         if said == "back":
             return self.back(template, state)
+        if template.step(state.step).call is not None:
+            return self.waiting(template, state)
         answer = interpret(
             template.speaking(state.context.get(LANGUAGE_KEY)), state.step, self.inbound
         )
@@ -249,6 +290,33 @@ class _Rules:
             return self.stay(template, state, Outcome.INVALID_INPUT, (error,))
         target = step.ruled_target(context) or answer.target
         return self.go(template, state, target, context, answer.selection)
+
+    def waiting(self, template: Template, state: State) -> Decision:
+        """The customer writes while the step's call runs: nothing is stuck, they hear that it
+        is on its way (the step's own message again, or the engine's text) and the call's result
+        moves them on."""
+        again = self.replies.step(template, state.step, state.context) or (
+            self.replies.text(self.own_text(state, "call_wait", self.config.call_wait_text)),
+        )
+        return self.stay(template, state, Outcome.INVALID_INPUT, again)
+
+    def leave(
+        self,
+        template: Template,
+        target: str,
+        context: dict[str, Any],
+        history: tuple[HistoryEntry, ...],
+    ) -> Decision:
+        """Leave a call step for `target` (a step or another flow); the call step is never
+        waited in again, so it is not in the history."""
+        flow = self.catalog.switch_target(template, target) if target else None
+        if flow is None and target and template.has_step(target):
+            return self.enter(template, target, context, history, Outcome.ADVANCED)
+        following = self.catalog.current(flow) if flow is not None else None
+        if following is None or not following.is_active:
+            notice = self.replies.text(self.config.not_available_text)
+            return Decision(Outcome.CANCELLED, None, (notice,))
+        return self.enter(following, INITIAL, context, history, Outcome.ADVANCED)
 
     def go(
         self,
@@ -315,7 +383,8 @@ class _Rules:
             last_interaction=self.now,
         )
         sent = self.replies.step(template, step_name, values)
-        return Decision(outcome, new_state, sent, handoff=step.handoff)
+        call = request_for(step.call, step_name, values) if step.call is not None else None
+        return Decision(outcome, new_state, sent, handoff=step.handoff, call=call)
 
     def route(
         self,

@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from flowsvc.engine.calls import CallSpec, parse_call
 from flowsvc.engine.expressions import holds
 from flowsvc.engine.inputs import InputRule, parse_input_rule
 from flowsvc.engine.keywords import phrase
@@ -124,11 +125,13 @@ class Step:
     handoff: HandoffSpec | None = None
     accept: frozenset[str] = frozenset()  # kinds of ACCEPTABLE; empty: text and taps only
     rules: tuple[Rule, ...] = ()
+    call: CallSpec | None = None  # the business's HTTP API this step calls on entry
 
     @property
     def routes_at_once(self) -> bool:
         """A step of rules that sends nothing: entering it moves on at once (docs/templates.md)."""
         quiet = self.message is None and self.prompt is None and self.handoff is None
+        quiet = quiet and self.call is None
         return bool(self.rules) and quiet and self.name != INITIAL and not self.end_conversation
 
     def ruled_target(self, context: Mapping[str, Any]) -> str | None:
@@ -191,6 +194,8 @@ class Template:
             shown = [o.id for o in answering.options] if answering is not None else []
             ids = [*shown, *sorted(set(step.next_steps) - set(shown))]
             targets: list[str | None] = [rule.go for rule in step.rules]
+            if step.call is not None:
+                targets += [step.call.on_error, step.call.on_timeout]
             targets += [step.next_steps.get(i) for i in ids] + [step.next_step]
             for target in targets:
                 if target and target in self.steps and target not in order:
@@ -295,6 +300,7 @@ def _step(name: str, raw: Mapping[str, Any]) -> Step:
             for rule in (_mapping(r) for r in _sequence(raw.get("rules")))
             if isinstance(rule.get("when"), str) and isinstance(rule.get("go"), str)
         ),
+        call=parse_call(raw.get("call")),
     )
 
 

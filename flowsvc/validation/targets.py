@@ -99,6 +99,9 @@ def step_targets(step: object) -> list[str]:
     next_steps = step.get("next_steps")
     if isinstance(next_steps, Mapping):
         found.extend(next_steps.values())
+    call = step.get("call")
+    if isinstance(call, Mapping):
+        found.extend([call.get("on_error"), call.get("on_timeout")])
     return [target for target in found if isinstance(target, str)]
 
 

@@ -16,6 +16,7 @@ from flowsvc.validation.context import check_key
 from flowsvc.validation.languages import LANGUAGE_KEYS, check_languages
 from flowsvc.validation.messages import MESSAGE_KEYS, MESSAGE_TYPES, check_message
 from flowsvc.validation.options import Offer
+from flowsvc.validation.calls import mapped_keys
 from flowsvc.validation.rules import check_quiet_cycles, earlier_names
 from flowsvc.validation.steps import Scope, check_step
 from flowsvc.validation.targets import check_reachability
@@ -304,6 +305,7 @@ def _settable_by_step(menu: Mapping[Any, Any]) -> dict[str, frozenset[str]]:
                 names.update(k for k in values if isinstance(k, str))
         if step.get("lookup") == "order":
             names.update(ORDER_LOOKUP_NAMES)
+        names |= mapped_keys(step)
         for option in _raw_options(answering):
             for values in (option.get("set"), _mapping(option.get("reply")).get("set")):
                 if isinstance(values, Mapping):
