@@ -17,9 +17,9 @@ Checking a template when it is written is flowsvc.validation's job: it reads the
 two cannot disagree, and the engine never reads it.
 """
 
+from flowsvc.engine.calls import CallRequest, CallResult
 from flowsvc.engine.catalog import Catalog
 from flowsvc.engine.config import EngineConfig
-from flowsvc.engine.calls import CallRequest, CallResult
 from flowsvc.engine.flow import advance, continue_call, enter, start
 from flowsvc.engine.orders import (
     REFERENCE_ALPHABET,

@@ -105,18 +105,28 @@ def request_for(spec: CallSpec, step: str, context: Mapping[str, Any]) -> CallRe
 
 
 def outcome_of(spec: CallSpec, result: CallResult) -> tuple[str, dict[str, Any]]:
-    """Where a call's result goes (a target) and what it adds to the context."""
+    """Where a call's result goes (a target; "": the step's next_step) and what it adds to the
+    context."""
     if result.kind == TIMEOUT:
         return spec.timeout_target, {}
-    if result.kind != OK or not 200 <= result.status < 300:
+    if failure(spec, result):
         return spec.on_error, {}
-    mapped: dict[str, Any] = {}
-    for key, path in spec.map.items():
-        found, value = field_at(result.body, path)
-        if not found:
-            return spec.on_error, {}  # a response lacking a mapped field is an error
-        mapped[key] = value
-    return "", mapped  # "": the step's next_step
+    return "", {key: field_at(result.body, path)[1] for key, path in spec.map.items()}
+
+
+def failure(spec: CallSpec, result: CallResult) -> str:
+    """Why a call's result takes the error (or timeout) path, in a few words; "" on success.
+    A response lacking a mapped field is an error: the steps after it read that key."""
+    if result.kind == TIMEOUT:
+        return result.detail or f"no answer within {spec.timeout_seconds:g} s"
+    if result.kind != OK:
+        return result.detail or "no answer"
+    if not 200 <= result.status < 300:
+        return f"status {result.status}"
+    for path in spec.map.values():
+        if not field_at(result.body, path)[0]:
+            return f"the response lacks the mapped field {path!r}"
+    return ""
 
 
 def field_at(document: Any, path: str) -> tuple[bool, Any]:

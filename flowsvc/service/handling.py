@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from flowsvc.clock import Clock, utcnow
 from flowsvc.engine import (
+    CallResult,
     Catalog,
     Decision,
     EngineConfig,
@@ -37,10 +38,12 @@ from flowsvc.engine import (
     Outcome,
     State,
     advance,
+    continue_call,
     enter,
     new_reference,
     start,
 )
+from flowsvc.engine.calls import CallSpec
 from flowsvc.engine.message_templates import MessageTemplate
 from flowsvc.engine.template import INITIAL
 from flowsvc.errors import FailedPrecondition, FlowError, InvalidArgument, NotFound
@@ -55,6 +58,7 @@ from flowsvc.service import (
 from flowsvc.service.catalog import TemplateCatalog
 from flowsvc.service.inbound import InboundMessage, content, engine_input
 from flowsvc.service.turns import (
+    CallResultTurn,
     Handled,
     HandOffTurn,
     LeaseRequest,
@@ -69,7 +73,7 @@ from flowsvc.service.turns import (
     handled_now,
     rounds,
 )
-from flowsvc.store import events, handoffs, outbox, results, turns
+from flowsvc.store import calls, events, handoffs, outbox, results, turns
 from flowsvc.store.customers import Customer
 from flowsvc.store.db import UNREACHABLE
 
@@ -220,6 +224,24 @@ class MessageHandling:
             resumed += handled.outcome != str(Outcome.IGNORED)
         return resumed
 
+    def finish_call(self, call_id: int, result: CallResult, lease: LeaseRequest) -> Handled:
+        """A call's result (FinishCall): the conversation waiting for it moves on, once; NOT_FOUND
+        for a call that was never queued."""
+        started = time.perf_counter()
+        with self._sessions() as session:
+            row = calls.get(session, call_id)
+            customer = (row.phone_number_id, row.phone_number) if row is not None else None
+        if customer is None:
+            raise NotFound(f"no call {call_id}")
+        turn = CallResultTurn(customer, call_id, result)
+        try:
+            handled = _retrying(partial(self._single, turn, lease), idempotent=True)
+        except Exception as error:
+            messagelog.steer_failed("call", customer[1], turn.source_id, error, started)
+            raise
+        messagelog.steered("call", customer[1], turn.source_id, handled, started)
+        return handled
+
     def _steer(
         self,
         kind: str,
@@ -292,6 +314,7 @@ class MessageHandling:
                     turn = todo[index]
                     done = handled_now(turn, found, writes, ids, now)
                     drafts += turn_events.drafts(turn, found, decision, writes, ids)
+                    drafts += self._calls(session, turn, found, decision, now)
                     more, details = handoff_writes.after(
                         session, turn, found, decision, now, self._config
                     )
@@ -301,6 +324,41 @@ class MessageHandling:
                     handled[index] = done
                 events.record(session, drafts)
         return [handled[index] for index in range(len(todo))]
+
+    def _calls(
+        self,
+        session: Session,
+        turn: Turn,
+        found: turns.Opened,
+        decision: Decision,
+        now: datetime,
+    ) -> list[events.Draft]:
+        """Queue the call of the step the decision entered (outside this transaction the gateway
+        runs it), and say what happened to a call whose result this turn handled."""
+        drafts: list[events.Draft] = []
+        if isinstance(turn, CallResultTurn) and decision.outcome != Outcome.IGNORED:
+            row = calls.get(session, turn.call_id)
+            turn = replace(turn, step=row.step if row is not None else "")
+            drafts.append(
+                turn_events.call_finished(
+                    turn, found, self._catalog_step(session, turn, found.state)
+                )
+            )
+        state = decision.state
+        if decision.call is not None and state is not None:
+            call_id = calls.queue(session, turn.customer, state.flow, decision.call, now)
+            drafts.append(turn_events.call_queued(turn.customer, state, call_id, decision.call))
+        return drafts
+
+    def _catalog_step(
+        self, session: Session, turn: CallResultTurn, before: State | None
+    ) -> CallSpec | None:
+        """The call as the step that made it writes it (the conversation's template version)."""
+        if before is None:
+            return None
+        key = (before.flow, before.version)
+        template = self._catalog.get(session, key).get(*key)
+        return template.step(turn.step).call if template is not None else None
 
     def _decide(
         self,
@@ -331,6 +389,14 @@ class MessageHandling:
             state = steering.steerable(turn, found, now)
             catalog = self._catalog.get(session, (state.flow, state.version))
             steering.check_target(catalog, turn, state)
+        elif isinstance(turn, CallResultTurn):
+            row = calls.get(session, turn.call_id)  # its customer is locked: no race
+            waiting = row is not None and row.state == calls.PENDING
+            if not waiting or state is None or row is None or row.flow != state.flow:
+                return Decision(Outcome.IGNORED, state, ())
+            calls.finish(session, row, now)
+            turn = replace(turn, step=row.step)
+            catalog = self._catalog.get(session, (state.flow, state.version))
         elif isinstance(turn, ResumeTurn):
             resumable = handoff.resumable(turn, found, now)
             if resumable is None:
@@ -371,6 +437,18 @@ class MessageHandling:
         facts: Facts | None,
     ) -> Decision | Needs:
         to = turn.customer[1]
+        if isinstance(turn, CallResultTurn):
+            return continue_call(
+                catalog,
+                state,
+                turn.result,
+                step=turn.step,
+                to=to,
+                now=now,
+                config=self._config,
+                reference=reference,
+                facts=facts,
+            )
         if isinstance(turn, MessageTurn):
             return advance(
                 catalog,

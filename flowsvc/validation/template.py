@@ -12,11 +12,11 @@ from flowsvc.engine.keywords import phrase
 from flowsvc.engine.orders import ORDER_LOOKUP_NAMES
 from flowsvc.engine.render import BUILTIN_NAMES
 from flowsvc.engine.template import INITIAL
+from flowsvc.validation.calls import mapped_keys
 from flowsvc.validation.context import check_key
 from flowsvc.validation.languages import LANGUAGE_KEYS, check_languages
 from flowsvc.validation.messages import MESSAGE_KEYS, MESSAGE_TYPES, check_message
 from flowsvc.validation.options import Offer
-from flowsvc.validation.calls import mapped_keys
 from flowsvc.validation.rules import check_quiet_cycles, earlier_names
 from flowsvc.validation.steps import Scope, check_step
 from flowsvc.validation.targets import check_reachability
