@@ -58,9 +58,7 @@ def finish(state: State, result: CallResult, catalog: Catalog = CATALOG) -> Deci
     return decided
 
 
-def test_entering_a_call_step_queues_the_call_filled_from_the_context_and_says_one_moment() -> (
-    None
-):
+def test_entering_a_call_step_queues_the_call_filled_from_the_context_and_says_one_moment() -> None:
     decision = decide(at_address(), Inbound(text="12 Harbour Road, Leith"))
     assert decision.state is not None and decision.state.step == "check_address"
     assert decision.call is not None
@@ -230,6 +228,9 @@ def test_validation_names_the_path_of_each_problem_with_a_call() -> None:
 
 def test_the_shipped_order_flow_is_valid() -> None:
     raw = json.loads((TEMPLATES / "new_order.json").read_text(encoding="utf-8"))
-    assert validate_template(
-        raw["name"], raw["trigger_keywords"], raw["menu_structure"], known_templates=KNOWN
-    ) == []
+    assert (
+        validate_template(
+            raw["name"], raw["trigger_keywords"], raw["menu_structure"], known_templates=KNOWN
+        )
+        == []
+    )

@@ -37,6 +37,9 @@ TYPES = frozenset(
         "handoff_requested",
         "customer_message",
         "handoff_resumed",
+        "call_queued",
+        "call_completed",
+        "call_failed",
     }
 )
 _CATCH_UP_BATCH = 500
