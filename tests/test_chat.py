@@ -21,7 +21,7 @@ from tests.servers import free_port, running_flowsvc
 
 pytestmark = pytest.mark.usefixtures("seeded")
 
-ORDER = "hi\n1\n1\n2\n1\n/quit\n"  # New Order, Coffee, quantity 2, Yes
+ORDER = "hi\n1\n1\n2\n1\n1\n/quit\n"  # New Order, Coffee, quantity 2, Pickup, Yes
 TOKEN = "chat-test-token"
 
 
@@ -64,7 +64,7 @@ def test_live_chat_is_a_real_customer(flowsvc_target: str, database_url: str) ->
     assert_ordered(result)
     assert "(live)" in result.stdout
     counts = row_counts(database_url)
-    assert counts["flow_results"] == 1 and counts["processed_messages"] == 5
+    assert counts["flow_results"] == 1 and counts["processed_messages"] == 6
 
 
 def test_chat_tries_a_draft_that_customers_do_not_see(
@@ -79,7 +79,7 @@ def test_chat_tries_a_draft_that_customers_do_not_see(
     definition.menu_structure.update(menu)
     stub.UpdateTemplate(flow_pb2.UpdateTemplateRequest(template=definition, draft=True))
 
-    tried = chat("1\n2\n1\n/quit\n", "--target", flowsvc_target, "--template", "new_order")
+    tried = chat("1\n2\n1\n1\n/quit\n", "--target", flowsvc_target, "--template", "new_order")
     customer = chat("hi\n1\n/quit\n", "--target", flowsvc_target)
 
     assert tried.returncode == 0, tried.stderr
