@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy
 
 from gateway.call_endpoints import CallEndpoint, parse
 from menuflow.address_check import AddressCheck
@@ -290,7 +291,7 @@ def test_a_result_delivered_twice_continues_the_flow_once(
 
 
 def test_a_result_for_a_conversation_that_moved_on_changes_nothing(
-    seeded: flow_pb2_grpc.FlowServiceStub,
+    seeded: flow_pb2_grpc.FlowServiceStub, database_url: str
 ) -> None:
     customer = "16505550701"
     waiting_for_the_call(seeded, customer)
@@ -302,6 +303,13 @@ def test_a_result_for_a_conversation_that_moved_on_changes_nothing(
         )
     )
     assert late.outcome == flow_pb2.OUTCOME_IGNORED and not late.messages
+    engine = sqlalchemy.create_engine(database_url)
+    with engine.connect() as connection:
+        states = connection.execute(
+            sqlalchemy.text("SELECT state FROM calls WHERE id = :id"), {"id": call.id}
+        ).scalars()
+        assert list(states) == ["done"]  # never claimed and run again
+    engine.dispose()
 
 
 def test_call_endpoints_setting_reads_secrets_by_name_and_says_what_is_wrong() -> None:

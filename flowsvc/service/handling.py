@@ -392,9 +392,13 @@ class MessageHandling:
         elif isinstance(turn, CallResultTurn):
             row = calls.get(session, turn.call_id)  # its customer is locked: no race
             waiting = row is not None and row.state == calls.PENDING
-            if not waiting or state is None or row is None or row.flow != state.flow:
+            if row is not None and waiting:
+                calls.finish(session, row, now)  # whatever it does now, it is never run again
+            # Ignored: a call no longer waited for, a conversation that ended, expired, went
+            # to another flow, or is with people (they say where the bot takes over).
+            gone = state is None or state.expires_at <= now or found.handoff is not None
+            if not waiting or gone or row is None or state is None or row.flow != state.flow:
                 return Decision(Outcome.IGNORED, state, ())
-            calls.finish(session, row, now)
             turn = replace(turn, step=row.step)
             catalog = self._catalog.get(session, (state.flow, state.version))
         elif isinstance(turn, ResumeTurn):
