@@ -194,9 +194,9 @@ class Template:
             shown = [o.id for o in answering.options] if answering is not None else []
             ids = [*shown, *sorted(set(step.next_steps) - set(shown))]
             targets: list[str | None] = [rule.go for rule in step.rules]
-            if step.call is not None:
-                targets += [step.call.on_error, step.call.on_timeout]
             targets += [step.next_steps.get(i) for i in ids] + [step.next_step]
+            if step.call is not None:  # after its success: the failure paths
+                targets += [step.call.on_error, step.call.on_timeout]
             for target in targets:
                 if target and target in self.steps and target not in order:
                     order.append(target)
