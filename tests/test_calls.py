@@ -29,6 +29,7 @@ from tests.gateway_harness import (
     webhook,
 )
 from tests.graph_standin import StandinServer
+from tests.logcapture import captured_logs
 from tests.servers import free_port
 
 ONE_MOMENT = "One moment, I'm checking that we deliver to 12 Harbour Road…"
@@ -271,8 +272,12 @@ def test_a_result_delivered_twice_continues_the_flow_once(
         status_code=200,
         body=json.dumps({"zone": "B"}),
     )
-    first = seeded.FinishCall(result)
-    second = seeded.FinishCall(result)
+    with captured_logs() as logs:
+        first = seeded.FinishCall(result)
+        second = seeded.FinishCall(result)
+    lines = logs.named("call result handled")
+    assert [line["customer"] for line in lines] == ["***0601", "***0601"]
+    assert customer not in logs.text
     late_failure = seeded.FinishCall(
         flow_pb2.FinishCallRequest(call_id=call.id, kind=flow_pb2.CALL_RESULT_KIND_TIMEOUT)
     )
