@@ -2,8 +2,8 @@
 
 Starting the gateway only after flowsvc's health check answers SERVING keeps its first lines free
 of `pump.claim_error UNAVAILABLE` warnings. In dev mode without CALL_ENDPOINTS, the address_check
-stand-in (menuflow.address_check) answers the order flow's delivery address check on loopback. Either service stopping stops the other; SIGINT or
-SIGTERM stops both.
+stand-in (menuflow.address_check) answers the order flow's delivery address check on loopback.
+Either service stopping stops the other; SIGINT or SIGTERM stops both.
 """
 
 from __future__ import annotations
