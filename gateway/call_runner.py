@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import grpc
 import httpx
@@ -52,6 +52,7 @@ class CallRunner:
         reply_lease_seconds: int,
         send_budget: float,
         concurrency: int,
+        on_held_elsewhere: Callable[[], None] = lambda: None,
     ) -> None:
         self._calls = calls
         self._endpoints = endpoints
@@ -65,6 +66,7 @@ class CallRunner:
         self._concurrency = concurrency
         self._running: set[asyncio.Task[None]] = set()
         self._stop = asyncio.Event()
+        self._held_elsewhere = on_held_elsewhere
 
     def stop(self) -> None:
         self._stop.set()
@@ -206,6 +208,9 @@ class CallRunner:
                 and not response.duplicate
             ]
             self._lanes.submit(leased)
+            if not response.duplicate and len(leased) < len(response.messages):
+                # Behind a message another sender holds (the "one moment"): the pump claims them.
+                self._held_elsewhere()
             return
 
 
