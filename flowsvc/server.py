@@ -21,6 +21,7 @@ from flowsvc.rpc.metering import CallMetrics
 from flowsvc.rpc.request_parsing import ParseRequests
 from flowsvc.rpc.servicer import FlowServicer
 from flowsvc.rpc.status import ErrorStatus
+from flowsvc.service.calls import CallQueue
 from flowsvc.service.catalog import TemplateCatalog
 from flowsvc.service.conversations import Conversations
 from flowsvc.service.deliveries import Deliveries
@@ -113,6 +114,7 @@ class Server:
             EventDeliveries(sessions, self.events),
             Sandbox(sessions, catalog, engine_config(settings)),
             FlowStatistics(sessions),
+            CallQueue(sessions),
         )
         flow_pb2_grpc.add_FlowServiceServicer_to_server(servicer, self.grpc)
         self._stopping = threading.Event()

@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway import webhook
 from gateway.breaker import Breakers, State
+from gateway.call_runner import CallRunner
 from gateway.channel import Calls, call_metadata, open_channels
 from gateway.event_delivery import EndpointDelivery, EventDelivery
 from gateway.inbox import Inbox
@@ -234,6 +235,21 @@ def create_app(settings: Settings, *, transport: Transport | None = None) -> ASG
             on_held_elsewhere=pump.hurry,
         )
         pump_task = asyncio.create_task(pump.run(), name="outbox-pump")
+        # Calls to the business's HTTP APIs: their own client (other hosts and timeouts).
+        calls_http = httpx.AsyncClient(follow_redirects=False)
+        call_runner = CallRunner(
+            calls=calls,
+            endpoints={endpoint.name: endpoint for endpoint in settings.call_endpoints},
+            http=calls_http,
+            lanes=lanes,
+            poll_seconds=settings.call_poll_seconds,
+            lease_seconds=settings.call_lease_seconds,
+            reply_lease_seconds=settings.outbox_lease_seconds,
+            send_budget=settings.send_budget_seconds,
+            concurrency=settings.call_concurrency,
+            on_held_elsewhere=pump.hurry,
+        )
+        calls_task = asyncio.create_task(call_runner.run(), name="call-runner")
         # Event webhooks: their own HTTP client (other hosts, other timeouts than Meta's).
         hooks_http = httpx.AsyncClient(
             timeout=settings.event_timeout_seconds, follow_redirects=False
@@ -275,6 +291,9 @@ def create_app(settings: Settings, *, transport: Transport | None = None) -> ASG
             # uvicorn has stopped accepting and finished in-flight requests before this runs.
             pump.stop()
             await pump_task
+            call_runner.stop()
+            await calls_task
+            await calls_http.aclose()
             await hooks.stop()
             await hooks_http.aclose()
             receipts.stop()  # none starts while the lanes close; those waiting may still send

@@ -9,11 +9,13 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from gateway.call_endpoints import CallEndpoint, parse as parse_call_endpoints
 from gateway.event_endpoints import Endpoint, parse
 from menuflow.environment import SettingsError, config, optional, positive
 
 __all__ = ["Settings", "SettingsError"]
 
+MAX_CALL_SECONDS = 30.0  # the longest timeout a template's call may ask for
 MAX_BATCH_SIZE = 100  # FlowService's limit on messages in one HandleMessages call
 # FlowService refuses a request larger than 8 MiB whole; a batch stays well under it.
 MAX_BATCH_BYTES = 4 * 1024 * 1024
@@ -78,6 +80,10 @@ class Settings:
     event_retry_min_seconds: float = 0.5
     event_retry_max_seconds: float = 60.0
     event_wait_seconds: float = 1.0
+    call_endpoints: tuple[CallEndpoint, ...] = ()
+    call_poll_seconds: float = 0.5
+    call_lease_seconds: int = 120
+    call_concurrency: int = 32
     log_level: str = "INFO"
 
     def __post_init__(self) -> None:
@@ -96,6 +102,11 @@ class Settings:
                 f"OUTBOX_LEASE_SECONDS={self.outbox_lease_seconds} is too short: one send may take "
                 f"{self.send_budget_seconds:g} s (from GRAPH_TIMEOUT_SECONDS), and a lease must "
                 "last at least two of them"
+            )
+        if self.call_lease_seconds < 2 * MAX_CALL_SECONDS:
+            raise SettingsError(
+                f"CALL_LEASE_SECONDS={self.call_lease_seconds} is too short: a call may wait "
+                f"{MAX_CALL_SECONDS:g} s for its endpoint, and a lease must last two of them"
             )
         if self.event_endpoints and self.event_lease_seconds < 2 * (
             self.event_timeout_seconds + self.event_wait_seconds
@@ -259,6 +270,16 @@ class Settings:
                 event_wait_seconds=env(
                     "EVENT_WAIT_SECONDS", cast=number, default=d.event_wait_seconds
                 ),
+                call_endpoints=parse_call_endpoints(
+                    text("CALL_ENDPOINTS", ""), os.environ if environ is None else environ
+                ),
+                call_poll_seconds=env(
+                    "CALL_POLL_SECONDS", cast=number, default=d.call_poll_seconds
+                ),
+                call_lease_seconds=env(
+                    "CALL_LEASE_SECONDS", cast=count, default=d.call_lease_seconds
+                ),
+                call_concurrency=env("CALL_CONCURRENCY", cast=count, default=d.call_concurrency),
                 **extra,
             )
         except (KeyError, ValueError) as error:

@@ -1,8 +1,9 @@
 """`make run`: flowsvc, then the gateway once flowsvc serves, then one line saying what to try.
 
 Starting the gateway only after flowsvc's health check answers SERVING keeps its first lines free
-of `pump.claim_error UNAVAILABLE` warnings. Either service stopping stops the other; SIGINT or
-SIGTERM stops both.
+of `pump.claim_error UNAVAILABLE` warnings. In dev mode without CALL_ENDPOINTS, the address_check
+stand-in (menuflow.address_check) answers the order flow's delivery address check on loopback.
+Either service stopping stops the other; SIGINT or SIGTERM stops both.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from types import FrameType
 
 import httpx
 
+from menuflow.address_check import AddressCheck
 from menuflow.connection import DEFAULT_LISTEN, FlowsvcConnection, is_serving, local_target
 
 
@@ -65,6 +67,12 @@ def main() -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     processes: list[subprocess.Popen[bytes]] = []
+    stand_in = ""
+    dev_mode = env["GATEWAY_DEV_MODE"].strip().lower() in ("1", "true", "yes", "on")
+    if dev_mode and not env.get("CALL_ENDPOINTS"):
+        address_check = AddressCheck().serve()
+        env["CALL_ENDPOINTS"] = address_check.endpoint_setting()
+        stand_in = f" The address_check stand-in answers calls on {address_check.url}."
     try:
         flowsvc = subprocess.Popen([sys.executable, "-m", "flowsvc"], env=env)
         processes.append(flowsvc)
@@ -77,7 +85,7 @@ def main() -> int:
         print(
             f"ready: flowsvc on {client.target}, gateway on {base}. Try `make chat` (be a "
             "customer) or `make post-sample` (a webhook as Meta sends it) in another terminal; "
-            "Ctrl-C stops both.",
+            f"Ctrl-C stops both.{stand_in}",
             flush=True,
         )
         while all(process.poll() is None for process in processes):

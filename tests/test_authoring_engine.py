@@ -34,9 +34,14 @@ def test_steps_come_in_the_order_a_customer_meets_them_however_the_keys_are_orde
     assert shipped("new_order", shuffle=seed).step_order() == [
         "initial",
         "quantity",
+        "fulfilment",
         "confirmation",
+        "address",
         "complete",
         "cancelled",
+        "check_address",
+        "delivery_confirmation",
+        "address_failed",
     ]
 
 

@@ -24,7 +24,7 @@ from tests.test_templates import struct
 
 pytestmark = pytest.mark.usefixtures("seeded")
 
-ORDER = "hi\n1\n1\n2\n1\n/quit\n"  # New Order, Coffee, quantity 2, Yes
+ORDER = "hi\n1\n1\n2\n1\n1\n/quit\n"  # New Order, Coffee, quantity 2, Pickup, Yes
 TOKEN = "chat-test-token"
 
 
@@ -67,7 +67,7 @@ def test_live_chat_is_a_real_customer(flowsvc_target: str, database_url: str) ->
     assert_ordered(result)
     assert "(live)" in result.stdout
     counts = row_counts(database_url)
-    assert counts["flow_results"] == 1 and counts["processed_messages"] == 5
+    assert counts["flow_results"] == 1 and counts["processed_messages"] == 6
 
 
 def test_chat_tries_a_draft_that_customers_do_not_see(
@@ -82,7 +82,7 @@ def test_chat_tries_a_draft_that_customers_do_not_see(
     definition.menu_structure.update(menu)
     stub.UpdateTemplate(flow_pb2.UpdateTemplateRequest(template=definition, draft=True))
 
-    tried = chat("1\n2\n1\n/quit\n", "--target", flowsvc_target, "--template", "new_order")
+    tried = chat("1\n2\n1\n1\n/quit\n", "--target", flowsvc_target, "--template", "new_order")
     customer = chat("hi\n1\n/quit\n", "--target", flowsvc_target)
 
     assert tried.returncode == 0, tried.stderr

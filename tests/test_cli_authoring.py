@@ -89,7 +89,7 @@ def test_preview_prints_each_step_as_whatsapp_shows_it(flowsvc_target: str, fold
     assert "How many Tea would you like?" in out
     assert "3 x Tea = $7.50" in out
     assert "✅ Yes  -> complete" in out and "❌ No  -> cancelled" in out
-    assert "typed integer into {quantity}  -> confirmation" in out
+    assert "typed integer into {quantity}  -> fulfilment" in out
     assert "Your order number is ABC234" in out
     assert "(the conversation ends here)" in out
 

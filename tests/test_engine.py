@@ -87,7 +87,10 @@ def test_the_order_flow_shows_product_quantity_and_total() -> None:
     assert at(quantity) == ("new_order", "quantity")
     assert bodies(quantity) == ["How many Coffee would you like? Send a number from 1 to 99."]
 
-    confirmation = step(quantity.state, text("2"))
+    fulfilment = step(quantity.state, text("2"))
+    assert at(fulfilment) == ("new_order", "fulfilment")
+    assert bodies(fulfilment) == ["Pickup or delivery?"]
+    confirmation = step(fulfilment.state, tap("pickup", "🏪 Pickup"))
     assert at(confirmation) == ("new_order", "confirmation")
     (message,) = confirmation.messages
     assert "2 x Coffee = $7.00" in message["interactive"]["body"]["text"]
@@ -100,6 +103,8 @@ def test_the_order_flow_shows_product_quantity_and_total() -> None:
         "price": "3.50",
         "quantity": 2,
         "total": "7.00",
+        "fulfilment": "pickup",
+        "fulfilment_title": "🏪 Pickup",
     }
 
     done = step(confirmation.state, tap("yes", "✅ Yes"))
@@ -117,7 +122,7 @@ def test_the_order_flow_shows_product_quantity_and_total() -> None:
 
 
 def test_answering_no_cancels_the_order_without_a_result() -> None:
-    confirmation = run(text("order"), tap("tea"), text("3"))
+    confirmation = run(text("order"), tap("tea"), text("3"), tap("pickup"))
     assert "3 x Tea = $7.50" in bodies(confirmation)[0]
     cancelled = step(confirmation.state, tap("no"))
     assert cancelled.outcome is Outcome.COMPLETED
@@ -159,7 +164,7 @@ def test_a_bad_quantity_is_re_asked_and_changes_nothing(typed: str) -> None:
 
 
 def test_typing_yes_confirms_and_typing_nonsense_re_asks_with_the_buttons() -> None:
-    confirmation = run(text("order"), tap("salad"), text("1"))
+    confirmation = run(text("order"), tap("salad"), text("1"), tap("pickup"))
     nonsense = step(confirmation.state, text("maybe later"))
     assert nonsense.outcome is Outcome.INVALID_INPUT
     assert bodies(nonsense)[0] == "Please tap Yes to place the order or No to cancel it."
@@ -487,4 +492,4 @@ def test_a_conversation_continues_when_its_template_is_deactivated() -> None:
     catalog = Catalog.build(shipped(new_order=False))
     decision = step(quantity.state, text("2"), catalog=catalog)
     assert decision.outcome is Outcome.ADVANCED
-    assert at(decision) == ("new_order", "confirmation")
+    assert at(decision) == ("new_order", "fulfilment")

@@ -107,14 +107,19 @@ def test_the_stats_say_where_customers_dropped_off(
             "initial": {"entered": 7, "exits": {"quantity": 7}},
             "quantity": {
                 "entered": 7,
-                "exits": {"confirmation": 3},
+                "exits": {"fulfilment": 3},
                 "expired": 1,
                 "cancelled": 1,
                 "stopped": 2,  # the two who never answered (not yet expired)
             },
+            "fulfilment": {"entered": 3, "exits": {"confirmation": 3}},
             "confirmation": {"entered": 3, "exits": {}, "completed": 3},
+            "address": {"exits": {}},
             "complete": {"exits": {}},
             "cancelled": {"exits": {}},
+            "check_address": {"exits": {}},
+            "delivery_confirmation": {"exits": {}},
+            "address_failed": {"exits": {}},
         },
     }
     assert funnel(stats(stub, name="main_menu")) == {
@@ -134,6 +139,7 @@ def test_the_stats_give_the_median_time_per_step(
     gaps = {
         "initial": (5, 7, 9, 100),  # the last is the one still at quantity
         "quantity": (30, 90, 60),
+        "fulfilment": (3, 1, 2),
         "confirmation": (2, 6, 4),
     }
     space_out(
@@ -153,6 +159,7 @@ def test_the_stats_give_the_median_time_per_step(
     assert medians == {
         "initial": timedelta(seconds=8),  # 5, 7, 9, 100: between 7 and 9
         "quantity": timedelta(seconds=60),  # the one still there has no time yet
+        "fulfilment": timedelta(seconds=2),
         "confirmation": timedelta(seconds=4),
     }
     menu = stats(stub, name="main_menu")
@@ -183,6 +190,7 @@ def test_two_hundred_customers_funnel_exactly(
     turn([c.message(selection=flow_pb2.Selection(id="new_order")) for c in chats])
     turn([c.message(selection=flow_pb2.Selection(id="coffee", title="Coffee")) for c in chats])
     turn([c.message(text="2") for c in completing] + [c.message(text="cancel") for c in cancelling])
+    turn([c.message(selection=flow_pb2.Selection(id="pickup")) for c in completing])
     turn([c.message(selection=flow_pb2.Selection(id="yes")) for c in completing])
     execute(
         database_url,
@@ -202,14 +210,19 @@ def test_two_hundred_customers_funnel_exactly(
             "initial": {"entered": 200, "exits": {"quantity": 200}},
             "quantity": {
                 "entered": 200,
-                "exits": {"confirmation": 120},
+                "exits": {"fulfilment": 120},
                 "expired": 15,
                 "cancelled": 25,
                 "stopped": 40,
             },
+            "fulfilment": {"entered": 120, "exits": {"confirmation": 120}},
             "confirmation": {"entered": 120, "exits": {}, "completed": 120},
+            "address": {"exits": {}},
             "complete": {"exits": {}},
             "cancelled": {"exits": {}},
+            "check_address": {"exits": {}},
+            "delivery_confirmation": {"exits": {}},
+            "address_failed": {"exits": {}},
         },
     }
     assert funnel(stats(stub, name="main_menu")) == {
@@ -237,15 +250,17 @@ def test_a_version_counts_only_its_conversations(
     first, second, both = (stats(stub, name="new_order", version=v) for v in (1, 2, 0))
 
     assert (first.version, first.started, first.completed) == (1, 1, 1)
-    assert [(s.step, s.entered) for s in first.steps][:3] == [
+    assert [(s.step, s.entered) for s in first.steps][:4] == [
         ("initial", 1),
         ("quantity", 1),
+        ("fulfilment", 1),
         ("confirmation", 1),
     ]
     assert (second.version, second.started, second.completed) == (2, 1, 0)
-    assert [(s.step, s.entered) for s in second.steps][:3] == [
+    assert [(s.step, s.entered) for s in second.steps][:4] == [
         ("initial", 1),
         ("quantity", 1),
+        ("fulfilment", 0),
         ("confirmation", 0),
     ]
     assert (both.version, both.started, both.completed) == (0, 2, 1)
@@ -260,7 +275,18 @@ def test_a_template_nobody_used_has_its_steps_at_zero(
     assert funnel(found) == {
         "steps": {
             step: {"exits": {}}
-            for step in ("initial", "quantity", "confirmation", "complete", "cancelled")
+            for step in (
+                "initial",
+                "quantity",
+                "fulfilment",
+                "confirmation",
+                "address",
+                "complete",
+                "cancelled",
+                "check_address",
+                "delivery_confirmation",
+                "address_failed",
+            )
         }
     }
     # The default range: the week until now.
@@ -324,6 +350,7 @@ def test_the_cli_prints_the_funnel(
             ("16505550301", "new_order", "initial"): 5,
             ("16505550302", "new_order", "initial"): 9,
             ("16505550301", "new_order", "quantity"): 75,
+            ("16505550301", "new_order", "fulfilment"): 2,
             ("16505550301", "new_order", "confirmation"): 3,
         },
     )
@@ -338,12 +365,18 @@ def test_the_cli_prints_the_funnel(
         "initial 2 entered #################### 100% median 7s",
         "-> quantity: 2",
         "quantity 2 entered #################### 100% median 1m 15s",
-        "-> confirmation: 1",
+        "-> fulfilment: 1",
         "stopped here 1",
+        "fulfilment 1 entered ########## 50% median 2s",
+        "-> confirmation: 1",
         "confirmation 1 entered ########## 50% median 3s",
         "completed 1",
+        "address 0 entered 0%",
         "complete 0 entered 0%",
         "cancelled 0 entered 0%",
+        "check_address 0 entered 0%",
+        "delivery_confirmation 0 entered 0%",
+        "address_failed 0 entered 0%",
     ]
 
     unknown = menuflow(flowsvc_target, "templates", "stats", "nope")

@@ -34,7 +34,8 @@ ORDER_TEA = {
             "turns": [
                 {"start": True},
                 {"tap": "Tea", "expect": {"step": "quantity"}},
-                {"send": "1", "expect": {"text": "1 x Tea = $2.50"}},
+                {"send": "1", "expect": {"text": "Pickup or delivery?"}},
+                {"tap": "pickup", "expect": {"text": "1 x Tea = $2.50"}},
             ],
         }
     ],
@@ -52,9 +53,9 @@ def test_the_shipped_templates_pass_their_scripted_tests_and_write_nothing(
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "PASS" in result.stdout and "FAIL" not in result.stdout
-    assert result.stdout.strip().endswith("10 passed, 0 failed, 0 errors")
+    assert result.stdout.strip().endswith("11 passed, 0 failed, 0 errors")
     suites = ElementTree.parse(report).getroot().findall("testsuite")
-    assert sum(int(s.get("tests", "0")) for s in suites) == 10
+    assert sum(int(s.get("tests", "0")) for s in suites) == 11
     assert all(s.get("failures") == "0" for s in suites)
     assert row_counts(database_url) == before
 
@@ -64,7 +65,7 @@ def test_a_failing_expectation_is_a_readable_diff_and_exit_1(
     flowsvc_target: str, tmp_path: Path
 ) -> None:
     script = json.loads(json.dumps(ORDER_TEA))
-    script["tests"][0]["turns"][2]["expect"] = {
+    script["tests"][0]["turns"][3]["expect"] = {
         "text": "1 x Tea = $3.00",
         "context": {"quantity": 2},
     }
@@ -76,9 +77,9 @@ def test_a_failing_expectation_is_a_readable_diff_and_exit_1(
     assert result.returncode == 1
     out = result.stdout
     assert "FAIL" in out and "tea.test.json › one tea" in out
-    assert "turn 3 (send '1'): expected a reply containing '1 x Tea = $3.00'" in out
+    assert "turn 4 (tap 'pickup'): expected a reply containing '1 x Tea = $3.00'" in out
     assert "1 x Tea = $2.50" in out  # what the bot said instead
-    assert "turn 3 (send '1'): expected context.quantity = 2\n    got 1" in out
+    assert "turn 4 (tap 'pickup'): expected context.quantity = 2\n    got 1" in out
     assert "customer: turn 2 (tap 'Tea')" in out  # the conversation so far
     assert out.strip().endswith("0 passed, 1 failed, 0 errors")
     failure = ElementTree.parse(report).getroot().find("testsuite/testcase/failure")
@@ -92,8 +93,9 @@ def test_a_failing_expectation_is_a_readable_diff_and_exit_1(
         ({"tap": "Espresso"}, "no button or row 'Espresso' is offered (offered: 'Coffee', 'Tea'"),
         (
             {"send": "2", "expect": {"step": "checkout"}},
-            "template 'new_order' has no step 'checkout' (it has cancelled, complete, "
-            "confirmation, initial, quantity)",
+            "template 'new_order' has no step 'checkout' (it has address, address_failed, "
+            "cancelled, check_address, complete, confirmation, delivery_confirmation, "
+            "fulfilment, initial, quantity)",
         ),
         ({"send": "2", "expect": {"colour": "red"}}, "expect: unknown keys ['colour']"),
     ],
@@ -121,7 +123,7 @@ def test_template_files_run_unsaved_with_files(flowsvc_target: str, tmp_path: Pa
     menu["menu_structure"]["action"]["sections"][0]["rows"][1]["set"]["price"] = "3.00"
     (folder / "new_order.json").write_text(json.dumps(menu))
     script = json.loads(json.dumps(ORDER_TEA))
-    script["tests"][0]["turns"][2]["expect"]["text"] = "1 x Tea = $3.00"
+    script["tests"][0]["turns"][3]["expect"]["text"] = "1 x Tea = $3.00"
     write(folder / "tests", "tea.test.json", script)
 
     stored = menuflow(flowsvc_target, "test", str(folder / "tests" / "tea.test.json"))
@@ -173,7 +175,7 @@ def test_offline_the_shipped_tests_run_against_the_files_without_flowsvc() -> No
     )
 
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.strip().endswith("10 passed, 0 failed, 0 errors")
+    assert result.stdout.strip().endswith("11 passed, 0 failed, 0 errors")
 
 
 def test_offline_template_files_with_problems_are_named_and_nothing_runs(tmp_path: Path) -> None:

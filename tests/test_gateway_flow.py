@@ -91,6 +91,14 @@ def how_many(to: str) -> dict[str, Any]:
     return text(to, "How many Coffee would you like? Send a number from 1 to 99.")
 
 
+def pickup_or_delivery(to: str) -> dict[str, Any]:
+    buttons = [reply("pickup", "🏪 Pickup"), reply("delivery", "🛵 Delivery")]
+    return interactive(
+        to,
+        {"type": "button", "body": {"text": "Pickup or delivery?"}, "action": {"buttons": buttons}},
+    )
+
+
 def confirm(to: str) -> dict[str, Any]:
     body = "🧾 Your order:\n2 x Coffee = $7.00\n\nShall I place it?"
     buttons = [reply("yes", "✅ Yes"), reply("no", "❌ No")]
@@ -99,18 +107,19 @@ def confirm(to: str) -> dict[str, Any]:
     )
 
 
-def cancelled(to: str) -> dict[str, Any]:
-    body = "Your order was cancelled, nothing was placed."
-    return text(to, body + ' Send "menu" whenever you want to start again.')
-
-
 HI: dict[str, Any] = {"text": "hi"}
 NEW_ORDER: dict[str, Any] = {"button": ("new_order", "🛒 New Order")}
 COFFEE: dict[str, Any] = {"row": ("coffee", "Coffee")}
 TWO: dict[str, Any] = {"text": "2"}
+PICKUP: dict[str, Any] = {"button": ("pickup", "🏪 Pickup")}
 YES: dict[str, Any] = {"button": ("yes", "✅ Yes")}
-NO: dict[str, Any] = {"button": ("no", "❌ No")}
-WALK = [(HI, main_menu), (NEW_ORDER, products), (COFFEE, how_many), (TWO, confirm), (NO, cancelled)]
+WALK = [
+    (HI, main_menu),
+    (NEW_ORDER, products),
+    (COFFEE, how_many),
+    (TWO, pickup_or_delivery),
+    (PICKUP, confirm),
+]
 
 
 @pytest.fixture(scope="module")
@@ -167,10 +176,10 @@ def settled(graph: StandinServer, count: int, timeout: float = 15.0) -> None:
 def test_the_guides_order_flow_sends_exactly_these_bodies_in_order(
     client: httpx.Client, graph: StandinServer, seeded: flow_pb2_grpc.FlowServiceStub
 ) -> None:
-    for number, step in enumerate([HI, NEW_ORDER, COFFEE, TWO, YES], 1):
+    for number, step in enumerate([HI, NEW_ORDER, COFFEE, TWO, PICKUP, YES], 1):
         assert post_webhook(client, webhook(message(CUSTOMER, **step))).status_code == 200
         wait_until(lambda n=number: len(graph.standin.accepted()) >= n)
-    settled(graph, 5)
+    settled(graph, 6)
     [result] = seeded.ListResults(flow_pb2.ListResultsRequest()).results
     placed = (
         f"Order placed! Your order number is {result.reference}.\n\n"
@@ -180,6 +189,7 @@ def test_the_guides_order_flow_sends_exactly_these_bodies_in_order(
         main_menu(CUSTOMER),
         products(CUSTOMER),
         how_many(CUSTOMER),
+        pickup_or_delivery(CUSTOMER),
         confirm(CUSTOMER),
         text(CUSTOMER, placed),
     ]

@@ -100,11 +100,11 @@ def test_a_message_that_needs_no_answer_gets_none_and_the_order_goes_on(
 
     wait_until(lambda: replies(graph) >= 4)
     sent = [r.body for r in graph.standin.accepted() if r.kind == "message"]
-    assert len(sent) == 4  # the menu, the products, the quantity question, the confirmation
-    assert "2 x Coffee" in sent[3]["interactive"]["body"]["text"]
+    assert len(sent) == 4  # the menu, the products, the quantity question, pickup or delivery
+    assert sent[3]["interactive"]["body"]["text"] == "Pickup or delivery?"
     customer = flow_pb2.Customer(phone_number_id=BUSINESS, phone_number=CUSTOMER)
     conversation = stub.GetConversation(flow_pb2.GetConversationRequest(customer=customer))
-    assert conversation.conversation.current_step == "confirmation"
+    assert conversation.conversation.current_step == "fulfilment"
 
 
 def test_an_image_mid_flow_still_gets_the_polite_re_ask(

@@ -167,7 +167,7 @@ def test_numbers_at_the_quantity_step(
     assert chat.last is not None
     if accepted:
         assert chat.last.outcome == flow_pb2.OUTCOME_ADVANCED
-        assert chat.last.conversation.current_step == "confirmation"
+        assert chat.last.conversation.current_step == "fulfilment"
     else:
         assert chat.last.outcome == flow_pb2.OUTCOME_INVALID_INPUT
         assert chat.texts == ["Please send a whole number from 1 to 99."]

@@ -38,6 +38,7 @@ def test_a_conversation_logs_one_masked_line_per_message_and_never_the_text(
             chat.say("2")
             again = chat.send(chat.message(message_id=chat.last.messages[0].source_id, text="2"))
             assert again.duplicate
+            chat.tap("pickup", "Pickup")
             chat.tap("yes", "Yes")
         with pytest.raises(grpc.RpcError):
             Chat(stub, CUSTOMERS[0]).say("x" * 4097)
@@ -49,7 +50,7 @@ def test_a_conversation_logs_one_masked_line_per_message_and_never_the_text(
     for text in (*SAID, "Jane Q. Customer", "x" * 100):
         assert text not in logs.text and text.split("\n")[0] not in logs.text
     handled = logs.named("message handled")
-    per_customer = 1 + 2 + len(SAID[1:]) + 1 + 1 + 1
+    per_customer = 1 + 2 + len(SAID[1:]) + 1 + 1 + 1 + 1
     assert len(handled) == per_customer * len(CUSTOMERS)
     assert {e["customer"] for e in handled} == {"***5678", "***0199"}
     assert sum(e["duplicate"] for e in handled) == len(CUSTOMERS)

@@ -106,7 +106,7 @@ def order_a_coffee(address: str) -> str:
     chat = subprocess.run(
         [sys.executable, "-m", "menuflow.chat", "--live", "--business", "100000000000001"]
         + ["--phone", "15551230001"],
-        input="hi\n1\n1\n2\n1\n/quit\n",
+        input="hi\n1\n1\n2\n1\n1\n/quit\n",
         env=env,
         capture_output=True,
         text=True,

@@ -31,6 +31,7 @@ def order_a_coffee(stub: flow_pb2_grpc.FlowServiceStub, phone_number: str) -> st
     chat.tap("new_order")
     chat.tap("coffee", "Coffee")
     chat.say("2")
+    chat.tap("pickup")
     chat.tap("yes")
     assert chat.last is not None and chat.last.outcome == flow_pb2.OUTCOME_COMPLETED
     results = stub.ListResults(flow_pb2.ListResultsRequest(customer=chat.customer)).results

@@ -59,6 +59,8 @@ def test_the_order_flow_runs_in_the_sandbox_and_writes_nothing(
     sandbox.turn(text="two")
     assert sandbox.last.outcome == flow_pb2.OUTCOME_INVALID_INPUT
     sandbox.turn(text="2")
+    assert sandbox.texts == ["Pickup or delivery?"]
+    sandbox.tap("pickup")
     assert "2 x Coffee = $7.00" in sandbox.texts[0]
     done = sandbox.tap("yes")
 

@@ -95,7 +95,7 @@ def test_the_customers_reply_cancels_the_timer_and_arms_the_next_steps() -> None
     assert wrong.outcome == Outcome.INVALID_INPUT and wrong.state is not None
     assert (wrong.state.silence_due_at, wrong.state.reminders) == (later + 10 * MINUTE, 0)
     moved = decide(reminded, Inbound(text="2"), now=later)
-    assert moved.state is not None and moved.state.step == "confirmation"
+    assert moved.state is not None and moved.state.step == "fulfilment"
     assert (moved.state.silence_due_at, moved.state.reminders) == (later + 10 * MINUTE, 0)
     # The timer the customer's reply replaced does nothing if it is fired anyway.
     assert quiet(moved.state, later + MINUTE).outcome == Outcome.IGNORED

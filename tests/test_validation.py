@@ -1120,7 +1120,7 @@ def test_a_template_breaking_many_rules_gets_every_violation() -> None:
             "prompt, type, header, body, footer, action, image, document, video, audio, sticker, "
             "next_steps, next_step, validation, "
             "context_key, error_message, set, compute, lookup, end_conversation, save_result, "
-            "entry, template_replies, handoff, accept, rules, flow_fields, timeout",
+            "entry, template_replies, handoff, accept, rules, flow_fields, timeout, call",
         ),
         Violation(
             "menu_structure.steps.help",

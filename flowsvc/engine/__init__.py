@@ -18,9 +18,10 @@ Checking a template when it is written is flowsvc.validation's job: it reads the
 two cannot disagree, and the engine never reads it.
 """
 
+from flowsvc.engine.calls import CallRequest, CallResult
 from flowsvc.engine.catalog import Catalog
 from flowsvc.engine.config import EngineConfig
-from flowsvc.engine.flow import advance, enter, silence, start
+from flowsvc.engine.flow import advance, continue_call, enter, silence, start
 from flowsvc.engine.orders import (
     REFERENCE_ALPHABET,
     Facts,
@@ -42,6 +43,8 @@ from flowsvc.engine.template import Message, Option, Section, Step, Template, lo
 
 __all__ = [
     "REFERENCE_ALPHABET",
+    "CallRequest",
+    "CallResult",
     "Catalog",
     "Decision",
     "EngineConfig",
@@ -58,6 +61,7 @@ __all__ = [
     "Step",
     "Template",
     "advance",
+    "continue_call",
     "enter",
     "silence",
     "history_from_json",

@@ -37,6 +37,8 @@ class EngineConfig:
     not_available_text: str = "That option is not available right now."
     completed_text: str = "Thank you! All done."
     no_orders_text: str = "You have no orders yet."
+    # Said when the customer writes while a step's call runs and the step has no message.
+    call_wait_text: str = "One moment, please: I'm still checking."
     # Handing a customer to people: how long a handoff may stay idle before the bot takes the
     # customer back (None: never on its own), what it says then, the words with which a
     # customer may leave the queue themselves (none: they may not), the queue when none is given.

@@ -36,6 +36,7 @@ from typing import Any
 
 from flowsvc.engine import built, limits
 from flowsvc.engine.answers import Answer, Rejection, interpret, updated_context
+from flowsvc.engine.calls import CallResult, outcome_of, request_for
 from flowsvc.engine.catalog import Catalog
 from flowsvc.engine.config import EngineConfig
 from flowsvc.engine.expressions import ExpressionError
@@ -185,6 +186,46 @@ def silence(
         return missing.needs
 
 
+def continue_call(
+    catalog: Catalog,
+    state: State | None,
+    result: CallResult,
+    *,
+    step: str,
+    to: str,
+    now: datetime,
+    config: EngineConfig,
+    reference: str,
+    facts: Facts | None = None,
+) -> Decision | Needs:
+    """A call's result arrives for a conversation that entered call step `step` (the service
+    checked that the call is still the one it waits for): map the response into the context and
+    go on to the step's next_step, or to its on_error / on_timeout step (calls.outcome_of).
+
+    A conversation that is no longer in that step (it was cancelled, went back, moved on) is left
+    as it is: IGNORED. The customer did not write: last_interaction stays theirs.
+    """
+    template = catalog.get(state.flow, state.version) if state is not None else None
+    if state is None or template is None or state.step != step:
+        return Decision(Outcome.IGNORED, state, ())
+    spec = template.step(step).call
+    if spec is None:
+        return Decision(Outcome.IGNORED, state, ())
+    target, mapped = outcome_of(spec, result)
+    target = target or template.step(step).next_step or ""
+    replies = Replies(to, "", config.invalid_text)
+    rules = _Rules(catalog, Inbound(), replies, now, config, reference, facts)
+    try:
+        decision = rules.leave(
+            template, target, {**state.context, **mapped}, state.history, Outcome.ADVANCED, 0
+        )
+    except MissingFacts as missing:
+        return missing.needs
+    if decision.state is None:
+        return decision
+    return replace(decision, state=replace(decision.state, last_interaction=state.last_interaction))
+
+
 @dataclass(frozen=True)
 class _Rules:
     """The rules of the flow, as methods over the arguments of one advance() or start() call."""
@@ -262,6 +303,8 @@ class _Rules:
             return self.enter(default, INITIAL, {}, (), Outcome.RESTARTED)
         if said == "back":
             return self.back(template, state)
+        if template.step(state.step).call is not None:
+            return self.waiting(template, state)
         spoken = template.speaking(state.context.get(LANGUAGE_KEY))
         answering = spoken.answering(state.step)
         if answering is not None and answering.built is not None:
@@ -330,6 +373,15 @@ class _Rules:
             selection=selected,
             extra=chosen.stored(spec.store_as),
         )
+
+    def waiting(self, template: Template, state: State) -> Decision:
+        """The customer writes while the step's call runs: nothing is stuck, they hear that it
+        is on its way (the step's own message again, or the engine's text) and the call's result
+        moves them on."""
+        again = self.replies.step(template, state.step, state.context) or (
+            self.replies.text(self.own_text(state, "call_wait", self.config.call_wait_text)),
+        )
+        return self.stay(template, state, Outcome.INVALID_INPUT, again)
 
     def go(
         self,
@@ -406,7 +458,8 @@ class _Rules:
             silence_due_at=self.armed(step),
         )
         sent = self.replies.step(template, step_name, values)
-        return Decision(outcome, new_state, sent, handoff=step.handoff)
+        call = request_for(step.call, step_name, values) if step.call is not None else None
+        return Decision(outcome, new_state, sent, handoff=step.handoff, call=call)
 
     def route(
         self,

@@ -12,6 +12,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from flowsvc.engine.calls import CallRequest
+
 HistoryEntry = tuple[str, int, str]
 """(template name, version, step) of a step the customer left, for "back"."""
 
@@ -113,6 +115,7 @@ class Decision:
     messages: tuple[dict[str, Any], ...]
     result: ResultDraft | None = None
     handoff: HandoffSpec | None = None  # the step entered hands the customer to people
+    call: CallRequest | None = None  # the step entered calls the business's API (queued)
 
 
 def history_to_json(history: tuple[HistoryEntry, ...]) -> list[list[Any]]:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from flowsvc.engine.built import RowsFrom, parse_rows_from
+from flowsvc.engine.calls import CallSpec, parse_call
 from flowsvc.engine.expressions import holds
 from flowsvc.engine.inputs import InputRule, parse_input_rule
 from flowsvc.engine.keywords import phrase
@@ -156,10 +157,13 @@ class Step:
             return self.accept | {FLOW}
         return self.accept
 
+    call: CallSpec | None = None  # the business's HTTP API this step calls on entry
+
     @property
     def routes_at_once(self) -> bool:
         """A step of rules that sends nothing: entering it moves on at once (docs/templates.md)."""
         quiet = self.message is None and self.prompt is None and self.handoff is None
+        quiet = quiet and self.call is None
         return bool(self.rules) and quiet and self.name != INITIAL and not self.end_conversation
 
     def ruled_target(self, context: Mapping[str, Any]) -> str | None:
@@ -226,6 +230,8 @@ class Template:
             targets.append(step.timeout.go if step.timeout is not None else None)
             if answering is not None and answering.built is not None:
                 targets.append(answering.built.empty)
+            if step.call is not None:  # after its success: the failure paths
+                targets += [step.call.on_error, step.call.on_timeout]
             for target in targets:
                 if target and target in self.steps and target not in order:
                     order.append(target)
@@ -331,6 +337,7 @@ def _step(name: str, raw: Mapping[str, Any]) -> Step:
             if isinstance(rule.get("when"), str) and isinstance(rule.get("go"), str)
         ),
         flow_fields=tuple(f for f in _sequence(raw.get("flow_fields")) if isinstance(f, str)),
+        call=parse_call(raw.get("call")),
     )
 
 

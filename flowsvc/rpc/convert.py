@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -10,8 +11,10 @@ from typing import Any
 
 from google.protobuf import duration_pb2, json_format, struct_pb2, timestamp_pb2
 
+from flowsvc.engine.calls import ERROR, OK, TIMEOUT, CallResult
 from flowsvc.engine.message_templates import Button, Media, MessageTemplate, Parameter
 from flowsvc.errors import InvalidArgument
+from flowsvc.service.calls import ClaimedCall
 from flowsvc.service.conversations import Conversation
 from flowsvc.service.deliveries import Ack, AckKind
 from flowsvc.service.event_delivery import Claim, ClaimRequest
@@ -530,4 +533,56 @@ def dead_letter(row: EventDeadLetter) -> flow_pb2.DeadLetter:
         http_status=row.http_status,
         endpoint=row.endpoint,
         create_time=to_timestamp(row.created_at),
+    )
+
+
+_CALL_KINDS = {
+    flow_pb2.CALL_RESULT_KIND_ANSWERED: OK,
+    flow_pb2.CALL_RESULT_KIND_FAILED: ERROR,
+    flow_pb2.CALL_RESULT_KIND_TIMEOUT: TIMEOUT,
+}
+
+
+def queued_call(call: ClaimedCall) -> flow_pb2.QueuedCall:
+    return flow_pb2.QueuedCall(
+        id=call.id,
+        customer=flow_pb2.Customer(
+            phone_number_id=call.phone_number_id, phone_number=call.phone_number
+        ),
+        endpoint=call.endpoint,
+        method=call.method,
+        path=call.path,
+        body_json=call.body_json,
+        timeout_seconds=call.timeout_seconds,
+        attempts=call.attempts,
+    )
+
+
+def call_result(request: flow_pb2.FinishCallRequest) -> CallResult:
+    """A call's result as the engine reads it: the body parsed as JSON (not JSON: no fields)."""
+    kind = _CALL_KINDS.get(request.kind)
+    problems = []
+    if request.call_id <= 0:
+        problems.append(("call_id", "required"))
+    if kind is None:
+        problems.append(("kind", "ANSWERED, FAILED or TIMEOUT"))
+    if problems or kind is None:
+        raise InvalidArgument("bad call result", problems)
+    try:
+        body = json.loads(request.body) if request.body else None
+    except ValueError:
+        body = None
+    return CallResult(kind, request.status_code, body, request.detail[:200])
+
+
+def call_lease(request: flow_pb2.FinishCallRequest) -> LeaseRequest:
+    return LeaseRequest(request.lease_owner, request.lease_seconds)
+
+
+def finish_call_response(handled: Handled) -> flow_pb2.FinishCallResponse:
+    return flow_pb2.FinishCallResponse(
+        outcome=OUTCOMES.get(handled.outcome, flow_pb2.OUTCOME_UNSPECIFIED),
+        duplicate=handled.duplicate,
+        conversation=_conversation_or_none(handled),
+        messages=[outbox_message(entry) for entry in handled.messages],
     )

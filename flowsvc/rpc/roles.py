@@ -49,6 +49,8 @@ ALLOWED: dict[str, frozenset[str]] = {
     "AckOutbox": _GATEWAY,
     "RecordStatus": _GATEWAY,
     "GrantSendSlots": _GATEWAY,
+    "ClaimCalls": _GATEWAY,
+    "FinishCall": _GATEWAY,
     "ClaimEventDelivery": _GATEWAY,
     "AckEventDelivery": _GATEWAY,
     # Authoring (drafts, preview, sandbox).

@@ -10,6 +10,7 @@ import grpc
 
 from flowsvc.rpc import authoring, convert
 from flowsvc.rpc.status import status_message
+from flowsvc.service.calls import CallQueue
 from flowsvc.service.conversations import Conversations
 from flowsvc.service.deliveries import Deliveries
 from flowsvc.service.event_delivery import EventDeliveries
@@ -42,6 +43,7 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
         event_deliveries: EventDeliveries,
         sandbox: Sandbox,
         stats: FlowStatistics,
+        call_queue: CallQueue,
     ) -> None:
         self._templates = templates
         self._handling = handling
@@ -55,6 +57,7 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
         self._events = convert.EventCache()
         self._sandbox = sandbox
         self._stats = stats
+        self._call_queue = call_queue
 
     def CreateTemplate(
         self, request: flow_pb2.CreateTemplateRequest, context: grpc.ServicerContext
@@ -287,6 +290,20 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
         return flow_pb2.GrantSendSlotsResponse(
             granted=grant.count, first_in_seconds=grant.first_in, interval_seconds=grant.interval
         )
+
+    def ClaimCalls(
+        self, request: flow_pb2.ClaimCallsRequest, context: grpc.ServicerContext
+    ) -> flow_pb2.ClaimCallsResponse:
+        claimed = self._call_queue.claim(request.owner, request.max_calls, request.lease_seconds)
+        return flow_pb2.ClaimCallsResponse(calls=[convert.queued_call(call) for call in claimed])
+
+    def FinishCall(
+        self, request: flow_pb2.FinishCallRequest, context: grpc.ServicerContext
+    ) -> flow_pb2.FinishCallResponse:
+        handled = self._handling.finish_call(
+            request.call_id, convert.call_result(request), convert.call_lease(request)
+        )
+        return convert.finish_call_response(handled)
 
     def WatchEvents(
         self, request: flow_pb2.WatchEventsRequest, context: grpc.ServicerContext

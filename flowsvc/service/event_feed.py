@@ -38,6 +38,9 @@ TYPES = frozenset(
         "customer_message",
         "handoff_resumed",
         "timer_fired",
+        "call_queued",
+        "call_completed",
+        "call_failed",
     }
 )
 _CATCH_UP_BATCH = 500

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from flowsvc.clock import Clock, utcnow
 from flowsvc.engine import (
+    CallResult,
     Catalog,
     Decision,
     EngineConfig,
@@ -37,11 +38,13 @@ from flowsvc.engine import (
     Outcome,
     State,
     advance,
+    continue_call,
     enter,
     new_reference,
     silence,
     start,
 )
+from flowsvc.engine.calls import CallSpec
 from flowsvc.engine.message_templates import MessageTemplate
 from flowsvc.engine.template import INITIAL
 from flowsvc.errors import FailedPrecondition, FlowError, InvalidArgument, NotFound
@@ -57,6 +60,7 @@ from flowsvc.service import (
 from flowsvc.service.catalog import TemplateCatalog
 from flowsvc.service.inbound import InboundMessage, content, engine_input
 from flowsvc.service.turns import (
+    CallResultTurn,
     Handled,
     HandOffTurn,
     LeaseRequest,
@@ -72,7 +76,7 @@ from flowsvc.service.turns import (
     handled_now,
     rounds,
 )
-from flowsvc.store import events, handoffs, outbox, results, timers, turns
+from flowsvc.store import calls, events, handoffs, outbox, results, timers, turns
 from flowsvc.store.customers import Customer
 from flowsvc.store.db import UNREACHABLE
 
@@ -249,6 +253,24 @@ class MessageHandling:
             fired += 1
         return fired
 
+    def finish_call(self, call_id: int, result: CallResult, lease: LeaseRequest) -> Handled:
+        """A call's result (FinishCall): the conversation waiting for it moves on, once; NOT_FOUND
+        for a call that was never queued."""
+        started = time.perf_counter()
+        with self._sessions() as session:
+            row = calls.get(session, call_id)
+            customer = (row.phone_number_id, row.phone_number) if row is not None else None
+        if customer is None:
+            raise NotFound(f"no call {call_id}")
+        turn = CallResultTurn(customer, call_id, result)
+        try:
+            handled = _retrying(partial(self._single, turn, lease), idempotent=True)
+        except Exception as error:
+            messagelog.steer_failed("call", customer[1], turn.source_id, error, started)
+            raise
+        messagelog.steered("call", customer[1], turn.source_id, handled, started)
+        return handled
+
     def _steer(
         self,
         kind: str,
@@ -335,6 +357,7 @@ class MessageHandling:
                     if isinstance(turn, SilenceTurn) and decision.outcome != Outcome.IGNORED:
                         drafts.append(turn_events.timer_fired(turn, found, decision, timed[index]))
                     drafts += turn_events.drafts(turn, found, decision, writes, ids)
+                    drafts += self._calls(session, turn, found, decision, now)
                     more, details = handoff_writes.after(
                         session, turn, found, decision, now, self._config
                     )
@@ -360,6 +383,41 @@ class MessageHandling:
                 continue
             kept.append(index)
         return kept
+
+    def _calls(
+        self,
+        session: Session,
+        turn: Turn,
+        found: turns.Opened,
+        decision: Decision,
+        now: datetime,
+    ) -> list[events.Draft]:
+        """Queue the call of the step the decision entered (outside this transaction the gateway
+        runs it), and say what happened to a call whose result this turn handled."""
+        drafts: list[events.Draft] = []
+        if isinstance(turn, CallResultTurn) and decision.outcome != Outcome.IGNORED:
+            row = calls.get(session, turn.call_id)
+            turn = replace(turn, step=row.step if row is not None else "")
+            drafts.append(
+                turn_events.call_finished(
+                    turn, found, self._catalog_step(session, turn, found.state)
+                )
+            )
+        state = decision.state
+        if decision.call is not None and state is not None:
+            call_id = calls.queue(session, turn.customer, state.flow, decision.call, now)
+            drafts.append(turn_events.call_queued(turn.customer, state, call_id, decision.call))
+        return drafts
+
+    def _catalog_step(
+        self, session: Session, turn: CallResultTurn, before: State | None
+    ) -> CallSpec | None:
+        """The call as the step that made it writes it (the conversation's template version)."""
+        if before is None:
+            return None
+        key = (before.flow, before.version)
+        template = self._catalog.get(session, key).get(*key)
+        return template.step(turn.step).call if template is not None else None
 
     def _decide(
         self,
@@ -392,6 +450,18 @@ class MessageHandling:
             state = steering.steerable(turn, found, now)
             catalog = self._catalog.get(session, (state.flow, state.version))
             steering.check_target(catalog, turn, state)
+        elif isinstance(turn, CallResultTurn):
+            row = calls.get(session, turn.call_id)  # its customer is locked: no race
+            waiting = row is not None and row.state == calls.PENDING
+            if row is not None and waiting:
+                calls.finish(session, row, now)  # whatever it does now, it is never run again
+            # Ignored: a call no longer waited for, a conversation that ended, expired, went
+            # to another flow, or is with people (they say where the bot takes over).
+            gone = state is None or state.expires_at <= now or found.handoff is not None
+            if not waiting or gone or row is None or state is None or row.flow != state.flow:
+                return Decision(Outcome.IGNORED, state, ())
+            turn = replace(turn, step=row.step)
+            catalog = self._catalog.get(session, (state.flow, state.version))
         elif isinstance(turn, ResumeTurn):
             resumable = handoff.resumable(turn, found, now)
             if resumable is None:
@@ -458,6 +528,18 @@ class MessageHandling:
         facts: Facts | None,
     ) -> Decision | Needs:
         to = turn.customer[1]
+        if isinstance(turn, CallResultTurn):
+            return continue_call(
+                catalog,
+                state,
+                turn.result,
+                step=turn.step,
+                to=to,
+                now=now,
+                config=self._config,
+                reference=reference,
+                facts=facts,
+            )
         if isinstance(turn, MessageTurn):
             return advance(
                 catalog,

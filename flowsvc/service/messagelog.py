@@ -48,13 +48,14 @@ STEERED = {
     "handoff": "handed off",
     "resume": "resumed",
     "timer": "timer fired",
+    "call": "call result handled",
 }
 
 
 def steered(
     kind: str, phone_number: str, request_id: str, handled: Handled, started: float
 ) -> None:
-    """An UpdateConversation, SendMessage, HandOff or Resume (STEERED's keys) done."""
+    """An UpdateConversation, SendMessage, HandOff, Resume or FinishCall (STEERED's keys) done."""
     if log.isEnabledFor(logging.INFO):
         log.info(STEERED[kind], extra=_steer(phone_number, request_id) | _handled(handled, started))
 

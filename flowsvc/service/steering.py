@@ -22,6 +22,7 @@ from flowsvc.service import window
 from flowsvc.service.inbound import check_customer
 from flowsvc.service.outbound import check_template, free_form
 from flowsvc.service.turns import (
+    CallResultTurn,
     MessageTurn,
     ResumeTurn,
     SendTurn,
@@ -185,6 +186,14 @@ def business_initiated(
     messages, or FAILED_PRECONDITION without one. A customer's message opened the window."""
     if isinstance(turn, MessageTurn):
         return decision
+    if isinstance(turn, CallResultTurn):
+        # The customer wrote just before the call (it answers them); should the window have
+        # closed meanwhile, the flow still moves on, silently rather than refused.
+        return (
+            decision
+            if window.is_open(opened.last_inbound_at, now)
+            else (replace(decision, messages=()))
+        )
     if isinstance(turn, UpdateTurn) and not turn.send:
         return replace(decision, messages=())
     if isinstance(turn, StartTurn) and turn.ttl is not None and decision.state is not None:

@@ -4,8 +4,10 @@ read and what it writes in, drafts out (store.events writes them with the turn's
 
 from __future__ import annotations
 
-from flowsvc.engine import Decision, Outcome, State
+from flowsvc.engine import CallRequest, Decision, Outcome, State
+from flowsvc.engine.calls import ERROR, OK, TIMEOUT, CallSpec, failure
 from flowsvc.service.turns import (
+    CallResultTurn,
     MessageTurn,
     ResumeTurn,
     SendTurn,
@@ -15,6 +17,7 @@ from flowsvc.service.turns import (
     UpdateTurn,
 )
 from flowsvc.store import turns
+from flowsvc.store.customers import Customer
 from flowsvc.store.events import Draft
 
 # Outcomes of a customer's message that no flow took up.
@@ -189,3 +192,37 @@ def _input(turn: Turn) -> str:
         inbound = turn.inbound
         return inbound.selection_id or inbound.text or ""
     return ""
+
+
+def call_queued(customer: Customer, state: State, call_id: int, request: CallRequest) -> Draft:
+    """A call step queued its call (written with the turn that entered the step)."""
+    return Draft(
+        "call_queued",
+        customer,
+        state.flow,
+        state.version,
+        {"call_id": call_id, "endpoint": request.endpoint, "step": request.step},
+    )
+
+
+def call_finished(turn: CallResultTurn, opened: turns.Opened, spec: CallSpec | None) -> Draft:
+    """A call's result moved its conversation on: completed, or failed and why."""
+    before = opened.state
+    name, version = (before.flow, before.version) if before is not None else ("", 0)
+    result = turn.result
+    why = failure(spec, result) if spec is not None else result.detail
+    kind = {OK: "answered", ERROR: "failed", TIMEOUT: "timeout"}.get(result.kind, result.kind)
+    return Draft(
+        "call_failed" if why else "call_completed",
+        turn.customer,
+        name,
+        version,
+        {
+            "call_id": turn.call_id,
+            "endpoint": spec.endpoint if spec is not None else "",
+            "step": turn.step,
+            "kind": kind,
+            "status_code": result.status,
+            "detail": why,
+        },
+    )

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
-from flowsvc.engine import Decision, Inbound, Outcome
+from flowsvc.engine import CallResult, Decision, Inbound, Outcome
 from flowsvc.engine.message_templates import MessageTemplate
 from flowsvc.errors import ResourceExhausted
 from flowsvc.service.conversations import Conversation, from_state
@@ -155,7 +155,41 @@ class SilenceTurn:
         return f"timer:{self.conversation_id}:{self.due.isoformat()}"
 
 
-Turn = MessageTurn | StartTurn | UpdateTurn | SendTurn | HandOffTurn | ResumeTurn | SilenceTurn
+@dataclass(frozen=True)
+class CallResultTurn:
+    """A call's result handed back (FinishCall): the conversation waiting in the call's step
+    moves on. Deduped by the call's id, so a result delivered twice continues it once."""
+
+    customer: Customer
+    call_id: int
+    result: CallResult
+    step: str = ""  # the call's step, as its row says (filled in the transaction)
+
+    dedupe: ClassVar[bool] = True
+    fresh: ClassVar[bool] = False
+    keep: ClassVar[bool] = False
+    message_template: ClassVar[MessageTemplate | None] = None  # replies to the customer's turn
+
+    @property
+    def source_id(self) -> str:
+        return call_source_id(self.call_id)
+
+
+def call_source_id(call_id: int) -> str:
+    """The dedupe id of a call's result (never a Meta message id: those start with "wamid.")."""
+    return f"call:{call_id}"
+
+
+Turn = (
+    MessageTurn
+    | StartTurn
+    | UpdateTurn
+    | SendTurn
+    | HandOffTurn
+    | ResumeTurn
+    | SilenceTurn
+    | CallResultTurn
+)
 
 
 @dataclass(frozen=True)

@@ -232,6 +232,34 @@ class OutboxMessage(Base):
     updated_at: Mapped[datetime]
 
 
+class QueuedCall(Base):
+    """A call to the business's HTTP API that a call step queued in its turn's transaction; the
+    gateway claims it with a lease (each claim counts an attempt) and hands its result back."""
+
+    __tablename__ = "calls"
+    __table_args__ = (
+        Index("ix_calls_state_id", "state", "id"),  # the claim: pending calls, oldest first
+        Index("ix_calls_customer", "phone_number_id", "phone_number", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    phone_number_id: Mapped[str] = mapped_column(String(64))
+    phone_number: Mapped[str] = mapped_column(String(32))
+    flow: Mapped[str] = mapped_column(String(64))
+    step: Mapped[str] = mapped_column(String(64))
+    endpoint: Mapped[str] = mapped_column(String(64))
+    method: Mapped[str] = mapped_column(String(8))
+    path: Mapped[str] = mapped_column(Text)
+    body_json: Mapped[str] = mapped_column(Text)
+    timeout_seconds: Mapped[float] = mapped_column(Float(precision=53))
+    state: Mapped[str] = mapped_column(String(16))  # pending, done, superseded
+    attempts: Mapped[int] = mapped_column(default=0)
+    lease_owner: Mapped[str | None] = mapped_column(String(200))
+    lease_expires_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
 class FlowResult(Base):
     """What a completed flow produced (an order), with a reference the customer can quote."""
 

@@ -7,6 +7,7 @@ from typing import Any
 from flowsvc.engine import limits
 from flowsvc.engine.template import FLOW, INITIAL
 from flowsvc.validation.built import built_spec, check_built
+from flowsvc.validation.calls import check_call
 from flowsvc.validation.context import check_compute, check_key, check_set, check_text
 from flowsvc.validation.flows import check_flow_fields, check_flow_step
 from flowsvc.validation.handoff import check_handoff
@@ -51,6 +52,7 @@ STEP_KEYS = (
     "rules",
     "flow_fields",
     "timeout",
+    "call",
 )
 MAX_REPLY_ID = 256
 LOOKUPS = ("order", "recent_orders")
@@ -162,6 +164,18 @@ def check_step(name: str, step: Mapping[Any, Any], path: str, scope: Scope) -> N
             out=out,
             own=scope.own,
         )
+    if "call" in step:
+        check_call(
+            name,
+            step,
+            path,
+            steps=scope.steps,
+            known=scope.known,
+            names=scope.names,
+            out=out,
+            own=scope.own,
+        )
+        return  # its call's result moves the customer on (checked with the call)
     if routes_at_once(name, step):
         pass  # checked with its rules: it moves on at once to a rule's target or next_step
     elif is_end:
@@ -250,6 +264,7 @@ def _check_texts(name: str, step: Mapping[Any, Any], path: str, scope: Scope) ->
         and "type" not in step
         and step.get("end_conversation") is not True
         and "rules" not in step
+        and "call" not in step
     ):
         scope.out.append(
             Violation(

@@ -109,6 +109,9 @@ def step_targets(step: object) -> list[str]:
             built = action.get(key)
             if isinstance(built, Mapping):
                 found.append(built.get("empty"))
+    call = step.get("call")
+    if isinstance(call, Mapping):
+        found.extend([call.get("on_error"), call.get("on_timeout")])
     return [target for target in found if isinstance(target, str)]
 
 

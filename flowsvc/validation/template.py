@@ -13,6 +13,7 @@ from flowsvc.engine.orders import ORDER_LOOKUP_NAMES
 from flowsvc.engine.render import BUILTIN_NAMES
 from flowsvc.engine.template import INITIAL
 from flowsvc.validation.built import built_spec, stored_names
+from flowsvc.validation.calls import mapped_keys
 from flowsvc.validation.context import check_key
 from flowsvc.validation.languages import LANGUAGE_KEYS, check_languages
 from flowsvc.validation.messages import MESSAGE_KEYS, MESSAGE_TYPES, check_message
@@ -309,6 +310,7 @@ def _settable_by_step(menu: Mapping[Any, Any]) -> dict[str, frozenset[str]]:
         if step.get("lookup") == "order":
             names.update(ORDER_LOOKUP_NAMES)
         names |= stored_names(answering)
+        names |= mapped_keys(step)
         for option in _raw_options(answering):
             for values in (option.get("set"), _mapping(option.get("reply")).get("set")):
                 if isinstance(values, Mapping):
