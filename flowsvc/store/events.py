@@ -37,16 +37,17 @@ LAST_ID = "menuflow_event_last_id"  # session.info: the last id the session's co
 
 _PG_WRITE = """
 WITH counter AS (
-    INSERT INTO event_counter (id, last_id, purged_through) VALUES (1, :count, 0)
+    INSERT INTO event_counter (id, last_id, purged_through) VALUES (1, :event_count, 0)
     ON CONFLICT (id) DO UPDATE SET last_id = event_counter.last_id + excluded.last_id
     RETURNING last_id
 ), written AS (
     INSERT INTO events (id, type, phone_number_id, phone_number, template_name,
         template_version, payload, created_at)
-    SELECT counter.last_id - :count + e.n, e.type, e.phone_number_id, e.phone_number,
-           e.template_name, e.template_version, e.payload::jsonb, :now
-    FROM counter, unnest(:types::text[], :phone_number_ids::text[], :phone_numbers::text[],
-                         :template_names::text[], :template_versions::int[], :payloads::text[])
+    SELECT counter.last_id - :event_count + e.n, e.type, e.phone_number_id, e.phone_number,
+           e.template_name, e.template_version, e.payload::jsonb, :event_now
+    FROM counter, unnest(:event_types::text[], :event_phone_number_ids::text[],
+                         :event_phone_numbers::text[], :event_template_names::text[],
+                         :event_template_versions::int[], :event_payloads::text[])
          WITH ORDINALITY AS e(type, phone_number_id, phone_number, template_name,
                               template_version, payload, n)
 )
@@ -112,17 +113,7 @@ def attach(sessions: sessionmaker[Session]) -> None:
 def write(connection: Connection, drafts: Sequence[Draft], now: datetime) -> int:
     """Number and insert `drafts` (one statement on PostgreSQL, two on SQLite); the last id."""
     if connection.dialect.name == "postgresql":
-        parameters = {
-            "count": len(drafts),
-            "now": now,
-            "types": [d.type for d in drafts],
-            "phone_number_ids": [d.customer[0] for d in drafts],
-            "phone_numbers": [d.customer[1] for d in drafts],
-            "template_names": [d.template_name for d in drafts],
-            "template_versions": [d.template_version for d in drafts],
-            "payloads": [_json(d.payload) for d in drafts],
-        }
-        last_id: int = prepared.run(connection, (_PG_WRITE,), parameters).one()[0]
+        last_id: int = prepared.run(connection, (_PG_WRITE,), _pg_parameters(drafts, now)).one()[0]
         return last_id
     last_id = connection.exec_driver_sql(_SQLITE_COUNT, (len(drafts),)).one()[0]
     first = last_id - len(drafts) + 1
@@ -136,6 +127,40 @@ def write(connection: Connection, drafts: Sequence[Draft], now: datetime) -> int
         rows = ", ".join([_SQLITE_ROW] * len(chunk))
         connection.exec_driver_sql(_SQLITE_INSERT.format(rows=rows), tuple(values))
     return last_id
+
+
+def write_after(
+    session: Session, statement: str, parameters: dict[str, Any], drafts: Sequence[Draft]
+) -> None:
+    """PostgreSQL: run `statement` (psycopg2's `%(name)s` style, no `event_` parameters), then
+    write `drafts` with it in the same round trip, instead of in a statement of their own at
+    COMMIT; the session's last statement all the same (nothing may follow it but COMMIT: the
+    counter row stays locked until then). Other drafts the session recorded are written at
+    COMMIT as usual, with larger ids."""
+    if not drafts:
+        session.connection().exec_driver_sql(statement, parameters)
+        return
+    now = utcnow()
+    rows = prepared.run(
+        session.connection(),
+        (_PG_WRITE,),
+        parameters | _pg_parameters(drafts, now),
+        first=statement,
+    )
+    session.info[LAST_ID] = max(session.info.get(LAST_ID, 0), rows.one()[0])
+
+
+def _pg_parameters(drafts: Sequence[Draft], now: datetime) -> dict[str, Any]:
+    return {
+        "event_count": len(drafts),
+        "event_now": now,
+        "event_types": [d.type for d in drafts],
+        "event_phone_number_ids": [d.customer[0] for d in drafts],
+        "event_phone_numbers": [d.customer[1] for d in drafts],
+        "event_template_names": [d.template_name for d in drafts],
+        "event_template_versions": [d.template_version for d in drafts],
+        "event_payloads": [_json(d.payload) for d in drafts],
+    }
 
 
 def bounds(session: Session) -> tuple[int, int]:
