@@ -53,6 +53,35 @@ WITH counter AS (
 )
 SELECT last_id, pg_notify('menuflow_events', last_id::text) FROM counter
 """
+# The same, as CTEs of the statement that writes a turn (store.turn_statements), so that a turn
+# and its events take one round trip; {outbox} is the outbox rows that statement inserts (a
+# `queued` CTE of theirs), or none. The statement's own main SELECT must read `counter` (and
+# NOTIFY, see turn_statements): data-modifying CTEs always run, a SELECT only when read.
+TURN_CTES = """
+counter AS (
+    INSERT INTO event_counter (id, last_id, purged_through) VALUES (1, :event_count, 0)
+    ON CONFLICT (id) DO UPDATE SET last_id = event_counter.last_id + excluded.last_id
+    RETURNING last_id
+), logged AS (
+    INSERT INTO events (id, type, phone_number_id, phone_number, template_name,
+        template_version, payload, created_at)
+    SELECT counter.last_id - :event_count + e.n, e.type, e.phone_number_id, e.phone_number,
+           e.template_name, e.template_version,
+           CASE WHEN r.id IS NULL THEN e.payload::jsonb
+                ELSE e.payload::jsonb || jsonb_build_object('outbox_id', r.id) END,
+           :event_now
+    FROM counter CROSS JOIN unnest(:event_types::text[], :event_phone_number_ids::text[],
+                         :event_phone_numbers::text[], :event_template_names::text[],
+                         :event_template_versions::int[], :event_payloads::text[],
+                         :event_queued::int[])
+         WITH ORDINALITY AS e(type, phone_number_id, phone_number, template_name,
+                              template_version, payload, queued, n)
+    LEFT JOIN {outbox} AS r ON r.n = e.queued
+)"""
+# Ids are given in insertion order within a statement: the n-th row inserted has the n-th id.
+TURN_OUTBOX = "(SELECT id, row_number() OVER (ORDER BY id) AS n FROM queued)"
+NO_OUTBOX = "(SELECT NULL::bigint AS id, NULL::bigint AS n WHERE FALSE)"
+
 # The row is made if missing (a database emptied by hand keeps working).
 _SQLITE_COUNT = """
 INSERT INTO event_counter (id, last_id, purged_through) VALUES (1, ?, 0)
@@ -78,6 +107,9 @@ class Draft:
     template_name: str = ""
     template_version: int = 0
     payload: dict[str, Any] = field(default_factory=dict)
+    # Written with a turn (TURN_CTES): the position (from 1) of the outbox row, among those the
+    # turn's statement inserts, whose id the payload's outbox_id is (0: none).
+    queued: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +179,24 @@ def write_after(
         parameters | _pg_parameters(drafts, now),
         first=statement,
     )
-    session.info[LAST_ID] = max(session.info.get(LAST_ID, 0), rows.one()[0])
+    written(session, rows.one()[0])
+
+
+def take(session: Session) -> list[Draft]:
+    """The drafts the session recorded and has not written, now the caller's to write (with
+    write_after or a turn's statement: see store.turns)."""
+    taken: list[Draft] = session.info.pop(_DRAFTS, [])
+    return taken
+
+
+def written(session: Session, last_id: int) -> None:
+    """The session wrote events through `last_id` itself (said to watchers after COMMIT)."""
+    session.info[LAST_ID] = max(session.info.get(LAST_ID, 0), last_id)
+
+
+def pg_parameters(drafts: Sequence[Draft], now: datetime) -> dict[str, Any]:
+    """The parameters of `drafts` in _PG_WRITE and TURN_CTES."""
+    return _pg_parameters(drafts, now)
 
 
 def _pg_parameters(drafts: Sequence[Draft], now: datetime) -> dict[str, Any]:
@@ -160,6 +209,7 @@ def _pg_parameters(drafts: Sequence[Draft], now: datetime) -> dict[str, Any]:
         "event_template_names": [d.template_name for d in drafts],
         "event_template_versions": [d.template_version for d in drafts],
         "event_payloads": [_json(d.payload) for d in drafts],
+        "event_queued": [d.queued for d in drafts],
     }
 
 
