@@ -28,6 +28,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from flowsvc.clock import utcnow
 from flowsvc.engine import ResultDraft, State, history_from_json, history_to_json
 from flowsvc.store import customers, events, prepared
 from flowsvc.store.customers import LOCK, LOCK_MANY, Customer
@@ -191,7 +192,8 @@ def write(
     """Write the turns, and on PostgreSQL `drafts` with them, in the same statement: the
     transaction's last (store.events: nothing may follow it but COMMIT). A message_queued
     draft names its row by position among the turns' bodies (Draft.queued) and gets its id
-    there. Other databases (and no closings) leave `drafts` to the caller."""
+    there, and their time is taken now, just before COMMIT, as store.events takes it. Other
+    databases leave `drafts` to the caller."""
     # Rare (a customer's first message after their expired conversation was swept): a statement
     # of its own, so the hot statements stay as they are.
     customers.forget_expiry(connection, [c for c, closing in closings if closing.forgets_expiry])
@@ -248,7 +250,7 @@ def _write_postgres_many(
     ids: dict[str, list[int]] = {}
     last_event_id = 0
     if drafts:
-        parameters |= events.pg_parameters(drafts, now)
+        parameters |= events.pg_parameters(drafts, utcnow())
         for row in prepared.run(connection, (CLOSE_MANY_EVENTS,), parameters):
             last_event_id = row.last_id
             if row.id is not None:
@@ -273,7 +275,7 @@ def _write_postgres_one(
     if not drafts:
         rows = prepared.run(connection, (close_one(*shape, closing.record),), parameters)
         return Written([[row[0] for row in rows] if closing.bodies else []])
-    parameters |= events.pg_parameters(drafts, now)
+    parameters |= events.pg_parameters(drafts, utcnow())
     statement = close_one(*shape, closing.record, True)
     found = prepared.run(connection, (statement,), parameters).all()
     return Written([[row[0] for row in found if row[0] is not None]], found[0].last_id)
