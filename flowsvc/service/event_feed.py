@@ -53,6 +53,15 @@ class Page:
     last_id: int
 
 
+def matches(item: Committed, wanted: Filter) -> bool:
+    return (
+        (not wanted.types or item.type in wanted.types)
+        and (not wanted.template_name or item.template_name == wanted.template_name)
+        and (not wanted.phone_number_id or item.customer[0] == wanted.phone_number_id)
+        and (not wanted.phone_number or item.customer[1] == wanted.phone_number)
+    )
+
+
 class EventFeed:
     """The event log for readers."""
 
@@ -83,11 +92,12 @@ class EventFeed:
                 last, purged = events.bounds(session)
             cursor = last if after_id is None else _start(after_id, last, purged)
             while active() and not self._hub.stopping:
-                buffered = self._hub.after(cursor, _WAIT_SECONDS, wanted)
+                buffered = self._hub.after(cursor, _WAIT_SECONDS)
                 if buffered is None:
                     found, cursor = self._catch_up(cursor, wanted)
                 else:
                     found, cursor = buffered
+                    found = [item for item in found if matches(item, wanted)]
                 for start in range(0, len(found), _BATCH):
                     yield found[start : start + _BATCH]
 

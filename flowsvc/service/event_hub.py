@@ -26,11 +26,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from flowsvc.errors import ResourceExhausted
 from flowsvc.store import events
 from flowsvc.store.customers import Customer
-from flowsvc.store.events import Filter
 
 log = logging.getLogger("flowsvc.events")
 
-EVERYTHING = Filter()
 _READ_BATCH = 1000
 _PACE = 0.01  # seconds
 
@@ -46,15 +44,6 @@ class Committed:
     template_version: int
     created_at: datetime
     payload: dict[str, Any]
-
-
-def matches(item: Committed, wanted: Filter) -> bool:
-    return (
-        (not wanted.types or item.type in wanted.types)
-        and (not wanted.template_name or item.template_name == wanted.template_name)
-        and (not wanted.phone_number_id or item.customer[0] == wanted.phone_number_id)
-        and (not wanted.phone_number or item.customer[1] == wanted.phone_number)
-    )
 
 
 def committed(row: Row[Any]) -> Committed:
@@ -90,9 +79,6 @@ class EventHub:
         self._known = 0  # the newest id known to be committed
         self._loaded = 0  # the newest id in the buffer (or before it, when it started)
         self._watching = 0  # open watchers: with none, new events are not read at all
-        # What after() found for a (cursor, filter) since the last load: watchers that keep up
-        # wake at the same cursor, and most ask the same, so each load is filtered once.
-        self._found: dict[tuple[int, Filter], list[Committed]] = {}
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         event.listen(sessions, "after_commit", self._after_commit)
@@ -142,12 +128,10 @@ class EventHub:
                 self._watching -= 1
             self._slots.release()
 
-    def after(
-        self, cursor: int, timeout: float, wanted: Filter = EVERYTHING
-    ) -> tuple[list[Committed], int] | None:
-        """The buffered events after `cursor` that `wanted` matches, and the id they run to,
-        waiting up to `timeout` for some ([] and `cursor` if none came); None if `cursor` is
-        before the buffer (the caller reads the database)."""
+    def after(self, cursor: int, timeout: float) -> tuple[list[Committed], int] | None:
+        """The buffered events after `cursor` and the id they run to, waiting up to `timeout`
+        for some ([] and `cursor` if none came); None if `cursor` is before the buffer (the
+        caller reads the database)."""
         with self._changed:
             self._changed.wait_for(lambda: self._loaded > cursor or self.stopping, timeout)
             if self._loaded <= cursor:
@@ -155,17 +139,12 @@ class EventHub:
             first = self._buffer[0].id if self._buffer else self._loaded + 1
             if cursor + 1 < first:
                 return None
-            found = self._found.get((cursor, wanted))
-            if found is None:
-                skip = cursor + 1 - first
-                if skip < len(self._buffer) and self._buffer[skip].id == cursor + 1:  # contiguous
-                    found = [self._buffer[i] for i in range(skip, len(self._buffer))]
-                else:
-                    found = [e for e in self._buffer if e.id > cursor]
-                if wanted != EVERYTHING:
-                    found = [item for item in found if matches(item, wanted)]
-                self._found[(cursor, wanted)] = found
-            return list(found), self._loaded
+            skip = cursor + 1 - first
+            if skip < len(self._buffer) and self._buffer[skip].id == cursor + 1:  # contiguous ids
+                found = [self._buffer[i] for i in range(skip, len(self._buffer))]
+            else:
+                found = [e for e in self._buffer if e.id > cursor]
+            return found, self._loaded
 
     def _after_commit(self, session: Session) -> None:
         last_id = session.info.pop(events.LAST_ID, 0)
@@ -183,7 +162,6 @@ class EventHub:
                 start, target = self._loaded, self._known
                 if target > start and not self._watching:  # nobody to read them for
                     self._buffer.clear()
-                    self._found.clear()
                     self._loaded = target
                     continue
             if target <= start:
@@ -197,7 +175,6 @@ class EventHub:
                 self._stopping.wait(1.0)
                 continue
             with self._changed:
-                self._found.clear()
                 self._buffer.extend(loaded)
                 full = len(loaded) == _READ_BATCH
                 self._loaded = loaded[-1].id if full else target
