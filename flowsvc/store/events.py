@@ -1,7 +1,10 @@
 """The event log: what happened, written in the same transaction as the change it describes.
 
 A unit of work records drafts as it goes (`record`); when its session commits, they are written
-in one statement just before COMMIT (`attach` installs that on a sessionmaker). Ids are given
+in one statement just before COMMIT (`attach` installs that on a sessionmaker). On PostgreSQL the
+hot paths save that round trip: a turn's write statement carries the events as CTEs (TURN_CTES,
+store.turns), an ack's UPDATE goes in one round trip with them (`write_after`); either way it is
+the transaction's last statement. Ids are given
 there, from the one row of event_counter that the statement updates: the row lock is held until
 COMMIT, so transactions take their ids one after the other and commit in that order. An id a
 reader can see is therefore never followed by a smaller one committing later (a sequence would
