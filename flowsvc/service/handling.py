@@ -10,7 +10,8 @@ statements and the commit) in rounds (service.turns). Each round:
      sends free-form messages only within the customer service window (service.steering);
   3. writes the conversations, results, outbox replies and dedupe records (store.turns.write),
      and records the turns' events (service.turn_events), written as the commit's last statement
-     (store.events).
+     (store.events): on PostgreSQL the last round's write statement carries them, unless a
+     handoff write follows it.
 """
 
 from __future__ import annotations
