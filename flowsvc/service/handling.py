@@ -259,6 +259,9 @@ class MessageHandling:
         """Run the turns in one transaction, a round at a time: lock and read the round's
         customers at once, decide each turn, write them at once."""
         handled: dict[int, Handled] = {}
+        # The last round's results when its write carried the events: built after COMMIT, since
+        # the event counter's row stays locked from that write until then (store.events).
+        after_commit: list[tuple[int, turns.Opened, turns.Closing, list[int], datetime]] = []
         postgres = self._sessions.kw["bind"].dialect.name == "postgresql"
         with self._sessions.begin() as session:
             all_rounds = rounds(todo)
@@ -306,8 +309,10 @@ class MessageHandling:
                         first += len(writes.bodies)
                     written = turns.write(session.connection(), now, closings, drafts)
                     events.written(session, written.last_event_id)
-                    for (index, found, _, writes), ids in zip(writing, written.ids, strict=True):
-                        handled[index] = handled_now(todo[index], found, writes, ids, now)
+                    after_commit = [
+                        (index, found, writes, ids, now)
+                        for (index, found, _, writes), ids in zip(writing, written.ids, strict=True)
+                    ]
                     continue
                 written = turns.write(session.connection(), now, closings)
                 drafts = []
@@ -323,6 +328,8 @@ class MessageHandling:
                         done.conversation = replace(done.conversation, handoff=details)
                     handled[index] = done
                 events.record(session, drafts)
+        for index, found, writes, ids, at in after_commit:
+            handled[index] = handled_now(todo[index], found, writes, ids, at)
         return [handled[index] for index in range(len(todo))]
 
     def _decide(
