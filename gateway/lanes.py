@@ -235,19 +235,21 @@ class Lanes:
         lost = await self._ack([verdict.ack(message.id)])
         if verdict.kind == "retry":
             self._gave_back([item])  # once recorded: a later HandleMessage sees it pending
-        log(
-            logger,
-            logging.DEBUG if verdict.kind == "sent" else logging.WARNING,
-            f"send.{verdict.kind}",
-            outbox_id=message.id,
-            source=mask_message_id(message.source_id),
-            to=mask_phone(message.customer.phone_number),
-            wa_id=mask_message_id(verdict.wa_message_id) if verdict.wa_message_id else "",
-            code=verdict.label,
-            delay=verdict.delay_seconds,
-            ambiguous=verdict.ambiguous,
-            lease_lost=message.id in lost,
-        )
+        level = logging.DEBUG if verdict.kind == "sent" else logging.WARNING
+        if logger.isEnabledFor(level):  # the masked fields cost more than the check, per send
+            log(
+                logger,
+                level,
+                f"send.{verdict.kind}",
+                outbox_id=message.id,
+                source=mask_message_id(message.source_id),
+                to=mask_phone(message.customer.phone_number),
+                wa_id=mask_message_id(verdict.wa_message_id) if verdict.wa_message_id else "",
+                code=verdict.label,
+                delay=verdict.delay_seconds,
+                ambiguous=verdict.ambiguous,
+                lease_lost=message.id in lost,
+            )
         return verdict.kind != "retry" and message.id not in lost
 
     def _within(self, verdict: Verdict, limit: deadline.Limit) -> Verdict:

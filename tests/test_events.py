@@ -313,6 +313,39 @@ def test_a_transaction_that_rolls_back_writes_no_event(database_url: str) -> Non
         engine.dispose()
 
 
+def test_a_batch_names_each_queued_reply_by_its_outbox_id(
+    stub: flow_pb2_grpc.FlowServiceStub,
+) -> None:
+    """HandleMessages with several customers, one of them twice (two rounds in the transaction):
+    every reply the response returns has its message_queued event naming its outbox id, in
+    order, and the batch's events have consecutive ids."""
+    chats = [Chat(stub, phone_number=f"1650555200{n}") for n in range(3)]
+    before = listed(stub)
+    last = before[-1].id if before else 0
+    messages = [c.message(text="hi") for c in chats] + [chats[0].message(text="hi")]
+    response = stub.HandleMessages(flow_pb2.HandleMessagesRequest(messages=messages))
+
+    found = [e for e in listed(stub) if e.id > last]
+    replies = [m for r in response.results for m in r.handled.messages]
+    queued = [e for e in found if e.type == T.EVENT_TYPE_MESSAGE_QUEUED]
+    assert len(replies) >= 4
+    assert sorted(e.message_queued.outbox_id for e in queued) == sorted(m.id for m in replies)
+    for chat in chats:
+        theirs = [
+            m.id
+            for r in response.results
+            for m in r.handled.messages
+            if r.handled.messages and m.customer.phone_number == chat.phone_number
+        ]
+        events_of = [
+            e.message_queued.outbox_id
+            for e in queued
+            if e.customer.phone_number == chat.phone_number
+        ]
+        assert events_of == theirs
+    assert [e.id for e in found] == list(range(last + 1, last + 1 + len(found)))
+
+
 def test_a_batch_that_fails_once_writes_each_event_once(
     stub: flow_pb2_grpc.FlowServiceStub,
 ) -> None:

@@ -38,6 +38,7 @@ def order(stub: flow_pb2_grpc.FlowServiceStub, phone_number: str) -> list[list[s
         lambda: chat.tap("new_order"),
         lambda: chat.tap("coffee"),
         lambda: chat.say("2"),
+        lambda: chat.tap("pickup"),
         lambda: chat.tap("yes"),
     ):
         step()

@@ -111,15 +111,23 @@ class Deliveries:
         now = self._clock()
         by_id = {ack.id: ack for ack in acks}
         with self._sessions.begin() as session:
-            checked = _recordable(
-                by_id.values(),
-                outbox.wa_message_id_holders(
-                    session, (a.wa_message_id for a in by_id.values() if a.kind is AckKind.SENT)
-                ),
+            # Two round trips on PostgreSQL: lock the messages and read who holds the Meta ids;
+            # then write the acks and their events together (the events' statement last, as
+            # store.events needs).
+            locked = outbox.lock_for_ack(
+                session,
+                by_id,
+                (a.wa_message_id for a in by_id.values() if a.kind is AckKind.SENT),
             )
+            checked = _recordable(by_id.values(), locked.holders)
             settlements = [_settlement(ack, now) for ack in checked]
-            settled = outbox.settle(session.connection(), owner, now, settlements)
-            events.record(session, [_finished(who, s) for who, s in settled.finished])
+            settled, rows = outbox.settling(owner, now, settlements, locked.rows)
+            drafts = [_finished(who, s) for who, s in settled.finished]
+            if rows and session.connection().dialect.name == "postgresql":
+                events.write_after(session, *outbox.pg_settle_statement(now, rows), drafts)
+            else:
+                outbox.write_settled(session.connection(), now, rows)
+                events.record(session, drafts)
         return sorted(settled.lost)
 
     def record_status(
@@ -201,7 +209,7 @@ def _recordable(acks: Iterable[Ack], holders: dict[str, int]) -> list[Ack]:
 
 
 def _settlement(ack: Ack, now: datetime) -> outbox.Settlement:
-    """What `ack` writes to its message if it counts (see outbox.settle): a send result counts one
+    """What `ack` writes to its message if it counts (see outbox.settling): a send result counts one
     attempt and may carry an error; a release only gives the lease back."""
     released = ack.kind is AckKind.RELEASED
     return outbox.Settlement(

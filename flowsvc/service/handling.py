@@ -10,7 +10,8 @@ statements and the commit) in rounds (service.turns). Each round:
      sends free-form messages only within the customer service window (service.steering);
   3. writes the conversations, results, outbox replies and dedupe records (store.turns.write),
      and records the turns' events (service.turn_events), written as the commit's last statement
-     (store.events).
+     (store.events): on PostgreSQL the last round's write statement carries them, unless a
+     handoff write follows it.
 """
 
 from __future__ import annotations
@@ -310,8 +311,13 @@ class MessageHandling:
         customers at once, decide each turn, write them at once."""
         handled: dict[int, Handled] = {}
         timed: dict[int, bool] = {}  # a timer turn's: what it would send was not sent
+        # The last round's results when its write carried the events: built after COMMIT, since
+        # the event counter's row stays locked from that write until then (store.events).
+        after_commit: list[tuple[int, turns.Opened, turns.Closing, list[int], datetime]] = []
+        postgres = self._sessions.kw["bind"].dialect.name == "postgresql"
         with self._sessions.begin() as session:
-            for round_ in rounds(todo):
+            all_rounds = rounds(todo)
+            for number, round_ in enumerate(all_rounds, start=1):
                 now = self._clock()
                 round_ = self._claimed(session, todo, round_, handled)
                 if not round_:
@@ -347,17 +353,46 @@ class MessageHandling:
                     timed[index] = closed_window
                     writes = closing(turn, decision, found, now, lease, self._max_context_bytes)
                     writing.append((index, found, decision, writes))
-                written = turns.write(
-                    session.connection(), now, [(todo[i].customer, w) for i, _, _, w in writing]
-                )
-                drafts: list[events.Draft] = []
-                for (index, found, decision, writes), ids in zip(writing, written, strict=True):
+                closings = [(todo[i].customer, w) for i, _, _, w in writing]
+                # The transaction's last write, if nothing of a handoff follows it, takes the
+                # events of the whole transaction with it (one round trip fewer; store.events
+                # needs them last, and they are: COMMIT comes next).
+                if (
+                    postgres
+                    and number == len(all_rounds)
+                    and writing
+                    and all(handoff_writes.quiet(todo[i], o, d) for i, o, d, _ in writing)
+                ):
+                    drafts = events.take(session)
+                    first = 1
+                    for index, found, decision, writes in writing:
+                        drafts += self._drafts(
+                            session,
+                            todo[index],
+                            found,
+                            decision,
+                            writes,
+                            [],
+                            now,
+                            timed[index],
+                            first,
+                        )
+                        first += len(writes.bodies)
+                    written = turns.write(session.connection(), now, closings, drafts)
+                    events.written(session, written.last_event_id)
+                    after_commit = [
+                        (index, found, writes, ids, now)
+                        for (index, found, _, writes), ids in zip(writing, written.ids, strict=True)
+                    ]
+                    continue
+                written = turns.write(session.connection(), now, closings)
+                drafts = []
+                for (index, found, decision, writes), ids in zip(writing, written.ids, strict=True):
                     turn = todo[index]
                     done = handled_now(turn, found, writes, ids, now)
-                    if isinstance(turn, SilenceTurn) and decision.outcome != Outcome.IGNORED:
-                        drafts.append(turn_events.timer_fired(turn, found, decision, timed[index]))
-                    drafts += turn_events.drafts(turn, found, decision, writes, ids)
-                    drafts += self._calls(session, turn, found, decision, now)
+                    drafts += self._drafts(
+                        session, turn, found, decision, writes, ids, now, timed[index], 0
+                    )
                     more, details = handoff_writes.after(
                         session, turn, found, decision, now, self._config
                     )
@@ -366,7 +401,28 @@ class MessageHandling:
                         done.conversation = replace(done.conversation, handoff=details)
                     handled[index] = done
                 events.record(session, drafts)
+        for index, found, writes, ids, at in after_commit:
+            handled[index] = handled_now(todo[index], found, writes, ids, at)
         return [handled[index] for index in range(len(todo))]
+
+    def _drafts(
+        self,
+        session: Session,
+        turn: Turn,
+        found: turns.Opened,
+        decision: Decision,
+        writes: turns.Closing,
+        ids: list[int],
+        now: datetime,
+        window_closed: bool,
+        first_queued: int,
+    ) -> list[events.Draft]:
+        """The events of one turn: a timer's firing, what the turn did, and its call's."""
+        drafts: list[events.Draft] = []
+        if isinstance(turn, SilenceTurn) and decision.outcome != Outcome.IGNORED:
+            drafts.append(turn_events.timer_fired(turn, found, decision, window_closed))
+        drafts += turn_events.drafts(turn, found, decision, writes, ids, first_queued=first_queued)
+        return drafts + self._calls(session, turn, found, decision, now)
 
     def _claimed(
         self, session: Session, todo: Sequence[Turn], round_: list[int], handled: dict[int, Handled]

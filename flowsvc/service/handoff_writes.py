@@ -17,6 +17,16 @@ from flowsvc.store import handoffs, turns
 from flowsvc.store.events import Draft
 
 
+def quiet(turn: Turn, opened: turns.Opened, decision: Decision) -> bool:
+    """Whether `after` would write nothing and record nothing for this turn (a customer with the
+    bot whose turn hands nothing off): the turn's write may then be its transaction's last."""
+    return (
+        opened.handoff is None
+        and decision.handoff is None
+        and not isinstance(turn, (HandOffTurn, ResumeTurn))
+    )
+
+
 def after(
     session: Session,
     turn: Turn,

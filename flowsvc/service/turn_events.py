@@ -4,6 +4,8 @@ read and what it writes in, drafts out (store.events writes them with the turn's
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from flowsvc.engine import CallRequest, Decision, Outcome, State
 from flowsvc.engine.calls import ERROR, OK, TIMEOUT, CallSpec, failure
 from flowsvc.service.turns import (
@@ -32,8 +34,11 @@ def drafts(
     decision: Decision,
     written: turns.Closing,
     outbox_ids: list[int],
+    first_queued: int = 0,
 ) -> list[Draft]:
-    """The events of one turn, in the order they happened."""
+    """The events of one turn, in the order they happened. With `first_queued`, the outbox ids
+    are not known yet: the turn's replies are rows first_queued, first_queued + 1, ... of the
+    statement that writes them, which fills in their ids (store.turns.write)."""
     customer = turn.customer
     before = opened.state
     after = before if written.keep else decision.state
@@ -122,17 +127,18 @@ def drafts(
             )
         )
     agent = {"agent": turn.agent} if isinstance(turn, SendTurn) and turn.agent else {}
-    for id_, body in zip(outbox_ids, decision.messages, strict=False):
-        found.append(
-            of(
-                after or before,
-                "message_queued",
-                outbox_id=id_,
-                source_id=turn.source_id,
-                message_type=str(body.get("type", "")),
-                **agent,
-            )
+    if first_queued:
+        outbox_ids = [0] * len(written.bodies)
+    for n, (id_, body) in enumerate(zip(outbox_ids, decision.messages, strict=False)):
+        queued = of(
+            after or before,
+            "message_queued",
+            outbox_id=id_,
+            source_id=turn.source_id,
+            message_type=str(body.get("type", "")),
+            **agent,
         )
+        found.append(replace(queued, queued=first_queued + n) if first_queued else queued)
     return found
 
 

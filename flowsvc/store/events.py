@@ -1,7 +1,10 @@
 """The event log: what happened, written in the same transaction as the change it describes.
 
 A unit of work records drafts as it goes (`record`); when its session commits, they are written
-in one statement just before COMMIT (`attach` installs that on a sessionmaker). Ids are given
+in one statement just before COMMIT (`attach` installs that on a sessionmaker). On PostgreSQL the
+hot paths save that round trip: a turn's write statement carries the events as CTEs (TURN_CTES,
+store.turns), an ack's UPDATE goes in one round trip with them (`write_after`); either way it is
+the transaction's last statement. Ids are given
 there, from the one row of event_counter that the statement updates: the row lock is held until
 COMMIT, so transactions take their ids one after the other and commit in that order. An id a
 reader can see is therefore never followed by a smaller one committing later (a sequence would
@@ -37,21 +40,51 @@ LAST_ID = "menuflow_event_last_id"  # session.info: the last id the session's co
 
 _PG_WRITE = """
 WITH counter AS (
-    INSERT INTO event_counter (id, last_id, purged_through) VALUES (1, :count, 0)
+    INSERT INTO event_counter (id, last_id, purged_through) VALUES (1, :event_count, 0)
     ON CONFLICT (id) DO UPDATE SET last_id = event_counter.last_id + excluded.last_id
     RETURNING last_id
 ), written AS (
     INSERT INTO events (id, type, phone_number_id, phone_number, template_name,
         template_version, payload, created_at)
-    SELECT counter.last_id - :count + e.n, e.type, e.phone_number_id, e.phone_number,
-           e.template_name, e.template_version, e.payload::jsonb, :now
-    FROM counter, unnest(:types::text[], :phone_number_ids::text[], :phone_numbers::text[],
-                         :template_names::text[], :template_versions::int[], :payloads::text[])
+    SELECT counter.last_id - :event_count + e.n, e.type, e.phone_number_id, e.phone_number,
+           e.template_name, e.template_version, e.payload::jsonb, :event_now
+    FROM counter, unnest(:event_types::text[], :event_phone_number_ids::text[],
+                         :event_phone_numbers::text[], :event_template_names::text[],
+                         :event_template_versions::int[], :event_payloads::text[])
          WITH ORDINALITY AS e(type, phone_number_id, phone_number, template_name,
                               template_version, payload, n)
 )
 SELECT last_id, pg_notify('menuflow_events', last_id::text) FROM counter
 """
+# The same, as CTEs of the statement that writes a turn (store.turn_statements), so that a turn
+# and its events take one round trip; {outbox} is the outbox rows that statement inserts (a
+# `queued` CTE of theirs), or none. The statement's own main SELECT must read `counter` (and
+# NOTIFY, see turn_statements): data-modifying CTEs always run, a SELECT only when read.
+TURN_CTES = """
+counter AS (
+    INSERT INTO event_counter (id, last_id, purged_through) VALUES (1, :event_count, 0)
+    ON CONFLICT (id) DO UPDATE SET last_id = event_counter.last_id + excluded.last_id
+    RETURNING last_id
+), logged AS (
+    INSERT INTO events (id, type, phone_number_id, phone_number, template_name,
+        template_version, payload, created_at)
+    SELECT counter.last_id - :event_count + e.n, e.type, e.phone_number_id, e.phone_number,
+           e.template_name, e.template_version,
+           CASE WHEN r.id IS NULL THEN e.payload::jsonb
+                ELSE e.payload::jsonb || jsonb_build_object('outbox_id', r.id) END,
+           :event_now
+    FROM counter CROSS JOIN unnest(:event_types::text[], :event_phone_number_ids::text[],
+                         :event_phone_numbers::text[], :event_template_names::text[],
+                         :event_template_versions::int[], :event_payloads::text[],
+                         :event_queued::int[])
+         WITH ORDINALITY AS e(type, phone_number_id, phone_number, template_name,
+                              template_version, payload, queued, n)
+    LEFT JOIN {outbox} AS r ON r.n = e.queued
+)"""
+# Ids are given in insertion order within a statement: the n-th row inserted has the n-th id.
+TURN_OUTBOX = "(SELECT id, row_number() OVER (ORDER BY id) AS n FROM queued)"
+NO_OUTBOX = "(SELECT NULL::bigint AS id, NULL::bigint AS n WHERE FALSE)"
+
 # The row is made if missing (a database emptied by hand keeps working).
 _SQLITE_COUNT = """
 INSERT INTO event_counter (id, last_id, purged_through) VALUES (1, ?, 0)
@@ -77,6 +110,9 @@ class Draft:
     template_name: str = ""
     template_version: int = 0
     payload: dict[str, Any] = field(default_factory=dict)
+    # Written with a turn (TURN_CTES): the position (from 1) of the outbox row, among those the
+    # turn's statement inserts, whose id the payload's outbox_id is (0: none).
+    queued: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,17 +148,7 @@ def attach(sessions: sessionmaker[Session]) -> None:
 def write(connection: Connection, drafts: Sequence[Draft], now: datetime) -> int:
     """Number and insert `drafts` (one statement on PostgreSQL, two on SQLite); the last id."""
     if connection.dialect.name == "postgresql":
-        parameters = {
-            "count": len(drafts),
-            "now": now,
-            "types": [d.type for d in drafts],
-            "phone_number_ids": [d.customer[0] for d in drafts],
-            "phone_numbers": [d.customer[1] for d in drafts],
-            "template_names": [d.template_name for d in drafts],
-            "template_versions": [d.template_version for d in drafts],
-            "payloads": [_json(d.payload) for d in drafts],
-        }
-        last_id: int = prepared.run(connection, (_PG_WRITE,), parameters).one()[0]
+        last_id: int = prepared.run(connection, (_PG_WRITE,), _pg_parameters(drafts, now)).one()[0]
         return last_id
     last_id = connection.exec_driver_sql(_SQLITE_COUNT, (len(drafts),)).one()[0]
     first = last_id - len(drafts) + 1
@@ -136,6 +162,58 @@ def write(connection: Connection, drafts: Sequence[Draft], now: datetime) -> int
         rows = ", ".join([_SQLITE_ROW] * len(chunk))
         connection.exec_driver_sql(_SQLITE_INSERT.format(rows=rows), tuple(values))
     return last_id
+
+
+def write_after(
+    session: Session, statement: str, parameters: dict[str, Any], drafts: Sequence[Draft]
+) -> None:
+    """PostgreSQL: run `statement` (psycopg2's `%(name)s` style, no `event_` parameters), then
+    write `drafts` with it in the same round trip, instead of in a statement of their own at
+    COMMIT; the session's last statement all the same (nothing may follow it but COMMIT: the
+    counter row stays locked until then). Other drafts the session recorded are written at
+    COMMIT as usual, with larger ids."""
+    if not drafts:
+        session.connection().exec_driver_sql(statement, parameters)
+        return
+    now = utcnow()
+    rows = prepared.run(
+        session.connection(),
+        (_PG_WRITE,),
+        parameters | _pg_parameters(drafts, now),
+        first=statement,
+    )
+    written(session, rows.one()[0])
+
+
+def take(session: Session) -> list[Draft]:
+    """The drafts the session recorded and has not written, now the caller's to write (with
+    write_after or a turn's statement: see store.turns)."""
+    taken: list[Draft] = session.info.pop(_DRAFTS, [])
+    return taken
+
+
+def written(session: Session, last_id: int) -> None:
+    """The session wrote events through `last_id` itself (said to watchers after COMMIT)."""
+    session.info[LAST_ID] = max(session.info.get(LAST_ID, 0), last_id)
+
+
+def pg_parameters(drafts: Sequence[Draft], now: datetime) -> dict[str, Any]:
+    """The parameters of `drafts` in _PG_WRITE and TURN_CTES."""
+    return _pg_parameters(drafts, now)
+
+
+def _pg_parameters(drafts: Sequence[Draft], now: datetime) -> dict[str, Any]:
+    return {
+        "event_count": len(drafts),
+        "event_now": now,
+        "event_types": [d.type for d in drafts],
+        "event_phone_number_ids": [d.customer[0] for d in drafts],
+        "event_phone_numbers": [d.customer[1] for d in drafts],
+        "event_template_names": [d.template_name for d in drafts],
+        "event_template_versions": [d.template_version for d in drafts],
+        "event_payloads": [_json(d.payload) for d in drafts],
+        "event_queued": [d.queued for d in drafts],
+    }
 
 
 def bounds(session: Session) -> tuple[int, int]:

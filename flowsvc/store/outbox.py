@@ -186,26 +186,82 @@ class Settled:
     finished: list[tuple[Customer, Settlement]]
 
 
-def settle(
-    connection: Connection, owner: str, now: datetime, settlements: Sequence[Settlement]
-) -> Settled:
-    """Apply acks (at most one per id) under the messages' row locks, taken in id order; returns
-    the pending messages whose lease `owner` no longer held, and those now sent or failed.
+_PG_LOCK_FOR_ACK = """
+WITH locked AS MATERIALIZED (
+    SELECT id, state, lease_owner, lease_expires_at, phone_number_id, phone_number FROM outbox
+    WHERE id = ANY(%(ids)s::bigint[]) ORDER BY id FOR UPDATE
+)
+SELECT id, state, lease_owner, lease_expires_at, phone_number_id, phone_number,
+       NULL AS wa_message_id
+FROM locked
+UNION ALL
+SELECT id, NULL, NULL, NULL, NULL, NULL, wa_message_id FROM outbox
+WHERE wa_message_id = ANY(%(wa_message_ids)s::text[])
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Locked:
+    """Messages locked to be acked (id, state, lease owner and expiry, customer; in id order),
+    and which message already held each Meta message id asked about."""
+
+    rows: list[tuple[Any, ...]]
+    holders: dict[str, int]
+
+
+def lock_for_ack(session: Session, ids: Iterable[int], wa_message_ids: Iterable[str]) -> Locked:
+    """Lock messages `ids` in id order (their acks are applied under the locks), and find which
+    messages hold `wa_message_ids` already: on PostgreSQL in one statement."""
+    ids, wanted = sorted(set(ids)), sorted(set(wa_message_ids))
+    connection = session.connection()
+    if not ids:
+        return Locked([], {})
+    if connection.dialect.name != "postgresql":
+        holders = wa_message_id_holders(session, wanted)
+        found = connection.exec_driver_sql(_lock_sql(False, len(ids)), tuple(ids)).all()
+        return Locked([tuple(row) for row in found], holders)
+    parameters = {"ids": ids, "wa_message_ids": wanted}
+    locked, holders = [], {}
+    for row in connection.exec_driver_sql(_PG_LOCK_FOR_ACK, parameters):
+        if row[1] is None:
+            holders[row[6]] = row[0]
+        else:
+            locked.append(tuple(row[:6]))
+    locked.sort(key=lambda row: row[0])
+    return Locked(locked, holders)
+
+
+def write_settled(connection: Connection, now: datetime, rows: Sequence[dict[str, Any]]) -> None:
+    """Write settling's rows: one UPDATE on PostgreSQL, one per message on SQLite."""
+    if not rows:
+        return
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(*pg_settle_statement(now, rows))
+        return
+    for values in rows:
+        next_at = values["next_attempt_at"]
+        connection.exec_driver_sql(
+            _SQLITE_SETTLE,
+            values | {"now": sqlite_time(now), "next_attempt_at": next_at and sqlite_time(next_at)},
+        )
+
+
+def settling(
+    owner: str, now: datetime, settlements: Sequence[Settlement], locked: Sequence[tuple[Any, ...]]
+) -> tuple[Settled, list[dict[str, Any]]]:
+    """Acks (at most one per id) applied to the `locked` rows (lock_for_ack's, so under the
+    messages' row locks, taken in id order): the pending messages whose lease `owner` no longer
+    held, those now sent or failed, and the values to write to each message (write_settled).
 
     A settled message is left alone (a repeated ack); an ack counts if the lease is `owner`'s or
     expired, and a `sent` always (Meta took it, whoever holds the lease now).
     """
-    if not settlements:
-        return Settled([], [])
-    postgres = connection.dialect.name == "postgresql"
     by_id = {s.id: s for s in settlements}
-    lock = _lock_sql(postgres, len(by_id))
-    found = connection.exec_driver_sql(lock, tuple(by_id)).all()
     lost: list[int] = []
-    settling: list[tuple[Settlement, dict[str, Any]]] = []
+    rows: list[dict[str, Any]] = []
     finished: list[tuple[Customer, Settlement]] = []
-    for id_, state, lease_owner, lease_expires_at, phone_number_id, phone_number in found:
-        if state != PENDING:
+    for id_, state, lease_owner, lease_expires_at, phone_number_id, phone_number in locked:
+        if state != PENDING or id_ not in by_id:
             continue
         s = by_id[id_]
         leased = lease_expires_at is not None and read_time(lease_expires_at) > now
@@ -216,38 +272,31 @@ def settle(
         released = s.kind == "released"
         if s.kind in (SENT, FAILED):
             finished.append(((phone_number_id, phone_number), s))
-        settling.append(
-            (
-                s,
-                {
-                    "id": id_,
-                    "increment": 0 if released else 1,
-                    "set_error": s.set_error,
-                    "error_code": s.error_code,
-                    "error_title": s.error_title,
-                    "error_details": s.error_details,
-                    "state": s.kind if s.kind in (SENT, FAILED) else None,
-                    "sent": s.kind == SENT,
-                    "wa_message_id": s.wa_message_id,
-                    "next_attempt_at": s.next_attempt_at,
-                },
-            )
+        rows.append(
+            {
+                "id": id_,
+                "increment": 0 if released else 1,
+                "set_error": s.set_error,
+                "error_code": s.error_code,
+                "error_title": s.error_title,
+                "error_details": s.error_details,
+                "state": s.kind if s.kind in (SENT, FAILED) else None,
+                "sent": s.kind == SENT,
+                "wa_message_id": s.wa_message_id,
+                "next_attempt_at": s.next_attempt_at,
+            }
         )
-    if not settling:
-        return Settled(lost, finished)
-    if postgres:
-        parameters: dict[str, Any] = {"now": now}
-        for n, (_, values) in enumerate(settling):
-            parameters |= {f"{name}_{n}": value for name, value in values.items()}
-        connection.exec_driver_sql(_pg_settle_sql(len(settling)), parameters)
-        return Settled(lost, finished)
-    for _, values in settling:
-        next_at = values["next_attempt_at"]
-        connection.exec_driver_sql(
-            _SQLITE_SETTLE,
-            values | {"now": sqlite_time(now), "next_attempt_at": next_at and sqlite_time(next_at)},
-        )
-    return Settled(lost, finished)
+    return Settled(lost, finished), rows
+
+
+def pg_settle_statement(
+    now: datetime, rows: Sequence[dict[str, Any]]
+) -> tuple[str, dict[str, Any]]:
+    """PostgreSQL: settling's rows written in one UPDATE (psycopg2's `%(name)s` style)."""
+    parameters: dict[str, Any] = {"now": now}
+    for n, values in enumerate(rows):
+        parameters |= {f"{name}_{n}": value for name, value in values.items()}
+    return _pg_settle_sql(len(rows)), parameters
 
 
 @lru_cache(maxsize=128)

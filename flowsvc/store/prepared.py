@@ -23,11 +23,20 @@ _NAMED = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)(::[a-z]+\[\])?")
 
 
 def run(
-    connection: Connection, statements: tuple[str, ...], parameters: dict[str, Any]
+    connection: Connection,
+    statements: tuple[str, ...],
+    parameters: dict[str, Any],
+    *,
+    first: str = "",
 ) -> CursorResult[Any]:
-    """Run `statements` in one round trip; the rows are the last one's."""
+    """Run `statements` in one round trip; the rows are the last one's. `first`, a statement
+    in psycopg2's own `%(name)s` style (built per call, so never prepared), goes ahead of them
+    in the same round trip."""
+    ahead = [first] if first else []
     if not connection.get_execution_options().get(PREPARED_STATEMENTS, False):
-        return connection.exec_driver_sql(";".join(map(_named, statements)), parameters)
+        return connection.exec_driver_sql(
+            ";".join(ahead + list(map(_named, statements))), parameters
+        )
     prepared: set[str] = connection.connection.info.setdefault(PREPARED_STATEMENTS, set())
     forms = [_prepared(statement) for statement in statements]
     for form in forms:
@@ -36,7 +45,9 @@ def run(
             # a rollback: it belongs to the connection, not the transaction.
             connection.exec_driver_sql(form.prepare)
             prepared.add(form.name)
-    return connection.exec_driver_sql(";".join(form.execute for form in forms), parameters)
+    return connection.exec_driver_sql(
+        ";".join(ahead + [form.execute for form in forms]), parameters
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from flowsvc.store.events import NO_OUTBOX, TURN_CTES, TURN_OUTBOX
+
 READ = """
 SELECT p.outcome, p.outbox_ids,
        c.conversation_flow, c.template_version, c.current_step, c.context, c.history,
@@ -148,6 +150,22 @@ WITH saved AS (
 )
 SELECT id, source_id FROM queued ORDER BY id
 """
+# A turn's statement that writes its events too (store.events.TURN_CTES): the outbox ids, each
+# with the last event id, or one row of the last event id alone when it queued nothing. The
+# NOTIFY is here because a CTE that only SELECTs runs only if read.
+_EVENTS_MAIN = """
+SELECT {columns}, c.last_id, c.notified
+FROM (SELECT last_id, pg_notify('menuflow_events', last_id::text) AS notified
+      FROM counter) AS c
+{outbox}"""
+CLOSE_MANY_EVENTS = (
+    CLOSE_MANY[: CLOSE_MANY.rindex("SELECT id, source_id FROM queued")].rstrip()
+    + ", "
+    + TURN_CTES.format(outbox=TURN_OUTBOX).strip()
+    + _EVENTS_MAIN.format(
+        columns="q.id, q.source_id", outbox="LEFT JOIN queued AS q ON TRUE\nORDER BY q.id"
+    )
+)
 
 
 @lru_cache(maxsize=64)
@@ -156,10 +174,13 @@ def outbox_insert(messages: int) -> str:
     return OUTBOX.format(rows=",\n    ".join(OUTBOX_ROW.format(n=n) for n in range(messages)))
 
 
-@lru_cache(maxsize=64)
-def close_one(conversation: str, has_result: bool, messages: int, record: bool) -> str:
+@lru_cache(maxsize=128)
+def close_one(
+    conversation: str, has_result: bool, messages: int, record: bool, events: bool = False
+) -> str:
     """One turn's writes as one statement: each write a CTE; the new outbox ids its rows.
-    `conversation` is "save", "remove" or "keep" (a send that leaves the conversation alone)."""
+    `conversation` is "save", "remove" or "keep" (a send that leaves the conversation alone).
+    With `events`, the turn's events too, each row then (outbox id, last event id)."""
     writes = [("conversation", SAVE if conversation == "save" else REMOVE)]
     if conversation == "keep":
         writes.clear()
@@ -170,9 +191,19 @@ def close_one(conversation: str, has_result: bool, messages: int, record: bool) 
         if record:
             writes.append(("processed", PROCESSED_FROM_OUTBOX))
         main = "SELECT id FROM queued ORDER BY id"
+        if events:
+            writes.append(("", TURN_CTES.format(outbox=TURN_OUTBOX).strip()))
+            main = _EVENTS_MAIN.format(
+                columns="q.id", outbox="LEFT JOIN queued AS q ON TRUE\nORDER BY q.id"
+            )
+    elif events:
+        if record:
+            writes.append(("processed", PROCESSED.replace(":outbox_ids", "'[]'")))
+        writes.append(("", TURN_CTES.format(outbox=NO_OUTBOX).strip()))
+        main = _EVENTS_MAIN.format(columns="NULL::bigint AS id", outbox="")
     else:
         if record:
             writes.append(("processed", PROCESSED.replace(":outbox_ids", "'[]'")))
         main = writes.pop()[1] if writes else "SELECT NULL WHERE FALSE"
-    ctes = ", ".join(f"{name} AS ({sql})" for name, sql in writes)
+    ctes = ", ".join(f"{name} AS ({sql})" if name else sql for name, sql in writes)
     return (f"WITH {ctes}\n" if ctes else "") + main

@@ -28,13 +28,15 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from flowsvc.clock import utcnow
 from flowsvc.engine import ResultDraft, State, history_from_json, history_to_json
-from flowsvc.store import customers, prepared
+from flowsvc.store import customers, events, prepared
 from flowsvc.store.customers import LOCK, LOCK_MANY, Customer
 from flowsvc.store.outbox import Lease
 from flowsvc.store.times import read_time, sqlite_time
 from flowsvc.store.turn_statements import (
     CLOSE_MANY,
+    CLOSE_MANY_EVENTS,
     PROCESSED,
     READ,
     READ_MANY,
@@ -174,24 +176,43 @@ def _opened(row: Any, *, postgres: bool) -> Opened:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Written:
+    """Each turn's new outbox ids, in sending order; the last event id the write gave (0: it
+    wrote no events)."""
+
+    ids: list[list[int]]
+    last_event_id: int = 0
+
+
 def write(
-    connection: Connection, now: datetime, closings: Sequence[tuple[Customer, Closing]]
-) -> list[list[int]]:
-    """Write the turns; returns each turn's new outbox ids, in sending order."""
+    connection: Connection,
+    now: datetime,
+    closings: Sequence[tuple[Customer, Closing]],
+    drafts: Sequence[events.Draft] = (),
+) -> Written:
+    """Write the turns, and on PostgreSQL `drafts` with them, in the same statement: the
+    transaction's last (store.events: nothing may follow it but COMMIT). A message_queued
+    draft names its row by position among the turns' bodies (Draft.queued) and gets its id
+    there, and their time is taken now, just before COMMIT, as store.events takes it. Other
+    databases leave `drafts` to the caller."""
     # Rare (a customer's first message after their expired conversation was swept): a statement
     # of its own, so the hot statements stay as they are.
     customers.forget_expiry(connection, [c for c, closing in closings if closing.forgets_expiry])
     if connection.dialect.name != "postgresql":
-        return [_write_sqlite(connection, c, now, closing) for c, closing in closings]
+        return Written([_write_sqlite(connection, c, now, closing) for c, closing in closings])
     if len(closings) == 1:
         customer, closing = closings[0]
-        return [_write_postgres_one(connection, customer, now, closing)]
-    return _write_postgres_many(connection, now, closings)
+        return _write_postgres_one(connection, customer, now, closing, drafts)
+    return _write_postgres_many(connection, now, closings, drafts)
 
 
 def _write_postgres_many(
-    connection: Connection, now: datetime, closings: Sequence[tuple[Customer, Closing]]
-) -> list[list[int]]:
+    connection: Connection,
+    now: datetime,
+    closings: Sequence[tuple[Customer, Closing]],
+    drafts: Sequence[events.Draft],
+) -> Written:
     saved = [(who, c) for who, c in closings if c.conversation == "save"]
     removed = [who for who, c in closings if c.conversation == "remove"]
     results = [(who, c.result) for who, c in closings if c.result is not None]
@@ -231,18 +252,37 @@ def _write_postgres_many(
         "outcomes": [c.outcome for _, c in recorded],
     }
     ids: dict[str, list[int]] = {}
-    for row in prepared.run(connection, (CLOSE_MANY,), parameters):
-        ids.setdefault(row.source_id, []).append(row.id)
-    return [ids.get(c.source_id, []) if c.bodies else [] for _, c in closings]
+    last_event_id = 0
+    if drafts:
+        parameters |= events.pg_parameters(drafts, utcnow())
+        for row in prepared.run(connection, (CLOSE_MANY_EVENTS,), parameters):
+            last_event_id = row.last_id
+            if row.id is not None:
+                ids.setdefault(row.source_id, []).append(row.id)
+    else:
+        for row in prepared.run(connection, (CLOSE_MANY,), parameters):
+            ids.setdefault(row.source_id, []).append(row.id)
+    return Written(
+        [ids.get(c.source_id, []) if c.bodies else [] for _, c in closings], last_event_id
+    )
 
 
 def _write_postgres_one(
-    connection: Connection, customer: Customer, now: datetime, closing: Closing
-) -> list[int]:
+    connection: Connection,
+    customer: Customer,
+    now: datetime,
+    closing: Closing,
+    drafts: Sequence[events.Draft],
+) -> Written:
     parameters = _parameters(customer, now, closing, _as_is)
     shape = (closing.conversation, closing.result is not None, len(closing.bodies))
-    rows = prepared.run(connection, (close_one(*shape, closing.record),), parameters)
-    return [row[0] for row in rows] if closing.bodies else []
+    if not drafts:
+        rows = prepared.run(connection, (close_one(*shape, closing.record),), parameters)
+        return Written([[row[0] for row in rows] if closing.bodies else []])
+    parameters |= events.pg_parameters(drafts, utcnow())
+    statement = close_one(*shape, closing.record, True)
+    found = prepared.run(connection, (statement,), parameters).all()
+    return Written([[row[0] for row in found if row[0] is not None]], found[0].last_id)
 
 
 def _write_sqlite(
