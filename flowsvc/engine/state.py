@@ -104,6 +104,7 @@ class Decision:
     messages: tuple[dict[str, Any], ...]
     result: ResultDraft | None = None
     handoff: HandoffSpec | None = None  # the step entered hands the customer to people
+    language: str | None = None  # the language the customer chose in this turn (to store)
 
 
 def history_to_json(history: tuple[HistoryEntry, ...]) -> list[list[Any]]:

@@ -162,11 +162,10 @@ class Template:
         return self
 
     def own_text(self, language: object, key: str, default: str) -> str:
-        """One of menuflow's own texts in `language`, as this template words it, or `default`."""
-        for wanted in (language, self.language):
-            if isinstance(wanted, str) and key in self.texts.get(wanted, {}):
-                return self.texts[wanted][key]
-        return default
+        """One of menuflow's own texts in `language` (None: the template's own), as this
+        template words it, or `default` (the deployment's words in that language)."""
+        wanted = language if isinstance(language, str) and language else self.language
+        return self.texts.get(wanted, {}).get(key, default)
 
     def language_of(self, keyword: str | None) -> str | None:
         """The language a trigger keyword speaks, if the template says."""
