@@ -188,8 +188,10 @@ def test_through_the_gateway_a_spanish_customer_is_answered_in_spanish(
     for inbound, count in (
         (message(customer, text="cafe"), 1),
         (message(customer, button=("latte", "Café con leche")), 2),
-        (message(customer, text="cancelar"), 3),  # not a command word: the step's error
-        (message(customer, text="cancel"), 4),
+        (message(customer, text="lots"), 3),
+        (message(customer, text="cancelar"), 4),  # Spanish's cancel word
+        (message(customer, text="cancel"), 5),  # English's is always understood
+
     ):
         assert post_webhook(client, webhook(inbound)).status_code == 200
         wait_until(lambda n=count: len(graph.standin.accepted()) >= n, 15)
@@ -200,4 +202,5 @@ def test_through_the_gateway_a_spanish_customer_is_answered_in_spanish(
         "¿Cuántos Café con leche?",
         "Envía un número del 1 al 9.",
         "Vale, cancelado.",
+        'No hay nada que cancelar. Envía "menú" para ver las opciones.',
     ]

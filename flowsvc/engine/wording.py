@@ -10,6 +10,7 @@ own customers (its `texts`).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +31,8 @@ OWN_TEXTS: Mapping[str, str] = {
 """Each of menuflow's own texts by key, and the EngineConfig field holding its English words."""
 COMMANDS = ("cancel_words", "menu_words", "back_words")
 """A text set's command words, by the EngineConfig field they add to."""
+LANGUAGE = re.compile(r"^[a-z]{2,3}(_[A-Z]{2})?\Z")
+"""A language code as templates, text sets and SetLanguage write it: 'es', 'pt_BR'."""
 MAX_OWN_TEXT = 4096  # a text message's body (limits.MAX_TEXT_BODY)
 
 
@@ -115,7 +118,7 @@ def read_country_rules(raw: Any) -> dict[str, str]:
         if not colon or not prefix.isdigit() or len(prefix) > 6 or not _is_language(language):
             raise ValueError(
                 f"FLOWSVC_LANGUAGES_BY_COUNTRY: {item.strip()!r} is not 'code:language' "
-                "such as '34:es'"
+                "such as 34:es"
             )
         rules[prefix] = language
     return rules
@@ -133,12 +136,4 @@ def country_language(number: str, rules: Mapping[str, str]) -> str | None:
 
 
 def _is_language(value: str) -> bool:
-    head, _, region = value.partition("_")
-    return (
-        2 <= len(head) <= 3
-        and head.isascii()
-        and head.isalpha()
-        and head.islower()
-        and (not region or (len(region) == 2 and region.isascii() and region.isupper()))
-        and value.count("_") <= 1
-    )
+    return LANGUAGE.match(value) is not None

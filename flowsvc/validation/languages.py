@@ -2,16 +2,15 @@
 path (same placeholders, same limits, the language named in the path), its own-text sets and
 the keywords that set a customer's language."""
 
-import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from flowsvc.engine import limits
 from flowsvc.engine.render import placeholder_names
 from flowsvc.engine.translations import text_at, translated
+from flowsvc.engine.wording import LANGUAGE
 from flowsvc.validation.violation import Violation, clip, kind, quote, suggest
 
-LANGUAGE = re.compile(r"^[a-z]{2,3}(_[A-Z]{2})?\Z")
 OWN_TEXTS = ("cancelled", "unsupported", "expired", "help", "invalid")
 """menuflow's own words a template may word per language (EngineConfig's defaults otherwise)."""
 LANGUAGE_KEYS = ("language", "translations", "texts", "language_keywords")
