@@ -136,9 +136,7 @@ def seed_default_templates(stub: flow_pb2_grpc.FlowServiceStub) -> None:
     stub.ImportTemplates(flow_pb2.ImportTemplatesRequest(templates=definitions))
 
 
-MAIN_MENU_PHOTO = (
-    "https://upload.wikimedia.org/wikipedia/commons/4/45/A_small_cup_of_coffee.JPG"
-)
+MAIN_MENU_PHOTO = "https://upload.wikimedia.org/wikipedia/commons/4/45/A_small_cup_of_coffee.JPG"
 
 
 def main_menu(to: str) -> dict[str, Any]:

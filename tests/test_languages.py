@@ -191,7 +191,6 @@ def test_through_the_gateway_a_spanish_customer_is_answered_in_spanish(
         (message(customer, text="lots"), 3),
         (message(customer, text="cancelar"), 4),  # Spanish's cancel word
         (message(customer, text="cancel"), 5),  # English's is always understood
-
     ):
         assert post_webhook(client, webhook(inbound)).status_code == 200
         wait_until(lambda n=count: len(graph.standin.accepted()) >= n, 15)

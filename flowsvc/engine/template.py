@@ -12,7 +12,7 @@ from typing import Any
 
 from flowsvc.engine.expressions import holds
 from flowsvc.engine.inputs import InputRule, parse_input_rule
-from flowsvc.engine.keywords import phrase
+from flowsvc.engine.keywords import contains_phrase, phrase, words
 from flowsvc.engine.state import HandoffSpec
 from flowsvc.engine.translations import translated
 
@@ -167,9 +167,18 @@ class Template:
         wanted = language if isinstance(language, str) and language else self.language
         return self.texts.get(wanted, {}).get(key, default)
 
-    def language_of(self, keyword: str | None) -> str | None:
-        """The language a trigger keyword speaks, if the template says."""
-        return self.keyword_languages.get(phrase(keyword or ""))
+    def language_of(self, text: str | None) -> str | None:
+        """The language of the trigger keyword `text` contains (the longest, if several), if
+        the template says which language it speaks."""
+        if not self.keyword_languages or not text:
+            return None
+        said = words(text)
+        found = [
+            (len(keyword), language)
+            for keyword, language in self.keyword_languages.items()
+            if contains_phrase(said, tuple(keyword.split()))
+        ]
+        return max(found)[1] if found else None
 
     def has_step(self, name: str) -> bool:
         """True for every defined step, and for `initial`, which always exists."""
