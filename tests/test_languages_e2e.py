@@ -224,3 +224,17 @@ def test_set_language_rejects_what_is_not_a_language_code(
         stub.SetLanguage(flow_pb2.SetLanguageRequest(customer=customer, language="Spanish"))
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "language" in (caught.value.details() or "")
+
+
+def test_customers_choosing_in_one_webhook_each_keep_their_language(
+    client: httpx.Client, graph: StandinServer
+) -> None:
+    numbers = ["447700900201", "447700900202", "447700900203"]
+    said = ["hola", "hi", "español"]
+    batch = webhook(*(message(n, text=t) for n, t in zip(numbers, said, strict=True)))
+    assert post_webhook(client, batch).status_code == 200  # one HandleMessages call
+    wait_until(lambda: len(graph.standin.accepted()) >= 3, 15)
+
+    later = [Customer(client, graph, n).says("menu") for n in numbers]
+
+    assert later == [[MENU_ES], [MENU_EN], [MENU_ES]]
