@@ -334,7 +334,7 @@ class _Rules:
                 customer_orders(self.facts, self.config, self.catalog.order_templates),
                 currency=template.currency,
                 limit=self.config.recent_orders_limit,
-                empty=self.config.text(values.get(LANGUAGE_KEY), "no_orders"),
+                empty=self.words(template, values, "no_orders"),
             )
         if step.end_conversation:
             result = None
@@ -343,7 +343,7 @@ class _Rules:
                 result = ResultDraft(template.name, template.version, self.reference, values)
                 shown = {**values, "order_id": self.reference}
             sent = self.replies.step(template, step_name, shown) or (
-                self.replies.text(self.config.text(values.get(LANGUAGE_KEY), "completed")),
+                self.replies.text(self.words(template, values, "completed")),
             )
             return Decision(Outcome.COMPLETED, None, sent, result, language=_language(values))
         new_state = State(
@@ -428,6 +428,11 @@ class _Rules:
     def push(self, history: tuple[HistoryEntry, ...], state: State) -> tuple[HistoryEntry, ...]:
         entry = (state.flow, state.version, state.step)
         return (*history, entry)[-self.config.max_history :]
+
+    def words(self, template: Template, context: Mapping[str, Any], key: str) -> str:
+        """One of menuflow's own texts in the language of `context`, as `template` words it."""
+        language = _language(context)
+        return template.own_text(language, key, self.config.text(language, key))
 
     def own_text(self, state: State | None, key: str) -> str:
         """One of menuflow's own texts in the customer's language, as their template words it,

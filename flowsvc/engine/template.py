@@ -151,7 +151,7 @@ class Template:
     orders: bool = False  # its saved results are the customer's orders (for order lookups)
     language: str = ""  # the language its own texts are written in
     translations: Mapping[str, Template] = field(default_factory=dict)  # by language
-    # menuflow's own words (cancelled, unsupported, expired, help, invalid) by language
+    # menuflow's own words (wording.OWN_TEXTS: cancelled, expired, invalid, ...) by language
     texts: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     keyword_languages: Mapping[str, str] = field(default_factory=dict)  # phrase -> language
 

@@ -8,11 +8,12 @@ from typing import Any
 from flowsvc.engine import limits
 from flowsvc.engine.render import placeholder_names
 from flowsvc.engine.translations import text_at, translated
+from flowsvc.engine import wording
 from flowsvc.engine.wording import LANGUAGE
 from flowsvc.validation.violation import Violation, clip, kind, quote, suggest
 
-OWN_TEXTS = ("cancelled", "unsupported", "expired", "help", "invalid")
-"""menuflow's own words a template may word per language (EngineConfig's defaults otherwise)."""
+OWN_TEXTS = tuple(wording.OWN_TEXTS)
+"""menuflow's own words a template may word per language (the deployment's otherwise)."""
 LANGUAGE_KEYS = ("language", "translations", "texts", "language_keywords")
 Review = Callable[[Mapping[str, Any]], list[Violation]]
 
