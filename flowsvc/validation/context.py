@@ -9,8 +9,8 @@ from collections.abc import Collection, Mapping
 
 from flowsvc.engine import render
 from flowsvc.engine.expressions import ExpressionError, names
-from flowsvc.engine.orders import ORDER_LOOKUP_NAMES
 from flowsvc.engine.messages import LANGUAGE_KEY
+from flowsvc.engine.orders import ORDER_LOOKUP_NAMES
 from flowsvc.engine.render import BUILTIN_NAMES, PLACEHOLDER
 from flowsvc.engine.wording import LANGUAGE
 from flowsvc.validation.violation import Violation, clip, kind, quote, suggest
