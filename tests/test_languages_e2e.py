@@ -238,3 +238,19 @@ def test_customers_choosing_in_one_webhook_each_keep_their_language(
     later = [Customer(client, graph, n).says("menu") for n in numbers]
 
     assert later == [[MENU_ES], [MENU_EN], [MENU_ES]]
+
+
+@pytest.mark.usefixtures("seeded")
+def test_update_conversation_setting_the_language_keeps_it_for_the_customer(
+    stub: flow_pb2_grpc.FlowServiceStub,
+) -> None:
+    chat = Chat(stub, phone_number="4915112340000")
+    chat.say("hi")
+    request = flow_pb2.UpdateConversationRequest(customer=chat.customer)
+    request.context.update({"language": "es"})
+
+    stub.UpdateConversation(request)
+    chat.say("cancel")
+    chat.say("menu")
+
+    assert text_of(chat.bodies[0]).startswith("👋 ¡Bienvenido")

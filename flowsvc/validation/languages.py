@@ -66,11 +66,17 @@ def check_languages(
             out.append(Violation(path, f"must be a list of trigger keywords, not {kind(words)}"))
         else:
             for index, word in enumerate(words):
-                if not isinstance(word, str) or word.casefold() not in folded:
+                if not isinstance(word, str):
+                    out.append(Violation(f"{path}[{index}]", "must be a trigger keyword"))
+                elif word.casefold() not in folded:
+                    # Inert rather than wrong (a copy of a template under other keywords keeps
+                    # its language keywords): said, but it does not stop the save.
                     out.append(
                         Violation(
                             f"{path}[{index}]",
-                            f"{quote(word)} is not one of the template's trigger keywords",
+                            f"{quote(word)} is not one of the template's trigger keywords, so it "
+                            "starts nothing and sets no language",
+                            warning=True,
                         )
                     )
 
