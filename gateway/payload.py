@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from gateway import tracker
+from gateway.flow_reply import Refused, read_flow_reply
 from gateway.json_fields import (
     NAME_CHARS,
     NUMBER_CHARS,
@@ -51,6 +52,9 @@ class Parsed:
     messages: list[flow_pb2.InboundMessage] = field(default_factory=list)
     statuses: list[flow_pb2.RecordStatusRequest] = field(default_factory=list)
     skipped: int = 0  # items under field "messages" that could not be understood
+    # (message id, reason) of the skipped messages refused for what they hold (a Flow reply
+    # whose response_json is not a JSON object): logged one by one
+    refused: list[tuple[str, str]] = field(default_factory=list)
     ignored: int = 0  # changes of other fields (account_update, smb_message_echoes, ...)
 
 
@@ -77,6 +81,11 @@ def _content(message: dict[str, Any], inbound: flow_pb2.InboundMessage) -> None:
                 inbound.selection.id = as_str(reply.get("id"), NAME_CHARS)
                 inbound.selection.title = as_str(reply.get("title"), NAME_CHARS)
                 inbound.selection.description = as_str(reply.get("description"), NAME_CHARS)
+                return
+        if sub == "nfm_reply":  # a WhatsApp Flow's reply, or another native flow's (address)
+            reply = as_dict(interactive.get(sub))
+            if as_str(reply.get("name"), WORD_CHARS) in ("flow", ""):
+                inbound.flow_reply.CopyFrom(read_flow_reply(reply))  # raises Refused
                 return
         inbound.unsupported_type = sub or kind
         return
@@ -148,7 +157,10 @@ def _message(
     sent = _timestamp(message.get("timestamp"))
     if sent is not None:
         inbound.sent_time.CopyFrom(sent)
-    _content(message, inbound)
+    try:
+        _content(message, inbound)
+    except Refused as refused:
+        raise Refused(refused.reason, message_id) from None
     return inbound
 
 
@@ -208,7 +220,12 @@ def parse(document: Any) -> Parsed:
         )
         names = _contact_names(value)
         for raw in as_list(value.get("messages")):
-            inbound = _item(_message, raw, phone_number_id, names)
+            try:
+                inbound = _item(_message, raw, phone_number_id, names)
+            except Refused as refused:
+                parsed.skipped += 1
+                parsed.refused.append((refused.message_id, refused.reason))
+                continue
             if inbound is None:
                 parsed.skipped += 1
             else:

@@ -16,6 +16,7 @@ from gateway.payload import parse, updates
 from menuflow.logs import log
 
 logger = logging.getLogger("gateway.webhook")
+MAX_REFUSALS_LOGGED = 10  # per POST: a flood of bad items is counted, not logged line by line
 
 
 class Rejected(HTTPException):
@@ -89,6 +90,10 @@ async def receive(request: Request) -> Response:
         # Never sent, so never refused after the 200: FlowService takes a batch of this size.
         raise Rejected(413, "message_too_large", "A message larger than a batch may be")
     metrics = state.metrics
+    for message_id, reason in parsed.refused[:MAX_REFUSALS_LOGGED]:
+        log(
+            logger, logging.WARNING, "webhook.message_refused", message_id=message_id, reason=reason
+        )
     if parsed.skipped or parsed.ignored:
         metrics.webhook_items.labels(kind="item", fate="skipped").inc(parsed.skipped)
         metrics.webhook_items.labels(kind="change", fate="ignored").inc(parsed.ignored)

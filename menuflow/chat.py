@@ -3,8 +3,10 @@
 Buttons and list rows are numbered: type the number to tap one, or type any text. By default the
 chat runs in the sandbox (RunSandbox): the same engine, but nothing is queued or stored, and
 `--template NAME [--version N]` tries any version, drafts included (`TEMPLATE=... VERSION=...
-make chat`). `--live` talks as a real customer (HandleMessage): the messages shown are marked
-sent, so a gateway's outbox pump running beside it does not send them again.
+make chat`), started with `--context` (a JSON object or @file.json, as StartConversation's: e.g.
+the slots a menu built from data shows). `--live` talks as a real customer (HandleMessage): the
+messages shown are marked sent, so a gateway's outbox pump running beside it does not send them
+again.
 flowsvc is found as the gateway finds it: FLOWSVC_TARGET (else the address FLOWSVC_LISTEN gives
 `make run`), FLOWSVC_TOKEN, and FLOWSVC_TLS_CA with FLOWSVC_TLS_CLIENT_CERT/KEY for TLS.
 """
@@ -19,6 +21,7 @@ import os
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -96,7 +99,9 @@ def render(body: dict[str, Any]) -> tuple[str, list[tuple[str, str]]]:
     elif interactive.get("type") == "cta_url":
         lines.append(f"  [🔗 {parameters.get('display_text', 'Open')}] <{parameters.get('url')}>")
     elif interactive.get("type") == "flow":
-        lines.append(f"  [📝 {parameters.get('flow_cta', 'Open form')}] (a WhatsApp Flow)")
+        flow = parameters.get("flow_id") or parameters.get("flow_name", "")
+        screen = parameters.get("flow_action_payload", {}).get("screen", "")
+        lines.append(f"  [ {parameters.get('flow_cta', '')} ] (WhatsApp Flow {flow} {screen})")
     elif interactive.get("type") == "button":
         for button in action.get("buttons", []):
             reply = button["reply"]
@@ -197,6 +202,7 @@ class Sandbox:
         self.template = args.template
         self.version = args.version
         self.name = args.name
+        self.context: dict[str, Any] = args.context
         self.conversation: flow_pb2.SandboxConversation | None = None
 
     def turn(self, said: Said) -> list[dict[str, Any]] | None:
@@ -210,6 +216,8 @@ class Sandbox:
             request.selection.CopyFrom(said)
         elif said is not None:
             request.text = said
+        elif self.context:  # the template starts: with the data another service would give
+            request.start_context.update(self.context)
         try:
             response = self.stub.RunSandbox(request, metadata=self.client.metadata)
         except grpc.RpcError as error:
@@ -219,6 +227,18 @@ class Sandbox:
         if response.result_reference:
             print(f"(sandbox: a result {response.result_reference} would be stored)\n")
         return [json_format.MessageToDict(body) for body in response.messages]
+
+
+def _context(raw: str) -> dict[str, Any]:
+    """--context: a JSON object, inline or `@path` to a file holding one."""
+    try:
+        text = Path(raw[1:]).read_text(encoding="utf-8") if raw.startswith("@") else raw
+        value = json.loads(text)
+    except (OSError, ValueError) as error:
+        raise argparse.ArgumentTypeError(f"not a JSON object: {error}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError('must be a JSON object, like {"slots": [...]}')
+    return value
 
 
 def inputs(prompt: str) -> Iterator[str]:
@@ -245,9 +265,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--version", type=int, default=0, help="(sandbox) its version; default: the latest"
     )
+    parser.add_argument(
+        "--context",
+        type=_context,
+        default={},
+        help="(sandbox, with --template) the context it starts with, as StartConversation's: "
+        "a JSON object, or @file.json (e.g. the slots a menu is built from)",
+    )
     args = parser.parse_args(argv)
     if args.live and (args.template or args.version):
         parser.error("--template and --version try a version in the sandbox: drop --live")
+    if args.context and not args.template:
+        parser.error("--context is what --template starts with: give --template too")
     customer = flow_pb2.Customer(phone_number_id=args.business, phone_number=args.phone)
     options: list[tuple[str, str]] = []
     client = dataclasses.replace(client, target=args.target)

@@ -159,6 +159,53 @@ def _cta(action: Any) -> None:
         raise Invalid(100, f"Param {path}['url'] must be a URL")
 
 
+_FLOW_PARAMETERS = {
+    "flow_message_version",
+    "flow_token",
+    "flow_id",
+    "flow_name",
+    "flow_cta",
+    "flow_action",
+    "flow_action_payload",
+    "mode",
+}
+
+
+def _flow(action: Any) -> None:
+    """A Flow message's action as Meta documents it ("Sending a Flow"; the Messages reference):
+    name "flow"; parameters flow_message_version "3", flow_token, exactly one of flow_id and
+    flow_name, flow_cta (at most 20 characters, no emoji), flow_action navigate (the default,
+    with flow_action_payload {screen, data?}, data a non-empty object) or data_exchange
+    (without a payload), mode draft or published."""
+    action = _keys(action, "interactive['action']", {"name", "parameters"})
+    if action.get("name") != "flow":
+        raise Invalid(100, "Param interactive['action']['name'] must be 'flow'")
+    path = "interactive['action']['parameters']"
+    parameters = _keys(action.get("parameters"), path, _FLOW_PARAMETERS)
+    if parameters.get("flow_message_version") != "3":
+        raise Invalid(100, f"Param {path}['flow_message_version'] must be '3'")
+    _text(parameters.get("flow_token"), f"{path}['flow_token']", 512)
+    if ("flow_id" in parameters) == ("flow_name" in parameters):
+        raise Invalid(100, f"Param {path} must have exactly one of flow_id or flow_name")
+    _text(parameters.get("flow_id", parameters.get("flow_name")), f"{path}['flow_id']", 256)
+    cta = _text(parameters.get("flow_cta"), f"{path}['flow_cta']", 20) or ""
+    if any(ord(c) >= 0x1F000 or 0x2600 <= ord(c) <= 0x27BF for c in cta):
+        raise Invalid(131009, f"Param {path}['flow_cta'] must not contain emoji")
+    flow_action = parameters.get("flow_action", "navigate")
+    if flow_action not in ("navigate", "data_exchange"):
+        raise Invalid(100, f"Param {path}['flow_action'] must be 'navigate' or 'data_exchange'")
+    if flow_action == "data_exchange" and "flow_action_payload" in parameters:
+        raise Invalid(100, f"Param {path}['flow_action_payload'] is only for navigate")
+    if flow_action == "navigate":
+        payload_path = f"{path}['flow_action_payload']"
+        payload = _keys(parameters.get("flow_action_payload"), payload_path, {"screen", "data"})
+        _text(payload.get("screen"), f"{payload_path}['screen']", 256)
+        if "data" in payload and not (isinstance(payload["data"], dict) and payload["data"]):
+            raise Invalid(100, f"Param {payload_path}['data'] must be a non-empty object")
+    if parameters.get("mode", "published") not in ("draft", "published"):
+        raise Invalid(100, f"Param {path}['mode'] must be 'draft' or 'published'")
+
+
 def _buttons(action: dict[str, Any]) -> None:
     _keys(action, "interactive['action']", {"buttons"})
     buttons = action.get("buttons")
@@ -261,11 +308,11 @@ def validate(body: Any) -> Literal["message", "read"]:
         body.get("interactive"), "interactive", {"type", "header", "body", "footer", "action"}
     )
     sub = interactive.get("type")
-    if sub not in ("button", "list", "cta_url", "location_request_message"):
+    if sub not in ("button", "list", "cta_url", "location_request_message", "flow"):
         raise Invalid(
             100,
-            "Param interactive['type'] must be 'button', 'list', 'cta_url' or "
-            "'location_request_message'",
+            "Param interactive['type'] must be 'button', 'list', 'cta_url', "
+            "'location_request_message' or 'flow'",
         )
     if sub == "location_request_message":
         # Meta: body text (at most 1024 characters) and the send-location action, nothing else.
@@ -285,10 +332,13 @@ def validate(body: Any) -> Literal["message", "read"]:
     if "header" in interactive:
         _header(
             interactive["header"],
-            {"text", "image", "video", "document"} if sub != "list" else {"text"},
+            {"text", "image", "video", "document"} if sub not in ("list", "flow") else {"text"},
         )
     if sub == "cta_url":
         _cta(interactive.get("action"))
+        return "message"
+    if sub == "flow":
+        _flow(interactive.get("action"))
         return "message"
     action = _keys(
         interactive.get("action"), "interactive['action']", {"buttons", "button", "sections"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import subprocess
 import sys
@@ -18,6 +19,8 @@ from menuflow.v1 import flow_pb2, flow_pb2_grpc
 from tests.certificates import issue
 from tests.database import row_counts
 from tests.servers import free_port, running_flowsvc
+from tests.test_built_menus import BOOKING_FILE, DOCTORS, slots
+from tests.test_templates import struct
 
 pytestmark = pytest.mark.usefixtures("seeded")
 
@@ -154,3 +157,37 @@ def test_chat_over_mutual_tls_with_the_gateways_settings(
         )
 
     assert_ordered(result)
+
+
+def test_chat_starts_a_template_with_a_context_and_taps_a_menu_built_from_it(
+    flowsvc_target: str, stub: flow_pb2_grpc.FlowServiceStub
+) -> None:
+    booking = json.loads(BOOKING_FILE.read_text(encoding="utf-8"))
+    stub.ImportTemplates(
+        flow_pb2.ImportTemplatesRequest(
+            templates=[
+                flow_pb2.TemplateDefinition(
+                    name=booking["name"], menu_structure=struct(booking["menu_structure"])
+                )
+            ]
+        )
+    )
+    context = json.dumps({"slots": slots(12), "doctors": DOCTORS})
+
+    # "More" is row 10 of the first page; on the second, row 1 is "Previous", row 3 is Slot 11.
+    result = chat(
+        "10\n3\n2\n/quit\n",
+        "--target",
+        flowsvc_target,
+        "--template",
+        "booking_slots",
+        "--context",
+        context,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "[9] Slot 9 - 10:15" in result.stdout
+    assert "[10] More ▸" in result.stdout
+    assert "[1] ◂ Previous" in result.stdout
+    assert "[2] Dr Bo" in result.stdout
+    assert "Booked: Slot 11 at 10:45 with Dr Bo." in result.stdout

@@ -518,7 +518,8 @@ CASES = [
         [
             (
                 "menu_structure.steps.confirm.type",
-                "is 'buttons': must be 'button', 'list' or 'text', or a media type "
+                "is 'buttons': must be 'button', 'list' or 'text', 'cta_url', "
+                "'location_request_message' or 'flow', or a media type "
                 "('image', 'document', 'video', 'audio', 'sticker') (did you mean 'button'?)",
             ),
         ],
@@ -1119,7 +1120,7 @@ def test_a_template_breaking_many_rules_gets_every_violation() -> None:
             "prompt, type, header, body, footer, action, image, document, video, audio, sticker, "
             "next_steps, next_step, validation, "
             "context_key, error_message, set, compute, lookup, end_conversation, save_result, "
-            "entry, template_replies, handoff, accept, rules",
+            "entry, template_replies, handoff, accept, rules, flow_fields",
         ),
         Violation(
             "menu_structure.steps.help",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from google.protobuf import json_format
 
 from gateway.payload import parse
 from menuflow.v1 import flow_pb2
@@ -22,6 +23,8 @@ def content(message: flow_pb2.InboundMessage) -> tuple[str, Any]:
         value = (value.latitude, value.longitude, value.name, value.address)
     elif kind == "contacts":
         value = [(card.name, list(card.phones)) for card in value.cards]
+    elif kind == "flow_reply":
+        value = (value.flow_token, json_format.MessageToDict(value.response), value.body)
     return kind, value
 
 
@@ -41,6 +44,20 @@ ONE_MESSAGE = {
     "sticker": ("media", ("sticker", "1555000000000005", "image/webp", "")),
     "location": ("location", (52.52, 13.405, "Coffee Corner", "1 Example Street")),
     "contacts": ("contacts", [("Carol Example", ["+1 555 123 0003"])]),
+    "interactive_nfm_reply": (
+        "flow_reply",
+        (
+            "K7M4Q2",
+            {
+                "slot": "19:30",
+                "seating": "terrace",
+                "guests": 4.0,  # a Struct's numbers are doubles; flowsvc gives back 4
+                "notes": "Window seat, please",
+                "allergies": ["nuts", "shellfish"],
+            },
+            "Sent",
+        ),
+    ),
     "reaction": ("unsupported_type", "reaction"),
     "revoke": ("unsupported_type", "revoke"),
     "edit": ("unsupported_type", "edit"),

@@ -9,7 +9,8 @@
 Modules: flow (advance, start, enter: the state machine), answers (what a reply means in a step),
 template (the typed model), catalog (the templates of a call), keywords (trigger keywords and
 command words), inputs (typed input against a step's InputRule), expressions (compute),
-render (placeholders, money), messages (Graph bodies, Replies), orders (lookups, references, the
+render (placeholders, money), messages (Graph bodies, Replies), built (menus built from data:
+pages, cut titles, taps on generated ids), orders (lookups, references, the
 Needs/Facts round), state (State, Inbound, Outcome, Decision), config (EngineConfig),
 limits (Meta's limits).
 

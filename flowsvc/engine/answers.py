@@ -17,7 +17,7 @@ from flowsvc.engine.expressions import evaluate, to_context
 from flowsvc.engine.keywords import phrase
 from flowsvc.engine.orders import normalize_reference
 from flowsvc.engine.state import Inbound
-from flowsvc.engine.template import Option, Step, Template
+from flowsvc.engine.template import FLOW, Option, Step, Template
 
 
 @dataclass(frozen=True)
@@ -41,23 +41,33 @@ class Rejection:
     resend: bool = False  # send the step again after the error text
 
 
-def interpret(template: Template, step_name: str, inbound: Inbound) -> Answer | Rejection:
-    """What `inbound` (a tap or a typed text, not a command) means in `step_name`."""
+def interpret(
+    template: Template, step_name: str, inbound: Inbound, *, flow_token: object = None
+) -> Answer | Rejection:
+    """What `inbound` (a tap, a typed text, media, a Flow's reply; not a command) means in
+    `step_name`; `flow_token` is the token of the Flow message the conversation sent last."""
     step = template.step(step_name)
     answering = template.answering(step_name)
     options = answering.options if answering is not None else ()
     if inbound.selection_id is not None:
         return _tap(step, options, inbound.selection_id, inbound.selection_title)
-    if step.accept and inbound.text is None:
-        if inbound.unsupported_type in step.accept and step.next_step is not None:
-            return Answer(step.next_step, value=dict(inbound.attachment or {}))
-        return Rejection(resend=True)
+    accepted = step.accepted
+    if accepted and inbound.text is None:
+        if inbound.unsupported_type not in accepted or step.next_step is None:
+            return Rejection(resend=True)
+        fields = dict(inbound.attachment or {})
+        if inbound.unsupported_type != FLOW:
+            return Answer(step.next_step, value=fields)
+        if not inbound.flow_token or inbound.flow_token != flow_token:
+            return Rejection(stale=True)  # it answers an older Flow message: not this one
+        extra = {key: fields.get(key) for key in step.flow_fields}
+        return Answer(step.next_step, value=fields, extra=extra)
     text = inbound.text or ""
     chosen = matching_option(text, options, step.next_steps)
     if chosen is not None:
         return _tap(step, options, chosen, "")
     free_text = not options or step.validation is not None or step.lookup is not None
-    if step.accept and "text" not in step.accept:
+    if accepted and "text" not in accepted:
         return Rejection(resend=True)
     if step.next_step is None or not free_text:
         return Rejection(resend=True)

@@ -103,6 +103,11 @@ def _message_changes(step: str, old: Message | None, new: Message | None) -> lis
             changes.append(
                 Change(ChangeKind.TEXT_CHANGED, step, f"message.{field}", was or "", now or "")
             )
+    if before.built != after.built:
+        was = _show(before.built) if before.built is not None else ""
+        now = _show(after.built) if after.built is not None else ""
+        field = "message.buttons_from" if after.type == "button" else "message.rows_from"
+        changes.append(Change(ChangeKind.SETTING_CHANGED, step, field, was, now))
     old_options = {option.id: option for option in before.options}
     new_options = {option.id: option for option in after.options}
     for option_id, option in new_options.items():

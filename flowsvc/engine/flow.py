@@ -14,12 +14,17 @@ Order of handling a message (docs/templates.md):
     no state           -> cancel word: "nothing to cancel"; menu word: default template;
                           keyword: that template; otherwise the default template, or help text
     unsupported type   -> what the bot understands, then the current step again (unless the
-                          step accepts media, locations or contacts: then it is its answer)
+                          step accepts media, locations or contacts, or sent a Flow whose
+                          reply this is: then it is its answer; a Flow reply whose
+                          flow_token is not the one sent last gets the step again)
     cancel/menu/back   -> end / default template / previous step
     tap                -> next_steps[id], or next_step when the step's message offers the id
     typed text         -> an option's id or title counts as its tap; otherwise validated
                           (or looked up) input for next_step; invalid input that is a trigger
                           keyword starts that template, else the step's error text
+    built menu         -> (rows_from / buttons_from, built.py) a tap on an item of any page, or
+                          its typed title or number, stores it and goes on; More / Previous
+                          send another page; a tap on an item no longer listed is told so
 """
 
 from __future__ import annotations
@@ -29,12 +34,13 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from flowsvc.engine.answers import Rejection, interpret, updated_context
+from flowsvc.engine import built
+from flowsvc.engine.answers import Answer, Rejection, interpret, updated_context
 from flowsvc.engine.catalog import Catalog
 from flowsvc.engine.config import EngineConfig
 from flowsvc.engine.expressions import ExpressionError
 from flowsvc.engine.keywords import command
-from flowsvc.engine.messages import LANGUAGE_KEY, Bodies, Replies
+from flowsvc.engine.messages import FLOW_TOKEN_KEY, LANGUAGE_KEY, Bodies, Replies
 from flowsvc.engine.orders import (
     Facts,
     MissingFacts,
@@ -45,7 +51,7 @@ from flowsvc.engine.orders import (
     recent_orders,
 )
 from flowsvc.engine.state import Decision, HistoryEntry, Inbound, Outcome, ResultDraft, State
-from flowsvc.engine.template import INITIAL, Template
+from flowsvc.engine.template import FLOW, INITIAL, Template
 
 
 def advance(
@@ -253,7 +259,7 @@ class _Rules:
 
     def reply(self, template: Template, state: State) -> Decision:
         """A message in a running conversation, waiting in `state.step` of `template`."""
-        if self.unsupported and not template.step(state.step).accept:
+        if self.unsupported and not template.step(state.step).accepted:
             again = self.replies.step(template, state.step, state.context)
             notice = self.replies.text(self.own_text(state, "unsupported"))
             return self.stay(template, state, Outcome.UNSUPPORTED, (notice, *again))
@@ -269,7 +275,17 @@ class _Rules:
             return self.enter(default, INITIAL, self.fresh(state), (), Outcome.RESTARTED)
         if said == "back":
             return self.back(template, state)
-        answer = interpret(template.speaking(self.spoken(state)), state.step, self.inbound)
+        spoken = template.speaking(self.spoken(state))
+        answering = spoken.answering(state.step)
+        if answering is not None and answering.built is not None:
+            choice = self.built_choice(template, state, answering.built)
+            if isinstance(choice, Decision):
+                return choice
+            answer = choice
+        else:
+            answer = interpret(
+                spoken, state.step, self.inbound, flow_token=state.context.get(FLOW_TOKEN_KEY)
+            )
         if isinstance(answer, Rejection):
             if not answer.stale:
                 return self.rejected(template, state, resend=answer.resend)
@@ -290,6 +306,43 @@ class _Rules:
             return self.stay(template, state, Outcome.INVALID_INPUT, (error,))
         target = step.ruled_target(context) or answer.target
         return self.go(template, state, target, context, answer.selection)
+
+    def built_choice(
+        self, template: Template, state: State, spec: built.RowsFrom
+    ) -> Answer | Rejection | Decision:
+        """A reply to a menu built from data: a tap on an item (of any page, as long as the
+        item is still in the list) or its typed title or number chooses it; "More" and
+        "Previous" show another page; a tap on an item that left the list is told so and shown
+        the menu again. Other typed text is the step's free input when it has validation or a
+        lookup, else invalid."""
+        step = template.step(state.step)
+        target = step.next_step or ""
+        selected = self.inbound.selection_id
+        if selected is not None:
+            resolved = built.resolve(spec, state.context, selected)
+            if isinstance(resolved, built.Page):
+                pages = self.replies.step(template, state.step, state.context, resolved.number)
+                return self.stay(template, state, Outcome.ADVANCED, pages[-1:])
+            if resolved is None:
+                if selected in step.next_steps:
+                    return Answer(step.next_steps[selected], value=selected, selection=selected)
+                notice = self.replies.text(self.own_text(state, "not_available"))
+                again = self.replies.step(template, state.step, state.context)
+                return self.stay(template, state, Outcome.STALE_SELECTION, (notice, *again))
+            chosen: built.Chosen | None = resolved
+        else:
+            chosen = built.match_typed(spec, state.context, self.inbound.text or "")
+        if chosen is None:
+            if step.validation is None and step.lookup is None:
+                return Rejection(resend=True)
+            return interpret(template, state.step, self.inbound)
+        return Answer(
+            target,
+            value=selected or chosen.title,
+            title=chosen.title,
+            selection=selected,
+            extra=chosen.stored(spec.store_as),
+        )
 
     def go(
         self,
@@ -329,6 +382,11 @@ class _Rules:
         values = dict(context)
         if step.routes_at_once:
             return self.route(template, step_name, values, history, outcome, hops)
+        answering = template.answering(step_name)
+        if answering is not None and answering.built is not None:
+            if not built.items_of(answering.built, values):
+                empty = answering.built.empty
+                return self.leave(template, empty, values, history, outcome, hops + 1)
         if step.lookup == "recent_orders":
             values["recent_orders"] = recent_orders(
                 customer_orders(self.facts, self.config, self.catalog.order_templates),
@@ -346,6 +404,10 @@ class _Rules:
                 self.replies.text(self.words(template, values, "completed")),
             )
             return Decision(Outcome.COMPLETED, None, sent, result, language=_language(values))
+        if step.message is not None and step.message.type == FLOW:
+            # A new token each time the step is entered: a reply to an older Flow message (an
+            # earlier visit, another conversation) carries another one and is not taken.
+            values[FLOW_TOKEN_KEY] = self.reference
         new_state = State(
             flow=template.name,
             version=template.version,
@@ -371,6 +433,19 @@ class _Rules:
         never waited in, so it is not in the history ("back" skips it)."""
         step = template.step(step_name)
         target = step.ruled_target(context) or step.next_step
+        return self.leave(template, target, context, history, outcome, hops)
+
+    def leave(
+        self,
+        template: Template,
+        target: str | None,
+        context: dict[str, Any],
+        history: tuple[HistoryEntry, ...],
+        outcome: Outcome,
+        hops: int,
+    ) -> Decision:
+        """Pass on at once to `target` from a step that is never waited in (a step of rules,
+        a menu built from an empty list); nowhere to go ends the conversation politely."""
         flow = self.catalog.switch_target(template, target) if target else None
         following = self.catalog.current(flow) if flow is not None else None
         if hops >= self.config.max_rule_hops or not target:

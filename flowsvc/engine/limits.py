@@ -19,3 +19,4 @@ MAX_HEADER = 60
 MAX_FOOTER = 60
 MAX_CAPTION = 1024  # image, video and document captions
 MAX_CTA_DISPLAY_TEXT = 20  # a cta_url button's label
+MAX_FLOW_CTA = 20  # a Flow message's button label (flow_cta), no emoji

@@ -11,13 +11,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from flowsvc.engine import limits
+from flowsvc.engine import built, limits
 from flowsvc.engine.config import EngineConfig
-from flowsvc.engine.render import fill_capped, fill_url, truncate
+from flowsvc.engine.render import fill_capped, fill_data, fill_url, truncate
 from flowsvc.engine.template import (
     CTA_URL,
+    FLOW,
     INITIAL,
     LOCATION_REQUEST,
+    FlowSpec,
     Media,
     Message,
     Step,
@@ -26,12 +28,18 @@ from flowsvc.engine.template import (
 
 LANGUAGE_KEY = "language"
 """The context key holding the customer's language (a translations key of the template)."""
+FLOW_TOKEN_KEY = "flow_token"
+"""The context key holding the flow_token of the Flow message the conversation sent last: a
+Flow reply carrying another token answers an older message and is not taken."""
+FLOW_MESSAGE_VERSION = "3"  # Meta: "Must be 3"
 Bodies = tuple[dict[str, Any], ...]
 """Graph API request bodies, in the order they are sent."""
 Fill = Callable[[str, int], str]
 """Fills a text's placeholders and keeps it within a code-point limit."""
 FillUrl = Callable[[str], str]
 """Fills a URL's placeholders, percent-encoded."""
+FillData = Callable[[Any], Any]
+"""Fills the placeholders of a Flow screen's data, keeping the context values' types."""
 
 
 @dataclass(slots=True)  # not frozen: one is built per message, and frozen makes __init__ slower
@@ -42,11 +50,14 @@ class Replies:
     contact_name: str
     config: EngineConfig  # menuflow's own words (the error text of a step without error_message)
 
-    def step(self, template: Template, step_name: str, context: Mapping[str, Any]) -> Bodies:
+    def step(
+        self, template: Template, step_name: str, context: Mapping[str, Any], page: int = 0
+    ) -> Bodies:
         """The messages of a step as its context renders them (sent on entry and when re-asked),
-        in the customer's language (context key `language`) when the template is translated."""
+        in the customer's language (context key `language`) when the template is translated;
+        `page`: which page of a menu built from data (built.py)."""
         spoken = template.speaking(context.get(LANGUAGE_KEY))
-        return step_messages(self.to, spoken, step_name, self._values(context))
+        return step_messages(self.to, spoken, step_name, self._values(context), page=page)
 
     def error(self, template: Template, step: Step, context: Mapping[str, Any]) -> dict[str, Any]:
         """The text sent when a reply to `step` is not accepted, filled like the step's messages."""
@@ -89,18 +100,25 @@ def build(
     *,
     body: str | None = None,
     fill_link: FillUrl = lambda url: url,
+    fill_flow: FillData = lambda data: data,
+    flow_token: str = "",
+    page: built.BuiltPage | None = None,
 ) -> dict[str, Any]:
-    """The request body for a template message; `body` overrides the message's own (a prompt)."""
+    """The request body for a template message; `body` overrides the message's own (a prompt);
+    a Flow message carries `flow_token` and its screen's data filled by `fill_flow`; `page`: the
+    rows or buttons of a menu built from data, which replace the message's own."""
     source = body if body is not None else (message.body or "")
     if message.media is not None:
         return media_message(to, message.media, fill)
-    if message.type == "text":
+    if message.type == "text" or (page is not None and not page.items):
+        # A built menu with nothing to choose cannot be sent as one (Meta wants a row or button).
         return text_message(to, fill(source, limits.MAX_TEXT_BODY))
-    body_limit = (
-        limits.MAX_BODY_WITH_LIST if message.type == "list" else limits.MAX_BODY_WITH_BUTTONS
-    )
-    interactive: dict[str, Any] = {"type": message.type}
-    if message.header_media is not None:
+    kind = message.type
+    if page is not None:
+        kind = "list" if page.as_list else "button"
+    body_limit = limits.MAX_BODY_WITH_LIST if kind == "list" else limits.MAX_BODY_WITH_BUTTONS
+    interactive: dict[str, Any] = {"type": kind}
+    if message.header_media is not None and kind != "list":  # lists take text headers only
         media = message.header_media
         interactive["header"] = {"type": media.type, media.type: _media_object(media, fill)}
     elif message.header:
@@ -108,7 +126,9 @@ def build(
     interactive["body"] = {"text": fill(source, body_limit)}
     if message.footer:
         interactive["footer"] = {"text": fill(message.footer, limits.MAX_FOOTER)}
-    if message.type == "button":
+    if page is not None:
+        interactive["action"] = _built_action(message, page)
+    elif message.type == "button":
         interactive["action"] = _button_action(message)
     elif message.type == CTA_URL:
         label = truncate(message.cta_text, limits.MAX_CTA_DISPLAY_TEXT)
@@ -116,6 +136,9 @@ def build(
         interactive["action"] = {"name": CTA_URL, "parameters": {"display_text": label, "url": url}}
     elif message.type == LOCATION_REQUEST:
         interactive["action"] = {"name": "send_location"}
+    elif message.type == FLOW and message.flow is not None:
+        parameters = flow_parameters(message.flow, flow_token, fill_flow)
+        interactive["action"] = {"name": FLOW, "parameters": parameters}
     else:
         interactive["action"] = _list_action(message)
     return {
@@ -125,6 +148,31 @@ def build(
         "type": "interactive",
         "interactive": interactive,
     }
+
+
+def flow_parameters(flow: FlowSpec, token: str, fill_flow: FillData) -> dict[str, Any]:
+    """Meta's action.parameters of a Flow message: version "3", the token, the Flow by id or
+    name, its button's label, and the first screen with its data (navigate) or none
+    (data_exchange: the Flow's endpoint answers with it)."""
+    parameters: dict[str, Any] = {
+        "flow_message_version": FLOW_MESSAGE_VERSION,
+        "flow_token": token or "unused",
+    }
+    if flow.flow_id:
+        parameters["flow_id"] = flow.flow_id
+    else:
+        parameters["flow_name"] = flow.flow_name or ""
+    parameters["flow_cta"] = truncate(flow.cta, limits.MAX_FLOW_CTA)
+    parameters["flow_action"] = flow.action
+    if flow.action == "navigate":
+        payload: dict[str, Any] = {"screen": flow.screen or ""}
+        data = fill_flow(flow.data) if flow.data else None
+        if data:  # Meta: data, when given, is a non-empty object
+            payload["data"] = data
+        parameters["flow_action_payload"] = payload
+    if flow.mode:
+        parameters["mode"] = flow.mode
+    return parameters
 
 
 def media_message(to: str, media: Media, fill: Fill) -> dict[str, Any]:
@@ -148,9 +196,19 @@ def _media_object(media: Media, fill: Fill) -> dict[str, Any]:
     return item
 
 
-def step_messages(to: str, template: Template, step_name: str, values: Mapping[str, Any]) -> Bodies:
+def step_messages(
+    to: str,
+    template: Template,
+    step_name: str,
+    values: Mapping[str, Any],
+    *,
+    page: int = 0,
+    items: list[Any] | None = None,
+) -> Bodies:
     """A step's messages, filled from `values`: `initial` sends the first message; other steps
-    their prompt and/or their own message (a message without a body takes the prompt as body)."""
+    their prompt and/or their own message (a message without a body takes the prompt as body).
+    A menu built from data shows page `page` of its items (`items`: instead of the context's,
+    for a preview)."""
 
     def fill(text: str, limit: int) -> str:
         return fill_capped(text, values, limit, currency=template.currency)
@@ -158,8 +216,14 @@ def step_messages(to: str, template: Template, step_name: str, values: Mapping[s
     def fill_link(url: str) -> str:
         return fill_url(url, values)
 
+    def fill_flow(data: Any) -> Any:
+        return fill_data(data, values, currency=template.currency)
+
+    stored = values.get(FLOW_TOKEN_KEY)
+    token = stored if isinstance(stored, str) else ""
+
     if step_name == INITIAL:
-        return (build(to, template.first, fill),)
+        return (build(to, template.first, fill, page=_page(template.first, values, page, items)),)
     step = template.step(step_name)
     message = step.message
     prompt = (text_message(to, fill(step.prompt, limits.MAX_TEXT_BODY)),) if step.prompt else ()
@@ -167,9 +231,62 @@ def step_messages(to: str, template: Template, step_name: str, values: Mapping[s
         return prompt
     if message.media is not None:
         return (*prompt, build(to, message, fill))
+    shown = _page(message, values, page, items)
     if message.body is None:
-        return (build(to, message, fill, body=step.prompt or "", fill_link=fill_link),)
-    return (*prompt, build(to, message, fill, fill_link=fill_link))
+        body = step.prompt or ""
+        sent = build(
+            to,
+            message,
+            fill,
+            body=body,
+            fill_link=fill_link,
+            fill_flow=fill_flow,
+            flow_token=token,
+            page=shown,
+        )
+        return (sent,)
+    sent = build(
+        to, message, fill, fill_link=fill_link, fill_flow=fill_flow, flow_token=token, page=shown
+    )
+    return (*prompt, sent)
+
+
+def _page(
+    message: Message, values: Mapping[str, Any], number: int, items: list[Any] | None
+) -> built.BuiltPage | None:
+    if message.built is None:
+        return None
+    return built.page(message.built, values, number, buttons=message.type == "button", items=items)
+
+
+def _built_action(message: Message, page: built.BuiltPage) -> dict[str, Any]:
+    """The buttons, or the list sections, of one page of a menu built from data: the items
+    in one section, "Previous" and "More" in a section of their own."""
+    spec = message.built
+    if not page.as_list:
+        return {
+            "buttons": [
+                {"type": "reply", "reply": {"id": option.id, "title": option.title}}
+                for option in page.items
+            ]
+        }
+    wanted = message.list_button if message.type == "list" else (spec and spec.list_button)
+    label = truncate(wanted or built.OVERFLOW_LABEL, limits.MAX_LIST_BUTTON)
+    section_title = truncate((spec and spec.section) or label, limits.MAX_SECTION_TITLE)
+
+    def row(option: built.BuiltOption) -> dict[str, Any]:
+        item = {"id": option.id, "title": option.title}
+        if option.description:
+            item["description"] = option.description
+        return item
+
+    sections: list[dict[str, Any]] = []
+    if page.previous is not None:
+        sections.append({"title": "Back", "rows": [row(page.previous)]})
+    sections.append({"title": section_title, "rows": [row(option) for option in page.items]})
+    if page.more is not None:
+        sections.append({"title": "More", "rows": [row(page.more)]})
+    return {"button": label, "sections": sections}
 
 
 def _button_action(message: Message) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from flowsvc.engine import built
 from flowsvc.engine.messages import step_messages
 from flowsvc.engine.render import placeholder_names
 from flowsvc.engine.template import Template
@@ -65,13 +66,29 @@ def _step(template: Template, name: str, values: Mapping[str, Any]) -> PreviewSt
         )
         for option in options
     )
+    items: list[Any] | None = None
+    if answering is not None and answering.built is not None:
+        # A menu built from data: the context's items, or one sample item naming its fields.
+        spec = answering.built
+        items = built.items_of(spec, values) or built.sample_items(spec)
+        shown = built.page(spec, values, 0, buttons=answering.type == "button", items=items)
+        rows = [*shown.items, *(nav for nav in (shown.more,) if nav is not None)]
+        choices = tuple(
+            Choice(
+                row.id,
+                row.title,
+                row.description or "",
+                (step.next_step or "") if row is not shown.more else name,
+            )
+            for row in rows
+        )
     texts = [step.prompt or ""]
     if answering is not None:
         texts += [answering.header or "", answering.body or "", answering.footer or ""]
     missing = sorted({n for text in texts for n in placeholder_names(text)} - set(values))
     return PreviewStep(
         step=name,
-        messages=step_messages(PREVIEW_RECIPIENT, template, name, values),
+        messages=step_messages(PREVIEW_RECIPIENT, template, name, values, items=items),
         choices=choices,
         next_step=step.next_step or "",
         input=step.validation.kind if step.validation is not None else "",

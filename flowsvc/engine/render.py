@@ -101,3 +101,20 @@ def fill_url(url: str, context: Mapping[str, Any]) -> str:
         return quote(plain(context.get(match.group(1))), safe="")
 
     return PLACEHOLDER.sub(replace, url)
+
+
+def fill_data(value: Any, context: Mapping[str, Any], *, currency: str = "$") -> Any:
+    """A Flow screen's data with its placeholders filled: a string that is one placeholder and
+    nothing else takes the context value as it is (a number, a list, an object), since a Flow's
+    data is typed; other strings are filled as texts; lists and objects are walked."""
+    if isinstance(value, str):
+        whole = PLACEHOLDER.fullmatch(value)
+        if whole is not None and whole.group(2) is None:
+            found = context.get(whole.group(1))
+            return "" if found is None else found
+        return fill(value, context, currency=currency)
+    if isinstance(value, Mapping):
+        return {key: fill_data(item, context, currency=currency) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [fill_data(item, context, currency=currency) for item in value]
+    return value

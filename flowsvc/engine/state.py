@@ -28,6 +28,9 @@ class Inbound:
     # What a media, location or contacts message carried (its kind is unsupported_type): a
     # step that accepts that kind stores it in the context.
     attachment: Mapping[str, Any] | None = None
+    # A Flow's reply (kind "flow"): the flow_token it carries, "" when it carries none; its
+    # other response fields are the attachment.
+    flow_token: str | None = None
 
     def clipped(self, limit: int) -> Inbound:
         """This message with each of its texts cut to `limit` characters, however long it came."""

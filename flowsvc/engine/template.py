@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from flowsvc.engine.built import RowsFrom, parse_rows_from
 from flowsvc.engine.expressions import holds
 from flowsvc.engine.inputs import InputRule, parse_input_rule
 from flowsvc.engine.keywords import contains_phrase, phrase, words
@@ -22,14 +23,17 @@ GUIDE_FLOW_SUFFIX = "_flow"
 MEDIA_TYPES = ("image", "document", "video", "audio", "sticker")
 """Message types that send one media asset (Meta's media messages)."""
 HEADER_MEDIA_TYPES = ("image", "video", "document")
+"""Media a reply-button message may show as its header (lists take text headers only)."""
 CTA_URL = "cta_url"
 LOCATION_REQUEST = "location_request_message"
-INTERACTIVE_TYPES = ("button", "list", CTA_URL, LOCATION_REQUEST)
+FLOW = "flow"
+"""A WhatsApp Flow message (interactive type "flow"); its reply (nfm_reply) is an inbound kind
+of the same name, which a step sending a Flow always takes."""
+INTERACTIVE_TYPES = ("button", "list", CTA_URL, LOCATION_REQUEST, FLOW)
 """Meta's interactive message types a template writes (a step's own; the first message is a
 button, list or text message)."""
 ACCEPTABLE = ("text", "image", "document", "audio", "video", "sticker", "location", "contacts")
 """What a step may accept (its `accept` field); without `accept`, text and taps."""
-"""Media a reply-button message may show as its header (lists take text headers only)."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,20 @@ class Media:
 
 
 @dataclass(frozen=True)
+class FlowSpec:
+    """The WhatsApp Flow a `flow` message opens (Meta's action.parameters, less the token, which
+    the engine makes for each time the step is entered)."""
+
+    cta: str  # the button's label (flow_cta)
+    flow_id: str | None = None
+    flow_name: str | None = None  # instead of flow_id
+    action: str = "navigate"  # or "data_exchange": the Flow's endpoint gives the first screen
+    screen: str | None = None  # navigate: the first screen's id
+    data: Mapping[str, Any] | None = None  # navigate: the first screen's data; placeholders
+    mode: str | None = None  # "draft" sends a Flow not yet published
+
+
+@dataclass(frozen=True)
 class Message:
     """A message as the template writes it, before placeholders are filled.
 
@@ -81,6 +99,8 @@ class Message:
     buttons: tuple[Option, ...] = ()
     list_button: str = ""
     sections: tuple[Section, ...] = ()
+    flow: FlowSpec | None = None  # type "flow"
+    built: RowsFrom | None = None  # rows_from (list) or buttons_from (button): see built.py
 
     @property
     def options(self) -> tuple[Option, ...]:
@@ -124,6 +144,15 @@ class Step:
     handoff: HandoffSpec | None = None
     accept: frozenset[str] = frozenset()  # kinds of ACCEPTABLE; empty: text and taps only
     rules: tuple[Rule, ...] = ()
+    flow_fields: tuple[str, ...] = ()  # fields of a Flow's response also kept under their names
+
+    @property
+    def accepted(self) -> frozenset[str]:
+        """The kinds of message the step takes besides taps and text: its `accept`, and the
+        Flow's reply when it sends a Flow."""
+        if self.message is not None and self.message.type == FLOW:
+            return self.accept | {FLOW}
+        return self.accept
 
     @property
     def routes_at_once(self) -> bool:
@@ -200,6 +229,8 @@ class Template:
             ids = [*shown, *sorted(set(step.next_steps) - set(shown))]
             targets: list[str | None] = [rule.go for rule in step.rules]
             targets += [step.next_steps.get(i) for i in ids] + [step.next_step]
+            if answering is not None and answering.built is not None:
+                targets.append(answering.built.empty)
             for target in targets:
                 if target and target in self.steps and target not in order:
                     order.append(target)
@@ -303,6 +334,7 @@ def _step(name: str, raw: Mapping[str, Any]) -> Step:
             for rule in (_mapping(r) for r in _sequence(raw.get("rules")))
             if isinstance(rule.get("when"), str) and isinstance(rule.get("go"), str)
         ),
+        flow_fields=tuple(f for f in _sequence(raw.get("flow_fields")) if isinstance(f, str)),
     )
 
 
@@ -346,6 +378,11 @@ def _message(raw: Mapping[str, Any], *, default_type: str | None) -> Message | N
         list_button=_text(action.get("button")) or "",
         cta_text=_text(_mapping(action.get("parameters")).get("display_text")) or "",
         cta_url=_text(_mapping(action.get("parameters")).get("url")) or "",
+        built=parse_rows_from(
+            action.get("rows_from") if kind == "list" else action.get("buttons_from")
+        )
+        if kind in ("list", "button")
+        else None,
         sections=tuple(
             Section(
                 title=_text(_mapping(s).get("title")),
@@ -353,6 +390,21 @@ def _message(raw: Mapping[str, Any], *, default_type: str | None) -> Message | N
             )
             for s in _sequence(action.get("sections"))
         ),
+        flow=_flow(_mapping(action.get("parameters"))) if kind == FLOW else None,
+    )
+
+
+def _flow(parameters: Mapping[str, Any]) -> FlowSpec:
+    payload = _mapping(parameters.get("flow_action_payload"))
+    data = payload.get("data")
+    return FlowSpec(
+        cta=_text(parameters.get("flow_cta")) or "",
+        flow_id=_text(parameters.get("flow_id")),
+        flow_name=_text(parameters.get("flow_name")),
+        action=_text(parameters.get("flow_action")) or "navigate",
+        screen=_text(payload.get("screen")),
+        data=dict(data) if isinstance(data, Mapping) else None,
+        mode=_text(parameters.get("mode")),
     )
 
 

@@ -162,7 +162,18 @@ def inbound(message: flow_pb2.InboundMessage) -> InboundMessage:
         )
         if content == "contacts"
         else None,
+        flow_reply=_flow_reply(message.flow_reply) if content == "flow_reply" else None,
     )
+
+
+def _flow_reply(reply: flow_pb2.InboundFlowReply) -> dict[str, Any]:
+    """A Flow's reply: its token, its response fields (JSON numbers as they were written, where
+    a Struct turned integers into doubles) and the chat text."""
+    return {
+        "flow_token": reply.flow_token,
+        "response": from_struct(reply.response, "message.flow_reply.response"),
+        "body": reply.body,
+    }
 
 
 def _fields(message: flow_pb2.InboundMedia | flow_pb2.InboundLocation) -> dict[str, Any]:

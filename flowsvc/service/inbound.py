@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from flowsvc.engine import Inbound
+from flowsvc.engine.template import FLOW
 from flowsvc.errors import InvalidArgument
 
 MAX_TEXT_CHARS = 4096
@@ -34,6 +35,8 @@ class InboundMessage:
     media: Mapping[str, str] | None = None
     location: Mapping[str, Any] | None = None
     contacts: tuple[Mapping[str, Any], ...] | None = None  # cards: name, phones
+    # A WhatsApp Flow's reply: flow_token, response (its fields), body (the chat text).
+    flow_reply: Mapping[str, Any] | None = None
 
 
 def check_customer(phone_number_id: str, phone_number: str) -> list[tuple[str, str]]:
@@ -57,6 +60,7 @@ def engine_input(message: InboundMessage) -> Inbound:
     ]
     unsupported = message.unsupported_type
     attachment: Mapping[str, Any] | None = None
+    flow_token: str | None = None
     if message.media is not None:
         unsupported = message.media.get("type") or "media"
         attachment = {k: v for k, v in message.media.items() if v}
@@ -66,11 +70,16 @@ def engine_input(message: InboundMessage) -> Inbound:
     elif message.contacts is not None:
         unsupported = "contacts"
         attachment = {"cards": [dict(card) for card in message.contacts]}
+    elif message.flow_reply is not None:
+        unsupported = FLOW
+        attachment = dict(message.flow_reply.get("response") or {})
+        flow_token = str(message.flow_reply.get("flow_token") or "")
     if message.text is None and message.selection_id is None and unsupported is None:
         problems.append(
             (
                 "message.content",
-                "one of text, selection, media, location or unsupported_type is required",
+                "one of text, selection, media, location, contacts, flow_reply or "
+                "unsupported_type is required",
             )
         )
     if message.media is not None and len(message.media.get("caption", "")) > MAX_TEXT_CHARS:
@@ -86,6 +95,7 @@ def engine_input(message: InboundMessage) -> Inbound:
         unsupported_type=unsupported,
         contact_name=message.contact_name,
         attachment=attachment,
+        flow_token=flow_token,
     )
 
 
@@ -101,4 +111,6 @@ def content(message: InboundMessage) -> dict[str, Any]:
         return {"location": {k: v for k, v in message.location.items() if v not in ("", None)}}
     if message.contacts is not None:
         return {"contacts": [dict(card) for card in message.contacts]}
+    if message.flow_reply is not None:
+        return {"flow_reply": dict(message.flow_reply)}
     return {"unsupported_type": message.unsupported_type or ""}

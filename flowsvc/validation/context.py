@@ -17,7 +17,8 @@ from flowsvc.validation.violation import Violation, clip, kind, quote, suggest
 
 KEY_PATTERN = re.compile(r"^[a-z_][a-z0-9_]{0,63}\Z")
 
-RESERVED_NAMES = (*BUILTIN_NAMES, *ORDER_LOOKUP_NAMES)
+# flow_token: the engine keeps there the token of the Flow message it sent last.
+RESERVED_NAMES = (*BUILTIN_NAMES, *ORDER_LOOKUP_NAMES, "flow_token")
 # Where the guide's code put every answer; here it is an ordinary key a step may choose.
 GUIDE_INPUT = "user_input"
 FORMATS = tuple(sorted(render.FORMATS))

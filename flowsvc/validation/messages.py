@@ -3,15 +3,22 @@
 from collections.abc import Collection, Mapping
 
 from flowsvc.engine import limits
-from flowsvc.engine.template import CTA_URL, HEADER_MEDIA_TYPES, LOCATION_REQUEST, MEDIA_TYPES
+from flowsvc.engine.template import (
+    CTA_URL,
+    FLOW,
+    HEADER_MEDIA_TYPES,
+    LOCATION_REQUEST,
+    MEDIA_TYPES,
+)
 from flowsvc.validation.context import check_text
+from flowsvc.validation.flows import check_flow_action
 from flowsvc.validation.media import check_media, check_url
 from flowsvc.validation.options import Offer, check_buttons, check_list
 from flowsvc.validation.violation import Violation, check_keys, kind, quote
 
 MESSAGE_TYPES = ("button", "list", "text")
-STEP_MESSAGE_TYPES = (*MESSAGE_TYPES, CTA_URL, LOCATION_REQUEST, *MEDIA_TYPES)
-"""A step may also send a URL button, a location request or a media message."""
+STEP_MESSAGE_TYPES = (*MESSAGE_TYPES, CTA_URL, LOCATION_REQUEST, FLOW, *MEDIA_TYPES)
+"""A step may also send a URL button, a location request, a WhatsApp Flow or a media message."""
 MEDIA_HEADERS = ("button", CTA_URL)
 """Interactive types whose header may be an image, video or document."""
 MESSAGE_KEYS = ("header", "body", "footer", "action")
@@ -115,7 +122,11 @@ def check_message(
             holder["footer"], f"{path}.footer", out, limit=limits.MAX_FOOTER, names=names
         )
     if "action" not in holder:
-        wanted = "buttons" if message_type == "button" else "a button label and sections"
+        wanted = {
+            "button": "buttons",
+            CTA_URL: "a cta_url action",
+            FLOW: 'a flow action ({"name": "flow", "parameters": {...}})',
+        }.get(message_type, "a button label and sections")
         out.append(
             Violation(f"{path}.action", f"is missing: a {message_type} message needs {wanted}")
         )
@@ -128,6 +139,9 @@ def check_message(
         return check_buttons(action, f"{path}.action", out)
     if message_type == CTA_URL:
         _check_cta(action, f"{path}.action", out, names=names)
+        return []
+    if message_type == FLOW:
+        check_flow_action(action, f"{path}.action", out, names=names)
         return []
     return check_list(action, f"{path}.action", out)
 

@@ -20,6 +20,11 @@ class Offer:
 def check_buttons(
     action: Mapping[object, object], path: str, out: list[Violation]
 ) -> list[Offer] | None:
+    if "buttons_from" in action:  # built from data when sent: flowsvc.validation.built
+        check_keys(action, ("buttons_from",), path, out)
+        if "buttons" in action:
+            out.append(Violation(f"{path}.buttons", "give buttons or buttons_from, not both"))
+        return []
     check_keys(action, ("buttons",), path, out)
     hint = " (use a list message for more choices)"
     buttons = _counted(
@@ -89,7 +94,8 @@ def _check_title(value: object, path: str, out: list[Violation], seen: dict[str,
 def check_list(
     action: Mapping[object, object], path: str, out: list[Violation]
 ) -> list[Offer] | None:
-    check_keys(action, ("button", "sections"), path, out)
+    built = "rows_from" in action  # rows built from data when sent: flowsvc.validation.built
+    check_keys(action, ("button", "rows_from" if built else "sections"), path, out)
     if "button" not in action:
         out.append(
             Violation(f"{path}.button", "is missing: the label of the button that opens the list")
@@ -98,6 +104,8 @@ def check_list(
         _check_label(
             action["button"], f"{path}.button", out, limit=limits.MAX_LIST_BUTTON, what="label"
         )
+    if built:
+        return []
     sections = _counted(
         action, "sections", path, out, most=limits.MAX_SECTIONS, wanted="sections of rows"
     )

@@ -163,6 +163,35 @@ def earlier_names(
     return found
 
 
+def entering_names(
+    steps: Mapping[Any, Any],
+    own: Mapping[str, frozenset[str]],
+    always: frozenset[str],
+    wanted: Collection[str],
+) -> dict[str, frozenset[str]]:
+    """For each step in `wanted`, the keys set before the customer arrives in it (by every
+    step that leads to it; not by the step itself, whose answer comes after its message)."""
+    before: dict[str, set[str]] = {str(name): set() for name in steps}
+    for name, step in steps.items():
+        for target in step_targets(step):
+            if target in before and target != name:
+                before[target].add(str(name))
+    found: dict[str, frozenset[str]] = {}
+    for name in wanted:
+        seen: set[str] = set()
+        pending = list(before.get(name, ()))
+        while pending:
+            current = pending.pop()
+            if current not in seen:
+                seen.add(current)
+                pending.extend(before.get(current, ()))
+        keys = set(always)
+        for ancestor in seen:
+            keys |= own.get(ancestor, frozenset())
+        found[name] = frozenset(keys)
+    return found
+
+
 def check_quiet_cycles(steps: Mapping[Any, Any], out: list[Violation]) -> None:
     """Steps of rules without a message that lead to each other in a circle would pass a
     customer round it without end (the engine stops after a bounded number of hops)."""

@@ -5,8 +5,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flowsvc.engine import limits
-from flowsvc.engine.template import INITIAL
+from flowsvc.engine.template import FLOW, INITIAL
+from flowsvc.validation.built import built_spec, check_built
 from flowsvc.validation.context import check_compute, check_key, check_set, check_text
+from flowsvc.validation.flows import check_flow_fields, check_flow_step
 from flowsvc.validation.handoff import check_handoff
 from flowsvc.validation.input_rules import check_accept, check_input_rule
 from flowsvc.validation.messages import (
@@ -46,6 +48,7 @@ STEP_KEYS = (
     "handoff",
     "accept",
     "rules",
+    "flow_fields",
 )
 MAX_REPLY_ID = 256
 LOOKUPS = ("order", "recent_orders")
@@ -62,6 +65,9 @@ class Scope:
     out: list[Violation]
     own: str = ""  # the template's own name
     earlier: Mapping[str, frozenset[str]] = field(default_factory=dict)  # keys set before a step
+    menu: Mapping[Any, Any] = field(default_factory=dict)  # menu_structure (the first message)
+    # keys set before the customer arrives in a step whose menu is built from data
+    entering: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
 
 def check_step(name: str, step: Mapping[Any, Any], path: str, scope: Scope) -> None:
@@ -86,6 +92,10 @@ def check_step(name: str, step: Mapping[Any, Any], path: str, scope: Scope) -> N
         check_input_rule(step["validation"], f"{path}.validation", out)
     if "accept" in step:
         check_accept(step, path, out)
+    if step.get("type") == FLOW and name != INITIAL:
+        check_flow_step(step, path, out)
+    if "flow_fields" in step:
+        check_flow_fields(step, path, out)
     if "context_key" in step:
         check_key(step["context_key"], f"{path}.context_key", out, what="context_key")
     elif "validation" in step:
@@ -133,12 +143,29 @@ def check_step(name: str, step: Mapping[Any, Any], path: str, scope: Scope) -> N
             out=out,
             own=scope.own,
         )
+    holder, holder_path = (scope.menu, "menu_structure") if name == INITIAL else (step, path)
+    is_built = built_spec(holder) is not None
+    if is_built:
+        check_built(
+            holder,
+            holder_path,
+            step,
+            path,
+            steps=scope.steps,
+            known=scope.known,
+            before=scope.entering.get(name, scope.names),
+            later=scope.names,
+            out=out,
+            own=scope.own,
+        )
     if routes_at_once(name, step):
         pass  # checked with its rules: it moves on at once to a rule's target or next_step
     elif is_end:
         _check_end(step, path, out, offers, which)
     elif "handoff" in step and "next_step" not in step and not branches:
         pass  # the customer waits for people, who say where the bot takes over (Resume)
+    elif is_built:
+        pass  # checked with its menu: a choice goes to next_step, an empty list to `empty`
     else:
         _check_moves_on(name, step, path, out, offers, which, branches)
 
@@ -175,7 +202,8 @@ def _check_own_message(
         scope.out.append(
             Violation(
                 f"{path}.type",
-                f"is {quote(message_type)}: must be 'button', 'list' or 'text', or a media type "
+                f"is {quote(message_type)}: must be 'button', 'list' or 'text', "
+                "'cta_url', 'location_request_message' or 'flow', or a media type "
                 f"('image', 'document', 'video', 'audio', 'sticker')"
                 f"{suggest(message_type, STEP_MESSAGE_TYPES)}",
             )
@@ -190,7 +218,8 @@ def _check_own_message(
 def _check_texts(name: str, step: Mapping[Any, Any], path: str, scope: Scope) -> None:
     message_type = step.get("type")
     prompt_is_body = (
-        message_type in ("button", "cta_url", "location_request_message") and "body" not in step
+        message_type in ("button", "cta_url", "location_request_message", FLOW)
+        and "body" not in step
     )
     if "prompt" in step and name == INITIAL:
         scope.out.append(

@@ -99,6 +99,12 @@ def step_targets(step: object) -> list[str]:
     next_steps = step.get("next_steps")
     if isinstance(next_steps, Mapping):
         found.extend(next_steps.values())
+    action = step.get("action")  # a menu built from data goes to `empty` when there is none
+    if isinstance(action, Mapping):
+        for key in ("rows_from", "buttons_from"):
+            built = action.get(key)
+            if isinstance(built, Mapping):
+                found.append(built.get("empty"))
     return [target for target in found if isinstance(target, str)]
 
 

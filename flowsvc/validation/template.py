@@ -12,11 +12,12 @@ from flowsvc.engine.keywords import phrase
 from flowsvc.engine.orders import ORDER_LOOKUP_NAMES
 from flowsvc.engine.render import BUILTIN_NAMES
 from flowsvc.engine.template import INITIAL
+from flowsvc.validation.built import built_spec, stored_names
 from flowsvc.validation.context import check_key
 from flowsvc.validation.languages import LANGUAGE_KEYS, check_languages
 from flowsvc.validation.messages import MESSAGE_KEYS, MESSAGE_TYPES, check_message
 from flowsvc.validation.options import Offer
-from flowsvc.validation.rules import check_quiet_cycles, earlier_names
+from flowsvc.validation.rules import check_quiet_cycles, earlier_names, entering_names
 from flowsvc.validation.steps import Scope, check_step
 from flowsvc.validation.targets import check_reachability
 from flowsvc.validation.violation import (
@@ -302,8 +303,12 @@ def _settable_by_step(menu: Mapping[Any, Any]) -> dict[str, frozenset[str]]:
             values = step.get(field)
             if isinstance(values, Mapping):
                 names.update(k for k in values if isinstance(k, str))
+        fields = step.get("flow_fields")
+        if isinstance(fields, list):
+            names.update(f for f in fields if isinstance(f, str))
         if step.get("lookup") == "order":
             names.update(ORDER_LOOKUP_NAMES)
+        names |= stored_names(answering)
         for option in _raw_options(answering):
             for values in (option.get("set"), _mapping(option.get("reply")).get("set")):
                 if isinstance(values, Mapping):
@@ -313,6 +318,8 @@ def _settable_by_step(menu: Mapping[Any, Any]) -> dict[str, frozenset[str]]:
 
 
 def _offers_choices(holder: Mapping[Any, Any]) -> bool:
+    if built_spec(holder) is not None:
+        return True
     return holder.get("type") != "text" and bool(_raw_options(holder))
 
 
@@ -367,8 +374,14 @@ def _check_steps(
             )
         )
     always = frozenset(BUILTIN_NAMES) | _declared_names(menu)
-    earlier = earlier_names(steps, _settable_by_step(menu), always)
-    scope = Scope(steps, first_offers, known, names, out, own, earlier)
+    settable = _settable_by_step(menu)
+    linked = steps
+    if isinstance(steps.get(INITIAL), Mapping) and built_spec(menu) is not None:
+        # The first message's `empty` target leads on from 'initial' (targets.step_targets).
+        linked = {**steps, INITIAL: {**steps[INITIAL], "action": menu.get("action")}}
+    earlier = earlier_names(linked, settable, always)
+    entering = entering_names(linked, settable, always, _built_steps(menu, steps))
+    scope = Scope(steps, first_offers, known, names, out, own, earlier, menu, entering)
     for step_name, step in steps.items():
         path = f"menu_structure.steps.{step_name}"
         if not (isinstance(step_name, str) and STEP_NAME_PATTERN.match(step_name)):
@@ -385,4 +398,13 @@ def _check_steps(
         check_step(str(step_name), step, path, scope)
     check_quiet_cycles(steps, out)
     if INITIAL in steps:
-        check_reachability(steps, out)
+        check_reachability(linked, out)
+
+
+def _built_steps(menu: Mapping[Any, Any], steps: Mapping[Any, Any]) -> set[str]:
+    """The steps whose message (the first message, for 'initial') is built from data."""
+    found = {INITIAL} if built_spec(menu) is not None else set()
+    for name, step in steps.items():
+        if name != INITIAL and isinstance(step, Mapping) and built_spec(step) is not None:
+            found.add(str(name))
+    return found
