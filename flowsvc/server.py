@@ -259,6 +259,8 @@ def engine_config(settings: Settings) -> EngineConfig:
         handoff_resume_text=settings.handoff_resume_text,
         handoff_leave_words=settings.handoff_leave_words,
         handoff_default_queue=settings.handoff_default_queue,
+        text_sets=settings.text_sets,
+        languages_by_country=settings.languages_by_country,
     )
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from flowsvc.engine.wording import BUILT_IN, TextSet, read_country_rules, read_text_sets
 from flowsvc.rpc.roles import ROLES
 from menuflow.environment import SettingsError, config, non_negative, optional, words
 
@@ -41,6 +43,22 @@ def is_loopback(listen: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def text_sets(path: str | None) -> dict[str, TextSet]:
+    """FLOWSVC_TEXT_SETS: a JSON file of menuflow's words by language, over the built-in ones
+    (wording.read_text_sets)."""
+    if path is None:
+        return dict(BUILT_IN)
+    try:
+        with open(path, encoding="utf-8") as file:
+            raw = json.load(file)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"FLOWSVC_TEXT_SETS={path}: cannot read it as JSON ({error})") from None
+    try:
+        return read_text_sets(raw)
+    except ValueError as error:
+        raise ValueError(f"FLOWSVC_TEXT_SETS={path}: {error}") from None
 
 
 @dataclass(frozen=True)
@@ -83,6 +101,10 @@ class Settings:
     handoff_leave_words: frozenset[str] = frozenset()
     handoff_default_queue: str = "support"
     metrics_listen: str | None = None  # host:port of /metrics; None: no metrics endpoint
+    # menuflow's own words by language (Spanish built in; FLOWSVC_TEXT_SETS adds and rewords)
+    text_sets: Mapping[str, TextSet] = field(default_factory=lambda: dict(BUILT_IN))
+    # calling code -> language, for customers who chose none (FLOWSVC_LANGUAGES_BY_COUNTRY)
+    languages_by_country: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.metrics_listen is not None:
@@ -214,6 +236,10 @@ class Settings:
                 )
                 or d.handoff_default_queue,
                 metrics_listen=env("FLOWSVC_METRICS_LISTEN", cast=optional, default=None),
+                text_sets=text_sets(env("FLOWSVC_TEXT_SETS", cast=optional, default=None)),
+                languages_by_country=read_country_rules(
+                    env("FLOWSVC_LANGUAGES_BY_COUNTRY", default="")
+                ),
             )
         except (KeyError, ValueError) as error:
             raise SettingsError(str(error).strip("'\"")) from None

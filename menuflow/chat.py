@@ -40,21 +40,65 @@ FATAL = {
 }
 
 
+MEDIA_ICONS = {"image": "🖼", "document": "📄", "video": "🎬", "audio": "🔊", "sticker": "🏷"}
+
+
+def media(kind: str, item: dict[str, Any]) -> str:
+    """An image, document, video, audio or sticker (a message or a header) as one line: its
+    kind, filename and caption, and where it comes from (a link, or Meta's media id)."""
+    where = item.get("link") or f"media id {item.get('id', '?')}"
+    name = f" {item['filename']}" if item.get("filename") else ""
+    caption = f": {item['caption']}" if item.get("caption") else ""
+    return f"[{MEDIA_ICONS.get(kind, '📎')} {kind}{name}{caption}] <{where}>"
+
+
+def render_other(body: dict[str, Any]) -> str:
+    """A message that is neither text nor interactive: media, a location, contact cards, a
+    Meta message template."""
+    kind = str(body.get("type", "?"))
+    item = body.get(kind, {})
+    if kind in MEDIA_ICONS:
+        return media(kind, item)
+    if kind == "location":
+        place = ", ".join(str(item[k]) for k in ("name", "address") if item.get(k))
+        at = f"({item.get('latitude')}, {item.get('longitude')})"
+        return f"📍 {place} {at}" if place else f"📍 {at}"
+    if kind == "contacts":
+        cards = []
+        for contact in item if isinstance(item, list) else []:
+            name = contact.get("name", {}).get("formatted_name", "?")
+            phones = ", ".join(p.get("phone", "") for p in contact.get("phones", []))
+            cards.append(f"👤 {name}" + (f": {phones}" if phones else ""))
+        return "\n".join(cards) or "👤 (a contact card)"
+    if kind == "template":
+        return f"[template {item.get('name', '?')} ({item.get('language', {}).get('code', '?')})]"
+    return f"[{kind} message]"
+
+
 def render(body: dict[str, Any]) -> tuple[str, list[tuple[str, str]]]:
     """A Graph API message as terminal text, and the (id, title) options it offers."""
     if body.get("type") == "text":
         return body["text"]["body"], []
+    if body.get("type") != "interactive":
+        return render_other(body), []
     interactive = body.get("interactive", {})
     lines, options = [], []
-    if interactive.get("header", {}).get("text"):
-        lines.append(f"*{interactive['header']['text']}*")
+    header = interactive.get("header", {})
+    if header.get("text"):
+        lines.append(f"*{header['text']}*")
+    elif header.get("type") in MEDIA_ICONS:
+        lines.append(media(header["type"], header.get(header["type"], {})))
     lines.append(interactive.get("body", {}).get("text", ""))
     if interactive.get("footer", {}).get("text"):
         lines.append(f"_{interactive['footer']['text']}_")
     action = interactive.get("action", {})
     numbers = itertools.count(1)
-    if interactive.get("type") == "flow":
-        parameters = action.get("parameters", {})
+    parameters = action.get("parameters", {})
+    if interactive.get("type") == "location_request_message":
+        lines.append("  [📍 Send location] (a WhatsApp button: the terminal sends text only)")
+    elif interactive.get("type") == "cta_url":
+        lines.append(f"  [🔗 {parameters.get('display_text', 'Open')}] <{parameters.get('url')}>")
+    elif interactive.get("type") == "flow":
         flow = parameters.get("flow_id") or parameters.get("flow_name", "")
         screen = parameters.get("flow_action_payload", {}).get("screen", "")
         lines.append(f"  [ {parameters.get('flow_cta', '')} ] (WhatsApp Flow {flow} {screen})")

@@ -55,17 +55,20 @@ def decide(
     facts: Facts | None = None,
     config: EngineConfig = CONFIG,
     expired_since: bool = False,
+    language: str | None = None,
+    to: str = TO,
 ) -> Decision:
     decision = advance(
         catalog,
         state,
         inbound,
-        to=TO,
+        to=to,
         now=now,
         config=config,
         reference=REF,
         facts=facts,
         expired_since=expired_since,
+        language=language,
     )
     assert isinstance(decision, Decision), decision
     return decision

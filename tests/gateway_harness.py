@@ -136,6 +136,9 @@ def seed_default_templates(stub: flow_pb2_grpc.FlowServiceStub) -> None:
     stub.ImportTemplates(flow_pb2.ImportTemplatesRequest(templates=definitions))
 
 
+MAIN_MENU_PHOTO = "https://upload.wikimedia.org/wikipedia/commons/4/45/A_small_cup_of_coffee.JPG"
+
+
 def main_menu(to: str) -> dict[str, Any]:
     """The Graph API body of the shipped main menu, sent to `to`."""
     body = "👋 Welcome to our WhatsApp Business!\n\nHow can we help you today?"
@@ -151,8 +154,9 @@ def main_menu(to: str) -> dict[str, Any]:
         "type": "interactive",
         "interactive": {
             "type": "button",
+            "header": {"type": "image", "image": {"link": MAIN_MENU_PHOTO}},
             "body": {"text": body},
-            "footer": {"text": 'Reply "cancel" at any time'},
+            "footer": {"text": 'Reply "cancel" at any time · 🌐 Español: "hola"'},
             "action": {"buttons": buttons},
         },
     }

@@ -47,7 +47,7 @@ def test_the_order_flow_shows_product_quantity_and_total(
         "to": "16505551234",
         "type": "interactive",
     }
-    assert set(menu["interactive"]) == {"type", "body", "footer", "action"}
+    assert set(menu["interactive"]) == {"type", "header", "body", "footer", "action"}
     assert menu["interactive"]["action"]["buttons"][0] == {
         "type": "reply",
         "reply": {"id": "new_order", "title": "🛒 New Order"},
@@ -199,6 +199,7 @@ def test_a_conversation_survives_a_template_update_on_its_version(
     chat.tap("coffee", "Coffee")
     template = stub.GetTemplate(flow_pb2.GetTemplateRequest(name="new_order")).template
     template.menu_structure["steps"]["complete"]["prompt"] = "New wording {order_id}"
+    template.menu_structure["translations"]["es"]["steps.complete.prompt"] = "Nuevo {order_id}"
     stub.UpdateTemplate(
         flow_pb2.UpdateTemplateRequest(
             template=flow_pb2.TemplateDefinition(
@@ -287,7 +288,7 @@ def test_every_branch_of_every_shipped_template_leads_somewhere(
 def copy_of_new_order(stub: flow_pb2_grpc.FlowServiceStub, name: str, *, orders: bool) -> None:
     """new_order under another name and keyword, declaring (or not) that its results are orders."""
     template = json.loads((TEMPLATES / "new_order.json").read_text("utf-8"))
-    menu = template["menu_structure"] | {"orders": orders}
+    menu = template["menu_structure"] | {"orders": orders, "language_keywords": {}}
     definition = flow_pb2.TemplateDefinition(name=name, trigger_keywords=[name])
     definition.menu_structure.update(menu)
     stub.CreateTemplate(flow_pb2.CreateTemplateRequest(template=definition))

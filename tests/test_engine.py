@@ -453,7 +453,12 @@ ACCOUNT_WALKS = [
     pytest.param(
         [tap("profile"), tap("back_to_account")], ("account", "initial"), id="profile-back"
     ),
-    pytest.param([tap("settings"), tap("main_menu")], ("main_menu", "initial"), id="settings-menu"),
+    pytest.param(
+        [tap("settings"), tap("back_to_account")], ("account", "initial"), id="settings-back"
+    ),
+    pytest.param(
+        [tap("settings"), tap("language_es")], ("account", "settings"), id="settings-espanol"
+    ),
     pytest.param([tap("orders"), tap("new_order")], ("new_order", "initial"), id="orders-new"),
     pytest.param([tap("profile"), tap("done")], Outcome.COMPLETED, id="profile-done"),
 ]

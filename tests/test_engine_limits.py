@@ -74,9 +74,14 @@ def assert_within_limits(message: dict[str, Any]) -> None:
     kind = interactive["type"]
     body_limit = limits.MAX_BODY_WITH_BUTTONS if kind == "button" else limits.MAX_BODY_WITH_LIST
     assert 0 < len(interactive["body"]["text"]) <= body_limit
-    if "header" in interactive:
-        assert interactive["header"]["type"] == "text"
-        assert len(interactive["header"]["text"]) <= limits.MAX_HEADER
+    header = interactive.get("header", {"type": "text", "text": ""})
+    if header["type"] == "text":
+        assert set(header) == {"type", "text"}
+        assert len(header["text"]) <= limits.MAX_HEADER
+    else:  # a media header (the shipped main menu's photo): reply buttons only, no caption
+        assert kind == "button" and header["type"] in {"image", "video", "document"}
+        assert set(header) == {"type", header["type"]}
+        assert set(header[header["type"]]) <= {"link", "id", "filename"}
     if "footer" in interactive:
         assert len(interactive["footer"]["text"]) <= limits.MAX_FOOTER
     action = interactive["action"]

@@ -5,20 +5,23 @@ the context key `language` (set by a button) or from a trigger keyword."""
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from flowsvc.engine import Inbound, State
+from flowsvc.engine import EngineConfig, Inbound, State
 from flowsvc.engine.catalog import Catalog
 from flowsvc.engine.template import load_template
+from flowsvc.settings import Settings, SettingsError
 from flowsvc.validation import validate_template
 from menuflow.v1 import flow_pb2_grpc
-from tests.engine_calls import NOW, decide
+from tests.engine_calls import CONFIG, NOW, decide
 from tests.gateway_harness import (
     gateway_for_template,
     message,
@@ -157,13 +160,15 @@ def test_a_translation_of_no_text_and_a_bad_language_are_rejected() -> None:
     menu = copy.deepcopy(CAFE)
     menu["translations"]["es"]["steps.nope.prompt"] = "x"
     menu["translations"]["Spanish"] = {}
-    menu["language_keywords"]["es"].append("hola")
     fields = [v.field for v in validate_template("cafe", KEYWORDS, menu, known_templates=())]
     assert fields == [
         "menu_structure.translations.es.steps.nope.prompt",
         "menu_structure.translations.Spanish",
-        "menu_structure.language_keywords.es[1]",
     ]
+
+
+def test_a_language_keyword_that_starts_nothing_does_not_stop_a_copy_under_other_keywords() -> None:
+    assert validate_template("cafe_copy", ["latte"], CAFE, known_templates=()) == []
 
 
 @pytest.fixture
@@ -188,8 +193,9 @@ def test_through_the_gateway_a_spanish_customer_is_answered_in_spanish(
     for inbound, count in (
         (message(customer, text="cafe"), 1),
         (message(customer, button=("latte", "Café con leche")), 2),
-        (message(customer, text="cancelar"), 3),  # not a command word: the step's error
-        (message(customer, text="cancel"), 4),
+        (message(customer, text="lots"), 3),
+        (message(customer, text="cancelar"), 4),  # Spanish's cancel word
+        (message(customer, text="cancel"), 5),  # English's is always understood
     ):
         assert post_webhook(client, webhook(inbound)).status_code == 200
         wait_until(lambda n=count: len(graph.standin.accepted()) >= n, 15)
@@ -200,4 +206,91 @@ def test_through_the_gateway_a_spanish_customer_is_answered_in_spanish(
         "¿Cuántos Café con leche?",
         "Envía un número del 1 al 9.",
         "Vale, cancelado.",
+        'No hay nada que cancelar. Envía "menú" para ver las opciones.',
     ]
+
+
+def test_a_button_setting_the_language_must_name_a_language_code() -> None:
+    menu = copy.deepcopy(CAFE)
+    menu["action"]["buttons"][2]["set"] = {"language": "Spanish"}
+    found = validate_template("cafe", KEYWORDS, menu, known_templates=())
+    assert [v.field for v in found] == ["menu_structure.action.buttons[2].set.language"]
+    assert "'Spanish' is not a language code" in found[0].description
+
+
+def test_a_template_may_word_any_of_menuflows_own_texts_per_language() -> None:
+    menu = copy.deepcopy(CAFE)
+    menu["texts"]["es"] |= {"completed": "¡Listo!", "not_available": "No disponible."}
+    menu["texts"]["es"]["goodbye"] = "Adiós"
+    found = validate_template("cafe", KEYWORDS, menu, known_templates=())
+    assert [v.field for v in found] == ["menu_structure.texts.es.goodbye"]
+
+
+def test_the_turn_that_changes_the_language_says_so_and_no_other() -> None:
+    first = decide(None, Inbound(text="coffee"), catalog=CATALOG)
+    chosen = decide(first.state, Inbound(selection_id="es"), catalog=CATALOG)
+    after = decide(chosen.state, Inbound(selection_id="tea"), catalog=CATALOG)
+    assert (first.language, chosen.language, after.language) == (None, "es", None)
+    assert decide(None, Inbound(text="cafe"), catalog=CATALOG).language == "es"
+
+
+def test_a_stored_language_and_a_calling_code_rule_start_flows_in_that_language() -> None:
+    stored = decide(None, Inbound(text="coffee"), catalog=CATALOG, language="es")
+    ruled = decide(
+        None,
+        Inbound(text="coffee"),
+        catalog=CATALOG,
+        config=EngineConfig(languages_by_country={"34": "es"}),
+        to="34600111222",
+    )
+    for decision in (stored, ruled):
+        assert said(decision.messages) == ["¿Qué te apetece, ? ['Café con leche', 'Té', 'Español']"]
+        assert decision.language is None  # nothing new to store
+
+
+def test_a_text_sets_file_adds_a_language_and_rewords_spanish(tmp_path: Path) -> None:
+    path = tmp_path / "texts.json"
+    french = {"cancelled": "D'accord, annulé.", "cancel_words": ["annuler"]}
+    path.write_text(json.dumps({"fr": french, "es": {"cancelled": "Cancelado."}}))
+    sets = Settings.from_env({"FLOWSVC_TEXT_SETS": str(path)}).text_sets
+    config = EngineConfig(text_sets=sets)
+
+    assert config.text("fr", "cancelled") == "D'accord, annulé."
+    assert config.text("fr", "expired") == CONFIG.expired_text  # not given: English
+    assert config.text("es", "cancelled") == "Cancelado."
+    assert config.text("es", "expired").startswith("Tu sesión")  # built in, kept
+    assert "annuler" in config.commands("fr")[0] and "cancel" in config.commands("fr")[0]
+    assert "annuler" not in config.commands("es")[0]
+
+
+@pytest.mark.parametrize(
+    ("content", "named"),
+    [
+        ({"French": {}}, "'French' is not a language code"),
+        ({"fr": {"goodbye": "Au revoir"}}, "fr.goodbye: is not one of help, cancelled"),
+        ({"fr": {"cancel_words": "annuler"}}, "fr.cancel_words: must be a list of words"),
+        ({"fr": {"expired": ""}}, "fr.expired: must be a text of 1 to 4096 characters"),
+    ],
+)
+def test_a_bad_text_sets_file_stops_flowsvc_naming_what_is_wrong(
+    tmp_path: Path, content: dict[str, Any], named: str
+) -> None:
+    path = tmp_path / "texts.json"
+    path.write_text(json.dumps(content))
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({"FLOWSVC_TEXT_SETS": str(path)})
+    assert f"FLOWSVC_TEXT_SETS={path}: " in str(caught.value)
+    assert named in str(caught.value)
+
+
+def test_the_calling_code_rule_takes_the_longest_prefix() -> None:
+    rules = Settings.from_env({"FLOWSVC_LANGUAGES_BY_COUNTRY": "1:en, 1787:es, 34:es"})
+    config = EngineConfig(languages_by_country=rules.languages_by_country)
+    assert [config.language_of(n) for n in ("17875550100", "16505550100", "34600111222")] == [
+        "es",
+        "en",
+        "es",
+    ]
+    assert config.language_of("491511234567") is None
+    with pytest.raises(SettingsError, match="'34=es' is not 'code:language'"):
+        Settings.from_env({"FLOWSVC_LANGUAGES_BY_COUNTRY": "34=es"})

@@ -160,9 +160,14 @@ def within_whatsapp_limits(body: dict[str, Any]) -> None:
     interactive = body["interactive"]
     text = interactive["body"]["text"]
     assert 0 < len(text) <= (1024 if interactive["type"] == "button" else 4096)
-    for part in ("header", "footer"):
-        if part in interactive:
-            assert len(interactive[part]["text"]) <= 60
+    if "footer" in interactive:
+        assert len(interactive["footer"]["text"]) <= 60
+    header = interactive.get("header", {"type": "text", "text": ""})
+    if header["type"] == "text":
+        assert len(header["text"]) <= 60
+    else:  # a photo, video or document header, by link or media id, on reply buttons only
+        assert interactive["type"] == "button"
+        assert set(header[header["type"]]) <= {"link", "id", "filename"}
 
 
 WORDS = ["hi", "order", "coffee", "2", "yes", "back", "cancel", "menu", "support", "my orders"]

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import timedelta
+
+from flowsvc.engine.wording import BUILT_IN, OWN_TEXTS, TextSet, country_language
 
 
 @dataclass(frozen=True)
@@ -46,3 +49,35 @@ class EngineConfig:
     handoff_resume_text: str = "Our team will get back to you; meanwhile, here is the menu."
     handoff_leave_words: frozenset[str] = frozenset()
     handoff_default_queue: str = "support"
+    # The texts above are English; these are menuflow's words in other languages (Spanish built
+    # in, more from FLOWSVC_TEXT_SETS), and the language a calling code suggests for a customer
+    # who has not chosen one (FLOWSVC_LANGUAGES_BY_COUNTRY).
+    text_sets: Mapping[str, TextSet] = field(default_factory=lambda: dict(BUILT_IN))
+    languages_by_country: Mapping[str, str] = field(default_factory=dict)
+
+    def text(self, language: object, key: str) -> str:
+        """One of menuflow's own texts (a key of wording.OWN_TEXTS) in `language`, else in
+        English."""
+        found = self.text_sets.get(language) if isinstance(language, str) else None
+        if found is not None and key in found.texts:
+            return found.texts[key]
+        text: str = getattr(self, OWN_TEXTS[key])
+        return text
+
+    def commands(self, language: object) -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
+        """The cancel, menu and back words for a customer speaking `language`: English's (the
+        fields above, always understood) and that language's."""
+        found = self.text_sets.get(language) if isinstance(language, str) else None
+        if found is None:
+            return self.cancel_words, self.menu_words, self.back_words
+        return (
+            self.cancel_words | found.cancel_words,
+            self.menu_words | found.menu_words,
+            self.back_words | found.back_words,
+        )
+
+    def language_of(self, number: str) -> str | None:
+        """The language a customer's calling code suggests (FLOWSVC_LANGUAGES_BY_COUNTRY)."""
+        if not self.languages_by_country:
+            return None
+        return country_language(number, self.languages_by_country)

@@ -67,6 +67,7 @@ def advance(
     reference: str,
     facts: Facts | None = None,
     expired_since: bool = False,
+    language: str | None = None,
 ) -> Decision | Needs:
     """Decide what one inbound message does to a conversation.
 
@@ -75,14 +76,19 @@ def advance(
     with the same arguments plus the Facts; the second call never returns Needs.
     `expired_since`: the customer's last conversation expired (and was deleted) since they last
     wrote, so a message without a conversation is greeted with the expiry notice.
+    `language`: the customer's stored language (None: not chosen; their calling code's, by
+    config.languages_by_country, or each template's own). A decision's `language` is the one
+    the customer chose in this turn, for the caller to store.
     """
     clipped = inbound.clipped(config.max_input_chars)
-    replies = Replies(to, clipped.contact_name, config.invalid_text)
-    rules = _Rules(catalog, clipped, replies, now, config, reference, facts)
+    replies = Replies(to, clipped.contact_name, config)
+    spoken = language or config.language_of(to)
+    rules = _Rules(catalog, clipped, replies, now, config, reference, facts, spoken)
     try:
-        return rules.decide(state, expired_since=expired_since)
+        decision = rules.decide(state, expired_since=expired_since)
     except MissingFacts as missing:
         return missing.needs
+    return _chosen(decision, rules.spoken(state))
 
 
 def start(
@@ -96,6 +102,7 @@ def start(
     config: EngineConfig,
     reference: str,
     facts: Facts | None = None,
+    language: str | None = None,
 ) -> Decision | Needs:
     """Start the latest version of template `name` in `step` with `context` (StartConversation).
 
@@ -106,12 +113,16 @@ def start(
     template = catalog.current(name)
     if template is None or not template.is_active or not template.has_step(step):
         raise ValueError(f"template {name!r} is missing or inactive, or has no step {step!r}")
-    replies = Replies(to, "", config.invalid_text)
-    rules = _Rules(catalog, Inbound(), replies, now, config, reference, facts)
+    replies = Replies(to, "", config)
+    spoken = language or config.language_of(to)
+    rules = _Rules(catalog, Inbound(), replies, now, config, reference, facts, spoken)
     try:
-        return rules.enter(template, step, dict(context or {}), (), Outcome.STARTED)
+        decision = rules.enter(
+            template, step, {**rules.fresh(None), **(context or {})}, (), Outcome.STARTED
+        )
     except MissingFacts as missing:
         return missing.needs
+    return _chosen(decision, spoken)
 
 
 def enter(
@@ -142,8 +153,8 @@ def enter(
     switching_to_inactive = template is not None and bool(flow) and not template.is_active
     if template is None or switching_to_inactive or not template.has_step(target):
         raise ValueError(f"no step {target!r} to enter in template {flow or state.flow!r}")
-    replies = Replies(to, "", config.invalid_text)
-    rules = _Rules(catalog, Inbound(), replies, now, config, reference, facts)
+    replies = Replies(to, "", config)
+    rules = _Rules(catalog, Inbound(), replies, now, config, reference, facts, None)
     moved = bool(flow) or target != state.step
     history = rules.push(state.history, state) if moved else state.history
     try:
@@ -152,6 +163,7 @@ def enter(
         )
     except MissingFacts as missing:
         return missing.needs
+    decision = _chosen(decision, rules.spoken(state))
     if decision.state is None:
         return decision
     return replace(decision, state=replace(decision.state, last_interaction=state.last_interaction))
@@ -176,12 +188,12 @@ def silence(
     template = catalog.get(state.flow, state.version)
     if due is None or due > now or state.expires_at <= now:
         return Decision(Outcome.IGNORED, state, ())
-    replies = Replies(to, "", config.invalid_text)
-    rules = _Rules(catalog, Inbound(), replies, now, config, reference, facts)
+    replies = Replies(to, "", config)
+    rules = _Rules(catalog, Inbound(), replies, now, config, reference, facts, None)
     if template is None or not template.has_step(state.step):
         return Decision(Outcome.TIMED_OUT, replace(state, silence_due_at=None), ())
     try:
-        return rules.silence(template, state)
+        return _chosen(rules.silence(template, state), rules.spoken(state))
     except MissingFacts as missing:
         return missing.needs
 
@@ -213,17 +225,30 @@ def continue_call(
         return Decision(Outcome.IGNORED, state, ())
     target, mapped = outcome_of(spec, result)
     target = target or template.step(step).next_step or ""
-    replies = Replies(to, "", config.invalid_text)
-    rules = _Rules(catalog, Inbound(), replies, now, config, reference, facts)
+    replies = Replies(to, "", config)
+    rules = _Rules(catalog, Inbound(), replies, now, config, reference, facts, None)
     try:
         decision = rules.leave(
             template, target, {**state.context, **mapped}, state.history, Outcome.ADVANCED, 0
         )
     except MissingFacts as missing:
         return missing.needs
+    decision = _chosen(decision, rules.spoken(state))
     if decision.state is None:
         return decision
     return replace(decision, state=replace(decision.state, last_interaction=state.last_interaction))
+
+
+def _chosen(decision: Decision, before: str | None) -> Decision:
+    """The decision with `language` set only when the turn changed the customer's language."""
+    if decision.language is None or decision.language == before:
+        return replace(decision, language=None) if decision.language is not None else decision
+    return decision
+
+
+def _language(context: Mapping[str, Any]) -> str | None:
+    said = context.get(LANGUAGE_KEY)
+    return said if isinstance(said, str) and said else None
 
 
 @dataclass(frozen=True)
@@ -237,47 +262,67 @@ class _Rules:
     config: EngineConfig
     reference: str
     facts: Facts | None
+    language: str | None  # the customer's, before this turn (stored or by calling code)
+
+    def spoken(self, state: State | None) -> str | None:
+        """The language the customer speaks in `state` (its context's), else theirs."""
+        said = state.context.get(LANGUAGE_KEY) if state is not None else None
+        return said if isinstance(said, str) and said else self.language
+
+    def fresh(self, state: State | None) -> dict[str, Any]:
+        """The context a new conversation starts with: the customer's language, if known."""
+        language = self.spoken(state)
+        return {LANGUAGE_KEY: language} if language else {}
 
     def decide(self, state: State | None, *, expired_since: bool = False) -> Decision:
         if self.inbound.unsupported_type in self.config.silent_types:
             return Decision(Outcome.IGNORED, state, ())
         expired = state.expires_at <= self.now if state is not None else expired_since
         if expired:
-            fresh = self.first_message()
-            notice = self.replies.text(self.own_text(state, "expired", self.config.expired_text))
+            fresh = self.first_message(state)
+            notice = self.replies.text(self.own_text(state, "expired"))
             return replace(fresh, outcome=Outcome.EXPIRED, messages=(notice, *fresh.messages))
         if state is None:
-            return self.first_message()
+            return self.first_message(None)
         template = self.catalog.get(state.flow, state.version)
         if template is None or not template.has_step(state.step):
-            return self.first_message()  # its template was deleted: nothing left to continue
+            return self.first_message(state)  # its template was deleted: nothing left to continue
         return self.reply(template, state)
 
-    def first_message(self) -> Decision:
-        """A message from a customer with no conversation running."""
+    def first_message(self, before: State | None) -> Decision:
+        """A message from a customer with no conversation running (`before`: the one that
+        expired or whose template is gone, whose language they spoke)."""
+        language = self.spoken(before)
         if self.unsupported:
-            notice = f"{self.config.unsupported_text} {self.config.start_hint}"
+            words = self.config.text(language, "unsupported")
+            notice = f"{words} {self.config.text(language, 'start_hint')}"
             return Decision(Outcome.UNSUPPORTED, None, (self.replies.text(notice),))
-        said = command(self.inbound.text, self.config)
+        said = command(self.inbound.text, self.config, language)
         if said == "cancel":
-            return Decision(
-                Outcome.CANCELLED, None, (self.replies.text(self.config.nothing_to_cancel_text),)
-            )
+            nothing = self.config.text(language, "nothing_to_cancel")
+            return Decision(Outcome.CANCELLED, None, (self.replies.text(nothing),))
         if said == "menu":
-            return self.start_default(Outcome.RESTARTED)
+            return self.start_default(Outcome.RESTARTED, before)
         if said is None and self.inbound.text is not None:
             matched = self.catalog.match_keyword(self.inbound.text)
             if matched is not None:
-                language = matched.language_of(self.inbound.text)
-                context = {LANGUAGE_KEY: language} if language else {}
-                return self.enter(matched, INITIAL, context, (), Outcome.STARTED)
-        return self.start_default(Outcome.STARTED)
+                return self.enter(
+                    matched, INITIAL, self.keyword_context(matched, before), (), Outcome.STARTED
+                )
+        return self.start_default(Outcome.STARTED, before)
 
-    def start_default(self, outcome: Outcome) -> Decision:
+    def keyword_context(self, matched: Template, state: State | None) -> dict[str, Any]:
+        """A conversation a trigger keyword starts speaks the keyword's language, if the
+        template names one (language_keywords), else the customer's."""
+        language = matched.language_of(self.inbound.text)
+        return {LANGUAGE_KEY: language} if language else self.fresh(state)
+
+    def start_default(self, outcome: Outcome, state: State | None) -> Decision:
         default = self.default_template()
         if default is None:
-            return Decision(Outcome.HELP, None, (self.replies.text(self.config.help_text),))
-        return self.enter(default, INITIAL, {}, (), outcome)
+            help_text = self.config.text(self.spoken(state), "help")
+            return Decision(Outcome.HELP, None, (self.replies.text(help_text),))
+        return self.enter(default, INITIAL, self.fresh(state), (), outcome)
 
     def default_template(self) -> Template | None:
         name = self.config.default_template
@@ -288,24 +333,23 @@ class _Rules:
         """A message in a running conversation, waiting in `state.step` of `template`."""
         if self.unsupported and not template.step(state.step).accepted:
             again = self.replies.step(template, state.step, state.context)
-            unsupported = self.config.unsupported_text
-            notice = self.replies.text(self.own_text(state, "unsupported", unsupported))
+            notice = self.replies.text(self.own_text(state, "unsupported"))
             return self.stay(template, state, Outcome.UNSUPPORTED, (notice, *again))
-        said = command(self.inbound.text, self.config)
+        said = command(self.inbound.text, self.config, self.spoken(state))
         if said == "cancel":
-            cancelled = self.own_text(state, "cancelled", self.config.cancelled_text)
+            cancelled = self.own_text(state, "cancelled")
             return Decision(Outcome.CANCELLED, None, (self.replies.text(cancelled),))
         if said == "menu":
             default = self.default_template()
             if default is None:
-                help_text = self.own_text(state, "help", self.config.help_text)
+                help_text = self.own_text(state, "help")
                 return self.stay(template, state, Outcome.HELP, (self.replies.text(help_text),))
-            return self.enter(default, INITIAL, {}, (), Outcome.RESTARTED)
+            return self.enter(default, INITIAL, self.fresh(state), (), Outcome.RESTARTED)
         if said == "back":
             return self.back(template, state)
         if template.step(state.step).call is not None:
             return self.waiting(template, state)
-        spoken = template.speaking(state.context.get(LANGUAGE_KEY))
+        spoken = template.speaking(self.spoken(state))
         answering = spoken.answering(state.step)
         if answering is not None and answering.built is not None:
             choice = self.built_choice(template, state, answering.built)
@@ -356,7 +400,7 @@ class _Rules:
             if resolved is None:
                 if selected in step.next_steps:
                     return Answer(step.next_steps[selected], value=selected, selection=selected)
-                notice = self.replies.text(self.config.not_available_text)
+                notice = self.replies.text(self.own_text(state, "not_available"))
                 again = self.replies.step(template, state.step, state.context)
                 return self.stay(template, state, Outcome.STALE_SELECTION, (notice, *again))
             chosen: built.Chosen | None = resolved
@@ -379,7 +423,7 @@ class _Rules:
         is on its way (the step's own message again, or the engine's text) and the call's result
         moves them on."""
         again = self.replies.step(template, state.step, state.context) or (
-            self.replies.text(self.own_text(state, "call_wait", self.config.call_wait_text)),
+            self.replies.text(self.own_text(state, "call_wait")),
         )
         return self.stay(template, state, Outcome.INVALID_INPUT, again)
 
@@ -399,7 +443,7 @@ class _Rules:
         following = self.catalog.current(flow) if flow is not None else None
         if following is None or not following.is_active:
             again = self.replies.step(template, state.step, state.context)
-            notice = self.replies.text(self.config.not_available_text)
+            notice = self.replies.text(self.own_text(state, "not_available"))
             return self.stay(template, state, Outcome.STALE_SELECTION, (notice, *again))
         if selection is not None:
             context["previous_selection"] = selection
@@ -431,7 +475,7 @@ class _Rules:
                 customer_orders(self.facts, self.config, self.catalog.order_templates),
                 currency=template.currency,
                 limit=self.config.recent_orders_limit,
-                empty=self.config.no_orders_text,
+                empty=self.words(template, values, "no_orders"),
             )
         if step.end_conversation:
             result = None
@@ -440,9 +484,9 @@ class _Rules:
                 result = ResultDraft(template.name, template.version, self.reference, values)
                 shown = {**values, "order_id": self.reference}
             sent = self.replies.step(template, step_name, shown) or (
-                self.replies.text(self.config.completed_text),
+                self.replies.text(self.words(template, values, "completed")),
             )
-            return Decision(Outcome.COMPLETED, None, sent, result)
+            return Decision(Outcome.COMPLETED, None, sent, result, language=_language(values))
         if step.message is not None and step.message.type == FLOW:
             # A new token each time the step is entered: a reply to an older Flow message (an
             # earlier visit, another conversation) carries another one and is not taken.
@@ -459,7 +503,9 @@ class _Rules:
         )
         sent = self.replies.step(template, step_name, values)
         call = request_for(step.call, step_name, values) if step.call is not None else None
-        return Decision(outcome, new_state, sent, handoff=step.handoff, call=call)
+        return Decision(
+            outcome, new_state, sent, handoff=step.handoff, call=call, language=_language(values)
+        )
 
     def route(
         self,
@@ -494,7 +540,8 @@ class _Rules:
         elif flow is None and template.has_step(target):
             return self.enter(template, target, context, history, outcome, hops + 1)
         if following is None or not following.is_active:
-            notice = self.replies.text(self.config.not_available_text)
+            language = context.get(LANGUAGE_KEY)
+            notice = self.replies.text(self.config.text(language, "not_available"))
             return Decision(Outcome.CANCELLED, None, (notice,))
         return self.enter(following, INITIAL, context, history, outcome, hops + 1)
 
@@ -523,7 +570,8 @@ class _Rules:
         """Invalid input: a trigger keyword starts its template, anything else gets the error."""
         matched = self.catalog.match_keyword(self.inbound.text or "")
         if matched is not None:
-            return self.enter(matched, INITIAL, {}, (), Outcome.STARTED)
+            context = self.keyword_context(matched, state)
+            return self.enter(matched, INITIAL, context, (), Outcome.STARTED)
         sent: Bodies = (self.replies.error(template, template.step(state.step), state.context),)
         if resend:
             sent += self.replies.step(template, state.step, state.context)
@@ -586,12 +634,19 @@ class _Rules:
         entry = (state.flow, state.version, state.step)
         return (*history, entry)[-self.config.max_history :]
 
-    def own_text(self, state: State | None, key: str, default: str) -> str:
-        """One of menuflow's own texts in the customer's language, as their template words it."""
+    def words(self, template: Template, context: Mapping[str, Any], key: str) -> str:
+        """One of menuflow's own texts in the language of `context`, as `template` words it."""
+        language = _language(context)
+        return template.own_text(language, key, self.config.text(language, key))
+
+    def own_text(self, state: State | None, key: str) -> str:
+        """One of menuflow's own texts in the customer's language, as their template words it,
+        else as the deployment does (config.text)."""
+        language = self.spoken(state)
         template = self.catalog.get(state.flow, state.version) if state is not None else None
-        if template is None or state is None:
-            return default
-        return template.own_text(state.context.get(LANGUAGE_KEY), key, default)
+        if template is None:
+            return self.config.text(language, key)
+        return template.own_text(language, key, self.config.text(language, key))
 
     @property
     def unsupported(self) -> bool:

@@ -31,17 +31,19 @@ def phrase(text: str) -> str:
     return " ".join(words(text))
 
 
-def command(text: str | None, config: EngineConfig) -> Command | None:
-    """The command `text` is: exactly one of that command's words, compared as phrase() does."""
+def command(text: str | None, config: EngineConfig, language: object = None) -> Command | None:
+    """The command `text` is: exactly one of that command's words (English's or those of the
+    customer's `language`), compared as phrase() does."""
     if text is None:
         return None
     said = phrase(text)
     if not said:
         return None
+    cancel, menu, back = config.commands(language)
     commands: tuple[tuple[Command, frozenset[str]], ...] = (
-        ("cancel", config.cancel_words),
-        ("menu", config.menu_words),
-        ("back", config.back_words),
+        ("cancel", cancel),
+        ("menu", menu),
+        ("back", back),
     )
     for name, command_words in commands:
         if said in {phrase(word) for word in command_words}:

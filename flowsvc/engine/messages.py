@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flowsvc.engine import built, limits
+from flowsvc.engine.config import EngineConfig
 from flowsvc.engine.render import fill_capped, fill_data, fill_url, truncate
 from flowsvc.engine.template import (
     CTA_URL,
@@ -47,7 +48,7 @@ class Replies:
 
     to: str
     contact_name: str
-    invalid_text: str  # the error text of a step that has no error_message
+    config: EngineConfig  # menuflow's own words (the error text of a step without error_message)
 
     def step(
         self, template: Template, step_name: str, context: Mapping[str, Any], page: int = 0
@@ -62,7 +63,9 @@ class Replies:
         """The text sent when a reply to `step` is not accepted, filled like the step's messages."""
         language = context.get(LANGUAGE_KEY)
         step = template.speaking(language).steps.get(step.name, step)
-        text = step.error_message or template.own_text(language, "invalid", self.invalid_text)
+        text = step.error_message or template.own_text(
+            language, "invalid", self.config.text(language, "invalid")
+        )
         body = fill_capped(
             text, self._values(context), limits.MAX_TEXT_BODY, currency=template.currency
         )

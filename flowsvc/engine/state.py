@@ -116,6 +116,7 @@ class Decision:
     result: ResultDraft | None = None
     handoff: HandoffSpec | None = None  # the step entered hands the customer to people
     call: CallRequest | None = None  # the step entered calls the business's API (queued)
+    language: str | None = None  # the language the customer chose in this turn (to store)
 
 
 def history_to_json(history: tuple[HistoryEntry, ...]) -> list[list[Any]]:

@@ -14,7 +14,7 @@ from flowsvc.engine.built import RowsFrom, parse_rows_from
 from flowsvc.engine.calls import CallSpec, parse_call
 from flowsvc.engine.expressions import holds
 from flowsvc.engine.inputs import InputRule, parse_input_rule
-from flowsvc.engine.keywords import phrase
+from flowsvc.engine.keywords import contains_phrase, phrase, words
 from flowsvc.engine.state import HandoffSpec
 from flowsvc.engine.timers import TimeoutSpec, parse_timeout
 from flowsvc.engine.translations import translated
@@ -186,7 +186,7 @@ class Template:
     orders: bool = False  # its saved results are the customer's orders (for order lookups)
     language: str = ""  # the language its own texts are written in
     translations: Mapping[str, Template] = field(default_factory=dict)  # by language
-    # menuflow's own words (cancelled, unsupported, expired, help, invalid) by language
+    # menuflow's own words (wording.OWN_TEXTS: cancelled, expired, invalid, ...) by language
     texts: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     keyword_languages: Mapping[str, str] = field(default_factory=dict)  # phrase -> language
 
@@ -197,15 +197,23 @@ class Template:
         return self
 
     def own_text(self, language: object, key: str, default: str) -> str:
-        """One of menuflow's own texts in `language`, as this template words it, or `default`."""
-        for wanted in (language, self.language):
-            if isinstance(wanted, str) and key in self.texts.get(wanted, {}):
-                return self.texts[wanted][key]
-        return default
+        """One of menuflow's own texts in `language` (None: the template's own), as this
+        template words it, or `default` (the deployment's words in that language)."""
+        wanted = language if isinstance(language, str) and language else self.language
+        return self.texts.get(wanted, {}).get(key, default)
 
-    def language_of(self, keyword: str | None) -> str | None:
-        """The language a trigger keyword speaks, if the template says."""
-        return self.keyword_languages.get(phrase(keyword or ""))
+    def language_of(self, text: str | None) -> str | None:
+        """The language of the trigger keyword `text` contains (the longest, if several), if
+        the template says which language it speaks."""
+        if not self.keyword_languages or not text:
+            return None
+        said = words(text)
+        found = [
+            (len(keyword), language)
+            for keyword, language in self.keyword_languages.items()
+            if contains_phrase(said, tuple(keyword.split()))
+        ]
+        return max(found)[1] if found else None
 
     def has_step(self, name: str) -> bool:
         """True for every defined step, and for `initial`, which always exists."""

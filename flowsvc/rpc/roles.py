@@ -35,6 +35,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "ListConversations": _CLIENT,
     "EndConversation": _CLIENT,
     "UpdateConversation": _CLIENT,
+    "SetLanguage": _CLIENT,
     "SendMessage": _CLIENT,
     "HandOff": _CLIENT,
     "Resume": _CLIENT,

@@ -216,6 +216,15 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
         ended = self._conversations.end(customer.phone_number_id, customer.phone_number)
         return flow_pb2.EndConversationResponse(conversation=convert.conversation(ended))
 
+    def SetLanguage(
+        self, request: flow_pb2.SetLanguageRequest, context: grpc.ServicerContext
+    ) -> flow_pb2.SetLanguageResponse:
+        customer = request.customer
+        updated = self._conversations.set_language(
+            customer.phone_number_id, customer.phone_number, request.language
+        )
+        return flow_pb2.SetLanguageResponse(conversation_updated=updated)
+
     def SweepExpired(
         self, request: flow_pb2.SweepExpiredRequest, context: grpc.ServicerContext
     ) -> flow_pb2.SweepExpiredResponse:

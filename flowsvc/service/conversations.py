@@ -11,6 +11,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from flowsvc.clock import Clock, utcnow
 from flowsvc.engine import State
+from flowsvc.engine.messages import LANGUAGE_KEY
+from flowsvc.engine.wording import LANGUAGE
 from flowsvc.errors import InvalidArgument, NotFound
 from flowsvc.service.inbound import check_customer
 from flowsvc.service.paging import decode_token, encode_token, page_size
@@ -146,6 +148,25 @@ class Conversations:
                 ],
             )
         return ended
+
+    def set_language(self, phone_number_id: str, phone_number: str, language: str) -> bool:
+        """Store the language a customer is spoken to in ("": forget it), under their lock; a
+        running conversation speaks it from their next message. Whether one was running."""
+        problems = check_customer(phone_number_id, phone_number)
+        if language and not LANGUAGE.match(language):
+            problems.append(("language", "a language code such as 'es' or 'pt_BR', or empty"))
+        if problems:
+            raise InvalidArgument("bad language", problems)
+        customer = (phone_number_id, phone_number)
+        with self._sessions.begin() as session:
+            customers.lock(session.connection(), customer)
+            customers.set_language(session, customer, language or None)
+            row = conversations.get(session, phone_number_id, phone_number)
+            if row is None:
+                return False
+            context = {k: v for k, v in row.context.items() if k != LANGUAGE_KEY}
+            row.context = {**context, LANGUAGE_KEY: language} if language else context
+        return True
 
     def sweep(self) -> tuple[int, int]:
         """Delete expired conversations (remembering on the customer when each expired, so their

@@ -536,7 +536,9 @@ class MessageHandling:
         # A reference is unique in practice (32^6 values); if two results ever draw the same one,
         # the unique constraint fails the transaction and _retrying runs it again.
         reference = new_reference(secrets.randbelow)
-        run = partial(self._run_engine, catalog, turn, state, now, reference, expired_since)
+        run = partial(
+            self._run_engine, catalog, turn, state, now, reference, expired_since, found.language
+        )
         decision = run(facts=None)
         if isinstance(decision, Needs):
             decision = run(facts=_orders(session, turn.customer, decision))
@@ -580,6 +582,7 @@ class MessageHandling:
         now: datetime,
         reference: str,
         expired_since: bool,
+        language: str | None,
         *,
         facts: Facts | None,
     ) -> Decision | Needs:
@@ -607,6 +610,7 @@ class MessageHandling:
                 reference=reference,
                 facts=facts,
                 expired_since=expired_since,
+                language=language,
             )
         if isinstance(turn, UpdateTurn | ResumeTurn):
             assert state is not None  # steering.steerable (handoff.resumable) checked it
@@ -633,6 +637,7 @@ class MessageHandling:
             config=self._config,
             reference=reference,
             facts=facts,
+            language=language,
         )
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from flowsvc.engine import Catalog, Decision, EngineConfig, Outcome, State
 from flowsvc.engine.keywords import phrase
+from flowsvc.engine.messages import LANGUAGE_KEY
 from flowsvc.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound
 from flowsvc.service import window
 from flowsvc.service.inbound import MAX_TEXT_CHARS
@@ -226,7 +227,10 @@ def resume_text(turn: ResumeTurn, opened: turns.Opened, config: EngineConfig) ->
     if not turn.idle:
         return turn.text
     said = (opened.handoff or {}).get("resume_text")
-    return said if isinstance(said, str) and said else config.handoff_resume_text
+    if isinstance(said, str) and said:
+        return said
+    spoken = opened.state.context.get(LANGUAGE_KEY) if opened.state is not None else None
+    return config.text(spoken or opened.language, "handoff_resume")
 
 
 def resumed(

@@ -267,6 +267,7 @@ def closing(
         # Nothing to write when the conversation stays as it was: a message beside it, or one
         # answered by nothing (its revision does not move either).
         keep=turn.keep or decision.outcome in (Outcome.IGNORED, Outcome.HANDED_OFF),
+        language=decision.language if decision.language != opened.language else None,
     )
 
 

@@ -98,3 +98,12 @@ def forget_expiries_before(session: Session, cutoff: datetime) -> int:
     return affected_rows(
         session, update(CustomerRow).where(CustomerRow.expired_at < cutoff).values(expired_at=None)
     )
+
+
+def set_language(session: Session, customer: Customer, language: str | None) -> None:
+    """Store the language `customer` chose (None: forget it); their lock is held."""
+    session.execute(
+        update(CustomerRow)
+        .where(CustomerRow.phone_number_id == customer[0], CustomerRow.phone_number == customer[1])
+        .values(language=language)
+    )

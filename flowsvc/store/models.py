@@ -124,6 +124,10 @@ class Customer(Base):
     # When the customer's last conversation expired, if the sweep deleted it before they wrote
     # again: their next message is told why it starts over. Kept FLOWSVC_EXPIRY_NOTICE_DAYS.
     expired_at: Mapped[datetime | None] = mapped_column(index=True)
+    # The language the customer chose (a language menu, a language keyword, SetLanguage); None:
+    # not chosen, so their calling code's or each template's own. Written by a turn only when
+    # it changes.
+    language: Mapped[str | None] = mapped_column(String(16))
 
 
 class ConversationState(Base):

@@ -15,7 +15,7 @@ READ = """
 SELECT p.outcome, p.outbox_ids,
        c.conversation_flow, c.template_version, c.current_step, c.context, c.history,
        c.last_interaction, c.expires_at, c.created_at, k.expired_at,
-       c.revision, k.turns, k.last_inbound_at, c.handoff, c.silence_due_at, c.reminders,
+       c.revision, k.turns, k.last_inbound_at, c.handoff, c.silence_due_at, c.reminders, k.language,
        EXISTS (SELECT 1 FROM outbox o WHERE o.phone_number_id = :phone_number_id
                AND o.phone_number = :phone_number AND o.state = 'pending'
                AND NOT COALESCE(o.lease_owner = :lease_owner AND o.lease_expires_at > :now,
@@ -65,6 +65,10 @@ INSERT INTO processed_messages (message_id, phone_number_id, phone_number, outco
     processed_at)
 VALUES (:message_id, :phone_number_id, :phone_number, :outcome, :outbox_ids, :now)
 """
+LANGUAGE = """
+UPDATE customers SET language = :language
+WHERE phone_number_id = :phone_number_id AND phone_number = :phone_number
+"""
 PROCESSED_FROM_OUTBOX = """
 INSERT INTO processed_messages (message_id, phone_number_id, phone_number, outcome, outbox_ids,
     processed_at)
@@ -78,7 +82,7 @@ READ_MANY = """
 SELECT p.outcome, p.outbox_ids,
        c.conversation_flow, c.template_version, c.current_step, c.context, c.history,
        c.last_interaction, c.expires_at, c.created_at, k.expired_at,
-       c.revision, k.turns, k.last_inbound_at, c.handoff, c.silence_due_at, c.reminders,
+       c.revision, k.turns, k.last_inbound_at, c.handoff, c.silence_due_at, c.reminders, k.language,
        EXISTS (SELECT 1 FROM outbox o WHERE o.phone_number_id = t.phone_number_id
                AND o.phone_number = t.phone_number AND o.state = 'pending'
                AND NOT COALESCE(o.lease_owner = :lease_owner AND o.lease_expires_at > :now,
@@ -138,6 +142,11 @@ WITH saved AS (
          AS q(phone_number_id, phone_number, source_id, body, lease_owner, lease_expires_at, n)
     ORDER BY q.n
     RETURNING id, source_id
+), spoken AS (
+    UPDATE customers k SET language = l.language
+    FROM unnest(:language_phone_number_ids::text[], :language_phone_numbers::text[],
+                :languages::text[]) AS l(phone_number_id, phone_number, language)
+    WHERE k.phone_number_id = l.phone_number_id AND k.phone_number = l.phone_number
 ), processed AS (
     INSERT INTO processed_messages (message_id, phone_number_id, phone_number, outcome,
         outbox_ids, processed_at)
@@ -176,14 +185,22 @@ def outbox_insert(messages: int) -> str:
 
 @lru_cache(maxsize=128)
 def close_one(
-    conversation: str, has_result: bool, messages: int, record: bool, events: bool = False
+    conversation: str,
+    has_result: bool,
+    messages: int,
+    record: bool,
+    events: bool = False,
+    language: bool = False,
 ) -> str:
     """One turn's writes as one statement: each write a CTE; the new outbox ids its rows.
     `conversation` is "save", "remove" or "keep" (a send that leaves the conversation alone).
-    With `events`, the turn's events too, each row then (outbox id, last event id)."""
+    With `events`, the turn's events too, each row then (outbox id, last event id);
+    `language`: the customer chose a language, stored on their row (rare)."""
     writes = [("conversation", SAVE if conversation == "save" else REMOVE)]
     if conversation == "keep":
         writes.clear()
+    if language:
+        writes.append(("spoken", LANGUAGE))
     if has_result:
         writes.append(("result", RESULT))
     if messages:

@@ -37,6 +37,7 @@ from flowsvc.store.times import read_time, sqlite_time
 from flowsvc.store.turn_statements import (
     CLOSE_MANY,
     CLOSE_MANY_EVENTS,
+    LANGUAGE,
     PROCESSED,
     READ,
     READ_MANY,
@@ -73,6 +74,7 @@ class Opened:
     turn: int  # this turn's number among the customer's: the revision a write of it stores
     last_inbound_at: datetime | None  # when the customer last wrote (None: never)
     handoff: dict[str, Any] | None = None  # set while the customer is handed off to people
+    language: str | None = None  # the language the customer chose (None: none yet)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +92,7 @@ class Closing:
     forgets_expiry: bool = False  # the customer heard of the swept expiry: forget it
     revision: int = 0  # stored with the conversation (Opened.turn)
     keep: bool = False  # leave the conversation as it is (a message sent beside it)
+    language: str | None = None  # the language the customer chose in this turn (None: as it was)
 
     @property
     def conversation(self) -> str:
@@ -146,7 +149,7 @@ def _time(value: datetime | None, postgres: bool) -> datetime | str | None:
 
 def _opened(row: Any, *, postgres: bool) -> Opened:
     (outcome, outbox_ids, flow, version, step, context, history, last, expires, created) = row[:10]
-    expired, revision, turn, last_inbound, handoff, due, reminders, pending = row[10:]
+    expired, revision, turn, last_inbound, handoff, due, reminders, language, pending = row[10:]
     state = None
     if flow is not None:
         state = State(
@@ -173,6 +176,7 @@ def _opened(row: Any, *, postgres: bool) -> Opened:
         turn=turn or 0,
         last_inbound_at=read_time(last_inbound) if last_inbound is not None else None,
         handoff=(handoff if postgres else json.loads(handoff)) if handoff is not None else None,
+        language=language,
     )
 
 
@@ -218,6 +222,7 @@ def _write_postgres_many(
     results = [(who, c.result) for who, c in closings if c.result is not None]
     replies = [(who, c, body) for who, c in closings for body in c.bodies]
     recorded = [(who, c) for who, c in closings if c.record]
+    spoken = [(who, c.language) for who, c in closings if c.language is not None]
     parameters: dict[str, Any] = {
         "now": now,
         "save_phone_number_ids": [who[0] for who, _ in saved],
@@ -250,6 +255,9 @@ def _write_postgres_many(
         "processed_phone_number_ids": [who[0] for who, _ in recorded],
         "processed_phone_numbers": [who[1] for who, _ in recorded],
         "outcomes": [c.outcome for _, c in recorded],
+        "language_phone_number_ids": [who[0] for who, _ in spoken],
+        "language_phone_numbers": [who[1] for who, _ in spoken],
+        "languages": [language for _, language in spoken],
     }
     ids: dict[str, list[int]] = {}
     last_event_id = 0
@@ -276,11 +284,13 @@ def _write_postgres_one(
 ) -> Written:
     parameters = _parameters(customer, now, closing, _as_is)
     shape = (closing.conversation, closing.result is not None, len(closing.bodies))
+    language = closing.language is not None
     if not drafts:
-        rows = prepared.run(connection, (close_one(*shape, closing.record),), parameters)
+        statement = close_one(*shape, closing.record, language=language)
+        rows = prepared.run(connection, (statement,), parameters)
         return Written([[row[0] for row in rows] if closing.bodies else []])
     parameters |= events.pg_parameters(drafts, utcnow())
-    statement = close_one(*shape, closing.record, True)
+    statement = close_one(*shape, closing.record, events=True, language=language)
     found = prepared.run(connection, (statement,), parameters).all()
     return Written([[row[0] for row in found if row[0] is not None]], found[0].last_id)
 
@@ -291,6 +301,8 @@ def _write_sqlite(
     parameters = _parameters(customer, now, closing, sqlite_time)
     if closing.conversation != "keep":
         connection.exec_driver_sql(SAVE if closing.state is not None else REMOVE, parameters)
+    if closing.language is not None:
+        connection.exec_driver_sql(LANGUAGE, parameters)
     if closing.result is not None:
         connection.exec_driver_sql(RESULT, parameters)
     ids: list[int] = []
@@ -315,6 +327,7 @@ def _parameters(
         "now": time(now),
         "lease_owner": closing.lease.owner if closing.lease else None,
         "lease_expires_at": time(closing.lease.expires_at) if closing.lease else None,
+        "language": closing.language,
     }
     state, result = closing.state, closing.result
     if state is not None:

@@ -9,9 +9,11 @@ from collections.abc import Collection, Mapping
 
 from flowsvc.engine import render
 from flowsvc.engine.expressions import ExpressionError, names
+from flowsvc.engine.messages import LANGUAGE_KEY
 from flowsvc.engine.orders import ORDER_LOOKUP_NAMES
 from flowsvc.engine.render import BUILTIN_NAMES, PLACEHOLDER
-from flowsvc.validation.violation import Violation, clip, kind, suggest
+from flowsvc.engine.wording import LANGUAGE
+from flowsvc.validation.violation import Violation, clip, kind, quote, suggest
 
 KEY_PATTERN = re.compile(r"^[a-z_][a-z0-9_]{0,63}\Z")
 
@@ -59,7 +61,15 @@ def check_set(value: object, path: str, out: list[Violation]) -> None:
     for key, item in value.items():
         item_path = f"{path}.{key}"
         check_key(key, item_path, out, what="set key")
-        if not (item is None or isinstance(item, str | int | float | bool)):
+        if key == LANGUAGE_KEY and not (isinstance(item, str) and LANGUAGE.match(item)):
+            out.append(
+                Violation(
+                    item_path,
+                    f"{quote(item)} is not a language code: the customer's language is one "
+                    "like 'es' or 'pt_BR' (a key of the template's translations)",
+                )
+            )
+        elif not (item is None or isinstance(item, str | int | float | bool)):
             out.append(
                 Violation(
                     item_path,

@@ -2,18 +2,17 @@
 path (same placeholders, same limits, the language named in the path), its own-text sets and
 the keywords that set a customer's language."""
 
-import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from flowsvc.engine import limits
+from flowsvc.engine import limits, wording
 from flowsvc.engine.render import placeholder_names
 from flowsvc.engine.translations import text_at, translated
+from flowsvc.engine.wording import LANGUAGE
 from flowsvc.validation.violation import Violation, clip, kind, quote, suggest
 
-LANGUAGE = re.compile(r"^[a-z]{2,3}(_[A-Z]{2})?\Z")
-OWN_TEXTS = ("cancelled", "unsupported", "expired", "help", "invalid")
-"""menuflow's own words a template may word per language (EngineConfig's defaults otherwise)."""
+OWN_TEXTS = tuple(wording.OWN_TEXTS)
+"""menuflow's own words a template may word per language (the deployment's otherwise)."""
 LANGUAGE_KEYS = ("language", "translations", "texts", "language_keywords")
 Review = Callable[[Mapping[str, Any]], list[Violation]]
 
@@ -67,11 +66,17 @@ def check_languages(
             out.append(Violation(path, f"must be a list of trigger keywords, not {kind(words)}"))
         else:
             for index, word in enumerate(words):
-                if not isinstance(word, str) or word.casefold() not in folded:
+                if not isinstance(word, str):
+                    out.append(Violation(f"{path}[{index}]", "must be a trigger keyword"))
+                elif word.casefold() not in folded:
+                    # Inert rather than wrong (a copy of a template under other keywords keeps
+                    # its language keywords): said, but it does not stop the save.
                     out.append(
                         Violation(
                             f"{path}[{index}]",
-                            f"{quote(word)} is not one of the template's trigger keywords",
+                            f"{quote(word)} is not one of the template's trigger keywords, so it "
+                            "starts nothing and sets no language",
+                            warning=True,
                         )
                     )
 
