@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
 from flowsvc.store.db import alembic_config, create_db_engine, normalize_url
@@ -47,15 +47,28 @@ def downgrade(url: str, revision: str = "base") -> None:
     command.downgrade(config, revision)
 
 
-def empty_tables(url: str) -> None:
-    """Delete every row (keeping the schema), children first."""
-    engine = create_db_engine(url, pool_size=1)
-    try:
-        with engine.begin() as connection:
-            for table in reversed(Base.metadata.sorted_tables):
-                connection.execute(table.delete())
-    finally:
-        engine.dispose()
+def emptying_engine(url: str) -> Engine:
+    """One engine for emptying the tables before every test of a run: a connection kept in its
+    pool costs a ping, a new one a connection set-up (about 10 ms on PostgreSQL, per test).
+    The ping finds a connection that a test cut (tests/test_database_outage.py): it connects
+    anew."""
+    url = normalize_url(url)
+    sqlite = make_url(url).get_backend_name() == "sqlite"
+    return create_engine(
+        url,
+        pool_size=1,
+        pool_pre_ping=True,
+        hide_parameters=True,
+        connect_args={"timeout": 30} if sqlite else {"connect_timeout": 10},
+    )
+
+
+def empty_tables(engine: Engine) -> None:
+    """Delete every row (keeping the schema), children first. DELETE, not TRUNCATE: on tables of
+    a few rows, PostgreSQL's TRUNCATE of all of them took 55 ms, the DELETEs 2.5 ms."""
+    with engine.begin() as connection:
+        for table in reversed(Base.metadata.sorted_tables):
+            connection.execute(table.delete())
 
 
 def row_counts(url: str) -> dict[str, int]:
