@@ -9,7 +9,6 @@ from pathlib import Path
 
 import grpc
 import pytest
-from sqlalchemy import Engine
 
 from flowsvc.seed import seed
 from flowsvc.server import Server
@@ -17,7 +16,7 @@ from flowsvc.service.templates import Templates
 from flowsvc.settings import Settings
 from flowsvc.store.db import create_db_engine, create_sessionmaker
 from menuflow.v1 import flow_pb2_grpc
-from tests.database import empty_tables, emptying_engine, fresh_database, migrate
+from tests.database import empty_tables, fresh_database, migrate
 from tests.servers import running_flowsvc
 
 
@@ -29,17 +28,10 @@ def migrated_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
         yield url
 
 
-@pytest.fixture(scope="session")
-def _emptying(migrated_database: str) -> Iterator[Engine]:
-    engine = emptying_engine(migrated_database)
-    yield engine
-    engine.dispose()
-
-
 @pytest.fixture
-def database_url(migrated_database: str, _emptying: Engine) -> str:
+def database_url(migrated_database: str) -> str:
     """The test run's database, emptied before each test."""
-    empty_tables(_emptying)
+    empty_tables(migrated_database)
     return migrated_database
 
 
