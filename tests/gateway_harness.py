@@ -141,7 +141,10 @@ MAIN_MENU_PHOTO = "https://upload.wikimedia.org/wikipedia/commons/4/45/A_small_c
 
 def main_menu(to: str) -> dict[str, Any]:
     """The Graph API body of the shipped main menu, sent to `to`."""
-    body = "👋 Welcome to our WhatsApp Business!\n\nHow can we help you today?"
+    body = (
+        "👋 Welcome to our WhatsApp Business!\n\nHow can we help you today?\n"
+        '📅 To book a table, send "book".'
+    )
     buttons = [
         {"type": "reply", "reply": {"id": "new_order", "title": "🛒 New Order"}},
         {"type": "reply", "reply": {"id": "support", "title": "💬 Support"}},
