@@ -120,7 +120,8 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: fl
 
 
 def seed_default_templates(stub: flow_pb2_grpc.FlowServiceStub) -> None:
-    """Load the shipped templates (main_menu, new_order, support, account) through the API."""
+    """Load the shipped templates (main_menu, new_order, support, account, booking) through the
+    API."""
     definitions = []
     for path in sorted(DEFAULT_TEMPLATES.glob("*.json")):
         data = json.loads(path.read_text(encoding="utf-8"))
