@@ -1,9 +1,9 @@
 """`make run`: flowsvc, then the gateway once flowsvc serves, then one line saying what to try.
 
 Starting the gateway only after flowsvc's health check answers SERVING keeps its first lines free
-of `pump.claim_error UNAVAILABLE` warnings. In dev mode without CALL_ENDPOINTS, the business stand-in
-(menuflow.business_standin) answers the order flow's address check and the booking flow's free
-times on loopback.
+of `pump.claim_error UNAVAILABLE` warnings. In dev mode without CALL_ENDPOINTS, the business
+stand-in (menuflow.business_standin) answers the order flow's address check and the booking
+flow's free times on loopback.
 Either service stopping stops the other; SIGINT or SIGTERM stops both.
 """
 
