@@ -47,6 +47,10 @@ SCRIPTS: dict[str, list[Step]] = {
     # Starts the timer template and says nothing more: reminded once, then ended, by whichever
     # flowsvc fires the timers (exactly once each, through kills and outages).
     "silent": [("text", "remind me", "", "")],
+    # The shipped booking flow up to its call: "2" guests queues a GET /slots that a gateway runs
+    # against the business stand-in; its result (the free times, or the apology) continues the
+    # flow exactly once, through kills and outages.
+    "booking": [("text", "book", "", ""), ("text", "2", "", "")],
     "person": [
         HI,
         ("button", "support", "💬 Support", ""),
@@ -64,6 +68,7 @@ MIX = [
     ("cancel", 7),
     ("person", 5),
     ("silent", 5),
+    ("booking", 5),
 ]
 # The template the silent walk starts: short timers, so that they fire within a scenario.
 TIMER_TEMPLATE: dict[str, Any] = {
