@@ -235,3 +235,22 @@ def test_a_booking_in_spanish(
     result = seeded.GetResult(flow_pb2.GetResultRequest(reference=reference)).result
     assert json_format.MessageToDict(result.context)["slot_time"] == "13:00"
     everything_meta_got_was_accepted(graph, customer)
+
+
+def test_no_free_times_is_said_at_once_and_a_reply_without_slots_apologises(
+    meta: httpx.Client, graph: StandinServer, api: BusinessStandin, seeded: Any
+) -> None:
+    full, broken = "15553330005", "15553330006"
+    api.behave(slots=0)
+    say(meta, full, text="book")
+    sent_to(graph, full, 1)
+    say(meta, full, text="3")
+    assert text_of(sent_to(graph, full, 3)[2]) == (
+        'Sorry, we have no free tables for 3 today. Send "book" to try again later, or call us '
+        "on +1 555 0100."
+    )
+    api.behave(without="slots")
+    say(meta, broken, text="book")
+    sent_to(graph, broken, 1)
+    say(meta, broken, text="3")
+    assert text_of(sent_to(graph, broken, 3)[2]).startswith("Sorry, I can't see our free tables")
