@@ -19,12 +19,13 @@ HI: Step = ("text", "hi", "", "")
 NEW_ORDER: Step = ("button", "new_order", "🛒 New Order", "")
 
 SCRIPTS: dict[str, list[Step]] = {
-    # hi -> New Order -> Coffee -> "2" -> Yes: one order stored, the conversation ended.
+    # hi -> New Order -> Coffee -> "2" -> Pickup -> Yes: one order stored, the conversation ended.
     "order": [
         HI,
         NEW_ORDER,
         ("row", "coffee", "Coffee", "$3.50"),
         ("text", "2", "", ""),
+        ("button", "pickup", "🏪 Pickup", ""),
         ("button", "yes", "✅ Yes", ""),
     ],
     "support": [
