@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy
 
 from gateway.call_endpoints import CallEndpoint, parse
-from menuflow.address_check import AddressCheck
+from menuflow.business_standin import BusinessStandin
 from menuflow.environment import SettingsError
 from menuflow.v1 import flow_pb2, flow_pb2_grpc
 from tests.gateway_harness import (
@@ -44,8 +44,8 @@ def graph() -> Iterator[StandinServer]:
 
 
 @pytest.fixture
-def api() -> Iterator[AddressCheck]:
-    server = AddressCheck().serve()
+def api() -> Iterator[BusinessStandin]:
+    server = BusinessStandin().serve()
     yield server
     server.shutdown()
     server.server_close()
@@ -106,7 +106,7 @@ def answered(graph: StandinServer, customer: str, text: str) -> list[str]:
 
 
 def test_the_endpoint_answers_and_the_order_goes_on_with_its_zone(
-    flowsvc_target: str, graph: StandinServer, api: AddressCheck, seeded: Any
+    flowsvc_target: str, graph: StandinServer, api: BusinessStandin, seeded: Any
 ) -> None:
     customer = "16505550101"
     with gateway(flowsvc_target, graph, api.url) as client:
@@ -145,7 +145,7 @@ def test_the_endpoint_answers_and_the_order_goes_on_with_its_zone(
 def test_a_failing_endpoint_sends_the_customer_down_the_failure_path(
     flowsvc_target: str,
     graph: StandinServer,
-    api: AddressCheck,
+    api: BusinessStandin,
     seeded: Any,
     behaviour: dict[str, Any],
     requests: int,
@@ -183,7 +183,7 @@ def test_an_endpoint_that_is_down_takes_the_failure_path(
 
 
 def test_a_slow_endpoint_times_out_and_the_customer_hears_it(
-    flowsvc_target: str, graph: StandinServer, api: AddressCheck, seeded: Any
+    flowsvc_target: str, graph: StandinServer, api: BusinessStandin, seeded: Any
 ) -> None:
     """The shipped step waits 5 s; the stand-in answers after 8 s (too late)."""
     customer = "16505550401"
@@ -242,7 +242,7 @@ def waiting_for_the_call(stub: flow_pb2_grpc.FlowServiceStub, customer: str) -> 
 def test_a_call_whose_sender_died_after_sending_is_sent_again_only_when_idempotent(
     flowsvc_target: str,
     graph: StandinServer,
-    api: AddressCheck,
+    api: BusinessStandin,
     seeded: flow_pb2_grpc.FlowServiceStub,
     idempotent: bool,
 ) -> None:

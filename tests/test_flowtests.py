@@ -53,9 +53,9 @@ def test_the_shipped_templates_pass_their_scripted_tests_and_write_nothing(
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "PASS" in result.stdout and "FAIL" not in result.stdout
-    assert result.stdout.strip().endswith("13 passed, 0 failed, 0 errors")
+    assert result.stdout.strip().endswith("18 passed, 0 failed, 0 errors")
     suites = ElementTree.parse(report).getroot().findall("testsuite")
-    assert sum(int(s.get("tests", "0")) for s in suites) == 13
+    assert sum(int(s.get("tests", "0")) for s in suites) == 18
     assert all(s.get("failures") == "0" for s in suites)
     assert row_counts(database_url) == before
 
@@ -175,7 +175,7 @@ def test_offline_the_shipped_tests_run_against_the_files_without_flowsvc() -> No
     )
 
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.strip().endswith("13 passed, 0 failed, 0 errors")
+    assert result.stdout.strip().endswith("18 passed, 0 failed, 0 errors")
 
 
 def test_offline_template_files_with_problems_are_named_and_nothing_runs(tmp_path: Path) -> None:
