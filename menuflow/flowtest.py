@@ -77,12 +77,7 @@ class Turn:
     @property
     def label(self) -> str:
         said = next(
-            (
-                f"{key} {json.dumps(self.data[key]) if key == 'call_result' else repr(self.data[key])}"
-                for key in INPUTS
-                if key in self.data
-            ),
-            "",
+            (f"{key} {_shown(key, self.data[key])}" for key in INPUTS if key in self.data), ""
         )
         if "start" in self.data:
             said = "start"
@@ -90,6 +85,10 @@ class Turn:
         if not said:
             return f"turn {self.number} (silence for {silence} min)"
         return f"turn {self.number} ({said}{f' after {silence} min' if silence else ''})"
+
+
+def _shown(key: str, value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False) if key == "call_result" else repr(value)
 
 
 @dataclass(frozen=True)
