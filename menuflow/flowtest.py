@@ -23,9 +23,9 @@ true} or {"failed": true} (menuflow/call_results.py). Its "expect"
 may check: "text" (a text, or texts, each contained in some reply), "matches" (a regular
 expression searched in the replies), "options" (the titles the last message offers, in order),
 "step" and "flow" (where the conversation waits), "context" (values it holds), "outcome"
-(started, advanced, invalid_input, waiting, completed, cancelled, ...), "result" (values of the stored
-result), "ended" (true when no conversation is left), "call" (the call the step entered would
-queue: "endpoint", "method", "path", "body" as given; false: none).
+(started, advanced, invalid_input, waiting, completed, cancelled, ...), "result" (values of the
+stored result), "ended" (true when no conversation is left), "call" (the call the step entered
+would queue: "endpoint", "method", "path", "body" as given; false: none).
 """
 
 from __future__ import annotations
