@@ -6,6 +6,7 @@ import logging
 import signal
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import astuple
 
 import grpc
 from google.rpc import error_details_pb2  # noqa: F401  (lets reflection describe error details)
@@ -211,9 +212,10 @@ class Server:
                 ("results", purged.results),
                 ("outbox_messages", purged.outbox_messages),
                 ("events", purged.events),
+                ("calls", purged.calls),
             ):
                 self.metrics.swept.labels(kind).inc(rows)
-            if expired or old or purged.results or purged.outbox_messages or purged.events:
+            if expired or old or any(astuple(purged)):
                 log.info(
                     "swept",
                     extra={
@@ -222,6 +224,7 @@ class Server:
                         "results": purged.results,
                         "outbox_messages": purged.outbox_messages,
                         "events": purged.events,
+                        "calls": purged.calls,
                     },
                 )
 

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy
+from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.call_endpoints import CallEndpoint, parse
 from menuflow.business_standin import BusinessStandin
@@ -340,3 +341,43 @@ def test_call_endpoints_setting_reads_secrets_by_name_and_says_what_is_wrong() -
     ]:
         with pytest.raises(SettingsError, match=problem):
             parse(bad, {})
+
+
+def test_the_gateway_counts_calls_and_times_them_by_endpoint(
+    flowsvc_target: str, graph: StandinServer, api: AddressCheck, seeded: Any
+) -> None:
+    with gateway(flowsvc_target, graph, api.url) as client:
+        to_address_check(client, graph, "16505550801")
+        answered(graph, "16505550801", CONFIRMED)
+        api.behave(status=503)  # idempotent: sent three times, then the failure path
+        to_address_check(client, graph, "16505550802")
+        answered(graph, "16505550802", FAILED)
+        text = client.get("/metrics").text
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+    def value(name: str, **labels: str) -> float | None:
+        return samples.get((name, tuple(sorted({"endpoint": "address_check", **labels}.items()))))
+
+    assert value("gateway_call_requests_total", result="2xx") == 1
+    assert value("gateway_call_requests_total", result="5xx") == 3
+    assert value("gateway_calls_total", kind="answered") == 2  # the 503 too: an answer
+    assert value("gateway_calls_total", kind="failed") is None
+    assert value("gateway_call_seconds_count") == 4
+    assert value("gateway_call_seconds_bucket", le="30.0") == 4
+    assert "16505550801" not in text
+
+
+def test_a_call_with_no_answer_counts_as_failed(
+    flowsvc_target: str, graph: StandinServer, seeded: Any
+) -> None:
+    nothing_there = f"http://127.0.0.1:{free_port()}"  # connection refused, retried twice
+    with gateway(flowsvc_target, graph, nothing_there) as client:
+        to_address_check(client, graph, "16505550803")
+        answered(graph, "16505550803", FAILED)
+        text = client.get("/metrics").text
+    assert 'gateway_call_requests_total{endpoint="address_check",result="error"} 3.0' in text
+    assert 'gateway_calls_total{endpoint="address_check",kind="failed"} 1.0' in text
