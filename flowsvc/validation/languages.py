@@ -55,8 +55,9 @@ def check_languages(
                     )
                 elif not isinstance(text, str) or not text.strip():
                     out.append(Violation(f"{path}.{key}", "must be a non-empty text"))
-                elif len(text) > limits.MAX_TEXT_BODY:
-                    out.append(Violation(f"{path}.{key}", f"is longer than {limits.MAX_TEXT_BODY}"))
+                elif len(text) > wording.text_limit(key):
+                    limit = wording.text_limit(key)
+                    out.append(Violation(f"{path}.{key}", f"is longer than {limit}"))
     folded = {word.casefold() for word in keywords if isinstance(word, str)}
     for language, words in _object(menu, "language_keywords", out).items():
         path = f"{root}.language_keywords.{clip(language)}"
