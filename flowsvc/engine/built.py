@@ -66,6 +66,7 @@ class NavWords:
     choose: str = "Choose"
 
 
+ENGLISH = NavWords()
 NAV_KEYS = ("more", "previous", "more_section", "previous_section", "choose")
 """NavWords' fields, which are also their keys in wording.OWN_TEXTS."""
 
@@ -163,7 +164,7 @@ def page(
     *,
     buttons: bool,
     items: Sequence[Any] | None = None,
-    words: NavWords = NavWords(),
+    words: NavWords = ENGLISH,
 ) -> BuiltPage:
     """Page `number` (clamped to the pages there are) of the menu as sent; `buttons`: the
     template asked for reply buttons, which are kept when the items fit in three; `words`: the

@@ -120,7 +120,7 @@ def build(
     fill_flow: FillData = lambda data: data,
     flow_token: str = "",
     page: built.BuiltPage | None = None,
-    words: built.NavWords = built.NavWords(),
+    words: built.NavWords = built.ENGLISH,
 ) -> dict[str, Any]:
     """The request body for a template message; `body` overrides the message's own (a prompt);
     a Flow message carries `flow_token` and its screen's data filled by `fill_flow`; `page`: the
@@ -223,7 +223,7 @@ def step_messages(
     *,
     page: int = 0,
     items: list[Any] | None = None,
-    words: built.NavWords = built.NavWords(),
+    words: built.NavWords = built.ENGLISH,
 ) -> Bodies:
     """A step's messages, filled from `values`: `initial` sends the first message; other steps
     their prompt and/or their own message (a message without a body takes the prompt as body).

@@ -5,7 +5,7 @@ the keywords that set a customer's language."""
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from flowsvc.engine import limits, wording
+from flowsvc.engine import wording
 from flowsvc.engine.render import placeholder_names
 from flowsvc.engine.translations import text_at, translated
 from flowsvc.engine.wording import LANGUAGE
