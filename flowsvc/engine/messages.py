@@ -58,7 +58,10 @@ class Replies:
         `page`: which page of a menu built from data (built.py)."""
         language = context.get(LANGUAGE_KEY)
         spoken = template.speaking(language)
-        words = nav_words(template, self.config, language)
+        answering = template.answering(step_name)
+        words = built.ENGLISH  # only a menu built from data says words of its own
+        if answering is not None and answering.built is not None:
+            words = nav_words(template, self.config, language)
         values = self._values(context)
         return step_messages(self.to, spoken, step_name, values, page=page, words=words)
 
