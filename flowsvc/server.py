@@ -95,16 +95,17 @@ class Server:
                 ("grpc.so_reuseport", 0),
             ],
         )
+        config = engine_config(settings)
         self.handling = MessageHandling(
             sessions,
             catalog,
-            engine_config(settings),
+            config,
             max_context_bytes=settings.max_context_bytes,
             expiry_notice=settings.expiry_notice,
             observe=self.metrics.message,
         )
         servicer = FlowServicer(
-            Templates(sessions, on_change=catalog.invalidate),
+            Templates(sessions, on_change=catalog.invalidate, config=config),
             self.handling,
             self.conversations,
             Results(sessions),
