@@ -121,6 +121,9 @@ def test_the_order_flow_is_walked_by_clicks_in_the_studio(
     assert browser.find_element(By.ID, "step").text == "quantity"
     browser.find_element(By.ID, "message").send_keys("2")
     browser.find_element(By.ID, "send").click()
+    wait_for_text(browser, "chat", "Pickup or delivery?")
+    assert browser.find_element(By.ID, "step").text == "fulfilment"
+    click_enabled(browser, ".choices .reply", "🏪 Pickup")
     wait_for_text(browser, "chat", "2 x Coffee = $7.00")
     assert browser.find_element(By.ID, "step").text == "confirmation"
     assert '"product_title": "Coffee"' in browser.find_element(By.ID, "context").text
