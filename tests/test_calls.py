@@ -344,7 +344,7 @@ def test_call_endpoints_setting_reads_secrets_by_name_and_says_what_is_wrong() -
 
 
 def test_the_gateway_counts_calls_and_times_them_by_endpoint(
-    flowsvc_target: str, graph: StandinServer, api: AddressCheck, seeded: Any
+    flowsvc_target: str, graph: StandinServer, api: BusinessStandin, seeded: Any
 ) -> None:
     with gateway(flowsvc_target, graph, api.url) as client:
         to_address_check(client, graph, "16505550801")
