@@ -11,6 +11,10 @@ import grpc
 import pytest
 
 from flowsvc.server import Server
+from flowsvc.service.event_feed import EventFeed
+from flowsvc.service.event_hub import EventHub
+from flowsvc.store import events
+from flowsvc.store.db import create_db_engine, create_sessionmaker
 from menuflow.v1 import flow_pb2, flow_pb2_grpc
 from tests.chat import Chat
 from tests.test_events import Watcher, listed
@@ -75,3 +79,40 @@ def test_a_hundred_watchers_each_get_every_event_in_order_while_messages_are_han
     finally:
         for watcher in watchers:
             watcher.close()
+
+
+def test_a_watcher_too_slow_for_its_queue_still_gets_every_event_once_in_order(
+    database_url: str,
+) -> None:
+    """A stream that has not taken what the hub pushed while many events committed overflows its
+    queue (here 3 events) and catches up from where it was, missing and repeating nothing."""
+    engine = create_db_engine(database_url, pool_size=4)
+    sessions = create_sessionmaker(engine)
+    events.attach(sessions)
+    hub = EventHub(sessions, queue_events=3)
+    hub.start()
+    customer = ("1", "2")
+    try:
+
+        def commit(count: int) -> int:
+            with sessions() as session:
+                with session.begin():
+                    events.record(session, [events.Draft("message_sent", customer)] * count)
+                with session.begin():
+                    return events.bounds(session)[0]
+
+        first = commit(1)
+        stream = EventFeed(sessions, hub).watch(first - 1, events.Filter(), lambda: True)
+        seen = [item.id for item in next(stream)]  # subscribed; this response not yet sent
+        assert seen == [first]
+        for _ in range(10):
+            last = commit(2)
+        while hub.after(last - 1, 1.0) == ([], last - 1):
+            pass  # until the hub has loaded (and pushed) them all
+        while seen[-1] < last:
+            seen += [item.id for item in next(stream)]
+        assert seen == list(range(first, last + 1))
+        stream.close()
+    finally:
+        hub.stop()
+        engine.dispose()
