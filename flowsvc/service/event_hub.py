@@ -39,7 +39,7 @@ _READ_BATCH = 1000
 # At most one read of new events per _PACE (seconds, counted from the start of the previous read):
 # under load, many commits' events go out together (one wake-up and one response per stream); a
 # NOTIFY after a quiet spell is read at once.
-_PACE = 0.005
+_PACE = 0.01
 _QUEUE_EVENTS = 10_000  # events one subscription's queue holds before it overflows
 
 
