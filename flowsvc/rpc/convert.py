@@ -481,16 +481,18 @@ class ResponseCache:
         self._lock = threading.Lock()
 
     def get(self, batch: list[Committed]) -> flow_pb2.WatchEventsResponse:
+        # Built under the lock: the streams of one filter wake together, and one builds for all.
         with self._lock:
             found = self._built.get(id(batch))
-        if found is not None and found[0] is batch:
-            return found[1]
-        response = flow_pb2.WatchEventsResponse(events=[self._events.get(item) for item in batch])
-        with self._lock:
+            if found is not None and found[0] is batch:
+                return found[1]
+            response = flow_pb2.WatchEventsResponse(
+                events=[self._events.get(item) for item in batch]
+            )
             self._built[id(batch)] = (batch, response)
             while len(self._built) > self._size:
                 self._built.popitem(last=False)
-        return response
+            return response
 
 
 def event(item: Committed) -> flow_pb2.Event:
