@@ -102,12 +102,21 @@ class EventFeed:
                             found = [item for item in found if matches(item, wanted)]
                         yield from _batches(found)
                     while active() and not self._hub.stopping and not subscription.overflowed:
-                        for load in subscription.take(_WAIT_SECONDS):
-                            found = load.items
-                            if found and found[0].id <= cursor:
-                                found = [item for item in found if item.id > cursor]
-                            cursor = max(cursor, load.through)
-                            yield from _batches(found)
+                        loads = subscription.take(_WAIT_SECONDS)
+                        if not loads:
+                            continue
+                        # One load (a stream keeping up): its list as is, shared with the other
+                        # streams of the filter. Several (a stream that fell behind while it
+                        # sent): all in one response, so that it catches up rather than falling
+                        # further behind one response per load.
+                        if len(loads) == 1:
+                            found = loads[0].items
+                        else:
+                            found = [item for load in loads for item in load.items]
+                        if found[0].id <= cursor:
+                            found = [item for item in found if item.id > cursor]
+                        cursor = max(cursor, loads[-1].through)
+                        yield from _batches(found)
 
     def _catch_up(self, cursor: int, wanted: Filter) -> tuple[list[Committed], int]:
         """The next batch from the database, for a watcher behind the hub's buffer."""

@@ -102,7 +102,7 @@ class Subscription:
         self.overflowed = False
 
     def put(self, load: Load) -> None:
-        """From the reader thread: never blocks on the stream."""
+        """From the reader thread: never blocks on the stream, and does not wake it (`wake`)."""
         with self._lock:
             if self.overflowed:
                 return
@@ -113,7 +113,6 @@ class Subscription:
             else:
                 self._loads.append(load)
                 self._queued += len(load.items)
-        self._ready.set()
 
     def wake(self) -> None:
         self._ready.set()
@@ -290,6 +289,7 @@ class EventHub:
         streams following the same events cost one pass); a stream none of it matches is not
         woken at all."""
         by_filter: dict[Filter, Load] = {}
+        woken: list[Subscription] = []
         for subscription in subscriptions:
             load = by_filter.get(subscription.wanted)
             if load is None:
@@ -299,6 +299,11 @@ class EventHub:
                 )
             if load.items:
                 subscription.put(load)
+                woken.append(subscription)
+        # Every queue filled before any stream wakes: a woken stream's sending competes for the
+        # GIL, and would otherwise hold up the queues after its own.
+        for subscription in woken:
+            subscription.wake()
 
     def _poll(self) -> None:
         """SQLite: read the counter every poll interval (commits of other processes)."""
