@@ -75,7 +75,7 @@ clean:
 # Talk to a running flowsvc as a customer (PHONE=15550001234 to pick the number).
 chat: install
 	$(PY) -m menuflow.chat $(if $(PHONE),--phone $(PHONE)) $(if $(TEMPLATE),--template $(TEMPLATE)) \
-	  $(if $(VERSION),--version $(VERSION)) $(if $(CONTEXT),--context '$(CONTEXT)') $(if $(LIVE),--live)
+	  $(if $(VERSION),--version $(VERSION)) $(if $(CONTEXT),--context '$(CONTEXT)') $(if $(CALL_RESULT),--call-result '$(CALL_RESULT)') $(if $(LIVE),--live)
 
 # HandleMessage throughput, latency and SQL per message on PostgreSQL, next to pgbench -N.
 bench-flowsvc: install

@@ -42,6 +42,7 @@ ORDER_WALK: list[tuple[str, dict[str, str]]] = [
     ("button_reply", {"id": "new_order", "title": "🛒 New Order"}),
     ("list_reply", {"id": "coffee", "title": "Coffee", "description": "$3.50"}),
     ("text", {"body": "2"}),
+    ("button_reply", {"id": "pickup", "title": "🏪 Pickup"}),
     ("button_reply", {"id": "yes", "title": "✅ Yes"}),
 ]
 _SHAPES = {

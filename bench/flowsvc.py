@@ -46,6 +46,7 @@ ORDER_WALK = [
     ("tap", "new_order"),
     ("tap", "coffee"),
     ("text", "2"),
+    ("tap", "pickup"),
     ("tap", "yes"),
 ]
 ids = itertools.count()

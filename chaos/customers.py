@@ -19,12 +19,13 @@ HI: Step = ("text", "hi", "", "")
 NEW_ORDER: Step = ("button", "new_order", "🛒 New Order", "")
 
 SCRIPTS: dict[str, list[Step]] = {
-    # hi -> New Order -> Coffee -> "2" -> Yes: one order stored, the conversation ended.
+    # hi -> New Order -> Coffee -> "2" -> Pickup -> Yes: one order stored, the conversation ended.
     "order": [
         HI,
         NEW_ORDER,
         ("row", "coffee", "Coffee", "$3.50"),
         ("text", "2", "", ""),
+        ("button", "pickup", "🏪 Pickup", ""),
         ("button", "yes", "✅ Yes", ""),
     ],
     "support": [
@@ -47,6 +48,10 @@ SCRIPTS: dict[str, list[Step]] = {
     # Starts the timer template and says nothing more: reminded once, then ended, by whichever
     # flowsvc fires the timers (exactly once each, through kills and outages).
     "silent": [("text", "remind me", "", "")],
+    # The shipped booking flow up to its call: "2" guests queues a GET /slots that a gateway runs
+    # against the business stand-in; its result (the free times, or the apology) continues the
+    # flow exactly once, through kills and outages.
+    "booking": [("text", "book", "", ""), ("text", "2", "", "")],
     "person": [
         HI,
         ("button", "support", "💬 Support", ""),
@@ -64,6 +69,7 @@ MIX = [
     ("cancel", 7),
     ("person", 5),
     ("silent", 5),
+    ("booking", 5),
 ]
 # The template the silent walk starts: short timers, so that they fire within a scenario.
 TIMER_TEMPLATE: dict[str, Any] = {

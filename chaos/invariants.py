@@ -21,6 +21,7 @@ from sqlalchemy import Engine, text
 
 Key = tuple[str, str]
 TIMER_PREFIX = "timer:"  # the dedupe ids of step timers' turns (service.turns.SilenceTurn)
+CALL_PREFIX = "call:"  # the dedupe ids of call results' turns (service.turns.call_source_id)
 
 
 @dataclass
@@ -48,6 +49,8 @@ class Findings:
     bad_signatures: int = 0  # event POSTs whose signature did not verify
     timers_fired: int = 0  # timer turns (processed timer:... records) of the scenario's customers
     timers_wrong: int = 0  # silent walks whose timers did not fire once each (reminder, end)
+    calls_continued: int = 0  # call results that continued their flow (processed call:... records)
+    calls_wrong: int = 0  # call walks whose one call did not continue the flow exactly once
     stuck: list[str] = field(default_factory=list)
     conversations: int = 0  # open conversations checked for a way on
     notes: list[str] = field(default_factory=list)
@@ -71,6 +74,7 @@ class Findings:
             + self.hook_extra
             + self.bad_signatures
             + self.timers_wrong
+            + self.calls_wrong
             + len(self.stuck)
         )
 
@@ -87,6 +91,15 @@ def armed_timers(engine: Engine, customers: set[Key], within: float = 60.0) -> i
                 "AND expires_at > now()"
             ),
             {"within": within},
+        ).all()
+    return sum(1 for row in rows if (row[0], row[1]) in customers)
+
+
+def pending_calls(engine: Engine, customers: set[Key]) -> int:
+    """Calls of these customers not yet answered (the scenario waits for them as for replies)."""
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text("SELECT phone_number_id, phone_number FROM calls WHERE state = 'pending'")
         ).all()
     return sum(1 for row in rows if (row[0], row[1]) in customers)
 
@@ -128,10 +141,11 @@ def check(
     accepted: list[dict[str, Any]],
     ambiguity: Ambiguity,
     timers: dict[Key, dict[str, int]] | None = None,
+    calls: set[Key] | None = None,
 ) -> Findings:
     """`customers` maps each customer to the results its walk must leave (None: not checked);
     `accepted` is the stand-in's record; `timers` the timer turns (by outcome) the customers
-    whose walk ends in silence must leave."""
+    whose walk ends in silence must leave; `calls` the customers whose walk queues one call."""
     found = Findings()
     keys = set(customers)
     with engine.connect() as connection:
@@ -160,6 +174,18 @@ def check(
             text("SELECT phone_number_id, phone_number FROM flow_results")
         ):
             results[(row[0], row[1])] += 1
+        queued = [
+            row
+            for row in connection.execute(
+                text("SELECT id, phone_number_id, phone_number, state FROM calls")
+            )
+            if (row[1], row[2]) in keys
+        ]
+        finished: dict[str, int] = defaultdict(int)
+        for (payload,) in connection.execute(
+            text("SELECT payload FROM events WHERE type IN ('call_completed', 'call_failed')")
+        ):
+            finished[f"{CALL_PREFIX}{_obj(payload).get('call_id', '')}"] += 1
         seen: dict[str, int] = defaultdict(int)
         for (payload,) in connection.execute(
             text("SELECT payload FROM events WHERE type = 'customer_message'")
@@ -167,6 +193,7 @@ def check(
             seen[str(_obj(payload).get("message_id", ""))] += 1
     _inbound(found, processed, outbox, driven)
     _timers(found, processed, timers or {})
+    _calls(found, processed, queued, finished, calls or set())
     _handed_off(found, processed, seen)
     _replies(found, outbox, accepted, keys, ambiguity)
     for key, expected in customers.items():
@@ -208,9 +235,42 @@ def _timers(found: Findings, processed: list[Any], expected: dict[Key, dict[str,
             found.notes.append(f"customer ***{key[1][-4:]}: timer turns {got}, not {stages}")
 
 
+def _calls(
+    found: Findings,
+    processed: list[Any],
+    queued: list[Any],
+    finished: dict[str, int],
+    expected: set[Key],
+) -> None:
+    """Each call walk queued one call, and its result continued the flow exactly once: the
+    call is done, its result's turn is recorded (dedupe id call:<id>) and emitted one
+    call_completed or call_failed event. A call of another customer (a burst typing "book")
+    must be done or superseded, and continued at most once."""
+    recorded = {str(row[0]) for row in processed if str(row[0]).startswith(CALL_PREFIX)}
+    found.calls_continued = len(recorded)
+    by_customer: dict[Key, list[Any]] = defaultdict(list)
+    for row in queued:
+        by_customer[(row[1], row[2])].append(row)
+    for key in expected:
+        rows = by_customer.get(key, [])
+        source = f"{CALL_PREFIX}{rows[0][0]}" if len(rows) == 1 else ""
+        if not (source and rows[0][3] == "done" and source in recorded and finished[source] == 1):
+            found.calls_wrong += 1
+            got = [(r[0], r[3], finished[f"{CALL_PREFIX}{r[0]}"]) for r in rows]
+            found.notes.append(f"customer ***{key[1][-4:]}: calls (id, state, results) {got}")
+    for key, rows in by_customer.items():
+        for row in rows:
+            source = f"{CALL_PREFIX}{row[0]}"
+            if key not in expected and (row[3] == "pending" or finished[source] > 1):
+                found.calls_wrong += 1
+                found.notes.append(f"call {row[0]}: {row[3]}, {finished[source]} results")
+
+
 def _inbound(found: Findings, processed: list[Any], outbox: list[Any], driven: set[str]) -> None:
-    # A timer's turn is recorded like a message's (its id: timer:...); it was not driven.
-    ids = {row[0] for row in processed if not str(row[0]).startswith(TIMER_PREFIX)}
+    # A timer's or a call result's turn is recorded like a message's (its id: timer:... or
+    # call:...); it was not driven.
+    internal = (TIMER_PREFIX, CALL_PREFIX)
+    ids = {row[0] for row in processed if not str(row[0]).startswith(internal)}
     found.inbound_missing = len(driven - ids)
     found.inbound_unexpected = len(ids - driven)
     listed = {int(i) for row in processed for i in _json(row[3])}

@@ -77,7 +77,7 @@ def details(
             f"replies pending {f.pending}, failed {f.failed}; "
             f"{f.conversations} open conversations checked for a way on; "
             f"{f.handed_off} messages of handed-off customers checked; "
-            f"{f.timers_fired} timers fired"
+            f"{f.timers_fired} timers fired; {f.calls_continued} call results continued a flow"
         )
         for w in o.windows:
             back = "no traffic after it" if w.recovery is None else f"{w.recovery:.1f} s"
@@ -94,6 +94,7 @@ def details(
             "stuck conversations": len(f.stuck),
             "event webhook POSTs with a bad signature": f.bad_signatures,
             "silent customers whose timers did not fire once each": f.timers_wrong,
+            "calls whose result did not continue the flow exactly once": f.calls_wrong,
         }
         for label, count in problems.items():
             if count:

@@ -18,6 +18,7 @@ from chaos.invariants import (
     armed_timers,
     check,
     committed_completions,
+    pending_calls,
     pending_replies,
 )
 from chaos.logs import LogScan, scan
@@ -150,8 +151,10 @@ async def run(
     keys = {c.key for c in customers}
     loop = asyncio.get_running_loop()
     while time.monotonic() - quiet < drain_limit:
-        if await loop.run_in_executor(None, pending_replies, engine, keys) == 0 and (
-            await loop.run_in_executor(None, armed_timers, engine, keys) == 0
+        if (
+            await loop.run_in_executor(None, pending_replies, engine, keys) == 0
+            and (await loop.run_in_executor(None, armed_timers, engine, keys) == 0)
+            and await loop.run_in_executor(None, pending_calls, engine, keys) == 0
         ):
             break
         await asyncio.sleep(0.5)
@@ -176,6 +179,7 @@ async def run(
             + [kill for w in windows for _, kill in w.held],
         ),
         {c.key: dict(TIMER_STAGES) for c in customers if c.kind == "silent" and not c.burst},
+        {c.key for c in customers if c.kind == "booking" and not c.burst},
     )
     await loop.run_in_executor(None, _watched, system, engine, keys, findings)
     accepted = sorted(r["at"] for r in mine if r["kind"] == "message" and r["status"] == 200)

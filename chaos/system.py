@@ -1,5 +1,6 @@
 """The whole system on loopback: PostgreSQL, the Graph API stand-in behind a drop proxy, two
-flowsvc replicas and two gateways; started once, faulted by the scenarios, stopped at the end."""
+flowsvc replicas, two gateways and the business's API stand-in their call steps ask; started
+once, faulted by the scenarios, stopped at the end."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from chaos.watcher import Watcher
 from flowsvc.seed import seed
 from flowsvc.service.templates import TemplateDefinition, Templates
 from flowsvc.store.db import create_db_engine, create_sessionmaker
+from menuflow.business_standin import BusinessStandin
 from tests.database import migrate
 from tests.servers import free_port
 
@@ -43,6 +45,9 @@ class System:
         # Both gateways deliver flow completions to one endpoint (one at a time, by lease).
         self.hook = HookEndpoint()
         hooks = self.hook.gateway_env()
+        # The business's API the booking walks' call step asks (answers in a thread here).
+        self.business = BusinessStandin()
+        hooks |= {"CALL_ENDPOINTS": self.business.endpoint_setting(), "CALL_POLL_SECONDS": "0.2"}
         self.gateways = [
             processes.gateway(
                 "gateway-1", g1, [a, b], graph, folder, graph_timeout=graph_timeout, extra_env=hooks
@@ -78,6 +83,7 @@ class System:
         self.standin.start()
         self.proxy.start()
         self.hook.server.start()
+        self.business.serve()
         for service in (*self.flowsvcs, *self.gateways):
             service.start()
         for watcher in self.watchers:
@@ -91,6 +97,8 @@ class System:
             service.stop()
         self.proxy.stop()
         self.hook.server.stop()
+        self.business.shutdown()
+        self.business.server_close()
         self._control.close()
         self.postgres.destroy()
         return {s.name: s.exits for s in self.services}

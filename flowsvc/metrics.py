@@ -24,7 +24,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy.orm import Session, sessionmaker
 
 from flowsvc.clock import Clock, utcnow
-from flowsvc.store import conversations, handoffs, outbox
+from flowsvc.store import calls, conversations, handoffs, outbox
 
 log = logging.getLogger("flowsvc.metrics")
 
@@ -87,6 +87,7 @@ class StoreCollector(Collector):
                 active = conversations.count_active(session, now)
                 pending, oldest = outbox.pending_depth(session)
                 queues = handoffs.queues(session)
+                calls_pending, oldest_call = calls.pending_depth(session)
         except Exception as error:  # a scrape during an outage shows the gap, not an error page
             log.warning("metrics: database unreadable", extra={"error": type(error).__name__})
             return
@@ -101,6 +102,17 @@ class StoreCollector(Collector):
             "flowsvc_outbox_oldest_pending_seconds",
             "Age of the oldest outbox message waiting to be sent (0 when none is)",
             value=max(age, 0.0),
+        )
+        yield GaugeMetricFamily(
+            "flowsvc_calls_pending",
+            "Calls to the business's APIs queued or running (a conversation waits for each)",
+            value=calls_pending,
+        )
+        call_age = (now - oldest_call).total_seconds() if oldest_call is not None else 0.0
+        yield GaugeMetricFamily(
+            "flowsvc_calls_oldest_pending_seconds",
+            "Age of the oldest call whose result has not come back (0 when none is pending)",
+            value=max(call_age, 0.0),
         )
         waiting = GaugeMetricFamily(
             "flowsvc_handoff_waiting",

@@ -6,6 +6,7 @@ import logging
 import signal
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import astuple
 
 import grpc
 from google.rpc import error_details_pb2  # noqa: F401  (lets reflection describe error details)
@@ -94,16 +95,17 @@ class Server:
                 ("grpc.so_reuseport", 0),
             ],
         )
+        config = engine_config(settings)
         self.handling = MessageHandling(
             sessions,
             catalog,
-            engine_config(settings),
+            config,
             max_context_bytes=settings.max_context_bytes,
             expiry_notice=settings.expiry_notice,
             observe=self.metrics.message,
         )
         servicer = FlowServicer(
-            Templates(sessions, on_change=catalog.invalidate),
+            Templates(sessions, on_change=catalog.invalidate, config=config),
             self.handling,
             self.conversations,
             Results(sessions),
@@ -211,9 +213,10 @@ class Server:
                 ("results", purged.results),
                 ("outbox_messages", purged.outbox_messages),
                 ("events", purged.events),
+                ("calls", purged.calls),
             ):
                 self.metrics.swept.labels(kind).inc(rows)
-            if expired or old or purged.results or purged.outbox_messages or purged.events:
+            if expired or old or any(astuple(purged)):
                 log.info(
                     "swept",
                     extra={
@@ -222,6 +225,7 @@ class Server:
                         "results": purged.results,
                         "outbox_messages": purged.outbox_messages,
                         "events": purged.events,
+                        "calls": purged.calls,
                     },
                 )
 

@@ -248,6 +248,7 @@ def create_app(settings: Settings, *, transport: Transport | None = None) -> ASG
             send_budget=settings.send_budget_seconds,
             concurrency=settings.call_concurrency,
             on_held_elsewhere=pump.hurry,
+            metrics=app_metrics,
         )
         calls_task = asyncio.create_task(call_runner.run(), name="call-runner")
         # Event webhooks: their own HTTP client (other hosts, other timeouts than Meta's).

@@ -25,6 +25,7 @@ from gateway.call_endpoints import CallEndpoint
 from gateway.channel import Calls
 from gateway.lanes import Lanes
 from gateway.leases import leased_message
+from gateway.metrics import Metrics
 from menuflow.logs import log
 from menuflow.v1 import flow_pb2
 
@@ -53,6 +54,7 @@ class CallRunner:
         send_budget: float,
         concurrency: int,
         on_held_elsewhere: Callable[[], None] = lambda: None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._calls = calls
         self._endpoints = endpoints
@@ -67,6 +69,7 @@ class CallRunner:
         self._running: set[asyncio.Task[None]] = set()
         self._stop = asyncio.Event()
         self._held_elsewhere = on_held_elsewhere
+        self._metrics = metrics
 
     def stop(self) -> None:
         self._stop.set()
@@ -123,6 +126,9 @@ class CallRunner:
                 status=result.status_code,
                 attempts=call.attempts,
             )
+            if self._metrics is not None:
+                kind = flow_pb2.CallResultKind.Name(result.kind).removeprefix("CALL_RESULT_KIND_")
+                self._metrics.calls.labels(call.endpoint, kind.lower()).inc()
             await self._finish(call, result)
 
     async def _send(
@@ -133,11 +139,23 @@ class CallRunner:
         for attempt in range(tries):
             if attempt:
                 await asyncio.sleep(min(0.2 * 2**attempt, 2.0))
+            started = time.monotonic()
             result = await self._request(endpoint, call)
+            self._measured(call.endpoint, result, time.monotonic() - started)
             retry = result.kind == FAILED or (result.kind == ANSWERED and result.status_code >= 500)
             if not retry:
                 break
         return result
+
+    def _measured(self, endpoint: str, result: flow_pb2.FinishCallRequest, took: float) -> None:
+        if self._metrics is None:
+            return
+        if result.kind == ANSWERED:
+            outcome = f"{result.status_code // 100}xx"
+        else:
+            outcome = "timeout" if result.kind == TIMEOUT else "error"
+        self._metrics.call_requests.labels(endpoint, outcome).inc()
+        self._metrics.call_seconds.labels(endpoint).observe(took)
 
     async def _request(
         self, endpoint: CallEndpoint, call: flow_pb2.QueuedCall

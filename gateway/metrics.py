@@ -11,6 +11,8 @@ from prometheus_client import (
 )
 
 _FAST = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# Calls wait up to a step's timeout, at most 30 s.
+_CALLS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0)
 
 
 class Metrics:
@@ -134,5 +136,26 @@ class Metrics:
             "gateway_event_delivery_lag_seconds",
             "From an event's commit to its endpoint's 2xx",
             buckets=_FAST,
+            registry=r,
+        )
+        self.call_requests = Counter(
+            "gateway_call_requests",
+            "HTTP requests of call steps sent, retries included, by endpoint and result: 2xx, "
+            "3xx, 4xx, 5xx, timeout or error (refused, reset)",
+            ["endpoint", "result"],
+            registry=r,
+        )
+        self.calls = Counter(
+            "gateway_calls",
+            "Calls whose result went back to flowsvc, by endpoint and kind: answered (any "
+            "status), failed (no answer, or not sent) or timeout",
+            ["endpoint", "kind"],
+            registry=r,
+        )
+        self.call_seconds = Histogram(
+            "gateway_call_seconds",
+            "Time from a call's request to its answer (or its timeout), by endpoint",
+            ["endpoint"],
+            buckets=_CALLS,
             registry=r,
         )

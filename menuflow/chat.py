@@ -4,9 +4,12 @@ Buttons and list rows are numbered: type the number to tap one, or type any text
 chat runs in the sandbox (RunSandbox): the same engine, but nothing is queued or stored, and
 `--template NAME [--version N]` tries any version, drafts included (`TEMPLATE=... VERSION=...
 make chat`), started with `--context` (a JSON object or @file.json, as StartConversation's: e.g.
-the slots a menu built from data shows). `--live` talks as a real customer (HandleMessage): the
-messages shown are marked sent, so a gateway's outbox pump running beside it does not send them
-again.
+the slots a menu built from data shows). A sandbox runs no call (a step's `call`): the chat shows
+the call the step would make and asks what it gave at a `call>` prompt, as JSON (`{"status": 200,
+"json": {...}}`, `{"timeout": true}`, `{"failed": true}`; Enter: the default), or answers every
+call with `--call-result JSON` (`CALL_RESULT=... make chat`). `--live` talks as a real customer
+(HandleMessage): the messages shown are marked sent, so a gateway's outbox pump running beside it
+does not send them again.
 flowsvc is found as the gateway finds it: FLOWSVC_TARGET (else the address FLOWSVC_LISTEN gives
 `make run`), FLOWSVC_TOKEN, and FLOWSVC_TLS_CA with FLOWSVC_TLS_CLIENT_CERT/KEY for TLS.
 """
@@ -27,6 +30,7 @@ from typing import Any
 import grpc
 from google.protobuf import json_format
 
+from menuflow.call_results import describe, sandbox_call_result
 from menuflow.connection import FlowsvcConnection, is_serving
 from menuflow.v1 import flow_pb2, flow_pb2_grpc
 
@@ -203,9 +207,41 @@ class Sandbox:
         self.version = args.version
         self.name = args.name
         self.context: dict[str, Any] = args.context
+        self.call_result: flow_pb2.SandboxCallResult | None = args.call_result
         self.conversation: flow_pb2.SandboxConversation | None = None
 
     def turn(self, said: Said) -> list[dict[str, Any]] | None:
+        """One turn; while the conversation then waits for a call, its result is asked for (or
+        the --call-result given) and sent as a turn of its own, the replies shown so far first."""
+        bodies, call = self._run(self._request(said))
+        while call is not None and bodies is not None:
+            show(bodies, [])
+            print(f"(sandbox: the bot calls {describe(call)})")
+            request = flow_pb2.RunSandboxRequest(
+                template_name=self.template,
+                version=self.version,
+                contact_name=self.name,
+                conversation=self.conversation,
+                call_result=self._call_result(),
+            )
+            bodies, call = self._run(request)
+        return bodies
+
+    def _call_result(self) -> flow_pb2.SandboxCallResult:
+        if self.call_result is not None:
+            print(f"call> {json_format.MessageToJson(self.call_result, indent=None)}\n")
+            return self.call_result
+        while True:
+            try:
+                typed = input(f"call> (Enter: {DEFAULT_CALL_RESULT}) ").strip()
+            except EOFError:
+                typed = ""
+            try:
+                return sandbox_call_result(json.loads(typed or DEFAULT_CALL_RESULT))
+            except ValueError as error:
+                print(f"(not a call result: {error})")
+
+    def _request(self, said: Said) -> flow_pb2.RunSandboxRequest:
         request = flow_pb2.RunSandboxRequest(
             template_name=self.template,
             version=self.version,
@@ -218,15 +254,33 @@ class Sandbox:
             request.text = said
         elif self.context:  # the template starts: with the data another service would give
             request.start_context.update(self.context)
+        return request
+
+    def _run(
+        self, request: flow_pb2.RunSandboxRequest
+    ) -> tuple[list[dict[str, Any]] | None, flow_pb2.SandboxCall | None]:
+        """The turn's replies (None: it failed) and the call the conversation now waits for."""
         try:
             response = self.stub.RunSandbox(request, metadata=self.client.metadata)
         except grpc.RpcError as error:
             _failed(error, self.client.target)
-            return None
+            return None, None
         self.conversation = response.conversation if response.HasField("conversation") else None
         if response.result_reference:
             print(f"(sandbox: a result {response.result_reference} would be stored)\n")
-        return [json_format.MessageToDict(body) for body in response.messages]
+        call = response.call if response.HasField("call") else None
+        return [json_format.MessageToDict(body) for body in response.messages], call
+
+
+DEFAULT_CALL_RESULT = '{"status": 200, "json": {}}'
+
+
+def _call_result_option(raw: str) -> flow_pb2.SandboxCallResult:
+    """--call-result: the result every call gets, in menuflow/call_results.py's shape."""
+    try:
+        return sandbox_call_result(json.loads(raw))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"not a call result: {error}") from None
 
 
 def _context(raw: str) -> dict[str, Any]:
@@ -272,7 +326,16 @@ def main(argv: list[str] | None = None) -> int:
         help="(sandbox, with --template) the context it starts with, as StartConversation's: "
         "a JSON object, or @file.json (e.g. the slots a menu is built from)",
     )
+    parser.add_argument(
+        "--call-result",
+        type=_call_result_option,
+        default=None,
+        help='(sandbox) what every call a step makes gives, e.g. \'{"status": 200, "json": '
+        '{"zone": "B"}}\' or \'{"timeout": true}\'; default: asked at a call> prompt',
+    )
     args = parser.parse_args(argv)
+    if args.live and args.call_result is not None:
+        parser.error("--call-result answers the sandbox's calls: a live call runs for real")
     if args.live and (args.template or args.version):
         parser.error("--template and --version try a version in the sandbox: drop --live")
     if args.context and not args.template:

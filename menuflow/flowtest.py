@@ -17,12 +17,15 @@ the bot does not read, e.g. "image"); "silence_minutes" lets time pass before it
 timers that come due meanwhile fire first (a turn of "silence_minutes" alone: the customer says
 nothing, only the timers answer, e.g. a reminder: outcome "reminded"). Sandbox time counts from
 the customer's last message: silences of 10 and then 30 minutes reach the 10th and the 30th minute
-of one silence. Its "expect"
+of one silence. A conversation waiting in a call step (the sandbox runs no call) gets the call's
+result from a "call_result" turn: {"status": 200, "json": {...}}, {"status": 502}, {"timeout":
+true} or {"failed": true} (menuflow/call_results.py). Its "expect"
 may check: "text" (a text, or texts, each contained in some reply), "matches" (a regular
 expression searched in the replies), "options" (the titles the last message offers, in order),
 "step" and "flow" (where the conversation waits), "context" (values it holds), "outcome"
-(started, advanced, invalid_input, completed, cancelled, ...), "result" (values of the stored
-result), "ended" (true when no conversation is left).
+(started, advanced, invalid_input, waiting, completed, cancelled, ...), "result" (values of the
+stored result), "ended" (true when no conversation is left), "call" (the call the step entered
+would queue: "endpoint", "method", "path", "body" as given; false: none).
 """
 
 from __future__ import annotations
@@ -37,13 +40,14 @@ from xml.etree import ElementTree
 
 from google.protobuf import duration_pb2, json_format
 
+from menuflow.call_results import describe, sandbox_call_result
 from menuflow.v1 import flow_pb2
 
 TEST_SUFFIX = ".test.json"
-INPUTS = ("start", "send", "tap", "media")
+INPUTS = ("start", "send", "tap", "media", "call_result")
 TURN_KEYS = frozenset({*INPUTS, "context", "silence_minutes", "expect"})
 EXPECT_KEYS = frozenset(
-    {"text", "matches", "options", "step", "flow", "context", "outcome", "result", "ended"}
+    {"text", "matches", "options", "step", "flow", "context", "outcome", "result", "ended", "call"}
 )
 OUTCOMES = {
     name.removeprefix("OUTCOME_").lower(): number
@@ -72,13 +76,19 @@ class Turn:
 
     @property
     def label(self) -> str:
-        said = next((f"{key} {self.data[key]!r}" for key in INPUTS if key in self.data), "")
+        said = next(
+            (f"{key} {_shown(key, self.data[key])}" for key in INPUTS if key in self.data), ""
+        )
         if "start" in self.data:
             said = "start"
         silence = self.data.get("silence_minutes")
         if not said:
             return f"turn {self.number} (silence for {silence} min)"
         return f"turn {self.number} ({said}{f' after {silence} min' if silence else ''})"
+
+
+def _shown(key: str, value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False) if key == "call_result" else repr(value)
 
 
 @dataclass(frozen=True)
@@ -158,6 +168,14 @@ def _checked_turn(turn: Any, where: str) -> Mapping[str, Any]:
     outcome = expect.get("outcome")
     if outcome is not None and outcome not in OUTCOMES:
         raise ScriptError(f"{where}.expect.outcome: {outcome!r} is not one of {sorted(OUTCOMES)}")
+    if "call_result" in turn:
+        try:
+            sandbox_call_result(turn["call_result"])
+        except ValueError as error:
+            raise ScriptError(f"{where}.call_result: {error}") from None
+    call = expect.get("call")
+    if call is not None and call is not False and not isinstance(call, dict):
+        raise ScriptError(f'{where}.expect.call: an object ("endpoint", "path", ...) or false')
     silence = turn.get("silence_minutes", 0)
     if isinstance(silence, bool) or not isinstance(silence, int | float) or silence < 0:
         raise ScriptError(f"{where}.silence_minutes: a number of minutes, 0 or more")
@@ -211,6 +229,8 @@ def run(
             request.text = str(data["send"])
         elif "media" in data:
             request.unsupported_type = str(data["media"])
+        elif "call_result" in data:
+            request.call_result.CopyFrom(sandbox_call_result(data["call_result"]))
         elif "tap" not in data:  # silence alone: only the step's timers answer
             if conversation is None:
                 outcome.failures.append(f"{turn.label}: no conversation runs to be silent in")
@@ -228,6 +248,8 @@ def run(
         bodies = [json_format.MessageToDict(body) for body in response.messages]
         outcome.transcript.append(f"customer: {turn.label}")
         outcome.transcript += ["bot: " + _text(body).replace("\n", "\n     ") for body in bodies]
+        if response.HasField("call"):
+            outcome.transcript.append(f"bot calls: {describe(response.call)}")
         conversation = response.conversation if response.HasField("conversation") else None
         offered = _options(bodies) or ([] if bodies else offered)
         failed = _compare(turn, data.get("expect", {}), response, bodies, offered, conversation)
@@ -281,7 +303,25 @@ def _compare(
     if "result" in expect:
         have = json_format.MessageToDict(response.result) if response.HasField("result") else {}
         failures += _subset(turn, "result", expect["result"], have)
+    if "call" in expect:
+        failures += _call(turn, expect["call"], response)
     return failures
+
+
+def _call(turn: Turn, expected: Any, response: flow_pb2.RunSandboxResponse) -> list[str]:
+    """expect.call: the call the step queues (false: none), its fields as given."""
+    if not response.HasField("call"):
+        return [] if expected is False else [f"{turn.label}: expected a call\n    got none"]
+    if expected is False:
+        return [f"{turn.label}: expected no call\n    got {describe(response.call)}"]
+    call = response.call
+    have = {
+        "endpoint": call.endpoint,
+        "method": call.method,
+        "path": call.path,
+        "body": json.loads(call.body_json) if call.body_json else None,
+    }
+    return _subset(turn, "call", expected, have)
 
 
 def _subset(turn: Turn, what: str, expected: Mapping[str, Any], have: dict[str, Any]) -> list[str]:

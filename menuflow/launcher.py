@@ -1,8 +1,9 @@
 """`make run`: flowsvc, then the gateway once flowsvc serves, then one line saying what to try.
 
 Starting the gateway only after flowsvc's health check answers SERVING keeps its first lines free
-of `pump.claim_error UNAVAILABLE` warnings. In dev mode without CALL_ENDPOINTS, the address_check
-stand-in (menuflow.address_check) answers the order flow's delivery address check on loopback.
+of `pump.claim_error UNAVAILABLE` warnings. In dev mode without CALL_ENDPOINTS, the business
+stand-in (menuflow.business_standin) answers the order flow's address check and the booking
+flow's free times on loopback.
 Either service stopping stops the other; SIGINT or SIGTERM stops both.
 """
 
@@ -17,7 +18,7 @@ from types import FrameType
 
 import httpx
 
-from menuflow.address_check import AddressCheck
+from menuflow.business_standin import BusinessStandin
 from menuflow.connection import DEFAULT_LISTEN, FlowsvcConnection, is_serving, local_target
 
 
@@ -70,9 +71,9 @@ def main() -> int:
     stand_in = ""
     dev_mode = env["GATEWAY_DEV_MODE"].strip().lower() in ("1", "true", "yes", "on")
     if dev_mode and not env.get("CALL_ENDPOINTS"):
-        address_check = AddressCheck().serve()
-        env["CALL_ENDPOINTS"] = address_check.endpoint_setting()
-        stand_in = f" The address_check stand-in answers calls on {address_check.url}."
+        business = BusinessStandin().serve()
+        env["CALL_ENDPOINTS"] = business.endpoint_setting()
+        stand_in = f" The address_check and slots stand-in answers calls on {business.url}."
     try:
         flowsvc = subprocess.Popen([sys.executable, "-m", "flowsvc"], env=env)
         processes.append(flowsvc)

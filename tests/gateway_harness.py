@@ -120,7 +120,8 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: fl
 
 
 def seed_default_templates(stub: flow_pb2_grpc.FlowServiceStub) -> None:
-    """Load the shipped templates (main_menu, new_order, support, account) through the API."""
+    """Load the shipped templates (main_menu, new_order, support, account, booking) through the
+    API."""
     definitions = []
     for path in sorted(DEFAULT_TEMPLATES.glob("*.json")):
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -141,7 +142,10 @@ MAIN_MENU_PHOTO = "https://upload.wikimedia.org/wikipedia/commons/4/45/A_small_c
 
 def main_menu(to: str) -> dict[str, Any]:
     """The Graph API body of the shipped main menu, sent to `to`."""
-    body = "👋 Welcome to our WhatsApp Business!\n\nHow can we help you today?"
+    body = (
+        "👋 Welcome to our WhatsApp Business!\n\nHow can we help you today?\n"
+        '📅 To book a table, send "book".'
+    )
     buttons = [
         {"type": "reply", "reply": {"id": "new_order", "title": "🛒 New Order"}},
         {"type": "reply", "reply": {"id": "support", "title": "💬 Support"}},

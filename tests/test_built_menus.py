@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import copy
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from flowsvc.engine import Catalog, Decision, Inbound, Outcome, State, limits, load_template, start
 from flowsvc.engine.diff import ChangeKind, diff_versions
 from flowsvc.engine.preview import preview
+from flowsvc.engine.wording import read_text_sets
 from flowsvc.validation import validate_template
 from tests.engine_calls import CONFIG, NOW, REF, TO, decide
 
@@ -393,3 +397,73 @@ def test_buttons_with_a_media_header_that_become_a_list_drop_it() -> None:
     decision = begin({"slots": slots(2), "doctors": DOCTORS}, menu)
     [body] = tap(decision, item_rows(decision.messages[0])[0], menu).messages
     assert body["interactive"]["header"] == {"type": "image", "image": image}
+
+
+# -- the menu's own words, in the customer's language -------------------------------------------
+
+
+def sections(body: dict[str, Any]) -> list[str]:
+    return [section["title"] for section in body["interactive"]["action"]["sections"]]
+
+
+def test_a_spanish_customers_pages_read_mas_and_anterior() -> None:
+    decision = begin({"slots": slots(25), "language": "es"})
+    first = decision.messages[-1]
+    assert rows(first)[-1]["title"] == "Más ▸"
+    assert sections(first)[-1] == "Más"
+
+    second = tap(decision, nav(first, "Más ▸")).messages[-1]
+    assert [row["title"] for row in rows(second)][:2] == ["◂ Anterior", "Slot 10"]
+    assert sections(second)[0] == "Atrás" and sections(second)[-1] == "Más"
+    assert tap(decision, nav(second, "◂ Anterior")).messages[-1] == first
+
+
+def test_buttons_that_became_a_list_are_labelled_in_the_customers_language() -> None:
+    menu = copy.deepcopy(MENU)
+    del menu["steps"]["doctor"]["action"]["buttons_from"]["list_button"]
+    doctors = [{"name": f"Dr {n}"} for n in "ABCD"]
+    for language, label in (("en", "Choose"), ("es", "Elegir")):
+        decision = begin({"slots": slots(2), "doctors": doctors, "language": language}, menu)
+        [body] = tap(decision, item_rows(decision.messages[0])[0], menu).messages
+        assert body["interactive"]["action"]["button"] == label
+
+
+def test_a_template_rewords_the_paging_rows_per_language() -> None:
+    menu = copy.deepcopy(MENU)
+    menu["language"] = "en"
+    menu["texts"] = {
+        "en": {"more": "Later times", "more_section": "Later"},
+        "es": {"previous": "Antes"},
+    }
+    english = begin({"slots": slots(25)}, menu)
+    assert rows(english.messages[-1])[-1]["title"] == "Later times"
+    assert sections(english.messages[-1])[-1] == "Later"
+    spanish = begin({"slots": slots(25), "language": "es"}, menu)
+    second = tap(spanish, nav(spanish.messages[-1], "Más ▸"), menu).messages[-1]
+    assert rows(second)[0]["title"] == "Antes"
+
+
+def test_a_text_set_rewords_the_paging_rows_within_meta_limits() -> None:
+    sets = read_text_sets({"fr": {"more": "Plus ▸", "previous": "◂ Avant"}})
+    french = replace(CONFIG, text_sets=sets)
+    decision = start(
+        catalog(),
+        "booking_slots",
+        context={"slots": slots(25), "language": "fr"},
+        to=TO,
+        now=NOW,
+        config=french,
+        reference=REF,
+    )
+    assert isinstance(decision, Decision)
+    assert rows(decision.messages[-1])[-1]["title"] == "Plus ▸"
+    assert sets["es"].texts["more"] == "Más ▸"  # the built-in words it does not reword stay
+
+    with pytest.raises(ValueError, match=r"fr\.more: must be a text of 1 to 24 characters"):
+        read_text_sets({"fr": {"more": "Voir plus de créneaux disponibles ▸"}})
+
+
+def test_an_over_long_paging_title_in_a_templates_texts_is_rejected_naming_it() -> None:
+    menu = copy.deepcopy(MENU)
+    menu["texts"] = {"es": {"more": "Ver más horarios disponibles ▸", "choose": "Elegir"}}
+    assert problems(menu) == [("menu_structure.texts.es.more", "is longer than 24")]

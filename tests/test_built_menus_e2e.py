@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from menuflow.client import Connection, FlowClient
-from menuflow.v1 import flow_pb2_grpc
+from menuflow.v1 import flow_pb2, flow_pb2_grpc
 from tests.gateway_harness import (
     BUSINESS,
     gateway_settings,
@@ -143,4 +143,39 @@ def test_slots_replaced_by_update_conversation_are_sent_and_an_old_tap_is_asked_
     waiting = clinic.get_conversation(customer)
     assert waiting.current_step == "doctor"
     assert dict(waiting.context)["slot_label"] == "Wed 10:00"
+    everything_meta_got_was_accepted(graph, customer)
+
+
+def test_a_spanish_customers_paged_list_pages_in_spanish(
+    meta: httpx.Client,
+    graph: StandinServer,
+    clinic: FlowClient,
+    stub: flow_pb2_grpc.FlowServiceStub,
+) -> None:
+    customer = "15552220009"
+    stub.SetLanguage(
+        flow_pb2.SetLanguageRequest(
+            customer=flow_pb2.Customer(phone_number_id=BUSINESS, phone_number=customer),
+            language="es",
+        )
+    )
+    say(meta, customer, text="hola")
+    sent_to(graph, customer, 1)  # the main menu, in Spanish
+    clinic.start_conversation(
+        customer, "booking_slots", context={"slots": slots(25), "doctors": DOCTORS}
+    )
+    first = sent_to(graph, customer, 2)[1]
+    sections = first["interactive"]["action"]["sections"]
+    assert [s["title"] for s in sections][1:] == ["Más"]
+    assert sections[-1]["rows"][0]["title"] == "Más ▸"
+
+    say(meta, customer, row=row(first, "Más ▸"))
+    second = sent_to(graph, customer, 3)[2]
+    titles = [s["title"] for s in second["interactive"]["action"]["sections"]]
+    assert titles[0] == "Atrás" and titles[-1] == "Más"
+    assert [r["title"] for r in rows(second)][:2] == ["◂ Anterior", "Slot 10"]
+
+    say(meta, customer, row=row(second, "◂ Anterior"))
+    again = sent_to(graph, customer, 4)[3]
+    assert [r["title"] for r in rows(again)][:2] == ["Slot 1", "Slot 2"]
     everything_meta_got_was_accepted(graph, customer)

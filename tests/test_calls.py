@@ -13,9 +13,10 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy
+from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.call_endpoints import CallEndpoint, parse
-from menuflow.address_check import AddressCheck
+from menuflow.business_standin import BusinessStandin
 from menuflow.environment import SettingsError
 from menuflow.v1 import flow_pb2, flow_pb2_grpc
 from tests.gateway_harness import (
@@ -44,8 +45,8 @@ def graph() -> Iterator[StandinServer]:
 
 
 @pytest.fixture
-def api() -> Iterator[AddressCheck]:
-    server = AddressCheck().serve()
+def api() -> Iterator[BusinessStandin]:
+    server = BusinessStandin().serve()
     yield server
     server.shutdown()
     server.server_close()
@@ -106,7 +107,7 @@ def answered(graph: StandinServer, customer: str, text: str) -> list[str]:
 
 
 def test_the_endpoint_answers_and_the_order_goes_on_with_its_zone(
-    flowsvc_target: str, graph: StandinServer, api: AddressCheck, seeded: Any
+    flowsvc_target: str, graph: StandinServer, api: BusinessStandin, seeded: Any
 ) -> None:
     customer = "16505550101"
     with gateway(flowsvc_target, graph, api.url) as client:
@@ -145,7 +146,7 @@ def test_the_endpoint_answers_and_the_order_goes_on_with_its_zone(
 def test_a_failing_endpoint_sends_the_customer_down_the_failure_path(
     flowsvc_target: str,
     graph: StandinServer,
-    api: AddressCheck,
+    api: BusinessStandin,
     seeded: Any,
     behaviour: dict[str, Any],
     requests: int,
@@ -183,7 +184,7 @@ def test_an_endpoint_that_is_down_takes_the_failure_path(
 
 
 def test_a_slow_endpoint_times_out_and_the_customer_hears_it(
-    flowsvc_target: str, graph: StandinServer, api: AddressCheck, seeded: Any
+    flowsvc_target: str, graph: StandinServer, api: BusinessStandin, seeded: Any
 ) -> None:
     """The shipped step waits 5 s; the stand-in answers after 8 s (too late)."""
     customer = "16505550401"
@@ -242,7 +243,7 @@ def waiting_for_the_call(stub: flow_pb2_grpc.FlowServiceStub, customer: str) -> 
 def test_a_call_whose_sender_died_after_sending_is_sent_again_only_when_idempotent(
     flowsvc_target: str,
     graph: StandinServer,
-    api: AddressCheck,
+    api: BusinessStandin,
     seeded: flow_pb2_grpc.FlowServiceStub,
     idempotent: bool,
 ) -> None:
@@ -340,3 +341,43 @@ def test_call_endpoints_setting_reads_secrets_by_name_and_says_what_is_wrong() -
     ]:
         with pytest.raises(SettingsError, match=problem):
             parse(bad, {})
+
+
+def test_the_gateway_counts_calls_and_times_them_by_endpoint(
+    flowsvc_target: str, graph: StandinServer, api: AddressCheck, seeded: Any
+) -> None:
+    with gateway(flowsvc_target, graph, api.url) as client:
+        to_address_check(client, graph, "16505550801")
+        answered(graph, "16505550801", CONFIRMED)
+        api.behave(status=503)  # idempotent: sent three times, then the failure path
+        to_address_check(client, graph, "16505550802")
+        answered(graph, "16505550802", FAILED)
+        text = client.get("/metrics").text
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+    def value(name: str, **labels: str) -> float | None:
+        return samples.get((name, tuple(sorted({"endpoint": "address_check", **labels}.items()))))
+
+    assert value("gateway_call_requests_total", result="2xx") == 1
+    assert value("gateway_call_requests_total", result="5xx") == 3
+    assert value("gateway_calls_total", kind="answered") == 2  # the 503 too: an answer
+    assert value("gateway_calls_total", kind="failed") is None
+    assert value("gateway_call_seconds_count") == 4
+    assert value("gateway_call_seconds_bucket", le="30.0") == 4
+    assert "16505550801" not in text
+
+
+def test_a_call_with_no_answer_counts_as_failed(
+    flowsvc_target: str, graph: StandinServer, seeded: Any
+) -> None:
+    nothing_there = f"http://127.0.0.1:{free_port()}"  # connection refused, retried twice
+    with gateway(flowsvc_target, graph, nothing_there) as client:
+        to_address_check(client, graph, "16505550803")
+        answered(graph, "16505550803", FAILED)
+        text = client.get("/metrics").text
+    assert 'gateway_call_requests_total{endpoint="address_check",result="error"} 3.0' in text
+    assert 'gateway_calls_total{endpoint="address_check",kind="failed"} 1.0' in text

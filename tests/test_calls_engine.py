@@ -112,6 +112,7 @@ def test_a_response_lacking_a_mapped_field_takes_the_error_path() -> None:
 def test_a_customer_writing_while_the_call_runs_hears_it_is_on_its_way() -> None:
     waiting = decide(at_address(), Inbound(text="12 Harbour Road")).state
     decision = decide(waiting, Inbound(text="hello?"))
+    assert decision.outcome == Outcome.WAITING
     assert decision.state is not None and decision.state.step == "check_address"
     assert decision.call is None  # asked once: no second call
     assert texts(decision) == ["One moment, I'm checking that we deliver to 12 Harbour Road…"]

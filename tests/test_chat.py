@@ -191,3 +191,34 @@ def test_chat_starts_a_template_with_a_context_and_taps_a_menu_built_from_it(
     assert "[1] ◂ Previous" in result.stdout
     assert "[2] Dr Bo" in result.stdout
     assert "Booked: Slot 11 at 10:45 with Dr Bo." in result.stdout
+
+
+DELIVERY = "hi\n1\n2\n1\n2\n12 Harbour Road\n"  # New Order, Tea, 1, Delivery, the address
+
+
+def test_the_sandbox_chat_asks_what_a_call_gave(flowsvc_target: str, database_url: str) -> None:
+    before = row_counts(database_url)
+    typed = DELIVERY + 'not json\n{"status": 200, "json": {"zone": "B"}}\n1\n/quit\n'
+
+    result = chat(typed, "--target", flowsvc_target)
+
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "One moment, I'm checking that we deliver to 12 Harbour Road" in out
+    assert '(sandbox: the bot calls POST address_check/check {"address": "12 Harbour Road"})' in out
+    assert "(not a call result:" in out  # asked again
+    assert "Delivery to 12 Harbour Road (zone B)." in out
+    assert "Order placed! Your order number is" in out
+    assert row_counts(database_url) == before
+
+
+def test_the_sandbox_chat_answers_every_call_with_call_result(flowsvc_target: str) -> None:
+    typed = DELIVERY + "1\n/quit\n"  # 1: Pickup, offered when the check failed
+
+    result = chat(typed, "--target", flowsvc_target, "--call-result", '{"timeout": true}')
+
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert 'call> {"kind": "CALL_RESULT_KIND_TIMEOUT"}' in out
+    assert "Sorry, I could not confirm delivery to that address." in out
+    assert "2 x Tea" not in out and "1 x Tea = $2.50" in out

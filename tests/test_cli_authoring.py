@@ -153,3 +153,32 @@ def test_a_draft_previews_with_unfilled_placeholders_named(
     assert (initial.input, initial.context_key, initial.next_step) == ("number", "count", "done")
     assert list(done.missing_placeholders) == ["count"]
     assert done.end_conversation
+
+
+def test_preview_prints_a_photo_header_readably(flowsvc_target: str, folder: Path) -> None:
+    menuflow(flowsvc_target, "templates", "push", str(folder))
+
+    shown = menuflow(flowsvc_target, "templates", "preview", "main_menu")
+
+    assert shown.returncode == 0, shown.stderr
+    assert "🖼 image] <https://upload.wikimedia.org/wikipedia/commons/4/45/" in shown.stdout
+
+
+def test_preview_bubbles_show_media_cta_location_and_flow_messages() -> None:
+    from rich.console import Console
+
+    from flowsvc.engine.preview import preview
+    from menuflow.cli.authoring import bubble
+    from tests.test_authoring_engine import shapes, version
+
+    console = Console(width=200, record=True)
+    for step in preview(version(1, shapes()), {"note": "gate 2", "dish": "Pasta"}):
+        for body in step.messages:
+            console.print(bubble(body))
+    out = console.export_text()
+
+    assert "[🖼 image: Our Pasta today] <https://cdn.example.com/pasta.jpg>" in out
+    assert "[📄 document invoice.pdf: Invoice for Customer] <media id 1013859600285441>" in out
+    assert "[ 📍 Send location ]" in out
+    assert "[ 🔗 Pay now ] <https://pay.example.com/checkout/gate%202?who=Customer>" in out
+    assert "[ Choose a time ] (WhatsApp Flow 1234567890, screen BOOKING)" in out

@@ -233,7 +233,7 @@ def valid_input(step: dict[str, Any], reference: str) -> str:
     return samples.get(kind or "", "hello")
 
 
-@pytest.mark.parametrize("name", ["main_menu", "new_order", "support", "account"])
+@pytest.mark.parametrize("name", ["main_menu", "new_order", "support", "account", "booking"])
 def test_every_branch_of_every_shipped_template_leads_somewhere(
     stub: flow_pb2_grpc.FlowServiceStub, name: str
 ) -> None:

@@ -5,7 +5,9 @@ exit 1, a broken script is a clear error, and a failing test blocks `templates p
 from __future__ import annotations
 
 import json
+import re
 import shutil
+import textwrap
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
@@ -53,9 +55,9 @@ def test_the_shipped_templates_pass_their_scripted_tests_and_write_nothing(
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "PASS" in result.stdout and "FAIL" not in result.stdout
-    assert result.stdout.strip().endswith("13 passed, 0 failed, 0 errors")
+    assert result.stdout.strip().endswith("20 passed, 0 failed, 0 errors")
     suites = ElementTree.parse(report).getroot().findall("testsuite")
-    assert sum(int(s.get("tests", "0")) for s in suites) == 13
+    assert sum(int(s.get("tests", "0")) for s in suites) == 20
     assert all(s.get("failures") == "0" for s in suites)
     assert row_counts(database_url) == before
 
@@ -98,8 +100,19 @@ def test_a_failing_expectation_is_a_readable_diff_and_exit_1(
             "fulfilment, initial, quantity)",
         ),
         ({"send": "2", "expect": {"colour": "red"}}, "expect: unknown keys ['colour']"),
+        (
+            {"call_result": {"status": 200, "json": {"zone": "B"}}},
+            "call_result: the conversation waits for no call (step 'initial')",
+        ),
+        ({"call_result": {"zone": "B"}}, "call_result: unknown keys ['zone']"),
     ],
-    ids=["missing-button", "missing-step", "unknown-expectation"],
+    ids=[
+        "missing-button",
+        "missing-step",
+        "unknown-expectation",
+        "call-result-with-no-call",
+        "bad-call-result",
+    ],
 )
 def test_a_script_naming_what_is_not_there_is_a_clear_error(
     flowsvc_target: str, database_url: str, tmp_path: Path, turn: dict[str, Any], said: str
@@ -175,7 +188,7 @@ def test_offline_the_shipped_tests_run_against_the_files_without_flowsvc() -> No
     )
 
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.strip().endswith("13 passed, 0 failed, 0 errors")
+    assert result.stdout.strip().endswith("20 passed, 0 failed, 0 errors")
 
 
 def test_offline_template_files_with_problems_are_named_and_nothing_runs(tmp_path: Path) -> None:
@@ -191,3 +204,20 @@ def test_offline_template_files_with_problems_are_named_and_nothing_runs(tmp_pat
     assert "the template files cannot run" in result.stderr
     assert "flow:support" in result.stderr
     assert "PASS" not in result.stdout
+
+
+def test_the_readme_call_result_example_runs_and_passes(tmp_path: Path) -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    blocks = [
+        textwrap.dedent(block)
+        for block in re.findall(r"```json\n(.*?)```", readme, flags=re.DOTALL)
+        if '"call_result"' in block
+    ]
+    assert len(blocks) == 1
+    (tmp_path / "calls.test.json").write_text(blocks[0], encoding="utf-8")
+
+    result = menuflow("127.0.0.1:9", "test", str(tmp_path), "--offline", "--files", str(DEFAULTS))
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "PASS" in result.stdout and "delivery to zone B" in result.stdout
+    assert result.stdout.strip().endswith("2 passed, 0 failed, 0 errors")

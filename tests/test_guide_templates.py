@@ -102,11 +102,11 @@ def _defaults() -> list[dict[str, Any]]:
     return [json.loads(path.read_text("utf-8")) for path in sorted(DEFAULTS.glob("*.json"))]
 
 
-def test_the_defaults_are_the_guides_four() -> None:
-    assert sorted(t["name"] for t in _defaults()) == sorted(GUIDE)
+def test_the_defaults_are_the_guides_four_and_booking() -> None:
+    assert sorted(t["name"] for t in _defaults()) == sorted([*GUIDE, "booking"])
 
 
-@pytest.mark.parametrize("name", sorted(GUIDE))
+@pytest.mark.parametrize("name", sorted([*GUIDE, "booking"]))
 def test_default_template_is_valid(name: str) -> None:
     templates = {t["name"]: t for t in _defaults()}
     template = templates[name]

@@ -308,6 +308,23 @@ def test_the_customer_leaves_the_queue_with_the_leave_word(
     assert [e.handoff_resumed.reason for e in resumed] == ["customer"]
 
 
+def test_a_spanish_customer_leaves_the_queue_with_a_spanish_leave_word(
+    idle_stub: flow_pb2_grpc.FlowServiceStub,
+) -> None:
+    spanish, english = Chat(idle_stub, phone_number="34600111222"), Chat(idle_stub)
+    idle_stub.SetLanguage(flow_pb2.SetLanguageRequest(customer=spanish.customer, language="es"))
+    for chat in (spanish, english):
+        chat.say("hi")
+        hand_off(chat)
+
+    stays = english.say("inicio")  # a Spanish word: an English speaker's message for the agent
+    left = spanish.say("Inicio")
+
+    assert stays.outcome == flow_pb2.OUTCOME_HANDED_OFF and not stays.messages
+    assert left.outcome != flow_pb2.OUTCOME_HANDED_OFF and left.messages
+    assert not left.conversation.HasField("handoff")
+
+
 def test_two_agents_resuming_at_once_get_one_success_and_one_aborted(
     stub: flow_pb2_grpc.FlowServiceStub,
 ) -> None:

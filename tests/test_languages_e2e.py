@@ -31,11 +31,13 @@ from tests.graph_standin import StandinServer
 
 CUSTOMER = "447700900123"  # the UK's calling code: no rule for it, so English until chosen
 MENU_ES = (
-    "👋 ¡Bienvenido a nuestro WhatsApp Business!\n\n¿En qué podemos ayudarte hoy? "
+    "👋 ¡Bienvenido a nuestro WhatsApp Business!\n\n¿En qué podemos ayudarte hoy?\n"
+    '📅 Para reservar mesa, escribe "reservar". '
     "['🛒 Nuevo pedido', '💬 Ayuda', '👤 Mi cuenta']"
 )
 MENU_EN = (
-    "👋 Welcome to our WhatsApp Business!\n\nHow can we help you today? "
+    "👋 Welcome to our WhatsApp Business!\n\nHow can we help you today?\n"
+    '📅 To book a table, send "book". '
     "['🛒 New Order', '💬 Support', '👤 My Account']"
 )
 PRODUCTS_ES = (

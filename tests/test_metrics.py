@@ -16,6 +16,7 @@ from menuflow.v1 import flow_pb2, flow_pb2_grpc
 from tests.chat import Chat
 from tests.gateway_harness import wait_until
 from tests.servers import running_flowsvc
+from tests.test_retention import to_the_address_check
 
 pytestmark = pytest.mark.usefixtures("seeded")
 TOKEN = "metrics-admin-token"
@@ -110,3 +111,25 @@ def test_customers_waiting_per_handoff_queue_and_the_oldest_wait(
     assert samples[("flowsvc_handoff_waiting", (("queue", "billing"),))] == 1
     assert samples[("flowsvc_handoff_waiting", (("queue", "support"),))] == 2
     assert samples[("flowsvc_handoff_oldest_wait_seconds", (("queue", "support"),))] >= 0
+
+
+def test_calls_waiting_for_their_result_and_the_oldest(settings: Settings) -> None:
+    metered = dataclasses.replace(settings, metrics_listen="127.0.0.1:0")
+    with running_flowsvc(metered) as server:
+        with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            stub = flow_pb2_grpc.FlowServiceStub(channel)
+            none_yet = scrape(server)[1]
+            to_the_address_check(stub, "16505550011")
+            to_the_address_check(stub, "16505550012")
+            waiting = scrape(server)[1]
+            (call, _) = stub.ClaimCalls(flow_pb2.ClaimCallsRequest(owner="metrics-test")).calls
+            stub.FinishCall(
+                flow_pb2.FinishCallRequest(call_id=call.id, kind=flow_pb2.CALL_RESULT_KIND_TIMEOUT)
+            )
+            one_left = scrape(server)[1]
+
+    assert none_yet[("flowsvc_calls_pending", ())] == 0
+    assert none_yet[("flowsvc_calls_oldest_pending_seconds", ())] == 0
+    assert waiting[("flowsvc_calls_pending", ())] == 2
+    assert waiting[("flowsvc_calls_oldest_pending_seconds", ())] >= 0
+    assert one_left[("flowsvc_calls_pending", ())] == 1  # claimed but not finished still waits

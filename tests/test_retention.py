@@ -131,3 +131,78 @@ def test_a_backlog_is_deleted_in_batches(
         engine.dispose()
     assert (purged.results, purged.outbox_messages) == (5, messages)
     assert row_counts(database_url)["flow_results"] == row_counts(database_url)["outbox"] == 0
+
+
+def calls_rows(url: str) -> list[tuple[int, str, str]]:
+    engine = create_db_engine(url, pool_size=1)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                text("SELECT id, phone_number, state FROM calls ORDER BY id")
+            ).all()
+    finally:
+        engine.dispose()
+    return [(row[0], row[1], row[2]) for row in rows]
+
+
+def to_the_address_check(stub: flow_pb2_grpc.FlowServiceStub, phone_number: str) -> Chat:
+    """The customer's order waits in the call step: its call to address_check is queued."""
+    chat = Chat(stub, phone_number)
+    chat.say("hi")
+    chat.tap("new_order")
+    chat.tap("coffee", "Coffee")
+    chat.say("2")
+    chat.tap("delivery")
+    chat.say("12 Harbour Road")
+    assert chat.last is not None and chat.last.conversation.current_step == "check_address"
+    return chat
+
+
+def answer_the_call(stub: flow_pb2_grpc.FlowServiceStub, phone_number: str) -> None:
+    claimed = stub.ClaimCalls(flow_pb2.ClaimCallsRequest(owner="retention-test")).calls
+    (call,) = [c for c in claimed if c.customer.phone_number == phone_number]
+    stub.FinishCall(
+        flow_pb2.FinishCallRequest(
+            call_id=call.id, kind=flow_pb2.CALL_RESULT_KIND_ANSWERED, status_code=200, body="{}"
+        )
+    )
+
+
+def test_sweep_deletes_old_finished_calls_and_keeps_pending_and_young_ones(
+    stub: flow_pb2_grpc.FlowServiceStub, database_url: str
+) -> None:
+    old = to_the_address_check(stub, OLD)
+    answer_the_call(stub, OLD)  # done
+    old.say("cancel")
+    to_the_address_check(stub, OLD).say("cancel")  # its call stays pending until superseded
+    to_the_address_check(stub, OLD)  # supersedes it; this one is still pending
+    to_the_address_check(stub, YOUNG)
+    answer_the_call(stub, YOUNG)  # done, just now
+    execute(
+        database_url, "UPDATE calls SET updated_at = :t WHERE phone_number = :p", t=LONG_AGO, p=OLD
+    )
+    before = calls_rows(database_url)
+    assert [(phone, state) for _, phone, state in before] == [
+        (OLD, "done"),
+        (OLD, "superseded"),
+        (OLD, "pending"),
+        (YOUNG, "done"),
+    ]
+
+    swept = stub.SweepExpired(flow_pb2.SweepExpiredRequest())
+
+    assert swept.calls == 2
+    assert calls_rows(database_url) == before[2:]  # a pending call is owed a result, however old
+    assert stub.SweepExpired(flow_pb2.SweepExpiredRequest()).calls == 0
+
+
+def test_retention_zero_keeps_finished_calls(settings: Settings, database_url: str) -> None:
+    with running_flowsvc(replace(settings, retention=None)) as server:
+        with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            stub = flow_pb2_grpc.FlowServiceStub(channel)
+            to_the_address_check(stub, OLD)
+            answer_the_call(stub, OLD)
+            execute(database_url, "UPDATE calls SET updated_at = :t", t=LONG_AGO)
+            swept = stub.SweepExpired(flow_pb2.SweepExpiredRequest())
+    assert swept.calls == 0
+    assert [state for _, _, state in calls_rows(database_url)] == ["done"]

@@ -34,13 +34,22 @@ def role_settings() -> dict[str, object]:
     }
 
 
-@pytest.fixture
-def guarded(settings: Settings, role_settings: dict[str, object]) -> Iterator[Server]:
-    with running_flowsvc(replace(settings, **role_settings)) as server:  # type: ignore[arg-type]
+@pytest.fixture(scope="module")
+def guarded(migrated_database: str, role_settings: dict[str, object]) -> Iterator[Server]:
+    """One flowsvc for the module's calls: which roles a call answers is the same on any server
+    (the table is emptied before each test all the same: database_url). A flowsvc per test cost
+    more than the call it checked, times every RPC and role."""
+    settings = Settings(
+        database_url=migrated_database,
+        listen="127.0.0.1:0",
+        grace_seconds=1,
+        **role_settings,  # type: ignore[arg-type]
+    )
+    with running_flowsvc(settings) as server:
         yield server
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def channel(guarded: Server) -> Iterator[grpc.Channel]:
     with grpc.insecure_channel(f"127.0.0.1:{guarded.port}") as channel:
         yield channel

@@ -7,7 +7,7 @@ from flowsvc.service.templates import ImportAction, Templates
 from flowsvc.store.db import create_db_engine, create_sessionmaker
 
 
-def test_seed_loads_the_four_defaults_and_is_idempotent(database_url: str) -> None:
+def test_seed_loads_the_five_defaults_and_is_idempotent(database_url: str) -> None:
     engine = create_db_engine(database_url, pool_size=1)
     templates = Templates(create_sessionmaker(engine))
     try:
@@ -17,7 +17,7 @@ def test_seed_loads_the_four_defaults_and_is_idempotent(database_url: str) -> No
     finally:
         engine.dispose()
 
-    names = ["account", "main_menu", "new_order", "support"]
+    names = ["account", "booking", "main_menu", "new_order", "support"]
     assert sorted(item.name for item in load_definitions()) == names
     assert {item.action for item in first} == {ImportAction.CREATED}
     assert [(i.name, i.version, i.action) for i in second] == [

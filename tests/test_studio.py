@@ -121,6 +121,9 @@ def test_the_order_flow_is_walked_by_clicks_in_the_studio(
     assert browser.find_element(By.ID, "step").text == "quantity"
     browser.find_element(By.ID, "message").send_keys("2")
     browser.find_element(By.ID, "send").click()
+    wait_for_text(browser, "chat", "Pickup or delivery?")
+    assert browser.find_element(By.ID, "step").text == "fulfilment"
+    click_enabled(browser, ".choices .reply", "🏪 Pickup")
     wait_for_text(browser, "chat", "2 x Coffee = $7.00")
     assert browser.find_element(By.ID, "step").text == "confirmation"
     assert '"product_title": "Coffee"' in browser.find_element(By.ID, "context").text
@@ -147,3 +150,43 @@ def test_the_studio_api_says_what_went_wrong(studio: str) -> None:
     assert response.status_code == 400
     assert response.json()["error"] == "NOT_FOUND"
     assert "template 'nope' does not exist" in response.json()["message"]
+
+
+def test_the_studio_api_gives_a_call_its_result(studio: str) -> None:
+    """The browser's Answer / Time out / Fail buttons post a call_result for the waiting call."""
+    conversation = None
+    for said in (
+        {},
+        {"selection": {"id": "tea"}},
+        {"text": "1"},
+        {"selection": {"id": "delivery"}},
+    ):
+        body = {"template": "new_order", "conversation": conversation, **said}
+        conversation = httpx.post(f"{studio}/api/turn", json=body, timeout=10).json()[
+            "conversation"
+        ]
+    asked = httpx.post(
+        f"{studio}/api/turn",
+        json={"template": "new_order", "conversation": conversation, "text": "12 Harbour Road"},
+        timeout=10,
+    ).json()
+    answered = httpx.post(
+        f"{studio}/api/turn",
+        json={
+            "template": "new_order",
+            "conversation": asked["conversation"],
+            "call_result": {"status": 200, "json": {"zone": "B"}},
+        },
+        timeout=10,
+    ).json()
+    wrong = httpx.post(
+        f"{studio}/api/turn",
+        json={"template": "new_order", "conversation": asked["conversation"], "call_result": 7},
+        timeout=10,
+    )
+
+    assert asked["call"]["endpoint"] == "address_check"
+    assert asked["call"]["body_json"] == '{"address": "12 Harbour Road"}'
+    assert answered["conversation"]["step"] == "delivery_confirmation"
+    assert "(zone B)" in answered["messages"][0]["interactive"]["body"]["text"]
+    assert wrong.status_code == 400 and "call_result: a call result is an object" in wrong.text

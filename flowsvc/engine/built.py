@@ -5,7 +5,8 @@ A template writes `"action": {"button": "Times", "rows_from": {...}}` (a list) o
 within WhatsApp's limits however long the list is (meta-contract.md §6):
 
 - at most 10 rows in a list message: more items become pages, each ending in a "More" row, and
-  each page after the first starting with a "Previous" row;
+  each page after the first starting with a "Previous" row (in the customer's language: NavWords,
+  menuflow's own texts `more`, `previous`, `more_section`, `previous_section` and `choose`);
 - at most 3 reply buttons: more items (or titles that would not be unique once cut) are sent as
   a list instead;
 - titles and descriptions over the limit are cut with an ellipsis, never sent too long.
@@ -28,9 +29,6 @@ from flowsvc.engine import limits
 from flowsvc.engine.keywords import phrase
 from flowsvc.engine.render import ELLIPSIS, fill, placeholder_names, truncate
 
-MORE_TITLE = "More ▸"
-PREVIOUS_TITLE = "◂ Previous"
-OVERFLOW_LABEL = "Choose"  # the list button of buttons that did not fit in three
 _PAGE = "page"
 _FINGERPRINT_CHARS = 8
 
@@ -53,6 +51,24 @@ class RowsFrom:
     empty: str | None = None
     section: str | None = None
     list_button: str | None = None
+
+
+@dataclass(frozen=True)
+class NavWords:
+    """The words a built menu says itself, in one language (menuflow's own texts, wording.py):
+    the paging rows' titles, the titles of the sections holding them, and the list button of
+    reply buttons that became a list. The defaults are English's (EngineConfig's)."""
+
+    more: str = "More ▸"
+    previous: str = "◂ Previous"
+    more_section: str = "More"
+    previous_section: str = "Back"
+    choose: str = "Choose"
+
+
+ENGLISH = NavWords()
+NAV_KEYS = ("more", "previous", "more_section", "previous_section", "choose")
+"""NavWords' fields, which are also their keys in wording.OWN_TEXTS."""
 
 
 @dataclass(frozen=True)
@@ -148,9 +164,11 @@ def page(
     *,
     buttons: bool,
     items: Sequence[Any] | None = None,
+    words: NavWords = ENGLISH,
 ) -> BuiltPage:
     """Page `number` (clamped to the pages there are) of the menu as sent; `buttons`: the
-    template asked for reply buttons, which are kept when the items fit in three."""
+    template asked for reply buttons, which are kept when the items fit in three; `words`: the
+    paging rows' titles in the customer's language."""
     found = list(items) if items is not None else items_of(spec, context)
     if buttons and len(found) <= limits.MAX_BUTTONS:
         shown = tuple(_option(spec, context, found, i, button=True) for i in range(len(found)))
@@ -162,8 +180,8 @@ def page(
     start = starts[number]
     end = starts[number + 1] if number + 1 < len(starts) else len(found)
     rows = tuple(_option(spec, context, found, i, button=False) for i in range(start, end))
-    previous = _nav(spec, number - 1, PREVIOUS_TITLE) if number > 0 else None
-    more = _nav(spec, number + 1, MORE_TITLE) if end < len(found) else None
+    previous = _nav(spec, number - 1, words.previous) if number > 0 else None
+    more = _nav(spec, number + 1, words.more) if end < len(found) else None
     return BuiltPage(True, rows, previous, more)
 
 
@@ -235,7 +253,7 @@ def _option(
 
 
 def _nav(spec: RowsFrom, number: int, title: str) -> BuiltOption:
-    return BuiltOption(f"{spec.store_as}.{_PAGE}.{number}", title)
+    return BuiltOption(f"{spec.store_as}.{_PAGE}.{number}", truncate(title, limits.MAX_ROW_TITLE))
 
 
 def _fields(item: Any) -> dict[str, Any]:

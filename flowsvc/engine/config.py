@@ -42,6 +42,14 @@ class EngineConfig:
     no_orders_text: str = "You have no orders yet."
     # Said when the customer writes while a step's call runs and the step has no message.
     call_wait_text: str = "One moment, please: I'm still checking."
+    # A menu built from data (built.py): the rows that page it, the sections holding them, and
+    # the list button of reply buttons that did not fit in three (Meta's row, section and list
+    # button limits apply: wording.TEXT_LIMITS).
+    more_title: str = "More ▸"
+    previous_title: str = "◂ Previous"
+    more_section_title: str = "More"
+    previous_section_title: str = "Back"
+    choose_label: str = "Choose"
     # Handing a customer to people: how long a handoff may stay idle before the bot takes the
     # customer back (None: never on its own), what it says then, the words with which a
     # customer may leave the queue themselves (none: they may not), the queue when none is given.
@@ -75,6 +83,16 @@ class EngineConfig:
             self.menu_words | found.menu_words,
             self.back_words | found.back_words,
         )
+
+    def leave_words(self, language: object) -> frozenset[str]:
+        """The words with which a handed-off customer speaking `language` leaves the queue:
+        none when the deployment lets no one leave (handoff_leave_words empty), else English's
+        and that language's."""
+        if not self.handoff_leave_words:
+            return frozenset()
+        found = self.text_sets.get(language) if isinstance(language, str) else None
+        extra = found.handoff_leave_words if found is not None else frozenset()
+        return self.handoff_leave_words | extra
 
     def language_of(self, number: str) -> str | None:
         """The language a customer's calling code suggests (FLOWSVC_LANGUAGES_BY_COUNTRY)."""

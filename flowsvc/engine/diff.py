@@ -5,10 +5,17 @@ from __future__ import annotations
 
 import enum
 import json
-from dataclasses import asdict, dataclass, is_dataclass
+from dataclasses import asdict, dataclass, is_dataclass, replace
 from typing import Any
 
-from flowsvc.engine.template import Message, Step, Template
+from flowsvc.engine.template import FlowSpec, Media, Message, Step, Template
+
+MEDIA_TEXTS = ("caption",)
+"""A media asset's fields a customer reads (TEXT_CHANGED); its id, link and filename are
+SETTING_CHANGED."""
+MEDIA_SETTINGS = ("id", "link", "filename")
+FLOW_TEXTS = ("cta",)
+FLOW_SETTINGS = ("flow_id", "flow_name", "action", "screen", "data", "mode")
 
 
 class ChangeKind(enum.StrEnum):
@@ -58,6 +65,37 @@ def diff_versions(old: Template, new: Template) -> list[Change]:
         for name in sorted(old.steps)
         if not new.has_step(name)
     ]
+    return changes + _language_changes(old, new, changes)
+
+
+def _language_changes(old: Template, new: Template, seen: list[Change]) -> list[Change]:
+    """What changed in the other languages: the texts a customer speaking one reads (field
+    `translations.<language>.<field>`, only where it differs from the change in the template's
+    own language) and menuflow's own texts as the template words them (`texts.<language>.<key>`)."""
+    changes: list[Change] = []
+    if old.language != new.language:
+        changes.append(
+            Change(ChangeKind.SETTING_CHANGED, "", "language", old.language, new.language)
+        )
+    own = {(c.step, c.field, c.old, c.new) for c in seen}
+    for language in sorted(set(old.translations) | set(new.translations)):
+        before, after = old.speaking(language), new.speaking(language)
+        for name in new.step_order():
+            if not old.has_step(name):
+                continue
+            for change in _step_changes(name, before, after):
+                mark = (change.step, change.field, change.old, change.new)
+                if change.kind is ChangeKind.TEXT_CHANGED and mark not in own:
+                    field = f"translations.{language}.{change.field}"
+                    changes.append(replace(change, field=field))
+    for language in sorted(set(old.texts) | set(new.texts)):
+        was, now = old.texts.get(language, {}), new.texts.get(language, {})
+        for key in sorted(set(was) | set(now)):
+            if was.get(key) != now.get(key):
+                field = f"texts.{language}.{key}"
+                changes.append(
+                    Change(ChangeKind.TEXT_CHANGED, "", field, was.get(key, ""), now.get(key, ""))
+                )
     return changes
 
 
@@ -103,6 +141,21 @@ def _message_changes(step: str, old: Message | None, new: Message | None) -> lis
             changes.append(
                 Change(ChangeKind.TEXT_CHANGED, step, f"message.{field}", was or "", now or "")
             )
+    changes += _media_changes(step, "message.media", before.media, after.media)
+    changes += _media_changes(step, "message.header_media", before.header_media, after.header_media)
+    if before.cta_text != after.cta_text:
+        changes.append(
+            Change(
+                ChangeKind.TEXT_CHANGED, step, "message.cta_text", before.cta_text, after.cta_text
+            )
+        )
+    if before.cta_url != after.cta_url:
+        changes.append(
+            Change(
+                ChangeKind.SETTING_CHANGED, step, "message.cta_url", before.cta_url, after.cta_url
+            )
+        )
+    changes += _flow_changes(step, before.flow, after.flow)
     if before.built != after.built:
         was = _show(before.built) if before.built is not None else ""
         now = _show(after.built) if after.built is not None else ""
@@ -144,6 +197,37 @@ def _message_changes(step: str, old: Message | None, new: Message | None) -> lis
         for option_id, option in old_options.items()
         if option_id not in new_options
     ]
+    return changes
+
+
+def _media_changes(step: str, field: str, old: Media | None, new: Media | None) -> list[Change]:
+    """A message's media or media header: its kind, where it comes from, its caption and
+    filename, each named `<field>.<name>` ("message.media.link")."""
+    if old == new:
+        return []
+    changes: list[Change] = []
+    if (old and old.type) != (new and new.type):
+        was, now = (old.type if old else ""), (new.type if new else "")
+        changes.append(Change(ChangeKind.SETTING_CHANGED, step, f"{field}.type", was, now))
+    for name in (*MEDIA_SETTINGS, *MEDIA_TEXTS):
+        was, now = getattr(old, name, None) or "", getattr(new, name, None) or ""
+        if was != now:
+            kind = ChangeKind.TEXT_CHANGED if name in MEDIA_TEXTS else ChangeKind.SETTING_CHANGED
+            changes.append(Change(kind, step, f"{field}.{name}", was, now))
+    return changes
+
+
+def _flow_changes(step: str, old: FlowSpec | None, new: FlowSpec | None) -> list[Change]:
+    """A WhatsApp Flow message's fields, each named `message.flow.<name>`; its button's label
+    is a text, the rest settings (the first screen's data as JSON)."""
+    if old == new:
+        return []
+    changes: list[Change] = []
+    for name in (*FLOW_TEXTS, *FLOW_SETTINGS):
+        was, now = getattr(old, name, None), getattr(new, name, None)
+        if was != now:
+            kind = ChangeKind.TEXT_CHANGED if name in FLOW_TEXTS else ChangeKind.SETTING_CHANGED
+            changes.append(Change(kind, step, f"message.flow.{name}", _show(was), _show(now)))
     return changes
 
 

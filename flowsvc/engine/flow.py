@@ -425,7 +425,7 @@ class _Rules:
         again = self.replies.step(template, state.step, state.context) or (
             self.replies.text(self.own_text(state, "call_wait")),
         )
-        return self.stay(template, state, Outcome.INVALID_INPUT, again)
+        return self.stay(template, state, Outcome.WAITING, again)
 
     def go(
         self,

@@ -56,8 +56,14 @@ class Replies:
         """The messages of a step as its context renders them (sent on entry and when re-asked),
         in the customer's language (context key `language`) when the template is translated;
         `page`: which page of a menu built from data (built.py)."""
-        spoken = template.speaking(context.get(LANGUAGE_KEY))
-        return step_messages(self.to, spoken, step_name, self._values(context), page=page)
+        language = context.get(LANGUAGE_KEY)
+        spoken = template.speaking(language)
+        answering = template.answering(step_name)
+        words = built.ENGLISH  # only a menu built from data says words of its own
+        if answering is not None and answering.built is not None:
+            words = nav_words(template, self.config, language)
+        values = self._values(context)
+        return step_messages(self.to, spoken, step_name, values, page=page, words=words)
 
     def error(self, template: Template, step: Step, context: Mapping[str, Any]) -> dict[str, Any]:
         """The text sent when a reply to `step` is not accepted, filled like the step's messages."""
@@ -86,6 +92,16 @@ class Replies:
         return {**context, "contact_name": self.contact_name}
 
 
+def nav_words(template: Template, config: EngineConfig, language: object) -> built.NavWords:
+    """What a built menu says itself (paging rows, their sections, the list button of buttons
+    that became a list) in `language`: as the template words it (`texts`), else as the
+    deployment does (its text sets; English: EngineConfig's)."""
+    said = {
+        key: template.own_text(language, key, config.text(language, key)) for key in built.NAV_KEYS
+    }
+    return built.NavWords(**said)
+
+
 def text_message(to: str, body: str) -> dict[str, Any]:
     """A plain text message; `body` is already filled and at most 4096 code points."""
     return {
@@ -107,10 +123,12 @@ def build(
     fill_flow: FillData = lambda data: data,
     flow_token: str = "",
     page: built.BuiltPage | None = None,
+    words: built.NavWords = built.ENGLISH,
 ) -> dict[str, Any]:
     """The request body for a template message; `body` overrides the message's own (a prompt);
     a Flow message carries `flow_token` and its screen's data filled by `fill_flow`; `page`: the
-    rows or buttons of a menu built from data, which replace the message's own."""
+    rows or buttons of a menu built from data, which replace the message's own, with its own
+    words in the customer's language (`words`)."""
     source = body if body is not None else (message.body or "")
     if message.media is not None:
         return media_message(to, message.media, fill)
@@ -131,7 +149,7 @@ def build(
     if message.footer:
         interactive["footer"] = {"text": fill(message.footer, limits.MAX_FOOTER)}
     if page is not None:
-        interactive["action"] = _built_action(message, page)
+        interactive["action"] = _built_action(message, page, words)
     elif message.type == "button":
         interactive["action"] = _button_action(message)
     elif message.type == CTA_URL:
@@ -208,11 +226,12 @@ def step_messages(
     *,
     page: int = 0,
     items: list[Any] | None = None,
+    words: built.NavWords = built.ENGLISH,
 ) -> Bodies:
     """A step's messages, filled from `values`: `initial` sends the first message; other steps
     their prompt and/or their own message (a message without a body takes the prompt as body).
     A menu built from data shows page `page` of its items (`items`: instead of the context's,
-    for a preview)."""
+    for a preview), paged and labelled with `words` (nav_words: the customer's language)."""
 
     def fill(text: str, limit: int) -> str:
         return fill_capped(text, values, limit, currency=template.currency)
@@ -227,7 +246,8 @@ def step_messages(
     token = stored if isinstance(stored, str) else ""
 
     if step_name == INITIAL:
-        return (build(to, template.first, fill, page=_page(template.first, values, page, items)),)
+        shown = _page(template.first, values, page, items, words)
+        return (build(to, template.first, fill, page=shown, words=words),)
     step = template.step(step_name)
     message = step.message
     prompt = (text_message(to, fill(step.prompt, limits.MAX_TEXT_BODY)),) if step.prompt else ()
@@ -235,7 +255,7 @@ def step_messages(
         return prompt
     if message.media is not None:
         return (*prompt, build(to, message, fill))
-    shown = _page(message, values, page, items)
+    shown = _page(message, values, page, items, words)
     if message.body is None:
         body = step.prompt or ""
         sent = build(
@@ -247,25 +267,38 @@ def step_messages(
             fill_flow=fill_flow,
             flow_token=token,
             page=shown,
+            words=words,
         )
         return (sent,)
     sent = build(
-        to, message, fill, fill_link=fill_link, fill_flow=fill_flow, flow_token=token, page=shown
+        to,
+        message,
+        fill,
+        fill_link=fill_link,
+        fill_flow=fill_flow,
+        flow_token=token,
+        page=shown,
+        words=words,
     )
     return (*prompt, sent)
 
 
 def _page(
-    message: Message, values: Mapping[str, Any], number: int, items: list[Any] | None
+    message: Message,
+    values: Mapping[str, Any],
+    number: int,
+    items: list[Any] | None,
+    words: built.NavWords,
 ) -> built.BuiltPage | None:
     if message.built is None:
         return None
-    return built.page(message.built, values, number, buttons=message.type == "button", items=items)
+    buttons = message.type == "button"
+    return built.page(message.built, values, number, buttons=buttons, items=items, words=words)
 
 
-def _built_action(message: Message, page: built.BuiltPage) -> dict[str, Any]:
+def _built_action(message: Message, page: built.BuiltPage, words: built.NavWords) -> dict[str, Any]:
     """The buttons, or the list sections, of one page of a menu built from data: the items
-    in one section, "Previous" and "More" in a section of their own."""
+    in one section, "Previous" and "More" in a section of their own (titled in `words`)."""
     spec = message.built
     if not page.as_list:
         return {
@@ -275,7 +308,7 @@ def _built_action(message: Message, page: built.BuiltPage) -> dict[str, Any]:
             ]
         }
     wanted = message.list_button if message.type == "list" else (spec and spec.list_button)
-    label = truncate(wanted or built.OVERFLOW_LABEL, limits.MAX_LIST_BUTTON)
+    label = truncate(wanted or words.choose, limits.MAX_LIST_BUTTON)
     section_title = truncate((spec and spec.section) or label, limits.MAX_SECTION_TITLE)
 
     def row(option: built.BuiltOption) -> dict[str, Any]:
@@ -286,10 +319,12 @@ def _built_action(message: Message, page: built.BuiltPage) -> dict[str, Any]:
 
     sections: list[dict[str, Any]] = []
     if page.previous is not None:
-        sections.append({"title": "Back", "rows": [row(page.previous)]})
+        title = truncate(words.previous_section, limits.MAX_SECTION_TITLE)
+        sections.append({"title": title, "rows": [row(page.previous)]})
     sections.append({"title": section_title, "rows": [row(option) for option in page.items]})
     if page.more is not None:
-        sections.append({"title": "More", "rows": [row(page.more)]})
+        title = truncate(words.more_section, limits.MAX_SECTION_TITLE)
+        sections.append({"title": title, "rows": [row(page.more)]})
     return {"button": label, "sections": sections}
 
 

@@ -8,9 +8,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from flowsvc.engine import built
-from flowsvc.engine.messages import step_messages
+from flowsvc.engine.config import EngineConfig
+from flowsvc.engine.messages import LANGUAGE_KEY, nav_words, step_messages
 from flowsvc.engine.render import placeholder_names
-from flowsvc.engine.template import Template
+from flowsvc.engine.template import FlowSpec, Message, Template
+
+DEFAULT_CONFIG = EngineConfig()
 
 PREVIEW_RECIPIENT = "preview"
 # What the engine itself fills in on the way (docs/templates.md): shown as samples when the
@@ -47,13 +50,22 @@ class PreviewStep:
     missing_placeholders: tuple[str, ...]
 
 
-def preview(template: Template, context: Mapping[str, Any]) -> list[PreviewStep]:
-    """Every step of `template`, in the order a customer meets them (Template.step_order)."""
+def preview(
+    template: Template, context: Mapping[str, Any], config: EngineConfig = DEFAULT_CONFIG
+) -> list[PreviewStep]:
+    """Every step of `template`, in the order a customer meets them (Template.step_order), in
+    the language the context's `language` names (its translation and menuflow's own words in
+    it: `config`'s), else as written."""
     values = {**SAMPLES, **context}
-    return [_step(template, name, values) for name in template.step_order()]
+    language = values.get(LANGUAGE_KEY)
+    words = nav_words(template, config, language)
+    spoken = template.speaking(language)
+    return [_step(spoken, name, values, words) for name in spoken.step_order()]
 
 
-def _step(template: Template, name: str, values: Mapping[str, Any]) -> PreviewStep:
+def _step(
+    template: Template, name: str, values: Mapping[str, Any], words: built.NavWords
+) -> PreviewStep:
     step = template.step(name)
     answering = template.answering(name)
     options = answering.options if answering is not None else ()
@@ -71,7 +83,8 @@ def _step(template: Template, name: str, values: Mapping[str, Any]) -> PreviewSt
         # A menu built from data: the context's items, or one sample item naming its fields.
         spec = answering.built
         items = built.items_of(spec, values) or built.sample_items(spec)
-        shown = built.page(spec, values, 0, buttons=answering.type == "button", items=items)
+        buttons = answering.type == "button"
+        shown = built.page(spec, values, 0, buttons=buttons, items=items, words=words)
         rows = [*shown.items, *(nav for nav in (shown.more,) if nav is not None)]
         choices = tuple(
             Choice(
@@ -84,15 +97,45 @@ def _step(template: Template, name: str, values: Mapping[str, Any]) -> PreviewSt
         )
     texts = [step.prompt or ""]
     if answering is not None:
-        texts += [answering.header or "", answering.body or "", answering.footer or ""]
+        texts += _texts(answering)
     missing = sorted({n for text in texts for n in placeholder_names(text)} - set(values))
+    messages = step_messages(PREVIEW_RECIPIENT, template, name, values, items=items, words=words)
+    taken = sorted(step.accepted)
     return PreviewStep(
         step=name,
-        messages=step_messages(PREVIEW_RECIPIENT, template, name, values, items=items),
+        messages=messages,
         choices=choices,
         next_step=step.next_step or "",
-        input=step.validation.kind if step.validation is not None else "",
+        input=step.validation.kind if step.validation is not None else ", ".join(taken),
         context_key=step.context_key or "",
         end_conversation=step.end_conversation,
         missing_placeholders=tuple(missing),
     )
+
+
+def _texts(message: Message) -> list[str]:
+    """Every text of a message that placeholders fill: header, body and footer, media
+    captions, the CTA's label and URL, and a Flow's label and first screen's data."""
+    texts = [message.header or "", message.body or "", message.footer or ""]
+    texts += [media.caption or "" for media in (message.media, message.header_media) if media]
+    texts += [message.cta_text, message.cta_url]
+    if message.flow is not None:
+        texts += _flow_texts(message.flow)
+    return texts
+
+
+def _flow_texts(flow: FlowSpec) -> list[str]:
+    found = [flow.cta]
+
+    def walk(value: Any) -> None:
+        if isinstance(value, str):
+            found.append(value)
+        elif isinstance(value, Mapping):
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list | tuple):
+            for item in value:
+                walk(item)
+
+    walk(flow.data)
+    return found

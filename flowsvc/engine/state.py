@@ -84,6 +84,7 @@ class Outcome(enum.StrEnum):
     HANDED_OFF = enum.auto()
     REMINDED = enum.auto()  # a step's timer sent a reminder
     TIMED_OUT = enum.auto()  # a step's timer took the customer on (or ended the conversation)
+    WAITING = enum.auto()  # the customer wrote while the step's call runs: told it is on its way
 
 
 @dataclass(frozen=True)

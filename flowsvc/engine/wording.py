@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from flowsvc.engine import limits
+
 OWN_TEXTS: Mapping[str, str] = {
     "help": "help_text",
     "cancelled": "cancelled_text",
@@ -28,13 +30,34 @@ OWN_TEXTS: Mapping[str, str] = {
     "no_orders": "no_orders_text",
     "handoff_resume": "handoff_resume_text",
     "call_wait": "call_wait_text",
+    # A menu built from data (built.py): its paging rows, the sections holding them, and the
+    # list button of reply buttons that did not fit in three.
+    "more": "more_title",
+    "previous": "previous_title",
+    "more_section": "more_section_title",
+    "previous_section": "previous_section_title",
+    "choose": "choose_label",
 }
 """Each of menuflow's own texts by key, and the EngineConfig field holding its English words."""
-COMMANDS = ("cancel_words", "menu_words", "back_words")
-"""A text set's command words, by the EngineConfig field they add to."""
+TEXT_LIMITS: Mapping[str, int] = {
+    "more": limits.MAX_ROW_TITLE,
+    "previous": limits.MAX_ROW_TITLE,
+    "more_section": limits.MAX_SECTION_TITLE,
+    "previous_section": limits.MAX_SECTION_TITLE,
+    "choose": limits.MAX_LIST_BUTTON,
+}
+"""The keys shown where Meta allows less than a text message's body: their limit (code points)."""
+COMMANDS = ("cancel_words", "menu_words", "back_words", "handoff_leave_words")
+"""A text set's command words, by the EngineConfig field they add to. Leave words count only
+where the deployment lets a handed-off customer leave at all (FLOWSVC_HANDOFF_LEAVE_WORDS)."""
 LANGUAGE = re.compile(r"^[a-z]{2,3}(_[A-Z]{2})?\Z")
 """A language code as templates, text sets and SetLanguage write it: 'es', 'pt_BR'."""
-MAX_OWN_TEXT = 4096  # a text message's body (limits.MAX_TEXT_BODY)
+MAX_OWN_TEXT = limits.MAX_TEXT_BODY  # a text message's body
+
+
+def text_limit(key: str) -> int:
+    """The most code points own text `key` may have where it is shown."""
+    return TEXT_LIMITS.get(key, MAX_OWN_TEXT)
 
 
 @dataclass(frozen=True)
@@ -46,6 +69,7 @@ class TextSet:
     cancel_words: frozenset[str] = frozenset()
     menu_words: frozenset[str] = frozenset()
     back_words: frozenset[str] = frozenset()
+    handoff_leave_words: frozenset[str] = frozenset()
 
 
 SPANISH = TextSet(
@@ -64,10 +88,16 @@ SPANISH = TextSet(
             "Nuestro equipo te responderá pronto; mientras tanto, aquí tienes el menú."
         ),
         "call_wait": "Un momento, por favor: todavía lo estoy comprobando.",
+        "more": "Más ▸",
+        "previous": "◂ Anterior",
+        "more_section": "Más",
+        "previous_section": "Atrás",
+        "choose": "Elegir",
     },
     cancel_words=frozenset({"cancelar", "salir"}),
     menu_words=frozenset({"menú", "inicio"}),
     back_words=frozenset({"atrás", "volver"}),
+    handoff_leave_words=frozenset({"menú", "inicio"}),
 )
 BUILT_IN: Mapping[str, TextSet] = {"es": SPANISH}
 """The text sets every deployment has; English is EngineConfig's fields."""
@@ -97,10 +127,9 @@ def read_text_sets(raw: Any, built_in: Mapping[str, TextSet] = BUILT_IN) -> dict
                     raise ValueError(f"{language}.{key}: must be a list of words")
                 commands[key] = frozenset(w.strip().casefold() for w in value)
             elif key in OWN_TEXTS:
-                if not isinstance(value, str) or not value.strip() or len(value) > MAX_OWN_TEXT:
-                    raise ValueError(
-                        f"{language}.{key}: must be a text of 1 to {MAX_OWN_TEXT} characters"
-                    )
+                limit = text_limit(key)
+                if not isinstance(value, str) or not value.strip() or len(value) > limit:
+                    raise ValueError(f"{language}.{key}: must be a text of 1 to {limit} characters")
                 texts[key] = value
             else:
                 known = ", ".join([*OWN_TEXTS, *COMMANDS])

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from datetime import UTC, timedelta
 
-from flowsvc.engine import Decision, Inbound, State, history_from_json
+from flowsvc.engine import CallResult, Decision, Inbound, State, history_from_json
 from flowsvc.engine.diff import Change
 from flowsvc.engine.preview import PreviewStep
 from flowsvc.rpc.convert import (
     OUTCOMES,
+    call_result,
     from_struct,
     template,
     template_definition,
@@ -77,7 +78,7 @@ def preview_response(
 def sandbox_turn(request: flow_pb2.RunSandboxRequest) -> SandboxTurn:
     content = request.WhichOneof("input")
     inbound = None
-    if content is not None:
+    if content is not None and content != "call_result":
         inbound = Inbound(
             text=request.text if content == "text" else None,
             selection_id=request.selection.id if content == "selection" else None,
@@ -93,6 +94,21 @@ def sandbox_turn(request: flow_pb2.RunSandboxRequest) -> SandboxTurn:
         inbound=inbound,
         silence=request.silence.ToTimedelta() if request.HasField("silence") else timedelta(0),
         start_context=from_struct(request.start_context, "start_context"),
+        call_result=_call_result(request.call_result) if content == "call_result" else None,
+    )
+
+
+def _call_result(message: flow_pb2.SandboxCallResult) -> CallResult:
+    """A simulated call result, read as FinishCall reads a real one (unset kind: answered,
+    unset status: 200)."""
+    return call_result(
+        flow_pb2.FinishCallRequest(
+            call_id=1,  # a sandbox call has no id; FinishCall's check wants one
+            kind=message.kind or flow_pb2.CALL_RESULT_KIND_ANSWERED,
+            status_code=message.status_code or 200,
+            body=message.body,
+            detail="sandbox",
+        )
     )
 
 
@@ -135,6 +151,16 @@ def sandbox_response(decision: Decision) -> flow_pb2.RunSandboxResponse:
                 if state.silence_due_at is not None
                 else None,
                 reminders=state.reminders,
+            )
+        )
+    if decision.call is not None:
+        response.call.CopyFrom(
+            flow_pb2.SandboxCall(
+                endpoint=decision.call.endpoint,
+                method=decision.call.method,
+                path=decision.call.path,
+                body_json=decision.call.body_json,
+                timeout_seconds=decision.call.timeout_seconds,
             )
         )
     if decision.result is not None:

@@ -239,6 +239,7 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
             results=purged.results,
             outbox_messages=purged.outbox_messages,
             events=purged.events,
+            calls=purged.calls,
         )
 
     def GetResult(

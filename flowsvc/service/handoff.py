@@ -180,7 +180,8 @@ def paused(
     if turn.inbound.unsupported_type in config.silent_types:
         return Decision(Outcome.IGNORED, state, ())
     text = turn.inbound.text
-    if text is not None and phrase(text) in {phrase(w) for w in config.handoff_leave_words}:
+    spoken = state.context.get(LANGUAGE_KEY) or opened.language
+    if text is not None and phrase(text) in {phrase(w) for w in config.leave_words(spoken)}:
         return None
     return Decision(Outcome.HANDED_OFF, state, ())
 

@@ -1,5 +1,5 @@
-"""Retention: finished results, sent or failed outbox messages and events are deleted past their
-age."""
+"""Retention: finished results, sent or failed outbox messages, finished calls (their bodies hold
+what customers typed, e.g. an address) and events are deleted past their age."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ class Purged:
     results: int = 0
     outbox_messages: int = 0
     events: int = 0
+    calls: int = 0
 
 
 class Retention:
@@ -53,6 +54,7 @@ class Retention:
             purged = Purged(
                 results=self._in_batches(retention.remove_results, cutoff),
                 outbox_messages=self._in_batches(retention.remove_finished_outbox, cutoff),
+                calls=self._in_batches(retention.remove_finished_calls, cutoff),
             )
         if self._keep_events is not None:
             removed = self._in_batches(events.remove_older_than, now - self._keep_events)

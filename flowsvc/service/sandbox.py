@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from flowsvc.clock import Clock, utcnow
 from flowsvc.engine import (
+    CallResult,
     Catalog,
     Decision,
     EngineConfig,
@@ -23,6 +24,7 @@ from flowsvc.engine import (
     State,
     Template,
     advance,
+    continue_call,
     load_template,
     new_reference,
     silence,
@@ -41,8 +43,9 @@ MAX_TIMERS = 50  # timers one sandbox silence fires at most (a timeout may lead 
 @dataclass(frozen=True)
 class SandboxTurn:
     """One turn: which template to try ("": the live ones only), the state so far (None: no
-    conversation yet), the input (None with no state: start the template), and the silence
-    before it."""
+    conversation yet), the input (None with no state: start the template) or the result of the
+    call the conversation waits for (a sandbox runs no call: the caller says what it gave), and
+    the silence before it."""
 
     template_name: str
     version: int = 0
@@ -51,6 +54,7 @@ class SandboxTurn:
     inbound: Inbound | None = None
     silence: timedelta = timedelta(0)
     start_context: Mapping[str, Any] = field(default_factory=dict)
+    call_result: CallResult | None = None
 
 
 class Sandbox:
@@ -161,6 +165,12 @@ def check(turn: SandboxTurn) -> None:
         )
     if turn.silence < timedelta(0):
         raise InvalidArgument("bad sandbox turn", [("silence", "must not be negative")])
+    if turn.call_result is not None and (turn.state is None or turn.inbound is not None):
+        raise InvalidArgument(
+            "bad sandbox turn", [("call_result", "only for a conversation waiting for a call")]
+        )
+    if turn.call_result is not None:
+        return
     if turn.state is not None and turn.inbound is None and not turn.silence:
         raise InvalidArgument(
             "bad sandbox turn",
@@ -178,6 +188,15 @@ def decide(catalog: Catalog, turn: SandboxTurn, now: datetime, config: EngineCon
     reference = new_reference(secrets.randbelow)
     if turn.state is not None:
         timed = _timers(catalog, turn.state, now, config, reference)
+        if turn.call_result is not None:
+            # The timers ran first, as the customer's silence came first: a timer that moved the
+            # conversation on leaves it waiting for no call (the result then finds none).
+            after = _call_result(catalog, timed.state, turn.call_result, now, config, reference)
+            return replace(
+                after,
+                messages=timed.messages + after.messages,
+                result=after.result or timed.result,
+            )
         if turn.inbound is None:
             return timed
         if timed.outcome != Outcome.IGNORED:
@@ -217,6 +236,39 @@ def _timers(
         messages += fired.messages
         decided = replace(fired, messages=messages, result=fired.result or decided.result)
         current = fired.state
+    return decided
+
+
+def _call_result(
+    catalog: Catalog,
+    state: State | None,
+    result: CallResult,
+    now: datetime,
+    config: EngineConfig,
+    reference: str,
+) -> Decision:
+    """The result of the call the conversation waits for, as FinishCall continues it;
+    INVALID_ARGUMENT when its step makes no call (a test script out of step says so at once,
+    where flowsvc would ignore a result no conversation waits for)."""
+    template = catalog.get(state.flow, state.version) if state is not None else None
+    if state is None or template is None or template.step(state.step).call is None:
+        where = f"step {state.step!r}" if state is not None else "no conversation"
+        raise InvalidArgument(
+            "bad sandbox turn", [("call_result", f"the conversation waits for no call ({where})")]
+        )
+    decided = continue_call(
+        catalog,
+        state,
+        result,
+        step=state.step,
+        to=SANDBOX_RECIPIENT,
+        now=now,
+        config=config,
+        reference=reference,
+        facts=Facts(),
+    )
+    if isinstance(decided, Needs):
+        raise AssertionError("the engine needs no facts once given them")
     return decided
 
 

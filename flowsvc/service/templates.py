@@ -12,8 +12,9 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from flowsvc.engine import Template, load_template
+from flowsvc.engine.config import EngineConfig
 from flowsvc.engine.diff import Change, diff_versions
-from flowsvc.engine.preview import PreviewStep, preview
+from flowsvc.engine.preview import DEFAULT_CONFIG, PreviewStep, preview
 from flowsvc.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from flowsvc.service.paging import decode_token, encode_token, page_size
 from flowsvc.store import conversations, templates
@@ -136,10 +137,14 @@ class Templates:
     """Create, read, update, delete, validate and import templates; one transaction per call."""
 
     def __init__(
-        self, sessions: sessionmaker[Session], on_change: Callable[[], None] = lambda: None
+        self,
+        sessions: sessionmaker[Session],
+        on_change: Callable[[], None] = lambda: None,
+        config: EngineConfig = DEFAULT_CONFIG,
     ) -> None:
         self._sessions = sessions
         self._on_change = on_change  # e.g. drop cached catalogs, so the change shows at once
+        self._config = config  # menuflow's own words per language, as a preview shows them
 
     def validate(self, definition: TemplateDefinition) -> tuple[str, list[TemplateWarning]]:
         """The type the template would be stored with, and its warnings."""
@@ -283,7 +288,8 @@ class Templates:
         with self._sessions() as session:
             head = _head(session, name)
             row = _version_row(session, head, version or head.live_version or head.version)
-            return _version(head, row), preview(_engine_template(row), context)
+            shown = preview(_engine_template(row), context, self._config)
+            return _version(head, row), shown
 
     def delete(self, name: str) -> tuple[int, int]:
         """Delete a template, its versions and its conversations: (versions, conversations)."""

@@ -6,12 +6,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from flowsvc.engine import CallRequest
 from flowsvc.store.customers import Customer
 from flowsvc.store.models import QueuedCall
+from flowsvc.store.times import read_time
 
 PENDING = "pending"
 DONE = "done"
@@ -87,3 +88,12 @@ def finish(session: Session, call: QueuedCall, now: datetime) -> None:
     call.lease_expires_at = None
     call.updated_at = now
     session.flush()
+
+
+def pending_depth(session: Session) -> tuple[int, datetime | None]:
+    """How many calls are pending (queued or running: conversations wait for them), and when the
+    oldest was queued (for metrics; the claim's index on (state, id) finds them)."""
+    count, oldest = session.execute(
+        select(func.count(), func.min(QueuedCall.created_at)).where(QueuedCall.state == PENDING)
+    ).one()
+    return int(count or 0), read_time(oldest) if oldest is not None else None

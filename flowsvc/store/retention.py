@@ -1,4 +1,4 @@
-"""Deleting rows kept only for a while: finished flow results and outbox messages done with.
+"""Deleting rows kept only for a while: finished flow results, outbox messages and calls done with.
 
 Each call deletes at most `limit` rows, oldest first, so a large backlog is cleared in short
 transactions that never hold many locks at once.
@@ -11,8 +11,9 @@ from datetime import datetime
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from flowsvc.store.calls import DONE, SUPERSEDED
 from flowsvc.store.db import affected_rows
-from flowsvc.store.models import FlowResult, OutboxMessage
+from flowsvc.store.models import FlowResult, OutboxMessage, QueuedCall
 from flowsvc.store.outbox import FAILED, SENT
 
 
@@ -38,4 +39,18 @@ def remove_finished_outbox(session: Session, cutoff: datetime, limit: int) -> in
         .limit(limit)
     )
     statement = delete(OutboxMessage).where(OutboxMessage.id.in_(oldest.scalar_subquery()))
+    return affected_rows(session, statement)
+
+
+def remove_finished_calls(session: Session, cutoff: datetime, limit: int) -> int:
+    """Calls finished (their result handed back) or superseded, last changed before `cutoff`.
+    Pending calls are never deleted, however old: a conversation may still wait for one, and a
+    caller may hold its lease. A result handed back for a deleted call is NOT_FOUND."""
+    oldest = (
+        select(QueuedCall.id)
+        .where(QueuedCall.state.in_((DONE, SUPERSEDED)), QueuedCall.updated_at < cutoff)
+        .order_by(QueuedCall.id)
+        .limit(limit)
+    )
+    statement = delete(QueuedCall).where(QueuedCall.id.in_(oldest.scalar_subquery()))
     return affected_rows(session, statement)

@@ -5,7 +5,7 @@ the keywords that set a customer's language."""
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from flowsvc.engine import limits, wording
+from flowsvc.engine import wording
 from flowsvc.engine.render import placeholder_names
 from flowsvc.engine.translations import text_at, translated
 from flowsvc.engine.wording import LANGUAGE
@@ -55,8 +55,9 @@ def check_languages(
                     )
                 elif not isinstance(text, str) or not text.strip():
                     out.append(Violation(f"{path}.{key}", "must be a non-empty text"))
-                elif len(text) > limits.MAX_TEXT_BODY:
-                    out.append(Violation(f"{path}.{key}", f"is longer than {limits.MAX_TEXT_BODY}"))
+                elif len(text) > wording.text_limit(key):
+                    limit = wording.text_limit(key)
+                    out.append(Violation(f"{path}.{key}", f"is longer than {limit}"))
     folded = {word.casefold() for word in keywords if isinstance(word, str)}
     for language, words in _object(menu, "language_keywords", out).items():
         path = f"{root}.language_keywords.{clip(language)}"

@@ -14,6 +14,7 @@ from rich.console import Group, RenderableType
 from rich.panel import Panel
 from rich.text import Text
 
+from menuflow import chat
 from menuflow.cli.output import document, err, out, table, when
 from menuflow.client import FlowClient, to_dict
 from menuflow.v1 import flow_pb2
@@ -194,15 +195,32 @@ def bubble(body: dict[str, Any]) -> Panel:
     if body.get("type") == "text":
         text.append(str(body.get("text", {}).get("body", "")))
         return Panel(text, expand=False, border_style="green")
+    if body.get("type") != "interactive":  # media, a location, contact cards
+        text.append(chat.render_other(body))
+        return Panel(text, expand=False, border_style="green")
     interactive = body.get("interactive", {})
-    header = interactive.get("header", {}).get("text")
-    if header:
-        text.append(f"{header}\n", style="bold")
+    header = interactive.get("header", {})
+    if header.get("text"):
+        text.append(f"{header['text']}\n", style="bold")
+    elif header.get("type") in chat.MEDIA_ICONS:
+        text.append(f"{chat.media(header['type'], header.get(header['type'], {}))}\n")
     text.append(str(interactive.get("body", {}).get("text", "")))
     footer = interactive.get("footer", {}).get("text")
     if footer:
         text.append(f"\n{footer}", style="dim")
     action = interactive.get("action", {})
+    parameters = action.get("parameters", {})
+    kind = interactive.get("type")
+    if kind == "cta_url":
+        label, url = parameters.get("display_text", ""), parameters.get("url", "")
+        text.append(f"\n[ 🔗 {label} ] <{url}>", style="cyan")
+    elif kind == "location_request_message":
+        text.append("\n[ 📍 Send location ]", style="cyan")
+    elif kind == "flow":
+        flow = parameters.get("flow_id") or parameters.get("flow_name", "")
+        screen = parameters.get("flow_action_payload", {}).get("screen", "")
+        opens = f"WhatsApp Flow {flow}" + (f", screen {screen}" if screen else "")
+        text.append(f"\n[ {parameters.get('flow_cta', '')} ] ({opens})", style="cyan")
     for button in action.get("buttons", []):
         text.append(f"\n[ {button.get('reply', {}).get('title', '')} ]", style="cyan")
     if interactive.get("type") == "list":

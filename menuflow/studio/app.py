@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from menuflow.call_results import sandbox_call_result
 from menuflow.client import AsyncFlowClient, Connection, MenuflowError, to_dict
 from menuflow.v1 import flow_pb2
 
@@ -55,7 +56,8 @@ async def preview(request: Request) -> JSONResponse:
 
 
 async def turn(request: Request) -> JSONResponse:
-    """One sandbox turn: {template, version, conversation?, text? | selection? | start?}."""
+    """One sandbox turn: {template, version, conversation?, text? | selection? | call_result? |
+    start?}; call_result in menuflow/call_results.py's shape (a sandbox runs no call)."""
     flow: AsyncFlowClient = request.state.flow
     body: dict[str, Any] = await request.json()
     sandbox = flow_pb2.RunSandboxRequest(
@@ -67,6 +69,14 @@ async def turn(request: Request) -> JSONResponse:
         json_format.ParseDict(body["conversation"], sandbox.conversation)
     if body.get("selection"):
         json_format.ParseDict(body["selection"], sandbox.selection)
+    elif body.get("call_result") is not None:
+        try:
+            sandbox.call_result.CopyFrom(sandbox_call_result(body["call_result"]))
+        except ValueError as error:
+            return JSONResponse(
+                {"error": "INVALID_ARGUMENT", "message": f"call_result: {error}", "violations": []},
+                status_code=400,
+            )
     elif body.get("text"):
         sandbox.text = str(body["text"])
     return JSONResponse(to_dict(await flow.run_sandbox(sandbox)))

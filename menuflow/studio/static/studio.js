@@ -90,9 +90,44 @@ function show(response) {
   $("flow").textContent = conversation ? `${conversation.flow} v${conversation.version}` : "(ended)";
   $("step").textContent = conversation ? conversation.step : "-";
   $("context").textContent = JSON.stringify(conversation ? conversation.context || {} : {}, null, 2);
+  if (response.call) showCall(response.call);
   if (response.result_reference) {
     $("result").textContent = `${response.result_reference}\n${JSON.stringify(response.result, null, 2)}`;
   }
+}
+
+// A sandbox runs no call: the bot's call is shown, and its result is given here.
+function showCall(call) {
+  const body = call.body_json ? ` ${call.body_json}` : "";
+  $("chat").appendChild(
+    element("div", "bubble bot call", `(the bot calls ${call.method} ${call.endpoint}${call.path}${body})`),
+  );
+  const choices = element("div", "choices");
+  const results = [
+    ["Answer…", null],
+    ["Time out", { timeout: true }],
+    ["Fail", { failed: true }],
+  ];
+  for (const [title, fixed] of results) {
+    const button = element("button", "reply call-result", title);
+    button.onclick = () => {
+      let result = fixed;
+      if (result === null) {
+        const typed = window.prompt("What the API answered (JSON)", '{"status": 200, "json": {}}');
+        if (typed === null) return;
+        try {
+          result = JSON.parse(typed);
+        } catch (error) {
+          $("chat").appendChild(element("div", "bubble bot error", `not JSON: ${error.message}`));
+          return;
+        }
+      }
+      say(`(call result: ${JSON.stringify(result)})`, "customer");
+      turn({ call_result: result });
+    };
+    choices.appendChild(button);
+  }
+  $("chat").appendChild(choices);
 }
 
 async function turn(input) {
