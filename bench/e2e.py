@@ -474,7 +474,7 @@ def main() -> None:
     parser.add_argument(
         "--watch-types",
         nargs="*",
-        default=["flow_completed"],
+        default=["step_entered"],
         help="event types the watchers ask for (none: every event)",
     )
     parser.add_argument("--drain-seconds", type=float, default=60.0)

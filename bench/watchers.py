@@ -79,7 +79,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--target", required=True)
     parser.add_argument("--streams", type=int, default=100)
-    parser.add_argument("--types", nargs="*", default=["flow_completed"])
+    parser.add_argument("--types", nargs="*", default=["step_entered"])
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--ready", type=Path, required=True)
     asyncio.run(main(parser.parse_args()))

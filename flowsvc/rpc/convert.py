@@ -466,6 +466,35 @@ class EventCache:
         return found
 
 
+class ResponseCache:
+    """WatchEvents responses, each built once per batch however many streams send it: the event
+    hub hands every stream that follows the same filter the same list, so the 100 streams of one
+    filter share one response (the latest `size` batches kept, each with its list, so that the
+    list's id is not reused while it is a key)."""
+
+    def __init__(self, events: EventCache, size: int = 256) -> None:
+        self._events = events
+        self._size = size
+        self._built: OrderedDict[int, tuple[list[Committed], flow_pb2.WatchEventsResponse]] = (
+            OrderedDict()
+        )
+        self._lock = threading.Lock()
+
+    def get(self, batch: list[Committed]) -> flow_pb2.WatchEventsResponse:
+        # Built under the lock: the streams of one filter wake together, and one builds for all.
+        with self._lock:
+            found = self._built.get(id(batch))
+            if found is not None and found[0] is batch:
+                return found[1]
+            response = flow_pb2.WatchEventsResponse(
+                events=[self._events.get(item) for item in batch]
+            )
+            self._built[id(batch)] = (batch, response)
+            while len(self._built) > self._size:
+                self._built.popitem(last=False)
+            return response
+
+
 def event(item: Committed) -> flow_pb2.Event:
     """An event with its payload in the oneof field its type names."""
     message = flow_pb2.Event(

@@ -55,6 +55,7 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
         self._feed = feed
         self._event_deliveries = event_deliveries
         self._events = convert.EventCache()
+        self._responses = convert.ResponseCache(self._events)
         self._sandbox = sandbox
         self._stats = stats
         self._call_queue = call_queue
@@ -323,7 +324,7 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
         # Headers at once: the caller knows the stream is open before the first event.
         context.send_initial_metadata(())
         for batch in found:
-            yield flow_pb2.WatchEventsResponse(events=[self._events.get(item) for item in batch])
+            yield self._responses.get(batch)
 
     def ListEvents(
         self, request: flow_pb2.ListEventsRequest, context: grpc.ServicerContext

@@ -1,8 +1,10 @@
 """WatchEvents and ListEvents: the event log read in id order (which is commit order), filtered.
 
 A watcher resumes after the last id it saw and gets every later event at least once. Catching up
-it reads the database a batch at a time, one short session per batch; following along it reads
-the process's EventHub, holding no connection while it waits. A position retention has deleted
+it reads the hub's buffer, or the database a batch at a time (one short session per batch);
+following along it takes what the process's EventHub pushes into its own bounded queue, already
+filtered, holding no connection while it waits. A watcher too slow for its queue is dropped from
+the fan-out and catches up again from the last id it sent. A position retention has deleted
 past is refused (OUT_OF_RANGE), never skipped over in silence.
 """
 
@@ -14,7 +16,7 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session, sessionmaker
 
 from flowsvc.errors import InvalidArgument, OutOfRange
-from flowsvc.service.event_hub import Committed, EventHub, committed
+from flowsvc.service.event_hub import Committed, EventHub, committed, matches
 from flowsvc.service.paging import decode_token, encode_token, page_size
 from flowsvc.store import events
 from flowsvc.store.events import Filter
@@ -57,15 +59,6 @@ class Page:
     last_id: int
 
 
-def matches(item: Committed, wanted: Filter) -> bool:
-    return (
-        (not wanted.types or item.type in wanted.types)
-        and (not wanted.template_name or item.template_name == wanted.template_name)
-        and (not wanted.phone_number_id or item.customer[0] == wanted.phone_number_id)
-        and (not wanted.phone_number or item.customer[1] == wanted.phone_number)
-    )
-
-
 class EventFeed:
     """The event log for readers."""
 
@@ -96,14 +89,34 @@ class EventFeed:
                 last, purged = events.bounds(session)
             cursor = last if after_id is None else _start(after_id, last, purged)
             while active() and not self._hub.stopping:
-                buffered = self._hub.after(cursor, _WAIT_SECONDS)
-                if buffered is None:
-                    found, cursor = self._catch_up(cursor, wanted)
-                else:
-                    found, cursor = buffered
-                    found = [item for item in found if matches(item, wanted)]
-                for start in range(0, len(found), _BATCH):
-                    yield found[start : start + _BATCH]
+                # Subscribed first, then caught up to where the subscription starts: no load
+                # falls between the two (one may come twice; ids at or before `cursor` are
+                # dropped).
+                with self._hub.subscribe(wanted) as subscription:
+                    while cursor < subscription.start and active():
+                        buffered = self._hub.since(cursor)
+                        if buffered is None:
+                            found, cursor = self._catch_up(cursor, wanted)
+                        else:
+                            found, cursor = buffered
+                            found = [item for item in found if matches(item, wanted)]
+                        yield from _batches(found)
+                    while active() and not self._hub.stopping and not subscription.overflowed:
+                        loads = subscription.take(_WAIT_SECONDS)
+                        if not loads:
+                            continue
+                        # One load (a stream keeping up): its list as is, shared with the other
+                        # streams of the filter. Several (a stream that fell behind while it
+                        # sent): all in one response, so that it catches up rather than falling
+                        # further behind one response per load.
+                        if len(loads) == 1:
+                            found = loads[0].items
+                        else:
+                            found = [item for load in loads for item in load.items]
+                        if found[0].id <= cursor:
+                            found = [item for item in found if item.id > cursor]
+                        cursor = max(cursor, loads[-1].through)
+                        yield from _batches(found)
 
     def _catch_up(self, cursor: int, wanted: Filter) -> tuple[list[Committed], int]:
         """The next batch from the database, for a watcher behind the hub's buffer."""
@@ -115,6 +128,17 @@ class EventFeed:
         found = [committed(row) for row in rows]
         full = len(rows) == _CATCH_UP_BATCH
         return found, found[-1].id if full else last
+
+
+def _batches(found: list[Committed]) -> Iterator[list[Committed]]:
+    """`found` in responses of at most _BATCH events (the list itself when it fits, so that
+    streams following the same filter share it)."""
+    if len(found) <= _BATCH:
+        if found:
+            yield found
+        return
+    for start in range(0, len(found), _BATCH):
+        yield found[start : start + _BATCH]
 
 
 def _check(after_id: int, wanted: Filter) -> None:

@@ -1,11 +1,15 @@
 """One flowsvc process's view of the event log for its watchers: the newest events, read once
-from the database into memory however many streams follow them, and the wait for newer ones.
+from the database into memory however many streams follow them, and handed to each stream.
 
 What wakes it: this process's own commits (store.events' LAST_ID, at once), and on PostgreSQL
 the NOTIFY that every commit of events sends, on one LISTEN connection per process; on SQLite a
 poll of the counter every `poll_seconds` (other processes' commits). One reader thread then loads
-the new events, in id order, into a buffer of the latest `capacity`; a watcher reads the buffer
-and holds no database connection while it waits. A watcher further behind reads the database.
+the new events, in id order, into a buffer of the latest `capacity`, and fans each load out: it
+filters the load once per distinct filter and appends the result to the bounded queue of every
+subscription with that filter, waking only those streams. A stream waits on its own queue (not
+on every load of the hub) and holds no database connection while it waits. A slow stream never
+holds the reader up: when its queue overflows it is dropped, and the stream catches up from the
+buffer or the database from the last id it sent, as a watcher that starts far behind does.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import logging
 import os
 import select
 import threading
+import time
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,11 +32,16 @@ from sqlalchemy.orm import Session, sessionmaker
 from flowsvc.errors import ResourceExhausted
 from flowsvc.store import events
 from flowsvc.store.customers import Customer
+from flowsvc.store.events import Filter
 
 log = logging.getLogger("flowsvc.events")
 
 _READ_BATCH = 1000
-_PACE = 0.01  # seconds
+# At most one read of new events per _PACE (seconds, counted from the start of the previous read):
+# under load, many commits' events go out together (one wake-up and one response per stream); a
+# NOTIFY after a quiet spell is read at once.
+_PACE = 0.01
+_QUEUE_EVENTS = 10_000  # events one subscription's queue holds before it overflows
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +69,66 @@ def committed(row: Row[Any]) -> Committed:
     )
 
 
+def matches(item: Committed, wanted: Filter) -> bool:
+    return (
+        (not wanted.types or item.type in wanted.types)
+        and (not wanted.template_name or item.template_name == wanted.template_name)
+        and (not wanted.phone_number_id or item.customer[0] == wanted.phone_number_id)
+        and (not wanted.phone_number or item.customer[1] == wanted.phone_number)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Load:
+    """One load of the hub as a subscription sees it: the events its filter matches among those
+    after `after` through `through` (the list is shared by every subscription with that filter)."""
+
+    after: int
+    through: int
+    items: list[Committed]
+
+
+class Subscription:
+    """A stream's queue of the hub's loads, from `start` (the hub's newest id when it subscribed)
+    on. Bounded: past `limit` queued events it is `overflowed`, and gets nothing more."""
+
+    def __init__(self, wanted: Filter, start: int, limit: int) -> None:
+        self.wanted = wanted
+        self.start = start
+        self._limit = limit
+        self._lock = threading.Lock()
+        self._loads: deque[Load] = deque()
+        self._queued = 0
+        self._ready = threading.Event()
+        self.overflowed = False
+
+    def put(self, load: Load) -> None:
+        """From the reader thread: never blocks on the stream, and does not wake it (`wake`)."""
+        with self._lock:
+            if self.overflowed:
+                return
+            if self._queued + len(load.items) > self._limit:
+                self.overflowed = True
+                self._loads.clear()
+                self._queued = 0
+            else:
+                self._loads.append(load)
+                self._queued += len(load.items)
+
+    def wake(self) -> None:
+        self._ready.set()
+
+    def take(self, timeout: float) -> list[Load]:
+        """The loads queued since the last take, waiting up to `timeout` for one."""
+        self._ready.wait(timeout)
+        with self._lock:
+            self._ready.clear()
+            loads = list(self._loads)
+            self._loads.clear()
+            self._queued = 0
+        return loads
+
+
 class EventHub:
     """The latest events in memory, and the watchers waiting for more."""
 
@@ -69,6 +139,7 @@ class EventHub:
         capacity: int = 10_000,
         poll_seconds: float = 0.5,
         max_watchers: int = 100,
+        queue_events: int = _QUEUE_EVENTS,
     ) -> None:
         self._sessions = sessions
         self._capacity = capacity
@@ -80,6 +151,8 @@ class EventHub:
         self._known = 0  # the newest id known to be committed
         self._loaded = 0  # the newest id in the buffer (or before it, when it started)
         self._watching = 0  # open watchers: with none, new events are not read at all
+        self._queue_events = queue_events
+        self._subscriptions: set[Subscription] = set()
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         # Written to by stop(): wakes the PostgreSQL LISTEN loop out of its select() at once, so
@@ -103,6 +176,9 @@ class EventHub:
         self._stopping.set()
         with self._changed:
             self._changed.notify_all()
+            subscriptions = list(self._subscriptions)
+        for subscription in subscriptions:
+            subscription.wake()
         if self._wake_write >= 0:
             os.write(self._wake_write, b"x")
         for thread in self._threads:
@@ -140,23 +216,45 @@ class EventHub:
                 self._watching -= 1
             self._slots.release()
 
+    @contextmanager
+    def subscribe(self, wanted: Filter) -> Iterator[Subscription]:
+        """A queue of every load after the hub's newest id now (`Subscription.start`), filtered;
+        what came before that the caller reads with `since` or from the database."""
+        with self._changed:
+            subscription = Subscription(wanted, self._loaded, self._queue_events)
+            self._subscriptions.add(subscription)
+        try:
+            yield subscription
+        finally:
+            with self._changed:
+                self._subscriptions.discard(subscription)
+
+    def since(self, cursor: int) -> tuple[list[Committed], int] | None:
+        """`after` without waiting."""
+        with self._changed:
+            return self._buffered(cursor)
+
     def after(self, cursor: int, timeout: float) -> tuple[list[Committed], int] | None:
         """The buffered events after `cursor` and the id they run to, waiting up to `timeout`
         for some ([] and `cursor` if none came); None if `cursor` is before the buffer (the
         caller reads the database)."""
         with self._changed:
             self._changed.wait_for(lambda: self._loaded > cursor or self.stopping, timeout)
-            if self._loaded <= cursor:
-                return [], cursor
-            first = self._buffer[0].id if self._buffer else self._loaded + 1
-            if cursor + 1 < first:
-                return None
-            skip = cursor + 1 - first
-            if skip < len(self._buffer) and self._buffer[skip].id == cursor + 1:  # contiguous ids
-                found = [self._buffer[i] for i in range(skip, len(self._buffer))]
-            else:
-                found = [e for e in self._buffer if e.id > cursor]
-            return found, self._loaded
+            return self._buffered(cursor)
+
+    def _buffered(self, cursor: int) -> tuple[list[Committed], int] | None:
+        """`after`'s answer, the lock held."""
+        if self._loaded <= cursor:
+            return [], cursor
+        first = self._buffer[0].id if self._buffer else self._loaded + 1
+        if cursor + 1 < first:
+            return None
+        skip = cursor + 1 - first
+        if skip < len(self._buffer) and self._buffer[skip].id == cursor + 1:  # contiguous ids
+            found = [self._buffer[i] for i in range(skip, len(self._buffer))]
+        else:
+            found = [e for e in self._buffer if e.id > cursor]
+        return found, self._loaded
 
     def _after_commit(self, session: Session) -> None:
         last_id = session.info.pop(events.LAST_ID, 0)
@@ -165,10 +263,9 @@ class EventHub:
 
     def _read(self) -> None:
         """Load committed events into the buffer as they become known, in id order."""
+        started = 0.0
         while not self.stopping:
-            # At most one read per _PACE: under load, many commits' events go out together
-            # (one wake-up and one response per watcher), for at most _PACE more latency.
-            self._stopping.wait(_PACE)
+            self._stopping.wait(max(0.0, started + _PACE - time.monotonic()))
             with self._changed:
                 self._changed.wait_for(lambda: self._known > self._loaded or self.stopping, 1.0)
                 start, target = self._loaded, self._known
@@ -178,6 +275,7 @@ class EventHub:
                     continue
             if target <= start:
                 continue
+            started = time.monotonic()
             try:
                 with self._sessions() as session:
                     rows = events.read(session, start, target, events.Filter(), _READ_BATCH)
@@ -191,6 +289,33 @@ class EventHub:
                 full = len(loaded) == _READ_BATCH
                 self._loaded = loaded[-1].id if full else target
                 self._changed.notify_all()
+                # Taken with the new _loaded: a stream subscribing later starts after this load.
+                subscriptions = list(self._subscriptions)
+                through = self._loaded
+            self._fan_out(subscriptions, start, through, loaded)
+
+    def _fan_out(
+        self, subscriptions: list[Subscription], after: int, through: int, loaded: list[Committed]
+    ) -> None:
+        """Each subscription gets the load filtered by its filter, filtered once per filter (100
+        streams following the same events cost one pass); a stream none of it matches is not
+        woken at all."""
+        by_filter: dict[Filter, Load] = {}
+        woken: list[Subscription] = []
+        for subscription in subscriptions:
+            load = by_filter.get(subscription.wanted)
+            if load is None:
+                wanted = subscription.wanted
+                load = by_filter[wanted] = Load(
+                    after, through, [item for item in loaded if matches(item, wanted)]
+                )
+            if load.items:
+                subscription.put(load)
+                woken.append(subscription)
+        # Every queue filled before any stream wakes: a woken stream's sending competes for the
+        # GIL, and would otherwise hold up the queues after its own.
+        for subscription in woken:
+            subscription.wake()
 
     def _poll(self) -> None:
         """SQLite: read the counter every poll interval (commits of other processes)."""

@@ -1,0 +1,118 @@
+"""100 WatchEvents streams at once, while messages are handled: every stream gets every event its
+filter matches, once each, in commit order, and message handling still answers (the streams do
+not take its worker threads)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import grpc
+import pytest
+
+from flowsvc.server import Server
+from flowsvc.service.event_feed import EventFeed
+from flowsvc.service.event_hub import EventHub
+from flowsvc.store import events
+from flowsvc.store.db import create_db_engine, create_sessionmaker
+from menuflow.v1 import flow_pb2, flow_pb2_grpc
+from tests.chat import Chat
+from tests.test_events import Watcher, listed
+
+pytestmark = pytest.mark.usefixtures("seeded")
+
+T = flow_pb2.EventType
+WATCHERS = 100  # the default FLOWSVC_EVENT_MAX_WATCHERS: every slot taken
+CUSTOMERS = 6
+
+
+@pytest.fixture
+def channels(flowsvc: Server) -> Iterator[list[grpc.Channel]]:
+    """A few connections, as many services watching would open."""
+    opened = [grpc.insecure_channel(f"127.0.0.1:{flowsvc.port}") for _ in range(4)]
+    yield opened
+    for channel in opened:
+        channel.close()
+
+
+def converse(stub: flow_pb2_grpc.FlowServiceStub, phone_number: str) -> None:
+    """A customer opens the main menu, picks an entry, goes back and leaves."""
+    chat = Chat(stub, phone_number=phone_number)
+    for text in ("hi", "1", "menu", "cancel"):
+        chat.say(text)
+
+
+def test_a_hundred_watchers_each_get_every_event_in_order_while_messages_are_handled(
+    stub: flow_pb2_grpc.FlowServiceStub, channels: list[grpc.Channel]
+) -> None:
+    someone = f"1650555{0:04d}"
+    filters = [
+        flow_pb2.EventFilter(),
+        flow_pb2.EventFilter(types=[T.EVENT_TYPE_STEP_ENTERED]),
+        flow_pb2.EventFilter(phone_number=someone),
+        flow_pb2.EventFilter(
+            types=[T.EVENT_TYPE_CONVERSATION_STARTED, T.EVENT_TYPE_MESSAGE_QUEUED]
+        ),
+    ]
+    watchers = [
+        Watcher(flow_pb2_grpc.FlowServiceStub(channels[n % len(channels)]), filter=wanted)
+        for n in range(WATCHERS)
+        for wanted in [filters[n % len(filters)]]
+    ]
+    try:
+        customers = [
+            threading.Thread(target=converse, args=(stub, f"1650555{n:04d}"))
+            for n in range(CUSTOMERS)
+        ]
+        for customer in customers:
+            customer.start()
+        for customer in customers:
+            customer.join()
+
+        for n, watcher in enumerate(watchers):
+            expected = listed(stub, filter=filters[n % len(filters)])
+            assert expected  # every filter matches something
+            seen = watcher.wait_for(len(expected))
+            assert [e.id for e in seen] == [e.id for e in expected]  # each once, in order
+            assert seen == expected
+            assert watcher.error is None
+    finally:
+        for watcher in watchers:
+            watcher.close()
+
+
+def test_a_watcher_too_slow_for_its_queue_still_gets_every_event_once_in_order(
+    database_url: str,
+) -> None:
+    """A stream that has not taken what the hub pushed while many events committed overflows its
+    queue (here 3 events) and catches up from where it was, missing and repeating nothing."""
+    engine = create_db_engine(database_url, pool_size=4)
+    sessions = create_sessionmaker(engine)
+    events.attach(sessions)
+    hub = EventHub(sessions, queue_events=3)
+    hub.start()
+    customer = ("1", "2")
+    try:
+
+        def commit(count: int) -> int:
+            with sessions() as session:
+                with session.begin():
+                    events.record(session, [events.Draft("message_sent", customer)] * count)
+                with session.begin():
+                    return events.bounds(session)[0]
+
+        first = commit(1)
+        stream = EventFeed(sessions, hub).watch(first - 1, events.Filter(), lambda: True)
+        seen = [item.id for item in next(stream)]  # subscribed; this response not yet sent
+        assert seen == [first]
+        for _ in range(10):
+            last = commit(2)
+        while hub.after(last - 1, 1.0) == ([], last - 1):
+            pass  # until the hub has loaded (and pushed) them all
+        while seen[-1] < last:
+            seen += [item.id for item in next(stream)]
+        assert seen == list(range(first, last + 1))
+        stream.close()
+    finally:
+        hub.stop()
+        engine.dispose()
