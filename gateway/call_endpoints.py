@@ -14,18 +14,15 @@ except to a loopback address (a service on the same host, e.g. the dev stand-in)
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
+from gateway.endpoint_list import Entry, read_entries
 from menuflow.environment import SettingsError
 
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _HEADER = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
-_LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 _KEYS = {"name", "url", "headers", "secret_headers", "idempotent", "retries"}
 MAX_RETRIES = 5
 
@@ -47,38 +44,12 @@ class CallEndpoint:
 def parse(raw: str, environ: Mapping[str, str]) -> tuple[CallEndpoint, ...]:
     """CALL_ENDPOINTS' endpoints, their secret headers read from `environ`; SettingsError
     naming the problem otherwise."""
-    if not raw.strip():
-        return ()
-    try:
-        items = json.loads(raw)
-    except ValueError as error:
-        raise SettingsError(f"CALL_ENDPOINTS is not JSON: {error}") from None
-    if not isinstance(items, list):
-        raise SettingsError("CALL_ENDPOINTS must be a JSON list of endpoint objects")
-    endpoints = tuple(_endpoint(n, item, environ) for n, item in enumerate(items))
-    names = [e.name for e in endpoints]
-    if len(set(names)) != len(names):
-        raise SettingsError(f"CALL_ENDPOINTS: endpoint names must be unique, got {names}")
-    return endpoints
+    entries = read_entries("CALL_ENDPOINTS", raw, _KEYS, max_name=64)
+    return tuple(_endpoint(entry, environ) for entry in entries)
 
 
-def _endpoint(n: int, item: Any, environ: Mapping[str, str]) -> CallEndpoint:
-    where = f"CALL_ENDPOINTS[{n}]"
-    if not isinstance(item, dict):
-        raise SettingsError(f"{where} must be an object")
-    unknown = set(item) - _KEYS
-    if unknown:
-        raise SettingsError(f"{where}: unknown keys {sorted(unknown)} (known: {sorted(_KEYS)})")
-    name = item.get("name")
-    if not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise SettingsError(f"{where}.name: required, letters, digits, _ . - (at most 64)")
-    where = f"CALL_ENDPOINTS[{name}]"
-    url = item.get("url")
-    parts = urlsplit(url) if isinstance(url, str) else None
-    if parts is None or parts.scheme not in ("https", "http") or not parts.hostname:
-        raise SettingsError(f"{where}.url: required, an https:// URL")
-    if parts.scheme == "http" and parts.hostname not in _LOOPBACK:
-        raise SettingsError(f"{where}.url: https only (plain http only to a loopback address)")
+def _endpoint(entry: Entry, environ: Mapping[str, str]) -> CallEndpoint:
+    where, item = entry.where, entry.item
     headers = _headers(item.get("headers", {}), f"{where}.headers")
     for header, variable in _headers(
         item.get("secret_headers", {}), f"{where}.secret_headers"
@@ -96,7 +67,7 @@ def _endpoint(n: int, item: Any, environ: Mapping[str, str]) -> CallEndpoint:
     if not isinstance(retries, int) or isinstance(retries, bool) or not 0 <= retries <= MAX_RETRIES:
         raise SettingsError(f"{where}.retries: from 0 to {MAX_RETRIES}")
     return CallEndpoint(
-        name=name, url=str(url), headers=headers, idempotent=idempotent, retries=retries
+        name=entry.name, url=entry.url, headers=headers, idempotent=idempotent, retries=retries
     )
 
 

@@ -10,18 +10,13 @@ Plain http is refused except to a loopback address (a receiver on the same host)
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
-from urllib.parse import urlsplit
 
+from gateway.endpoint_list import Entry, read_entries
 from menuflow.environment import SettingsError
 from menuflow.v1 import flow_pb2
 
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
-_LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 _KEYS = {"name", "url", "secret_env", "types", "deadline_seconds", "start", "batch_max"}
 TYPES = frozenset(
     name.removeprefix("EVENT_TYPE_").lower()
@@ -47,38 +42,12 @@ class Endpoint:
 def parse(raw: str, environ: Mapping[str, str]) -> tuple[Endpoint, ...]:
     """EVENT_ENDPOINTS' endpoints, their secrets read from `environ`; SettingsError naming the
     problem otherwise."""
-    if not raw.strip():
-        return ()
-    try:
-        items = json.loads(raw)
-    except ValueError as error:
-        raise SettingsError(f"EVENT_ENDPOINTS is not JSON: {error}") from None
-    if not isinstance(items, list):
-        raise SettingsError("EVENT_ENDPOINTS must be a JSON list of endpoint objects")
-    endpoints = tuple(_endpoint(n, item, environ) for n, item in enumerate(items))
-    names = [e.name for e in endpoints]
-    if len(set(names)) != len(names):
-        raise SettingsError(f"EVENT_ENDPOINTS: endpoint names must be unique, got {names}")
-    return endpoints
+    entries = read_entries("EVENT_ENDPOINTS", raw, _KEYS, max_name=128)
+    return tuple(_endpoint(entry, environ) for entry in entries)
 
 
-def _endpoint(n: int, item: Any, environ: Mapping[str, str]) -> Endpoint:
-    where = f"EVENT_ENDPOINTS[{n}]"
-    if not isinstance(item, dict):
-        raise SettingsError(f"{where} must be an object")
-    unknown = set(item) - _KEYS
-    if unknown:
-        raise SettingsError(f"{where}: unknown keys {sorted(unknown)} (known: {sorted(_KEYS)})")
-    name = item.get("name")
-    if not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise SettingsError(f"{where}.name: required, letters, digits, _ . - (at most 128)")
-    where = f"EVENT_ENDPOINTS[{name}]"
-    url = item.get("url")
-    parts = urlsplit(url) if isinstance(url, str) else None
-    if parts is None or parts.scheme not in ("https", "http") or not parts.hostname:
-        raise SettingsError(f"{where}.url: required, an https:// URL")
-    if parts.scheme == "http" and parts.hostname not in _LOOPBACK:
-        raise SettingsError(f"{where}.url: https only (plain http only to a loopback address)")
+def _endpoint(entry: Entry, environ: Mapping[str, str]) -> Endpoint:
+    where, item = entry.where, entry.item
     secret_env = item.get("secret_env")
     if not isinstance(secret_env, str) or not secret_env:
         raise SettingsError(f"{where}.secret_env: required, the environment variable's name")
@@ -103,8 +72,8 @@ def _endpoint(n: int, item: Any, environ: Mapping[str, str]) -> Endpoint:
     if not isinstance(batch_max, int) or isinstance(batch_max, bool) or not 1 <= batch_max <= 500:
         raise SettingsError(f"{where}.batch_max: from 1 to 500")
     return Endpoint(
-        name=name,
-        url=str(url),
+        name=entry.name,
+        url=entry.url,
         secret=secret,
         secret_env=secret_env,
         types=wanted,
