@@ -24,7 +24,7 @@ import httpx
 from gateway.call_endpoints import CallEndpoint
 from gateway.channel import Calls
 from gateway.lanes import Lanes
-from gateway.leases import leased_message
+from gateway.leases import leased_replies
 from gateway.metrics import Metrics
 from menuflow.logs import log
 from menuflow.v1 import flow_pb2
@@ -217,14 +217,14 @@ class CallRunner:
                     return
                 await asyncio.sleep(min(0.5 * 2**attempt, 5.0))
                 continue
-            owner = self._calls.owner
-            leased = [
-                leased_message(m, requested_at, self._reply_lease, self._budget)
-                for m in response.messages
-                if m.lease_owner == owner
-                and m.state == flow_pb2.DELIVERY_STATE_PENDING
-                and not response.duplicate
-            ]
+            leased = leased_replies(
+                response.messages,
+                response.duplicate,
+                self._calls.owner,
+                requested_at,
+                self._reply_lease,
+                self._budget,
+            )
             self._lanes.submit(leased)
             if not response.duplicate and len(leased) < len(response.messages):
                 # Behind a message another sender holds (the "one moment"): the pump claims them.

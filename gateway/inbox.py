@@ -25,7 +25,7 @@ from gateway.batches import Batches, HandleError
 from gateway.channel import Calls
 from gateway.customer import Customer
 from gateway.lanes import Lanes
-from gateway.leases import leased_message
+from gateway.leases import leased_replies
 from gateway.metrics import Metrics
 from gateway.payload import Parsed
 from gateway.receipts import Receipts
@@ -129,15 +129,14 @@ class Inbox:
         response: flow_pb2.HandleMessageResponse,
         requested_at: float,
     ) -> None:
-        owner = self._calls.owner
-        # A duplicate's messages are the first delivery's: whoever handled it holds (or held) them.
-        leased = [
-            leased_message(m, requested_at, self._lease, self._budget)
-            for m in response.messages
-            if m.lease_owner == owner
-            and m.state == flow_pb2.DELIVERY_STATE_PENDING
-            and not response.duplicate
-        ]
+        leased = leased_replies(
+            response.messages,
+            response.duplicate,
+            self._calls.owner,
+            requested_at,
+            self._lease,
+            self._budget,
+        )
         self._lanes.submit(leased)
         if not response.duplicate and len(leased) < len(response.messages):
             # Committed replies behind a message another sender holds: the pump must claim them.

@@ -4,6 +4,7 @@ outlive its lease."""
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from menuflow.v1 import flow_pb2
@@ -34,3 +35,21 @@ def leased_message(
         end = message.lease_expire_time.seconds + message.lease_expire_time.nanos / 1e9
         deadline = min(deadline, time.monotonic() + (end - time.time()) - budget)
     return Leased(message, deadline, requested_at)
+
+
+def leased_replies(
+    messages: Sequence[flow_pb2.OutboxMessage],
+    duplicate: bool,
+    owner: str,
+    requested_at: float,
+    lease_seconds: int,
+    budget: float,
+) -> list[Leased]:
+    """The replies a HandleMessage or FinishCall response leased to this gateway (`owner`), to
+    send now. A duplicate's replies are the first delivery's: whoever handled it holds (or held)
+    them, so none are this call's."""
+    return [
+        leased_message(m, requested_at, lease_seconds, budget)
+        for m in messages
+        if m.lease_owner == owner and m.state == flow_pb2.DELIVERY_STATE_PENDING and not duplicate
+    ]
