@@ -15,6 +15,7 @@ from flowsvc.server import Server
 from flowsvc.service.templates import Templates
 from flowsvc.settings import Settings
 from flowsvc.store.db import create_db_engine, create_sessionmaker
+from menuflow.business_standin import BusinessStandin
 from menuflow.v1 import flow_pb2_grpc
 from tests.database import empty_tables, fresh_database, migrate
 from tests.servers import running_flowsvc
@@ -67,3 +68,12 @@ def seeded(database_url: str) -> str:
     finally:
         engine.dispose()
     return database_url
+
+
+@pytest.fixture
+def api() -> Iterator[BusinessStandin]:
+    """The business's HTTP APIs that call steps reach (address check, free slots)."""
+    server = BusinessStandin().serve()
+    yield server
+    server.shutdown()
+    server.server_close()

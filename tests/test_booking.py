@@ -41,14 +41,6 @@ def graph() -> Iterator[StandinServer]:
 
 
 @pytest.fixture
-def api() -> Iterator[BusinessStandin]:
-    server = BusinessStandin().serve()
-    yield server
-    server.shutdown()
-    server.server_close()
-
-
-@pytest.fixture
 def seeded(stub: flow_pb2_grpc.FlowServiceStub) -> flow_pb2_grpc.FlowServiceStub:
     seed_default_templates(stub)
     return stub
