@@ -163,10 +163,7 @@ def enter(
         )
     except MissingFacts as missing:
         return missing.needs
-    decision = _chosen(decision, rules.spoken(state))
-    if decision.state is None:
-        return decision
-    return replace(decision, state=replace(decision.state, last_interaction=state.last_interaction))
+    return _steered(decision, state, rules.spoken(state))
 
 
 def silence(
@@ -233,10 +230,17 @@ def continue_call(
         )
     except MissingFacts as missing:
         return missing.needs
-    decision = _chosen(decision, rules.spoken(state))
+    return _steered(decision, state, rules.spoken(state))
+
+
+def _steered(decision: Decision, before: State, language: str | None) -> Decision:
+    """A decision the customer did not cause (steering, a call's result): their language kept
+    unless it changed, and their last_interaction left as it was."""
+    decision = _chosen(decision, language)
     if decision.state is None:
         return decision
-    return replace(decision, state=replace(decision.state, last_interaction=state.last_interaction))
+    moved = replace(decision.state, last_interaction=before.last_interaction)
+    return replace(decision, state=moved)
 
 
 def _chosen(decision: Decision, before: str | None) -> Decision:
