@@ -28,6 +28,7 @@ from gateway.verdict import Verdict, classify, network_error
 from menuflow.logs import log, mask_message_id, mask_phone
 
 logger = logging.getLogger("gateway.sender")
+_READ = b'{"messaging_product": "whatsapp", "status": "read", "message_id": %s}'
 
 
 class GraphSender:
@@ -78,9 +79,10 @@ class GraphSender:
 
     async def mark_read(self, phone_number_id: str, message_id: str) -> bool:
         """Best effort: blue ticks for the customer's message; never retried."""
-        body = {"messaging_product": "whatsapp", "status": "read", "message_id": message_id}
+        # The body around the id, fixed: formatted, not built and dumped as a dict, per message.
+        body = _READ % json.dumps(message_id).encode()
         try:
-            status, content = await self._post(phone_number_id, json.dumps(body).encode())
+            status, content = await self._post(phone_number_id, body)
         except (NotSent, MaybeSent) as exc:
             log(
                 logger,

@@ -17,6 +17,8 @@ from menuflow.logs import log
 
 logger = logging.getLogger("gateway.webhook")
 MAX_REFUSALS_LOGGED = 10  # per POST: a flood of bad items is counted, not logged line by line
+# Every accepted POST gets the same answer: built once (a Response holds no per-request state).
+_OK = PlainTextResponse("OK")
 
 
 class Rejected(HTTPException):
@@ -108,4 +110,4 @@ async def receive(request: Request) -> Response:
         raise Rejected(503, "flowsvc_unavailable", "Could not record every message; retry")
     metrics.webhooks.labels(result="ok").inc()
     metrics.webhook_seconds.observe(time.monotonic() - started)
-    return PlainTextResponse("OK")
+    return _OK
