@@ -143,6 +143,20 @@ class ConversationState(Base):
             postgresql_where=text("silence_due_at IS NOT NULL"),
             sqlite_where=text("silence_due_at IS NOT NULL"),
         ),
+        # Handoffs (queues, ListConversations by queue, the resume sweep): only customers handed
+        # off, so that a turn's save, which moves every other index's entry, skips these two.
+        Index(
+            "ix_conversation_state_handoff_queue",
+            "handoff_queue",
+            postgresql_where=text("handoff_queue IS NOT NULL"),
+            sqlite_where=text("handoff_queue IS NOT NULL"),
+        ),
+        Index(
+            "ix_conversation_state_handoff_resume_at",
+            "handoff_resume_at",
+            postgresql_where=text("handoff_resume_at IS NOT NULL"),
+            sqlite_where=text("handoff_resume_at IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -161,9 +175,9 @@ class ConversationState(Base):
     # Set while the customer is handed off to people (the bot is paused): the queue, the details
     # (reason, priority, since, until, resume text) and when the bot takes the customer back on
     # its own. A turn's save leaves them as they are (store.handoffs writes them).
-    handoff_queue: Mapped[str | None] = mapped_column(String(64), index=True)
+    handoff_queue: Mapped[str | None] = mapped_column(String(64))
     handoff: Mapped[dict[str, Any] | None]
-    handoff_resume_at: Mapped[datetime | None] = mapped_column(index=True)
+    handoff_resume_at: Mapped[datetime | None]
     handoff_at: Mapped[datetime | None]  # when the customer was handed off
     # The step's timer (engine.timers): when the customer's silence is next acted on, and how
     # many reminders were sent since they last wrote. Written by every save of the turn.
