@@ -59,7 +59,8 @@ async def main(args: argparse.Namespace) -> None:
         stub: flow_pb2_grpc.FlowServiceAsyncStub = flow_pb2_grpc.FlowServiceStub(channel)
         readies = [asyncio.Event() for _ in range(args.streams)]
         tasks = [
-            asyncio.create_task(watch(stub, wanted, latencies, counts, responses, ready)) for ready in readies
+            asyncio.create_task(watch(stub, wanted, latencies, counts, responses, ready))
+            for ready in readies
         ]
         await asyncio.gather(*(ready.wait() for ready in readies))
         args.ready.write_text("ready")
