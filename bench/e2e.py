@@ -241,6 +241,8 @@ def end_to_end(args: argparse.Namespace, url: str, folder: Path) -> dict[str, An
             "graph stand-in": procstat.Group("graph stand-in", standin.pid),
             "postgresql": procstat.Group("postgresql", find=db.backends),
         }
+        if watchers is not None:  # the streams' client: it reads every response flowsvc writes
+            groups["watchers"] = procstat.Group("watchers", watchers.pid)
         cpu_before = {name: group.cpu() for name, group in groups.items()}
         busy_before = procstat.machine_busy_seconds()
         commits_before = db.commits()

@@ -68,8 +68,8 @@ def render(
         lines.append(
             f"  {'event latency p50 / p99 (watchers)':<40}{_ms(watchers['p50']):>10} / "
             f"{_ms(watchers['p99'])}   (commit -> each of {watchers['streams']} WatchEvents "
-            f"streams; {watchers['events']} deliveries of {watchers['distinct']} events, max "
-            f"{_ms(watchers['max'])})"
+            f"streams; {watchers['events']} deliveries of {watchers['distinct']} events in "
+            f"{watchers.get('responses', '?')} responses, max {_ms(watchers['max'])})"
         )
     walk = args.walk
     lines.append(
@@ -83,7 +83,8 @@ def render(
         f"  {'process':<24}{'count':>6}{'CPU s / 1k msgs':>17}{'share':>8}{'peak MiB':>10}",
     ]
     total = sum(result["cpu"].values())
-    for name in ("driver", "gateway", "flowsvc", "postgresql", "graph stand-in"):
+    roles = ("driver", "gateway", "flowsvc", "postgresql", "graph stand-in", "watchers")
+    for name in (role for role in roles if role in result["cpu"]):
         seconds = result["cpu"][name]
         peak = result["memory"].get(name)
         lines.append(

@@ -1,6 +1,7 @@
 """Event watchers for `make bench --watchers N`: N WatchEvents streams on one asyncio loop, each
 from now on, each event's latency taken from its commit time (Event.create_time, set by flowsvc
-just before COMMIT) to its arrival; figures written as JSON on SIGTERM.
+just before COMMIT) to its arrival, and the responses counted (each a write of flowsvc's);
+figures written as JSON on SIGTERM.
 
     python -m bench.watchers --target 127.0.0.1:50051 --streams 100 --out watchers.json
 """
@@ -25,6 +26,7 @@ async def watch(
     wanted: flow_pb2.EventFilter,
     latencies: list[float],
     counts: list[int],
+    responses: list[int],
     ready: asyncio.Event,
 ) -> None:
     stream = stub.WatchEvents(flow_pb2.WatchEventsRequest(filter=wanted))
@@ -33,6 +35,7 @@ async def watch(
     try:
         async for response in stream:
             arrived = time.time()
+            responses.append(len(response.events))
             for event in response.events:
                 stamp = event.create_time
                 latencies.append(arrived - (stamp.seconds + stamp.nanos / 1e9))
@@ -48,6 +51,7 @@ async def main(args: argparse.Namespace) -> None:
     )
     latencies: list[float] = []
     counts: list[int] = []
+    responses: list[int] = []
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
@@ -55,7 +59,8 @@ async def main(args: argparse.Namespace) -> None:
         stub: flow_pb2_grpc.FlowServiceAsyncStub = flow_pb2_grpc.FlowServiceStub(channel)
         readies = [asyncio.Event() for _ in range(args.streams)]
         tasks = [
-            asyncio.create_task(watch(stub, wanted, latencies, counts, ready)) for ready in readies
+            asyncio.create_task(watch(stub, wanted, latencies, counts, responses, ready))
+            for ready in readies
         ]
         await asyncio.gather(*(ready.wait() for ready in readies))
         args.ready.write_text("ready")
@@ -68,6 +73,7 @@ async def main(args: argparse.Namespace) -> None:
         "streams": args.streams,
         "events": len(ordered),
         "distinct": len(set(counts)),
+        "responses": len(responses),
         "p50": statistics.median(ordered) if ordered else None,
         "p99": ordered[int(len(ordered) * 0.99)] if ordered else None,
         "max": ordered[-1] if ordered else None,

@@ -67,6 +67,7 @@ class Server:
             sessions,
             max_watchers=settings.event_max_watchers,
             poll_seconds=settings.event_poll_seconds,
+            batch_seconds=settings.event_batch_ms / 1000,
         )
         catalog = TemplateCatalog()
         self.conversations = Conversations(

@@ -96,6 +96,8 @@ class Settings:
     event_retention: timedelta | None = timedelta(days=7)
     event_max_watchers: int = 100
     event_poll_seconds: float = 0.5
+    # At most one read of new events, and so one response per stream, per this many ms
+    event_batch_ms: int = 25
     handoff_idle: timedelta | None = timedelta(hours=4)
     handoff_resume_text: str = "Our team will get back to you; meanwhile, here is the menu."
     handoff_leave_words: frozenset[str] = frozenset()
@@ -225,6 +227,7 @@ class Settings:
                 event_poll_seconds=env(
                     "FLOWSVC_EVENT_POLL_SECONDS", cast=seconds, default=d.event_poll_seconds
                 ),
+                event_batch_ms=env("FLOWSVC_EVENT_BATCH_MS", cast=count, default=d.event_batch_ms),
                 handoff_idle=timedelta(minutes=idle_minutes) if idle_minutes else None,
                 handoff_resume_text=env(
                     "FLOWSVC_HANDOFF_RESUME_TEXT", default=d.handoff_resume_text

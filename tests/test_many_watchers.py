@@ -5,6 +5,7 @@ not take its worker threads)."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 
 import grpc
@@ -113,6 +114,49 @@ def test_a_watcher_too_slow_for_its_queue_still_gets_every_event_once_in_order(
             seen += [item.id for item in next(stream)]
         assert seen == list(range(first, last + 1))
         stream.close()
+    finally:
+        hub.stop()
+        engine.dispose()
+
+
+def test_a_stream_sends_at_most_one_response_per_batch_interval_however_often_events_commit(
+    database_url: str,
+) -> None:
+    """FLOWSVC_EVENT_BATCH_MS: events committed one at a time, far more often than the interval,
+    reach the stream together, every one once and in order, in about one response per interval."""
+    engine = create_db_engine(database_url, pool_size=4)
+    sessions = create_sessionmaker(engine)
+    events.attach(sessions)
+    hub = EventHub(sessions, batch_seconds=0.2)
+    hub.start()
+    customer = ("1", "2")
+    try:
+
+        def commit() -> None:
+            for _ in range(30):
+                with sessions() as session, session.begin():
+                    events.record(session, [events.Draft("message_sent", customer)])
+                time.sleep(0.01)
+
+        with sessions() as session:
+            with session.begin():
+                events.record(session, [events.Draft("message_sent", customer)])
+            with session.begin():
+                first = events.bounds(session)[0] + 1
+        stream = EventFeed(sessions, hub).watch(first - 1, events.Filter(), lambda: True)
+        committing = threading.Thread(target=commit)
+        started = time.monotonic()
+        committing.start()
+        seen: list[int] = []
+        responses = 0
+        while len(seen) < 30:
+            seen += [item.id for item in next(stream)]
+            responses += 1
+        elapsed = time.monotonic() - started
+        committing.join()
+        stream.close()
+        assert seen == list(range(first, first + 30))
+        assert responses <= elapsed / 0.2 + 2  # not one per commit (30)
     finally:
         hub.stop()
         engine.dispose()

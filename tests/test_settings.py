@@ -63,6 +63,7 @@ def test_an_open_listen_address_needs_a_way_to_tell_callers_apart(
             id="not-a-boolean",
         ),
         pytest.param({"FLOWSVC_RETENTION_DAYS": "-1"}, "FLOWSVC_RETENTION_DAYS", id="negative"),
+        pytest.param({"FLOWSVC_EVENT_BATCH_MS": "-5"}, "FLOWSVC_EVENT_BATCH_MS", id="batch-ms"),
         pytest.param(
             {"FLOWSVC_RETENTION_DAYS": "3"},
             "FLOWSVC_DEDUPE_RETENTION_HOURS",
@@ -87,6 +88,14 @@ def test_bad_security_and_retention_settings_are_named(environ: dict[str, str], 
 def test_retention_days(raw: str | None, kept: timedelta | None) -> None:
     environ = {} if raw is None else {"FLOWSVC_RETENTION_DAYS": raw}
     assert Settings.from_env(environ).retention == kept
+
+
+@pytest.mark.parametrize(
+    ("raw", "ms"), [pytest.param(None, 25, id="default"), pytest.param("50", 50, id="set")]
+)
+def test_event_batch_ms(raw: str | None, ms: int) -> None:
+    environ = {} if raw is None else {"FLOWSVC_EVENT_BATCH_MS": raw}
+    assert Settings.from_env(environ).event_batch_ms == ms
 
 
 def test_the_token_is_not_in_the_repr() -> None:

@@ -37,10 +37,6 @@ from flowsvc.store.events import Filter
 log = logging.getLogger("flowsvc.events")
 
 _READ_BATCH = 1000
-# At most one read of new events per _PACE (seconds, counted from the start of the previous read):
-# under load, many commits' events go out together (one wake-up and one response per stream); a
-# NOTIFY after a quiet spell is read at once.
-_PACE = 0.01
 _QUEUE_EVENTS = 10_000  # events one subscription's queue holds before it overflows
 
 
@@ -140,10 +136,17 @@ class EventHub:
         poll_seconds: float = 0.5,
         max_watchers: int = 100,
         queue_events: int = _QUEUE_EVENTS,
+        batch_seconds: float = 0.025,
     ) -> None:
         self._sessions = sessions
         self._capacity = capacity
         self._poll_seconds = poll_seconds
+        # At most one read of new events per `batch_seconds`, counted from the start of the
+        # previous read: each read is a wake-up and a response for every stream it has events
+        # for, so this bounds a stream's responses per second whatever the commit rate (under
+        # load, the events of every commit meanwhile go out together); a commit after a quiet
+        # spell is read at once.
+        self._batch_seconds = batch_seconds
         self._slots = threading.BoundedSemaphore(max_watchers)
         self._max_watchers = max_watchers
         self._changed = threading.Condition()
@@ -265,7 +268,7 @@ class EventHub:
         """Load committed events into the buffer as they become known, in id order."""
         started = 0.0
         while not self.stopping:
-            self._stopping.wait(max(0.0, started + _PACE - time.monotonic()))
+            self._stopping.wait(max(0.0, started + self._batch_seconds - time.monotonic()))
             with self._changed:
                 self._changed.wait_for(lambda: self._known > self._loaded or self.stopping, 1.0)
                 start, target = self._loaded, self._known
