@@ -266,5 +266,5 @@ def remove_older_than(session: Session, cutoff: datetime, limit: int) -> int:
     return removed
 
 
-def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+# json.dumps with arguments would build an encoder per call: one, built once (the same text).
+_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode

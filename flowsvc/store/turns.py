@@ -359,8 +359,8 @@ def _history_json(state: State) -> str:
     return _json(history_to_json(state.history))
 
 
-def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
+# json.dumps with arguments would build an encoder per call: one, built once (the same text).
+_json = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def _as_is(value: datetime) -> datetime:
