@@ -210,9 +210,9 @@ def _pg_parameters(drafts: Sequence[Draft], now: datetime) -> dict[str, Any]:
         "event_phone_number_ids": [d.customer[0] for d in drafts],
         "event_phone_numbers": [d.customer[1] for d in drafts],
         "event_template_names": [d.template_name for d in drafts],
-        "event_template_versions": [d.template_version for d in drafts],
+        "event_template_versions": prepared.ints(d.template_version for d in drafts),
         "event_payloads": [_json(d.payload) for d in drafts],
-        "event_queued": [d.queued for d in drafts],
+        "event_queued": prepared.ints(d.queued for d in drafts),
     }
 
 
