@@ -265,7 +265,7 @@ def test_a_result_delivered_twice_continues_the_flow_once(
         status_code=200,
         body=json.dumps({"zone": "B"}),
     )
-    with captured_logs() as logs:
+    with captured_logs(debug=["flowsvc.messages"]) as logs:
         first = seeded.FinishCall(result)
         second = seeded.FinishCall(result)
     lines = logs.named("call result handled")

@@ -11,11 +11,12 @@ import grpc
 import pytest
 from google.protobuf import struct_pb2
 from google.rpc import code_pb2, error_details_pb2
+from sqlalchemy import bindparam, text
 
 from flowsvc.settings import Settings
 from menuflow.v1 import flow_pb2, flow_pb2_grpc
 from tests.chat import Chat, text_of
-from tests.database import row_counts
+from tests.database import helper_engine, row_counts
 from tests.servers import running_flowsvc
 
 pytestmark = pytest.mark.usefixtures("seeded")
@@ -136,3 +137,36 @@ def test_more_than_100_messages_in_one_call_is_invalid_argument(
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "at most 100" in caught.value.details()
     assert row_counts(database_url)["outbox"] == 0
+
+
+def test_ids_with_quotes_backslashes_and_braces_are_stored_as_they_are(
+    stub: flow_pb2_grpc.FlowServiceStub, settings: Settings
+) -> None:
+    """The batch's arrays go to PostgreSQL as array literals (store.prepared): every character
+    of an id is kept, and redelivered ids are recognised."""
+    ids = ['a"b', "c\\d", "{e,f}", "NULL", " g ", "h\\\"i'j", "k\nl"]
+    chats = [Chat(stub, phone_number=f"1650555100{n}") for n in range(len(ids))]
+    messages = [chat.message(message_id=i, text="hi") for chat, i in zip(chats, ids, strict=True)]
+
+    first = handle(stub, *messages, lease_owner="gw-1")
+    # One at a time (each id a parameter of its own): found as the batch stored it.
+    again = [chat.send(message) for chat, message in zip(chats, messages, strict=True)]
+
+    assert [r.handled.outcome for r in first] == [flow_pb2.OUTCOME_STARTED] * len(ids)
+    assert not any(r.handled.duplicate for r in first)
+    assert [r.duplicate for r in again] == [True] * len(ids)
+    assert [{m.source_id for m in r.messages} for r in again] == [{i} for i in ids]
+    customers = {"numbers": [chat.phone_number for chat in chats]}
+    with helper_engine(settings.database_url).connect() as connection:
+        for table, column in (("processed_messages", "message_id"), ("outbox", "source_id")):
+            stored = connection.execute(
+                text(
+                    f"SELECT DISTINCT {column} FROM {table} WHERE phone_number IN :numbers"
+                ).bindparams(bindparam("numbers", expanding=True)),
+                customers,
+            )
+            found = sorted(stored.scalars())
+            assert found == sorted(ids), table
+    assert [[m.id for m in r.messages] for r in again] == [
+        [m.id for m in r.handled.messages] for r in first
+    ]

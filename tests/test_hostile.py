@@ -90,7 +90,7 @@ def test_a_hostile_text_is_stored_and_echoed_exactly(
     echo: flow_pb2_grpc.FlowServiceStub, text: str
 ) -> None:
     chat = new_customer(echo, contact_name="Ana")
-    with captured_logs() as logs:
+    with captured_logs(debug=["flowsvc.messages"]) as logs:
         chat.say("echo test")
         chat.say(text)
 
@@ -215,7 +215,7 @@ def test_hostile_ids_are_just_ids(
 ) -> None:
     chat = new_customer(stub)
     chat.say("hi")
-    with captured_logs() as logs:
+    with captured_logs(debug=["flowsvc.messages"]) as logs:
         chat.send(
             chat.message(message_id, selection=flow_pb2.Selection(id=selection, title=selection))
         )

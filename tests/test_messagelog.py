@@ -1,5 +1,5 @@
-"""flowsvc's logs as a customer talks to it: one JSON line per handled message, every number
-masked, and nothing the customer wrote at info level."""
+"""flowsvc's logs as a customer talks to it: one JSON line per handled message at debug level,
+every number masked, and nothing the customer wrote."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ SAID = [
 def test_a_conversation_logs_one_masked_line_per_message_and_never_the_text(
     stub: flow_pb2_grpc.FlowServiceStub,
 ) -> None:
-    with captured_logs() as logs:
+    with captured_logs(debug=["flowsvc.messages"]) as logs:
         for number in CUSTOMERS:
             chat = Chat(stub, number, contact_name="Jane Q. Customer")
             chat.say(SAID[0])
@@ -55,7 +55,7 @@ def test_a_conversation_logs_one_masked_line_per_message_and_never_the_text(
     assert {e["customer"] for e in handled} == {"***5678", "***0199"}
     assert sum(e["duplicate"] for e in handled) == len(CUSTOMERS)
     assert {e["outcome"] for e in handled} >= {"started", "advanced", "invalid_input", "completed"}
-    assert all(e["level"] == "info" and e["elapsed_ms"] >= 0 for e in handled)
+    assert all(e["level"] == "debug" and e["elapsed_ms"] >= 0 for e in handled)
     assert all(e["message_id"].startswith("id#") for e in handled)  # hashed: wamids hold numbers
     refused = logs.named("message refused")
     assert len(refused) == 1
@@ -63,10 +63,11 @@ def test_a_conversation_logs_one_masked_line_per_message_and_never_the_text(
     assert refused[0]["customer"] == "***5678" and "message.text" in refused[0]["reason"]
 
 
-def test_at_warning_level_a_handled_message_writes_nothing(
-    stub: flow_pb2_grpc.FlowServiceStub,
+@pytest.mark.parametrize("level", [logging.INFO, logging.WARNING])
+def test_above_debug_level_a_handled_message_writes_nothing(
+    stub: flow_pb2_grpc.FlowServiceStub, level: int
 ) -> None:
-    with captured_logs(logging.WARNING) as logs:
+    with captured_logs(level) as logs:
         Chat(stub).say("hi")
     assert logs.named("message handled") == []
 
@@ -78,7 +79,7 @@ def test_a_batch_logs_each_message_as_handle_message_does(
     messages = [chat.message(text=SAID[0]) for chat in chats]
     messages.append(chats[0].message(text="x" * 4097))  # longer than WhatsApp allows
 
-    with captured_logs() as logs:
+    with captured_logs(debug=["flowsvc.messages"]) as logs:
         stub.HandleMessages(flow_pb2.HandleMessagesRequest(messages=messages))
 
     handled = logs.named("message handled")

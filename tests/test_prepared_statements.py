@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import Connection, Engine
 
 from flowsvc.settings import Settings
-from flowsvc.store import turn_statements, turns
+from flowsvc.store import prepared as prepared_arrays, turn_statements, turns
 from flowsvc.store.db import create_db_engine
 from flowsvc.store.prepared import _prepared as prepared_form
 from menuflow.v1 import flow_pb2, flow_pb2_grpc
@@ -155,5 +155,28 @@ def test_the_pending_check_reads_only_the_customers_rows_however_stale_the_stati
             )
             connection.rollback()
         assert "ix_outbox_lane" in plan, plan
+    finally:
+        engine.dispose()
+
+
+def test_array_arguments_reach_postgresql_as_the_values_they_are(settings: Settings) -> None:
+    """store.prepared's array strings, read by a statement's cast, are the lists psycopg2 would
+    have sent element by element: any character in a text, NULLs, times to the microsecond."""
+    texts = ['a"b', "c\\d", "{e,f}", "NULL", "", " g ", "h\\\"i'j", "k\nl", "ü €", None]
+    ints = [0, -1, 2**40, 7]
+    times = [NOW, None, datetime(1999, 1, 2, 3, 4, 5, 6, tzinfo=UTC)]
+    engine = create_db_engine(settings.database_url, pool_size=1)
+    try:
+        with engine.connect() as connection:
+            for values, form, cast in (
+                (texts, prepared_arrays.texts, "text[]"),
+                (ints, prepared_arrays.ints, "bigint[]"),
+                (times, prepared_arrays.times, "timestamptz[]"),
+                ([], prepared_arrays.texts, "text[]"),
+            ):
+                row = connection.exec_driver_sql(
+                    f"SELECT %(new)s::{cast}, %(old)s::{cast}", {"new": form(values), "old": values}
+                ).one()
+                assert row[0] == row[1] == values
     finally:
         engine.dispose()

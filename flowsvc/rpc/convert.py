@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -61,18 +61,25 @@ def from_struct(struct: struct_pb2.Struct, field: str) -> dict[str, Any]:
         ) from None
 
 
-def to_struct(value: dict[str, Any]) -> struct_pb2.Struct:
+def to_struct(value: Mapping[str, Any]) -> struct_pb2.Struct:
     struct = struct_pb2.Struct()
-    struct.update(value)
+    struct.update(value)  # reads any mapping: no copy needed
     return struct
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_NAIVE_EPOCH = datetime(1970, 1, 1)
+
+
 def to_timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
+    """As Timestamp.FromDatetime (a naive time read as UTC), without its time tuple: a few
+    timestamps go into every response."""
     if value is None:
         return None
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
+    since = value - (_NAIVE_EPOCH if value.utcoffset() is None else _EPOCH)
+    return timestamp_pb2.Timestamp(
+        seconds=since.days * 86_400 + since.seconds, nanos=since.microseconds * 1000
+    )
 
 
 def to_duration(value: timedelta | None) -> duration_pb2.Duration | None:
@@ -329,53 +336,85 @@ def _template_parameter(parameter: flow_pb2.TemplateParameter) -> Parameter:
 
 
 def conversation(found: Conversation) -> flow_pb2.Conversation:
-    return flow_pb2.Conversation(
-        customer=flow_pb2.Customer(
-            phone_number_id=found.phone_number_id, phone_number=found.phone_number
-        ),
-        flow=found.flow,
-        template_version=found.template_version,
-        current_step=found.current_step,
-        context=to_struct(dict(found.context)),
-        last_interaction_time=to_timestamp(found.last_interaction),
-        expire_time=to_timestamp(found.expires_at),
-        create_time=to_timestamp(found.created_at),
-        revision=found.revision,
-        handoff=handoff(found.handoff),
-    )
+    message = flow_pb2.Conversation()
+    _write_conversation(message, found)
+    return message
+
+
+# The messages of a turn's response are written in place, field by field: a message passed to a
+# constructor is copied in, and a HandleMessages response would copy each one three times.
+
+
+def _write_conversation(message: flow_pb2.Conversation, found: Conversation) -> None:
+    _write_customer(message.customer, found.phone_number_id, found.phone_number)
+    message.flow = found.flow
+    message.template_version = found.template_version
+    message.current_step = found.current_step
+    context = message.context
+    context.SetInParent()  # set, also when empty
+    context.update(found.context)
+    _write_time(message.last_interaction_time, found.last_interaction)
+    _write_time(message.expire_time, found.expires_at)
+    _write_time(message.create_time, found.created_at)
+    message.revision = found.revision
+    details = handoff(found.handoff)
+    if details is not None:
+        message.handoff.CopyFrom(details)
 
 
 def outbox_message(row: OutboxEntry) -> flow_pb2.OutboxMessage:
-    error = None
+    message = flow_pb2.OutboxMessage()
+    _write_outbox_message(message, row)
+    return message
+
+
+def _write_outbox_message(message: flow_pb2.OutboxMessage, row: OutboxEntry) -> None:
+    message.id = row.id
+    _write_customer(message.customer, row.phone_number_id, row.phone_number)
+    message.body_json = row.body_json
+    message.source_id = row.source_id
+    message.state = DELIVERY_STATES[row.state]
+    message.attempts = row.attempts
+    message.wa_message_id = row.wa_message_id or ""
+    message.delivery_status = delivery_status(row.delivery_status or "")
     if row.error_code is not None or row.error_title:
-        error = flow_pb2.MetaError(
-            code=row.error_code or 0, title=row.error_title or "", details=row.error_details or ""
-        )
-    return flow_pb2.OutboxMessage(
-        id=row.id,
-        customer=flow_pb2.Customer(
-            phone_number_id=row.phone_number_id, phone_number=row.phone_number
-        ),
-        body_json=row.body_json,
-        source_id=row.source_id,
-        state=DELIVERY_STATES[row.state],
-        attempts=row.attempts,
-        wa_message_id=row.wa_message_id or "",
-        delivery_status=delivery_status(row.delivery_status or ""),
-        error=error,
-        lease_owner=row.lease_owner or "",
-        lease_expire_time=to_timestamp(row.lease_expires_at),
-        create_time=to_timestamp(row.created_at),
-    )
+        error = message.error
+        error.code = row.error_code or 0
+        error.title = row.error_title or ""
+        error.details = row.error_details or ""
+    message.lease_owner = row.lease_owner or ""
+    _write_time(message.lease_expire_time, row.lease_expires_at)
+    _write_time(message.create_time, row.created_at)
 
 
-def handle_response(handled: Handled) -> flow_pb2.HandleMessageResponse:
-    return flow_pb2.HandleMessageResponse(
-        outcome=OUTCOMES.get(handled.outcome, flow_pb2.OUTCOME_UNSPECIFIED),
-        duplicate=handled.duplicate,
-        conversation=_conversation_or_none(handled),
-        messages=[outbox_message(entry) for entry in handled.messages],
-    )
+def _write_customer(message: flow_pb2.Customer, phone_number_id: str, phone_number: str) -> None:
+    message.phone_number_id = phone_number_id
+    message.phone_number = phone_number
+
+
+def _write_time(stamp: timestamp_pb2.Timestamp, value: datetime | None) -> None:
+    """As to_timestamp, into a field of a message (left unset for None)."""
+    if value is not None:
+        since = value - (_NAIVE_EPOCH if value.utcoffset() is None else _EPOCH)
+        stamp.seconds = since.days * 86_400 + since.seconds
+        stamp.nanos = since.microseconds * 1000
+
+
+def handle_response(
+    handled: Handled, response: flow_pb2.HandleMessageResponse | None = None
+) -> flow_pb2.HandleMessageResponse:
+    """The response, written into `response` when given (a HandleMessages result's field)."""
+    if response is None:
+        response = flow_pb2.HandleMessageResponse()
+    response.SetInParent()  # set, also when every field is its default
+    response.outcome = OUTCOMES.get(handled.outcome, flow_pb2.OUTCOME_UNSPECIFIED)
+    response.duplicate = handled.duplicate
+    if handled.conversation:
+        _write_conversation(response.conversation, handled.conversation)
+    messages = response.messages
+    for entry in handled.messages:
+        _write_outbox_message(messages.add(), entry)
+    return response
 
 
 def start_response(handled: Handled) -> flow_pb2.StartConversationResponse:
@@ -411,7 +450,7 @@ def result(row: Result) -> flow_pb2.Result:
         customer=flow_pb2.Customer(
             phone_number_id=row.phone_number_id, phone_number=row.phone_number
         ),
-        context=to_struct(dict(row.context)),
+        context=to_struct(row.context),
         create_time=to_timestamp(row.created_at),
     )
 

@@ -148,14 +148,15 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
         outcomes = self._handling.handle_many(
             [convert.inbound(message) for message in request.messages], convert.lease(request)
         )
-        return flow_pb2.HandleMessagesResponse(
-            results=[
-                flow_pb2.HandleMessagesResult(error=status_message(handled))
-                if isinstance(handled, Exception)
-                else flow_pb2.HandleMessagesResult(handled=convert.handle_response(handled))
-                for handled in outcomes
-            ]
-        )
+        response = flow_pb2.HandleMessagesResponse()
+        results = response.results
+        for handled in outcomes:
+            result = results.add()
+            if isinstance(handled, Exception):
+                result.error.CopyFrom(status_message(handled))
+            else:  # written in place: a message given to a constructor is copied in
+                convert.handle_response(handled, result.handled)
+        return response
 
     def StartConversation(
         self, request: flow_pb2.StartConversationRequest, context: grpc.ServicerContext

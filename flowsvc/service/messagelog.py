@@ -1,7 +1,9 @@
 """One log line per handled message or started conversation: what happened, to whom (masked),
 how long; never the message's text.
 
-On the hot path: one logging call per message, and no field is built when the level is off.
+A turn done is a DEBUG line (as the gateway logs each message and send), a refusal a WARNING, a
+failure a WARNING or an ERROR. On the hot path: one level check per message, and no field is built
+when the level is off.
 """
 
 from __future__ import annotations
@@ -25,8 +27,8 @@ log = logging.getLogger("flowsvc.messages")
 
 
 def message_handled(message: InboundMessage, handled: Handled, started: float) -> None:
-    if log.isEnabledFor(logging.INFO):
-        log.info("message handled", extra=_message(message) | _handled(handled, started))
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug("message handled", extra=_message(message) | _handled(handled, started))
 
 
 def message_failed(message: InboundMessage, error: Exception, started: float) -> None:
@@ -34,8 +36,8 @@ def message_failed(message: InboundMessage, error: Exception, started: float) ->
 
 
 def conversation_started(request: StartRequest, handled: Handled, started: float) -> None:
-    if log.isEnabledFor(logging.INFO):
-        log.info("conversation started", extra=_start(request) | _handled(handled, started))
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug("conversation started", extra=_start(request) | _handled(handled, started))
 
 
 def start_failed(request: StartRequest, error: Exception, started: float) -> None:
@@ -56,8 +58,10 @@ def steered(
     kind: str, phone_number: str, request_id: str, handled: Handled, started: float
 ) -> None:
     """An UpdateConversation, SendMessage, HandOff, Resume or FinishCall (STEERED's keys) done."""
-    if log.isEnabledFor(logging.INFO):
-        log.info(STEERED[kind], extra=_steer(phone_number, request_id) | _handled(handled, started))
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug(
+            STEERED[kind], extra=_steer(phone_number, request_id) | _handled(handled, started)
+        )
 
 
 def steer_failed(

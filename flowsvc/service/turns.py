@@ -230,6 +230,11 @@ def rounds(todo: Sequence[Turn]) -> list[list[int]]:
     return found
 
 
+# json.dumps with arguments builds an encoder per call; these are built once (the same text).
+_COMPACT = json.JSONEncoder(separators=(",", ":")).encode
+_COMPACT_UNICODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
 def closing(
     turn: Turn,
     decision: Decision,
@@ -242,7 +247,7 @@ def closing(
     state = decision.state
     context_json = ""
     if state is not None and not turn.keep:
-        context_json = json.dumps(state.context, separators=(",", ":"))
+        context_json = _COMPACT(state.context)
         if len(context_json) > max_context_bytes:
             raise ResourceExhausted(
                 f"the conversation's context would grow to {len(context_json)} bytes, "
@@ -255,10 +260,7 @@ def closing(
         state=state,
         context_json=context_json,
         result=decision.result,
-        bodies=[
-            json.dumps(body, ensure_ascii=False, separators=(",", ":"))
-            for body in decision.messages
-        ],
+        bodies=[_COMPACT_UNICODE(body) for body in decision.messages],
         lease=lease.lease(now)
         if lease.owner and decision.messages and not opened.pending
         else None,

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
@@ -79,3 +81,30 @@ def _prepared(statement: str) -> _Prepared:
 def _named(statement: str) -> str:
     """`:name` parameters in psycopg2's `%(name)s` style."""
     return _NAMED.sub(lambda m: f"%({m[1]})s{m[2] or ''}", statement)
+
+
+# psycopg2 adapts a list element by element (an int about 1 us, a time about 2.5 us, a short
+# text 0.6 us): a turn batch's arrays go as one string in PostgreSQL's array syntax instead, read
+# by the cast the statement writes the parameter with (`:versions::int[]`), as every array
+# parameter has.
+
+
+def ints(values: Iterable[int]) -> str:
+    """An int[] or bigint[] argument: '{1,2,3}'."""
+    return "{" + ",".join([f"{value:d}" for value in values]) + "}"
+
+
+def times(values: Iterable[datetime | None]) -> str:
+    """A timestamptz[] argument: '{"2026-12-02T10:00:00.123456+00:00",NULL}' (ISO 8601, as
+    psycopg2 writes a time)."""
+    return "{" + ",".join(['"' + t.isoformat() + '"' if t else "NULL" for t in values]) + "}"
+
+
+def texts(values: Iterable[str | None]) -> str:
+    """A text[] argument: '{"a","b \\"quoted\\"",NULL}'. For short texts (ids, names, steps):
+    escaping long ones with many quotes (JSON) here costs more than psycopg2's list."""
+    quoted = [
+        '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"' if value is not None else "NULL"
+        for value in values
+    ]
+    return "{" + ",".join(quoted) + "}"

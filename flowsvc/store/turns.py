@@ -115,10 +115,10 @@ def lock_and_read(
     postgres = connection.dialect.name == "postgresql"
     if postgres and len(openings) > 1:
         parameters = {
-            "phone_number_ids": [o.customer[0] for o in openings],
-            "phone_numbers": [o.customer[1] for o in openings],
-            "inbound_times": [o.inbound_at for o in openings],
-            "message_ids": [o.source_id for o in openings],
+            "phone_number_ids": prepared.texts(o.customer[0] for o in openings),
+            "phone_numbers": prepared.texts(o.customer[1] for o in openings),
+            "inbound_times": prepared.times(o.inbound_at for o in openings),
+            "message_ids": prepared.texts(o.source_id for o in openings),
             "lease_owner": lease_owner,
             "now": now,
         }
@@ -225,39 +225,41 @@ def _write_postgres_many(
     spoken = [(who, c.language) for who, c in closings if c.language is not None]
     parameters: dict[str, Any] = {
         "now": now,
-        "save_phone_number_ids": [who[0] for who, _ in saved],
-        "save_phone_numbers": [who[1] for who, _ in saved],
-        "flows": [c.state.flow for _, c in saved if c.state],
-        "versions": [c.state.version for _, c in saved if c.state],
-        "steps": [c.state.step for _, c in saved if c.state],
+        "save_phone_number_ids": prepared.texts(who[0] for who, _ in saved),
+        "save_phone_numbers": prepared.texts(who[1] for who, _ in saved),
+        "flows": prepared.texts(c.state.flow for _, c in saved if c.state),
+        "versions": prepared.ints(c.state.version for _, c in saved if c.state),
+        "steps": prepared.texts(c.state.step for _, c in saved if c.state),
         "contexts": [c.context_json for _, c in saved],
         "histories": [_history_json(c.state) for _, c in saved if c.state],
-        "last_interactions": [c.state.last_interaction for _, c in saved if c.state],
-        "expires": [c.state.expires_at for _, c in saved if c.state],
-        "revisions": [c.revision for _, c in saved],
-        "silence_due_times": [c.state.silence_due_at for _, c in saved if c.state],
-        "reminders": [c.state.reminders for _, c in saved if c.state],
-        "remove_phone_number_ids": [who[0] for who in removed],
-        "remove_phone_numbers": [who[1] for who in removed],
-        "references": [result.reference for _, result in results],
-        "result_templates": [result.template for _, result in results],
-        "result_versions": [result.version for _, result in results],
-        "result_phone_number_ids": [who[0] for who, _ in results],
-        "result_phone_numbers": [who[1] for who, _ in results],
+        "last_interactions": prepared.times(c.state.last_interaction for _, c in saved if c.state),
+        "expires": prepared.times(c.state.expires_at for _, c in saved if c.state),
+        "revisions": prepared.ints(c.revision for _, c in saved),
+        "silence_due_times": prepared.times(c.state.silence_due_at for _, c in saved if c.state),
+        "reminders": prepared.ints(c.state.reminders for _, c in saved if c.state),
+        "remove_phone_number_ids": prepared.texts(who[0] for who in removed),
+        "remove_phone_numbers": prepared.texts(who[1] for who in removed),
+        "references": prepared.texts(result.reference for _, result in results),
+        "result_templates": prepared.texts(result.template for _, result in results),
+        "result_versions": prepared.ints(result.version for _, result in results),
+        "result_phone_number_ids": prepared.texts(who[0] for who, _ in results),
+        "result_phone_numbers": prepared.texts(who[1] for who, _ in results),
         "result_contexts": [_json(dict(result.context)) for _, result in results],
-        "outbox_phone_number_ids": [who[0] for who, _, _ in replies],
-        "outbox_phone_numbers": [who[1] for who, _, _ in replies],
-        "source_ids": [c.source_id for _, c, _ in replies],
+        "outbox_phone_number_ids": prepared.texts(who[0] for who, _, _ in replies),
+        "outbox_phone_numbers": prepared.texts(who[1] for who, _, _ in replies),
+        "source_ids": prepared.texts(c.source_id for _, c, _ in replies),
         "bodies": [body for _, _, body in replies],
-        "lease_owners": [c.lease.owner if c.lease else None for _, c, _ in replies],
-        "lease_expiries": [c.lease.expires_at if c.lease else None for _, c, _ in replies],
-        "processed_ids": [c.source_id for _, c in recorded],
-        "processed_phone_number_ids": [who[0] for who, _ in recorded],
-        "processed_phone_numbers": [who[1] for who, _ in recorded],
-        "outcomes": [c.outcome for _, c in recorded],
-        "language_phone_number_ids": [who[0] for who, _ in spoken],
-        "language_phone_numbers": [who[1] for who, _ in spoken],
-        "languages": [language for _, language in spoken],
+        "lease_owners": prepared.texts(c.lease.owner if c.lease else None for _, c, _ in replies),
+        "lease_expiries": prepared.times(
+            c.lease.expires_at if c.lease else None for _, c, _ in replies
+        ),
+        "processed_ids": prepared.texts(c.source_id for _, c in recorded),
+        "processed_phone_number_ids": prepared.texts(who[0] for who, _ in recorded),
+        "processed_phone_numbers": prepared.texts(who[1] for who, _ in recorded),
+        "outcomes": prepared.texts(c.outcome for _, c in recorded),
+        "language_phone_number_ids": prepared.texts(who[0] for who, _ in spoken),
+        "language_phone_numbers": prepared.texts(who[1] for who, _ in spoken),
+        "languages": prepared.texts(language for _, language in spoken),
     }
     ids: dict[str, list[int]] = {}
     last_event_id = 0
@@ -359,8 +361,8 @@ def _history_json(state: State) -> str:
     return _json(history_to_json(state.history))
 
 
-def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
+# json.dumps with arguments would build an encoder per call: one, built once (the same text).
+_json = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def _as_is(value: datetime) -> datetime:
