@@ -78,7 +78,7 @@ def run(url: str, batch: int, rounds: int) -> dict[str, float]:
                     acks = [
                         Ack(id=i, kind=AckKind.SENT, wa_message_id=f"wamid.out{i}") for i in ids
                     ]
-                    deliveries.ack("bench", acks)
+                    deliveries.ack("bench", acks, lease_next_seconds=60)
         return {
             "messages": messages,
             "client_cpu_ms_per_message": 1000 * (time.process_time() - cpu) / messages,

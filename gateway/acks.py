@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
+from collections.abc import Callable, Sequence
 
 import grpc
 
@@ -28,14 +30,30 @@ _PERMANENT = (
 )
 
 Waiter = tuple[list[flow_pb2.OutboxAck], "asyncio.Future[set[int]]"]
+# Called with the messages an AckOutbox call leased on to this gateway, and when the call began.
+OnLeased = Callable[[Sequence[flow_pb2.OutboxMessage], float], None]
 
 
 class Acker:
     """Sends acks to FlowService: one AckOutbox call in flight and the rest batched behind it;
-    another call only when a full batch is waiting (up to `max_in_flight` calls)."""
+    another call only when a full batch is waiting (up to `max_in_flight` calls).
 
-    def __init__(self, calls: Calls, *, max_batch: int = 200, max_in_flight: int = 4) -> None:
+    With `lease_next_seconds`, each call also takes the lanes of the customers it acks that have
+    more waiting (AckOutbox's lease_next_seconds) and hands those messages to `on_leased`.
+    """
+
+    def __init__(
+        self,
+        calls: Calls,
+        *,
+        max_batch: int = 200,
+        max_in_flight: int = 4,
+        lease_next_seconds: int = 0,
+        on_leased: OnLeased | None = None,
+    ) -> None:
         self._calls = calls
+        self._lease_next = lease_next_seconds if on_leased else 0
+        self._on_leased = on_leased
         self._max_batch = max_batch
         self._max_in_flight = max_in_flight
         self._waiting: deque[Waiter] = deque()
@@ -52,6 +70,10 @@ class Acker:
         self._queued += len(acks)
         self._start_calls()
         return await asyncio.shield(future)
+
+    def stop_leasing(self) -> None:
+        """Take no more lanes on with the acks from now on (the gateway is closing)."""
+        self._lease_next = 0
 
     async def close(self) -> None:
         """Wait until every ack handed in so far was sent (or given up on)."""
@@ -92,12 +114,17 @@ class Acker:
 
     async def _send(self, acks: list[flow_pb2.OutboxAck], *, split: bool) -> set[int]:
         """AckOutbox, retried for a while: a lost "sent" ack would let another sender resend it."""
-        request = flow_pb2.AckOutboxRequest(owner=self._calls.owner, acks=acks)
         for attempt in range(8):
+            request = flow_pb2.AckOutboxRequest(
+                owner=self._calls.owner, acks=acks, lease_next_seconds=self._lease_next
+            )
             try:
+                requested_at = time.monotonic()
                 response = await self._calls.flow.AckOutbox(
                     request, timeout=self._calls.timeout, metadata=self._calls.metadata
                 )
+                if response.messages and self._on_leased is not None:
+                    self._on_leased(response.messages, requested_at)
                 return set(response.lease_lost_ids)
             except grpc.aio.AioRpcError as exc:
                 retry = exc.code() not in _PERMANENT

@@ -208,6 +208,8 @@ def create_app(settings: Settings, *, transport: Transport | None = None) -> ASG
             metrics=app_metrics,
             breakers=breakers,
             send_deadline=settings.send_deadline_seconds,
+            lease_seconds=settings.outbox_lease_seconds,
+            send_budget=settings.send_budget_seconds,
         )
         receipts = Receipts(
             sender=sender, slots=slots, limiter=limiter, metrics=app_metrics, breakers=breakers

@@ -15,7 +15,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from gateway import deadline
@@ -23,7 +23,7 @@ from gateway.acks import Acker
 from gateway.breaker import Breaker, Breakers, Permit
 from gateway.channel import Calls
 from gateway.customer import Customer
-from gateway.leases import Leased
+from gateway.leases import Leased, leased_message
 from gateway.metrics import Metrics
 from gateway.pair_rate import PairRateBackoff
 from gateway.ratelimit import Limiter
@@ -51,6 +51,8 @@ class Lanes:
         metrics: Metrics,
         breakers: Breakers,
         send_deadline: float,
+        lease_seconds: int,
+        send_budget: float,
     ) -> None:
         self._calls = calls
         self._sender = sender
@@ -59,7 +61,11 @@ class Lanes:
         self._breakers = breakers
         self._send_deadline = send_deadline
         self._slots = slots  # Graph API requests in flight, read receipts included
-        self._acker = Acker(calls)
+        self._lease_seconds = lease_seconds
+        self._send_budget = send_budget
+        # An ack takes on the lanes of the customers it acks that have more waiting (a reply
+        # another gateway worker wrote while we held the customer's earlier one).
+        self._acker = Acker(calls, lease_next_seconds=lease_seconds, on_leased=self._leased_on)
         self._queues: dict[Customer, deque[Leased]] = {}
         self._workers: dict[Customer, asyncio.Task[None]] = {}
         self._ids: set[int] = set()
@@ -99,6 +105,7 @@ class Lanes:
     async def close(self, grace: float) -> None:
         """Finish sends in flight (up to `grace` seconds), then release every message not begun."""
         self._closing = True
+        self._acker.stop_leasing()  # the acks of the close take nothing on
         waiting = [task for customer, task in self._workers.items() if customer not in self._busy]
         for task in waiting:
             task.cancel()  # waiting for a slot or the rate limit: nothing was sent
@@ -333,6 +340,16 @@ class Lanes:
         await self._ack([flow_pb2.OutboxAck(id=i.message.id, released=True) for i in items])
         self._gave_back(items)
         self._metrics.sends.labels(result="released", code="").inc(len(items))
+
+    def _leased_on(self, messages: Sequence[flow_pb2.OutboxMessage], requested_at: float) -> None:
+        """Queue what an ack leased on to us, as a claim's messages are queued (while closing,
+        to be released with the rest)."""
+        self.submit(
+            [
+                leased_message(m, requested_at, self._lease_seconds, self._send_budget)
+                for m in messages
+            ]
+        )
 
     async def _ack(self, acks: list[flow_pb2.OutboxAck]) -> set[int]:
         """Record acks in FlowService (batched with other lanes' acks); returns lost leases."""

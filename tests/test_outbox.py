@@ -69,6 +69,67 @@ def test_a_quick_follow_up_is_leased_to_the_sender_already_holding_the_earlier_r
     assert claim(stub, "gateway-b") == []
 
 
+def sent(*messages: flow_pb2.OutboxMessage) -> list[flow_pb2.OutboxAck]:
+    return [flow_pb2.OutboxAck(id=m.id, sent_wa_message_id=f"wamid.{m.id}") for m in messages]
+
+
+def test_the_ack_of_a_customers_reply_leases_on_what_another_sender_queued_behind_it(
+    stub: flow_pb2_grpc.FlowServiceStub,
+) -> None:
+    chat = Chat(stub)
+    first = chat.say("hi", lease_owner="gateway-a")
+    # The customer's next message reached another gateway while gateway-a held the first replies.
+    second = chat.send(
+        chat.message(selection=flow_pb2.Selection(id="new_order")), lease_owner="gateway-b"
+    )
+    assert {m.lease_owner for m in second.messages} == {""}
+
+    response = stub.AckOutbox(
+        flow_pb2.AckOutboxRequest(
+            owner="gateway-a", acks=sent(*first.messages), lease_next_seconds=60
+        )
+    )
+
+    assert [m.id for m in response.messages] == [m.id for m in second.messages]
+    assert {m.lease_owner for m in response.messages} == {"gateway-a"}
+    assert all(m.HasField("lease_expire_time") for m in response.messages)
+    assert claim(stub, "gateway-b") == []  # leased once: no claim gets them too
+
+
+def test_an_ack_leases_nothing_on_unless_asked(stub: flow_pb2_grpc.FlowServiceStub) -> None:
+    chat = Chat(stub)
+    first = chat.say("hi", lease_owner="gateway-a")
+    second = chat.send(
+        chat.message(selection=flow_pb2.Selection(id="new_order")), lease_owner="gateway-b"
+    )
+
+    response = stub.AckOutbox(
+        flow_pb2.AckOutboxRequest(owner="gateway-a", acks=sent(*first.messages))
+    )
+
+    assert list(response.messages) == []
+    assert [m.id for m in claim(stub, "gateway-b")] == [m.id for m in second.messages]
+
+
+def test_an_ack_that_retries_a_customers_message_leases_none_of_the_later_ones(
+    stub: flow_pb2_grpc.FlowServiceStub,
+) -> None:
+    chat = Chat(stub)
+    first = chat.say("hi", lease_owner="gateway-a")
+    chat.send(chat.message(selection=flow_pb2.Selection(id="new_order")), lease_owner="gateway-b")
+    head, *rest = first.messages
+    retry = flow_pb2.OutboxAck(id=head.id, retry=flow_pb2.RetryLater(delay_seconds=3600))
+
+    response = stub.AckOutbox(
+        flow_pb2.AckOutboxRequest(
+            owner="gateway-a", acks=[retry, *sent(*rest)], lease_next_seconds=60
+        )
+    )
+
+    # Nothing may overtake the message waiting for its retry.
+    assert list(response.messages) == []
+
+
 def test_concurrent_claims_never_get_the_same_message(stub: flow_pb2_grpc.FlowServiceStub) -> None:
     for number in range(15550000100, 15550000140):
         Chat(stub, str(number)).say("hi")

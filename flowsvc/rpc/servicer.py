@@ -276,8 +276,15 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
     def AckOutbox(
         self, request: flow_pb2.AckOutboxRequest, context: grpc.ServicerContext
     ) -> flow_pb2.AckOutboxResponse:
-        lost = self._deliveries.ack(request.owner, [convert.ack(item) for item in request.acks])
-        return flow_pb2.AckOutboxResponse(lease_lost_ids=lost)
+        acked = self._deliveries.ack(
+            request.owner,
+            [convert.ack(item) for item in request.acks],
+            lease_next_seconds=request.lease_next_seconds,
+        )
+        return flow_pb2.AckOutboxResponse(
+            lease_lost_ids=acked.lost,
+            messages=[convert.outbox_message(entry) for entry in acked.leased],
+        )
 
     def RecordStatus(
         self, request: flow_pb2.RecordStatusRequest, context: grpc.ServicerContext

@@ -24,6 +24,7 @@ from flowsvc.clock import Clock, utcnow
 from flowsvc.errors import InvalidArgument
 from flowsvc.service.outbox_entries import OutboxEntry, from_row
 from flowsvc.store import customers, events, outbox
+from flowsvc.store.customers import Customer
 from flowsvc.store.models import OutboxMessage
 
 
@@ -85,29 +86,23 @@ class Deliveries:
         ended_by = now - self._grace
         with self._sessions.begin() as session:
             due = outbox.due_customers(session, now, limit, lease_ended_by=ended_by)
-            free = customers.lock_free(session, due)
-            claimed: list[OutboxMessage] = []
-            for _, rows in groupby(
-                outbox.pending_of(session, free), key=lambda m: (m.phone_number_id, m.phone_number)
-            ):
-                lane = list(rows)
-                if len(claimed) + len(lane) > limit and claimed:
-                    break
-                if lane[0].next_attempt_at > now or any(_leased(m, ended_by) for m in lane):
-                    continue
-                claimed += lane
-            outbox.set_lease(session, [m.id for m in claimed], lease, now)
+            claimed = _lease_lanes(session, due, lease, now, ended_by, limit)
             pending = outbox.count_pending(session)
-        leased = [
-            replace(from_row(m), lease_owner=lease.owner, lease_expires_at=lease.expires_at)
-            for m in claimed
-        ]
-        return leased, pending - len(claimed)
+        return _entries(claimed, lease), pending - len(claimed)
 
-    def ack(self, owner: str, acks: Sequence[Ack]) -> list[int]:
-        """Record send results; returns the ids whose lease `owner` no longer held."""
+    def ack(self, owner: str, acks: Sequence[Ack], *, lease_next_seconds: int = 0) -> Acked:
+        """Record send results: the ids whose lease `owner` no longer held and, with
+        `lease_next_seconds`, the acked customers' next messages, leased to `owner`.
+
+        Leasing the next messages hands a customer's lane from one sender to the next in the
+        ack's own transaction: a reply committed while another gateway held the customer's
+        earlier one goes out right after it, instead of waiting for a claim (and, under load,
+        every later reply of the customer with it).
+        """
         if not owner:
             raise InvalidArgument("bad ack", [("owner", "required")])
+        if lease_next_seconds < 0:
+            raise InvalidArgument("bad ack", [("lease_next_seconds", "must not be negative")])
         now = self._clock()
         by_id = {ack.id: ack for ack in acks}
         with self._sessions.begin() as session:
@@ -123,12 +118,45 @@ class Deliveries:
             settlements = [_settlement(ack, now) for ack in checked]
             settled, rows = outbox.settling(owner, now, settlements, locked.rows)
             drafts = [_finished(who, s) for who, s in settled.finished]
+            # Before the settling statement: on PostgreSQL it must be the transaction's last.
+            following = (
+                self._lease_next(session, owner, now, lease_next_seconds, settled)
+                if lease_next_seconds
+                else []
+            )
             if rows and session.connection().dialect.name == "postgresql":
                 events.write_after(session, *outbox.pg_settle_statement(now, rows), drafts)
             else:
                 outbox.write_settled(session.connection(), now, rows)
                 events.record(session, drafts)
-        return sorted(settled.lost)
+        return Acked(sorted(settled.lost), following)
+
+    def _lease_next(
+        self,
+        session: Session,
+        owner: str,
+        now: datetime,
+        lease_seconds: int,
+        settled: outbox.Settled,
+    ) -> list[OutboxEntry]:
+        """The pending messages of the customers whose message this ack sent or failed for good,
+        leased to `owner` lane by lane as a claim leases them (a lane someone else holds, or
+        whose oldest message waits for a retry, stays where it is)."""
+        if not settled.finished:
+            return []
+        # A message this ack retries or releases is still pending under `owner`'s lease here
+        # (written after this), so its lane is skipped: nothing overtakes it.
+        lease = outbox.Lease(owner, now + timedelta(seconds=lease_seconds))
+        leased = _lease_lanes(
+            session,
+            sorted({who for who, _ in settled.finished}),
+            lease,
+            now,
+            now - self._grace,
+            NEXT_MAX,
+            settling={s.id for _, s in settled.finished},
+        )
+        return _entries(leased, lease)
 
     def record_status(
         self,
@@ -180,6 +208,55 @@ class Deliveries:
                     message.error_details = details
                 events.record(session, _status_events(message, status))
             return True, message.delivery_status or ""
+
+
+NEXT_MAX = 100  # messages one ack leases on at most
+
+
+@dataclass(frozen=True)
+class Acked:
+    """What AckOutbox did: leases `owner` no longer held, and the messages it leased on."""
+
+    lost: list[int]
+    leased: list[OutboxEntry]
+
+
+def _lease_lanes(
+    session: Session,
+    candidates: Sequence[Customer],
+    lease: outbox.Lease,
+    now: datetime,
+    ended_by: datetime,
+    limit: int,
+    *,
+    settling: frozenset[int] | set[int] = frozenset(),
+) -> list[OutboxMessage]:
+    """Lease whole lanes (a customer's pending messages) of `candidates` nobody else holds: each
+    customer is locked first (skipped if another transaction has them), and a lane is skipped
+    while any of its messages is leased or its oldest waits for a retry. Messages in `settling`
+    (acked in this transaction, not yet written) are no longer the lane's."""
+    free = customers.lock_free(session, list(candidates))
+    claimed: list[OutboxMessage] = []
+    for _, rows in groupby(
+        outbox.pending_of(session, free), key=lambda m: (m.phone_number_id, m.phone_number)
+    ):
+        lane = [m for m in rows if m.id not in settling]
+        if not lane:
+            continue
+        if len(claimed) + len(lane) > limit and claimed:
+            break
+        if lane[0].next_attempt_at > now or any(_leased(m, ended_by) for m in lane):
+            continue
+        claimed += lane
+    outbox.set_lease(session, [m.id for m in claimed], lease, now)
+    return claimed
+
+
+def _entries(messages: Sequence[OutboxMessage], lease: outbox.Lease) -> list[OutboxEntry]:
+    return [
+        replace(from_row(m), lease_owner=lease.owner, lease_expires_at=lease.expires_at)
+        for m in messages
+    ]
 
 
 def _leased(message: OutboxMessage, now: datetime) -> bool:
