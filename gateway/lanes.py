@@ -85,7 +85,13 @@ class Lanes:
         return len(self._ids)
 
     def submit(self, leased: list[Leased]) -> int:
-        """Queue leased messages (each customer's in sending order); returns how many were new."""
+        """Queue leased messages; returns how many were new.
+
+        A customer's messages are sent in id order (their sending order), whatever order the
+        calls that leased them answered in: an ack that takes a lane on (AckOutbox
+        lease_next_seconds) can answer after a HandleMessage whose reply follows the messages
+        that ack leased.
+        """
         added = 0
         for item in leased:
             message = item.message
@@ -93,7 +99,7 @@ class Lanes:
                 continue
             customer = (message.customer.phone_number_id, message.customer.phone_number)
             self._ids.add(message.id)
-            self._queues.setdefault(customer, deque()).append(item)
+            _insert(self._queues.setdefault(customer, deque()), item, customer in self._workers)
             added += 1
             if customer not in self._workers and not self._closing:
                 self._workers[customer] = asyncio.create_task(
@@ -354,6 +360,16 @@ class Lanes:
     async def _ack(self, acks: list[flow_pb2.OutboxAck]) -> set[int]:
         """Record acks in FlowService (batched with other lanes' acks); returns lost leases."""
         return await self._acker.ack(acks)
+
+
+def _insert(queue: deque[Leased], item: Leased, running: bool) -> None:
+    """Put `item` in id order among the messages of `queue` not begun; the first one of a lane
+    whose worker runs is taken already (it is being sent, or acked)."""
+    position = len(queue)
+    first = 1 if running else 0
+    while position > first and queue[position - 1].message.id > item.message.id:
+        position -= 1
+    queue.insert(position, item)
 
 
 class _Slot:

@@ -96,6 +96,25 @@ def test_the_ack_of_a_customers_reply_leases_on_what_another_sender_queued_behin
     assert claim(stub, "gateway-b") == []  # leased once: no claim gets them too
 
 
+def test_an_acks_retry_hands_over_the_lane_its_lost_answer_leased_on(
+    stub: flow_pb2_grpc.FlowServiceStub,
+) -> None:
+    chat = Chat(stub)
+    first = chat.say("hi", lease_owner="gateway-a")
+    second = chat.send(
+        chat.message(selection=flow_pb2.Selection(id="new_order")), lease_owner="gateway-b"
+    )
+    request = flow_pb2.AckOutboxRequest(
+        owner="gateway-a", acks=sent(*first.messages), lease_next_seconds=60
+    )
+    stub.AckOutbox(request)  # its answer never reached gateway-a
+
+    again = stub.AckOutbox(request)
+
+    assert [m.id for m in again.messages] == [m.id for m in second.messages]
+    assert {m.lease_owner for m in again.messages} == {"gateway-a"}
+
+
 def test_an_ack_leases_nothing_on_unless_asked(stub: flow_pb2_grpc.FlowServiceStub) -> None:
     chat = Chat(stub)
     first = chat.say("hi", lease_owner="gateway-a")

@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from itertools import groupby
+from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -120,7 +121,7 @@ class Deliveries:
             drafts = [_finished(who, s) for who, s in settled.finished]
             # Before the settling statement: on PostgreSQL it must be the transaction's last.
             following = (
-                self._lease_next(session, owner, now, lease_next_seconds, settled)
+                self._lease_next(session, owner, now, lease_next_seconds, settled, locked.rows)
                 if lease_next_seconds
                 else []
             )
@@ -138,23 +139,34 @@ class Deliveries:
         now: datetime,
         lease_seconds: int,
         settled: outbox.Settled,
+        locked: Sequence[tuple[Any, ...]],
     ) -> list[OutboxEntry]:
-        """The pending messages of the customers whose message this ack sent or failed for good,
-        leased to `owner` lane by lane as a claim leases them (a lane someone else holds, or
-        whose oldest message waits for a retry, stays where it is)."""
-        if not settled.finished:
+        """The pending messages of the customers whose message this ack sent or failed for good
+        (or found so already: a repeated ack),
+        leased to `owner` lane by lane as a claim leases them (a lane another sender holds, or
+        whose oldest message waits for a retry, stays where it is).
+
+        Messages `owner` holds already come back too (the sender drops those it has): a lane taken
+        on by an ack whose answer was lost is still handed over by that ack's retry. A customer
+        with a message this ack does not finish (a retry, a release) is left alone: that message
+        is still pending under `owner`'s lease here, and nothing may overtake it.
+        """
+        done = {s.id for _, s in settled.finished}
+        over = {row[0] for row in locked if row[0] in done or row[1] != outbox.PENDING}
+        unfinished = {(row[4], row[5]) for row in locked if row[0] not in over}
+        customers_over = {(row[4], row[5]) for row in locked if row[0] in over} - unfinished
+        if not customers_over:
             return []
-        # A message this ack retries or releases is still pending under `owner`'s lease here
-        # (written after this), so its lane is skipped: nothing overtakes it.
         lease = outbox.Lease(owner, now + timedelta(seconds=lease_seconds))
         leased = _lease_lanes(
             session,
-            sorted({who for who, _ in settled.finished}),
+            sorted(customers_over),
             lease,
             now,
             now - self._grace,
             NEXT_MAX,
-            settling={s.id for _, s in settled.finished},
+            settling=done,
+            holder=owner,
         )
         return _entries(leased, lease)
 
@@ -230,11 +242,13 @@ def _lease_lanes(
     limit: int,
     *,
     settling: frozenset[int] | set[int] = frozenset(),
+    holder: str = "",
 ) -> list[OutboxMessage]:
     """Lease whole lanes (a customer's pending messages) of `candidates` nobody else holds: each
     customer is locked first (skipped if another transaction has them), and a lane is skipped
-    while any of its messages is leased or its oldest waits for a retry. Messages in `settling`
-    (acked in this transaction, not yet written) are no longer the lane's."""
+    while any of its messages is leased (to anyone but `holder`) or its oldest waits for a
+    retry. Messages in `settling` (acked in this transaction, not yet written) are no longer the
+    lane's."""
     free = customers.lock_free(session, list(candidates))
     claimed: list[OutboxMessage] = []
     for _, rows in groupby(
@@ -245,7 +259,9 @@ def _lease_lanes(
             continue
         if len(claimed) + len(lane) > limit and claimed:
             break
-        if lane[0].next_attempt_at > now or any(_leased(m, ended_by) for m in lane):
+        if lane[0].next_attempt_at > now or any(
+            _leased(m, ended_by) and (not holder or m.lease_owner != holder) for m in lane
+        ):
             continue
         claimed += lane
     outbox.set_lease(session, [m.id for m in claimed], lease, now)
