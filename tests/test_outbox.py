@@ -73,15 +73,23 @@ def sent(*messages: flow_pb2.OutboxMessage) -> list[flow_pb2.OutboxAck]:
     return [flow_pb2.OutboxAck(id=m.id, sent_wa_message_id=f"wamid.{m.id}") for m in messages]
 
 
-def test_the_ack_of_a_customers_reply_leases_on_what_another_sender_queued_behind_it(
+def crossed(
     stub: flow_pb2_grpc.FlowServiceStub,
-) -> None:
+) -> tuple[flow_pb2.HandleMessageResponse, flow_pb2.HandleMessageResponse]:
+    """A customer's first replies, held by gateway-a, and those of their next message, which
+    reached gateway-b meanwhile (so they wait, leased to nobody)."""
     chat = Chat(stub)
     first = chat.say("hi", lease_owner="gateway-a")
-    # The customer's next message reached another gateway while gateway-a held the first replies.
     second = chat.send(
         chat.message(selection=flow_pb2.Selection(id="new_order")), lease_owner="gateway-b"
     )
+    return first, second
+
+
+def test_the_ack_of_a_customers_reply_leases_on_what_another_sender_queued_behind_it(
+    stub: flow_pb2_grpc.FlowServiceStub,
+) -> None:
+    first, second = crossed(stub)
     assert {m.lease_owner for m in second.messages} == {""}
 
     response = stub.AckOutbox(
@@ -99,11 +107,7 @@ def test_the_ack_of_a_customers_reply_leases_on_what_another_sender_queued_behin
 def test_an_acks_retry_hands_over_the_lane_its_lost_answer_leased_on(
     stub: flow_pb2_grpc.FlowServiceStub,
 ) -> None:
-    chat = Chat(stub)
-    first = chat.say("hi", lease_owner="gateway-a")
-    second = chat.send(
-        chat.message(selection=flow_pb2.Selection(id="new_order")), lease_owner="gateway-b"
-    )
+    first, second = crossed(stub)
     request = flow_pb2.AckOutboxRequest(
         owner="gateway-a", acks=sent(*first.messages), lease_next_seconds=60
     )
@@ -116,11 +120,7 @@ def test_an_acks_retry_hands_over_the_lane_its_lost_answer_leased_on(
 
 
 def test_an_ack_leases_nothing_on_unless_asked(stub: flow_pb2_grpc.FlowServiceStub) -> None:
-    chat = Chat(stub)
-    first = chat.say("hi", lease_owner="gateway-a")
-    second = chat.send(
-        chat.message(selection=flow_pb2.Selection(id="new_order")), lease_owner="gateway-b"
-    )
+    first, second = crossed(stub)
 
     response = stub.AckOutbox(
         flow_pb2.AckOutboxRequest(owner="gateway-a", acks=sent(*first.messages))
@@ -133,9 +133,7 @@ def test_an_ack_leases_nothing_on_unless_asked(stub: flow_pb2_grpc.FlowServiceSt
 def test_an_ack_that_retries_a_customers_message_leases_none_of_the_later_ones(
     stub: flow_pb2_grpc.FlowServiceStub,
 ) -> None:
-    chat = Chat(stub)
-    first = chat.say("hi", lease_owner="gateway-a")
-    chat.send(chat.message(selection=flow_pb2.Selection(id="new_order")), lease_owner="gateway-b")
+    first, _ = crossed(stub)
     head, *rest = first.messages
     retry = flow_pb2.OutboxAck(id=head.id, retry=flow_pb2.RetryLater(delay_seconds=3600))
 
