@@ -7,9 +7,12 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import grpc
 import pytest
+from sqlalchemy.orm import Session, sessionmaker
 
 from flowsvc.server import Server
 from flowsvc.service.event_feed import EventFeed
@@ -82,18 +85,30 @@ def test_a_hundred_watchers_each_get_every_event_in_order_while_messages_are_han
             watcher.close()
 
 
+@contextmanager
+def running_hub(
+    database_url: str, **options: Any
+) -> Iterator[tuple[sessionmaker[Session], EventHub]]:
+    """An event hub started on the test database, with the sessions that write its events."""
+    engine = create_db_engine(database_url, pool_size=4)
+    sessions = create_sessionmaker(engine)
+    events.attach(sessions)
+    hub = EventHub(sessions, **options)
+    hub.start()
+    try:
+        yield sessions, hub
+    finally:
+        hub.stop()
+        engine.dispose()
+
+
 def test_a_watcher_too_slow_for_its_queue_still_gets_every_event_once_in_order(
     database_url: str,
 ) -> None:
     """A stream that has not taken what the hub pushed while many events committed overflows its
     queue (here 3 events) and catches up from where it was, missing and repeating nothing."""
-    engine = create_db_engine(database_url, pool_size=4)
-    sessions = create_sessionmaker(engine)
-    events.attach(sessions)
-    hub = EventHub(sessions, queue_events=3)
-    hub.start()
     customer = ("1", "2")
-    try:
+    with running_hub(database_url, queue_events=3) as (sessions, hub):
 
         def commit(count: int) -> int:
             with sessions() as session:
@@ -114,9 +129,6 @@ def test_a_watcher_too_slow_for_its_queue_still_gets_every_event_once_in_order(
             seen += [item.id for item in next(stream)]
         assert seen == list(range(first, last + 1))
         stream.close()
-    finally:
-        hub.stop()
-        engine.dispose()
 
 
 def test_a_stream_sends_at_most_one_response_per_batch_interval_however_often_events_commit(
@@ -124,13 +136,8 @@ def test_a_stream_sends_at_most_one_response_per_batch_interval_however_often_ev
 ) -> None:
     """FLOWSVC_EVENT_BATCH_MS: events committed one at a time, far more often than the interval,
     reach the stream together, every one once and in order, in about one response per interval."""
-    engine = create_db_engine(database_url, pool_size=4)
-    sessions = create_sessionmaker(engine)
-    events.attach(sessions)
-    hub = EventHub(sessions, batch_seconds=0.2)
-    hub.start()
     customer = ("1", "2")
-    try:
+    with running_hub(database_url, batch_seconds=0.2) as (sessions, hub):
 
         def commit() -> None:
             for _ in range(30):
@@ -157,6 +164,3 @@ def test_a_stream_sends_at_most_one_response_per_batch_interval_however_often_ev
         stream.close()
         assert seen == list(range(first, first + 30))
         assert responses <= elapsed / 0.2 + 2  # not one per commit (30)
-    finally:
-        hub.stop()
-        engine.dispose()
