@@ -10,7 +10,6 @@ what the one before it wrote, and two transactions never wait for each other's l
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -24,6 +23,7 @@ from flowsvc.service.outbound import FreeForm
 from flowsvc.service.outbox_entries import OutboxEntry
 from flowsvc.store import turns
 from flowsvc.store.customers import Customer
+from flowsvc.store.json_text import compact, compact_unicode
 from flowsvc.store.outbox import Lease
 
 
@@ -230,11 +230,6 @@ def rounds(todo: Sequence[Turn]) -> list[list[int]]:
     return found
 
 
-# json.dumps with arguments builds an encoder per call; these are built once (the same text).
-_COMPACT = json.JSONEncoder(separators=(",", ":")).encode
-_COMPACT_UNICODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-
-
 def closing(
     turn: Turn,
     decision: Decision,
@@ -247,7 +242,7 @@ def closing(
     state = decision.state
     context_json = ""
     if state is not None and not turn.keep:
-        context_json = _COMPACT(state.context)
+        context_json = compact(state.context)
         if len(context_json) > max_context_bytes:
             raise ResourceExhausted(
                 f"the conversation's context would grow to {len(context_json)} bytes, "
@@ -260,7 +255,7 @@ def closing(
         state=state,
         context_json=context_json,
         result=decision.result,
-        bodies=[_COMPACT_UNICODE(body) for body in decision.messages],
+        bodies=[compact_unicode(body) for body in decision.messages],
         lease=lease.lease(now)
         if lease.owner and decision.messages and not opened.pending
         else None,

@@ -18,7 +18,6 @@ COMMIT, and not at all after a rollback), which wakes the watchers of every flow
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -31,6 +30,7 @@ from flowsvc.clock import utcnow
 from flowsvc.store import prepared
 from flowsvc.store.customers import Customer
 from flowsvc.store.db import affected_rows
+from flowsvc.store.json_text import compact_unicode
 from flowsvc.store.models import Event, EventCounter
 from flowsvc.store.times import sqlite_time
 
@@ -158,7 +158,7 @@ def write(connection: Connection, drafts: Sequence[Draft], now: datetime) -> int
         values: list[Any] = []
         for n, d in enumerate(chunk, start=first + start):
             values += [n, d.type, *d.customer, d.template_name, d.template_version]
-            values += [_json(d.payload), at]
+            values += [compact_unicode(d.payload), at]
         rows = ", ".join([_SQLITE_ROW] * len(chunk))
         connection.exec_driver_sql(_SQLITE_INSERT.format(rows=rows), tuple(values))
     return last_id
@@ -211,7 +211,7 @@ def _pg_parameters(drafts: Sequence[Draft], now: datetime) -> dict[str, Any]:
         "event_phone_numbers": prepared.texts(d.customer[1] for d in drafts),
         "event_template_names": prepared.texts(d.template_name for d in drafts),
         "event_template_versions": prepared.ints(d.template_version for d in drafts),
-        "event_payloads": [_json(d.payload) for d in drafts],
+        "event_payloads": [compact_unicode(d.payload) for d in drafts],
         "event_queued": prepared.ints(d.queued for d in drafts),
     }
 
@@ -264,7 +264,3 @@ def remove_older_than(session: Session, cutoff: datetime, limit: int) -> int:
         .values(purged_through=doomed[-1]),
     )
     return removed
-
-
-# json.dumps with arguments would build an encoder per call: one, built once (the same text).
-_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode

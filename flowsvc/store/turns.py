@@ -32,6 +32,7 @@ from flowsvc.clock import utcnow
 from flowsvc.engine import ResultDraft, State, history_from_json, history_to_json
 from flowsvc.store import customers, events, prepared
 from flowsvc.store.customers import LOCK, LOCK_MANY, Customer
+from flowsvc.store.json_text import compact
 from flowsvc.store.outbox import Lease
 from flowsvc.store.times import read_time, sqlite_time
 from flowsvc.store.turn_statements import (
@@ -244,7 +245,7 @@ def _write_postgres_many(
         "result_versions": prepared.ints(result.version for _, result in results),
         "result_phone_number_ids": prepared.texts(who[0] for who, _ in results),
         "result_phone_numbers": prepared.texts(who[1] for who, _ in results),
-        "result_contexts": [_json(dict(result.context)) for _, result in results],
+        "result_contexts": [compact(dict(result.context)) for _, result in results],
         "outbox_phone_number_ids": prepared.texts(who[0] for who, _, _ in replies),
         "outbox_phone_numbers": prepared.texts(who[1] for who, _, _ in replies),
         "source_ids": prepared.texts(c.source_id for _, c, _ in replies),
@@ -350,7 +351,7 @@ def _parameters(
             "reference": result.reference,
             "result_template": result.template,
             "result_version": result.version,
-            "result_context": _json(dict(result.context)),
+            "result_context": compact(dict(result.context)),
         }
     for n, body in enumerate(closing.bodies):
         parameters[f"body_{n}"] = body
@@ -358,11 +359,7 @@ def _parameters(
 
 
 def _history_json(state: State) -> str:
-    return _json(history_to_json(state.history))
-
-
-# json.dumps with arguments would build an encoder per call: one, built once (the same text).
-_json = json.JSONEncoder(separators=(",", ":")).encode
+    return compact(history_to_json(state.history))
 
 
 def _as_is(value: datetime) -> datetime:
