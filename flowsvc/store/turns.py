@@ -224,20 +224,21 @@ def _write_postgres_many(
     replies = [(who, c, body) for who, c in closings for body in c.bodies]
     recorded = [(who, c) for who, c in closings if c.record]
     spoken = [(who, c.language) for who, c in closings if c.language is not None]
+    states = [c.state for _, c in saved if c.state]
     parameters: dict[str, Any] = {
         "now": now,
         "save_phone_number_ids": prepared.texts(who[0] for who, _ in saved),
         "save_phone_numbers": prepared.texts(who[1] for who, _ in saved),
-        "flows": prepared.texts(c.state.flow for _, c in saved if c.state),
-        "versions": prepared.ints(c.state.version for _, c in saved if c.state),
-        "steps": prepared.texts(c.state.step for _, c in saved if c.state),
+        "flows": prepared.texts(state.flow for state in states),
+        "versions": prepared.ints(state.version for state in states),
+        "steps": prepared.texts(state.step for state in states),
         "contexts": [c.context_json for _, c in saved],
-        "histories": [_history_json(c.state) for _, c in saved if c.state],
-        "last_interactions": prepared.times(c.state.last_interaction for _, c in saved if c.state),
-        "expires": prepared.times(c.state.expires_at for _, c in saved if c.state),
+        "histories": [_history_json(state) for state in states],
+        "last_interactions": prepared.times(state.last_interaction for state in states),
+        "expires": prepared.times(state.expires_at for state in states),
         "revisions": prepared.ints(c.revision for _, c in saved),
-        "silence_due_times": prepared.times(c.state.silence_due_at for _, c in saved if c.state),
-        "reminders": prepared.ints(c.state.reminders for _, c in saved if c.state),
+        "silence_due_times": prepared.times(state.silence_due_at for state in states),
+        "reminders": prepared.ints(state.reminders for state in states),
         "remove_phone_number_ids": prepared.texts(who[0] for who in removed),
         "remove_phone_numbers": prepared.texts(who[1] for who in removed),
         "references": prepared.texts(result.reference for _, result in results),
