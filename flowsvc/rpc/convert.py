@@ -76,10 +76,9 @@ def to_timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
     timestamps go into every response."""
     if value is None:
         return None
-    since = value - (_NAIVE_EPOCH if value.utcoffset() is None else _EPOCH)
-    return timestamp_pb2.Timestamp(
-        seconds=since.days * 86_400 + since.seconds, nanos=since.microseconds * 1000
-    )
+    stamp = timestamp_pb2.Timestamp()
+    _write_time(stamp, value)
+    return stamp
 
 
 def to_duration(value: timedelta | None) -> duration_pb2.Duration | None:
