@@ -133,17 +133,26 @@ def test_an_ack_leases_nothing_on_unless_asked(stub: flow_pb2_grpc.FlowServiceSt
 def test_an_ack_that_retries_a_customers_message_leases_none_of_the_later_ones(
     stub: flow_pb2_grpc.FlowServiceStub,
 ) -> None:
-    first, _ = crossed(stub)
-    head, *rest = first.messages
-    retry = flow_pb2.OutboxAck(id=head.id, retry=flow_pb2.RetryLater(delay_seconds=3600))
+    chat = Chat(stub)
+    first = chat.say("hi", lease_owner="gateway-a")
+    # A quick follow-up: its replies are gateway-a's too, behind the first ones.
+    follow_up = chat.send(
+        chat.message(selection=flow_pb2.Selection(id="new_order")), lease_owner="gateway-a"
+    )
+    # The next message reached gateway-b: its replies wait, leased to nobody.
+    chat.send(chat.message(selection=flow_pb2.Selection(id="coffee")), lease_owner="gateway-b")
+    retry = [
+        flow_pb2.OutboxAck(id=m.id, retry=flow_pb2.RetryLater(delay_seconds=3600))
+        for m in follow_up.messages
+    ]
 
     response = stub.AckOutbox(
         flow_pb2.AckOutboxRequest(
-            owner="gateway-a", acks=[retry, *sent(*rest)], lease_next_seconds=60
+            owner="gateway-a", acks=[*sent(*first.messages), *retry], lease_next_seconds=60
         )
     )
 
-    # Nothing may overtake the message waiting for its retry.
+    # Nothing may overtake the replies waiting for their retry.
     assert list(response.messages) == []
 
 
