@@ -31,7 +31,7 @@ _PERMANENT = (
 
 Waiter = tuple[list[flow_pb2.OutboxAck], "asyncio.Future[set[int]]"]
 # Called with the messages an AckOutbox call leased on to this gateway, and when the call began.
-OnLeased = Callable[[Sequence[flow_pb2.OutboxMessage], float], None]
+OnLeased = Callable[[Sequence[flow_pb2.OutboxMessage], float], object]
 
 
 class Acker:

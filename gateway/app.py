@@ -221,7 +221,6 @@ def create_app(settings: Settings, *, transport: Transport | None = None) -> ASG
             poll_seconds=settings.outbox_poll_seconds,
             lease_seconds=settings.outbox_lease_seconds,
             claim_max=settings.outbox_claim_max,
-            send_budget=settings.send_budget_seconds,
         )
         inbox = Inbox(
             calls=calls,

@@ -65,7 +65,7 @@ class Lanes:
         self._send_budget = send_budget
         # An ack takes on the lanes of the customers it acks that have more waiting (a reply
         # another gateway worker wrote while we held the customer's earlier one).
-        self._acker = Acker(calls, lease_next_seconds=lease_seconds, on_leased=self._leased_on)
+        self._acker = Acker(calls, lease_next_seconds=lease_seconds, on_leased=self.take)
         self._queues: dict[Customer, deque[Leased]] = {}
         self._workers: dict[Customer, asyncio.Task[None]] = {}
         self._ids: set[int] = set()
@@ -347,10 +347,10 @@ class Lanes:
         self._gave_back(items)
         self._metrics.sends.labels(result="released", code="").inc(len(items))
 
-    def _leased_on(self, messages: Sequence[flow_pb2.OutboxMessage], requested_at: float) -> None:
-        """Queue what an ack leased on to us, as a claim's messages are queued (while closing,
-        to be released with the rest)."""
-        self.submit(
+    def take(self, messages: Sequence[flow_pb2.OutboxMessage], requested_at: float) -> int:
+        """Queue messages a claim or an ack made at `requested_at` leased to us for our lease
+        length (while closing, to be released with the rest); returns how many were new."""
+        return self.submit(
             [
                 leased_message(m, requested_at, self._lease_seconds, self._send_budget)
                 for m in messages

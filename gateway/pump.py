@@ -16,7 +16,6 @@ import grpc
 
 from gateway.channel import Calls
 from gateway.lanes import Lanes
-from gateway.leases import leased_message
 from gateway.metrics import Metrics
 from menuflow.logs import log
 from menuflow.v1 import flow_pb2
@@ -40,7 +39,6 @@ class OutboxPump:
         poll_seconds: float,
         lease_seconds: int,
         claim_max: int,
-        send_budget: float,
     ) -> None:
         self._calls = calls
         self._lanes = lanes
@@ -48,7 +46,6 @@ class OutboxPump:
         self._poll = poll_seconds
         self._lease = lease_seconds
         self._claim_max = claim_max
-        self._budget = send_budget
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()  # cuts the current wait short
         self._hurry_until = 0.0
@@ -107,10 +104,7 @@ class OutboxPump:
             metadata=self._calls.metadata,
         )
         self._metrics.outbox_pending.set(response.pending)
-        leased = [
-            leased_message(m, requested_at, self._lease, self._budget) for m in response.messages
-        ]
-        added = self._lanes.submit(leased)
+        added = self._lanes.take(response.messages, requested_at)
         if response.messages:
-            log(logger, logging.INFO, "pump.claimed", messages=len(leased), new=added)
-        return len(leased)
+            log(logger, logging.INFO, "pump.claimed", messages=len(response.messages), new=added)
+        return len(response.messages)
