@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from itertools import groupby
+from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -120,7 +121,7 @@ class Deliveries:
             drafts = [_finished(who, s) for who, s in settled.finished]
             # Before the settling statement: on PostgreSQL it must be the transaction's last.
             following = (
-                self._lease_next(session, owner, now, lease_next_seconds, settled, locked)
+                self._lease_next(session, owner, now, lease_next_seconds, settled, locked.rows)
                 if lease_next_seconds
                 else []
             )
@@ -138,7 +139,7 @@ class Deliveries:
         now: datetime,
         lease_seconds: int,
         settled: outbox.Settled,
-        locked: outbox.Locked,
+        locked: Sequence[tuple[Any, ...]],
     ) -> list[OutboxEntry]:
         """The pending messages of the customers whose message this ack sent or failed for good
         (or found so already: a repeated ack),
@@ -151,11 +152,9 @@ class Deliveries:
         is still pending under `owner`'s lease here, and nothing may overtake it.
         """
         done = {s.id for _, s in settled.finished}
-        over = {row[0] for row in locked.rows if row[0] in done or row[1] != outbox.PENDING}
-        unfinished = {(row[4], row[5]) for row in locked.rows if row[0] not in over}
-        customers_over = {(row[4], row[5]) for row in locked.rows if row[0] in over} - unfinished
-        if locked.waiting is not None:  # most acks: nobody has anything behind them
-            customers_over &= locked.waiting
+        over = {row[0] for row in locked if row[0] in done or row[1] != outbox.PENDING}
+        unfinished = {(row[4], row[5]) for row in locked if row[0] not in over}
+        customers_over = {(row[4], row[5]) for row in locked if row[0] in over} - unfinished
         if not customers_over:
             return []
         lease = outbox.Lease(owner, now + timedelta(seconds=lease_seconds))

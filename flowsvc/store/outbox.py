@@ -197,30 +197,21 @@ FROM locked
 UNION ALL
 SELECT id, NULL, NULL, NULL, NULL, NULL, wa_message_id FROM outbox
 WHERE wa_message_id = ANY(%(wa_message_ids)s::text[])
-UNION ALL
-SELECT NULL, NULL, NULL, NULL, c.phone_number_id, c.phone_number, NULL
-FROM (SELECT DISTINCT phone_number_id, phone_number FROM locked) AS c
-WHERE EXISTS (SELECT 1 FROM outbox o
-              WHERE o.phone_number_id = c.phone_number_id AND o.phone_number = c.phone_number
-              AND o.state = 'pending' AND o.id <> ALL(%(ids)s::bigint[]))
 """
 
 
 @dataclass(frozen=True, slots=True)
 class Locked:
     """Messages locked to be acked (id, state, lease owner and expiry, customer; in id order),
-    which message already held each Meta message id asked about, and the customers of the
-    locked messages who have other messages pending (None: not looked up, on SQLite)."""
+    and which message already held each Meta message id asked about."""
 
     rows: list[tuple[Any, ...]]
     holders: dict[str, int]
-    waiting: set[Customer] | None = None
 
 
 def lock_for_ack(session: Session, ids: Iterable[int], wa_message_ids: Iterable[str]) -> Locked:
     """Lock messages `ids` in id order (their acks are applied under the locks), and find which
-    messages hold `wa_message_ids` already and whose customers have more pending: on PostgreSQL
-    in one statement."""
+    messages hold `wa_message_ids` already: on PostgreSQL in one statement."""
     ids, wanted = sorted(set(ids)), sorted(set(wa_message_ids))
     connection = session.connection()
     if not ids:
@@ -230,16 +221,14 @@ def lock_for_ack(session: Session, ids: Iterable[int], wa_message_ids: Iterable[
         found = connection.exec_driver_sql(_lock_sql(False, len(ids)), tuple(ids)).all()
         return Locked([tuple(row) for row in found], holders)
     parameters = {"ids": ids, "wa_message_ids": wanted}
-    locked, holders, waiting = [], {}, set()
+    locked, holders = [], {}
     for row in connection.exec_driver_sql(_PG_LOCK_FOR_ACK, parameters):
-        if row[0] is None:
-            waiting.add((row[4], row[5]))
-        elif row[1] is None:
+        if row[1] is None:
             holders[row[6]] = row[0]
         else:
             locked.append(tuple(row[:6]))
     locked.sort(key=lambda row: row[0])
-    return Locked(locked, holders, waiting)
+    return Locked(locked, holders)
 
 
 def write_settled(connection: Connection, now: datetime, rows: Sequence[dict[str, Any]]) -> None:
