@@ -123,8 +123,7 @@ def test_a_watcher_too_slow_for_its_queue_still_gets_every_event_once_in_order(
         assert seen == [first]
         for _ in range(10):
             last = commit(2)
-        while hub.after(last - 1, 1.0) == ([], last - 1):
-            pass  # until the hub has loaded (and pushed) them all
+        hub.wait(last - 1, 10.0)  # until the hub has loaded (and pushed) them all
         while seen[-1] < last:
             seen += [item.id for item in next(stream)]
         assert seen == list(range(first, last + 1))
@@ -164,3 +163,59 @@ def test_a_stream_sends_at_most_one_response_per_batch_interval_however_often_ev
         stream.close()
         assert seen == list(range(first, first + 30))
         assert responses <= elapsed / 0.2 + 2  # not one per commit (30)
+
+
+def test_streams_that_want_types_the_hub_does_not_read_yet_get_every_event_once_in_order(
+    database_url: str,
+) -> None:
+    """The hub reads only the event types its streams want. A stream opened later for other types
+    (each opening here widens what the hub reads, while events of every type commit) resumes from
+    before it opened and gets every event of its types once, in order, as the database has them."""
+    customer = ("1", "2")
+    kinds = ["message_sent", "message_queued", "flow_completed", "conversation_started"]
+    with running_hub(database_url, batch_seconds=0) as (sessions, hub):
+        feed = EventFeed(sessions, hub)
+
+        def bounds() -> int:
+            with sessions() as session:
+                return events.bounds(session)[0]
+
+        def listed(wanted: events.Filter, after: int, through: int) -> list[int]:
+            with sessions() as session:
+                return [row.id for row in events.read(session, after, through, wanted, 10_000)]
+
+        stopping = threading.Event()
+
+        def commit() -> None:
+            while not stopping.is_set():
+                with sessions() as session, session.begin():
+                    drafts = [events.Draft(kind, customer) for kind in ["step_entered", *kinds]]
+                    events.record(session, drafts)
+                time.sleep(0.002)
+
+        entered = events.Filter(types=frozenset({"step_entered"}))
+        following = feed.watch(None, entered, lambda: True)
+        committing = threading.Thread(target=commit)
+        committing.start()
+        try:
+            next(following)  # the hub now reads step entries only
+            for round in range(60):
+                wanted = events.Filter(types=frozenset({kinds[round % len(kinds)]}))
+                if round % 5 == 4:
+                    wanted = events.Filter()  # every type
+                # From the newest committed (often past what the hub has read), or from before.
+                opened_after = max(0, bounds() - (round % 2) * 3 * (len(kinds) + 1))
+                stream = feed.watch(opened_after, wanted, lambda: True)
+                seen = [item.id for item in next(stream)]
+                through = bounds()
+                while seen[-1] < through:
+                    seen += [item.id for item in next(stream)]
+                stream.close()
+                expected = listed(wanted, opened_after, seen[-1])
+                assert seen == expected, f"round {round}, {wanted}"
+            seen = [item.id for item in next(following)]
+            assert seen == listed(entered, seen[0] - 1, seen[-1])
+        finally:
+            stopping.set()
+            committing.join()
+            following.close()

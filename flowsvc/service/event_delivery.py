@@ -101,7 +101,7 @@ class EventDeliveries:
         limit = min(request.max_events or DEFAULT_MAX_EVENTS, MAX_EVENTS)
         items, through = self._read(cursor, request.wanted, limit)
         if through == cursor and request.wait_ms:
-            self._hub.after(cursor, request.wait_ms / 1000)
+            self._hub.wait(cursor, request.wait_ms / 1000)
             items, through = self._read(cursor, request.wanted, limit)
         if not items and through > cursor:
             # Nothing the endpoint wants: pass over these now rather than ack an empty batch.

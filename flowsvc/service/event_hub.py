@@ -153,6 +153,11 @@ class EventHub:
         self._buffer: deque[Committed] = deque(maxlen=capacity)
         self._known = 0  # the newest id known to be committed
         self._loaded = 0  # the newest id in the buffer (or before it, when it started)
+        # Only the event types some subscription wants are read (empty: every type): 100 streams
+        # following step entries cost a read of step entries, not of every event. The buffer
+        # holds every event of those types after `_buffer_from`.
+        self._reading: frozenset[str] = frozenset()
+        self._buffer_from = 0
         self._watching = 0  # open watchers: with none, new events are not read at all
         self._queue_events = queue_events
         self._subscriptions: set[Subscription] = set()
@@ -165,7 +170,7 @@ class EventHub:
 
     def start(self) -> None:
         with self._sessions() as session:
-            self._known = self._loaded = events.bounds(session)[0]
+            self._known = self._loaded = self._buffer_from = events.bounds(session)[0]
         postgres = self._sessions.kw["bind"].dialect.name == "postgresql"
         if postgres:
             self._wake_read, self._wake_write = os.pipe()
@@ -226,38 +231,33 @@ class EventHub:
         with self._changed:
             subscription = Subscription(wanted, self._loaded, self._queue_events)
             self._subscriptions.add(subscription)
+            reading = _types(self._subscriptions)
+            if not _covers(self._reading, reading):  # the buffer lacks the new types
+                self._buffer.clear()
+                self._buffer_from = self._loaded
+            self._reading = reading
         try:
             yield subscription
         finally:
             with self._changed:
                 self._subscriptions.discard(subscription)
+                self._reading = _types(self._subscriptions)  # fewer: the buffer still covers
 
     def since(self, cursor: int) -> tuple[list[Committed], int] | None:
-        """`after` without waiting."""
+        """The buffered events after `cursor` (of the types subscriptions want: the caller's
+        among them once it subscribed) and the id they run to; None if `cursor` is before what
+        the buffer holds (the caller reads the database)."""
         with self._changed:
-            return self._buffered(cursor)
+            if self._loaded <= cursor:
+                return [], cursor
+            if cursor < self._buffer_from:
+                return None
+            return [item for item in self._buffer if item.id > cursor], self._loaded
 
-    def after(self, cursor: int, timeout: float) -> tuple[list[Committed], int] | None:
-        """The buffered events after `cursor` and the id they run to, waiting up to `timeout`
-        for some ([] and `cursor` if none came); None if `cursor` is before the buffer (the
-        caller reads the database)."""
+    def wait(self, cursor: int, timeout: float) -> None:
+        """Until events after `cursor` are loaded, or for `timeout` seconds."""
         with self._changed:
             self._changed.wait_for(lambda: self._loaded > cursor or self.stopping, timeout)
-            return self._buffered(cursor)
-
-    def _buffered(self, cursor: int) -> tuple[list[Committed], int] | None:
-        """`after`'s answer, the lock held."""
-        if self._loaded <= cursor:
-            return [], cursor
-        first = self._buffer[0].id if self._buffer else self._loaded + 1
-        if cursor + 1 < first:
-            return None
-        skip = cursor + 1 - first
-        if skip < len(self._buffer) and self._buffer[skip].id == cursor + 1:  # contiguous ids
-            found = [self._buffer[i] for i in range(skip, len(self._buffer))]
-        else:
-            found = [e for e in self._buffer if e.id > cursor]
-        return found, self._loaded
 
     def _after_commit(self, session: Session) -> None:
         last_id = session.info.pop(events.LAST_ID, 0)
@@ -271,24 +271,30 @@ class EventHub:
             self._stopping.wait(max(0.0, started + self._batch_seconds - time.monotonic()))
             with self._changed:
                 self._changed.wait_for(lambda: self._known > self._loaded or self.stopping, 1.0)
-                start, target = self._loaded, self._known
+                start, target, types = self._loaded, self._known, self._reading
                 if target > start and not self._watching:  # nobody to read them for
                     self._buffer.clear()
-                    self._loaded = target
+                    self._loaded = self._buffer_from = target
                     continue
             if target <= start:
                 continue
             started = time.monotonic()
             try:
                 with self._sessions() as session:
-                    rows = events.read(session, start, target, events.Filter(), _READ_BATCH)
+                    rows = events.read(session, start, target, Filter(types), _READ_BATCH)
                     loaded = [committed(row) for row in rows]
             except Exception as error:  # the database may be away: try again shortly
                 log.warning("reading new events failed", extra={"error": _name(error)})
                 self._stopping.wait(1.0)
                 continue
             with self._changed:
+                # A stream that subscribed during the read for types it did not read, and
+                # resumed from past where the read started (from now on, say): read again.
+                if not _covers(types, self._reading):
+                    continue
                 self._buffer.extend(loaded)
+                if len(self._buffer) == self._capacity:  # the oldest may have gone
+                    self._buffer_from = max(self._buffer_from, self._buffer[0].id - 1)
                 full = len(loaded) == _READ_BATCH
                 self._loaded = loaded[-1].id if full else target
                 self._changed.notify_all()
@@ -362,6 +368,21 @@ class EventHub:
             finally:
                 if connection is not None and not connection.closed:
                     connection.close()
+
+
+def _types(subscriptions: set[Subscription]) -> frozenset[str]:
+    """The event types `subscriptions` want between them (empty: every type)."""
+    wanted: set[str] = set()
+    for subscription in subscriptions:
+        if not subscription.wanted.types:
+            return frozenset()
+        wanted |= subscription.wanted.types
+    return frozenset(wanted)
+
+
+def _covers(reading: frozenset[str], wanted: frozenset[str]) -> bool:
+    """Whether reading `reading` types (empty: every type) gets every event of `wanted`."""
+    return not reading or bool(wanted) and wanted <= reading
 
 
 def _name(error: Exception) -> str:
