@@ -4,11 +4,12 @@ not take its worker threads)."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 import pytest
@@ -16,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from flowsvc.server import Server
 from flowsvc.service.event_feed import EventFeed
-from flowsvc.service.event_hub import EventHub
+from flowsvc.service.event_hub import Committed, EventHub
 from flowsvc.store import events
 from flowsvc.store.db import create_db_engine, create_sessionmaker
 from menuflow.v1 import flow_pb2, flow_pb2_grpc
@@ -26,6 +27,7 @@ from tests.test_events import Watcher, listed
 pytestmark = pytest.mark.usefixtures("seeded")
 
 T = flow_pb2.EventType
+Result = TypeVar("Result")
 WATCHERS = 100  # the default FLOWSVC_EVENT_MAX_WATCHERS: every slot taken
 CUSTOMERS = 6
 
@@ -85,6 +87,29 @@ def test_a_hundred_watchers_each_get_every_event_in_order_while_messages_are_han
             watcher.close()
 
 
+class Stream:
+    """EventFeed.watch driven from the test's thread, a batch per `next`: the feed runs on an
+    event loop of its own, as it does in the server."""
+
+    def __init__(self, feed: EventFeed, after_id: int | None, wanted: events.Filter) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        self._batches = feed.watch(after_id, wanted)
+
+    def __next__(self) -> list[Committed]:
+        return self._on_loop(self._batches.__anext__())
+
+    def close(self) -> None:
+        self._on_loop(self._batches.aclose())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()
+
+    def _on_loop(self, work: Coroutine[Any, Any, Result]) -> Result:
+        return asyncio.run_coroutine_threadsafe(work, self._loop).result(timeout=30)
+
+
 @contextmanager
 def running_hub(
     database_url: str, **options: Any
@@ -118,7 +143,7 @@ def test_a_watcher_too_slow_for_its_queue_still_gets_every_event_once_in_order(
                     return events.bounds(session)[0]
 
         first = commit(1)
-        stream = EventFeed(sessions, hub).watch(first - 1, events.Filter(), lambda: True)
+        stream = Stream(EventFeed(sessions, hub), first - 1, events.Filter())
         seen = [item.id for item in next(stream)]  # subscribed; this response not yet sent
         assert seen == [first]
         for _ in range(10):
@@ -149,7 +174,7 @@ def test_a_stream_sends_at_most_one_response_per_batch_interval_however_often_ev
                 events.record(session, [events.Draft("message_sent", customer)])
             with session.begin():
                 first = events.bounds(session)[0] + 1
-        stream = EventFeed(sessions, hub).watch(first - 1, events.Filter(), lambda: True)
+        stream = Stream(EventFeed(sessions, hub), first - 1, events.Filter())
         committing = threading.Thread(target=commit)
         started = time.monotonic()
         committing.start()
@@ -194,7 +219,7 @@ def test_streams_that_want_types_the_hub_does_not_read_yet_get_every_event_once_
                 time.sleep(0.002)
 
         entered = events.Filter(types=frozenset({"step_entered"}))
-        following = feed.watch(None, entered, lambda: True)
+        following = Stream(feed, None, entered)
         committing = threading.Thread(target=commit)
         committing.start()
         try:
@@ -205,7 +230,7 @@ def test_streams_that_want_types_the_hub_does_not_read_yet_get_every_event_once_
                     wanted = events.Filter()  # every type
                 # From the newest committed (often past what the hub has read), or from before.
                 opened_after = max(0, bounds() - (round % 2) * 3 * (len(kinds) + 1))
-                stream = feed.watch(opened_after, wanted, lambda: True)
+                stream = Stream(feed, opened_after, wanted)
                 seen = [item.id for item in next(stream)]
                 through = bounds()
                 while seen[-1] < through:

@@ -12,7 +12,7 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health
 
-from flowsvc.rpc import Continuation, roles
+from flowsvc.rpc import Continuation, abort, roles
 
 log = logging.getLogger("flowsvc.auth")
 
@@ -43,7 +43,7 @@ def identify(metadata: Any, tokens: Sequence[tuple[str, bytes]]) -> tuple[str | 
     return (found, "") if found is not None else (None, WRONG)
 
 
-class TokenAuth(grpc.ServerInterceptor):
+class TokenAuth(grpc.aio.ServerInterceptor):
     """Refuses a call without a known token (UNAUTHENTICATED) or whose token's role may not make
     it (PERMISSION_DENIED), before its request is even parsed."""
 
@@ -55,10 +55,10 @@ class TokenAuth(grpc.ServerInterceptor):
             raise ValueError(f"unknown roles {sorted(unknown)}: the roles are {roles.ROLES}")
         self._tokens = [(role, token.encode()) for role, token in tokens]
 
-    def intercept_service(
+    async def intercept_service(
         self, continuation: Continuation, details: grpc.HandlerCallDetails
     ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        handler = continuation(details)
+        handler = await continuation(details)
         if handler is None or details.method.startswith(OPEN_PREFIXES):
             return handler
         role, reason = identify(details.invocation_metadata, self._tokens)
@@ -80,14 +80,14 @@ def _refusing(
 ) -> grpc.RpcMethodHandler[Any, Any]:
     """A handler of the same shape as `handler` that aborts; requests stay unparsed bytes."""
 
-    def abort(_request: Any, context: grpc.ServicerContext) -> None:
+    async def refuse(_request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
         log.warning("call refused", extra={"method": method, "peer": context.peer(), "why": reason})
-        context.abort(code, reason)
+        await abort(context, code, reason)
 
     if handler.request_streaming and handler.response_streaming:
-        return grpc.stream_stream_rpc_method_handler(abort)
+        return grpc.stream_stream_rpc_method_handler(refuse)
     if handler.request_streaming:
-        return grpc.stream_unary_rpc_method_handler(abort)
+        return grpc.stream_unary_rpc_method_handler(refuse)
     if handler.response_streaming:
-        return grpc.unary_stream_rpc_method_handler(abort)
-    return grpc.unary_unary_rpc_method_handler(abort)
+        return grpc.unary_stream_rpc_method_handler(refuse)
+    return grpc.unary_unary_rpc_method_handler(refuse)

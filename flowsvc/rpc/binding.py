@@ -32,7 +32,7 @@ def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
     )
 
 
-def add_port(server: grpc.Server, settings: Settings) -> int:
+def add_port(server: grpc.aio.Server, settings: Settings) -> int:
     """Bind `settings.listen` (TLS or plaintext); returns the port, which may have been 0."""
     credentials = server_credentials(settings)
     if credentials is None:

@@ -505,20 +505,18 @@ class EventCache:
 
 
 class ResponseCache:
-    """WatchEvents responses, each built once per batch however many streams send it: the event
-    hub hands every stream that follows the same filter the same list, so the 100 streams of one
-    filter share one response (the latest `size` batches kept, each with its list, so that the
-    list's id is not reused while it is a key)."""
+    """WatchEvents responses, each built and serialized once per batch however many streams send
+    it: the event hub hands every stream that follows the same filter the same list, so the 100
+    streams of one filter share one response's bytes (the latest `size` batches kept, each with
+    its list, so that the list's id is not reused while it is a key)."""
 
     def __init__(self, events: EventCache, size: int = 256) -> None:
         self._events = events
         self._size = size
-        self._built: OrderedDict[int, tuple[list[Committed], flow_pb2.WatchEventsResponse]] = (
-            OrderedDict()
-        )
+        self._built: OrderedDict[int, tuple[list[Committed], bytes]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, batch: list[Committed]) -> flow_pb2.WatchEventsResponse:
+    def get(self, batch: list[Committed]) -> bytes:
         # Built under the lock: the streams of one filter wake together, and one builds for all.
         with self._lock:
             found = self._built.get(id(batch))
@@ -526,7 +524,7 @@ class ResponseCache:
                 return found[1]
             response = flow_pb2.WatchEventsResponse(
                 events=[self._events.get(item) for item in batch]
-            )
+            ).SerializeToString()
             self._built[id(batch)] = (batch, response)
             while len(self._built) > self._size:
                 self._built.popitem(last=False)

@@ -8,19 +8,19 @@ from typing import Any
 import grpc
 
 from flowsvc.metrics import Metrics
-from flowsvc.rpc import Continuation
+from flowsvc.rpc import Continuation, call
 
 
-class CallMetrics(grpc.ServerInterceptor):
+class CallMetrics(grpc.aio.ServerInterceptor):
     """Outermost interceptor: it sees every answer, refusals of the token check included."""
 
     def __init__(self, metrics: Metrics) -> None:
         self._metrics = metrics
 
-    def intercept_service(
+    async def intercept_service(
         self, continuation: Continuation, details: grpc.HandlerCallDetails
     ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        handler = continuation(details)
+        handler = await continuation(details)
         if handler is None or handler.unary_unary is None:
             return handler
         return _metered(handler, details.method.rpartition("/")[2], self._metrics)
@@ -33,15 +33,15 @@ def _metered(
     assert behavior is not None
     seconds = metrics.rpc_seconds.labels(method)
 
-    def metered(request: Any, context: grpc.ServicerContext) -> Any:
+    async def metered(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         started = time.perf_counter()
         code = "UNKNOWN"  # an exception that set no code
         try:
-            response = behavior(request, context)
-            code = _name(_code(context)) or "OK"
+            response = await call(behavior, request, context)
+            code = _name(context) or "OK"
             return response
-        except Exception:
-            code = _name(_code(context)) or code
+        except BaseException:  # an abort ends the call with an exception (AbortError)
+            code = _name(context) or code
             raise
         finally:
             seconds.observe(time.perf_counter() - started)
@@ -54,10 +54,7 @@ def _metered(
     )
 
 
-def _code(context: grpc.ServicerContext) -> object:
-    """The code the call will end with, as far as set (grpc's typing stubs lack code())."""
-    return context.code()  # type: ignore[attr-defined]
-
-
-def _name(code: object) -> str | None:
+def _name(context: grpc.aio.ServicerContext[Any, Any]) -> str | None:
+    """The code the call will end with, as far as set (rpc.abort sets it)."""
+    code = context.code()
     return code.name if isinstance(code, grpc.StatusCode) else None

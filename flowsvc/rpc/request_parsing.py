@@ -10,23 +10,23 @@ import grpc
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import DecodeError, Message
 
-from flowsvc.rpc import Continuation
+from flowsvc.rpc import Continuation, abort, call
 
 NUL, REPLACEMENT = "\x00", "\ufffd"
 
 
-class ParseRequests(grpc.ServerInterceptor):
+class ParseRequests(grpc.aio.ServerInterceptor):
     """Parses unary requests itself, so that a parse failure gets a status that says so."""
 
     def __init__(self) -> None:
         self._handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
 
-    def intercept_service(
+    async def intercept_service(
         self, continuation: Continuation, details: grpc.HandlerCallDetails
     ) -> grpc.RpcMethodHandler[Any, Any] | None:
         wrapped = self._handlers.get(details.method)
         if wrapped is None:
-            wrapped = _parsing(continuation(details))
+            wrapped = _parsing(await continuation(details))
             if wrapped is not None:  # only real methods: any name can be sent
                 self._handlers[details.method] = wrapped  # handlers never change: wrap once
         return wrapped
@@ -46,14 +46,16 @@ def _parsing(
     parse = handler.request_deserializer
     behavior = handler.unary_unary
 
-    def parsed(raw: bytes, context: grpc.ServicerContext) -> Any:
+    async def parsed(raw: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         try:
             request = parse(raw)
         except DecodeError as error:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"the request does not parse: {error}")
+            await abort(
+                context, grpc.StatusCode.INVALID_ARGUMENT, f"the request does not parse: {error}"
+            )
         if b"\x00" in raw:  # rare: no NUL byte on the wire, no NUL character in any string
             replace_nul(request)
-        return behavior(request, context)
+        return await call(behavior, request, context)
 
     return grpc.unary_unary_rpc_method_handler(
         parsed, response_serializer=handler.response_serializer

@@ -3,8 +3,9 @@ translates the answer. Errors become statuses in rpc.status, for every method al
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC
+from typing import Any
 
 import grpc
 
@@ -324,14 +325,17 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
         )
         return convert.finish_call_response(handled)
 
-    def WatchEvents(
-        self, request: flow_pb2.WatchEventsRequest, context: grpc.ServicerContext
-    ) -> Iterator[flow_pb2.WatchEventsResponse]:
+    # Yields each WatchEventsResponse as its bytes, which the stubs do not foresee.
+    async def WatchEvents(  # type: ignore[override]
+        self, request: flow_pb2.WatchEventsRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[bytes]:
+        """On the server's event loop (the other methods run on its thread pool). Responses go
+        out serialized, once for all the streams that send the same one."""
         after_id = request.after_id if request.HasField("after_id") else None
-        found = self._feed.watch(after_id, convert.event_filter(request.filter), context.is_active)
+        found = self._feed.watch(after_id, convert.event_filter(request.filter))
         # Headers at once: the caller knows the stream is open before the first event.
-        context.send_initial_metadata(())
-        for batch in found:
+        await context.send_initial_metadata(())
+        async for batch in found:
             yield self._responses.get(batch)
 
     def ListEvents(

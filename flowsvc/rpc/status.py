@@ -8,9 +8,10 @@ answers so for every unary call, so that servicer methods only translate.
 
 from __future__ import annotations
 
+import inspect
 import logging
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from typing import Any, cast
 
 import grpc
 from google.protobuf import any_pb2
@@ -28,7 +29,7 @@ from flowsvc.errors import (
     ResourceExhausted,
     count,
 )
-from flowsvc.rpc import Continuation
+from flowsvc.rpc import Continuation, abort, call
 from flowsvc.store.db import UNREACHABLE
 
 log = logging.getLogger("flowsvc.calls")
@@ -132,18 +133,23 @@ def _cut(text: str, limit: int) -> str:
     return "".join(kept) + "…"
 
 
-class ErrorStatus(grpc.ServerInterceptor):
-    """Answers an exception out of a unary call with its status (and logs what is ours to fix)."""
+class ErrorStatus(grpc.aio.ServerInterceptor):
+    """Answers an exception out of a call with its status (and logs what is ours to fix)."""
 
-    def intercept_service(
+    async def intercept_service(
         self, continuation: Continuation, details: grpc.HandlerCallDetails
     ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        handler = continuation(details)
-        if handler is not None and handler.unary_stream is not None:
+        handler = await continuation(details)
+        if handler is not None and inspect.isasyncgenfunction(handler.unary_stream):
             return _streaming(handler, details.method)
         if handler is None or handler.unary_unary is None:
             return handler
         return _answering(handler, details.method)
+
+
+async def _abort(context: grpc.aio.ServicerContext[Any, Any], error: Exception) -> None:
+    status = rpc_status.to_status(status_message(error))
+    await abort(context, status.code, status.details, status.trailing_metadata)
 
 
 def _answering(
@@ -153,13 +159,15 @@ def _answering(
     assert behavior is not None
     logs = method not in SELF_LOGGING
 
-    def answered(request: Any, context: grpc.ServicerContext) -> Any:
+    async def answered(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         try:
-            return behavior(request, context)
+            return await call(behavior, request, context)
+        except grpc.aio.AbortError:  # answered already (grpc's health service: NOT_FOUND)
+            raise
         except Exception as error:
             if logs:
                 _log(method, error)
-            context.abort_with_status(rpc_status.to_status(status_message(error)))
+            await _abort(context, error)
 
     return grpc.unary_unary_rpc_method_handler(
         answered,
@@ -171,21 +179,37 @@ def _answering(
 def _streaming(
     handler: grpc.RpcMethodHandler[Any, Any], method: str
 ) -> grpc.RpcMethodHandler[Any, Any]:
-    """As _answering, for a server stream: an exception ends the stream with its status."""
-    behavior = handler.unary_stream
-    assert behavior is not None
+    """As _answering, for a server stream (an async generator, typed as a plain one in grpc's
+    stubs): an exception ends the stream with its status."""
+    behavior = cast(
+        "Callable[[Any, grpc.aio.ServicerContext[Any, Any]], AsyncIterator[Any]]",
+        handler.unary_stream,
+    )
 
-    def answered(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+    async def answered(
+        request: Any, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[Any]:
         try:
-            yield from behavior(request, context)
+            async for response in behavior(request, context):
+                yield response
+        except grpc.aio.AbortError:
+            raise
         except Exception as error:
             _log(method, error)
-            context.abort_with_status(rpc_status.to_status(status_message(error)))
+            await _abort(context, error)
+
+    serialize = handler.response_serializer
+    assert serialize is not None
+
+    def serialized(response: Any) -> bytes:
+        # WatchEvents yields its responses as bytes, serialized once for every stream
+        # (convert.ResponseCache); anything else is serialized here.
+        return response if isinstance(response, bytes) else serialize(response)
 
     return grpc.unary_stream_rpc_method_handler(
         answered,
         request_deserializer=handler.request_deserializer,
-        response_serializer=handler.response_serializer,
+        response_serializer=serialized,
     )
 
 

@@ -10,7 +10,8 @@ past is refused (OUT_OF_RANGE), never skipped over in silence.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import asyncio
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -47,7 +48,6 @@ TYPES = frozenset(
 )
 _CATCH_UP_BATCH = 500
 _BATCH = 500  # events in one response at most
-_WAIT_SECONDS = 1.0  # how often a waiting watcher checks that its caller is still there
 
 
 @dataclass(frozen=True)
@@ -78,31 +78,30 @@ class EventFeed:
         more = len(rows) > size
         return Page(items, encode_token(items[-1].id) if more else "", last)
 
-    def watch(
-        self, after_id: int | None, wanted: Filter, active: Callable[[], bool]
-    ) -> Iterator[list[Committed]]:
+    async def watch(self, after_id: int | None, wanted: Filter) -> AsyncIterator[list[Committed]]:
         """Events after `after_id` (None: from now on) as they commit, in batches of at most
-        `_BATCH`, until `active()` is false or the process stops."""
+        `_BATCH`, until the caller stops iterating (or is cancelled) or the process stops. The
+        database is read on the thread pool; the waiting is on the event loop."""
         _check(after_id or 0, wanted)
         with self._hub.watcher():
-            with self._sessions() as session:
-                last, purged = events.bounds(session)
+            last, purged = await asyncio.to_thread(self._bounds)
             cursor = last if after_id is None else _start(after_id, last, purged)
-            while active() and not self._hub.stopping:
+            while not self._hub.stopping:
                 # Subscribed first, then caught up to where the subscription starts: no load
                 # falls between the two (one may come twice; ids at or before `cursor` are
                 # dropped).
                 with self._hub.subscribe(wanted) as subscription:
-                    while cursor < subscription.start and active():
+                    while cursor < subscription.start:
                         buffered = self._hub.since(cursor)
                         if buffered is None:
-                            found, cursor = self._catch_up(cursor, wanted)
+                            found, cursor = await asyncio.to_thread(self._catch_up, cursor, wanted)
                         else:
                             found, cursor = buffered
                             found = [item for item in found if matches(item, wanted)]
-                        yield from _batches(found)
-                    while active() and not self._hub.stopping and not subscription.overflowed:
-                        loads = subscription.take(_WAIT_SECONDS)
+                        for batch in _batches(found):
+                            yield batch
+                    while not self._hub.stopping and not subscription.overflowed:
+                        loads = await subscription.take()
                         if not loads:
                             continue
                         # One load (a stream keeping up): its list as is, shared with the other
@@ -116,7 +115,12 @@ class EventFeed:
                         if found[0].id <= cursor:
                             found = [item for item in found if item.id > cursor]
                         cursor = max(cursor, loads[-1].through)
-                        yield from _batches(found)
+                        for batch in _batches(found):
+                            yield batch
+
+    def _bounds(self) -> tuple[int, int]:
+        with self._sessions() as session:
+            return events.bounds(session)
 
     def _catch_up(self, cursor: int, wanted: Filter) -> tuple[list[Committed], int]:
         """The next batch from the database, for a watcher behind the hub's buffer."""

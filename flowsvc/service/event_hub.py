@@ -6,14 +6,16 @@ the NOTIFY that every commit of events sends, on one LISTEN connection per proce
 poll of the counter every `poll_seconds` (other processes' commits). One reader thread then loads
 the new events, in id order, into a buffer of the latest `capacity`, and fans each load out: it
 filters the load once per distinct filter and appends the result to the bounded queue of every
-subscription with that filter, waking only those streams. A stream waits on its own queue (not
-on every load of the hub) and holds no database connection while it waits. A slow stream never
+subscription with that filter, waking only those streams (one call into the event loop they
+wait on). A stream waits on its own queue (not on every load of the hub), on the server's event
+loop: it holds neither a thread nor a database connection while it waits. A slow stream never
 holds the reader up: when its queue overflows it is dropped, and the stream catches up from the
 buffer or the database from the last id it sent, as a watcher that starts far behind does.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import select
@@ -86,16 +88,20 @@ class Load:
 
 class Subscription:
     """A stream's queue of the hub's loads, from `start` (the hub's newest id when it subscribed)
-    on. Bounded: past `limit` queued events it is `overflowed`, and gets nothing more."""
+    on, taken on the stream's event loop. Bounded: past `limit` queued events it is
+    `overflowed`, and gets nothing more."""
 
-    def __init__(self, wanted: Filter, start: int, limit: int) -> None:
+    def __init__(
+        self, wanted: Filter, start: int, limit: int, loop: asyncio.AbstractEventLoop
+    ) -> None:
         self.wanted = wanted
         self.start = start
+        self.loop = loop
         self._limit = limit
         self._lock = threading.Lock()
         self._loads: deque[Load] = deque()
         self._queued = 0
-        self._ready = threading.Event()
+        self._ready = asyncio.Event()
         self.overflowed = False
 
     def put(self, load: Load) -> None:
@@ -112,13 +118,15 @@ class Subscription:
                 self._queued += len(load.items)
 
     def wake(self) -> None:
+        """On the subscription's loop."""
         self._ready.set()
 
-    def take(self, timeout: float) -> list[Load]:
-        """The loads queued since the last take, waiting up to `timeout` for one."""
-        self._ready.wait(timeout)
+    async def take(self) -> list[Load]:
+        """The loads queued since the last take, waiting for a wake-up ([] if it brought none:
+        the hub stopping, say)."""
+        await self._ready.wait()
+        self._ready.clear()
         with self._lock:
-            self._ready.clear()
             loads = list(self._loads)
             self._loads.clear()
             self._queued = 0
@@ -185,8 +193,7 @@ class EventHub:
         with self._changed:
             self._changed.notify_all()
             subscriptions = list(self._subscriptions)
-        for subscription in subscriptions:
-            subscription.wake()
+        _wake(subscriptions)
         if self._wake_write >= 0:
             os.write(self._wake_write, b"x")
         for thread in self._threads:
@@ -228,8 +235,9 @@ class EventHub:
     def subscribe(self, wanted: Filter) -> Iterator[Subscription]:
         """A queue of every load after the hub's newest id now (`Subscription.start`), filtered;
         what came before that the caller reads with `since` or from the database."""
+        loop = asyncio.get_running_loop()
         with self._changed:
-            subscription = Subscription(wanted, self._loaded, self._queue_events)
+            subscription = Subscription(wanted, self._loaded, self._queue_events, loop)
             self._subscriptions.add(subscription)
             reading = _types(self._subscriptions)
             if not _covers(self._reading, reading):  # the buffer lacks the new types
@@ -321,10 +329,7 @@ class EventHub:
             if load.items:
                 subscription.put(load)
                 woken.append(subscription)
-        # Every queue filled before any stream wakes: a woken stream's sending competes for the
-        # GIL, and would otherwise hold up the queues after its own.
-        for subscription in woken:
-            subscription.wake()
+        _wake(woken)
 
     def _poll(self) -> None:
         """SQLite: read the counter every poll interval (commits of other processes)."""
@@ -368,6 +373,24 @@ class EventHub:
             finally:
                 if connection is not None and not connection.closed:
                     connection.close()
+
+
+def _wake(subscriptions: list[Subscription]) -> None:
+    """Wake `subscriptions` (from any thread): one call into each event loop they wait on, once
+    every queue is filled, however many streams wait there."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[Subscription]] = {}
+    for subscription in subscriptions:
+        by_loop.setdefault(subscription.loop, []).append(subscription)
+    for loop, waiting in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_wake_on_loop, waiting)
+        except RuntimeError:  # the loop is closed: nobody waits there any more
+            pass
+
+
+def _wake_on_loop(subscriptions: list[Subscription]) -> None:
+    for subscription in subscriptions:
+        subscription.wake()
 
 
 def _types(subscriptions: set[Subscription]) -> frozenset[str]:
