@@ -200,8 +200,10 @@ class Server:
             self._sweeper.join()
         if self._timers.is_alive():
             self._timers.join()
+        self.executor.shutdown(
+            wait=True
+        )  # calls past the grace period hand their answer to the loop
         self._stop_loop()
-        self.executor.shutdown(wait=True)
         if self.metrics_server is not None:
             self.metrics_server.stop()
         self.engine.dispose()

@@ -435,6 +435,18 @@ def test_too_many_watchers_are_refused(settings: Settings, watchers: list[Watche
             # Other calls still answer.
             assert stub.ListEvents(flow_pb2.ListEventsRequest()).last_id == 0
             first.close()
+            # The closed stream's place is free again once flowsvc hears of the cancel.
+            deadline = time.monotonic() + 10
+            while True:
+                second = Watcher(stub)
+                time.sleep(0.1)
+                if second.error is None:
+                    break
+                assert second.error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+                assert time.monotonic() < deadline, "the closed stream still holds its place"
+            Chat(stub).say("hi")
+            assert second.wait_for(1)
+            second.close()
 
 
 def test_flowsvc_stops_promptly_with_watchers_open(settings: Settings) -> None:
