@@ -2,9 +2,10 @@
 
 `python -m bench.ceilings webhook --port N --secret S`: a uvicorn endpoint (uvloop, httptools, no
 access log, like the gateway) that only reads the body and checks X-Hub-Signature-256 with the
-gateway's own check. `python -m bench.ceilings echo --port N`: grpc's threaded server (8 workers,
-as flowsvc runs it) echoing unary calls; `echo_rate()` drives it with 50 calls in flight from a
-grpc.aio client in the calling process, as the gateway calls flowsvc.
+gateway's own check. `python -m bench.ceilings echo --port N`: grpc.aio's server running a plain
+function on 8 pool threads (as flowsvc runs its methods) echoing unary calls; `echo_rate()`
+drives it with 50 calls in flight from a grpc.aio client in the calling process, as the gateway
+calls flowsvc.
 """
 
 from __future__ import annotations
@@ -42,14 +43,18 @@ def echo_server(port: int) -> None:
     def echo(request: bytes, context: Any) -> bytes:
         return request
 
-    server = grpc.server(ThreadPoolExecutor(8))
-    handler = grpc.method_handlers_generic_handler(
-        "bench.Echo", {"Echo": grpc.unary_unary_rpc_method_handler(echo)}
-    )
-    server.add_generic_rpc_handlers((handler,))
-    server.add_insecure_port(f"127.0.0.1:{port}")
-    server.start()
-    server.wait_for_termination()
+    async def serve() -> None:
+        # A plain function: grpc.aio runs it on the pool, as flowsvc's methods run.
+        server = grpc.aio.server(migration_thread_pool=ThreadPoolExecutor(8))
+        handler = grpc.method_handlers_generic_handler(
+            "bench.Echo", {"Echo": grpc.unary_unary_rpc_method_handler(echo)}
+        )
+        server.add_generic_rpc_handlers((handler,))
+        server.add_insecure_port(f"127.0.0.1:{port}")
+        await server.start()
+        await server.wait_for_termination()
+
+    asyncio.run(serve())
 
 
 async def echo_rate(address: str, seconds: float, in_flight: int = 50) -> dict[str, float]:
