@@ -200,9 +200,8 @@ class Server:
             self._sweeper.join()
         if self._timers.is_alive():
             self._timers.join()
-        self.executor.shutdown(
-            wait=True
-        )  # calls past the grace period hand their answer to the loop
+        # The pool before the loop: a call still running hands its answer to the loop.
+        self.executor.shutdown(wait=True)
         self._stop_loop()
         if self.metrics_server is not None:
             self.metrics_server.stop()
