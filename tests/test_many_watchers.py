@@ -205,7 +205,7 @@ def test_streams_that_want_types_the_hub_does_not_read_yet_get_every_event_once_
             with sessions() as session:
                 return events.bounds(session)[0]
 
-        def listed(wanted: events.Filter, after: int, through: int) -> list[int]:
+        def in_database(wanted: events.Filter, after: int, through: int) -> list[int]:
             with sessions() as session:
                 return [row.id for row in events.read(session, after, through, wanted, 10_000)]
 
@@ -236,10 +236,10 @@ def test_streams_that_want_types_the_hub_does_not_read_yet_get_every_event_once_
                 while seen[-1] < through:
                     seen += [item.id for item in next(stream)]
                 stream.close()
-                expected = listed(wanted, opened_after, seen[-1])
+                expected = in_database(wanted, opened_after, seen[-1])
                 assert seen == expected, f"round {round}, {wanted}"
             seen = [item.id for item in next(following)]
-            assert seen == listed(entered, seen[0] - 1, seen[-1])
+            assert seen == in_database(entered, seen[0] - 1, seen[-1])
         finally:
             stopping.set()
             committing.join()

@@ -514,21 +514,19 @@ class ResponseCache:
         self._events = events
         self._size = size
         self._built: OrderedDict[int, tuple[list[Committed], bytes]] = OrderedDict()
-        self._lock = threading.Lock()
 
     def get(self, batch: list[Committed]) -> bytes:
-        # Built under the lock: the streams of one filter wake together, and one builds for all.
-        with self._lock:
-            found = self._built.get(id(batch))
-            if found is not None and found[0] is batch:
-                return found[1]
-            response = flow_pb2.WatchEventsResponse(
-                events=[self._events.get(item) for item in batch]
-            ).SerializeToString()
-            self._built[id(batch)] = (batch, response)
-            while len(self._built) > self._size:
-                self._built.popitem(last=False)
-            return response
+        # No lock: every stream runs on the server's one event loop.
+        found = self._built.get(id(batch))
+        if found is not None and found[0] is batch:
+            return found[1]
+        response = flow_pb2.WatchEventsResponse(
+            events=[self._events.get(item) for item in batch]
+        ).SerializeToString()
+        self._built[id(batch)] = (batch, response)
+        while len(self._built) > self._size:
+            self._built.popitem(last=False)
+        return response
 
 
 def event(item: Committed) -> flow_pb2.Event:

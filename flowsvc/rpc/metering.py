@@ -40,7 +40,7 @@ def _metered(
             response = await call(behavior, request, context)
             code = _name(context) or "OK"
             return response
-        except BaseException:  # an abort ends the call with an exception (AbortError)
+        except Exception:  # an abort ends the call with one too (AbortError)
             code = _name(context) or code
             raise
         finally:
