@@ -8,7 +8,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Coroutine, Iterator
-from contextlib import contextmanager
+from contextlib import AsyncExitStack, contextmanager
 from typing import Any, TypeVar
 
 import grpc
@@ -87,21 +87,68 @@ def test_a_hundred_watchers_each_get_every_event_in_order_while_messages_are_han
             watcher.close()
 
 
+def test_a_stream_from_now_gets_every_event_committed_once_its_headers_are_in(
+    stub: flow_pb2_grpc.FlowServiceStub, database_url: str
+) -> None:
+    """A caller knows its stream is open when the headers arrive (Watcher waits for them):
+    whatever commits from then on reaches it, while events commit all the time."""
+    engine = create_db_engine(database_url, pool_size=2)
+    sessions = create_sessionmaker(engine)
+    stop = threading.Event()
+
+    def commit_events() -> None:
+        while not stop.is_set():
+            with sessions.begin() as session:
+                events.record(session, [events.Draft("message_read", ("1", "2"))])
+
+    def newest() -> int:
+        with sessions() as session:
+            return events.bounds(session)[0]
+
+    writer = threading.Thread(target=commit_events)
+    writer.start()
+    opened: list[tuple[Watcher, int]] = []
+    try:
+        for _ in range(40):
+            watcher = Watcher(stub)
+            opened.append((watcher, newest()))
+    finally:
+        stop.set()
+        writer.join()
+    try:
+        last = newest()
+        for watcher, known in opened:
+            watcher.wait_for(last - known)
+            deadline = time.monotonic() + 20
+            while watcher.seen[-1].id < last and time.monotonic() < deadline:
+                time.sleep(0.02)
+            ids = [e.id for e in watcher.seen]
+            assert ids[0] <= known + 1, "events committed after the headers were missed"
+            assert ids == list(range(ids[0], last + 1))  # each once, in order, none missing
+    finally:
+        for watcher, _ in opened:
+            watcher.close()
+        engine.dispose()
+
+
 class Stream:
-    """EventFeed.watch driven from the test's thread, a batch per `next`: the feed runs on an
-    event loop of its own, as it does in the server."""
+    """EventFeed.watching driven from the test's thread, a batch per `next`: the feed runs on an
+    event loop of its own, as it does in the server. Open (its start settled) once made."""
 
     def __init__(self, feed: EventFeed, after_id: int | None, wanted: events.Filter) -> None:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
-        self._batches = feed.watch(after_id, wanted)
+        self._open = AsyncExitStack()
+        self._batches = self._on_loop(
+            self._open.enter_async_context(feed.watching(after_id, wanted))
+        )
 
     def __next__(self) -> list[Committed]:
         return self._on_loop(self._batches.__anext__())
 
     def close(self) -> None:
-        self._on_loop(self._batches.aclose())
+        self._on_loop(self._open.aclose())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join()
         self._loop.close()

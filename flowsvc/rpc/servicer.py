@@ -332,11 +332,12 @@ class FlowServicer(flow_pb2_grpc.FlowServiceServicer):
         """On the server's event loop (the other methods run on its thread pool). Responses go
         out serialized, once for all the streams that send the same one."""
         after_id = request.after_id if request.HasField("after_id") else None
-        found = self._feed.watch(after_id, convert.event_filter(request.filter))
-        # Headers at once: the caller knows the stream is open before the first event.
-        await context.send_initial_metadata(())
-        async for batch in found:
-            yield self._responses.get(batch)
+        async with self._feed.watching(after_id, convert.event_filter(request.filter)) as found:
+            # Headers once the start is settled: a caller that has them gets every event
+            # committed from then on, before the first of them arrives.
+            await context.send_initial_metadata(())
+            async for batch in found:
+                yield self._responses.get(batch)
 
     def ListEvents(
         self, request: flow_pb2.ListEventsRequest, context: grpc.ServicerContext

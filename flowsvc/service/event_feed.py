@@ -11,7 +11,8 @@ past is refused (OUT_OF_RANGE), never skipped over in silence.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -78,45 +79,59 @@ class EventFeed:
         more = len(rows) > size
         return Page(items, encode_token(items[-1].id) if more else "", last)
 
-    async def watch(self, after_id: int | None, wanted: Filter) -> AsyncIterator[list[Committed]]:
-        """Events after `after_id` (None: from now on) as they commit, in batches of at most
-        `_BATCH`, until the caller stops iterating (or is cancelled) or the process stops. The
-        database is read on the thread pool; the waiting is on the event loop."""
+    @asynccontextmanager
+    async def watching(
+        self, after_id: int | None, wanted: Filter
+    ) -> AsyncIterator[AsyncIterator[list[Committed]]]:
+        """A watcher's place and where it starts (after `after_id`; None: after the newest
+        event now), both settled on entering: the caller can tell its client the stream is open,
+        and every event committed from then on reaches it. Inside, the events as they commit
+        (`_follow`). RESOURCE_EXHAUSTED when every place is taken; OUT_OF_RANGE for a start
+        retention deleted or past the newest event."""
         _check(after_id or 0, wanted)
         with self._hub.watcher():
             last, purged = await asyncio.to_thread(self._bounds)
             cursor = last if after_id is None else _start(after_id, last, purged)
-            while not self._hub.stopping:
-                # Subscribed first, then caught up to where the subscription starts: no load
-                # falls between the two (one may come twice; ids at or before `cursor` are
-                # dropped).
-                with self._hub.subscribe(wanted) as subscription:
-                    while cursor < subscription.start:
-                        buffered = self._hub.since(cursor)
-                        if buffered is None:
-                            found, cursor = await asyncio.to_thread(self._catch_up, cursor, wanted)
-                        else:
-                            found, cursor = buffered
-                            found = [item for item in found if matches(item, wanted)]
-                        for batch in _batches(found):
-                            yield batch
-                    while not self._hub.stopping and not subscription.overflowed:
-                        loads = await subscription.take()
-                        if not loads:
-                            continue
-                        # One load (a stream keeping up): its list as is, shared with the other
-                        # streams of the filter. Several (a stream that fell behind while it
-                        # sent): all in one response, so that it catches up rather than falling
-                        # further behind one response per load.
-                        if len(loads) == 1:
-                            found = loads[0].items
-                        else:
-                            found = [item for load in loads for item in load.items]
-                        if found[0].id <= cursor:
-                            found = [item for item in found if item.id > cursor]
-                        cursor = max(cursor, loads[-1].through)
-                        for batch in _batches(found):
-                            yield batch
+            following = self._follow(cursor, wanted)
+            try:
+                yield following
+            finally:  # its subscription ends with the place, not when it is garbage
+                await following.aclose()
+
+    async def _follow(self, cursor: int, wanted: Filter) -> AsyncGenerator[list[Committed], None]:
+        """Events after `cursor` as they commit, in batches of at most `_BATCH`, until the
+        caller stops iterating (or is cancelled) or the process stops. The database is read on
+        the thread pool; the waiting is on the event loop."""
+        while not self._hub.stopping:
+            # Subscribed first, then caught up to where the subscription starts: no load falls
+            # between the two (one may come twice; ids at or before `cursor` are dropped).
+            with self._hub.subscribe(wanted) as subscription:
+                while cursor < subscription.start:
+                    buffered = self._hub.since(cursor)
+                    if buffered is None:
+                        found, cursor = await asyncio.to_thread(self._catch_up, cursor, wanted)
+                    else:
+                        found, cursor = buffered
+                        found = [item for item in found if matches(item, wanted)]
+                    for batch in _batches(found):
+                        yield batch
+                while not self._hub.stopping and not subscription.overflowed:
+                    loads = await subscription.take()
+                    if not loads:
+                        continue
+                    # One load (a stream keeping up): its list as is, shared with the other
+                    # streams of the filter. Several (a stream that fell behind while it sent):
+                    # all in one response, so that it catches up rather than falling further
+                    # behind one response per load.
+                    if len(loads) == 1:
+                        found = loads[0].items
+                    else:
+                        found = [item for load in loads for item in load.items]
+                    if found[0].id <= cursor:
+                        found = [item for item in found if item.id > cursor]
+                    cursor = max(cursor, loads[-1].through)
+                    for batch in _batches(found):
+                        yield batch
 
     def _bounds(self) -> tuple[int, int]:
         with self._sessions() as session:
