@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Iterator
 
 import grpc
@@ -12,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from flowsvc.server import Server
 from flowsvc.settings import Settings, SettingsError
+from flowsvc.store.db import create_db_engine
 from menuflow.v1 import flow_pb2, flow_pb2_grpc
 from tests.chat import Chat
 from tests.gateway_harness import wait_until
@@ -82,6 +84,39 @@ def test_flowsvc_exports_calls_messages_conversations_outbox_and_sweeps(
     assert oldest is not None and oldest >= 0
     assert value("flowsvc_swept_rows_total", kind="conversations") == 0
     assert "_created" not in text
+
+
+def test_calls_their_callers_gave_up_on_count_as_such_not_as_unknown_errors(
+    server: Server, channel: grpc.Channel, database_url: str
+) -> None:
+    """A call still waiting for the database when its deadline passes, or when its caller
+    cancels it, is counted DEADLINE_EXCEEDED or CANCELLED: not an error of flowsvc's."""
+    authorized = (("authorization", f"Bearer {TOKEN}"),)
+    stub = flow_pb2_grpc.FlowServiceStub(channel)
+    request = flow_pb2.ListEventsRequest()
+    engine = create_db_engine(database_url, pool_size=1)
+    try:
+        with engine.begin() as holder:  # every flowsvc transaction waits behind this one
+            if engine.dialect.name == "postgresql":  # (SQLite's BEGIN took the write lock)
+                holder.exec_driver_sql("LOCK TABLE event_counter IN ACCESS EXCLUSIVE MODE")
+            with pytest.raises(grpc.RpcError) as caught:
+                stub.ListEvents(request, metadata=authorized, timeout=0.5)
+            assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+            pending = stub.ListEvents.future(request, metadata=authorized)
+            time.sleep(0.3)  # under way, waiting for the lock
+            pending.cancel()
+            time.sleep(0.3)  # flowsvc hears of the cancel
+    finally:
+        engine.dispose()
+
+    def counted(code: str) -> float | None:  # (the scrape reads the database too)
+        key = ("method", "ListEvents"), ("code", code)
+        return scrape(server)[1].get(("flowsvc_rpcs_total", tuple(sorted(key))))
+
+    wait_until(lambda: counted("DEADLINE_EXCEEDED") == 1)
+    wait_until(lambda: counted("CANCELLED") == 1)
+    assert counted("UNKNOWN") is None
+    assert stub.ListEvents(request, metadata=authorized).last_id == 0  # flowsvc answers still
 
 
 def test_without_the_setting_there_is_no_metrics_endpoint(flowsvc: Server) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -42,6 +43,10 @@ def _metered(
             return response
         except Exception:  # an abort ends the call with one too (AbortError)
             code = _name(context) or code
+            raise
+        except asyncio.CancelledError:  # the caller went away, or its deadline passed
+            remaining = context.time_remaining()
+            code = "DEADLINE_EXCEEDED" if remaining is not None and remaining <= 0 else "CANCELLED"
             raise
         finally:
             seconds.observe(time.perf_counter() - started)
