@@ -260,13 +260,12 @@ class Server:
                 )
 
 
-def _create_when_the_database_answers(
-    settings: Settings, stopping: threading.Event
-) -> Server | None:
+def _create_when_the_database_answers(settings: Settings) -> Server | None:
     """A database that is down at start (a restart during an outage) is waited for, with backoff,
-    rather than a reason to exit: nothing else would start flowsvc again."""
+    rather than a reason to exit: nothing else would start flowsvc again. None: a stop signal
+    came meanwhile."""
     delay = 0.5
-    while not stopping.is_set():
+    while True:
         try:
             return create_server(settings)
         except UNREACHABLE as error:
@@ -277,9 +276,9 @@ def _create_when_the_database_answers(
                     "error": type(getattr(error, "orig", None) or error).__name__,
                 },
             )
-        stopping.wait(delay)
+        if signal.sigtimedwait(STOP_SIGNALS, delay) is not None:
+            return None
         delay = min(delay * 2, 10.0)
-    return None
 
 
 def engine_config(settings: Settings) -> EngineConfig:
@@ -314,15 +313,23 @@ def create_server(settings: Settings) -> Server:
         raise
 
 
+STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
+
+
 def serve(settings: Settings) -> None:
-    """Run until SIGTERM or SIGINT, then shut down gracefully."""
-    stopping = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stopping.set())
-    server = _create_when_the_database_answers(settings, stopping)
+    """Run until SIGTERM or SIGINT, then shut down gracefully.
+
+    The stop signals are blocked before any thread starts (threads inherit the mask) and taken
+    by the main thread with sigwait, so no handler runs in the middle of whatever a thread was
+    doing: a handler that set a threading.Event deadlocked when a second signal came while the
+    main thread, woken by the first, held that Event's lock (`make run` stopped by its process
+    group gets two SIGTERMs a few milliseconds apart). Signals after the first stay pending.
+    """
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    server = _create_when_the_database_answers(settings)
     if server is None:
         return
     server.start()
-    stopping.wait()
+    signal.sigwait(STOP_SIGNALS)
     log.info("flowsvc stopping")
     server.stop()
