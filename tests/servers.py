@@ -41,10 +41,9 @@ class Process:
     popen: subprocess.Popen[bytes]
 
 
-@contextmanager
-def flowsvc_process(database_url: str, log_path: Path, **environ: str) -> Iterator[Process]:
-    """`python -m flowsvc` as its own process on a free port, stopped with SIGTERM (asserting a
-    clean exit)."""
+def spawn_flowsvc(database_url: str, log_path: Path, **environ: str) -> Process:
+    """`python -m flowsvc` started as its own process on a free port, its stderr in `log_path`;
+    not waited for."""
     address = f"127.0.0.1:{free_port()}"
     env = {
         **os.environ,
@@ -54,15 +53,24 @@ def flowsvc_process(database_url: str, log_path: Path, **environ: str) -> Iterat
         **environ,
     }
     with log_path.open("w") as log:
-        process = subprocess.Popen([sys.executable, "-m", "flowsvc"], env=env, stderr=log)
-        try:
-            with grpc.insecure_channel(address) as channel:
-                try:
-                    grpc.channel_ready_future(channel).result(timeout=30)
-                except grpc.FutureTimeoutError:
-                    raise RuntimeError(f"flowsvc did not start: {log_path.read_text()}") from None
-            yield Process(address, process)
-        finally:
-            process.send_signal(signal.SIGTERM)
-            code = process.wait(30)
+        return Process(
+            address, subprocess.Popen([sys.executable, "-m", "flowsvc"], env=env, stderr=log)
+        )
+
+
+@contextmanager
+def flowsvc_process(database_url: str, log_path: Path, **environ: str) -> Iterator[Process]:
+    """`python -m flowsvc` as its own process once it serves, stopped with SIGTERM (asserting a
+    clean exit)."""
+    process = spawn_flowsvc(database_url, log_path, **environ)
+    try:
+        with grpc.insecure_channel(process.address) as channel:
+            try:
+                grpc.channel_ready_future(channel).result(timeout=30)
+            except grpc.FutureTimeoutError:
+                raise RuntimeError(f"flowsvc did not start: {log_path.read_text()}") from None
+        yield process
+    finally:
+        process.popen.send_signal(signal.SIGTERM)
+        code = process.popen.wait(30)
     assert code == 0, log_path.read_text()

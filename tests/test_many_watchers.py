@@ -22,7 +22,7 @@ from flowsvc.store import events
 from flowsvc.store.db import create_db_engine, create_sessionmaker
 from menuflow.v1 import flow_pb2, flow_pb2_grpc
 from tests.chat import Chat
-from tests.test_events import Watcher, listed
+from tests.test_events import Watcher, listed, wait_until
 
 pytestmark = pytest.mark.usefixtures("seeded")
 
@@ -101,27 +101,20 @@ def test_a_stream_from_now_gets_every_event_committed_once_its_headers_are_in(
             with sessions.begin() as session:
                 events.record(session, [events.Draft("message_read", ("1", "2"))])
 
-    def newest() -> int:
-        with sessions() as session:
-            return events.bounds(session)[0]
-
     writer = threading.Thread(target=commit_events)
     writer.start()
     opened: list[tuple[Watcher, int]] = []
     try:
         for _ in range(40):
             watcher = Watcher(stub)
-            opened.append((watcher, newest()))
+            opened.append((watcher, newest(sessions)))
     finally:
         stop.set()
         writer.join()
     try:
-        last = newest()
+        last = newest(sessions)
         for watcher, known in opened:
-            watcher.wait_for(last - known)
-            deadline = time.monotonic() + 20
-            while watcher.seen[-1].id < last and time.monotonic() < deadline:
-                time.sleep(0.02)
+            wait_until(lambda seen=watcher.seen: bool(seen) and seen[-1].id >= last)
             ids = [e.id for e in watcher.seen]
             assert ids[0] <= known + 1, "events committed after the headers were missed"
             assert ids == list(range(ids[0], last + 1))  # each once, in order, none missing
@@ -129,6 +122,12 @@ def test_a_stream_from_now_gets_every_event_committed_once_its_headers_are_in(
         for watcher, _ in opened:
             watcher.close()
         engine.dispose()
+
+
+def newest(sessions: sessionmaker[Session]) -> int:
+    """The newest committed event's id."""
+    with sessions() as session:
+        return events.bounds(session)[0]
 
 
 class Stream:
@@ -248,10 +247,6 @@ def test_streams_that_want_types_the_hub_does_not_read_yet_get_every_event_once_
     with running_hub(database_url, batch_seconds=0) as (sessions, hub):
         feed = EventFeed(sessions, hub)
 
-        def bounds() -> int:
-            with sessions() as session:
-                return events.bounds(session)[0]
-
         def in_database(wanted: events.Filter, after: int, through: int) -> list[int]:
             with sessions() as session:
                 return [row.id for row in events.read(session, after, through, wanted, 10_000)]
@@ -276,10 +271,10 @@ def test_streams_that_want_types_the_hub_does_not_read_yet_get_every_event_once_
                 if round % 5 == 4:
                     wanted = events.Filter()  # every type
                 # From the newest committed (often past what the hub has read), or from before.
-                opened_after = max(0, bounds() - (round % 2) * 3 * (len(kinds) + 1))
+                opened_after = max(0, newest(sessions) - (round % 2) * 3 * (len(kinds) + 1))
                 stream = Stream(feed, opened_after, wanted)
                 seen = [item.id for item in next(stream)]
-                through = bounds()
+                through = newest(sessions)
                 while seen[-1] < through:
                     seen += [item.id for item in next(stream)]
                 stream.close()
